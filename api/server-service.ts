@@ -1,0 +1,66 @@
+import type { ServiceImpl } from "@connectrpc/connect";
+import { AppError } from "../core/errors.js";
+import { parsePageRequest } from "../core/pagination.js";
+import { createServer, deleteServer, type InventoryDeps, listServers, requireServer, updateServer } from "../core/servers.js";
+import type { SshCredentialInput } from "../core/validation.js";
+import { type ServerService, ServerStatus, type SshCredential } from "../gen/axion/infrastructure/v1/server_service_pb.js";
+import { serverMessage, statusFromProto } from "./convert.js";
+import { requireOwner } from "./owner.js";
+
+function credentialInput(credential: SshCredential | undefined): SshCredentialInput | undefined {
+  switch (credential?.method.case) {
+    case "privateKey":
+      return { kind: "private_key", privateKey: credential.method.value.key, passphrase: credential.method.value.passphrase };
+    case "password":
+      return { kind: "password", password: credential.method.value };
+    default:
+      return undefined;
+  }
+}
+
+export function serverService(deps: InventoryDeps): ServiceImpl<typeof ServerService> {
+  return {
+    async createServer(req, ctx) {
+      const credential = credentialInput(req.credential);
+      if (!credential) throw AppError.invalid("credential", "is required: a private_key or a password");
+      const server = await createServer(deps, requireOwner(ctx), {
+        clusterId: req.clusterId,
+        name: req.name,
+        host: req.host,
+        sshPort: req.sshPort === 0 ? 22 : req.sshPort,
+        sshUser: req.sshUser === "" ? "root" : req.sshUser,
+        credential,
+        labels: req.labels,
+      });
+      return { server: serverMessage(server) };
+    },
+    async updateServer(req, ctx) {
+      if (req.credential && !credentialInput(req.credential)) {
+        throw AppError.invalid("credential", "must hold a private_key or a password when set");
+      }
+      const server = await updateServer(deps, requireOwner(ctx), req.id, {
+        clusterId: req.clusterId,
+        name: req.name,
+        host: req.host,
+        sshPort: req.sshPort,
+        sshUser: req.sshUser,
+        credential: credentialInput(req.credential),
+        labels: req.labels?.entries,
+      });
+      return { server: serverMessage(server) };
+    },
+    async deleteServer(req, ctx) {
+      await deleteServer(deps.db, requireOwner(ctx), req.id);
+      return {};
+    },
+    async getServer(req, ctx) {
+      return { server: serverMessage(await requireServer(deps.db, requireOwner(ctx), req.id)) };
+    },
+    async listServers(req, ctx) {
+      const status = req.status === ServerStatus.UNSPECIFIED ? undefined : statusFromProto(req.status);
+      if (req.status !== ServerStatus.UNSPECIFIED && !status) throw AppError.invalid("status", "is not a known server status");
+      const page = await listServers(deps.db, requireOwner(ctx), parsePageRequest(req.pageSize, req.pageToken), { status });
+      return { servers: page.items.map(serverMessage), nextPageToken: page.nextPageToken };
+    },
+  };
+}

@@ -1,0 +1,31 @@
+import { ConfigError, loadConfig } from "../core/config.js";
+import { log, setLogLevel } from "../core/log.js";
+import { type Role, startService } from "./service.js";
+
+const roles: Role[] = ["all", "api", "worker"];
+const role = (process.argv[2] ?? "all") as Role;
+if (!roles.includes(role)) {
+  console.error(`usage: main.ts [${roles.join("|")}]`);
+  process.exit(2);
+}
+
+let config: ReturnType<typeof loadConfig>;
+try {
+  config = loadConfig();
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  console.error(error.message);
+  process.exit(2);
+}
+setLogLevel(config.LOG_LEVEL);
+
+const service = await startService(config, role);
+let stopping = false;
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    log.info("stopping", { signal });
+    service.stop().then(() => process.exit(0));
+  });
+}

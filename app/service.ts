@@ -1,0 +1,89 @@
+import { mkdirSync } from "node:fs";
+import { Connection } from "@temporalio/client";
+import type { Worker } from "@temporalio/worker";
+import { buildApiServer } from "../api/http-server.js";
+import type { Config } from "../core/config.js";
+import { createCredentialsCipher, resolveCredentialsKey } from "../core/credentials-cipher.js";
+import { log } from "../core/log.js";
+import { createOwnerToken } from "../core/owners.js";
+import { openDatabase } from "../db/client.js";
+import { startDevServer } from "../temporal/dev-server.js";
+import { ensureSearchAttributes } from "../temporal/ensure-search-attributes.js";
+import { createWorker } from "../temporal/worker.js";
+
+export type Role = "all" | "api" | "worker";
+
+export interface RunningService {
+  apiPort?: number;
+  temporalAddress: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the service: storage (migrated), Temporal (the dev server when no
+ * TEMPORAL_ADDRESS is set), the worker and the API, each as the role asks.
+ */
+export async function startService(config: Config, role: Role = "all"): Promise<RunningService> {
+  const stops: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    for (const s of stops.reverse()) await s().catch((error) => log.warn("shutdown step failed", { error: String(error) }));
+  };
+  try {
+    mkdirSync(config.AXION_DATA_DIR, { recursive: true });
+    const key = resolveCredentialsKey(config.CREDENTIALS_KEY, config.AXION_DATA_DIR);
+    if (key.generatedFile) {
+      log.warn("CREDENTIALS_KEY is not set: using a generated key kept in the data folder; set CREDENTIALS_KEY in production", {
+        file: key.generatedFile,
+      });
+    }
+    const cipher = createCredentialsCipher(key.spec);
+
+    const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.AXION_DATA_DIR });
+    stops.push(() => database.close());
+    await database.migrate();
+    log.info("database ready", { kind: database.kind });
+    if (config.AXION_ADMIN_TOKEN) await createOwnerToken(database.db, "admin", config.AXION_ADMIN_TOKEN, "AXION_ADMIN_TOKEN");
+
+    let temporalAddress = config.TEMPORAL_ADDRESS;
+    if (!temporalAddress) {
+      const dev = await startDevServer(config.AXION_DATA_DIR);
+      stops.push(() => dev.stop());
+      temporalAddress = dev.address;
+    } else {
+      const connection = await Connection.connect({ address: temporalAddress });
+      await ensureSearchAttributes(connection, config.TEMPORAL_NAMESPACE).finally(() => connection.close());
+    }
+
+    if (role !== "api") {
+      const { worker, connection } = await createWorker(
+        { address: temporalAddress, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TEMPORAL_TASK_QUEUE },
+        { db: database.db, cipher },
+      );
+      const running = worker.run();
+      stops.push(async () => {
+        if (worker.getState() === "RUNNING") worker.shutdown();
+        await running;
+        await connection.close();
+      });
+      log.info("worker polling", { taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE });
+      await waitForRunning(worker);
+    }
+
+    let apiPort: number | undefined;
+    if (role !== "worker") {
+      const api = buildApiServer({ db: database.db, cipher, maxServersPerOwner: config.MAX_SERVERS_PER_USER });
+      apiPort = await api.listen(config.PORT);
+      stops.push(() => api.close());
+      log.info("API listening", { port: apiPort });
+    }
+    return { apiPort, temporalAddress, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+async function waitForRunning(worker: Worker): Promise<void> {
+  while (worker.getState() === "INITIALIZED") await new Promise((r) => setTimeout(r, 20));
+  if (worker.getState() !== "RUNNING") throw new Error(`worker did not start: ${worker.getState()}`);
+}

@@ -1,0 +1,78 @@
+import { resolve } from "node:path";
+import { z } from "zod";
+
+const hostPort = /^[A-Za-z0-9.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/;
+
+const optionalText = z
+  .string()
+  .transform((v) => v.trim())
+  .transform((v) => (v === "" ? undefined : v))
+  .optional();
+
+/** Every environment variable the service reads, with its rule and default. */
+const schema = z.object({
+  DATABASE_URL: optionalText.pipe(
+    z
+      .string()
+      .regex(/^postgres(ql)?:\/\/.+/, "must be a postgres:// or postgresql:// URL")
+      .optional(),
+  ),
+  AXION_DATA_DIR: z.string().default("./data"),
+  TEMPORAL_ADDRESS: optionalText.pipe(z.string().regex(hostPort, "must be host:port").optional()),
+  TEMPORAL_NAMESPACE: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$/, "must be a Temporal namespace name")
+    .default("axion"),
+  TEMPORAL_TASK_QUEUE: z.string().min(1).default("axion-provisioning"),
+  KAFKA_BROKERS: optionalText.pipe(
+    z
+      .string()
+      .transform((v) => v.split(",").map((b) => b.trim()))
+      .pipe(z.array(z.string().regex(hostPort, "must be a comma-separated list of host:port")))
+      .optional(),
+  ),
+  REDIS_URL: optionalText.pipe(
+    z
+      .string()
+      .regex(/^rediss?:\/\/.+/, "must be a redis:// URL")
+      .optional(),
+  ),
+  MAX_SERVERS_PER_USER: z.coerce
+    .number({ error: "must be a whole number" })
+    .int("must be a whole number")
+    .min(1, "must be at least 1")
+    .default(100),
+  CREDENTIALS_KEY: optionalText,
+  ORCHESTRATOR_SSH_PUBLIC_KEY: optionalText.pipe(
+    z
+      .string()
+      .regex(
+        /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/=]+( [^\n]*)?$/,
+        "must be one OpenSSH public key line",
+      )
+      .optional(),
+  ),
+  PORT: z.coerce
+    .number({ error: "must be a port number" })
+    .int("must be a port number")
+    .min(0, "must be 0-65535")
+    .max(65535, "must be 0-65535")
+    .default(8080),
+  AXION_ADMIN_TOKEN: optionalText.pipe(z.string().min(16, "must be at least 16 characters").optional()),
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+});
+
+export type Config = Omit<z.infer<typeof schema>, "AXION_DATA_DIR"> & { AXION_DATA_DIR: string };
+
+export class ConfigError extends Error {}
+
+/** Parses the environment; a missing or malformed value throws one line naming the variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const name = String(issue?.path[0] ?? "environment");
+    throw new ConfigError(`invalid configuration: ${name} ${issue?.message ?? "is invalid"}`);
+  }
+  return { ...parsed.data, AXION_DATA_DIR: resolve(parsed.data.AXION_DATA_DIR) };
+}

@@ -1,0 +1,100 @@
+import { isIPv4, isIPv6 } from "node:net";
+import ssh2 from "ssh2";
+import { z } from "zod";
+import { AppError } from "./errors.js";
+
+/**
+ * Field rules for everything a client sends. `parseInput` turns the first
+ * violation into an InvalidArgument AppError that names the field (proto naming).
+ */
+
+const dnsLabel = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$/;
+
+export function isValidHost(host: string): boolean {
+  if (isIPv4(host) || isIPv6(host)) return true;
+  if (host.length > 253 || /^[0-9.]+$/.test(host)) return false;
+  return host
+    .replace(/\.$/, "")
+    .split(".")
+    .every((label) => dnsLabel.test(label));
+}
+
+export const resourceName = z
+  .string()
+  .regex(
+    /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/,
+    "must be 1-63 lower-case letters, digits, '.' or '-', starting and ending with a letter or digit",
+  );
+
+export const host = z.string().refine(isValidHost, "must be an IPv4 address, an IPv6 address or a DNS name");
+
+export const sshPort = z.number().int().min(1, "must be between 1 and 65535").max(65535, "must be between 1 and 65535");
+
+/** POSIX portable user names, as useradd accepts them: nothing a shell would interpret. */
+export const sshUser = z
+  .string()
+  .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be 1-32 characters: lower-case letters, digits, '_' or '-', not starting with a digit or '-'");
+
+const labelKey = /^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?\/)?[a-z0-9A-Z]([a-z0-9A-Z._-]{0,61}[a-z0-9A-Z])?$/;
+const labelValue = /^([a-z0-9A-Z]([a-z0-9A-Z._-]{0,61}[a-z0-9A-Z])?)?$/;
+
+export const labels = z.record(z.string(), z.string()).superRefine((value, ctx) => {
+  const entries = Object.entries(value);
+  if (entries.length > 64) ctx.addIssue({ code: "custom", message: "at most 64 labels" });
+  for (const [k, v] of entries) {
+    if (!labelKey.test(k)) ctx.addIssue({ code: "custom", message: `key "${k.slice(0, 80)}" is not a valid label key`, path: [k] });
+    else if (!labelValue.test(v))
+      ctx.addIssue({ code: "custom", message: `value of "${k}" must be at most 63 letters, digits, '.', '_' or '-'`, path: [k] });
+  }
+});
+
+export const description = z.string().max(1024, "must be at most 1024 characters");
+
+export type SshCredentialInput = { kind: "private_key"; privateKey: string; passphrase?: string } | { kind: "password"; password: string };
+
+export const sshCredential = z
+  .discriminatedUnion("kind", [
+    z.object({
+      kind: z.literal("private_key"),
+      privateKey: z.string().max(16384, "must be at most 16 KiB"),
+      passphrase: z.string().max(1024).optional(),
+    }),
+    z.object({
+      kind: z.literal("password"),
+      password: z.string().min(1, "must not be empty").max(1024, "must be at most 1024 characters"),
+    }),
+  ])
+  .superRefine((cred, ctx) => {
+    if (cred.kind !== "private_key") return;
+    const problem = privateKeyProblem(cred.privateKey, cred.passphrase);
+    if (problem) ctx.addIssue({ code: "custom", message: problem, path: ["private_key", "key"] });
+  });
+
+/** Parses the key with ssh2's own parser, so a key the SSH layer cannot use is refused at the door. */
+export function privateKeyProblem(key: string, passphrase?: string): string | undefined {
+  if (key.trim() === "") return "must not be empty";
+  const parsed = ssh2.utils.parseKey(key, passphrase || undefined);
+  if (parsed instanceof Error) {
+    return /encrypted/i.test(parsed.message)
+      ? "is encrypted: a passphrase is required or the given one is wrong"
+      : "is not a valid private key";
+  }
+  const first = Array.isArray(parsed) ? parsed[0] : parsed;
+  if (!first?.isPrivateKey()) return "is a public key, a private key is required";
+  return undefined;
+}
+
+/** Field names in error messages follow the proto (snake_case). */
+const protoName = (segment: PropertyKey): string => String(segment).replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+export function parseInput<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const path = issue?.path ?? [];
+  // Label keys are data, not field names: report them inside the message instead.
+  const labelsAt = path.indexOf("labels");
+  const fieldPath = labelsAt >= 0 ? path.slice(0, labelsAt + 1) : path;
+  const field = fieldPath.map(protoName).join(".") || "request";
+  throw AppError.invalid(field, issue?.message ?? "is invalid");
+}

@@ -1,0 +1,144 @@
+import { sql } from "drizzle-orm";
+import { index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+
+/** The drizzle schema is the source of truth; migrations in db/migrations are generated from it. */
+
+const createdAt = () => timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow();
+const updatedAt = () => timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull().defaultNow();
+
+export const owners = pgTable("owners", {
+  id: uuid("id").primaryKey(),
+  name: text("name").notNull().unique(),
+  createdAt: createdAt(),
+});
+
+/** API bearer tokens; only a SHA-256 of the token is stored. */
+export const apiTokens = pgTable(
+  "api_tokens",
+  {
+    id: uuid("id").primaryKey(),
+    ownerId: uuid("owner_id")
+      .notNull()
+      .references(() => owners.id, { onDelete: "cascade" }),
+    tokenHash: text("token_hash").notNull().unique(),
+    label: text("label").notNull().default(""),
+    createdAt: createdAt(),
+    revokedAt: timestamp("revoked_at", { withTimezone: true, mode: "date" }),
+  },
+  (t) => [index("api_tokens_owner_id_idx").on(t.ownerId)],
+);
+
+export const clusters = pgTable(
+  "clusters",
+  {
+    id: uuid("id").primaryKey(),
+    ownerId: uuid("owner_id")
+      .notNull()
+      .references(() => owners.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    description: text("description").notNull().default(""),
+    labels: jsonb("labels").$type<Record<string, string>>().notNull().default({}),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [uniqueIndex("clusters_owner_id_name_key").on(t.ownerId, t.name)],
+);
+
+export const serverStatuses = [
+  "PENDING",
+  "PROVISIONING",
+  "ONLINE",
+  "OFFLINE",
+  "UNREACHABLE",
+  "HOSTKEY_MISMATCH",
+  "ERROR",
+  "REINSTALLING",
+] as const;
+export type ServerStatus = (typeof serverStatuses)[number];
+
+export const authMethods = ["private_key", "password"] as const;
+export type AuthMethod = (typeof authMethods)[number];
+
+export const servers = pgTable(
+  "servers",
+  {
+    id: uuid("id").primaryKey(),
+    ownerId: uuid("owner_id")
+      .notNull()
+      .references(() => owners.id, { onDelete: "cascade" }),
+    clusterId: uuid("cluster_id")
+      .notNull()
+      .references(() => clusters.id, { onDelete: "restrict" }),
+    name: text("name").notNull(),
+    host: text("host").notNull(),
+    sshPort: integer("ssh_port").notNull().default(22),
+    sshUser: text("ssh_user").notNull().default("root"),
+    authMethod: text("auth_method", { enum: authMethods }).notNull(),
+    labels: jsonb("labels").$type<Record<string, string>>().notNull().default({}),
+    status: text("status", { enum: serverStatuses }).notNull().default("PENDING"),
+    statusReason: text("status_reason").notNull().default(""),
+    statusChangedAt: timestamp("status_changed_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+    hostKeyFingerprint: text("host_key_fingerprint"),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    uniqueIndex("servers_owner_id_name_key").on(t.ownerId, t.name),
+    uniqueIndex("servers_owner_id_host_port_key").on(t.ownerId, t.host, t.sshPort),
+    index("servers_cluster_id_idx").on(t.clusterId),
+    index("servers_status_idx").on(t.status),
+  ],
+);
+
+/** One row per server: the SSH credential as an AES-256-GCM envelope (core/credentials-cipher.ts). */
+export const serverCredentials = pgTable("server_credentials", {
+  serverId: uuid("server_id")
+    .primaryKey()
+    .references(() => servers.id, { onDelete: "cascade" }),
+  keyId: text("key_id").notNull(),
+  envelope: text("envelope").notNull(),
+  updatedAt: updatedAt(),
+});
+
+export const operationStatuses = ["RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"] as const;
+export type OperationStatus = (typeof operationStatuses)[number];
+
+/** One row per workflow run started for a server. */
+export const operations = pgTable(
+  "operations",
+  {
+    id: uuid("id").primaryKey(),
+    ownerId: uuid("owner_id")
+      .notNull()
+      .references(() => owners.id, { onDelete: "cascade" }),
+    serverId: uuid("server_id").references(() => servers.id, { onDelete: "set null" }),
+    kind: text("kind").notNull(),
+    workflowId: text("workflow_id").notNull(),
+    runId: text("run_id"),
+    status: text("status", { enum: operationStatuses }).notNull().default("RUNNING"),
+    error: text("error"),
+    startedAt: timestamp("started_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+    finishedAt: timestamp("finished_at", { withTimezone: true, mode: "date" }),
+  },
+  (t) => [
+    index("operations_server_id_idx").on(t.serverId, t.startedAt),
+    index("operations_owner_id_idx").on(t.ownerId),
+    uniqueIndex("operations_workflow_run_key").on(t.workflowId, t.runId),
+  ],
+);
+
+/** Transactional outbox: written with the state change, relayed to Kafka by the worker. */
+export const outboxEvents = pgTable(
+  "outbox_events",
+  {
+    id: uuid("id").primaryKey(),
+    topic: text("topic").notNull(),
+    /** Kafka message key; events with one key (a server id) keep their order. */
+    key: text("key").notNull(),
+    type: text("type").notNull(),
+    payload: jsonb("payload").$type<Record<string, unknown>>().notNull(),
+    createdAt: createdAt(),
+    publishedAt: timestamp("published_at", { withTimezone: true, mode: "date" }),
+  },
+  (t) => [index("outbox_events_unpublished_idx").on(t.createdAt).where(sql`${t.publishedAt} is null`)],
+);

