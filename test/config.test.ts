@@ -1,0 +1,57 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { test } from "node:test";
+import { loadConfig } from "../core/config.js";
+
+test("defaults give the embedded setup", () => {
+  const config = loadConfig({});
+  assert.equal(config.DATABASE_URL, undefined);
+  assert.equal(config.TEMPORAL_ADDRESS, undefined);
+  assert.equal(config.KAFKA_BROKERS, undefined);
+  assert.equal(config.PORT, 8080);
+  assert.equal(config.MAX_SERVERS_PER_USER, 100);
+  assert.match(config.AXION_DATA_DIR, /\/data$/);
+});
+
+test("values are parsed", () => {
+  const config = loadConfig({
+    DATABASE_URL: "postgres://u:p@db:5432/axion",
+    TEMPORAL_ADDRESS: "temporal:7233",
+    KAFKA_BROKERS: "k1:9092, k2:9092",
+    MAX_SERVERS_PER_USER: "7",
+    PORT: "9000",
+    ORCHESTRATOR_SSH_PUBLIC_KEY: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBx axion@orchestrator",
+  });
+  assert.deepEqual(config.KAFKA_BROKERS, ["k1:9092", "k2:9092"]);
+  assert.equal(config.MAX_SERVERS_PER_USER, 7);
+  assert.equal(config.PORT, 9000);
+});
+
+for (const [name, value] of [
+  ["PORT", "eighty"],
+  ["PORT", "70000"],
+  ["MAX_SERVERS_PER_USER", "0"],
+  ["MAX_SERVERS_PER_USER", "1.5"],
+  ["DATABASE_URL", "mysql://x"],
+  ["TEMPORAL_ADDRESS", "no-port"],
+  ["KAFKA_BROKERS", "a:1,b"],
+  ["ORCHESTRATOR_SSH_PUBLIC_KEY", "not a key"],
+  ["AXION_ADMIN_TOKEN", "short"],
+] as const) {
+  test(`a malformed ${name} (${value}) is refused with a line naming it`, () => {
+    assert.throws(
+      () => loadConfig({ [name]: value }),
+      (error: Error) => error.message.startsWith(`invalid configuration: ${name} `) && !error.message.includes("\n"),
+    );
+  });
+}
+
+test("the service stops at start with one clear line", () => {
+  const result = spawnSync(process.execPath, ["--import", "tsx", "app/main.ts"], {
+    env: { ...process.env, PORT: "not-a-port" },
+    encoding: "utf8",
+    timeout: 30_000,
+  });
+  assert.equal(result.status, 2);
+  assert.equal(result.stderr.trim(), "invalid configuration: PORT must be a port number");
+});

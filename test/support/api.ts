@@ -1,0 +1,62 @@
+import { randomBytes } from "node:crypto";
+import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { buildApiServer } from "../../api/http-server.js";
+import { createCredentialsCipher } from "../../core/credentials-cipher.js";
+import { createOwnerToken } from "../../core/owners.js";
+import { type DatabaseHandle, openDatabase } from "../../db/client.js";
+import { ClusterService } from "../../gen/axion/infrastructure/v1/cluster_service_pb.js";
+import { ServerService } from "../../gen/axion/infrastructure/v1/server_service_pb.js";
+
+export type Backend = "pglite" | "postgres";
+export type Protocol = "connect" | "grpc" | "grpc-web";
+
+export interface TestApi {
+  port: number;
+  database: DatabaseHandle;
+  baseUrl: string;
+  /** A new owner with its own token. */
+  newOwner(name?: string): Promise<{ token: string; ownerId: string }>;
+  clients(
+    token: string | undefined,
+    protocol?: Protocol,
+  ): { clusters: Client<typeof ClusterService>; servers: Client<typeof ServerService> };
+  close(): Promise<void>;
+}
+
+export const testCredentialsKey = randomBytes(32).toString("base64");
+
+export async function startTestApi(options: { databaseUrl?: string; maxServersPerOwner?: number } = {}): Promise<TestApi> {
+  const database = await openDatabase({ databaseUrl: options.databaseUrl, dataDir: "memory://", poolSize: 20 });
+  await database.migrate();
+  const cipher = createCredentialsCipher(testCredentialsKey);
+  const server = buildApiServer({ db: database.db, cipher, maxServersPerOwner: options.maxServersPerOwner ?? 1000 });
+  const port = await server.listen(0, "127.0.0.1");
+  const baseUrl = `http://127.0.0.1:${port}`;
+  let owners = 0;
+  return {
+    port,
+    database,
+    baseUrl,
+    async newOwner(name) {
+      owners += 1;
+      const { owner, token } = await createOwnerToken(database.db, name ?? `owner-${owners}-${randomBytes(4).toString("hex")}`);
+      return { token, ownerId: owner.id };
+    },
+    clients(token, protocol = "connect") {
+      const auth: Interceptor = (next) => (req) => {
+        if (token !== undefined) req.header.set("authorization", `Bearer ${token}`);
+        return next(req);
+      };
+      let transport: Transport;
+      if (protocol === "grpc") transport = createGrpcTransport({ baseUrl, interceptors: [auth] });
+      else if (protocol === "grpc-web") transport = createGrpcWebTransport({ baseUrl, httpVersion: "1.1", interceptors: [auth] });
+      else transport = createConnectTransport({ baseUrl, httpVersion: "1.1", interceptors: [auth] });
+      return { clusters: createClient(ClusterService, transport), servers: createClient(ServerService, transport) };
+    },
+    async close() {
+      await server.close();
+      await database.close();
+    },
+  };
+}

@@ -1,0 +1,108 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { Connection } from "@temporalio/client";
+import proto from "@temporalio/proto";
+import { parse } from "yaml";
+import { loadConfig } from "../core/config.js";
+import { createCredentialsCipher } from "../core/credentials-cipher.js";
+import { openDatabase } from "../db/client.js";
+import { devServerFile, devServerSpec, type RunningDevServer, startDevServer } from "../temporal/dev-server.js";
+import { ensureSearchAttributes } from "../temporal/ensure-search-attributes.js";
+import { customSearchAttributes } from "../temporal/search-attributes.js";
+import { createWorker } from "../temporal/worker.js";
+import { testCredentialsKey } from "./support/api.js";
+import { freePort } from "./support/ports.js";
+
+const { TaskQueueType } = proto.temporal.api.enums.v1;
+
+describe("temporal-dev.yml and the launcher describe the same dev server", () => {
+  const compose = parse(readFileSync(devServerFile, "utf8"));
+  const service = compose.services.temporal;
+  const spec = devServerSpec("/srv/axion-data");
+
+  test("the namespace is the service's default TEMPORAL_NAMESPACE", () => {
+    assert.equal(spec.namespace, loadConfig({}).TEMPORAL_NAMESPACE);
+  });
+
+  test("the search attributes are exactly the ones the code defines", () => {
+    const expected = Object.fromEntries(customSearchAttributes.map((a) => [a.name, "Keyword"]));
+    assert.deepEqual(spec.searchAttributes, expected);
+    assert.ok(customSearchAttributes.every((a) => a.type === "KEYWORD"));
+  });
+
+  test("the published ports are the ones the launcher uses", () => {
+    assert.ok(service.ports.includes(`${spec.port}:${spec.port}`), "gRPC frontend");
+    assert.ok(service.ports.includes(`${spec.uiPort}:${spec.uiPort}`), "Web UI");
+  });
+
+  test("the container's /data volume maps to <data folder>/temporal on loopback", () => {
+    assert.equal(spec.dbFile, "/srv/axion-data/temporal/temporal.sqlite");
+    assert.ok(spec.args.includes("--ip=127.0.0.1"));
+    assert.ok(service.command.includes("--ip=0.0.0.0"), "the container listens on all interfaces");
+    assert.deepEqual(spec.args.slice(0, 2), ["server", "start-dev"]);
+  });
+});
+
+describe("a worker on a real Temporal dev server", () => {
+  let dataDir: string;
+  let dev: RunningDevServer;
+
+  before(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), "axion-temporal-"));
+    dev = await startDevServer(dataDir, { port: await freePort(), uiPort: await freePort(), headless: true });
+  });
+  after(async () => {
+    await dev?.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  test("the dev server keeps its state in the data folder and registers the search attributes", async () => {
+    assert.equal(dev.spec.dbFile, join(dataDir, "temporal", "temporal.sqlite"));
+    assert.ok(readFileSync(dev.spec.dbFile).length > 0, "SQLite file written");
+    const connection = await Connection.connect({ address: dev.address });
+    try {
+      const listed = await connection.operatorService.listSearchAttributes({ namespace: dev.spec.namespace });
+      for (const attribute of customSearchAttributes) assert.ok(attribute.name in (listed.customAttributes ?? {}), attribute.name);
+      // On an external server the service registers them itself; doing it again changes nothing.
+      await ensureSearchAttributes(connection, dev.spec.namespace);
+      await ensureSearchAttributes(connection, "default");
+      const onDefault = await connection.operatorService.listSearchAttributes({ namespace: "default" });
+      for (const attribute of customSearchAttributes) assert.ok(attribute.name in (onDefault.customAttributes ?? {}), attribute.name);
+    } finally {
+      await connection.close();
+    }
+  });
+
+  test("the worker connects and polls its task queue", async () => {
+    const database = await openDatabase({ dataDir: "memory://" });
+    const taskQueue = "axion-test-queue";
+    const { worker, connection: workerConnection } = await createWorker(
+      { address: dev.address, namespace: dev.spec.namespace, taskQueue },
+      { db: database.db, cipher: createCredentialsCipher(testCredentialsKey) },
+    );
+    const running = worker.run();
+    const connection = await Connection.connect({ address: dev.address });
+    try {
+      let pollers: unknown[] = [];
+      for (let i = 0; i < 100 && pollers.length === 0; i++) {
+        const described = await connection.workflowService.describeTaskQueue({
+          namespace: dev.spec.namespace,
+          taskQueue: { name: taskQueue },
+          taskQueueType: TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        });
+        pollers = described.pollers ?? [];
+        if (pollers.length === 0) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(pollers.length > 0, "the task queue has a poller");
+    } finally {
+      worker.shutdown();
+      await running;
+      await workerConnection.close();
+      await connection.close();
+      await database.close();
+    }
+  });
+});
