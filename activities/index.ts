@@ -1,15 +1,12 @@
-import type { CredentialsCipher } from "../core/credentials-cipher.js";
-import type { Database } from "../db/client.js";
+import type { ActivityDeps } from "./deps.js";
+import { createProvisioningActivities } from "./provisioning.js";
+import { createRecordActivities } from "./records.js";
 
-/** What activities need from the process: they load secrets by id themselves, never from workflow input. */
-export interface ActivityDeps {
-  db: Database;
-  cipher: CredentialsCipher;
-}
+export type { ActivityDeps } from "./deps.js";
 
 /** Activities registered with the worker, built once per process (typed like temporalio's samples). */
-export function createActivities(_deps: ActivityDeps) {
-  return {};
+export function createActivities(deps: ActivityDeps) {
+  return { ...createProvisioningActivities(deps), ...createRecordActivities(deps) };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

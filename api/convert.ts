@@ -29,6 +29,7 @@ export const statusToProto: Record<DbServerStatus, ServerStatus> = {
   HOSTKEY_MISMATCH: ServerStatus.HOSTKEY_MISMATCH,
   ERROR: ServerStatus.ERROR,
   REINSTALLING: ServerStatus.REINSTALLING,
+  CONFIGURED: ServerStatus.CONFIGURED,
 };
 
 export function statusFromProto(status: ServerStatus): DbServerStatus | undefined {

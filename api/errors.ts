@@ -9,6 +9,7 @@ const codes: Record<AppErrorKind, Code> = {
   failed_precondition: Code.FailedPrecondition,
   resource_exhausted: Code.ResourceExhausted,
   unauthenticated: Code.Unauthenticated,
+  unavailable: Code.Unavailable,
   internal: Code.Internal,
 };
 

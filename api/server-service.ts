@@ -1,10 +1,20 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { AppError } from "../core/errors.js";
+import { requireOperation } from "../core/operations.js";
 import { parsePageRequest } from "../core/pagination.js";
+import { startServerOperation, type WorkflowGateway } from "../core/provisioning.js";
 import { createServer, deleteServer, type InventoryDeps, listServers, requireServer, updateServer } from "../core/servers.js";
 import type { SshCredentialInput } from "../core/validation.js";
-import { type ServerService, ServerStatus, type SshCredential } from "../gen/axion/infrastructure/v1/server_service_pb.js";
+import {
+  ConnectionOutcome,
+  DeployKeyAction,
+  type ServerService,
+  ServerStatus,
+  type SshCredential,
+} from "../gen/axion/infrastructure/v1/server_service_pb.js";
+import type { ConnectionTestResult } from "../workflows/definitions.js";
 import { serverMessage, statusFromProto } from "./convert.js";
+import { operationMessage } from "./operation-message.js";
 import { requireOwner } from "./owner.js";
 
 function credentialInput(credential: SshCredential | undefined): SshCredentialInput | undefined {
@@ -18,8 +28,55 @@ function credentialInput(credential: SshCredential | undefined): SshCredentialIn
   }
 }
 
-export function serverService(deps: InventoryDeps): ServiceImpl<typeof ServerService> {
+const outcomes: Record<ConnectionTestResult["outcome"], ConnectionOutcome> = {
+  ok: ConnectionOutcome.OK,
+  auth_failed: ConnectionOutcome.AUTH_FAILED,
+  unreachable: ConnectionOutcome.UNREACHABLE,
+  timeout: ConnectionOutcome.TIMEOUT,
+  hostkey_mismatch: ConnectionOutcome.HOSTKEY_MISMATCH,
+};
+
+export function requireGateway(gateway: WorkflowGateway | undefined): WorkflowGateway {
+  if (!gateway) throw new AppError("unavailable", "workflows are not available on this API instance");
+  return gateway;
+}
+
+export function serverService(deps: InventoryDeps & { workflows?: WorkflowGateway }): ServiceImpl<typeof ServerService> {
   return {
+    async testServerConnection(req, ctx) {
+      const { operation, handle } = await startServerOperation(
+        deps.db,
+        requireGateway(deps.workflows),
+        requireOwner(ctx),
+        req.id,
+        "test_connection",
+      );
+      const result = (await handle.result()) as ConnectionTestResult;
+      const facts = result.facts;
+      return {
+        operation: operationMessage(await requireOperation(deps.db, requireOwner(ctx), operation.id)),
+        outcome: outcomes[result.outcome],
+        message: result.message,
+        hostKeyFingerprint: result.fingerprint ?? "",
+        facts: facts && {
+          ...facts,
+          dockerVersion: facts.dockerVersion ?? "",
+          rootFreeMb: BigInt(facts.rootFreeMb),
+          memoryMb: BigInt(facts.memoryMb),
+        },
+      };
+    },
+    async configureServer(req, ctx) {
+      const { operation } = await startServerOperation(deps.db, requireGateway(deps.workflows), requireOwner(ctx), req.id, "bootstrap");
+      return { operation: operationMessage(operation) };
+    },
+    async setupDeployKey(req, ctx) {
+      const action = req.action === DeployKeyAction.REMOVE ? "remove" : "add";
+      const { operation } = await startServerOperation(deps.db, requireGateway(deps.workflows), requireOwner(ctx), req.id, "deploy_key", {
+        action,
+      });
+      return { operation: operationMessage(operation) };
+    },
     async createServer(req, ctx) {
       const credential = credentialInput(req.credential);
       if (!credential) throw AppError.invalid("credential", "is required: a private_key or a password");

@@ -1,5 +1,5 @@
 import { mkdirSync } from "node:fs";
-import { Connection } from "@temporalio/client";
+import { Client, Connection } from "@temporalio/client";
 import type { Worker } from "@temporalio/worker";
 import { buildApiServer } from "../api/http-server.js";
 import type { Config } from "../core/config.js";
@@ -57,7 +57,13 @@ export async function startService(config: Config, role: Role = "all"): Promise<
     if (role !== "api") {
       const { worker, connection } = await createWorker(
         { address: temporalAddress, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TEMPORAL_TASK_QUEUE },
-        { db: database.db, cipher },
+        {
+          db: database.db,
+          cipher,
+          orchestratorPublicKey: config.ORCHESTRATOR_SSH_PUBLIC_KEY,
+          adminUser: config.AXION_ADMIN_USER,
+          sshConnectTimeoutMs: config.SSH_CONNECT_TIMEOUT_MS,
+        },
       );
       const running = worker.run();
       stops.push(async () => {
@@ -71,7 +77,15 @@ export async function startService(config: Config, role: Role = "all"): Promise<
 
     let apiPort: number | undefined;
     if (role !== "worker") {
-      const api = buildApiServer({ db: database.db, cipher, maxServersPerOwner: config.MAX_SERVERS_PER_USER });
+      const connection = await Connection.connect({ address: temporalAddress });
+      stops.push(() => connection.close());
+      const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+      const api = buildApiServer({
+        db: database.db,
+        cipher,
+        maxServersPerOwner: config.MAX_SERVERS_PER_USER,
+        workflows: { client, taskQueue: config.TEMPORAL_TASK_QUEUE },
+      });
       apiPort = await api.listen(config.PORT);
       stops.push(() => api.close());
       log.info("API listening", { port: apiPort });

@@ -59,6 +59,11 @@ const schema = z.object({
     .max(65535, "must be 0-65535")
     .default(8080),
   AXION_ADMIN_TOKEN: optionalText.pipe(z.string().min(16, "must be at least 16 characters").optional()),
+  AXION_ADMIN_USER: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a POSIX user name")
+    .default("axion"),
+  SSH_CONNECT_TIMEOUT_MS: z.coerce.number({ error: "must be milliseconds" }).int().min(1000, "must be at least 1000").default(10_000),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
 });
 

@@ -53,6 +53,7 @@ export const serverStatuses = [
   "HOSTKEY_MISMATCH",
   "ERROR",
   "REINSTALLING",
+  "CONFIGURED",
 ] as const;
 export type ServerStatus = (typeof serverStatuses)[number];
 
@@ -79,6 +80,9 @@ export const servers = pgTable(
     statusReason: text("status_reason").notNull().default(""),
     statusChangedAt: timestamp("status_changed_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
     hostKeyFingerprint: text("host_key_fingerprint"),
+    /** VPS provider that can rebuild this server ("time4vps"), and its id there. */
+    provider: text("provider"),
+    providerServerId: text("provider_server_id"),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -117,6 +121,8 @@ export const operations = pgTable(
     runId: text("run_id"),
     status: text("status", { enum: operationStatuses }).notNull().default("RUNNING"),
     error: text("error"),
+    /** What the workflow reported when it ended: steps with durations and outcomes. */
+    result: jsonb("result").$type<Record<string, unknown>>(),
     startedAt: timestamp("started_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
     finishedAt: timestamp("finished_at", { withTimezone: true, mode: "date" }),
   },
@@ -124,6 +130,10 @@ export const operations = pgTable(
     index("operations_server_id_idx").on(t.serverId, t.startedAt),
     index("operations_owner_id_idx").on(t.ownerId),
     uniqueIndex("operations_workflow_run_key").on(t.workflowId, t.runId),
+    // One provisioning operation per server at a time (connection tests are read-only and exempt).
+    uniqueIndex("operations_one_running_per_server_key")
+      .on(t.serverId)
+      .where(sql`${t.status} = 'RUNNING' and ${t.kind} <> 'test_connection'`),
   ],
 );
 

@@ -81,7 +81,7 @@ describe("a worker on a real Temporal dev server", () => {
     const taskQueue = "axion-test-queue";
     const { worker, connection: workerConnection } = await createWorker(
       { address: dev.address, namespace: dev.spec.namespace, taskQueue },
-      { db: database.db, cipher: createCredentialsCipher(testCredentialsKey) },
+      { db: database.db, cipher: createCredentialsCipher(testCredentialsKey), adminUser: "axion", sshConnectTimeoutMs: 5000 },
     );
     const running = worker.run();
     const connection = await Connection.connect({ address: dev.address });

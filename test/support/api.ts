@@ -4,8 +4,10 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } f
 import { buildApiServer } from "../../api/http-server.js";
 import { createCredentialsCipher } from "../../core/credentials-cipher.js";
 import { createOwnerToken } from "../../core/owners.js";
+import type { WorkflowGateway } from "../../core/provisioning.js";
 import { type DatabaseHandle, openDatabase } from "../../db/client.js";
 import { ClusterService } from "../../gen/axion/infrastructure/v1/cluster_service_pb.js";
+import { OperationService } from "../../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { ServerService } from "../../gen/axion/infrastructure/v1/server_service_pb.js";
 
 export type Backend = "pglite" | "postgres";
@@ -20,17 +22,24 @@ export interface TestApi {
   clients(
     token: string | undefined,
     protocol?: Protocol,
-  ): { clusters: Client<typeof ClusterService>; servers: Client<typeof ServerService> };
+  ): { clusters: Client<typeof ClusterService>; servers: Client<typeof ServerService>; operations: Client<typeof OperationService> };
   close(): Promise<void>;
 }
 
 export const testCredentialsKey = randomBytes(32).toString("base64");
 
-export async function startTestApi(options: { databaseUrl?: string; maxServersPerOwner?: number } = {}): Promise<TestApi> {
-  const database = await openDatabase({ databaseUrl: options.databaseUrl, dataDir: "memory://", poolSize: 20 });
+export async function startTestApi(
+  options: { databaseUrl?: string; maxServersPerOwner?: number; database?: DatabaseHandle; workflows?: WorkflowGateway } = {},
+): Promise<TestApi> {
+  const database = options.database ?? (await openDatabase({ databaseUrl: options.databaseUrl, dataDir: "memory://", poolSize: 20 }));
   await database.migrate();
   const cipher = createCredentialsCipher(testCredentialsKey);
-  const server = buildApiServer({ db: database.db, cipher, maxServersPerOwner: options.maxServersPerOwner ?? 1000 });
+  const server = buildApiServer({
+    db: database.db,
+    cipher,
+    maxServersPerOwner: options.maxServersPerOwner ?? 1000,
+    workflows: options.workflows,
+  });
   const port = await server.listen(0, "127.0.0.1");
   const baseUrl = `http://127.0.0.1:${port}`;
   let owners = 0;
@@ -52,7 +61,11 @@ export async function startTestApi(options: { databaseUrl?: string; maxServersPe
       if (protocol === "grpc") transport = createGrpcTransport({ baseUrl, interceptors: [auth] });
       else if (protocol === "grpc-web") transport = createGrpcWebTransport({ baseUrl, httpVersion: "1.1", interceptors: [auth] });
       else transport = createConnectTransport({ baseUrl, httpVersion: "1.1", interceptors: [auth] });
-      return { clusters: createClient(ClusterService, transport), servers: createClient(ServerService, transport) };
+      return {
+        clusters: createClient(ClusterService, transport),
+        servers: createClient(ServerService, transport),
+        operations: createClient(OperationService, transport),
+      };
     },
     async close() {
       await server.close();

@@ -6,6 +6,8 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { LabelSet } from "./common_pb.js";
 import { file_axion_infrastructure_v1_common } from "./common_pb.js";
+import type { Operation } from "./operation_service_pb.js";
+import { file_axion_infrastructure_v1_operation_service } from "./operation_service_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -14,7 +16,192 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file axion/infrastructure/v1/server_service.proto.
  */
 export const file_axion_infrastructure_v1_server_service: GenFile = /*@__PURE__*/
-  fileDesc("CixheGlvbi9pbmZyYXN0cnVjdHVyZS92MS9zZXJ2ZXJfc2VydmljZS5wcm90bxIXYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEibAoNU3NoQ3JlZGVudGlhbBI9Cgtwcml2YXRlX2tleRgBIAEoCzImLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLlNzaFByaXZhdGVLZXlIABISCghwYXNzd29yZBgCIAEoCUgAQggKBm1ldGhvZCIwCg1Tc2hQcml2YXRlS2V5EgsKA2tleRgBIAEoCRISCgpwYXNzcGhyYXNlGAIgASgJIpcECgZTZXJ2ZXISCgoCaWQYASABKAkSEgoKY2x1c3Rlcl9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEgwKBGhvc3QYBCABKAkSEAoIc3NoX3BvcnQYBSABKA0SEAoIc3NoX3VzZXIYBiABKAkSOwoLYXV0aF9tZXRob2QYByABKA4yJi5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5Tc2hBdXRoTWV0aG9kEjsKBmxhYmVscxgIIAMoCzIrLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLlNlcnZlci5MYWJlbHNFbnRyeRI1CgZzdGF0dXMYCSABKA4yJS5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5TZXJ2ZXJTdGF0dXMSFQoNc3RhdHVzX3JlYXNvbhgKIAEoCRI2ChJzdGF0dXNfY2hhbmdlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhwKFGhvc3Rfa2V5X2ZpbmdlcnByaW50GAwgASgJEi8KC2NyZWF0ZV90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKeAgoTQ3JlYXRlU2VydmVyUmVxdWVzdBISCgpjbHVzdGVyX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDAoEaG9zdBgDIAEoCRIQCghzc2hfcG9ydBgEIAEoDRIQCghzc2hfdXNlchgFIAEoCRI6CgpjcmVkZW50aWFsGAYgASgLMiYuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuU3NoQ3JlZGVudGlhbBJICgZsYWJlbHMYByADKAsyOC5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5DcmVhdGVTZXJ2ZXJSZXF1ZXN0LkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiRwoUQ3JlYXRlU2VydmVyUmVzcG9uc2USLwoGc2VydmVyGAEgASgLMh8uYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuU2VydmVyIrgCChNVcGRhdGVTZXJ2ZXJSZXF1ZXN0EgoKAmlkGAEgASgJEhcKCmNsdXN0ZXJfaWQYAiABKAlIAIgBARIRCgRuYW1lGAMgASgJSAGIAQESEQoEaG9zdBgEIAEoCUgCiAEBEhUKCHNzaF9wb3J0GAUgASgNSAOIAQESFQoIc3NoX3VzZXIYBiABKAlIBIgBARI6CgpjcmVkZW50aWFsGAcgASgLMiYuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuU3NoQ3JlZGVudGlhbBIxCgZsYWJlbHMYCCABKAsyIS5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5MYWJlbFNldEINCgtfY2x1c3Rlcl9pZEIHCgVfbmFtZUIHCgVfaG9zdEILCglfc3NoX3BvcnRCCwoJX3NzaF91c2VyIkcKFFVwZGF0ZVNlcnZlclJlc3BvbnNlEi8KBnNlcnZlchgBIAEoCzIfLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLlNlcnZlciIhChNEZWxldGVTZXJ2ZXJSZXF1ZXN0EgoKAmlkGAEgASgJIhYKFERlbGV0ZVNlcnZlclJlc3BvbnNlIh4KEEdldFNlcnZlclJlcXVlc3QSCgoCaWQYASABKAkiRAoRR2V0U2VydmVyUmVzcG9uc2USLwoGc2VydmVyGAEgASgLMh8uYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuU2VydmVyInIKEkxpc3RTZXJ2ZXJzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKA0SEgoKcGFnZV90b2tlbhgCIAEoCRI1CgZzdGF0dXMYAyABKA4yJS5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5TZXJ2ZXJTdGF0dXMiYAoTTGlzdFNlcnZlcnNSZXNwb25zZRIwCgdzZXJ2ZXJzGAEgAygLMh8uYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuU2VydmVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSqZAgoMU2VydmVyU3RhdHVzEh0KGVNFUlZFUl9TVEFUVVNfVU5TUEVDSUZJRUQQABIZChVTRVJWRVJfU1RBVFVTX1BFTkRJTkcQARIeChpTRVJWRVJfU1RBVFVTX1BST1ZJU0lPTklORxACEhgKFFNFUlZFUl9TVEFUVVNfT05MSU5FEAMSGQoVU0VSVkVSX1NUQVRVU19PRkZMSU5FEAQSHQoZU0VSVkVSX1NUQVRVU19VTlJFQUNIQUJMRRAFEiIKHlNFUlZFUl9TVEFUVVNfSE9TVEtFWV9NSVNNQVRDSBAGEhcKE1NFUlZFUl9TVEFUVVNfRVJST1IQBxIeChpTRVJWRVJfU1RBVFVTX1JFSU5TVEFMTElORxAIKm8KDVNzaEF1dGhNZXRob2QSHwobU1NIX0FVVEhfTUVUSE9EX1VOU1BFQ0lGSUVEEAASHwobU1NIX0FVVEhfTUVUSE9EX1BSSVZBVEVfS0VZEAESHAoYU1NIX0FVVEhfTUVUSE9EX1BBU1NXT1JEEAIypAQKDVNlcnZlclNlcnZpY2USawoMQ3JlYXRlU2VydmVyEiwuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuQ3JlYXRlU2VydmVyUmVxdWVzdBotLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkNyZWF0ZVNlcnZlclJlc3BvbnNlEmsKDFVwZGF0ZVNlcnZlchIsLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLlVwZGF0ZVNlcnZlclJlcXVlc3QaLS5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5VcGRhdGVTZXJ2ZXJSZXNwb25zZRJrCgxEZWxldGVTZXJ2ZXISLC5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5EZWxldGVTZXJ2ZXJSZXF1ZXN0Gi0uYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuRGVsZXRlU2VydmVyUmVzcG9uc2USYgoJR2V0U2VydmVyEikuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuR2V0U2VydmVyUmVxdWVzdBoqLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkdldFNlcnZlclJlc3BvbnNlEmgKC0xpc3RTZXJ2ZXJzEisuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuTGlzdFNlcnZlcnNSZXF1ZXN0GiwuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuTGlzdFNlcnZlcnNSZXNwb25zZWIGcHJvdG8z", [file_axion_infrastructure_v1_common, file_google_protobuf_timestamp]);
+  fileDesc("CixheGlvbi9pbmZyYXN0cnVjdHVyZS92MS9zZXJ2ZXJfc2VydmljZS5wcm90bxIXYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEipQEKCUhvc3RGYWN0cxINCgVvc19pZBgBIAEoCRISCgpvc192ZXJzaW9uGAIgASgJEhYKDm9zX3ByZXR0eV9uYW1lGAMgASgJEgwKBGFyY2gYBCABKAkSDgoGa2VybmVsGAUgASgJEhQKDHJvb3RfZnJlZV9tYhgGIAEoBBIRCgltZW1vcnlfbWIYByABKAQSFgoOZG9ja2VyX3ZlcnNpb24YCCABKAkiKQobVGVzdFNlcnZlckNvbm5lY3Rpb25SZXF1ZXN0EgoKAmlkGAEgASgJIvQBChxUZXN0U2VydmVyQ29ubmVjdGlvblJlc3BvbnNlEjUKCW9wZXJhdGlvbhgBIAEoCzIiLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLk9wZXJhdGlvbhI7CgdvdXRjb21lGAIgASgOMiouYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuQ29ubmVjdGlvbk91dGNvbWUSDwoHbWVzc2FnZRgDIAEoCRIcChRob3N0X2tleV9maW5nZXJwcmludBgEIAEoCRIxCgVmYWN0cxgFIAEoCzIiLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkhvc3RGYWN0cyIkChZDb25maWd1cmVTZXJ2ZXJSZXF1ZXN0EgoKAmlkGAEgASgJIlAKF0NvbmZpZ3VyZVNlcnZlclJlc3BvbnNlEjUKCW9wZXJhdGlvbhgBIAEoCzIiLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLk9wZXJhdGlvbiJdChVTZXR1cERlcGxveUtleVJlcXVlc3QSCgoCaWQYASABKAkSOAoGYWN0aW9uGAIgASgOMiguYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuRGVwbG95S2V5QWN0aW9uIk8KFlNldHVwRGVwbG95S2V5UmVzcG9uc2USNQoJb3BlcmF0aW9uGAEgASgLMiIuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuT3BlcmF0aW9uImwKDVNzaENyZWRlbnRpYWwSPQoLcHJpdmF0ZV9rZXkYASABKAsyJi5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5Tc2hQcml2YXRlS2V5SAASEgoIcGFzc3dvcmQYAiABKAlIAEIICgZtZXRob2QiMAoNU3NoUHJpdmF0ZUtleRILCgNrZXkYASABKAkSEgoKcGFzc3BocmFzZRgCIAEoCSKXBAoGU2VydmVyEgoKAmlkGAEgASgJEhIKCmNsdXN0ZXJfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRIMCgRob3N0GAQgASgJEhAKCHNzaF9wb3J0GAUgASgNEhAKCHNzaF91c2VyGAYgASgJEjsKC2F1dGhfbWV0aG9kGAcgASgOMiYuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuU3NoQXV0aE1ldGhvZBI7CgZsYWJlbHMYCCADKAsyKy5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5TZXJ2ZXIuTGFiZWxzRW50cnkSNQoGc3RhdHVzGAkgASgOMiUuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuU2VydmVyU3RhdHVzEhUKDXN0YXR1c19yZWFzb24YCiABKAkSNgoSc3RhdHVzX2NoYW5nZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIcChRob3N0X2tleV9maW5nZXJwcmludBgMIAEoCRIvCgtjcmVhdGVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEingIKE0NyZWF0ZVNlcnZlclJlcXVlc3QSEgoKY2x1c3Rlcl9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEgwKBGhvc3QYAyABKAkSEAoIc3NoX3BvcnQYBCABKA0SEAoIc3NoX3VzZXIYBSABKAkSOgoKY3JlZGVudGlhbBgGIAEoCzImLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLlNzaENyZWRlbnRpYWwSSAoGbGFiZWxzGAcgAygLMjguYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuQ3JlYXRlU2VydmVyUmVxdWVzdC5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkcKFENyZWF0ZVNlcnZlclJlc3BvbnNlEi8KBnNlcnZlchgBIAEoCzIfLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLlNlcnZlciK4AgoTVXBkYXRlU2VydmVyUmVxdWVzdBIKCgJpZBgBIAEoCRIXCgpjbHVzdGVyX2lkGAIgASgJSACIAQESEQoEbmFtZRgDIAEoCUgBiAEBEhEKBGhvc3QYBCABKAlIAogBARIVCghzc2hfcG9ydBgFIAEoDUgDiAEBEhUKCHNzaF91c2VyGAYgASgJSASIAQESOgoKY3JlZGVudGlhbBgHIAEoCzImLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLlNzaENyZWRlbnRpYWwSMQoGbGFiZWxzGAggASgLMiEuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuTGFiZWxTZXRCDQoLX2NsdXN0ZXJfaWRCBwoFX25hbWVCBwoFX2hvc3RCCwoJX3NzaF9wb3J0QgsKCV9zc2hfdXNlciJHChRVcGRhdGVTZXJ2ZXJSZXNwb25zZRIvCgZzZXJ2ZXIYASABKAsyHy5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5TZXJ2ZXIiIQoTRGVsZXRlU2VydmVyUmVxdWVzdBIKCgJpZBgBIAEoCSIWChREZWxldGVTZXJ2ZXJSZXNwb25zZSIeChBHZXRTZXJ2ZXJSZXF1ZXN0EgoKAmlkGAEgASgJIkQKEUdldFNlcnZlclJlc3BvbnNlEi8KBnNlcnZlchgBIAEoCzIfLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLlNlcnZlciJyChJMaXN0U2VydmVyc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgNEhIKCnBhZ2VfdG9rZW4YAiABKAkSNQoGc3RhdHVzGAMgASgOMiUuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuU2VydmVyU3RhdHVzImAKE0xpc3RTZXJ2ZXJzUmVzcG9uc2USMAoHc2VydmVycxgBIAMoCzIfLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLlNlcnZlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkq4wEKEUNvbm5lY3Rpb25PdXRjb21lEiIKHkNPTk5FQ1RJT05fT1VUQ09NRV9VTlNQRUNJRklFRBAAEhkKFUNPTk5FQ1RJT05fT1VUQ09NRV9PSxABEiIKHkNPTk5FQ1RJT05fT1VUQ09NRV9BVVRIX0ZBSUxFRBACEiIKHkNPTk5FQ1RJT05fT1VUQ09NRV9VTlJFQUNIQUJMRRADEh4KGkNPTk5FQ1RJT05fT1VUQ09NRV9USU1FT1VUEAQSJwojQ09OTkVDVElPTl9PVVRDT01FX0hPU1RLRVlfTUlTTUFUQ0gQBSptCg9EZXBsb3lLZXlBY3Rpb24SIQodREVQTE9ZX0tFWV9BQ1RJT05fVU5TUEVDSUZJRUQQABIZChVERVBMT1lfS0VZX0FDVElPTl9BREQQARIcChhERVBMT1lfS0VZX0FDVElPTl9SRU1PVkUQAiq3AgoMU2VydmVyU3RhdHVzEh0KGVNFUlZFUl9TVEFUVVNfVU5TUEVDSUZJRUQQABIZChVTRVJWRVJfU1RBVFVTX1BFTkRJTkcQARIeChpTRVJWRVJfU1RBVFVTX1BST1ZJU0lPTklORxACEhgKFFNFUlZFUl9TVEFUVVNfT05MSU5FEAMSGQoVU0VSVkVSX1NUQVRVU19PRkZMSU5FEAQSHQoZU0VSVkVSX1NUQVRVU19VTlJFQUNIQUJMRRAFEiIKHlNFUlZFUl9TVEFUVVNfSE9TVEtFWV9NSVNNQVRDSBAGEhcKE1NFUlZFUl9TVEFUVVNfRVJST1IQBxIeChpTRVJWRVJfU1RBVFVTX1JFSU5TVEFMTElORxAIEhwKGFNFUlZFUl9TVEFUVVNfQ09ORklHVVJFRBAJKm8KDVNzaEF1dGhNZXRob2QSHwobU1NIX0FVVEhfTUVUSE9EX1VOU1BFQ0lGSUVEEAASHwobU1NIX0FVVEhfTUVUSE9EX1BSSVZBVEVfS0VZEAESHAoYU1NIX0FVVEhfTUVUSE9EX1BBU1NXT1JEEAIykwcKDVNlcnZlclNlcnZpY2USawoMQ3JlYXRlU2VydmVyEiwuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuQ3JlYXRlU2VydmVyUmVxdWVzdBotLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkNyZWF0ZVNlcnZlclJlc3BvbnNlEmsKDFVwZGF0ZVNlcnZlchIsLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLlVwZGF0ZVNlcnZlclJlcXVlc3QaLS5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5VcGRhdGVTZXJ2ZXJSZXNwb25zZRJrCgxEZWxldGVTZXJ2ZXISLC5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5EZWxldGVTZXJ2ZXJSZXF1ZXN0Gi0uYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuRGVsZXRlU2VydmVyUmVzcG9uc2USYgoJR2V0U2VydmVyEikuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuR2V0U2VydmVyUmVxdWVzdBoqLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkdldFNlcnZlclJlc3BvbnNlEmgKC0xpc3RTZXJ2ZXJzEisuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuTGlzdFNlcnZlcnNSZXF1ZXN0GiwuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuTGlzdFNlcnZlcnNSZXNwb25zZRKDAQoUVGVzdFNlcnZlckNvbm5lY3Rpb24SNC5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5UZXN0U2VydmVyQ29ubmVjdGlvblJlcXVlc3QaNS5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5UZXN0U2VydmVyQ29ubmVjdGlvblJlc3BvbnNlEnQKD0NvbmZpZ3VyZVNlcnZlchIvLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkNvbmZpZ3VyZVNlcnZlclJlcXVlc3QaMC5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5Db25maWd1cmVTZXJ2ZXJSZXNwb25zZRJxCg5TZXR1cERlcGxveUtleRIuLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLlNldHVwRGVwbG95S2V5UmVxdWVzdBovLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLlNldHVwRGVwbG95S2V5UmVzcG9uc2ViBnByb3RvMw", [file_axion_infrastructure_v1_common, file_axion_infrastructure_v1_operation_service, file_google_protobuf_timestamp]);
+
+/**
+ * @generated from message axion.infrastructure.v1.HostFacts
+ */
+export type HostFacts = Message<"axion.infrastructure.v1.HostFacts"> & {
+  /**
+   * @generated from field: string os_id = 1;
+   */
+  osId: string;
+
+  /**
+   * @generated from field: string os_version = 2;
+   */
+  osVersion: string;
+
+  /**
+   * @generated from field: string os_pretty_name = 3;
+   */
+  osPrettyName: string;
+
+  /**
+   * @generated from field: string arch = 4;
+   */
+  arch: string;
+
+  /**
+   * @generated from field: string kernel = 5;
+   */
+  kernel: string;
+
+  /**
+   * @generated from field: uint64 root_free_mb = 6;
+   */
+  rootFreeMb: bigint;
+
+  /**
+   * @generated from field: uint64 memory_mb = 7;
+   */
+  memoryMb: bigint;
+
+  /**
+   * Empty when Docker is not installed.
+   *
+   * @generated from field: string docker_version = 8;
+   */
+  dockerVersion: string;
+};
+
+/**
+ * Describes the message axion.infrastructure.v1.HostFacts.
+ * Use `create(HostFactsSchema)` to create a new message.
+ */
+export const HostFactsSchema: GenMessage<HostFacts> = /*@__PURE__*/
+  messageDesc(file_axion_infrastructure_v1_server_service, 0);
+
+/**
+ * @generated from message axion.infrastructure.v1.TestServerConnectionRequest
+ */
+export type TestServerConnectionRequest = Message<"axion.infrastructure.v1.TestServerConnectionRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message axion.infrastructure.v1.TestServerConnectionRequest.
+ * Use `create(TestServerConnectionRequestSchema)` to create a new message.
+ */
+export const TestServerConnectionRequestSchema: GenMessage<TestServerConnectionRequest> = /*@__PURE__*/
+  messageDesc(file_axion_infrastructure_v1_server_service, 1);
+
+/**
+ * @generated from message axion.infrastructure.v1.TestServerConnectionResponse
+ */
+export type TestServerConnectionResponse = Message<"axion.infrastructure.v1.TestServerConnectionResponse"> & {
+  /**
+   * @generated from field: axion.infrastructure.v1.Operation operation = 1;
+   */
+  operation?: Operation | undefined;
+
+  /**
+   * @generated from field: axion.infrastructure.v1.ConnectionOutcome outcome = 2;
+   */
+  outcome: ConnectionOutcome;
+
+  /**
+   * @generated from field: string message = 3;
+   */
+  message: string;
+
+  /**
+   * @generated from field: string host_key_fingerprint = 4;
+   */
+  hostKeyFingerprint: string;
+
+  /**
+   * Set when the outcome is OK.
+   *
+   * @generated from field: axion.infrastructure.v1.HostFacts facts = 5;
+   */
+  facts?: HostFacts | undefined;
+};
+
+/**
+ * Describes the message axion.infrastructure.v1.TestServerConnectionResponse.
+ * Use `create(TestServerConnectionResponseSchema)` to create a new message.
+ */
+export const TestServerConnectionResponseSchema: GenMessage<TestServerConnectionResponse> = /*@__PURE__*/
+  messageDesc(file_axion_infrastructure_v1_server_service, 2);
+
+/**
+ * @generated from message axion.infrastructure.v1.ConfigureServerRequest
+ */
+export type ConfigureServerRequest = Message<"axion.infrastructure.v1.ConfigureServerRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message axion.infrastructure.v1.ConfigureServerRequest.
+ * Use `create(ConfigureServerRequestSchema)` to create a new message.
+ */
+export const ConfigureServerRequestSchema: GenMessage<ConfigureServerRequest> = /*@__PURE__*/
+  messageDesc(file_axion_infrastructure_v1_server_service, 3);
+
+/**
+ * @generated from message axion.infrastructure.v1.ConfigureServerResponse
+ */
+export type ConfigureServerResponse = Message<"axion.infrastructure.v1.ConfigureServerResponse"> & {
+  /**
+   * @generated from field: axion.infrastructure.v1.Operation operation = 1;
+   */
+  operation?: Operation | undefined;
+};
+
+/**
+ * Describes the message axion.infrastructure.v1.ConfigureServerResponse.
+ * Use `create(ConfigureServerResponseSchema)` to create a new message.
+ */
+export const ConfigureServerResponseSchema: GenMessage<ConfigureServerResponse> = /*@__PURE__*/
+  messageDesc(file_axion_infrastructure_v1_server_service, 4);
+
+/**
+ * @generated from message axion.infrastructure.v1.SetupDeployKeyRequest
+ */
+export type SetupDeployKeyRequest = Message<"axion.infrastructure.v1.SetupDeployKeyRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Unspecified means ADD.
+   *
+   * @generated from field: axion.infrastructure.v1.DeployKeyAction action = 2;
+   */
+  action: DeployKeyAction;
+};
+
+/**
+ * Describes the message axion.infrastructure.v1.SetupDeployKeyRequest.
+ * Use `create(SetupDeployKeyRequestSchema)` to create a new message.
+ */
+export const SetupDeployKeyRequestSchema: GenMessage<SetupDeployKeyRequest> = /*@__PURE__*/
+  messageDesc(file_axion_infrastructure_v1_server_service, 5);
+
+/**
+ * @generated from message axion.infrastructure.v1.SetupDeployKeyResponse
+ */
+export type SetupDeployKeyResponse = Message<"axion.infrastructure.v1.SetupDeployKeyResponse"> & {
+  /**
+   * @generated from field: axion.infrastructure.v1.Operation operation = 1;
+   */
+  operation?: Operation | undefined;
+};
+
+/**
+ * Describes the message axion.infrastructure.v1.SetupDeployKeyResponse.
+ * Use `create(SetupDeployKeyResponseSchema)` to create a new message.
+ */
+export const SetupDeployKeyResponseSchema: GenMessage<SetupDeployKeyResponse> = /*@__PURE__*/
+  messageDesc(file_axion_infrastructure_v1_server_service, 6);
 
 /**
  * Write-only: accepted by CreateServer/UpdateServer, never returned.
@@ -45,7 +232,7 @@ export type SshCredential = Message<"axion.infrastructure.v1.SshCredential"> & {
  * Use `create(SshCredentialSchema)` to create a new message.
  */
 export const SshCredentialSchema: GenMessage<SshCredential> = /*@__PURE__*/
-  messageDesc(file_axion_infrastructure_v1_server_service, 0);
+  messageDesc(file_axion_infrastructure_v1_server_service, 7);
 
 /**
  * @generated from message axion.infrastructure.v1.SshPrivateKey
@@ -71,7 +258,7 @@ export type SshPrivateKey = Message<"axion.infrastructure.v1.SshPrivateKey"> & {
  * Use `create(SshPrivateKeySchema)` to create a new message.
  */
 export const SshPrivateKeySchema: GenMessage<SshPrivateKey> = /*@__PURE__*/
-  messageDesc(file_axion_infrastructure_v1_server_service, 1);
+  messageDesc(file_axion_infrastructure_v1_server_service, 8);
 
 /**
  * @generated from message axion.infrastructure.v1.Server
@@ -157,7 +344,7 @@ export type Server = Message<"axion.infrastructure.v1.Server"> & {
  * Use `create(ServerSchema)` to create a new message.
  */
 export const ServerSchema: GenMessage<Server> = /*@__PURE__*/
-  messageDesc(file_axion_infrastructure_v1_server_service, 2);
+  messageDesc(file_axion_infrastructure_v1_server_service, 9);
 
 /**
  * @generated from message axion.infrastructure.v1.CreateServerRequest
@@ -210,7 +397,7 @@ export type CreateServerRequest = Message<"axion.infrastructure.v1.CreateServerR
  * Use `create(CreateServerRequestSchema)` to create a new message.
  */
 export const CreateServerRequestSchema: GenMessage<CreateServerRequest> = /*@__PURE__*/
-  messageDesc(file_axion_infrastructure_v1_server_service, 3);
+  messageDesc(file_axion_infrastructure_v1_server_service, 10);
 
 /**
  * @generated from message axion.infrastructure.v1.CreateServerResponse
@@ -227,7 +414,7 @@ export type CreateServerResponse = Message<"axion.infrastructure.v1.CreateServer
  * Use `create(CreateServerResponseSchema)` to create a new message.
  */
 export const CreateServerResponseSchema: GenMessage<CreateServerResponse> = /*@__PURE__*/
-  messageDesc(file_axion_infrastructure_v1_server_service, 4);
+  messageDesc(file_axion_infrastructure_v1_server_service, 11);
 
 /**
  * @generated from message axion.infrastructure.v1.UpdateServerRequest
@@ -285,7 +472,7 @@ export type UpdateServerRequest = Message<"axion.infrastructure.v1.UpdateServerR
  * Use `create(UpdateServerRequestSchema)` to create a new message.
  */
 export const UpdateServerRequestSchema: GenMessage<UpdateServerRequest> = /*@__PURE__*/
-  messageDesc(file_axion_infrastructure_v1_server_service, 5);
+  messageDesc(file_axion_infrastructure_v1_server_service, 12);
 
 /**
  * @generated from message axion.infrastructure.v1.UpdateServerResponse
@@ -302,7 +489,7 @@ export type UpdateServerResponse = Message<"axion.infrastructure.v1.UpdateServer
  * Use `create(UpdateServerResponseSchema)` to create a new message.
  */
 export const UpdateServerResponseSchema: GenMessage<UpdateServerResponse> = /*@__PURE__*/
-  messageDesc(file_axion_infrastructure_v1_server_service, 6);
+  messageDesc(file_axion_infrastructure_v1_server_service, 13);
 
 /**
  * @generated from message axion.infrastructure.v1.DeleteServerRequest
@@ -319,7 +506,7 @@ export type DeleteServerRequest = Message<"axion.infrastructure.v1.DeleteServerR
  * Use `create(DeleteServerRequestSchema)` to create a new message.
  */
 export const DeleteServerRequestSchema: GenMessage<DeleteServerRequest> = /*@__PURE__*/
-  messageDesc(file_axion_infrastructure_v1_server_service, 7);
+  messageDesc(file_axion_infrastructure_v1_server_service, 14);
 
 /**
  * @generated from message axion.infrastructure.v1.DeleteServerResponse
@@ -332,7 +519,7 @@ export type DeleteServerResponse = Message<"axion.infrastructure.v1.DeleteServer
  * Use `create(DeleteServerResponseSchema)` to create a new message.
  */
 export const DeleteServerResponseSchema: GenMessage<DeleteServerResponse> = /*@__PURE__*/
-  messageDesc(file_axion_infrastructure_v1_server_service, 8);
+  messageDesc(file_axion_infrastructure_v1_server_service, 15);
 
 /**
  * @generated from message axion.infrastructure.v1.GetServerRequest
@@ -349,7 +536,7 @@ export type GetServerRequest = Message<"axion.infrastructure.v1.GetServerRequest
  * Use `create(GetServerRequestSchema)` to create a new message.
  */
 export const GetServerRequestSchema: GenMessage<GetServerRequest> = /*@__PURE__*/
-  messageDesc(file_axion_infrastructure_v1_server_service, 9);
+  messageDesc(file_axion_infrastructure_v1_server_service, 16);
 
 /**
  * @generated from message axion.infrastructure.v1.GetServerResponse
@@ -366,7 +553,7 @@ export type GetServerResponse = Message<"axion.infrastructure.v1.GetServerRespon
  * Use `create(GetServerResponseSchema)` to create a new message.
  */
 export const GetServerResponseSchema: GenMessage<GetServerResponse> = /*@__PURE__*/
-  messageDesc(file_axion_infrastructure_v1_server_service, 10);
+  messageDesc(file_axion_infrastructure_v1_server_service, 17);
 
 /**
  * @generated from message axion.infrastructure.v1.ListServersRequest
@@ -395,7 +582,7 @@ export type ListServersRequest = Message<"axion.infrastructure.v1.ListServersReq
  * Use `create(ListServersRequestSchema)` to create a new message.
  */
 export const ListServersRequestSchema: GenMessage<ListServersRequest> = /*@__PURE__*/
-  messageDesc(file_axion_infrastructure_v1_server_service, 11);
+  messageDesc(file_axion_infrastructure_v1_server_service, 18);
 
 /**
  * @generated from message axion.infrastructure.v1.ListServersResponse
@@ -417,7 +604,74 @@ export type ListServersResponse = Message<"axion.infrastructure.v1.ListServersRe
  * Use `create(ListServersResponseSchema)` to create a new message.
  */
 export const ListServersResponseSchema: GenMessage<ListServersResponse> = /*@__PURE__*/
-  messageDesc(file_axion_infrastructure_v1_server_service, 12);
+  messageDesc(file_axion_infrastructure_v1_server_service, 19);
+
+/**
+ * @generated from enum axion.infrastructure.v1.ConnectionOutcome
+ */
+export enum ConnectionOutcome {
+  /**
+   * @generated from enum value: CONNECTION_OUTCOME_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: CONNECTION_OUTCOME_OK = 1;
+   */
+  OK = 1,
+
+  /**
+   * @generated from enum value: CONNECTION_OUTCOME_AUTH_FAILED = 2;
+   */
+  AUTH_FAILED = 2,
+
+  /**
+   * @generated from enum value: CONNECTION_OUTCOME_UNREACHABLE = 3;
+   */
+  UNREACHABLE = 3,
+
+  /**
+   * @generated from enum value: CONNECTION_OUTCOME_TIMEOUT = 4;
+   */
+  TIMEOUT = 4,
+
+  /**
+   * @generated from enum value: CONNECTION_OUTCOME_HOSTKEY_MISMATCH = 5;
+   */
+  HOSTKEY_MISMATCH = 5,
+}
+
+/**
+ * Describes the enum axion.infrastructure.v1.ConnectionOutcome.
+ */
+export const ConnectionOutcomeSchema: GenEnum<ConnectionOutcome> = /*@__PURE__*/
+  enumDesc(file_axion_infrastructure_v1_server_service, 0);
+
+/**
+ * @generated from enum axion.infrastructure.v1.DeployKeyAction
+ */
+export enum DeployKeyAction {
+  /**
+   * @generated from enum value: DEPLOY_KEY_ACTION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: DEPLOY_KEY_ACTION_ADD = 1;
+   */
+  ADD = 1,
+
+  /**
+   * @generated from enum value: DEPLOY_KEY_ACTION_REMOVE = 2;
+   */
+  REMOVE = 2,
+}
+
+/**
+ * Describes the enum axion.infrastructure.v1.DeployKeyAction.
+ */
+export const DeployKeyActionSchema: GenEnum<DeployKeyAction> = /*@__PURE__*/
+  enumDesc(file_axion_infrastructure_v1_server_service, 1);
 
 /**
  * @generated from enum axion.infrastructure.v1.ServerStatus
@@ -483,13 +737,20 @@ export enum ServerStatus {
    * @generated from enum value: SERVER_STATUS_REINSTALLING = 8;
    */
   REINSTALLING = 8,
+
+  /**
+   * The bootstrap finished; its agent has not been heard from yet.
+   *
+   * @generated from enum value: SERVER_STATUS_CONFIGURED = 9;
+   */
+  CONFIGURED = 9,
 }
 
 /**
  * Describes the enum axion.infrastructure.v1.ServerStatus.
  */
 export const ServerStatusSchema: GenEnum<ServerStatus> = /*@__PURE__*/
-  enumDesc(file_axion_infrastructure_v1_server_service, 0);
+  enumDesc(file_axion_infrastructure_v1_server_service, 2);
 
 /**
  * @generated from enum axion.infrastructure.v1.SshAuthMethod
@@ -515,7 +776,7 @@ export enum SshAuthMethod {
  * Describes the enum axion.infrastructure.v1.SshAuthMethod.
  */
 export const SshAuthMethodSchema: GenEnum<SshAuthMethod> = /*@__PURE__*/
-  enumDesc(file_axion_infrastructure_v1_server_service, 1);
+  enumDesc(file_axion_infrastructure_v1_server_service, 3);
 
 /**
  * Inventory of servers. Provisioning RPCs (TestServerConnection,
@@ -564,6 +825,36 @@ export const ServerService: GenService<{
     methodKind: "unary";
     input: typeof ListServersRequestSchema;
     output: typeof ListServersResponseSchema;
+  },
+  /**
+   * Connects once and answers within seconds with a classified outcome.
+   *
+   * @generated from rpc axion.infrastructure.v1.ServerService.TestServerConnection
+   */
+  testServerConnection: {
+    methodKind: "unary";
+    input: typeof TestServerConnectionRequestSchema;
+    output: typeof TestServerConnectionResponseSchema;
+  },
+  /**
+   * Starts the bootstrap workflow (or returns the one already running).
+   *
+   * @generated from rpc axion.infrastructure.v1.ServerService.ConfigureServer
+   */
+  configureServer: {
+    methodKind: "unary";
+    input: typeof ConfigureServerRequestSchema;
+    output: typeof ConfigureServerResponseSchema;
+  },
+  /**
+   * Adds or removes ORCHESTRATOR_SSH_PUBLIC_KEY in the admin user's authorized_keys.
+   *
+   * @generated from rpc axion.infrastructure.v1.ServerService.SetupDeployKey
+   */
+  setupDeployKey: {
+    methodKind: "unary";
+    input: typeof SetupDeployKeyRequestSchema;
+    output: typeof SetupDeployKeyResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_axion_infrastructure_v1_server_service, 0);

@@ -1,0 +1,126 @@
+import { type ShellFragment, sh } from "./ssh/shell.js";
+
+/**
+ * The remote side of each bootstrap step: check first, act only when needed, and
+ * end with one line `AXION_RESULT changed|unchanged|skipped <detail>`. Every
+ * interpolated value is quoted by `sh`.
+ */
+
+export const RESULT_MARK = "AXION_RESULT";
+
+export const factsScript = sh`. /etc/os-release 2>/dev/null
+printf 'os_id=%s\\nos_version=%s\\nos_pretty=%s\\n' "\${ID:-}" "\${VERSION_ID:-}" "\${PRETTY_NAME:-}"
+printf 'arch=%s\\nkernel=%s\\n' "$(uname -m)" "$(uname -r)"
+printf 'root_free_mb=%s\\n' "$(df -Pm / | awk 'NR==2{print $4}')"
+printf 'mem_mb=%s\\n' "$(awk '/MemTotal/{print int($2/1024)}' /proc/meminfo)"
+if command -v docker >/dev/null 2>&1; then printf 'docker=%s\\n' "$(docker --version 2>/dev/null | sed -E 's/^Docker version ([^,]+).*/\\1/')"; fi`;
+
+export function adminUserScript(user: string): ShellFragment {
+  const sudoers = `${user} ALL=(ALL) NOPASSWD:ALL`;
+  const sudoersFile = `/etc/sudoers.d/90-axion-${user}`;
+  return sh`set -e
+changed=""
+if ! id -u ${user} >/dev/null 2>&1; then useradd --create-home --shell /bin/bash ${user}; changed="user created"; fi
+if ! command -v sudo >/dev/null 2>&1; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sudo >/dev/null; changed="$changed sudo installed"; fi
+if [ "$(cat ${sudoersFile} 2>/dev/null)" != ${sudoers} ]; then
+  tmp=$(mktemp); printf '%s\\n' ${sudoers} > "$tmp"
+  visudo -cqf "$tmp"; install -m 0440 -o root -g root "$tmp" ${sudoersFile}; rm -f "$tmp"
+  changed="$changed sudoers written"
+fi
+if [ -n "$changed" ]; then echo ${RESULT_MARK} changed "$changed"; else echo ${RESULT_MARK} unchanged ${user} has passwordless sudo; fi`;
+}
+
+export const dockerScript = sh`set -e
+if command -v docker >/dev/null 2>&1 && systemctl is-active --quiet docker && docker info >/dev/null 2>&1; then
+  echo ${RESULT_MARK} unchanged "docker $(docker version --format '{{.Server.Version}}') running"; exit 0
+fi
+export DEBIAN_FRONTEND=noninteractive
+if ! command -v docker >/dev/null 2>&1; then
+  # Install from the current package lists first; refresh them only if that fails.
+  apt-get install -y -qq -o DPkg::Lock::Timeout=300 docker.io >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq -o DPkg::Lock::Timeout=300 docker.io >/dev/null; }
+fi
+systemctl enable --now docker >/dev/null 2>&1
+for i in $(seq 1 30); do docker info >/dev/null 2>&1 && break; sleep 1; done
+docker info >/dev/null
+echo ${RESULT_MARK} changed "docker $(docker version --format '{{.Server.Version}}') installed and running"`;
+
+/** nftables: one table of our own; input dropped except loopback, replies, ICMP and SSH. Docker's tables are left alone. */
+export function firewallScript(sshPort: number): ShellFragment {
+  const ruleset = `table inet axion_filter {
+  chain input {
+    type filter hook input priority 0; policy drop;
+    iif "lo" accept
+    ct state established,related accept
+    meta l4proto { icmp, ipv6-icmp } accept
+    tcp dport ${sshPort} accept
+  }
+}
+`;
+  return sh`set -e
+command -v nft >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables >/dev/null
+file=/etc/nftables.d/axion.nft
+mkdir -p /etc/nftables.d
+if [ "$(cat "$file" 2>/dev/null)" = "$(printf '%s' ${ruleset})" ] && nft list table inet axion_filter >/dev/null 2>&1; then
+  echo ${RESULT_MARK} unchanged "firewall active, ssh port ${sshPort} open"; exit 0
+fi
+tmp=$(mktemp); printf '%s' ${ruleset} > "$tmp"
+nft -c -f "$tmp"
+install -m 0644 "$tmp" "$file"; rm -f "$tmp"
+grep -q 'include "/etc/nftables.d/\\*.nft"' /etc/nftables.conf 2>/dev/null || printf '\\ninclude "/etc/nftables.d/*.nft"\\n' >> /etc/nftables.conf
+nft list table inet axion_filter >/dev/null 2>&1 && nft delete table inet axion_filter
+nft -f "$file"
+systemctl enable nftables >/dev/null 2>&1 || true
+echo ${RESULT_MARK} changed "firewall applied, ssh port ${sshPort} open"`;
+}
+
+/** Password logins are turned off only when we are connected with a key: then a key is known to work. */
+export function sshHardeningScript(keyWorks: boolean): ShellFragment {
+  const settings = keyWorks
+    ? "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nPermitEmptyPasswords no\nX11Forwarding no\n"
+    : "PermitEmptyPasswords no\nX11Forwarding no\n";
+  return sh`set -e
+file=/etc/ssh/sshd_config.d/10-axion-hardening.conf
+if [ "$(cat "$file" 2>/dev/null)" = "$(printf '%s' ${settings})" ]; then echo ${RESULT_MARK} unchanged "sshd hardened"; exit 0; fi
+mkdir -p /etc/ssh/sshd_config.d /run/sshd
+grep -qiE '^Include /etc/ssh/sshd_config.d/\\*.conf' /etc/ssh/sshd_config || sed -i '1i Include /etc/ssh/sshd_config.d/*.conf' /etc/ssh/sshd_config
+old=$(mktemp); cp "$file" "$old" 2>/dev/null || rm -f "$old"
+printf '%s' ${settings} > "$file"; chmod 0644 "$file"
+if ! sshd -t; then if [ -f "$old" ]; then mv "$old" "$file"; else rm -f "$file"; fi; echo "sshd -t rejected the hardened configuration" >&2; exit 1; fi
+rm -f "$old"
+systemctl reload ssh 2>/dev/null || systemctl reload sshd
+echo ${RESULT_MARK} changed ${keyWorks ? "password logins disabled, root by key only" : "kept password logins: connected by password, no key known to work"}`;
+}
+
+/** Adds or removes exactly one authorized_keys line of a user; other lines are never touched. */
+export function authorizedKeyScript(user: string, publicKey: string, action: "add" | "remove"): ShellFragment {
+  const prepare = sh`set -e
+home=$(getent passwd ${user} | cut -d: -f6)
+[ -n "$home" ] || { echo "user ${user} does not exist" >&2; exit 1; }
+group=$(id -gn ${user})
+install -d -m 0700 -o ${user} -g "$group" "$home/.ssh"
+file="$home/.ssh/authorized_keys"
+[ -f "$file" ] || install -m 0600 -o ${user} -g "$group" /dev/null "$file"
+chmod 0600 "$file"; chown ${user}:"$group" "$file"`;
+  if (action === "add") {
+    return sh`${prepare}
+if grep -qxF ${publicKey} "$file"; then echo ${RESULT_MARK} unchanged "key already authorized for ${user}"; exit 0; fi
+[ -z "$(tail -c1 "$file")" ] || printf '\\n' >> "$file"
+printf '%s\\n' ${publicKey} >> "$file"
+echo ${RESULT_MARK} changed "key authorized for ${user}"`;
+  }
+  return sh`${prepare}
+if ! grep -qxF ${publicKey} "$file"; then echo ${RESULT_MARK} unchanged "key not present for ${user}"; exit 0; fi
+tmp=$(mktemp); grep -vxF ${publicKey} "$file" > "$tmp" || true
+install -m 0600 -o ${user} -g "$group" "$tmp" "$file"; rm -f "$tmp"
+echo ${RESULT_MARK} changed "key removed for ${user}"`;
+}
+
+export function parseStepOutput(stdout: string): { changed: boolean; skipped: boolean; detail: string } {
+  const line = stdout
+    .split("\n")
+    .reverse()
+    .find((l) => l.startsWith(`${RESULT_MARK} `));
+  if (!line) return { changed: true, skipped: false, detail: "step finished without a result line" };
+  const [, state = "", ...rest] = line.split(" ");
+  return { changed: state === "changed", skipped: state === "skipped", detail: rest.join(" ") };
+}

@@ -1,0 +1,136 @@
+import { ApplicationFailure } from "@temporalio/common";
+import type { ConnectionTestResult, HostFacts, StepResult } from "../workflows/definitions.js";
+import type { ActivityDeps } from "./deps.js";
+import {
+  adminUserScript,
+  authorizedKeyScript,
+  dockerScript,
+  factsScript,
+  firewallScript,
+  parseStepOutput,
+  sshHardeningScript,
+} from "./host-scripts.js";
+import { heartbeating, withServerSession } from "./server-access.js";
+import { SshErrorType, sshFailure } from "./ssh/errors.js";
+import type { SshSession } from "./ssh/session.js";
+
+const supportedOs: Record<string, string[]> = { debian: ["11", "12"], ubuntu: ["20.04", "22.04", "24.04"] };
+const supportedArch = ["x86_64", "aarch64"];
+export const MIN_ROOT_FREE_MB = 1024;
+export const MIN_MEMORY_MB = 512;
+
+async function readFacts(session: SshSession): Promise<HostFacts> {
+  const { stdout } = await session.run(factsScript, { root: false, timeoutMs: 20_000 });
+  const kv = Object.fromEntries(
+    stdout
+      .split("\n")
+      .map((l) => l.split(/=(.*)/s, 2) as [string, string])
+      .filter(([k]) => k),
+  );
+  return {
+    osId: kv.os_id ?? "",
+    osVersion: kv.os_version ?? "",
+    osPrettyName: kv.os_pretty ?? "",
+    arch: kv.arch ?? "",
+    kernel: kv.kernel ?? "",
+    rootFreeMb: Number(kv.root_free_mb ?? 0),
+    memoryMb: Number(kv.mem_mb ?? 0),
+    dockerVersion: kv.docker || undefined,
+  };
+}
+
+function outcomeOf(error: unknown): ConnectionTestResult["outcome"] {
+  const type = error instanceof ApplicationFailure ? error.type : undefined;
+  if (type === SshErrorType.AuthFailed) return "auth_failed";
+  if (type === SshErrorType.HostKeyMismatch) return "hostkey_mismatch";
+  if (type === SshErrorType.Timeout) return "timeout";
+  return "unreachable";
+}
+
+async function step(
+  deps: ActivityDeps,
+  serverId: string,
+  script: (session: SshSession) => Parameters<SshSession["run"]>[0],
+  timeoutMs: number,
+) {
+  return withServerSession(deps, serverId, async (session) => {
+    const { stdout } = await heartbeating(() => session.run(script(session), { timeoutMs }));
+    const parsed = parseStepOutput(stdout);
+    return { changed: parsed.changed, detail: parsed.detail } satisfies StepResult;
+  });
+}
+
+/** SSH activities: one idempotent step each, the server addressed by id only. */
+export function createProvisioningActivities(deps: ActivityDeps) {
+  return {
+    /** Classified, never thrown: the caller wants an answer in seconds, not retries. */
+    async testConnection(input: { serverId: string }): Promise<ConnectionTestResult> {
+      try {
+        return await withServerSession(deps, input.serverId, async (session) => ({
+          outcome: "ok",
+          message: "connected",
+          fingerprint: session.fingerprint,
+          facts: await readFacts(session),
+        }));
+      } catch (error) {
+        if (error instanceof ApplicationFailure && error.type === "ServerNotFound") throw error;
+        return { outcome: outcomeOf(error), message: error instanceof Error ? error.message : String(error) };
+      }
+    },
+
+    /** Opens a session (pinning the host key on first use); failures are typed and retried by the workflow. */
+    connect: (input: { serverId: string }): Promise<StepResult> =>
+      withServerSession(deps, input.serverId, async (session) => ({ changed: false, detail: `host key ${session.fingerprint}` })),
+
+    /** Supported OS, architecture, free disk and memory; Docker's version when present. */
+    async preflight(input: { serverId: string }): Promise<HostFacts> {
+      return withServerSession(deps, input.serverId, async (session) => {
+        const facts = await readFacts(session);
+        if (!supportedOs[facts.osId]?.includes(facts.osVersion)) {
+          throw sshFailure(
+            SshErrorType.UnsupportedOs,
+            `unsupported operating system: ${facts.osPrettyName || `${facts.osId} ${facts.osVersion}`}`,
+          );
+        }
+        if (!supportedArch.includes(facts.arch)) throw sshFailure(SshErrorType.UnsupportedOs, `unsupported architecture: ${facts.arch}`);
+        if (facts.rootFreeMb < MIN_ROOT_FREE_MB) {
+          throw ApplicationFailure.nonRetryable(
+            `only ${facts.rootFreeMb} MB free on /, at least ${MIN_ROOT_FREE_MB} MB needed`,
+            "InsufficientResources",
+          );
+        }
+        if (facts.memoryMb < MIN_MEMORY_MB) {
+          throw ApplicationFailure.nonRetryable(
+            `only ${facts.memoryMb} MB of memory, at least ${MIN_MEMORY_MB} MB needed`,
+            "InsufficientResources",
+          );
+        }
+        if (session.fingerprint === "") throw new Error("no host key seen");
+        return facts;
+      });
+    },
+
+    ensureAdminUser: (input: { serverId: string }) => step(deps, input.serverId, () => adminUserScript(deps.adminUser), 60_000),
+
+    ensureDocker: (input: { serverId: string }) => step(deps, input.serverId, () => dockerScript, 15 * 60_000),
+
+    ensureFirewall: (input: { serverId: string }) =>
+      withServerSession(deps, input.serverId, async (session, server) => {
+        const { stdout } = await session.run(firewallScript(server.sshPort), { timeoutMs: 60_000 });
+        return parseStepOutput(stdout) as StepResult;
+      }),
+
+    hardenSsh: (input: { serverId: string }) =>
+      withServerSession(deps, input.serverId, async (session, server) => {
+        const { stdout } = await session.run(sshHardeningScript(server.authMethod === "private_key"), { timeoutMs: 60_000 });
+        return parseStepOutput(stdout) as StepResult;
+      }),
+
+    /** ORCHESTRATOR_SSH_PUBLIC_KEY for the admin user: added once, or removed; other lines untouched. */
+    async setDeployKey(input: { serverId: string; action: "add" | "remove" }): Promise<StepResult & { skipped?: boolean }> {
+      const publicKey = deps.orchestratorPublicKey;
+      if (!publicKey) return { changed: false, skipped: true, detail: "ORCHESTRATOR_SSH_PUBLIC_KEY is not set" };
+      return step(deps, input.serverId, () => authorizedKeyScript(deps.adminUser, publicKey, input.action), 60_000);
+    },
+  };
+}

@@ -1,0 +1,159 @@
+import { createHash } from "node:crypto";
+import { NodeSSH } from "node-ssh";
+import type { SshCredentialInput } from "../../core/validation.js";
+import { classifyConnectError, SshErrorType, sshFailure } from "./errors.js";
+import { type ShellFragment, sh } from "./shell.js";
+
+export interface SshTarget {
+  host: string;
+  port: number;
+  username: string;
+}
+
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  truncated: boolean;
+}
+
+export interface RunOptions {
+  /** Run as root: through `sudo` when the login user is not root. Default true. */
+  root?: boolean;
+  timeoutMs?: number;
+  /** A non-zero exit is returned instead of thrown. */
+  allowFailure?: boolean;
+  stdin?: string;
+}
+
+export interface SshSession {
+  /** SHA256 fingerprint of the host key, as `ssh-keygen -lf` prints it. */
+  readonly fingerprint: string;
+  run(command: ShellFragment, options?: RunOptions): Promise<CommandResult>;
+  /** Uploads bytes to a path over SFTP (then check it with a command). */
+  upload(localPath: string, remotePath: string): Promise<void>;
+  close(): void;
+}
+
+export interface OpenOptions {
+  /** The pinned fingerprint; a different key refuses the connection before authentication. */
+  pinnedFingerprint?: string | null;
+  connectTimeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+const MAX_OUTPUT = 64 * 1024;
+
+export const fingerprintOf = (key: Buffer): string => `SHA256:${createHash("sha256").update(key).digest("base64").replace(/=+$/, "")}`;
+
+/** Keeps the last MAX_OUTPUT bytes: the end of a failing command's output is what explains it. */
+class CappedBuffer {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  truncated = false;
+  push(chunk: Buffer) {
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+    while (this.size > MAX_OUTPUT && this.chunks.length > 1) {
+      this.size -= (this.chunks.shift() as Buffer).length;
+      this.truncated = true;
+    }
+  }
+  toString() {
+    const all = Buffer.concat(this.chunks);
+    if (all.length <= MAX_OUTPUT) return all.toString("utf8").trim();
+    this.truncated = true;
+    return all
+      .subarray(all.length - MAX_OUTPUT)
+      .toString("utf8")
+      .trim();
+  }
+}
+
+export async function openSsh(target: SshTarget, credential: SshCredentialInput, options: OpenOptions = {}): Promise<SshSession> {
+  const ssh = new NodeSSH();
+  let seen = "";
+  let refused = false;
+  const abort = () => ssh.dispose();
+  options.signal?.addEventListener("abort", abort, { once: true });
+  try {
+    await ssh.connect({
+      host: target.host,
+      port: target.port,
+      username: target.username,
+      readyTimeout: options.connectTimeoutMs ?? 10_000,
+      keepaliveInterval: 10_000,
+      ...(credential.kind === "password"
+        ? { password: credential.password, tryKeyboard: false }
+        : { privateKey: credential.privateKey, passphrase: credential.passphrase || undefined }),
+      hostVerifier: (key: Buffer) => {
+        seen = fingerprintOf(key);
+        refused = Boolean(options.pinnedFingerprint) && options.pinnedFingerprint !== seen;
+        return !refused;
+      },
+    });
+  } catch (error) {
+    options.signal?.removeEventListener("abort", abort);
+    ssh.dispose();
+    if (options.signal?.aborted) throw options.signal.reason;
+    throw classifyConnectError(error, refused);
+  }
+
+  const sudoPassword = credential.kind === "password" ? credential.password : undefined;
+  const asRoot = (command: ShellFragment): { text: string; stdin?: string } => {
+    if (target.username === "root") return { text: command.text };
+    // -S reads a password from stdin when one is needed; -p '' keeps the prompt out of the output.
+    if (sudoPassword) return { text: sh`sudo -S -p '' -- sh -c ${command.text}`.text, stdin: `${sudoPassword}\n` };
+    return { text: sh`sudo -n -- sh -c ${command.text}`.text };
+  };
+
+  return {
+    fingerprint: seen,
+    async run(command, runOptions = {}) {
+      const { text, stdin } = runOptions.root === false ? { text: command.text } : asRoot(command);
+      const stdout = new CappedBuffer();
+      const stderr = new CappedBuffer();
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        ssh.dispose();
+      }, runOptions.timeoutMs ?? 120_000);
+      try {
+        const result = await ssh.execCommand(text, {
+          stdin: runOptions.stdin ?? stdin,
+          onStdout: (c) => stdout.push(c),
+          onStderr: (c) => stderr.push(c),
+        });
+        if (timedOut) throw sshFailure(SshErrorType.Timeout, `remote command timed out after ${runOptions.timeoutMs ?? 120_000} ms`);
+        if (options.signal?.aborted) throw options.signal.reason;
+        const out: CommandResult = {
+          code: result.code ?? -1,
+          stdout: stdout.toString(),
+          stderr: stderr.toString(),
+          truncated: stdout.truncated || stderr.truncated,
+        };
+        if (out.code !== 0 && !runOptions.allowFailure) {
+          throw sshFailure(
+            SshErrorType.CommandFailed,
+            `remote command exited with ${out.code}: ${out.stderr.slice(-500) || out.stdout.slice(-500)}`,
+          );
+        }
+        return out;
+      } catch (error) {
+        if (timedOut) throw sshFailure(SshErrorType.Timeout, `remote command timed out after ${runOptions.timeoutMs ?? 120_000} ms`);
+        if (options.signal?.aborted) throw options.signal.reason;
+        if (!ssh.isConnected()) throw sshFailure(SshErrorType.Unreachable, "SSH connection lost during a command");
+        throw error;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    async upload(localPath, remotePath) {
+      await ssh.putFile(localPath, remotePath);
+    },
+    close() {
+      options.signal?.removeEventListener("abort", abort);
+      ssh.dispose();
+    },
+  };
+}

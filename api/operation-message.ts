@@ -1,0 +1,42 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { OperationRow } from "../core/operations.js";
+import { type Operation, OperationKind, OperationSchema, OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
+import type { OperationProgress, StepProgress } from "../workflows/definitions.js";
+
+const kinds: Record<string, OperationKind> = {
+  test_connection: OperationKind.TEST_CONNECTION,
+  bootstrap: OperationKind.BOOTSTRAP,
+  deploy_key: OperationKind.DEPLOY_KEY,
+  recovery: OperationKind.RECOVERY,
+  reinstall: OperationKind.REINSTALL,
+};
+const statuses: Record<string, OperationStatus> = {
+  RUNNING: OperationStatus.RUNNING,
+  SUCCEEDED: OperationStatus.SUCCEEDED,
+  FAILED: OperationStatus.FAILED,
+  CANCELLED: OperationStatus.CANCELLED,
+};
+
+/** Steps come from the live query while running, from the stored result once ended. */
+export function operationMessage(row: OperationRow, live?: OperationProgress): Operation {
+  const steps = (live?.steps ?? (row.result?.steps as StepProgress[] | undefined) ?? []).map((s) => ({
+    name: s.name,
+    status: s.status,
+    detail: s.detail ?? "",
+    startTime: timestampFromDate(new Date(s.startedAt)),
+    durationMs: BigInt(s.durationMs ?? 0),
+  }));
+  return create(OperationSchema, {
+    id: row.id,
+    serverId: row.serverId ?? "",
+    kind: kinds[row.kind] ?? OperationKind.UNSPECIFIED,
+    status: statuses[row.status] ?? OperationStatus.UNSPECIFIED,
+    workflowId: row.workflowId,
+    currentStep: live?.currentStep ?? "",
+    steps,
+    error: row.error ?? live?.lastError ?? "",
+    startTime: timestampFromDate(row.startedAt),
+    finishTime: row.finishedAt ? timestampFromDate(row.finishedAt) : undefined,
+  });
+}

@@ -1,0 +1,82 @@
+import { type Client, WorkflowExecutionAlreadyStartedError, type WorkflowHandle } from "@temporalio/client";
+import type { TypedSearchAttributes } from "@temporalio/common";
+import type { Database } from "../db/client.js";
+import { clusterIdAttribute, operationAttribute, ownerIdAttribute, serverIdAttribute } from "../temporal/search-attributes.js";
+import { type OperationProgress, progressQuery } from "../workflows/definitions.js";
+import { AppError } from "./errors.js";
+import { finishOperation, type OperationKind, type OperationRow, setOperationRunId, startOperation } from "./operations.js";
+import type { Owner } from "./owners.js";
+import { requireServer } from "./servers.js";
+
+/** How the API reaches Temporal. */
+export interface WorkflowGateway {
+  client: Client;
+  taskQueue: string;
+}
+
+const workflowTypes: Record<OperationKind, string> = {
+  test_connection: "testConnectionWorkflow",
+  bootstrap: "bootstrapWorkflow",
+  deploy_key: "deployKeyWorkflow",
+  recovery: "recoveryWorkflow",
+  reinstall: "reinstallWorkflow",
+};
+
+/**
+ * Starts an operation on a server: the operation row first (which refuses a
+ * second provisioning operation on the same server), then the workflow with a
+ * business id, search attributes and a summary for the Web UI. A start of the
+ * same kind while one runs returns the running operation (attach).
+ */
+export async function startServerOperation(
+  db: Database,
+  gateway: WorkflowGateway,
+  owner: Owner,
+  serverId: string,
+  kind: OperationKind,
+  extraInput: Record<string, unknown> = {},
+): Promise<{ operation: OperationRow; handle: WorkflowHandle; attached: boolean }> {
+  const server = await requireServer(db, owner, serverId);
+  let operation: OperationRow;
+  try {
+    operation = await startOperation(db, owner, server.id, kind);
+  } catch (error) {
+    const running = error instanceof AppError ? (error.cause as OperationRow | undefined) : undefined;
+    if (running?.kind === kind)
+      return { operation: running, handle: gateway.client.workflow.getHandle(running.workflowId), attached: true };
+    throw error;
+  }
+  try {
+    const handle = await gateway.client.workflow.start(workflowTypes[kind], {
+      workflowId: operation.workflowId,
+      taskQueue: gateway.taskQueue,
+      args: [{ operationId: operation.id, serverId: server.id, ...extraInput }],
+      workflowIdConflictPolicy: "FAIL",
+      workflowIdReusePolicy: "ALLOW_DUPLICATE",
+      typedSearchAttributes: [
+        { key: serverIdAttribute, value: server.id },
+        { key: clusterIdAttribute, value: server.clusterId },
+        { key: ownerIdAttribute, value: owner.id },
+        { key: operationAttribute, value: kind },
+      ] as unknown as TypedSearchAttributes,
+      staticSummary: `${kind.replace("_", " ")} of ${server.name} (${server.host}:${server.sshPort})`,
+    });
+    await setOperationRunId(db, operation.id, handle.firstExecutionRunId);
+    return { operation: { ...operation, runId: handle.firstExecutionRunId }, handle, attached: false };
+  } catch (error) {
+    await finishOperation(db, operation.id, { status: "FAILED", error: "the workflow could not be started" });
+    if (error instanceof WorkflowExecutionAlreadyStartedError) {
+      throw new AppError("failed_precondition", `a ${kind} workflow is already running for server ${server.id}`, { cause: error });
+    }
+    throw error;
+  }
+}
+
+/** Live progress of a running operation, or undefined when the workflow cannot answer right now. */
+export async function queryProgress(gateway: WorkflowGateway, operation: OperationRow): Promise<OperationProgress | undefined> {
+  try {
+    return await gateway.client.workflow.getHandle(operation.workflowId, operation.runId ?? undefined).query(progressQuery);
+  } catch {
+    return undefined;
+  }
+}

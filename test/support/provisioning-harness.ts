@@ -1,0 +1,79 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Client, Connection } from "@temporalio/client";
+import type { Worker } from "@temporalio/worker";
+import { DefaultLogger, Runtime } from "@temporalio/worker";
+import { createCredentialsCipher } from "../../core/credentials-cipher.js";
+import { openDatabase } from "../../db/client.js";
+import { type RunningDevServer, startDevServer } from "../../temporal/dev-server.js";
+import { createWorker } from "../../temporal/worker.js";
+import { startTestApi, type TestApi, testCredentialsKey } from "./api.js";
+import { freePort } from "./ports.js";
+
+export interface ProvisioningHarness {
+  api: TestApi;
+  client: Client;
+  dev: RunningDevServer;
+  taskQueue: string;
+  startWorker(): Promise<void>;
+  stopWorker(): Promise<void>;
+  close(): Promise<void>;
+}
+
+let runtimeInstalled = false;
+
+/** A real Temporal dev server, a worker with the real activities, and the API wired to both, on one database. */
+export async function startProvisioningHarness(
+  options: { orchestratorPublicKey?: string; sshConnectTimeoutMs?: number } = {},
+): Promise<ProvisioningHarness> {
+  if (!runtimeInstalled) {
+    Runtime.install({ logger: new DefaultLogger("WARN") });
+    runtimeInstalled = true;
+  }
+  const dataDir = mkdtempSync(join(tmpdir(), "axion-prov-"));
+  const dev = await startDevServer(dataDir, { port: await freePort(), uiPort: await freePort(), headless: true });
+  const database = await openDatabase({ dataDir: "memory://" });
+  await database.migrate();
+  const connection = await Connection.connect({ address: dev.address });
+  const client = new Client({ connection, namespace: dev.spec.namespace });
+  const taskQueue = "axion-provisioning-test";
+  const api = await startTestApi({ database, workflows: { client, taskQueue } });
+  let running: { worker: Worker; done: Promise<void>; close: () => Promise<void> } | undefined;
+
+  const harness: ProvisioningHarness = {
+    api,
+    client,
+    dev,
+    taskQueue,
+    async startWorker() {
+      const { worker, connection: workerConnection } = await createWorker(
+        { address: dev.address, namespace: dev.spec.namespace, taskQueue },
+        {
+          db: database.db,
+          cipher: createCredentialsCipher(testCredentialsKey),
+          orchestratorPublicKey: options.orchestratorPublicKey,
+          adminUser: "axion",
+          sshConnectTimeoutMs: options.sshConnectTimeoutMs ?? 5000,
+        },
+      );
+      running = { worker, done: worker.run(), close: () => workerConnection.close() };
+    },
+    async stopWorker() {
+      if (!running) return;
+      running.worker.shutdown();
+      await running.done;
+      await running.close();
+      running = undefined;
+    },
+    async close() {
+      await harness.stopWorker();
+      await api.close();
+      await connection.close();
+      await dev.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  await harness.startWorker();
+  return harness;
+}

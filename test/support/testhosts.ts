@@ -1,0 +1,55 @@
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+
+/** Node side of scripts/testhosts: real Debian hosts in network namespaces with systemd and sshd. */
+
+export interface TestHost {
+  name: string;
+  ip: string;
+  port: number;
+  state: string;
+  user: string;
+  root: string;
+  hostKeys: Record<string, string | null>;
+}
+
+export interface Fleet {
+  prefix: string;
+  gateway: string;
+  privateKeyPath: string;
+  privateKey: string;
+  hosts: TestHost[];
+}
+
+const scripts = join(process.cwd(), "scripts", "testhosts");
+const stateDir = process.env.AXION_TESTHOST_STATE ?? "/var/lib/axion-testhosts";
+
+export function buildImage(): void {
+  execFileSync("bash", [join(scripts, "build-image.sh")], { stdio: ["ignore", "ignore", "inherit"], timeout: 15 * 60_000 });
+}
+
+export function upHosts(prefix: string, count: number, state = "fresh", extra: string[] = []): Fleet {
+  execFileSync("bash", [join(scripts, "up.sh"), String(count), "--prefix", prefix, "--state", state, ...extra], {
+    stdio: ["ignore", "ignore", "inherit"],
+    timeout: 10 * 60_000,
+  });
+  const inventory = JSON.parse(readFileSync(join(stateDir, `${prefix}.json`), "utf8"));
+  return { ...inventory, privateKey: readFileSync(inventory.privateKeyPath, "utf8") };
+}
+
+export function downHosts(prefix: string): void {
+  execFileSync("bash", [join(scripts, "down.sh"), "--prefix", prefix, "--kill"], {
+    stdio: ["ignore", "ignore", "inherit"],
+    timeout: 5 * 60_000,
+  });
+}
+
+/** Runs a command inside a host (as root, in all its namespaces); returns stdout. */
+export function hostExec(name: string, command: string): string {
+  return execFileSync("bash", [join(scripts, "exec.sh"), name, "sh", "-c", command], { encoding: "utf8", timeout: 120_000 });
+}
+
+export function regenHostKey(name: string): void {
+  execFileSync("bash", [join(scripts, "regen-hostkey.sh"), name], { stdio: ["ignore", "ignore", "inherit"], timeout: 60_000 });
+}

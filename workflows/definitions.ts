@@ -1,0 +1,54 @@
+import { defineQuery } from "@temporalio/workflow";
+
+/** Shared by workflows, activities and the API: typed query definitions and payload shapes. No secrets in any of them. */
+
+export interface StepProgress {
+  name: string;
+  status: "running" | "done" | "unchanged" | "skipped" | "failed";
+  detail?: string;
+  startedAt: string;
+  durationMs?: number;
+}
+
+export interface OperationProgress {
+  operationId: string;
+  kind: string;
+  serverId: string;
+  currentStep?: string;
+  steps: StepProgress[];
+  lastError?: string;
+  done: boolean;
+}
+
+export const progressQuery = defineQuery<OperationProgress>("progress");
+
+export interface OperationInput {
+  operationId: string;
+  serverId: string;
+}
+
+/** What one idempotent step reports: whether it had to change anything. */
+export interface StepResult {
+  changed: boolean;
+  detail: string;
+}
+
+export type ConnectionOutcome = "ok" | "auth_failed" | "unreachable" | "timeout" | "hostkey_mismatch";
+
+export interface HostFacts {
+  osId: string;
+  osVersion: string;
+  osPrettyName: string;
+  arch: string;
+  kernel: string;
+  rootFreeMb: number;
+  memoryMb: number;
+  dockerVersion?: string;
+}
+
+export interface ConnectionTestResult {
+  outcome: ConnectionOutcome;
+  message: string;
+  fingerprint?: string;
+  facts?: HostFacts;
+}

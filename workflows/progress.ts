@@ -1,0 +1,60 @@
+import { setHandler, workflowInfo } from "@temporalio/workflow";
+import { type OperationInput, type OperationProgress, progressQuery, type StepProgress, type StepResult } from "./definitions.js";
+
+/** Tracks an operation's steps and answers the progress query (current step, finished steps with durations, last error). */
+export class ProgressTracker {
+  readonly state: OperationProgress;
+
+  constructor(input: OperationInput, kind: string) {
+    this.state = { operationId: input.operationId, serverId: input.serverId, kind, steps: [], done: false };
+    setHandler(progressQuery, () => this.state);
+  }
+
+  /** Runs one step; a step result with `changed: false` is reported as already done. */
+  async step<T>(name: string, run: () => Promise<T>): Promise<T> {
+    const started = Date.now();
+    const entry: StepProgress = { name, status: "running", startedAt: new Date(started).toISOString() };
+    this.state.steps.push(entry);
+    this.state.currentStep = name;
+    try {
+      const result = await run();
+      const outcome = result as Partial<StepResult> & { skipped?: boolean };
+      entry.status = outcome?.skipped ? "skipped" : outcome?.changed === false ? "unchanged" : "done";
+      if (typeof outcome?.detail === "string") entry.detail = outcome.detail;
+      return result;
+    } catch (error) {
+      entry.status = "failed";
+      this.state.lastError = failureMessage(error);
+      throw error;
+    } finally {
+      entry.durationMs = Date.now() - started;
+      this.state.currentStep = undefined;
+    }
+  }
+
+  finish(): OperationProgress {
+    this.state.done = true;
+    return this.state;
+  }
+
+  summary(): Record<string, unknown> {
+    return { workflowId: workflowInfo().workflowId, steps: this.state.steps };
+  }
+}
+
+/** The innermost message of an activity/child failure: the one that says what went wrong. */
+export function failureMessage(error: unknown): string {
+  let e = error as { message?: string; cause?: unknown } | undefined;
+  while (e?.cause) e = e.cause as typeof e;
+  return e?.message ?? String(error);
+}
+
+export function failureType(error: unknown): string | undefined {
+  let e = error as { type?: string; cause?: unknown } | undefined;
+  let type: string | undefined;
+  while (e) {
+    if (typeof e.type === "string") type = e.type;
+    e = e.cause as typeof e;
+  }
+  return type;
+}
