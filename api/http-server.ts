@@ -79,6 +79,9 @@ export function buildApiServer(deps: ApiDeps): ApiServer {
     connect(req, res);
   };
   const h1 = http.createServer(handler as http.RequestListener);
+  // Longer than clients' and load balancers' idle timeouts, so a reused keep-alive connection is not closed under a request.
+  h1.keepAliveTimeout = 65_000;
+  h1.headersTimeout = 66_000;
   const h2 = http2.createServer(handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
   const sockets = new Set<Socket>();
 
