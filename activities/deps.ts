@@ -1,5 +1,6 @@
 import type { CredentialsCipher } from "../core/credentials-cipher.js";
 import type { Database } from "../db/client.js";
+import type { VpsProvider } from "./providers/provider.js";
 
 /** What activities need from the process: they load secrets by id themselves, never from workflow input. */
 export interface ActivityDeps {
@@ -10,4 +11,6 @@ export interface ActivityDeps {
   /** The unprivileged admin user the bootstrap creates. */
   adminUser: string;
   sshConnectTimeoutMs: number;
+  /** VPS providers by name ("time4vps"), configured with their API credentials. */
+  providers?: Record<string, VpsProvider>;
 }

@@ -124,3 +124,31 @@ export function parseStepOutput(stdout: string): { changed: boolean; skipped: bo
   const [, state = "", ...rest] = line.split(" ");
   return { changed: state === "changed", skipped: state === "skipped", detail: rest.join(" ") };
 }
+
+/** Disk use per real mount (pseudo file systems left out), Docker presence and responsiveness, journal size. */
+export const diagnoseScript = sh`df -P -T -x tmpfs -x devtmpfs -x squashfs -x proc -x sysfs -x cgroup -x cgroup2 2>/dev/null | awk 'NR>1{gsub("%","",$6); print "mount", $7, $6, int($5/1024)}'
+for m in /var/lib/docker /var/log; do mountpoint -q "$m" && df -P "$m" | awk -v m="$m" 'NR==2{gsub("%","",$5); print "mount", m, $5, int($4/1024)}'; done
+if command -v docker >/dev/null 2>&1; then
+  if timeout 10 docker info >/dev/null 2>&1; then echo "docker responsive"; else echo "docker unresponsive"; fi
+else echo "docker absent"; fi
+echo "journal_mb $(du -sm /var/log/journal 2>/dev/null | cut -f1 || echo 0)"`;
+
+export const pruneDockerScript = sh`set -e
+before=$(df -Pm /var/lib/docker 2>/dev/null | awk 'NR==2{print $4}')
+timeout 300 docker system prune --all --force >/dev/null
+after=$(df -Pm /var/lib/docker 2>/dev/null | awk 'NR==2{print $4}')
+echo ${RESULT_MARK} changed "docker pruned: free MB $before -> $after"`;
+
+export function vacuumJournalScript(maxMb: number): ShellFragment {
+  return sh`set -e
+journalctl --vacuum-size=${`${maxMb}M`} >/dev/null 2>&1 || true
+apt-get clean >/dev/null 2>&1 || true
+echo ${RESULT_MARK} changed "journal vacuumed to ${maxMb} MB, apt cache cleaned"`;
+}
+
+/** A hung daemon does not stop on SIGTERM: kill it, then start it again and wait until it answers. */
+export const restartDockerScript = sh`set -e
+timeout 30 systemctl restart docker || { systemctl kill --signal=SIGKILL docker.service || true; sleep 1; systemctl reset-failed docker.service || true; systemctl start docker; }
+for i in $(seq 1 30); do timeout 5 docker info >/dev/null 2>&1 && break; sleep 1; done
+timeout 10 docker info >/dev/null
+echo ${RESULT_MARK} changed "docker restarted and answering"`;

@@ -1,12 +1,21 @@
 import type { ActivityDeps } from "./deps.js";
+import { createFleetActivities } from "./fleet.js";
 import { createProvisioningActivities } from "./provisioning.js";
 import { createRecordActivities } from "./records.js";
+import { createRecoveryActivities } from "./recovery.js";
+import { createReinstallActivities } from "./reinstall.js";
 
 export type { ActivityDeps } from "./deps.js";
 
 /** Activities registered with the worker, built once per process (typed like temporalio's samples). */
 export function createActivities(deps: ActivityDeps) {
-  return { ...createProvisioningActivities(deps), ...createRecordActivities(deps) };
+  return {
+    ...createProvisioningActivities(deps),
+    ...createRecoveryActivities(deps),
+    ...createReinstallActivities(deps),
+    ...createRecordActivities(deps),
+    ...createFleetActivities(deps),
+  };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -50,6 +50,8 @@ export function serverMessage(row: ServerRow): Server {
     statusReason: row.statusReason,
     statusChangeTime: timestampFromDate(row.statusChangedAt),
     hostKeyFingerprint: row.hostKeyFingerprint ?? "",
+    provider: row.provider ?? "",
+    providerServerId: row.providerServerId ?? "",
     createTime: timestampFromDate(row.createdAt),
     updateTime: timestampFromDate(row.updatedAt),
   });

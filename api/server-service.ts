@@ -88,6 +88,8 @@ export function serverService(deps: InventoryDeps & { workflows?: WorkflowGatewa
         sshUser: req.sshUser === "" ? "root" : req.sshUser,
         credential,
         labels: req.labels,
+        provider: req.provider,
+        providerServerId: req.providerServerId,
       });
       return { server: serverMessage(server) };
     },
@@ -103,8 +105,29 @@ export function serverService(deps: InventoryDeps & { workflows?: WorkflowGatewa
         sshUser: req.sshUser,
         credential: credentialInput(req.credential),
         labels: req.labels?.entries,
+        provider: req.provider,
+        providerServerId: req.providerServerId,
       });
       return { server: serverMessage(server) };
+    },
+    async recoverServer(req, ctx) {
+      if (req.diskThresholdPercent > 100) throw AppError.invalid("disk_threshold_percent", "must be between 1 and 100");
+      const { operation } = await startServerOperation(deps.db, requireGateway(deps.workflows), requireOwner(ctx), req.id, "recovery", {
+        diskThresholdPct: req.diskThresholdPercent || undefined,
+      });
+      return { operation: operationMessage(operation) };
+    },
+    async reinstallServer(req, ctx) {
+      if (!/^[A-Za-z0-9._-]{0,64}$/.test(req.os)) throw AppError.invalid("os", "must be a provider OS code");
+      const owner = requireOwner(ctx);
+      const server = await requireServer(deps.db, owner, req.id);
+      if (!server.provider || !server.providerServerId) {
+        throw new AppError("failed_precondition", "the server has no VPS provider: set provider and provider_server_id first");
+      }
+      const { operation } = await startServerOperation(deps.db, requireGateway(deps.workflows), owner, server.id, "reinstall", {
+        os: req.os || undefined,
+      });
+      return { operation: operationMessage(operation) };
     },
     async deleteServer(req, ctx) {
       await deleteServer(deps.db, requireOwner(ctx), req.id);

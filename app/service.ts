@@ -1,6 +1,8 @@
 import { mkdirSync } from "node:fs";
 import { Client, Connection } from "@temporalio/client";
 import type { Worker } from "@temporalio/worker";
+import type { VpsProvider } from "../activities/providers/provider.js";
+import { createTime4vpsProvider } from "../activities/providers/time4vps.js";
 import { buildApiServer } from "../api/http-server.js";
 import type { Config } from "../core/config.js";
 import { createCredentialsCipher, resolveCredentialsKey } from "../core/credentials-cipher.js";
@@ -9,6 +11,7 @@ import { createOwnerToken } from "../core/owners.js";
 import { openDatabase } from "../db/client.js";
 import { startDevServer } from "../temporal/dev-server.js";
 import { ensureSearchAttributes } from "../temporal/ensure-search-attributes.js";
+import { ensureFleetCheckSchedule } from "../temporal/schedules.js";
 import { createWorker } from "../temporal/worker.js";
 
 export type Role = "all" | "api" | "worker";
@@ -55,6 +58,15 @@ export async function startService(config: Config, role: Role = "all"): Promise<
     }
 
     if (role !== "api") {
+      const providers: Record<string, VpsProvider> = {};
+      if (config.TIME4VPS_USERNAME && config.TIME4VPS_PASSWORD) {
+        providers.time4vps = createTime4vpsProvider({
+          baseUrl: config.TIME4VPS_API_URL,
+          username: config.TIME4VPS_USERNAME,
+          password: config.TIME4VPS_PASSWORD,
+          timeoutMs: 30_000,
+        });
+      }
       const { worker, connection } = await createWorker(
         { address: temporalAddress, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TEMPORAL_TASK_QUEUE },
         {
@@ -63,6 +75,7 @@ export async function startService(config: Config, role: Role = "all"): Promise<
           orchestratorPublicKey: config.ORCHESTRATOR_SSH_PUBLIC_KEY,
           adminUser: config.AXION_ADMIN_USER,
           sshConnectTimeoutMs: config.SSH_CONNECT_TIMEOUT_MS,
+          providers,
         },
       );
       const running = worker.run();
@@ -73,6 +86,11 @@ export async function startService(config: Config, role: Role = "all"): Promise<
       });
       log.info("worker polling", { taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE });
       await waitForRunning(worker);
+      const scheduleConnection = await Connection.connect({ address: temporalAddress });
+      await ensureFleetCheckSchedule(new Client({ connection: scheduleConnection, namespace: config.TEMPORAL_NAMESPACE }), {
+        cron: config.FLEET_CHECK_CRON,
+        taskQueue: config.TEMPORAL_TASK_QUEUE,
+      }).finally(() => scheduleConnection.close());
     }
 
     let apiPort: number | undefined;

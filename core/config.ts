@@ -64,6 +64,16 @@ const schema = z.object({
     .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a POSIX user name")
     .default("axion"),
   SSH_CONNECT_TIMEOUT_MS: z.coerce.number({ error: "must be milliseconds" }).int().min(1000, "must be at least 1000").default(10_000),
+  TIME4VPS_API_URL: z
+    .string()
+    .regex(/^https?:\/\/.+/, "must be an http(s) URL")
+    .default("https://billing.time4vps.com/api/"),
+  TIME4VPS_USERNAME: optionalText,
+  TIME4VPS_PASSWORD: optionalText,
+  FLEET_CHECK_CRON: z
+    .string()
+    .regex(/^(@\w+|(\S+\s+){4}\S+)$/, "must be a cron expression of 5 fields or @hourly-style")
+    .default("*/15 * * * *"),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
 });
 

@@ -46,8 +46,8 @@ export async function startServerOperation(
       return { operation: running, handle: gateway.client.workflow.getHandle(running.workflowId), attached: true };
     throw error;
   }
-  try {
-    const handle = await gateway.client.workflow.start(workflowTypes[kind], {
+  const start = () =>
+    gateway.client.workflow.start(workflowTypes[kind], {
       workflowId: operation.workflowId,
       taskQueue: gateway.taskQueue,
       args: [{ operationId: operation.id, serverId: server.id, ...extraInput }],
@@ -60,6 +60,13 @@ export async function startServerOperation(
         { key: operationAttribute, value: kind },
       ] as unknown as TypedSearchAttributes,
       staticSummary: `${kind.replace("_", " ")} of ${server.name} (${server.host}:${server.sshPort})`,
+    });
+  try {
+    const handle = await start().catch(async (error) => {
+      if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+      // The database says no operation runs, so the previous run has recorded its end and is closing: let it close.
+      await waitForClose(gateway, operation.workflowId, 15_000);
+      return start();
     });
     await setOperationRunId(db, operation.id, handle.firstExecutionRunId);
     return { operation: { ...operation, runId: handle.firstExecutionRunId }, handle, attached: false };
@@ -79,4 +86,12 @@ export async function queryProgress(gateway: WorkflowGateway, operation: Operati
   } catch {
     return undefined;
   }
+}
+
+async function waitForClose(gateway: WorkflowGateway, workflowId: string, timeoutMs: number): Promise<void> {
+  const closed = gateway.client.workflow
+    .getHandle(workflowId)
+    .result()
+    .catch(() => undefined);
+  await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, timeoutMs))]);
 }

@@ -10,7 +10,18 @@ import { AppError } from "./errors.js";
 import { requireId } from "./ids.js";
 import type { Owner } from "./owners.js";
 import { type PageRequest, toPage } from "./pagination.js";
-import { host, labels, parseInput, resourceName, type SshCredentialInput, sshCredential, sshPort, sshUser } from "./validation.js";
+import {
+  host,
+  labels,
+  parseInput,
+  providerName,
+  providerServerId,
+  resourceName,
+  type SshCredentialInput,
+  sshCredential,
+  sshPort,
+  sshUser,
+} from "./validation.js";
 
 /** A server as the API may show it: the credential lives in its own table and never leaves the activities. */
 export type ServerRow = typeof servers.$inferSelect;
@@ -29,6 +40,8 @@ const createSchema = z.object({
   sshUser,
   credential: sshCredential,
   labels,
+  provider: providerName.optional(),
+  providerServerId: providerServerId.optional(),
 });
 
 const updateSchema = z.object({
@@ -39,6 +52,8 @@ const updateSchema = z.object({
   sshUser: sshUser.optional(),
   credential: sshCredential.optional(),
   labels: labels.optional(),
+  provider: providerName.optional(),
+  providerServerId: providerServerId.optional(),
 });
 
 export type CreateServerInput = z.input<typeof createSchema>;
@@ -108,6 +123,8 @@ export async function createServer(deps: InventoryDeps, owner: Owner, input: Cre
           sshUser: data.sshUser,
           authMethod: data.credential.kind,
           labels: data.labels,
+          provider: data.provider || null,
+          providerServerId: data.providerServerId || null,
         })
         .returning();
       await tx.insert(serverCredentials).values(encryptCredential(deps.cipher, id, data.credential));
@@ -128,6 +145,8 @@ export async function updateServer(deps: InventoryDeps, owner: Owner, id: string
   if (data.sshUser !== undefined) changes.sshUser = data.sshUser;
   if (data.labels !== undefined) changes.labels = data.labels;
   if (data.credential) changes.authMethod = data.credential.kind;
+  if (data.provider !== undefined) changes.provider = data.provider || null;
+  if (data.providerServerId !== undefined) changes.providerServerId = data.providerServerId || null;
   const moved =
     (data.host !== undefined && data.host !== existing.host) || (data.sshPort !== undefined && data.sshPort !== existing.sshPort);
   if (moved) {

@@ -48,6 +48,10 @@ export const labels = z.record(z.string(), z.string()).superRefine((value, ctx) 
   }
 });
 
+/** Empty clears; otherwise a provider this service has a client for. */
+export const providerName = z.string().refine((v) => ["", "time4vps"].includes(v), "must be empty or one of: time4vps");
+export const providerServerId = z.string().regex(/^[0-9]{0,20}$/, "must be the provider's numeric server id");
+
 export const description = z.string().max(1024, "must be at most 1024 characters");
 
 export type SshCredentialInput = { kind: "private_key"; privateKey: string; passphrase?: string } | { kind: "password"; password: string };

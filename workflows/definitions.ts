@@ -25,6 +25,8 @@ export const progressQuery = defineQuery<OperationProgress>("progress");
 export interface OperationInput {
   operationId: string;
   serverId: string;
+  /** Run as a step of a parent operation (a reinstall's bootstrap): the parent records the outcome. */
+  nested?: boolean;
 }
 
 /** What one idempotent step reports: whether it had to change anything. */
@@ -51,4 +53,37 @@ export interface ConnectionTestResult {
   message: string;
   fingerprint?: string;
   facts?: HostFacts;
+}
+
+export interface MountUsage {
+  mount: string;
+  usedPct: number;
+  availableMb: number;
+}
+
+export interface Diagnosis {
+  mounts: MountUsage[];
+  docker: "responsive" | "unresponsive" | "absent";
+  journalMb: number;
+}
+
+export interface RecoveryInput extends OperationInput {
+  /** A mount at or above this use is remediated. Default 85. */
+  diskThresholdPct?: number;
+  /** What the journal is vacuumed down to. Default 200. */
+  journalMaxMb?: number;
+}
+
+export interface RecoveryReport {
+  before: Diagnosis;
+  after: Diagnosis;
+  actions: string[];
+  healthy: boolean;
+}
+
+export interface ReinstallInput extends OperationInput {
+  /** Provider OS code; empty means the provider's first offered OS. */
+  os?: string;
+  /** Seconds between provider task polls (durable timers). Default 15. */
+  pollIntervalSeconds?: number;
 }

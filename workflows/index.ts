@@ -5,4 +5,7 @@
  */
 export { bootstrapWorkflow } from "./bootstrap.js";
 export { deployKeyWorkflow } from "./deploy-key.js";
+export { fleetCheckWorkflow } from "./fleet-check.js";
+export { recoveryWorkflow } from "./recovery.js";
+export { reinstallWorkflow } from "./reinstall.js";
 export { testConnectionWorkflow } from "./test-connection.js";

@@ -15,6 +15,7 @@ export async function runOperation<T>(
   body: () => Promise<T>,
   options: { markServerOnFailure: boolean } = { markServerOnFailure: true },
 ): Promise<T> {
+  if (input.nested) return body();
   try {
     const result = await body();
     await recordActivities.finishOperation({ operationId: input.operationId, status: "SUCCEEDED", result: progress.summary() });

@@ -11,7 +11,7 @@ export const sshActivities = proxyActivities<Activities>({
 
 /** A connection test answers in seconds: one attempt, classified by the activity. */
 export const probeActivities = proxyActivities<Activities>({
-  startToCloseTimeout: "45 seconds",
+  startToCloseTimeout: "90 seconds",
   retry: { maximumAttempts: 1 },
 });
 

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { Client, Connection } from "@temporalio/client";
 import type { Worker } from "@temporalio/worker";
 import { DefaultLogger, Runtime } from "@temporalio/worker";
+import type { VpsProvider } from "../../activities/providers/provider.js";
 import { createCredentialsCipher } from "../../core/credentials-cipher.js";
 import { openDatabase } from "../../db/client.js";
 import { type RunningDevServer, startDevServer } from "../../temporal/dev-server.js";
@@ -25,7 +26,7 @@ let runtimeInstalled = false;
 
 /** A real Temporal dev server, a worker with the real activities, and the API wired to both, on one database. */
 export async function startProvisioningHarness(
-  options: { orchestratorPublicKey?: string; sshConnectTimeoutMs?: number } = {},
+  options: { orchestratorPublicKey?: string; sshConnectTimeoutMs?: number; providers?: Record<string, VpsProvider> } = {},
 ): Promise<ProvisioningHarness> {
   if (!runtimeInstalled) {
     Runtime.install({ logger: new DefaultLogger("WARN") });
@@ -55,6 +56,7 @@ export async function startProvisioningHarness(
           orchestratorPublicKey: options.orchestratorPublicKey,
           adminUser: "axion",
           sshConnectTimeoutMs: options.sshConnectTimeoutMs ?? 5000,
+          providers: options.providers,
         },
       );
       running = { worker, done: worker.run(), close: () => workerConnection.close() };

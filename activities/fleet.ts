@@ -1,0 +1,70 @@
+import { and, asc, eq, gt, notInArray } from "drizzle-orm";
+import { AppError } from "../core/errors.js";
+import { type OperationKind, startOperation } from "../core/operations.js";
+import { servers } from "../db/schema.js";
+import type { ConnectionTestResult, Diagnosis } from "../workflows/definitions.js";
+import type { ActivityDeps } from "./deps.js";
+import { diagnoseScript } from "./host-scripts.js";
+import { parseDiagnosis } from "./recovery.js";
+import { withServerSession } from "./server-access.js";
+
+/** Fleet-check activities: page through servers, check one, open an operation for a follow-up workflow. */
+export function createFleetActivities(deps: ActivityDeps) {
+  return {
+    /** Servers worth checking (not being rebuilt or provisioned), in id order, one page at a time. */
+    async listServersToCheck(input: { afterId?: string; limit: number }): Promise<string[]> {
+      const rows = await deps.db
+        .select({ id: servers.id })
+        .from(servers)
+        .where(
+          and(
+            notInArray(servers.status, ["REINSTALLING", "PROVISIONING", "PENDING"]),
+            input.afterId ? gt(servers.id, input.afterId) : undefined,
+          ),
+        )
+        .orderBy(asc(servers.id))
+        .limit(input.limit);
+      return rows.map((r) => r.id);
+    },
+
+    /** Connects and diagnoses; classified, never thrown, so one bad server does not stop the sweep. */
+    async checkServer(input: {
+      serverId: string;
+    }): Promise<{ outcome: ConnectionTestResult["outcome"]; message: string; diagnosis?: Diagnosis }> {
+      try {
+        return await withServerSession(deps, input.serverId, async (session) => ({
+          outcome: "ok",
+          message: "connected",
+          diagnosis: parseDiagnosis((await session.run(diagnoseScript, { timeoutMs: 60_000 })).stdout),
+        }));
+      } catch (error) {
+        const type = (error as { type?: string }).type;
+        const outcome =
+          type === "SshAuthFailed"
+            ? "auth_failed"
+            : type === "HostKeyMismatch"
+              ? "hostkey_mismatch"
+              : type === "SshTimeout"
+                ? "timeout"
+                : "unreachable";
+        return { outcome, message: error instanceof Error ? error.message : String(error) };
+      }
+    },
+
+    /** Records an operation for a workflow the scheduler starts; undefined when the server is busy with another. */
+    async openOperation(input: {
+      serverId: string;
+      kind: OperationKind;
+    }): Promise<{ operationId: string; workflowId: string } | undefined> {
+      const [server] = await deps.db.select({ ownerId: servers.ownerId }).from(servers).where(eq(servers.id, input.serverId));
+      if (!server) return undefined;
+      try {
+        const op = await startOperation(deps.db, { id: server.ownerId, name: "" }, input.serverId, input.kind);
+        return { operationId: op.id, workflowId: op.workflowId };
+      } catch (error) {
+        if (error instanceof AppError && error.kind === "failed_precondition") return undefined;
+        throw error;
+      }
+    },
+  };
+}

@@ -1,0 +1,29 @@
+import { type Client, ScheduleAlreadyRunning, ScheduleOverlapPolicy } from "@temporalio/client";
+import { log } from "../core/log.js";
+
+export const FLEET_CHECK_SCHEDULE_ID = "fleet-check";
+
+/** Creates the fleet-check schedule, or brings an existing one to the configured cron. Safe to call at every start. */
+export async function ensureFleetCheckSchedule(client: Client, options: { cron: string; taskQueue: string }): Promise<void> {
+  const spec = { cronExpressions: [options.cron] };
+  const action = {
+    type: "startWorkflow" as const,
+    workflowType: "fleetCheckWorkflow",
+    workflowId: "fleet-check",
+    taskQueue: options.taskQueue,
+    args: [{}],
+    staticSummary: "Periodic fleet check: test every server, recover what is broken",
+  };
+  try {
+    await client.schedule.create({
+      scheduleId: FLEET_CHECK_SCHEDULE_ID,
+      spec,
+      action,
+      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: "1 minute" },
+    });
+    log.info("fleet-check schedule created", { cron: options.cron });
+  } catch (error) {
+    if (!(error instanceof ScheduleAlreadyRunning)) throw error;
+    await client.schedule.getHandle(FLEET_CHECK_SCHEDULE_ID).update((previous) => ({ ...previous, spec, action }));
+  }
+}
