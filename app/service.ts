@@ -4,6 +4,7 @@ import type { Worker } from "@temporalio/worker";
 import type { VpsProvider } from "../activities/providers/provider.js";
 import { createTime4vpsProvider } from "../activities/providers/time4vps.js";
 import { buildApiServer } from "../api/http-server.js";
+import { startProvisionerQueue } from "../compat/provisioner-queue.js";
 import type { Config } from "../core/config.js";
 import { createCredentialsCipher, resolveCredentialsKey } from "../core/credentials-cipher.js";
 import { log } from "../core/log.js";
@@ -52,10 +53,14 @@ export async function startService(config: Config, role: Role = "all"): Promise<
       const dev = await startDevServer(config.AXION_DATA_DIR);
       stops.push(() => dev.stop());
       temporalAddress = dev.address;
-    } else {
-      const connection = await Connection.connect({ address: temporalAddress });
-      await ensureSearchAttributes(connection, config.TEMPORAL_NAMESPACE).finally(() => connection.close());
     }
+    const clientConnection = await Connection.connect({ address: temporalAddress });
+    stops.push(() => clientConnection.close());
+    if (config.TEMPORAL_ADDRESS) await ensureSearchAttributes(clientConnection, config.TEMPORAL_NAMESPACE);
+    const workflows = {
+      client: new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE }),
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+    };
 
     if (role !== "api") {
       const providers: Record<string, VpsProvider> = {};
@@ -86,23 +91,21 @@ export async function startService(config: Config, role: Role = "all"): Promise<
       });
       log.info("worker polling", { taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE });
       await waitForRunning(worker);
-      const scheduleConnection = await Connection.connect({ address: temporalAddress });
-      await ensureFleetCheckSchedule(new Client({ connection: scheduleConnection, namespace: config.TEMPORAL_NAMESPACE }), {
-        cron: config.FLEET_CHECK_CRON,
-        taskQueue: config.TEMPORAL_TASK_QUEUE,
-      }).finally(() => scheduleConnection.close());
+      await ensureFleetCheckSchedule(workflows.client, { cron: config.FLEET_CHECK_CRON, taskQueue: config.TEMPORAL_TASK_QUEUE });
+    }
+
+    if (config.REDIS_URL && role !== "api") {
+      const queue = startProvisionerQueue({ redisUrl: config.REDIS_URL, db: database.db, workflows });
+      stops.push(() => queue.stop());
     }
 
     let apiPort: number | undefined;
     if (role !== "worker") {
-      const connection = await Connection.connect({ address: temporalAddress });
-      stops.push(() => connection.close());
-      const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
       const api = buildApiServer({
         db: database.db,
         cipher,
         maxServersPerOwner: config.MAX_SERVERS_PER_USER,
-        workflows: { client, taskQueue: config.TEMPORAL_TASK_QUEUE },
+        workflows,
       });
       apiPort = await api.listen(config.PORT);
       stops.push(() => api.close());

