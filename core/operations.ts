@@ -1,14 +1,14 @@
 import { and, desc, eq, lt } from "drizzle-orm";
 import type { Database } from "../db/client.js";
 import { newId } from "../db/ids.js";
-import { type OperationStatus, operations, outboxEvents } from "../db/schema.js";
+import { type OperationStatus, operations } from "../db/schema.js";
 import { isUniqueViolation } from "./db-errors.js";
 import { AppError } from "./errors.js";
 import { requireId } from "./ids.js";
+import { enqueueServerEvent } from "./outbox.js";
 import type { Owner } from "./owners.js";
 import type { PageRequest } from "./pagination.js";
 import { toPage } from "./pagination.js";
-import { SERVER_EVENTS_TOPIC } from "./server-status.js";
 
 export type OperationRow = typeof operations.$inferSelect;
 export const operationKinds = ["test_connection", "bootstrap", "deploy_key", "recovery", "reinstall"] as const;
@@ -33,13 +33,7 @@ export async function startOperation(db: Database, owner: Owner, serverId: strin
         .insert(operations)
         .values({ id, ownerId: owner.id, serverId, kind, workflowId: workflowIdFor(kind, serverId, id) })
         .returning();
-      await tx.insert(outboxEvents).values({
-        id: newId(),
-        topic: SERVER_EVENTS_TOPIC,
-        key: serverId,
-        type: "operation.started",
-        payload: { operationId: id, serverId, kind, at: new Date().toISOString() },
-      });
+      await enqueueServerEvent(tx, serverId, "operation.started", { operationId: id, serverId, kind, at: new Date().toISOString() });
       return row as OperationRow;
     });
   } catch (error) {
@@ -76,19 +70,13 @@ export async function finishOperation(
       .returning();
     if (!row?.serverId) return;
     const type = outcome.status === "SUCCEEDED" ? "operation.finished" : "operation.failed";
-    await tx.insert(outboxEvents).values({
-      id: newId(),
-      topic: SERVER_EVENTS_TOPIC,
-      key: row.serverId,
-      type,
-      payload: {
-        operationId,
-        serverId: row.serverId,
-        kind: row.kind,
-        status: outcome.status,
-        error: outcome.error ?? null,
-        at: new Date().toISOString(),
-      },
+    await enqueueServerEvent(tx, row.serverId, type, {
+      operationId,
+      serverId: row.serverId,
+      kind: row.kind,
+      status: outcome.status,
+      error: outcome.error ?? null,
+      at: new Date().toISOString(),
     });
   });
 }

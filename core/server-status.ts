@@ -1,9 +1,7 @@
 import { and, eq, isNull, ne } from "drizzle-orm";
 import type { Database } from "../db/client.js";
-import { newId } from "../db/ids.js";
-import { outboxEvents, type ServerStatus, servers } from "../db/schema.js";
-
-export const SERVER_EVENTS_TOPIC = "axion.server.events";
+import { type ServerStatus, servers } from "../db/schema.js";
+import { enqueueServerEvent } from "./outbox.js";
 
 /**
  * Changes a server's status with a reason and time, and writes the
@@ -21,12 +19,12 @@ export async function setServerStatus(db: Database, serverId: string, status: Se
       .where(and(eq(servers.id, serverId), ne(servers.status, status)))
       .returning({ id: servers.id });
     if (!changed) return false;
-    await tx.insert(outboxEvents).values({
-      id: newId(),
-      topic: SERVER_EVENTS_TOPIC,
-      key: serverId,
-      type: "server.status_changed",
-      payload: { serverId, from: previous.status, to: status, reason, at: now.toISOString() },
+    await enqueueServerEvent(tx, serverId, "server.status_changed", {
+      serverId,
+      from: previous.status,
+      to: status,
+      reason,
+      at: now.toISOString(),
     });
     return true;
   });

@@ -5,7 +5,7 @@ import { createTime4vpsProvider } from "../activities/providers/time4vps.js";
 import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { ServerStatus } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { ensureFleetCheckSchedule, FLEET_CHECK_SCHEDULE_ID } from "../temporal/schedules.js";
-import { progressQuery } from "../workflows/definitions.js";
+import { waitForStep as waitForStepOf, watchUntilEnd } from "./support/operations.js";
 import { type ProvisioningHarness, startProvisioningHarness } from "./support/provisioning-harness.js";
 import { buildImage, downHosts, type Fleet, hostExec, upHosts } from "./support/testhosts.js";
 import { startTime4vpsStandIn, type Time4vpsStandIn } from "./support/time4vps-standin.js";
@@ -30,24 +30,12 @@ describe("recovery, fleet-check schedule, reinstall and cancel on real hosts", {
         ...extra,
       })
     ).server!;
-  const waitForEnd = async (operationId: string) => {
-    let last: Awaited<ReturnType<typeof alice.operations.getOperation>>["operation"];
-    for await (const update of alice.operations.watchOperation({ id: operationId })) last = update.operation;
-    return last!;
-  };
+  const waitForEnd = (operationId: string) => watchUntilEnd(alice.operations, operationId);
   const configure = async (serverId: string) => {
     const op = await waitForEnd((await alice.servers.configureServer({ id: serverId })).operation!.id);
     assert.equal(op.status, OperationStatus.SUCCEEDED, op.error);
   };
-  const waitForStep = async (workflowId: string, step: string) => {
-    const handle = harness.client.workflow.getHandle(workflowId);
-    for (let i = 0; i < 1200; i++) {
-      const progress = await handle.query(progressQuery).catch(() => undefined);
-      if (progress?.currentStep === step) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    assert.fail(`${workflowId} never reached ${step}`);
-  };
+  const waitForStep = (workflowId: string, step: string) => waitForStepOf(harness.client, workflowId, step);
 
   before(async () => {
     buildImage();

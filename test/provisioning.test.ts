@@ -7,9 +7,9 @@ import { sh } from "../activities/ssh/shell.js";
 import { servers } from "../db/schema.js";
 import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { ConnectionOutcome, DeployKeyAction, ServerStatus } from "../gen/axion/infrastructure/v1/server_service_pb.js";
-import { progressQuery } from "../workflows/definitions.js";
 import { expectCode } from "./support/assertions.js";
 import { ed25519KeyPair } from "./support/keys.js";
+import { waitForStep, watchUntilEnd } from "./support/operations.js";
 import { type ProvisioningHarness, startProvisioningHarness } from "./support/provisioning-harness.js";
 import { buildImage, downHosts, type Fleet, hostExec, regenHostKey, upHosts } from "./support/testhosts.js";
 
@@ -29,11 +29,7 @@ describe("provisioning over real SSH", { timeout: 30 * 60_000 }, () => {
   const keyCredential = () => ({ method: { case: "privateKey" as const, value: { key: fleet.privateKey } } });
   const register = async (host: string, extra: Record<string, unknown> = {}) =>
     (await alice.servers.createServer({ clusterId, name: `srv-${++n}`, host, credential: keyCredential(), ...extra })).server!;
-  const waitForEnd = async (operationId: string) => {
-    let last: Awaited<ReturnType<typeof alice.operations.getOperation>>["operation"];
-    for await (const update of alice.operations.watchOperation({ id: operationId })) last = update.operation;
-    return last!;
-  };
+  const waitForEnd = (operationId: string) => watchUntilEnd(alice.operations, operationId);
   /** Servers are unique per owner by host:port; a test that registers a host again acts as a new owner. */
   const switchOwner = async () => {
     alice = harness.api.clients((await harness.api.newOwner()).token);
@@ -111,7 +107,7 @@ describe("provisioning over real SSH", { timeout: 30 * 60_000 }, () => {
     assert.match(hostExec(host.name, "sudo -l -U axion"), /NOPASSWD: ALL/);
     assert.match(hostExec(host.name, "nft list table inet axion_filter"), /tcp dport 22 accept/);
     assert.match(hostExec(host.name, "sshd -T | grep -i '^passwordauthentication'"), /no/);
-    assert.equal(hostExec(host.name, "grep -cxF '" + orchestratorKey + "' /home/axion/.ssh/authorized_keys").trim(), "1");
+    assert.equal(hostExec(host.name, `grep -cxF '${orchestratorKey}' /home/axion/.ssh/authorized_keys`).trim(), "1");
 
     // Re-running changes nothing and says so.
     const rerun = await alice.servers.configureServer({ id: server.id });
@@ -243,12 +239,7 @@ describe("provisioning over real SSH", { timeout: 30 * 60_000 }, () => {
     const host = fleet.hosts[0]!;
     const server = await register(host.ip, { name: "crash-test" });
     const started = await alice.servers.configureServer({ id: server.id });
-    const handle = harness.client.workflow.getHandle(started.operation!.workflowId);
-    for (let i = 0; i < 600; i++) {
-      const progress = await handle.query(progressQuery).catch(() => undefined);
-      if (progress?.currentStep === "docker") break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitForStep(harness.client, started.operation!.workflowId, "docker");
     await harness.stopWorker();
     await new Promise((r) => setTimeout(r, 2000));
     await harness.startWorker();
