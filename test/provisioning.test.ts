@@ -231,23 +231,4 @@ describe("provisioning over real SSH", { timeout: 30 * 60_000 }, () => {
     const [row] = await harness.api.database.db.select().from(servers).where(eq(servers.name, "srv-1"));
     assert.ok(row?.hostKeyFingerprint);
   });
-
-  test("a worker stopped in the middle of a bootstrap is restarted and the workflow finishes, no effect doubled", async () => {
-    downHosts(prefixes.fresh);
-    fleet = upHosts(prefixes.fresh, 1, "fresh");
-    await switchOwner();
-    const host = fleet.hosts[0]!;
-    const server = await register(host.ip, { name: "crash-test" });
-    const started = await alice.servers.configureServer({ id: server.id });
-    await waitForStep(harness.client, started.operation!.workflowId, "docker");
-    await harness.stopWorker();
-    await new Promise((r) => setTimeout(r, 2000));
-    await harness.startWorker();
-    const op = await waitForEnd(started.operation!.id);
-    assert.equal(op.status, OperationStatus.SUCCEEDED, op.error);
-    assert.equal(hostExec(host.name, "grep -c axion /etc/passwd").trim(), "1");
-    assert.equal(hostExec(host.name, `grep -cxF '${orchestratorKey}' /home/axion/.ssh/authorized_keys`).trim(), "1");
-    assert.equal(hostExec(host.name, "nft list tables | grep -c axion_filter").trim(), "1");
-    assert.match(hostExec(host.name, "systemctl is-active docker"), /active/);
-  });
 });

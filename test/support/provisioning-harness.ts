@@ -26,7 +26,15 @@ let runtimeInstalled = false;
 
 /** A real Temporal dev server, a worker with the real activities, and the API wired to both, on one database. */
 export async function startProvisioningHarness(
-  options: { orchestratorPublicKey?: string; sshConnectTimeoutMs?: number; providers?: Record<string, VpsProvider> } = {},
+  options: {
+    orchestratorPublicKey?: string;
+    sshConnectTimeoutMs?: number;
+    providers?: Record<string, VpsProvider>;
+    /** PostgreSQL instead of in-memory PGlite, so a worker in another process can share the database. */
+    databaseUrl?: string;
+    /** Start no worker in this process (the test runs its own). */
+    noWorker?: boolean;
+  } = {},
 ): Promise<ProvisioningHarness> {
   if (!runtimeInstalled) {
     Runtime.install({ logger: new DefaultLogger("WARN") });
@@ -34,7 +42,7 @@ export async function startProvisioningHarness(
   }
   const dataDir = mkdtempSync(join(tmpdir(), "axion-prov-"));
   const dev = await startDevServer(dataDir, { port: await freePort(), uiPort: await freePort(), headless: true });
-  const database = await openDatabase({ dataDir: "memory://" });
+  const database = await openDatabase({ databaseUrl: options.databaseUrl, dataDir: "memory://" });
   await database.migrate();
   const connection = await Connection.connect({ address: dev.address });
   const client = new Client({ connection, namespace: dev.spec.namespace });
@@ -76,6 +84,6 @@ export async function startProvisioningHarness(
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
-  await harness.startWorker();
+  if (!options.noWorker) await harness.startWorker();
   return harness;
 }
