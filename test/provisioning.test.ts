@@ -9,7 +9,7 @@ import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_servic
 import { ConnectionOutcome, DeployKeyAction, ServerStatus } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { expectCode } from "./support/assertions.js";
 import { ed25519KeyPair } from "./support/keys.js";
-import { waitForStep, watchUntilEnd } from "./support/operations.js";
+import { watchUntilEnd } from "./support/operations.js";
 import { type ProvisioningHarness, startProvisioningHarness } from "./support/provisioning-harness.js";
 import { buildImage, downHosts, type Fleet, hostExec, regenHostKey, upHosts } from "./support/testhosts.js";
 
