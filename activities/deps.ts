@@ -11,6 +11,8 @@ export interface ActivityDeps {
   /** The unprivileged admin user the bootstrap creates. */
   adminUser: string;
   sshConnectTimeoutMs: number;
+  /** The agent to install: where its binaries are and the API URL agents call. Absent: the agent step is skipped. */
+  agent?: { binaryDir: string; apiUrl: string; heartbeatIntervalSeconds: number };
   /** VPS providers by name ("time4vps"), configured with their API credentials. */
   providers?: Record<string, VpsProvider>;
 }

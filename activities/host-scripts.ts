@@ -152,3 +152,52 @@ timeout 30 systemctl restart docker || { systemctl kill --signal=SIGKILL docker.
 for i in $(seq 1 30); do timeout 5 docker info >/dev/null 2>&1 && break; sleep 1; done
 timeout 10 docker info >/dev/null
 echo ${RESULT_MARK} changed "docker restarted and answering"`;
+
+export const AGENT_PATH = "/usr/local/bin/axion-agent";
+export const AGENT_CONFIG = "/etc/axion-agent/config.json";
+
+const agentUnit = `[Unit]
+Description=Axion agent: registration and heartbeats
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+ExecStart=${AGENT_PATH} -config ${AGENT_CONFIG}
+User=axion-agent
+Group=axion-agent
+Restart=on-failure
+RestartSec=5
+NoNewPrivileges=yes
+
+[Install]
+WantedBy=multi-user.target
+`;
+
+/** Is the wanted agent binary installed and running? Prints `ok` or what differs. */
+export function agentStateScript(sha256: string, apiUrl: string): ShellFragment {
+  return sh`if [ "$(sha256sum ${AGENT_PATH} 2>/dev/null | cut -d' ' -f1)" != ${sha256} ]; then echo "binary differs"
+elif ! systemctl is-active --quiet axion-agent; then echo "service not running"
+elif ! grep -qF ${`"api_url":${JSON.stringify(apiUrl)}`} ${AGENT_CONFIG}; then echo "api url differs"
+else echo ok; fi`;
+}
+
+/**
+ * Installs the uploaded binary and config (both in the login user's home, mode
+ * 0600): the checksum is verified on the host first; the config, which holds
+ * the token, goes in place without ever being on a command line.
+ */
+export function agentInstallScript(uploadedBinary: string, uploadedConfig: string, sha256: string): ShellFragment {
+  return sh`set -e
+bin=${uploadedBinary}; cfg=${uploadedConfig}
+trap 'rm -f "$bin" "$cfg"' EXIT
+echo ${`${sha256}  `}"$bin" | sha256sum -c --quiet -
+id -u axion-agent >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin axion-agent
+install -m 0755 -o root -g root "$bin" ${AGENT_PATH}
+install -d -m 0750 -o root -g axion-agent /etc/axion-agent
+install -m 0640 -o root -g axion-agent "$cfg" ${AGENT_CONFIG}
+printf '%s' ${agentUnit} > /etc/systemd/system/axion-agent.service
+systemctl daemon-reload
+systemctl enable axion-agent >/dev/null 2>&1
+systemctl restart axion-agent
+echo ${RESULT_MARK} changed "agent installed and started"`;
+}

@@ -1,5 +1,7 @@
+import { createAgentActivities } from "./agent.js";
 import type { ActivityDeps } from "./deps.js";
 import { createFleetActivities } from "./fleet.js";
+import { createLivenessActivities } from "./liveness.js";
 import { createProvisioningActivities } from "./provisioning.js";
 import { createRecordActivities } from "./records.js";
 import { createRecoveryActivities } from "./recovery.js";
@@ -15,6 +17,8 @@ export function createActivities(deps: ActivityDeps) {
     ...createReinstallActivities(deps),
     ...createRecordActivities(deps),
     ...createFleetActivities(deps),
+    ...createAgentActivities(deps),
+    ...createLivenessActivities(deps),
   };
 }
 

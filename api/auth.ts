@@ -3,13 +3,13 @@ import { ownerForToken } from "../core/owners.js";
 import type { Database } from "../db/client.js";
 import { ownerKey } from "./context.js";
 
-/** Services whose callers are not owners (agents authenticate with their own token). */
-const ownerlessServices = new Set<string>();
+/** Methods whose callers are agents, authenticated by their own per-server token in the handler. */
+const agentMethods = new Set(["axion.infrastructure.v1.AgentService/Register", "axion.infrastructure.v1.AgentService/Heartbeat"]);
 
 /** Bearer-token auth: resolves the owner every owner-scoped handler acts as. */
 export function authInterceptor(db: Database): Interceptor {
   return (next) => async (req) => {
-    if (ownerlessServices.has(req.service.typeName)) return next(req);
+    if (agentMethods.has(`${req.service.typeName}/${req.method.name}`)) return next(req);
     const header = req.header.get("authorization") ?? "";
     const match = /^Bearer\s+(\S+)$/i.exec(header);
     if (!match) throw new ConnectError("missing bearer token", Code.Unauthenticated);

@@ -1,8 +1,12 @@
+import { randomUUID } from "node:crypto";
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import { type AddressInfo, createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
+import { hostname } from "node:os";
 import { Duplex } from "node:stream";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { createAgentTokenVerifier } from "../core/agent-tokens.js";
+import { startHeartbeatIngestor } from "../core/heartbeat-ingest.js";
 import type { Database } from "../db/client.js";
 import { authInterceptor } from "./auth.js";
 import { errorInterceptor } from "./errors.js";
@@ -69,8 +73,9 @@ const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
  * connection say which, and the socket is handed to the matching server.
  */
 export function buildApiServer(deps: ApiDeps): ApiServer {
+  const ingestor = startHeartbeatIngestor(deps.db, { instanceId: `api-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}` });
   const connect = connectNodeAdapter({
-    routes: routes(deps),
+    routes: routes(deps, { ingestor, verifyAgentToken: createAgentTokenVerifier(deps.db) }),
     interceptors: [errorInterceptor, authInterceptor(deps.db)],
   }) as NodeHandler;
   const health = healthHandler(deps.db);
@@ -120,6 +125,7 @@ export function buildApiServer(deps: ApiDeps): ApiServer {
       });
       h1.close();
       h2.close();
+      await ingestor.stop();
     },
   };
 }

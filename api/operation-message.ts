@@ -10,6 +10,7 @@ const kinds: Record<string, OperationKind> = {
   deploy_key: OperationKind.DEPLOY_KEY,
   recovery: OperationKind.RECOVERY,
   reinstall: OperationKind.REINSTALL,
+  install_agent: OperationKind.INSTALL_AGENT,
 };
 const statuses: Record<string, OperationStatus> = {
   RUNNING: OperationStatus.RUNNING,

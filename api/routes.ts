@@ -1,22 +1,37 @@
 import type { ConnectRouter } from "@connectrpc/connect";
+import type { HeartbeatIngestor } from "../core/heartbeat-ingest.js";
 import type { WorkflowGateway } from "../core/provisioning.js";
 import type { InventoryDeps } from "../core/servers.js";
+import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { ClusterService } from "../gen/axion/infrastructure/v1/cluster_service_pb.js";
 import { OperationService } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
+import { RequirementsService } from "../gen/axion/infrastructure/v1/requirements_service_pb.js";
 import { ServerService } from "../gen/axion/infrastructure/v1/server_service_pb.js";
+import { agentService } from "./agent-service.js";
 import { clusterService } from "./cluster-service.js";
 import { operationService } from "./operation-service.js";
+import { requirementsService } from "./requirements-service.js";
 import { serverService } from "./server-service.js";
 
 export type ApiDeps = InventoryDeps & {
   /** Absent on an API without Temporal: provisioning RPCs then answer Unavailable. */
   workflows?: WorkflowGateway;
+  /** Seconds between agent heartbeats, told to agents at registration. */
+  heartbeatIntervalSeconds?: number;
 };
 
-export function routes(deps: ApiDeps) {
+export function routes(
+  deps: ApiDeps,
+  agents: { ingestor: HeartbeatIngestor; verifyAgentToken: (serverId: string, token: string) => Promise<boolean> },
+) {
   return (router: ConnectRouter) => {
+    router.service(
+      AgentService,
+      agentService({ db: deps.db, workflows: deps.workflows, heartbeatIntervalSeconds: deps.heartbeatIntervalSeconds ?? 10, ...agents }),
+    );
     router.service(ClusterService, clusterService(deps.db));
     router.service(ServerService, serverService(deps));
     router.service(OperationService, operationService(deps.db, deps.workflows));
+    router.service(RequirementsService, requirementsService(deps.db));
   };
 }

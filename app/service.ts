@@ -1,4 +1,5 @@
 import { mkdirSync } from "node:fs";
+import { resolve } from "node:path";
 import { Client, Connection } from "@temporalio/client";
 import type { Worker } from "@temporalio/worker";
 import type { VpsProvider } from "../activities/providers/provider.js";
@@ -12,6 +13,7 @@ import { createOwnerToken } from "../core/owners.js";
 import { openDatabase } from "../db/client.js";
 import { startDevServer } from "../temporal/dev-server.js";
 import { ensureSearchAttributes } from "../temporal/ensure-search-attributes.js";
+import { ensureHeartbeatMonitor } from "../temporal/heartbeat-monitor.js";
 import { ensureFleetCheckSchedule } from "../temporal/schedules.js";
 import { createWorker } from "../temporal/worker.js";
 
@@ -81,6 +83,13 @@ export async function startService(config: Config, role: Role = "all"): Promise<
           adminUser: config.AXION_ADMIN_USER,
           sshConnectTimeoutMs: config.SSH_CONNECT_TIMEOUT_MS,
           providers,
+          agent: config.AGENT_API_URL
+            ? {
+                binaryDir: resolve(config.AGENT_BINARY_DIR),
+                apiUrl: config.AGENT_API_URL,
+                heartbeatIntervalSeconds: config.AGENT_HEARTBEAT_INTERVAL,
+              }
+            : undefined,
         },
       );
       const running = worker.run();
@@ -92,6 +101,12 @@ export async function startService(config: Config, role: Role = "all"): Promise<
       log.info("worker polling", { taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE });
       await waitForRunning(worker);
       await ensureFleetCheckSchedule(workflows.client, { cron: config.FLEET_CHECK_CRON, taskQueue: config.TEMPORAL_TASK_QUEUE });
+      await ensureHeartbeatMonitor(workflows.client, config.TEMPORAL_TASK_QUEUE, {
+        timeoutSeconds: config.AGENT_HEARTBEAT_TIMEOUT,
+        intervalSeconds: config.LIVENESS_SWEEP_INTERVAL,
+        recoverOffline: config.RECOVER_OFFLINE_SERVERS === "true",
+        metricsRetentionHours: config.METRICS_RETENTION_HOURS,
+      });
     }
 
     if (config.REDIS_URL && role !== "api") {
@@ -106,6 +121,7 @@ export async function startService(config: Config, role: Role = "all"): Promise<
         cipher,
         maxServersPerOwner: config.MAX_SERVERS_PER_USER,
         workflows,
+        heartbeatIntervalSeconds: config.AGENT_HEARTBEAT_INTERVAL,
       });
       apiPort = await api.listen(config.PORT);
       stops.push(() => api.close());

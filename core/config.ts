@@ -74,6 +74,18 @@ const schema = z.object({
     .string()
     .regex(/^(@\w+|(\S+\s+){4}\S+)$/, "must be a cron expression of 5 fields or @hourly-style")
     .default("*/15 * * * *"),
+  AGENT_API_URL: optionalText.pipe(
+    z
+      .string()
+      .regex(/^https?:\/\/[^\s"]+$/, "must be an http(s) URL the servers can reach")
+      .optional(),
+  ),
+  AGENT_BINARY_DIR: z.string().default("agent/dist"),
+  AGENT_HEARTBEAT_INTERVAL: z.coerce.number({ error: "must be seconds" }).int().min(1).max(3600).default(10),
+  AGENT_HEARTBEAT_TIMEOUT: z.coerce.number({ error: "must be seconds" }).int().min(5).max(86400).default(40),
+  LIVENESS_SWEEP_INTERVAL: z.coerce.number({ error: "must be seconds" }).int().min(1).max(3600).default(5),
+  RECOVER_OFFLINE_SERVERS: z.enum(["true", "false"], { error: "must be true or false" }).default("false"),
+  METRICS_RETENTION_HOURS: z.coerce.number({ error: "must be hours" }).int().min(1).default(168),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
 });
 

@@ -11,7 +11,7 @@ import type { PageRequest } from "./pagination.js";
 import { toPage } from "./pagination.js";
 
 export type OperationRow = typeof operations.$inferSelect;
-export const operationKinds = ["test_connection", "bootstrap", "deploy_key", "recovery", "reinstall"] as const;
+export const operationKinds = ["test_connection", "bootstrap", "deploy_key", "recovery", "reinstall", "install_agent"] as const;
 export type OperationKind = (typeof operationKinds)[number];
 
 /** The workflow id of an operation: business data, readable in the Web UI. */

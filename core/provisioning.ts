@@ -20,6 +20,7 @@ const workflowTypes: Record<OperationKind, string> = {
   deploy_key: "deployKeyWorkflow",
   recovery: "recoveryWorkflow",
   reinstall: "reinstallWorkflow",
+  install_agent: "installAgentWorkflow",
 };
 
 /**

@@ -152,3 +152,47 @@ export const outboxEvents = pgTable(
   },
   (t) => [index("outbox_events_unpublished_idx").on(t.createdAt).where(sql`${t.publishedAt} is null`)],
 );
+
+/** The axion-agent of a server: its token (hash only), what it reported at registration, its last heartbeat. */
+export const agents = pgTable(
+  "agents",
+  {
+    serverId: uuid("server_id")
+      .primaryKey()
+      .references(() => servers.id, { onDelete: "cascade" }),
+    /** SHA-256 of the per-server token; a reinstall replaces it, so the old token stops working. */
+    tokenHash: text("token_hash").notNull(),
+    tokenIssuedAt: timestamp("token_issued_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+    info: jsonb("info").$type<Record<string, unknown>>(),
+    registeredAt: timestamp("registered_at", { withTimezone: true, mode: "date" }),
+    lastHeartbeatAt: timestamp("last_heartbeat_at", { withTimezone: true, mode: "date" }),
+    latestMetrics: jsonb("latest_metrics").$type<Record<string, unknown>>(),
+  },
+  (t) => [index("agents_last_heartbeat_at_idx").on(t.lastHeartbeatAt)],
+);
+
+/** Heartbeat metrics history, kept for a retention period. */
+export const metricsSamples = pgTable(
+  "metrics_samples",
+  {
+    serverId: uuid("server_id")
+      .notNull()
+      .references(() => servers.id, { onDelete: "cascade" }),
+    sampledAt: timestamp("sampled_at", { withTimezone: true, mode: "date" }).notNull(),
+    receivedAt: timestamp("received_at", { withTimezone: true, mode: "date" }).notNull(),
+    metrics: jsonb("metrics").$type<Record<string, unknown>>().notNull(),
+  },
+  (t) => [index("metrics_samples_server_id_sampled_at_idx").on(t.serverId, t.sampledAt), index("metrics_samples_received_at_idx").on(t.receivedAt)],
+);
+
+/**
+ * How far each API instance's heartbeat ingestion has caught up: every heartbeat
+ * received before `caught_up_to` is in the database. The liveness sweep never
+ * looks past the slowest live instance, so a stalled database or a backlog does
+ * not turn healthy servers OFFLINE.
+ */
+export const ingestionProgress = pgTable("ingestion_progress", {
+  instanceId: text("instance_id").primaryKey(),
+  caughtUpTo: timestamp("caught_up_to", { withTimezone: true, mode: "date" }).notNull(),
+  updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+});

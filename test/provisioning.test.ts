@@ -96,10 +96,11 @@ describe("provisioning over real SSH", { timeout: 30 * 60_000 }, () => {
     assert.equal(final?.status, OperationStatus.SUCCEEDED, final?.error);
     assert.deepEqual(
       final?.steps.map((s) => s.name),
-      ["connect", "preflight", "admin_user", "docker", "firewall", "ssh_hardening", "deploy_key"],
+      ["connect", "preflight", "admin_user", "docker", "firewall", "ssh_hardening", "deploy_key", "agent"],
     );
     assert.ok(seen.length >= 2, `watch streamed progress (${seen.join(",")})`);
-    for (const step of final!.steps.filter((s) => !["connect", "preflight"].includes(s.name))) assert.equal(step.status, "done", step.name);
+    for (const step of final!.steps.filter((s) => !["connect", "preflight", "agent"].includes(s.name))) assert.equal(step.status, "done", step.name);
+    assert.equal(final!.steps.at(-1)?.status, "skipped", "no agent configured in this suite (test/agent.test.ts installs it)");
     assert.equal((await statusOf(server.id)).status, ServerStatus.CONFIGURED);
 
     // The host really is configured.
@@ -113,7 +114,7 @@ describe("provisioning over real SSH", { timeout: 30 * 60_000 }, () => {
     const rerun = await alice.servers.configureServer({ id: server.id });
     const again = await waitForEnd(rerun.operation!.id);
     assert.equal(again.status, OperationStatus.SUCCEEDED, again.error);
-    for (const step of again.steps.filter((s) => !["connect", "preflight"].includes(s.name)))
+    for (const step of again.steps.filter((s) => !["connect", "preflight", "agent"].includes(s.name)))
       assert.equal(step.status, "unchanged", `${step.name}: ${step.detail}`);
 
     // The firewall now drops everything but SSH: a closed port times out instead of refusing.

@@ -1,3 +1,4 @@
+import { installAndAwaitAgent } from "./agent-step.js";
 import type { HostFacts, OperationInput } from "./definitions.js";
 import { runOperation } from "./operation.js";
 import { ProgressTracker } from "./progress.js";
@@ -10,7 +11,7 @@ export interface BootstrapResult {
 
 /**
  * ConfigureServer: connect → preflight → admin user → Docker → firewall → SSH
- * hardening → deploy key. Every step checks before it acts, so a re-run on a
+ * hardening → deploy key → agent (installed, then registered). Every step checks before it acts, so a re-run on a
  * configured host changes nothing and reports each step as unchanged.
  */
 export async function bootstrapWorkflow(input: OperationInput): Promise<BootstrapResult> {
@@ -32,6 +33,7 @@ export async function bootstrapWorkflow(input: OperationInput): Promise<Bootstra
     await progress.step("firewall", () => sshActivities.ensureFirewall(server));
     await progress.step("ssh_hardening", () => sshActivities.hardenSsh(server));
     await progress.step("deploy_key", () => sshActivities.setDeployKey({ ...server, action: "add" }));
+    await installAndAwaitAgent(progress, input.serverId, false);
     await recordActivities.setServerStatus({ ...server, status: "CONFIGURED", reason: "bootstrap finished" });
     const { changed: _c, detail: _d, ...hostFacts } = facts;
     return {

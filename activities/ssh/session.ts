@@ -30,8 +30,8 @@ export interface SshSession {
   /** SHA256 fingerprint of the host key, as `ssh-keygen -lf` prints it. */
   readonly fingerprint: string;
   run(command: ShellFragment, options?: RunOptions): Promise<CommandResult>;
-  /** Uploads bytes to a path over SFTP (then check it with a command). */
-  upload(localPath: string, remotePath: string): Promise<void>;
+  /** Uploads a file over SFTP as the login user (a relative path is in its home); `mode` is set at creation. */
+  upload(localPath: string, remotePath: string, mode?: number): Promise<void>;
   close(): void;
 }
 
@@ -148,8 +148,8 @@ export async function openSsh(target: SshTarget, credential: SshCredentialInput,
         clearTimeout(timer);
       }
     },
-    async upload(localPath, remotePath) {
-      await ssh.putFile(localPath, remotePath);
+    async upload(localPath, remotePath, mode = 0o600) {
+      await ssh.putFile(localPath, remotePath, null, { mode });
     },
     close() {
       options.signal?.removeEventListener("abort", abort);

@@ -1,0 +1,87 @@
+import { create, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { getAgent, listMetrics, recordRegistration } from "../core/agents.js";
+import { AppError } from "../core/errors.js";
+import type { HeartbeatIngestor } from "../core/heartbeat-ingest.js";
+import { requireId } from "../core/ids.js";
+import { startServerOperation, type WorkflowGateway } from "../core/provisioning.js";
+import { requireServer } from "../core/servers.js";
+import type { Database } from "../db/client.js";
+import { AgentInfoSchema, type AgentService, MetricsSchema } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
+import { statusToProto } from "./convert.js";
+import { operationMessage } from "./operation-message.js";
+import { requireOwner } from "./owner.js";
+import { requireGateway } from "./server-service.js";
+
+export interface AgentServiceDeps {
+  db: Database;
+  workflows?: WorkflowGateway;
+  ingestor: HeartbeatIngestor;
+  verifyAgentToken: (serverId: string, token: string) => Promise<boolean>;
+  heartbeatIntervalSeconds: number;
+}
+
+/** An agent speaks only for the server its token was issued to. */
+async function requireAgent(deps: AgentServiceDeps, ctx: HandlerContext, serverId: string): Promise<string> {
+  const id = requireId("server_id", serverId);
+  const match = /^Bearer\s+(\S+)$/i.exec(ctx.requestHeader.get("authorization") ?? "");
+  if (!match || !(await deps.verifyAgentToken(id, match[1] as string))) {
+    throw new ConnectError("invalid agent token for this server", Code.Unauthenticated);
+  }
+  return id;
+}
+
+export function agentService(deps: AgentServiceDeps): ServiceImpl<typeof AgentService> {
+  return {
+    async register(req, ctx) {
+      const serverId = await requireAgent(deps, ctx, req.serverId);
+      await recordRegistration(deps.db, serverId, toJson(AgentInfoSchema, req.info ?? create(AgentInfoSchema)) as Record<string, unknown>);
+      return { heartbeatIntervalSeconds: deps.heartbeatIntervalSeconds };
+    },
+    async heartbeat(req, ctx) {
+      const serverId = await requireAgent(deps, ctx, req.serverId);
+      if (!req.metrics) throw AppError.invalid("metrics", "is required");
+      await deps.ingestor.submit({
+        serverId,
+        sampledAt: req.sampleTime ? timestampDate(req.sampleTime) : new Date(),
+        metrics: toJson(MetricsSchema, req.metrics) as Record<string, unknown>,
+      });
+      return {};
+    },
+    async installAgent(req, ctx) {
+      const { operation } = await startServerOperation(deps.db, requireGateway(deps.workflows), requireOwner(ctx), req.id, "install_agent");
+      return { operation: operationMessage(operation) };
+    },
+    async getAgentStatus(req, ctx) {
+      const server = await requireServer(deps.db, requireOwner(ctx), req.id);
+      const agent = await getAgent(deps.db, server.id);
+      return {
+        serverId: server.id,
+        status: statusToProto[server.status],
+        installed: Boolean(agent),
+        info: agent?.info ? fromJson(AgentInfoSchema, agent.info as JsonValue, { ignoreUnknownFields: true }) : undefined,
+        registeredTime: agent?.registeredAt ? timestampFromDate(agent.registeredAt) : undefined,
+        lastHeartbeatTime: agent?.lastHeartbeatAt ? timestampFromDate(agent.lastHeartbeatAt) : undefined,
+        latestMetrics: agent?.latestMetrics
+          ? fromJson(MetricsSchema, agent.latestMetrics as JsonValue, { ignoreUnknownFields: true })
+          : undefined,
+      };
+    },
+    async listMetrics(req, ctx) {
+      const server = await requireServer(deps.db, requireOwner(ctx), req.id);
+      if (req.limit > 5000) throw AppError.invalid("limit", "must be at most 5000");
+      const rows = await listMetrics(deps.db, server.id, {
+        from: req.startTime ? timestampDate(req.startTime) : undefined,
+        to: req.endTime ? timestampDate(req.endTime) : undefined,
+        limit: req.limit || 1000,
+      });
+      return {
+        samples: rows.map((r) => ({
+          sampleTime: timestampFromDate(r.sampledAt),
+          metrics: fromJson(MetricsSchema, r.metrics as JsonValue, { ignoreUnknownFields: true }),
+        })),
+      };
+    },
+  };
+}

@@ -1,0 +1,38 @@
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { eq } from "drizzle-orm";
+import type { Database } from "../db/client.js";
+import { agents } from "../db/schema.js";
+
+const CACHE_TTL_MS = 10_000;
+
+const sha256 = (text: string): Buffer => createHash("sha256").update(text).digest();
+
+/**
+ * Per-server agent tokens: 256 random bits, shown once (written to the host by
+ * the install activity), stored as a SHA-256 only. Issuing a new one replaces
+ * the old hash, so the old token stops working (within the cache TTL).
+ */
+export async function issueAgentToken(db: Database, serverId: string): Promise<string> {
+  const token = `axa_${randomBytes(32).toString("base64url")}`;
+  const tokenHash = sha256(token).toString("hex");
+  await db
+    .insert(agents)
+    .values({ serverId, tokenHash, tokenIssuedAt: new Date() })
+    .onConflictDoUpdate({ target: agents.serverId, set: { tokenHash, tokenIssuedAt: new Date() } });
+  return token;
+}
+
+/** Verifies that `token` is the current token of `serverId`; stored hashes are cached briefly for the heartbeat hot path. */
+export function createAgentTokenVerifier(db: Database) {
+  const cache = new Map<string, { hash: Buffer | undefined; expires: number }>();
+  return async (serverId: string, token: string): Promise<boolean> => {
+    let entry = cache.get(serverId);
+    if (!entry || entry.expires < Date.now()) {
+      const [row] = await db.select({ tokenHash: agents.tokenHash }).from(agents).where(eq(agents.serverId, serverId));
+      entry = { hash: row ? Buffer.from(row.tokenHash, "hex") : undefined, expires: Date.now() + CACHE_TTL_MS };
+      cache.set(serverId, entry);
+      if (cache.size > 200_000) cache.delete(cache.keys().next().value as string);
+    }
+    return entry.hash !== undefined && timingSafeEqual(sha256(token), entry.hash);
+  };
+}

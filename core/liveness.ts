@@ -1,0 +1,78 @@
+import { sql } from "drizzle-orm";
+import type { Database } from "../db/client.js";
+import { SERVER_EVENTS_TOPIC } from "./outbox.js";
+
+export interface SweepResult {
+  offline: number;
+  /** Servers that just went OFFLINE. */
+  offlineIds: string[];
+  online: number;
+  /** Heartbeats received before this instant are known to be in the database; undefined when no ingester reported. */
+  caughtUpTo?: string;
+}
+
+/** Statuses a heartbeat proves wrong: the agent is alive, so the server is ONLINE. */
+const REVIVABLE = ["OFFLINE", "CONFIGURED", "UNREACHABLE"];
+
+/**
+ * One statement: servers whose last heartbeat is older than the timeout become
+ * OFFLINE, servers heard from again become ONLINE, each change with a reason,
+ * a time and an outbox event. "Older" is measured from how far heartbeat
+ * ingestion has caught up (the slowest ingester seen in the last two timeouts),
+ * never from the wall clock alone, so a stalled database or a backlog of
+ * unwritten heartbeats cannot turn healthy servers OFFLINE.
+ */
+export async function sweepLiveness(db: Database, timeoutSeconds: number): Promise<SweepResult> {
+  const revivable = sql.join(
+    REVIVABLE.map((s) => sql`${s}`),
+    sql`, `,
+  );
+  const result = await db.execute(sql`
+    with progress as (
+      select min(caught_up_to) as caught_up_to from ingestion_progress
+      where updated_at > now() - make_interval(secs => ${timeoutSeconds * 2})
+    ),
+    cutoff as (
+      select least(now(), caught_up_to) - make_interval(secs => ${timeoutSeconds}) as at, caught_up_to from progress
+    ),
+    went_offline as (
+      update servers s set status = 'OFFLINE', status_reason = ${`no heartbeat for more than ${timeoutSeconds} s`},
+        status_changed_at = now(), updated_at = now()
+      from agents a, cutoff c
+      where a.server_id = s.id and s.status = 'ONLINE' and c.caught_up_to is not null
+        and (a.last_heartbeat_at is null or a.last_heartbeat_at < c.at)
+      returning s.id, 'ONLINE'::text as previous, 'OFFLINE'::text as current, s.status_reason as reason
+    ),
+    came_online as (
+      update servers s set status = 'ONLINE', status_reason = 'agent heartbeats received', status_changed_at = now(), updated_at = now()
+      from servers old, agents a, cutoff c
+      where old.id = s.id and a.server_id = s.id and s.status in (${revivable})
+        and a.last_heartbeat_at is not null and a.last_heartbeat_at >= coalesce(c.at, now() - make_interval(secs => ${timeoutSeconds}))
+      returning s.id, old.status::text as previous, 'ONLINE'::text as current, s.status_reason as reason
+    ),
+    changes as (select * from went_offline union all select * from came_online),
+    events as (
+      insert into outbox_events (id, topic, key, type, payload)
+      select gen_random_uuid(), ${SERVER_EVENTS_TOPIC}, c.id::text, 'server.status_changed',
+        jsonb_build_object('serverId', c.id, 'from', c.previous, 'to', c.current, 'reason', c.reason, 'at', now())
+      from changes c
+      returning 1
+    )
+    select (select count(*) from went_offline)::int as offline, (select count(*) from came_online)::int as online,
+      (select caught_up_to from progress) as caught_up_to, (select count(*) from events)::int as events,
+      (select coalesce(json_agg(id), '[]'::json) from went_offline) as offline_ids
+  `);
+  const rows = (Array.isArray(result) ? result : (result as { rows: unknown[] }).rows) as {
+    offline: number;
+    online: number;
+    caught_up_to: string | Date | null;
+    offline_ids: string[] | string;
+  }[];
+  const row = rows[0];
+  return {
+    offline: Number(row?.offline ?? 0),
+    offlineIds: typeof row?.offline_ids === "string" ? JSON.parse(row.offline_ids) : (row?.offline_ids ?? []),
+    online: Number(row?.online ?? 0),
+    caughtUpTo: row?.caught_up_to ? new Date(row.caught_up_to).toISOString() : undefined,
+  };
+}

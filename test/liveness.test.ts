@@ -1,0 +1,179 @@
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { eq } from "drizzle-orm";
+import { issueAgentToken } from "../core/agent-tokens.js";
+import { sweepLiveness } from "../core/liveness.js";
+import { agents, ingestionProgress, metricsSamples, outboxEvents, servers } from "../db/schema.js";
+import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
+import { ServerStatus } from "../gen/axion/infrastructure/v1/server_service_pb.js";
+import { type Backend, startTestApi, type TestApi } from "./support/api.js";
+import { expectCode } from "./support/assertions.js";
+import { ed25519KeyPair } from "./support/keys.js";
+import { startPostgres, type TestPostgres } from "./support/postgres.js";
+
+const TIMEOUT = 40;
+const key = ed25519KeyPair();
+
+for (const backend of ["pglite", "postgres"] as Backend[]) {
+  describe(`agent API and liveness on ${backend}`, () => {
+    let pg: TestPostgres | undefined;
+    let api: TestApi;
+    let owner: ReturnType<TestApi["clients"]>;
+    let ownerToken = "";
+    let n = 0;
+
+    const agentClient = (token: string) =>
+      createClient(
+        AgentService,
+        createConnectTransport({
+          baseUrl: api.baseUrl,
+          httpVersion: "1.1",
+          interceptors: [
+            (next) => (req) => {
+              req.header.set("authorization", `Bearer ${token}`);
+              return next(req);
+            },
+          ],
+        }),
+      );
+    const newServer = async (status: "CONFIGURED" | "ONLINE" = "CONFIGURED") => {
+      const clusterId = (await owner.clusters.createCluster({ name: `c${++n}` })).cluster!.id;
+      const server = (
+        await owner.servers.createServer({
+          clusterId,
+          name: `s${n}`,
+          host: `10.77.0.${n}`,
+          credential: { method: { case: "privateKey", value: { key: key.privateKey } } },
+        })
+      ).server!;
+      await api.database.db.update(servers).set({ status }).where(eq(servers.id, server.id));
+      return { server, token: await issueAgentToken(api.database.db, server.id) };
+    };
+    const heartbeat = (token: string, serverId: string, cpu = 12.5) =>
+      agentClient(token).heartbeat({
+        serverId,
+        sampleTime: timestampFromDate(new Date()),
+        metrics: {
+          cpuPercent: cpu,
+          memoryUsedBytes: 1_000_000n,
+          memoryTotalBytes: 8_000_000n,
+          disks: [{ mount: "/", usedBytes: 5n, totalBytes: 10n }],
+          load1: 0.5,
+          uptimeSeconds: 99n,
+        },
+      });
+    const statusOf = async (id: string) => (await owner.servers.getServer({ id })).server!;
+
+    before(async () => {
+      if (backend === "postgres") pg = await startPostgres();
+      api = await startTestApi({ databaseUrl: pg?.url });
+      ownerToken = (await api.newOwner()).token;
+      owner = api.clients(ownerToken);
+    });
+    after(async () => {
+      await api?.close();
+      await pg?.stop();
+    });
+
+    test("an agent registers and heartbeats with its own token; owners read status and metrics", async () => {
+      const { server, token } = await newServer();
+      const agent = agentClient(token);
+      const registered = await agent.register({
+        serverId: server.id,
+        info: {
+          hostname: "web-1",
+          os: "Debian GNU/Linux 12",
+          arch: "x86_64",
+          cpuCount: 2,
+          memoryTotalBytes: 8_000_000n,
+          agentVersion: "0.1.0",
+        },
+      });
+      assert.equal(registered.heartbeatIntervalSeconds, 10);
+      await heartbeat(token, server.id);
+      const status = await agentClient(ownerToken).getAgentStatus({ id: server.id });
+      const history = await agentClient(ownerToken).listMetrics({ id: server.id });
+      assert.equal(history.samples[0]?.metrics?.memoryUsedBytes, 1_000_000n);
+      assert.equal(status.installed, true);
+      assert.equal(status.info?.hostname, "web-1");
+      assert.equal(status.latestMetrics?.cpuPercent, 12.5);
+      assert.ok(status.lastHeartbeatTime);
+      const [event] = await api.database.db.select().from(outboxEvents).where(eq(outboxEvents.type, "agent.registered"));
+      assert.equal(event?.key, server.id);
+      const samples = await api.database.db.select().from(metricsSamples).where(eq(metricsSamples.serverId, server.id));
+      assert.equal(samples.length, 1);
+    });
+
+    test("a token speaks only for its own server; rotation revokes the old token", async () => {
+      const a = await newServer();
+      const b = await newServer();
+      await expectCode(heartbeat(a.token, b.server.id), Code.Unauthenticated);
+      await expectCode(heartbeat("axa_forged", a.server.id), Code.Unauthenticated);
+      await expectCode(agentClient(ownerToken).register({ serverId: a.server.id }), Code.Unauthenticated, /agent token/);
+      await heartbeat(a.token, a.server.id);
+      const rotated = await issueAgentToken(api.database.db, a.server.id);
+      await new Promise((r) => setTimeout(r, 10_500)); // the verifier caches stored hashes for 10 s
+      await expectCode(heartbeat(a.token, a.server.id), Code.Unauthenticated);
+      await heartbeat(rotated, a.server.id);
+    });
+
+    test("the sweep turns heard-from servers ONLINE and silent ones OFFLINE, with reason, time and event", async () => {
+      const { server, token } = await newServer("CONFIGURED");
+      await heartbeat(token, server.id);
+      const first = await sweepLiveness(api.database.db, TIMEOUT);
+      assert.ok(first.online >= 1);
+      assert.equal((await statusOf(server.id)).status, ServerStatus.ONLINE);
+
+      // Silent for longer than the timeout, while ingestion is caught up.
+      await api.database.db
+        .update(agents)
+        .set({ lastHeartbeatAt: new Date(Date.now() - (TIMEOUT + 5) * 1000) })
+        .where(eq(agents.serverId, server.id));
+      await new Promise((r) => setTimeout(r, 1200)); // an idle flush records progress
+      const second = await sweepLiveness(api.database.db, TIMEOUT);
+      assert.ok(second.offlineIds.includes(server.id));
+      const offline = await statusOf(server.id);
+      assert.equal(offline.status, ServerStatus.OFFLINE);
+      assert.match(offline.statusReason, /no heartbeat for more than 40 s/);
+      const events = await api.database.db.select().from(outboxEvents).where(eq(outboxEvents.key, server.id));
+      assert.deepEqual(
+        events.filter((e) => e.type === "server.status_changed").map((e) => [e.payload.from, e.payload.to]),
+        [
+          ["CONFIGURED", "ONLINE"],
+          ["ONLINE", "OFFLINE"],
+        ],
+      );
+
+      await heartbeat(token, server.id);
+      await sweepLiveness(api.database.db, TIMEOUT);
+      assert.equal((await statusOf(server.id)).status, ServerStatus.ONLINE, "back ONLINE when heartbeats resume");
+    });
+
+    test("stalled ingestion never produces a false OFFLINE", async () => {
+      const { server, token } = await newServer("CONFIGURED");
+      await heartbeat(token, server.id);
+      await sweepLiveness(api.database.db, TIMEOUT);
+      assert.equal((await statusOf(server.id)).status, ServerStatus.ONLINE);
+      // The last heartbeat is old by the wall clock, but another API instance's ingestion is stuck just after it
+      // (a paused database, a backlog): what it holds may include this server's newer heartbeats.
+      const lastHeard = new Date(Date.now() - 120_000);
+      await api.database.db.update(agents).set({ lastHeartbeatAt: lastHeard }).where(eq(agents.serverId, server.id));
+      await api.database.db
+        .insert(ingestionProgress)
+        .values({ instanceId: "stuck-instance", caughtUpTo: new Date(lastHeard.getTime() + 1000), updatedAt: new Date() });
+      const stalled = await sweepLiveness(api.database.db, TIMEOUT);
+      assert.ok(!stalled.offlineIds.includes(server.id));
+      assert.equal((await statusOf(server.id)).status, ServerStatus.ONLINE);
+      // Once that instance has caught up, the silence counts.
+      await api.database.db
+        .update(ingestionProgress)
+        .set({ caughtUpTo: new Date() })
+        .where(eq(ingestionProgress.instanceId, "stuck-instance"));
+      assert.ok((await sweepLiveness(api.database.db, TIMEOUT)).offlineIds.includes(server.id));
+      await api.database.db.delete(ingestionProgress).where(eq(ingestionProgress.instanceId, "stuck-instance"));
+    });
+  });
+}
