@@ -11,6 +11,7 @@ import { createCredentialsCipher, resolveCredentialsKey } from "../core/credenti
 import { log } from "../core/log.js";
 import { createOwnerToken } from "../core/owners.js";
 import { openDatabase } from "../db/client.js";
+import { startOutboxRelay } from "../events/relay.js";
 import { startDevServer } from "../temporal/dev-server.js";
 import { ensureSearchAttributes } from "../temporal/ensure-search-attributes.js";
 import { ensureHeartbeatMonitor } from "../temporal/heartbeat-monitor.js";
@@ -107,6 +108,13 @@ export async function startService(config: Config, role: Role = "all"): Promise<
         recoverOffline: config.RECOVER_OFFLINE_SERVERS === "true",
         metricsRetentionHours: config.METRICS_RETENTION_HOURS,
       });
+    }
+
+    if (config.KAFKA_BROKERS && role !== "api") {
+      // Every worker may run one: relays claim servers with advisory locks, so per-server order holds.
+      const relay = startOutboxRelay({ db: database.db, brokers: config.KAFKA_BROKERS, clientId: `axion-worker-${process.pid}` });
+      stops.push(() => relay.stop());
+      log.info("relaying the outbox to Kafka", { brokers: config.KAFKA_BROKERS.join(",") });
     }
 
     if (config.REDIS_URL && role !== "api") {

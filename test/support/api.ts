@@ -29,7 +29,15 @@ export interface TestApi {
 export const testCredentialsKey = randomBytes(32).toString("base64");
 
 export async function startTestApi(
-  options: { databaseUrl?: string; maxServersPerOwner?: number; database?: DatabaseHandle; workflows?: WorkflowGateway } = {},
+  options: {
+    databaseUrl?: string;
+    maxServersPerOwner?: number;
+    database?: DatabaseHandle;
+    workflows?: WorkflowGateway;
+    /** 0.0.0.0 when test hosts' agents must reach the API. */
+    listenHost?: string;
+    heartbeatIntervalSeconds?: number;
+  } = {},
 ): Promise<TestApi> {
   const database = options.database ?? (await openDatabase({ databaseUrl: options.databaseUrl, dataDir: "memory://", poolSize: 20 }));
   await database.migrate();
@@ -38,9 +46,10 @@ export async function startTestApi(
     db: database.db,
     cipher,
     maxServersPerOwner: options.maxServersPerOwner ?? 1000,
+    heartbeatIntervalSeconds: options.heartbeatIntervalSeconds,
     workflows: options.workflows,
   });
-  const port = await server.listen(0, "127.0.0.1");
+  const port = await server.listen(0, options.listenHost ?? "127.0.0.1");
   const baseUrl = `http://127.0.0.1:${port}`;
   let owners = 0;
   return {

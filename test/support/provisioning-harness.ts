@@ -34,6 +34,8 @@ export async function startProvisioningHarness(
     databaseUrl?: string;
     /** Start no worker in this process (the test runs its own). */
     noWorker?: boolean;
+    /** Install the real agent: its binaries, and the address at which test hosts reach this machine. */
+    agent?: { binaryDir: string; gateway: string; heartbeatIntervalSeconds: number };
   } = {},
 ): Promise<ProvisioningHarness> {
   if (!runtimeInstalled) {
@@ -47,7 +49,17 @@ export async function startProvisioningHarness(
   const connection = await Connection.connect({ address: dev.address });
   const client = new Client({ connection, namespace: dev.spec.namespace });
   const taskQueue = "axion-provisioning-test";
-  const api = await startTestApi({ database, workflows: { client, taskQueue } });
+  const api = await startTestApi({
+    database,
+    workflows: { client, taskQueue },
+    listenHost: options.agent ? "0.0.0.0" : undefined,
+    heartbeatIntervalSeconds: options.agent?.heartbeatIntervalSeconds,
+  });
+  const agent = options.agent && {
+    binaryDir: options.agent.binaryDir,
+    apiUrl: `http://${options.agent.gateway}:${api.port}`,
+    heartbeatIntervalSeconds: options.agent.heartbeatIntervalSeconds,
+  };
   let running: { worker: Worker; done: Promise<void>; close: () => Promise<void> } | undefined;
 
   const harness: ProvisioningHarness = {
@@ -65,6 +77,7 @@ export async function startProvisioningHarness(
           adminUser: "axion",
           sshConnectTimeoutMs: options.sshConnectTimeoutMs ?? 5000,
           providers: options.providers,
+          agent,
         },
       );
       running = { worker, done: worker.run(), close: () => workerConnection.close() };

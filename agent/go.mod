@@ -1,0 +1,3 @@
+module axion.dev/agent
+
+go 1.22
