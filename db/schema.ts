@@ -182,7 +182,10 @@ export const metricsSamples = pgTable(
     receivedAt: timestamp("received_at", { withTimezone: true, mode: "date" }).notNull(),
     metrics: jsonb("metrics").$type<Record<string, unknown>>().notNull(),
   },
-  (t) => [index("metrics_samples_server_id_sampled_at_idx").on(t.serverId, t.sampledAt), index("metrics_samples_received_at_idx").on(t.receivedAt)],
+  (t) => [
+    index("metrics_samples_server_id_sampled_at_idx").on(t.serverId, t.sampledAt),
+    index("metrics_samples_received_at_idx").on(t.receivedAt),
+  ],
 );
 
 /**
