@@ -175,5 +175,35 @@ for (const backend of ["pglite", "postgres"] as Backend[]) {
       assert.ok((await sweepLiveness(api.database.db, TIMEOUT)).offlineIds.includes(server.id));
       await api.database.db.delete(ingestionProgress).where(eq(ingestionProgress.instanceId, "stuck-instance"));
     });
+
+    test("a paused database does not flip healthy servers OFFLINE", { skip: backend !== "postgres" }, async () => {
+      const { server, token } = await newServer("CONFIGURED");
+      await heartbeat(token, server.id);
+      await sweepLiveness(api.database.db, 5);
+      assert.equal((await statusOf(server.id)).status, ServerStatus.ONLINE);
+      // An agent keeps sending a heartbeat every second throughout.
+      let running = true;
+      const agent = (async () => {
+        while (running) {
+          await heartbeat(token, server.id).catch(() => undefined);
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+      })();
+      try {
+        pg!.pause();
+        await new Promise((r) => setTimeout(r, 8000)); // longer than the 5 s timeout
+        pg!.resume();
+        const afterPause = await sweepLiveness(api.database.db, 5);
+        assert.ok(!afterPause.offlineIds.includes(server.id), "not OFFLINE right after the database comes back");
+        await new Promise((r) => setTimeout(r, 2000));
+        const later = await sweepLiveness(api.database.db, 5);
+        assert.ok(!later.offlineIds.includes(server.id));
+      } finally {
+        pg!.resume();
+        running = false;
+        await agent;
+      }
+      assert.equal((await statusOf(server.id)).status, ServerStatus.ONLINE);
+    });
   });
 }

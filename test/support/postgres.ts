@@ -7,6 +7,9 @@ import { freePort } from "./ports.js";
 
 export interface TestPostgres {
   url: string;
+  /** Freezes every PostgreSQL process (SIGSTOP), as a stalled database would be; `resume` thaws them. */
+  pause(): void;
+  resume(): void;
   stop(): Promise<void>;
 }
 
@@ -46,7 +49,12 @@ async function waitUntilReady(url: string, child: ChildProcess): Promise<void> {
  * a free loopback port. TEST_DATABASE_URL, when set, is used instead.
  */
 export async function startPostgres(): Promise<TestPostgres> {
-  if (process.env.TEST_DATABASE_URL) return { url: process.env.TEST_DATABASE_URL, stop: async () => {} };
+  if (process.env.TEST_DATABASE_URL) {
+    const unsupported = () => {
+      throw new Error("pause/resume need the test's own PostgreSQL (unset TEST_DATABASE_URL)");
+    };
+    return { url: process.env.TEST_DATABASE_URL, pause: unsupported, resume: unsupported, stop: async () => {} };
+  }
   const bin = postgresBinDir();
   const dir = mkdtempSync(join(tmpdir(), "axion-pg-"));
   const user = postgresUser();
@@ -65,8 +73,17 @@ export async function startPostgres(): Promise<TestPostgres> {
   );
   const url = `postgres://axion@127.0.0.1:${port}/postgres`;
   await waitUntilReady(url, child);
+  const signalAll = (signal: NodeJS.Signals) => {
+    const children = execFileSync("pgrep", ["-P", String(child.pid)], { encoding: "utf8" })
+      .split("\n")
+      .filter(Boolean)
+      .map(Number);
+    for (const pid of [child.pid as number, ...children]) process.kill(pid, signal);
+  };
   return {
     url,
+    pause: () => signalAll("SIGSTOP"),
+    resume: () => signalAll("SIGCONT"),
     stop: async () => {
       if (child.exitCode === null) {
         const exited = new Promise((r) => child.once("exit", r));
