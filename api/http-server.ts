@@ -6,7 +6,7 @@ import { hostname } from "node:os";
 import { Duplex } from "node:stream";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createAgentTokenVerifier } from "../core/agent-tokens.js";
-import { startHeartbeatIngestor } from "../core/heartbeat-ingest.js";
+import { type HeartbeatIngestor, startHeartbeatIngestor } from "../core/heartbeat-ingest.js";
 import type { Database } from "../db/client.js";
 import { authInterceptor } from "./auth.js";
 import { errorInterceptor } from "./errors.js";
@@ -60,6 +60,8 @@ function replaying(head: Buffer, socket: Socket): Duplex {
 }
 
 export interface ApiServer {
+  /** Heartbeat batching shared with other intake paths (the Kafka heartbeat topic). */
+  readonly ingestor: HeartbeatIngestor;
   /** Resolves with the bound port. */
   listen(port: number, host?: string): Promise<number>;
   close(): Promise<void>;
@@ -112,6 +114,7 @@ export function buildApiServer(deps: ApiDeps): ApiServer {
   });
 
   return {
+    ingestor,
     listen(port, host = "0.0.0.0") {
       return new Promise((resolve, reject) => {
         front.once("error", reject);

@@ -6,11 +6,13 @@ import type { VpsProvider } from "../activities/providers/provider.js";
 import { createTime4vpsProvider } from "../activities/providers/time4vps.js";
 import { buildApiServer } from "../api/http-server.js";
 import { startProvisionerQueue } from "../compat/provisioner-queue.js";
+import { createAgentSignatureVerifier } from "../core/agent-tokens.js";
 import type { Config } from "../core/config.js";
 import { createCredentialsCipher, resolveCredentialsKey } from "../core/credentials-cipher.js";
 import { log } from "../core/log.js";
 import { createOwnerToken } from "../core/owners.js";
 import { openDatabase } from "../db/client.js";
+import { startHeartbeatConsumer } from "../events/heartbeat-consumer.js";
 import { startOutboxRelay } from "../events/relay.js";
 import { startDevServer } from "../temporal/dev-server.js";
 import { ensureSearchAttributes } from "../temporal/ensure-search-attributes.js";
@@ -133,6 +135,14 @@ export async function startService(config: Config, role: Role = "all"): Promise<
       });
       apiPort = await api.listen(config.PORT);
       stops.push(() => api.close());
+      if (config.KAFKA_BROKERS) {
+        const consumer = await startHeartbeatConsumer({
+          brokers: config.KAFKA_BROKERS,
+          ingestor: api.ingestor,
+          verifySignature: createAgentSignatureVerifier(database.db),
+        });
+        stops.push(() => consumer.stop());
+      }
       log.info("API listening", { port: apiPort });
     }
     return { apiPort, temporalAddress, stop };

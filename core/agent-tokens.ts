@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { eq } from "drizzle-orm";
 import type { Database } from "../db/client.js";
 import { agents } from "../db/schema.js";
@@ -34,5 +34,29 @@ export function createAgentTokenVerifier(db: Database) {
       if (cache.size > 200_000) cache.delete(cache.keys().next().value as string);
     }
     return entry.hash !== undefined && timingSafeEqual(sha256(token), entry.hash);
+  };
+}
+
+/**
+ * Heartbeats that arrive through Kafka carry no token (a token must never be
+ * in a Kafka message): they are signed with HMAC-SHA256 keyed by the token's
+ * SHA-256, which the agent derives and the database stores.
+ */
+export function signHeartbeat(token: string, body: string): string {
+  return createHmac("sha256", sha256(token)).update(body).digest("hex");
+}
+
+export function createAgentSignatureVerifier(db: Database) {
+  const hashes = new Map<string, { hash: Buffer | undefined; expires: number }>();
+  return async (serverId: string, body: string, signature: string): Promise<boolean> => {
+    let entry = hashes.get(serverId);
+    if (!entry || entry.expires < Date.now()) {
+      const [row] = await db.select({ tokenHash: agents.tokenHash }).from(agents).where(eq(agents.serverId, serverId));
+      entry = { hash: row ? Buffer.from(row.tokenHash, "hex") : undefined, expires: Date.now() + CACHE_TTL_MS };
+      hashes.set(serverId, entry);
+    }
+    if (!entry.hash || !/^[0-9a-f]{64}$/.test(signature)) return false;
+    const expected = createHmac("sha256", entry.hash).update(body).digest();
+    return timingSafeEqual(expected, Buffer.from(signature, "hex"));
   };
 }

@@ -3,6 +3,7 @@ import { type Client, createClient, type Interceptor, type Transport } from "@co
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { buildApiServer } from "../../api/http-server.js";
 import { createCredentialsCipher } from "../../core/credentials-cipher.js";
+import type { HeartbeatIngestor } from "../../core/heartbeat-ingest.js";
 import { createOwnerToken } from "../../core/owners.js";
 import type { WorkflowGateway } from "../../core/provisioning.js";
 import { type DatabaseHandle, openDatabase } from "../../db/client.js";
@@ -17,6 +18,7 @@ export interface TestApi {
   port: number;
   database: DatabaseHandle;
   baseUrl: string;
+  ingestor: HeartbeatIngestor;
   /** A new owner with its own token. */
   newOwner(name?: string): Promise<{ token: string; ownerId: string }>;
   clients(
@@ -56,6 +58,7 @@ export async function startTestApi(
     port,
     database,
     baseUrl,
+    ingestor: server.ingestor,
     async newOwner(name) {
       owners += 1;
       const { owner, token } = await createOwnerToken(database.db, name ?? `owner-${owners}-${randomBytes(4).toString("hex")}`);
