@@ -1,0 +1,846 @@
+/**
+ * The bootstrap benchmark (`npm run bench`): Axion's ConfigureServer against the same steps as an
+ * Ansible playbook (bench/ansible/bootstrap.yml), on N fresh test hosts at once, for each N.
+ * Prints figures; it is not a test: missed targets and failed operations are reported, and the
+ * exit status is non-zero only when it could not measure.
+ *
+ *   node --import tsx bench/bootstrap.ts [--sizes 1,10,50] [--modes fresh,docker-preinstalled]
+ *        [--docker-preinstalled] [--tools axion,ansible] [--watch]
+ *
+ * Axion side: a real Temporal dev server, a throwaway PostgreSQL, the API in this process and the
+ * worker in a child process (bench/worker.ts) whose VmHWM is read from /proc. All N
+ * ConfigureServer calls go through the API at once; the end of each is awaited on its workflow
+ * result (--watch: WatchOperation streams, which query every running workflow twice a second).
+ * Each N gets fresh hosts (prefixes bench-axion, bench-ansible), torn down afterwards.
+ * --docker-preinstalled boots the hosts from an image with docker.io installed (bench/docker-image.sh).
+ * Results: a table on stdout, JSON in bench/results/<timestamp>.json, Ansible logs beside it.
+ */
+import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, tmpdir, totalmem } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { Client, Connection } from "@temporalio/client";
+import { setLogLevel } from "../core/log.js";
+import { openDatabase } from "../db/client.js";
+import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
+import { startDevServer } from "../temporal/dev-server.js";
+import { startTestApi, testCredentialsKey } from "../test/support/api.js";
+import { ed25519KeyPair } from "../test/support/keys.js";
+import { freePort } from "../test/support/ports.js";
+import { startPostgres } from "../test/support/postgres.js";
+import { downHosts, type Fleet, upHosts } from "../test/support/testhosts.js";
+
+const execFileAsync = promisify(execFile);
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+process.chdir(root); // test/support/testhosts.ts finds scripts/ from the working directory
+const testhosts = join(root, "scripts", "testhosts");
+const playbook = join(root, "bench", "ansible", "bootstrap.yml");
+const resultsDir = join(root, "bench", "results");
+
+// --- arguments ----------------------------------------------------------------------------------
+type Mode = "fresh" | "docker-preinstalled";
+type Tool = "axion" | "ansible";
+const args = process.argv.slice(2);
+const option = (name: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+if (args.includes("-h") || args.includes("--help")) {
+  console.log(
+    readFileSync(fileURLToPath(import.meta.url), "utf8")
+      .split("\n")
+      .slice(1, 17)
+      .join("\n"),
+  );
+  process.exit(0);
+}
+const sizes = (option("--sizes") ?? "1,10,50").split(",").map((s) => Number(s.trim()));
+if (sizes.some((n) => !Number.isInteger(n) || n < 1 || n > 250)) throw new Error("--sizes: whole numbers 1..250, comma-separated");
+const modes = (args.includes("--docker-preinstalled") ? "docker-preinstalled" : (option("--modes") ?? "fresh")).split(",") as Mode[];
+if (modes.some((m) => m !== "fresh" && m !== "docker-preinstalled")) throw new Error("--modes: fresh and/or docker-preinstalled");
+const tools = (option("--tools") ?? "axion,ansible").split(",") as Tool[];
+const useWatch = args.includes("--watch");
+const prefixes: Record<Tool, string> = { axion: "bench-axion", ansible: "bench-ansible" };
+/** The steps bench/ansible/bootstrap.yml reproduces. Later steps of the workflow (the agent, skipped when no agent is configured) are reported, not required. */
+const STEPS = ["connect", "preflight", "admin_user", "docker", "firewall", "ssh_hardening", "deploy_key"];
+
+setLogLevel("warn");
+const say = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+const seconds = (ms: number) => Math.round(ms / 10) / 100;
+const mb = (kb: number) => Math.round(kb / 102.4) / 10;
+
+async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]!, i);
+      }
+    }),
+  );
+  return out;
+}
+
+// --- memory -------------------------------------------------------------------------------------
+function procStatusKb(pid: number, field: "VmHWM" | "VmRSS"): number {
+  const m = readFileSync(`/proc/${pid}/status`, "utf8").match(new RegExp(`${field}:\\s+(\\d+) kB`));
+  return m ? Number(m[1]) : 0;
+}
+
+/** Samples a value every `ms` and keeps the peak. */
+function peakSampler(ms: number, sample: () => number) {
+  let peak = 0;
+  const tick = () => {
+    try {
+      peak = Math.max(peak, sample());
+    } catch {
+      /* the process is gone */
+    }
+  };
+  tick();
+  const timer = setInterval(tick, ms);
+  return {
+    stop() {
+      clearInterval(timer);
+      tick();
+      return peak;
+    },
+  };
+}
+
+const pageKb = Number(execFileSync("getconf", ["PAGESIZE"], { encoding: "utf8" })) / 1024;
+/** RSS (kB) of a process tree, plus processes whose command line names `marker` (ssh ControlPersist masters detach). */
+function treeRssKb(rootPid: number, marker: string): number {
+  const parent = new Map<number, number>();
+  const rss = new Map<number, number>();
+  const marked = new Set<number>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      parent.set(pid, Number(fields[1]));
+      rss.set(pid, Number(fields[21]) * pageKb);
+      if (readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(marker)) marked.add(pid);
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  let total = 0;
+  for (const [pid, kb] of rss) {
+    let p: number | undefined = pid;
+    let inTree = marked.has(pid);
+    while (!inTree && p !== undefined && p > 1) {
+      if (p === rootPid) inTree = true;
+      p = parent.get(p);
+    }
+    if (inTree) total += kb;
+  }
+  return total;
+}
+
+// --- CPU ----------------------------------------------------------------------------------------
+const clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }));
+/** user + system CPU seconds of one process (itself, not its children). */
+function processCpuS(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / clockTicks;
+}
+
+/** Processes whose command line contains every one of `parts` (NUL-separated argv joined by spaces). */
+function findPids(...parts: string[]): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0").join(" ");
+      if (parts.every((p) => cmdline.includes(p))) found.push(Number(entry));
+    } catch {
+      /* exited */
+    }
+  }
+  return found;
+}
+
+/** CPU seconds of whole process trees: utime+stime of every live process, plus cutime+cstime (children already reaped). */
+function treeCpuS(roots: number[]): number {
+  const parent = new Map<number, number>();
+  const cpu = new Map<number, number>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      parent.set(Number(entry), Number(f[1]));
+      cpu.set(Number(entry), (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / clockTicks);
+    } catch {
+      /* exited */
+    }
+  }
+  const rootSet = new Set(roots);
+  let total = 0;
+  for (const [pid, seconds] of cpu) {
+    for (let p: number | undefined = pid; p !== undefined && p > 1; p = parent.get(p)) {
+      if (rootSet.has(p)) {
+        total += seconds;
+        break;
+      }
+    }
+  }
+  return total;
+}
+
+/** CPU seconds used inside the hosts so far: their cgroups (v1 cpuacct, or v2 cpu.stat). */
+function hostsCpuS(fleet: Fleet): number | undefined {
+  let total = 0;
+  for (const host of fleet.hosts) {
+    const v1 = `/sys/fs/cgroup/cpuacct/axion/${host.name}/cpuacct.usage`;
+    const v2 = `/sys/fs/cgroup/axion/${host.name}/cpu.stat`;
+    if (existsSync(v1)) total += Number(readFileSync(v1, "utf8")) / 1e9;
+    else if (existsSync(v2)) total += Number(readFileSync(v2, "utf8").match(/usage_usec (\d+)/)?.[1] ?? 0) / 1e6;
+    else return undefined;
+  }
+  return total;
+}
+
+/** Machine-wide busy and total jiffies (/proc/stat), to tell how saturated the 2 cores were. */
+function machineCpu(): { busy: number; total: number } {
+  const [, ...values] = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/);
+  const v = values.map(Number);
+  const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
+  return { busy: total - (v[3] ?? 0) - (v[4] ?? 0), total };
+}
+const busyPct = (a: { busy: number; total: number }, b: { busy: number; total: number }) =>
+  Math.round(((b.busy - a.busy) / Math.max(1, b.total - a.total)) * 1000) / 10;
+const round1 = (v: number | undefined) => (v === undefined ? undefined : Math.round(v * 10) / 10);
+
+// --- hosts --------------------------------------------------------------------------------------
+const ORCHESTRATOR_KEY = ed25519KeyPair().publicKey.trim();
+
+/** What both tools must leave on every host (checked after the clock stops). */
+const verifyScript = `set -e
+systemctl is-active --quiet docker; docker info >/dev/null 2>&1
+sudo -l -U axion | grep -q 'NOPASSWD: ALL'; test "$(stat -c %a /etc/sudoers.d/90-axion-axion)" = 440
+nft list table inet axion_filter | grep -q 'tcp dport 22 accept'
+sshd -T | grep -qix 'passwordauthentication no'; test -f /etc/ssh/sshd_config.d/10-axion-hardening.conf
+grep -qxF "$1" /home/axion/.ssh/authorized_keys; test "$(stat -c %a /home/axion/.ssh)" = 700
+echo verified`;
+
+async function verifyHosts(fleet: Fleet): Promise<string[]> {
+  const problems: string[] = [];
+  await mapLimit(fleet.hosts, 4, async (host) => {
+    try {
+      await execFileAsync("bash", [join(testhosts, "exec.sh"), host.name, "sh", "-c", verifyScript, "sh", ORCHESTRATOR_KEY], {
+        timeout: 60_000,
+      });
+    } catch (error) {
+      problems.push(
+        `${host.name}: not configured (${String((error as { stderr?: string }).stderr ?? error)
+          .trim()
+          .slice(0, 200)})`,
+      );
+    }
+  });
+  return problems;
+}
+
+/**
+ * --docker-preinstalled: hosts boot from a copy of the test-host image with docker.io already
+ * installed and enabled (bench/docker-image.sh, built once), so the clock sees Docker present
+ * and running, as on a provider image that ships Docker. One dpkg run instead of one per host.
+ */
+let dockerImage: string | undefined;
+function dockerImagePath(): string {
+  dockerImage ??= execFileSync("bash", [join(root, "bench", "docker-image.sh")], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+    timeout: 15 * 60_000,
+  }).trim();
+  return dockerImage;
+}
+
+async function freshFleet(tool: Tool, n: number, mode: Mode) {
+  downHosts(prefixes[tool]);
+  const image = mode === "docker-preinstalled" ? dockerImagePath() : undefined;
+  const started = Date.now();
+  if (image) process.env.AXION_TESTHOST_IMAGE = image; // read by scripts/testhosts/up.sh
+  let fleet: Fleet;
+  try {
+    fleet = upHosts(prefixes[tool], n);
+  } finally {
+    delete process.env.AXION_TESTHOST_IMAGE;
+  }
+  const upMs = Date.now() - started;
+  if (fleet.hosts.length !== n) throw new Error(`${prefixes[tool]}: ${fleet.hosts.length} hosts up, ${n} wanted`);
+  return { fleet, upMs };
+}
+
+// --- the Axion side -----------------------------------------------------------------------------
+interface AxionRun {
+  n: number;
+  wallMs: number;
+  succeeded: number;
+  failures: string[];
+  activities: {
+    scheduled: number;
+    attempts: number;
+    failedAttempts: number;
+    byType: Record<string, number>;
+    sshSteps: number;
+    source: string;
+    perWorkflow: number;
+  };
+  /** Steps beyond STEPS, with their outcome: "agent: skipped" → count. */
+  otherSteps: Record<string, number>;
+  activitiesPerSecond: number;
+  workerPeakRssMb: number;
+  workerSampledPeakRssMb: number;
+  workerRssBeforeMb: number;
+  workerCpuS: number;
+  /** Worker + Temporal dev server + PostgreSQL + this process (API, client, samplers) during the run. */
+  axionStackCpuS: number;
+  /** Per step: mean and max duration over the N operations, seconds. */
+  stepSeconds: Record<string, { mean: number; max: number }>;
+  hostsCpuS?: number;
+  machineBusyPct: number;
+  hostsUpS: number;
+  verified: number;
+  loadavgBefore: number[];
+  loadavgAfter: number[];
+}
+
+interface AxionStack {
+  client: Client;
+  api: Awaited<ReturnType<typeof startTestApi>>;
+  workerPid: number;
+  /** Temporal dev server and PostgreSQL (postmaster): with the worker and this process (the API), Axion's whole CPU. */
+  servicePids: number[];
+  close(): Promise<void>;
+}
+
+async function startAxion(): Promise<AxionStack> {
+  const stops: (() => Promise<unknown>)[] = [];
+  const close = async () => {
+    for (const stop of stops.reverse()) await stop().catch((e) => say(`shutdown: ${String(e)}`));
+  };
+  try {
+    const pg = await startPostgres();
+    stops.push(() => pg.stop());
+    const dataDir = mkdtempSync(join(tmpdir(), "axion-bench-"));
+    stops.push(async () => rmSync(dataDir, { recursive: true, force: true }));
+    const dev = await startDevServer(dataDir, { port: await freePort(), uiPort: await freePort(), headless: true });
+    stops.push(() => dev.stop());
+    const database = await openDatabase({ databaseUrl: pg.url, dataDir: "memory://", poolSize: 20 });
+    await database.migrate();
+    const connection = await Connection.connect({ address: dev.address });
+    stops.push(() => connection.close());
+    const client = new Client({ connection, namespace: dev.spec.namespace });
+    const taskQueue = "axion-bench";
+    const api = await startTestApi({ database, workflows: { client, taskQueue } });
+    stops.push(() => api.close()); // closes the database too
+
+    const worker: ChildProcess = spawn(process.execPath, ["--import", "tsx", join(root, "bench", "worker.ts")], {
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+      env: {
+        ...process.env,
+        BENCH_TEMPORAL_ADDRESS: dev.address,
+        BENCH_TEMPORAL_NAMESPACE: dev.spec.namespace,
+        BENCH_TASK_QUEUE: taskQueue,
+        BENCH_DATABASE_URL: pg.url,
+        BENCH_CREDENTIALS_KEY: testCredentialsKey,
+        BENCH_ORCHESTRATOR_KEY: ORCHESTRATOR_KEY,
+      },
+    });
+    const exited = new Promise<void>((r) => worker.once("exit", () => r()));
+    stops.push(async () => {
+      if (worker.exitCode === null && worker.signalCode === null) worker.kill("SIGTERM");
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+      if (worker.exitCode === null && worker.signalCode === null) worker.kill("SIGKILL");
+    });
+    await new Promise<void>((resolve, reject) => {
+      worker.once("message", () => resolve());
+      worker.once("exit", (code) => reject(new Error(`bench worker exited with ${code} before it was ready`)));
+    });
+    const servicePids = [...findPids("start-dev", dataDir), ...findPids("postgres", "-p", `${new URL(pg.url).port}`, "-D")];
+    if (servicePids.length !== 2)
+      say(`warning: found ${servicePids.length} of 2 service processes (Temporal, PostgreSQL) for CPU accounting`);
+    return { client, api, workerPid: worker.pid!, servicePids, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+async function runAxion(stack: AxionStack, n: number, mode: Mode): Promise<AxionRun> {
+  const { fleet, upMs } = await freshFleet("axion", n, mode);
+  try {
+    const owner = stack.api.clients((await stack.api.newOwner(`bench-${mode}-${n}`)).token);
+    const clusterId = (await owner.clusters.createCluster({ name: `bench-${n}` })).cluster!.id;
+    const servers = await mapLimit(fleet.hosts, 10, async (host, i) => {
+      const { server } = await owner.servers.createServer({
+        clusterId,
+        name: `bench-${i + 1}`,
+        host: host.ip,
+        credential: { method: { case: "privateKey", value: { key: fleet.privateKey } } },
+      });
+      return server!;
+    });
+
+    // Idle worker: forget the start-up peak (workflow bundling), measure from here.
+    writeFileSync(`/proc/${stack.workerPid}/clear_refs`, "5");
+    const rssBefore = procStatusKb(stack.workerPid, "VmRSS");
+    const sampler = peakSampler(100, () => procStatusKb(stack.workerPid, "VmRSS"));
+    const loadBefore = loadavg();
+    const cpuBefore = {
+      worker: processCpuS(stack.workerPid),
+      services: treeCpuS(stack.servicePids),
+      self: process.cpuUsage(),
+      hosts: hostsCpuS(fleet),
+      machine: machineCpu(),
+    };
+    say(`axion N=${n} (${mode}): ConfigureServer on ${n} servers`);
+    const started = Date.now();
+    const operations = await Promise.all(servers.map(async (s) => (await owner.servers.configureServer({ id: s.id })).operation!));
+    const finals = await Promise.all(
+      operations.map(async (op) => {
+        if (useWatch) {
+          let last = op;
+          for await (const update of owner.operations.watchOperation({ id: op.id })) last = update.operation ?? last;
+          return last;
+        }
+        await stack.client.workflow
+          .getHandle(op.workflowId)
+          .result()
+          .catch(() => undefined); // the operation row says how it ended
+        return (await owner.operations.getOperation({ id: op.id })).operation!;
+      }),
+    );
+    const wallMs = Date.now() - started;
+    const loadAfter = loadavg();
+    const hostsCpuAfter = hostsCpuS(fleet);
+    const cpuAfter = {
+      worker: processCpuS(stack.workerPid),
+      services: treeCpuS(stack.servicePids),
+      self: process.cpuUsage(cpuBefore.self),
+      machine: machineCpu(),
+    };
+    const sampledPeak = sampler.stop();
+    const hwm = procStatusKb(stack.workerPid, "VmHWM");
+
+    const failures = finals
+      .map((op, i) => ({ op, host: fleet.hosts[i]!.name }))
+      .filter(({ op }) => op.status !== OperationStatus.SUCCEEDED)
+      .map(({ op, host }) => `${host}: ${OperationStatus[op.status]} ${op.error}`);
+    const otherSteps: Record<string, number> = {};
+    const durations: Record<string, number[]> = {};
+    for (const op of finals) {
+      for (const step of op.steps) {
+        const list = durations[step.name] ?? [];
+        list.push(Number(step.durationMs ?? 0) / 1000);
+        durations[step.name] = list;
+      }
+    }
+    const stepSeconds = Object.fromEntries(
+      Object.entries(durations).map(([name, d]) => [
+        name,
+        { mean: Math.round((d.reduce((a, b) => a + b, 0) / d.length) * 100) / 100, max: Math.round(Math.max(...d) * 100) / 100 },
+      ]),
+    );
+    for (const op of finals) {
+      const names = op.steps.map((s) => s.name);
+      const missing = STEPS.filter((s) => !names.includes(s));
+      if (op.status === OperationStatus.SUCCEEDED && missing.length) failures.push(`${op.id}: steps ${missing.join(",")} missing`);
+      for (const step of op.steps.filter((s) => !STEPS.includes(s.name))) {
+        const key = `${step.name}: ${step.status}`;
+        otherSteps[key] = (otherSteps[key] ?? 0) + 1;
+      }
+    }
+
+    // Activities from the workflow histories: scheduled activities, and attempts (the Started
+    // event of an activity carries its final attempt number).
+    let scheduled = 0;
+    let attempts = 0;
+    const byType: Record<string, number> = {};
+    for (const op of operations) {
+      const history = await stack.client.workflow.getHandle(op.workflowId).fetchHistory();
+      for (const event of history.events ?? []) {
+        const type = event.activityTaskScheduledEventAttributes?.activityType?.name;
+        if (type) {
+          scheduled += 1;
+          byType[type] = (byType[type] ?? 0) + 1;
+        }
+        if (event.activityTaskStartedEventAttributes) attempts += event.activityTaskStartedEventAttributes.attempt ?? 1;
+      }
+    }
+    const problems = await verifyHosts(fleet);
+    failures.push(...problems);
+    return {
+      n,
+      wallMs,
+      succeeded: finals.filter((op) => op.status === OperationStatus.SUCCEEDED).length,
+      failures,
+      activities: {
+        scheduled,
+        attempts,
+        failedAttempts: attempts - scheduled,
+        byType,
+        sshSteps: STEPS.length * n,
+        perWorkflow: scheduled / n,
+        source: "workflow histories (ActivityTaskScheduled events; attempts from ActivityTaskStarted)",
+      },
+      otherSteps,
+      activitiesPerSecond: Math.round((scheduled / (wallMs / 1000)) * 100) / 100,
+      workerPeakRssMb: mb(hwm),
+      workerSampledPeakRssMb: mb(sampledPeak),
+      workerRssBeforeMb: mb(rssBefore),
+      workerCpuS: round1(cpuAfter.worker - cpuBefore.worker) ?? 0,
+      axionStackCpuS:
+        round1(
+          cpuAfter.worker - cpuBefore.worker + cpuAfter.services - cpuBefore.services + (cpuAfter.self.user + cpuAfter.self.system) / 1e6,
+        ) ?? 0,
+      stepSeconds,
+      hostsCpuS: round1(hostsCpuAfter !== undefined && cpuBefore.hosts !== undefined ? hostsCpuAfter - cpuBefore.hosts : undefined),
+      machineBusyPct: busyPct(cpuBefore.machine, cpuAfter.machine),
+      hostsUpS: seconds(upMs),
+      verified: n - problems.length,
+      loadavgBefore: loadBefore,
+      loadavgAfter: loadAfter,
+    };
+  } finally {
+    downHosts(prefixes.axion);
+  }
+}
+
+// --- the Ansible side ---------------------------------------------------------------------------
+interface AnsibleRun {
+  n: number;
+  wallMs: number;
+  succeeded: number;
+  failures: string[];
+  tasksPerHost: number;
+  controllerPeakRssMb: number;
+  controllerCpuS?: number;
+  hostsCpuS?: number;
+  machineBusyPct: number;
+  hostsUpS: number;
+  verified: number;
+  log: string;
+  loadavgBefore: number[];
+  loadavgAfter: number[];
+}
+
+async function runAnsible(n: number, mode: Mode, stamp: string): Promise<AnsibleRun> {
+  const { fleet, upMs } = await freshFleet("ansible", n, mode);
+  const dir = mkdtempSync(join(tmpdir(), "axion-bench-ansible-"));
+  const cpDir = join(dir, "cp");
+  mkdirSync(cpDir);
+  try {
+    writeFileSync(
+      join(dir, "ansible.cfg"),
+      `[defaults]
+forks = ${n}
+host_key_checking = False
+private_key_file = ${fleet.privateKeyPath}
+interpreter_python = /usr/bin/python3
+retry_files_enabled = False
+deprecation_warnings = False
+
+[ssh_connection]
+pipelining = True
+control_path_dir = ${cpDir}
+ssh_args = -C -o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR
+`,
+    );
+    writeFileSync(
+      join(dir, "inventory.ini"),
+      `[bench]\n${fleet.hosts.map((h) => `${h.name} ansible_host=${h.ip} ansible_port=${h.port} ansible_user=${h.user}`).join("\n")}\n`,
+    );
+    const log = join(resultsDir, `${stamp}-ansible-${mode}-${n}.log`);
+    const loadBefore = loadavg();
+    const cpuBefore = { hosts: hostsCpuS(fleet), machine: machineCpu() };
+    const timesFile = join(dir, "times");
+    say(`ansible N=${n} (${mode}): ansible-playbook, forks=${n}`);
+    const started = Date.now();
+    // bash's `times` afterwards: CPU of ansible-playbook and every fork and ssh it reaped.
+    const child = spawn(
+      "bash",
+      [
+        "-c",
+        'ansible-playbook "$@"; rc=$?; times > "$BENCH_TIMES"; exit $rc',
+        "bash",
+        "-i",
+        join(dir, "inventory.ini"),
+        playbook,
+        "-e",
+        JSON.stringify({ orchestrator_public_key: ORCHESTRATOR_KEY }),
+      ],
+      {
+        env: {
+          ...process.env,
+          ANSIBLE_CONFIG: join(dir, "ansible.cfg"),
+          ANSIBLE_NOCOLOR: "1",
+          ANSIBLE_FORCE_COLOR: "0",
+          BENCH_TIMES: timesFile,
+        },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let output = "";
+    child.stdout.on("data", (d) => {
+      output += d;
+    });
+    child.stderr.on("data", (d) => {
+      output += d;
+    });
+    const sampler = peakSampler(250, () => treeRssKb(child.pid!, cpDir));
+    const code = await new Promise<number>((resolve) => child.once("close", (c) => resolve(c ?? 1)));
+    const wallMs = Date.now() - started;
+    const loadAfter = loadavg();
+    const hostsCpuAfter = hostsCpuS(fleet);
+    const machineAfter = machineCpu();
+    const peak = sampler.stop();
+    // `times`: "0m0.01s 0m0.00s" (the shell) then "1m2.50s 0m9.10s" (its children)
+    const childTimes = existsSync(timesFile) ? readFileSync(timesFile, "utf8").trim().split("\n")[1] : undefined;
+    const controllerCpuS = childTimes
+      ?.split(/\s+/)
+      .map((t) => t.match(/^(\d+)m([\d.]+)s$/))
+      .reduce((sum, m) => sum + (m ? Number(m[1]) * 60 + Number(m[2]) : 0), 0);
+    writeFileSync(log, output);
+
+    const recap = [...output.matchAll(/^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)/gm)];
+    const failures = recap
+      .filter((m) => m[4] !== "0" || m[5] !== "0")
+      .map((m) => `${m[1]}: unreachable=${m[4]} failed=${m[5]} (see ${log})`);
+    if (recap.length !== n) failures.push(`ansible-playbook exited ${code}; ${recap.length}/${n} hosts in PLAY RECAP (see ${log})`);
+    else if (code !== 0 && failures.length === 0) failures.push(`ansible-playbook exited ${code} (see ${log})`);
+    const problems = await verifyHosts(fleet);
+    failures.push(...problems);
+    return {
+      n,
+      wallMs,
+      succeeded: recap.filter((m) => m[4] === "0" && m[5] === "0").length,
+      failures,
+      tasksPerHost: (output.match(/^(TASK|RUNNING HANDLER) \[/gm) ?? []).length,
+      controllerPeakRssMb: mb(peak),
+      controllerCpuS: round1(controllerCpuS),
+      hostsCpuS: round1(hostsCpuAfter !== undefined && cpuBefore.hosts !== undefined ? hostsCpuAfter - cpuBefore.hosts : undefined),
+      machineBusyPct: busyPct(cpuBefore.machine, machineAfter),
+      hostsUpS: seconds(upMs),
+      verified: n - problems.length,
+      log,
+      loadavgBefore: loadBefore,
+      loadavgAfter: loadAfter,
+    };
+  } finally {
+    for (const socket of existsSync(cpDir) ? readdirSync(cpDir) : []) {
+      try {
+        execFileSync("ssh", ["-o", `ControlPath=${join(cpDir, socket)}`, "-O", "exit", "bench"], { stdio: "ignore", timeout: 5000 });
+      } catch {
+        /* already gone */
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+    downHosts(prefixes.ansible);
+  }
+}
+
+// --- the run ------------------------------------------------------------------------------------
+const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+mkdirSync(resultsDir, { recursive: true });
+const results: Record<string, { axion: Record<number, AxionRun>; ansible: Record<number, AnsibleRun> }> = {};
+let stack: AxionStack | undefined;
+let interrupted = false;
+const cleanUp = async () => {
+  await stack?.close();
+  stack = undefined;
+  for (const p of Object.values(prefixes)) {
+    try {
+      downHosts(p);
+    } catch (e) {
+      say(`down ${p}: ${String(e)}`);
+    }
+  }
+};
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    if (interrupted) return;
+    interrupted = true;
+    say(`${signal}: tearing down`);
+    cleanUp().finally(() => process.exit(130));
+  });
+}
+
+const benchStarted = Date.now();
+try {
+  if (tools.includes("axion")) {
+    say("starting PostgreSQL, the Temporal dev server, the API and the worker (child process)");
+    stack = await startAxion();
+  }
+  for (const mode of modes) {
+    results[mode] = { axion: {}, ansible: {} };
+    for (const n of sizes) {
+      if (stack) {
+        const run = await runAxion(stack, n, mode);
+        results[mode]!.axion[n] = run;
+        say(
+          `axion N=${n}: ${seconds(run.wallMs)} s, ${run.succeeded}/${n} succeeded, ${run.activities.scheduled} activities, worker peak ${run.workerPeakRssMb} MB`,
+        );
+        for (const f of run.failures) say(`  FAILURE ${f}`);
+      }
+      if (tools.includes("ansible")) {
+        const run = await runAnsible(n, mode, stamp);
+        results[mode]!.ansible[n] = run;
+        say(`ansible N=${n}: ${seconds(run.wallMs)} s, ${run.succeeded}/${n} ok`);
+        for (const f of run.failures) say(`  FAILURE ${f}`);
+      }
+    }
+  }
+} finally {
+  if (!interrupted) await cleanUp();
+}
+
+// --- the report ---------------------------------------------------------------------------------
+const fmt = (v: number | undefined, digits = 1) => (v === undefined || Number.isNaN(v) ? "-" : v.toFixed(digits));
+const pad = (s: string, w: number) => s.padStart(w);
+const lines: string[] = [];
+const targets: Record<string, unknown> = {};
+lines.push("");
+lines.push(
+  `Axion vs Ansible, bootstrap of N fresh hosts at once (${cpus().length} CPUs, ${Math.round(totalmem() / 2 ** 30)} GB; ansible forks=N, pipelining)`,
+);
+for (const mode of modes) {
+  const r = results[mode]!;
+  lines.push("");
+  lines.push(
+    mode === "fresh"
+      ? "mode fresh: the bootstrap installs docker.io (dpkg, offline)"
+      : "mode docker-preinstalled: hosts boot with docker.io installed and running (bench/docker-image.sh): orchestration overhead",
+  );
+  const header = [
+    "N",
+    "Axion wall s",
+    "Ansible wall s",
+    "Ansible/Axion",
+    "activities",
+    "activities/s",
+    "worker peak RSS MB",
+    "ansible ctl RSS MB",
+    "ok (axion/ansible)",
+  ];
+  const widths = header.map((h) => Math.max(h.length, 6));
+  lines.push(header.map((h, i) => pad(h, widths[i]!)).join(" | "));
+  for (const n of sizes) {
+    const ax = r.axion[n];
+    const an = r.ansible[n];
+    const row = [
+      String(n),
+      fmt(ax && ax.wallMs / 1000),
+      fmt(an && an.wallMs / 1000),
+      ax && an ? fmt(an.wallMs / ax.wallMs, 2) : "-",
+      ax ? String(ax.activities.scheduled) : "-",
+      fmt(ax?.activitiesPerSecond, 2),
+      fmt(ax?.workerPeakRssMb),
+      fmt(an?.controllerPeakRssMb),
+      `${ax ? `${ax.succeeded}/${n}${ax.failures.length ? "!" : ""}` : "-"} ${an ? `${an.succeeded}/${n}${an.failures.length ? "!" : ""}` : "-"}`,
+    ];
+    lines.push(row.map((c, i) => pad(c, widths[i]!)).join(" | "));
+  }
+  const small = Math.min(...sizes);
+  const big = Math.max(...sizes);
+  const scale = (runs: Record<number, { wallMs: number }>) =>
+    runs[big] && runs[small] && big !== small ? runs[big]!.wallMs / runs[small]!.wallMs : undefined;
+  lines.push(`scaling wall(N=${big})/wall(N=${small}): Axion ${fmt(scale(r.axion), 2)}, Ansible ${fmt(scale(r.ansible), 2)}`);
+  const ax50 = r.axion[50];
+  const an50 = r.ansible[50];
+  const ax1 = r.axion[1];
+  const speedup = ax50 && an50 ? an50.wallMs / ax50.wallMs : undefined;
+  const scaling = ax50 && ax1 ? ax50.wallMs / ax1.wallMs : undefined;
+  const verdict = (ok: boolean | undefined) => (ok === undefined ? "n/a (not measured)" : ok ? "PASS" : "FAIL");
+  lines.push(
+    `target: at N=50 Axion >= 3x faster than Ansible: ${verdict(speedup === undefined ? undefined : speedup >= 3)} (${fmt(speedup, 2)}x)`,
+  );
+  lines.push(
+    `target: Axion wall(N=50) <= 3x wall(N=1): ${verdict(scaling === undefined ? undefined : scaling <= 3)} (${fmt(scaling, 2)}x)`,
+  );
+  targets[mode] = { speedupAt50: speedup, axionScaling50over1: scaling };
+  for (const n of sizes) {
+    const ax = r.axion[n];
+    const an = r.ansible[n];
+    const parts: string[] = [];
+    if (ax) {
+      parts.push(
+        `axion: hosts up ${fmt(ax.hostsUpS)} s, CPU in hosts ${fmt(ax.hostsCpuS)} s, worker CPU ${fmt(ax.workerCpuS)} s ` +
+          `(whole stack ${fmt(ax.axionStackCpuS)} s), ` +
+          `worker RSS idle ${fmt(ax.workerRssBeforeMb)} MB, machine busy ${fmt(ax.machineBusyPct)} %, ` +
+          `${ax.activities.attempts} attempts (${ax.activities.failedAttempts} retries)\n        step mean/max s: ${Object.entries(
+            ax.stepSeconds,
+          )
+            .map(([k, v]) => `${k} ${fmt(v.mean, 2)}/${fmt(v.max, 1)}`)
+            .join(", ")}` +
+          (Object.keys(ax.otherSteps).length
+            ? `, other steps ${Object.entries(ax.otherSteps)
+                .map(([k, v]) => `${k} ×${v}`)
+                .join(", ")}`
+            : ""),
+      );
+    }
+    if (an) {
+      parts.push(
+        `ansible: hosts up ${fmt(an.hostsUpS)} s, CPU in hosts ${fmt(an.hostsCpuS)} s, controller CPU ${fmt(an.controllerCpuS)} s, ` +
+          `machine busy ${fmt(an.machineBusyPct)} %, ${an.tasksPerHost} tasks per host`,
+      );
+    }
+    lines.push(`  N=${n} ${parts.join("\n      ")}`);
+  }
+}
+const allFailures = Object.entries(results).flatMap(([mode, r]) =>
+  [...Object.values(r.axion), ...Object.values(r.ansible)].flatMap((run) =>
+    run.failures.map((f) => `${mode} N=${run.n} ${"activities" in run ? "axion" : "ansible"}: ${f}`),
+  ),
+);
+lines.push("");
+const anyAxion = Object.values(results)
+  .flatMap((r) => Object.values(r.axion))
+  .at(0);
+const perWorkflow = anyAxion
+  ? Object.entries(anyAxion.activities.byType)
+      .map(([type, count]) => `${type}${count / anyAxion.n === 1 ? "" : ` ×${count / anyAxion.n}`}`)
+      .join(", ")
+  : "";
+lines.push(
+  `activities = ActivityTaskScheduled events in the workflow histories (per server: ${perWorkflow}); ` +
+    "worker peak RSS = VmHWM of the worker process (reset when idle before each N); " +
+    "ansible ctl RSS = sampled peak of ansible-playbook, its forks and ssh processes.",
+);
+lines.push(
+  allFailures.length
+    ? `FAILURES (${allFailures.length}):\n  ${allFailures.join("\n  ")}`
+    : "all operations succeeded and every host was verified",
+);
+const file = join(resultsDir, `${stamp}.json`);
+writeFileSync(
+  file,
+  `${JSON.stringify(
+    {
+      startedAt: new Date(benchStarted).toISOString(),
+      durationS: seconds(Date.now() - benchStarted),
+      machine: { cpus: cpus().length, memoryGb: Math.round(totalmem() / 2 ** 30), node: process.version },
+      ansible: execFileSync("ansible-playbook", ["--version"], { encoding: "utf8" }).split("\n")[0],
+      options: { sizes, modes, tools, wait: useWatch ? "WatchOperation streams" : "workflow result (long poll) + GetOperation" },
+      results,
+      targets,
+      failures: allFailures,
+      table: lines.join("\n"),
+    },
+    null,
+    2,
+  )}\n`,
+);
+lines.push(`results: ${file}`);
+console.log(lines.join("\n"));

@@ -1,0 +1,46 @@
+/**
+ * The Axion worker for bench/bootstrap.ts, in its own process so that its peak memory
+ * (/proc/<pid>/status VmHWM) is the worker's alone. Same wiring as app/service.ts:
+ * PostgreSQL (DATABASE_URL), the real activities, temporal/worker.ts's createWorker.
+ *
+ * Env: BENCH_TEMPORAL_ADDRESS, BENCH_TEMPORAL_NAMESPACE, BENCH_TASK_QUEUE, BENCH_DATABASE_URL,
+ * BENCH_CREDENTIALS_KEY, BENCH_ORCHESTRATOR_KEY, BENCH_SSH_CONNECT_TIMEOUT_MS (default 10000,
+ * the service's default). Sends {ready: true} over IPC once polling; SIGTERM shuts it down.
+ */
+import { DefaultLogger, Runtime } from "@temporalio/worker";
+import { createCredentialsCipher } from "../core/credentials-cipher.js";
+import { setLogLevel } from "../core/log.js";
+import { openDatabase } from "../db/client.js";
+import { createWorker } from "../temporal/worker.js";
+
+function env(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`bench worker: ${name} is not set`);
+  return value;
+}
+
+setLogLevel("warn");
+Runtime.install({ logger: new DefaultLogger("WARN") });
+
+const database = await openDatabase({ databaseUrl: env("BENCH_DATABASE_URL"), dataDir: "memory://" });
+const { worker, connection } = await createWorker(
+  { address: env("BENCH_TEMPORAL_ADDRESS"), namespace: env("BENCH_TEMPORAL_NAMESPACE"), taskQueue: env("BENCH_TASK_QUEUE") },
+  {
+    db: database.db,
+    cipher: createCredentialsCipher(env("BENCH_CREDENTIALS_KEY")),
+    orchestratorPublicKey: env("BENCH_ORCHESTRATOR_KEY"),
+    adminUser: "axion",
+    sshConnectTimeoutMs: Number(process.env.BENCH_SSH_CONNECT_TIMEOUT_MS ?? 10_000),
+  },
+);
+const running = worker.run();
+process.on("SIGTERM", () => {
+  if (worker.getState() === "RUNNING") worker.shutdown();
+});
+while (worker.getState() === "INITIALIZED") await new Promise((r) => setTimeout(r, 20));
+if (worker.getState() !== "RUNNING") throw new Error(`bench worker did not start: ${worker.getState()}`);
+process.send?.({ ready: true });
+await running;
+await connection.close();
+await database.close();
+process.disconnect?.();
