@@ -74,7 +74,7 @@ echo ${RESULT_MARK} changed "firewall applied, ssh port ${sshPort} open"`;
 }
 
 /** Password logins are turned off only when we are connected with a key: then a key is known to work. */
-export function sshHardeningScript(keyWorks: boolean): ShellFragment {
+export function sshHardeningScript(keyWorks: boolean, sshPort: number): ShellFragment {
   const settings = keyWorks
     ? "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nPermitEmptyPasswords no\nX11Forwarding no\n"
     : "PermitEmptyPasswords no\nX11Forwarding no\n";
@@ -88,6 +88,9 @@ printf '%s' ${settings} > "$file"; chmod 0644 "$file"
 if ! sshd -t; then if [ -f "$old" ]; then mv "$old" "$file"; else rm -f "$file"; fi; echo "sshd -t rejected the hardened configuration" >&2; exit 1; fi
 rm -f "$old"
 systemctl reload ssh 2>/dev/null || systemctl reload sshd
+# sshd re-executes on SIGHUP and stops listening for a moment: the next step must find it back.
+sleep 0.5
+for i in $(seq 1 40); do ss -Htln "sport = :${sshPort}" 2>/dev/null | grep -q . && break; sleep 0.25; done
 echo ${RESULT_MARK} changed ${keyWorks ? "password logins disabled, root by key only" : "kept password logins: connected by password, no key known to work"}`;
 }
 
