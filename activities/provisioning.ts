@@ -122,7 +122,9 @@ export function createProvisioningActivities(deps: ActivityDeps) {
 
     hardenSsh: (input: { serverId: string }) =>
       withServerSession(deps, input.serverId, async (session, server) => {
-        const { stdout } = await session.run(sshHardeningScript(server.authMethod === "private_key", server.sshPort), { timeoutMs: 60_000 });
+        const { stdout } = await session.run(sshHardeningScript(server.authMethod === "private_key", server.sshPort), {
+          timeoutMs: 60_000,
+        });
         return parseStepOutput(stdout) as StepResult;
       }),
 
