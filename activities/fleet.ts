@@ -5,6 +5,7 @@ import { servers } from "../db/schema.js";
 import type { ConnectionTestResult, Diagnosis } from "../workflows/definitions.js";
 import type { ActivityDeps } from "./deps.js";
 import { diagnoseScript } from "./host-scripts.js";
+import { outcomeOf } from "./provisioning.js";
 import { parseDiagnosis } from "./recovery.js";
 import { withServerSession } from "./server-access.js";
 
@@ -38,15 +39,7 @@ export function createFleetActivities(deps: ActivityDeps) {
           diagnosis: parseDiagnosis((await session.run(diagnoseScript, { timeoutMs: 60_000 })).stdout),
         }));
       } catch (error) {
-        const type = (error as { type?: string }).type;
-        const outcome =
-          type === "SshAuthFailed"
-            ? "auth_failed"
-            : type === "HostKeyMismatch"
-              ? "hostkey_mismatch"
-              : type === "SshTimeout"
-                ? "timeout"
-                : "unreachable";
+        const outcome = outcomeOf(error);
         return { outcome, message: error instanceof Error ? error.message : String(error) };
       }
     },

@@ -39,7 +39,8 @@ async function readFacts(session: SshSession): Promise<HostFacts> {
   };
 }
 
-function outcomeOf(error: unknown): ConnectionTestResult["outcome"] {
+/** The connection-test outcome an SSH failure stands for. */
+export function outcomeOf(error: unknown): ConnectionTestResult["outcome"] {
   const type = error instanceof ApplicationFailure ? error.type : undefined;
   if (type === SshErrorType.AuthFailed) return "auth_failed";
   if (type === SshErrorType.HostKeyMismatch) return "hostkey_mismatch";

@@ -7,6 +7,7 @@ import type { OperationKind } from "../core/operations.js";
 import { startServerOperation, type WorkflowGateway } from "../core/provisioning.js";
 import type { Database } from "../db/client.js";
 import { servers } from "../db/schema.js";
+import { failureMessage } from "../workflows/failure-types.js";
 
 /**
  * Seed compatibility: producers of the Python provisioner still push
@@ -88,15 +89,13 @@ export function startProvisionerQueue(options: { redisUrl: string; db: Database;
           finished_at: new Date().toISOString(),
         });
       } catch (error) {
-        let e = error as { message?: string; cause?: unknown };
-        while (e?.cause) e = e.cause as typeof e;
         await finish(raw, {
           server_handle: serverHandle,
           status: "failed",
           kind,
           operation_id: operation.id,
           workflow_id: operation.workflowId,
-          error: e?.message ?? "failed",
+          error: failureMessage(error),
           finished_at: new Date().toISOString(),
         });
       }

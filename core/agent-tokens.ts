@@ -22,10 +22,10 @@ export async function issueAgentToken(db: Database, serverId: string): Promise<s
   return token;
 }
 
-/** Verifies that `token` is the current token of `serverId`; stored hashes are cached briefly for the heartbeat hot path. */
-export function createAgentTokenVerifier(db: Database) {
+/** The stored token hash per server, cached briefly for the heartbeat hot path (one lookup per server per TTL). */
+function storedHashLookup(db: Database) {
   const cache = new Map<string, { hash: Buffer | undefined; expires: number }>();
-  return async (serverId: string, token: string): Promise<boolean> => {
+  return async (serverId: string): Promise<Buffer | undefined> => {
     let entry = cache.get(serverId);
     if (!entry || entry.expires < Date.now()) {
       const [row] = await db.select({ tokenHash: agents.tokenHash }).from(agents).where(eq(agents.serverId, serverId));
@@ -33,7 +33,16 @@ export function createAgentTokenVerifier(db: Database) {
       cache.set(serverId, entry);
       if (cache.size > 200_000) cache.delete(cache.keys().next().value as string);
     }
-    return entry.hash !== undefined && timingSafeEqual(sha256(token), entry.hash);
+    return entry.hash;
+  };
+}
+
+/** Verifies that `token` is the current token of `serverId`. */
+export function createAgentTokenVerifier(db: Database) {
+  const storedHash = storedHashLookup(db);
+  return async (serverId: string, token: string): Promise<boolean> => {
+    const hash = await storedHash(serverId);
+    return hash !== undefined && timingSafeEqual(sha256(token), hash);
   };
 }
 
@@ -47,16 +56,10 @@ export function signHeartbeat(token: string, body: string): string {
 }
 
 export function createAgentSignatureVerifier(db: Database) {
-  const hashes = new Map<string, { hash: Buffer | undefined; expires: number }>();
+  const storedHash = storedHashLookup(db);
   return async (serverId: string, body: string, signature: string): Promise<boolean> => {
-    let entry = hashes.get(serverId);
-    if (!entry || entry.expires < Date.now()) {
-      const [row] = await db.select({ tokenHash: agents.tokenHash }).from(agents).where(eq(agents.serverId, serverId));
-      entry = { hash: row ? Buffer.from(row.tokenHash, "hex") : undefined, expires: Date.now() + CACHE_TTL_MS };
-      hashes.set(serverId, entry);
-    }
-    if (!entry.hash || !/^[0-9a-f]{64}$/.test(signature)) return false;
-    const expected = createHmac("sha256", entry.hash).update(body).digest();
-    return timingSafeEqual(expected, Buffer.from(signature, "hex"));
+    const hash = await storedHash(serverId);
+    if (!hash || !/^[0-9a-f]{64}$/.test(signature)) return false;
+    return timingSafeEqual(createHmac("sha256", hash).update(body).digest(), Buffer.from(signature, "hex"));
   };
 }

@@ -24,3 +24,20 @@ export const nonRetryableErrorTypes = [
 
 /** After all retries, these mean the server could not be reached: it is marked UNREACHABLE. */
 export const unreachableErrorTypes: string[] = [SshErrorType.Unreachable, SshErrorType.Timeout];
+
+/** The innermost message of an activity/child failure: the one that says what went wrong. */
+export function failureMessage(error: unknown): string {
+  let e = error as { message?: string; cause?: unknown } | undefined;
+  while (e?.cause) e = e.cause as typeof e;
+  return e?.message ?? String(error);
+}
+
+export function failureType(error: unknown): string | undefined {
+  let e = error as { type?: string; cause?: unknown } | undefined;
+  let type: string | undefined;
+  while (e) {
+    if (typeof e.type === "string") type = e.type;
+    e = e.cause as typeof e;
+  }
+  return type;
+}

@@ -1,7 +1,7 @@
 import { CancellationScope, isCancellation } from "@temporalio/workflow";
 import type { OperationInput } from "./definitions.js";
-import { unreachableErrorTypes } from "./failure-types.js";
-import { failureMessage, failureType, type ProgressTracker } from "./progress.js";
+import { failureMessage, failureType, unreachableErrorTypes } from "./failure-types.js";
+import type { ProgressTracker } from "./progress.js";
 import { recordActivities } from "./proxies.js";
 
 /**

@@ -1,5 +1,6 @@
 import { setHandler, workflowInfo } from "@temporalio/workflow";
 import { type OperationInput, type OperationProgress, progressQuery, type StepProgress, type StepResult } from "./definitions.js";
+import { failureMessage } from "./failure-types.js";
 
 /** Tracks an operation's steps and answers the progress query (current step, finished steps with durations, last error). */
 export class ProgressTracker {
@@ -40,21 +41,4 @@ export class ProgressTracker {
   summary(): Record<string, unknown> {
     return { workflowId: workflowInfo().workflowId, steps: this.state.steps };
   }
-}
-
-/** The innermost message of an activity/child failure: the one that says what went wrong. */
-export function failureMessage(error: unknown): string {
-  let e = error as { message?: string; cause?: unknown } | undefined;
-  while (e?.cause) e = e.cause as typeof e;
-  return e?.message ?? String(error);
-}
-
-export function failureType(error: unknown): string | undefined {
-  let e = error as { type?: string; cause?: unknown } | undefined;
-  let type: string | undefined;
-  while (e) {
-    if (typeof e.type === "string") type = e.type;
-    e = e.cause as typeof e;
-  }
-  return type;
 }
