@@ -1,6 +1,6 @@
 import { create, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { getAgent, listMetrics, recordRegistration } from "../core/agents.js";
 import { AppError } from "../core/errors.js";
 import type { HeartbeatIngestor } from "../core/heartbeat-ingest.js";
@@ -8,7 +8,12 @@ import { requireId } from "../core/ids.js";
 import { startServerOperation, type WorkflowGateway } from "../core/provisioning.js";
 import { requireServer } from "../core/servers.js";
 import type { Database } from "../db/client.js";
-import { AgentInfoSchema, type AgentService, MetricsSchema } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
+import {
+  AgentInfoSchema,
+  type AgentService,
+  type HeartbeatRequest,
+  MetricsSchema,
+} from "../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { statusToProto } from "./convert.js";
 import { operationMessage } from "./operation-message.js";
 import { requireOwner } from "./owner.js";
@@ -23,30 +28,35 @@ export interface AgentServiceDeps {
 }
 
 /** An agent speaks only for the server its token was issued to. */
-async function requireAgent(deps: AgentServiceDeps, ctx: HandlerContext, serverId: string): Promise<string> {
+async function requireAgent(deps: AgentServiceDeps, authorization: string | null, serverId: string): Promise<string> {
   const id = requireId("server_id", serverId);
-  const match = /^Bearer\s+(\S+)$/i.exec(ctx.requestHeader.get("authorization") ?? "");
+  const match = /^Bearer\s+(\S+)$/i.exec(authorization ?? "");
   if (!match || !(await deps.verifyAgentToken(id, match[1] as string))) {
     throw new ConnectError("invalid agent token for this server", Code.Unauthenticated);
   }
   return id;
 }
 
+/** Heartbeat handling shared by the Connect route and the HTTP/1.1 JSON fast path. */
+export async function acceptHeartbeat(deps: AgentServiceDeps, authorization: string | null, req: HeartbeatRequest): Promise<void> {
+  const serverId = await requireAgent(deps, authorization, req.serverId);
+  if (!req.metrics) throw AppError.invalid("metrics", "is required");
+  await deps.ingestor.submit({
+    serverId,
+    sampledAt: req.sampleTime ? timestampDate(req.sampleTime) : new Date(),
+    metrics: toJson(MetricsSchema, req.metrics) as Record<string, unknown>,
+  });
+}
+
 export function agentService(deps: AgentServiceDeps): ServiceImpl<typeof AgentService> {
   return {
     async register(req, ctx) {
-      const serverId = await requireAgent(deps, ctx, req.serverId);
+      const serverId = await requireAgent(deps, ctx.requestHeader.get("authorization"), req.serverId);
       await recordRegistration(deps.db, serverId, toJson(AgentInfoSchema, req.info ?? create(AgentInfoSchema)) as Record<string, unknown>);
       return { heartbeatIntervalSeconds: deps.heartbeatIntervalSeconds };
     },
     async heartbeat(req, ctx) {
-      const serverId = await requireAgent(deps, ctx, req.serverId);
-      if (!req.metrics) throw AppError.invalid("metrics", "is required");
-      await deps.ingestor.submit({
-        serverId,
-        sampledAt: req.sampleTime ? timestampDate(req.sampleTime) : new Date(),
-        metrics: toJson(MetricsSchema, req.metrics) as Record<string, unknown>,
-      });
+      await acceptHeartbeat(deps, ctx.requestHeader.get("authorization"), req);
       return {};
     },
     async installAgent(req, ctx) {

@@ -8,8 +8,10 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createAgentTokenVerifier } from "../core/agent-tokens.js";
 import { type HeartbeatIngestor, startHeartbeatIngestor } from "../core/heartbeat-ingest.js";
 import type { Database } from "../db/client.js";
+import type { AgentServiceDeps } from "./agent-service.js";
 import { authInterceptor } from "./auth.js";
 import { errorInterceptor } from "./errors.js";
+import { heartbeatFastPath } from "./heartbeat-fast-path.js";
 import { type ApiDeps, routes } from "./routes.js";
 
 type NodeHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
@@ -75,14 +77,24 @@ const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
  * connection say which, and the socket is handed to the matching server.
  */
 export function buildApiServer(deps: ApiDeps): ApiServer {
-  const ingestor = startHeartbeatIngestor(deps.db, { instanceId: `api-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}` });
+  const ingestor =
+    deps.ingestor ?? startHeartbeatIngestor(deps.db, { instanceId: `api-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}` });
+  const agents: AgentServiceDeps = {
+    db: deps.db,
+    workflows: deps.workflows,
+    heartbeatIntervalSeconds: deps.heartbeatIntervalSeconds ?? 10,
+    ingestor,
+    verifyAgentToken: createAgentTokenVerifier(deps.db, deps.listen),
+  };
   const connect = connectNodeAdapter({
-    routes: routes(deps, { ingestor, verifyAgentToken: createAgentTokenVerifier(deps.db) }),
+    routes: routes(deps, agents),
     interceptors: [errorInterceptor, authInterceptor(deps.db)],
   }) as NodeHandler;
+  const heartbeat = heartbeatFastPath(agents);
   const health = healthHandler(deps.db);
   const handler: NodeHandler = (req, res) => {
     if (req.url === "/healthz" && req.method === "GET") return health(req, res);
+    if (req instanceof http.IncomingMessage && heartbeat(req, res as http.ServerResponse)) return;
     connect(req, res);
   };
   const h1 = http.createServer(handler as http.RequestListener);

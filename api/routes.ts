@@ -2,12 +2,13 @@ import type { ConnectRouter } from "@connectrpc/connect";
 import type { HeartbeatIngestor } from "../core/heartbeat-ingest.js";
 import type { WorkflowGateway } from "../core/provisioning.js";
 import type { InventoryDeps } from "../core/servers.js";
+import type { Listen } from "../db/client.js";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { ClusterService } from "../gen/axion/infrastructure/v1/cluster_service_pb.js";
 import { OperationService } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { RequirementsService } from "../gen/axion/infrastructure/v1/requirements_service_pb.js";
 import { ServerService } from "../gen/axion/infrastructure/v1/server_service_pb.js";
-import { agentService } from "./agent-service.js";
+import { type AgentServiceDeps, agentService } from "./agent-service.js";
 import { clusterService } from "./cluster-service.js";
 import { operationService } from "./operation-service.js";
 import { requirementsService } from "./requirements-service.js";
@@ -18,17 +19,15 @@ export type ApiDeps = InventoryDeps & {
   workflows?: WorkflowGateway;
   /** Seconds between agent heartbeats, told to agents at registration. */
   heartbeatIntervalSeconds?: number;
+  /** Where heartbeats go; by default a batching ingestor on `db` (the benchmark swaps in one write per heartbeat). */
+  ingestor?: HeartbeatIngestor;
+  /** Token rotation notifications; without them a rotated agent token keeps working for up to 10 s. */
+  listen?: Listen;
 };
 
-export function routes(
-  deps: ApiDeps,
-  agents: { ingestor: HeartbeatIngestor; verifyAgentToken: (serverId: string, token: string) => Promise<boolean> },
-) {
+export function routes(deps: ApiDeps, agents: AgentServiceDeps) {
   return (router: ConnectRouter) => {
-    router.service(
-      AgentService,
-      agentService({ db: deps.db, workflows: deps.workflows, heartbeatIntervalSeconds: deps.heartbeatIntervalSeconds ?? 10, ...agents }),
-    );
+    router.service(AgentService, agentService(agents));
     router.service(ClusterService, clusterService(deps.db));
     router.service(ServerService, serverService(deps));
     router.service(OperationService, operationService(deps.db, deps.workflows));

@@ -77,7 +77,7 @@ export async function startService(config: Config, role: Role = "all"): Promise<
           timeoutMs: 30_000,
         });
       }
-      const { worker, connection } = await createWorker(
+      const { worker, connection, run } = await createWorker(
         { address: temporalAddress, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TEMPORAL_TASK_QUEUE },
         {
           db: database.db,
@@ -95,7 +95,7 @@ export async function startService(config: Config, role: Role = "all"): Promise<
             : undefined,
         },
       );
-      const running = worker.run();
+      const running = run();
       stops.push(async () => {
         if (worker.getState() === "RUNNING") worker.shutdown();
         await running;
@@ -128,6 +128,7 @@ export async function startService(config: Config, role: Role = "all"): Promise<
     if (role !== "worker") {
       const api = buildApiServer({
         db: database.db,
+        listen: database.listen,
         cipher,
         maxServersPerOwner: config.MAX_SERVERS_PER_USER,
         workflows,
@@ -139,7 +140,7 @@ export async function startService(config: Config, role: Role = "all"): Promise<
         const consumer = await startHeartbeatConsumer({
           brokers: config.KAFKA_BROKERS,
           ingestor: api.ingestor,
-          verifySignature: createAgentSignatureVerifier(database.db),
+          verifySignature: createAgentSignatureVerifier(database.db, database.listen),
         });
         stops.push(() => consumer.stop());
       }

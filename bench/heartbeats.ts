@@ -1,128 +1,161 @@
 /**
- * Heartbeat ingestion benchmark (not a test): simulated agents on loopback send
- * real `Heartbeat` calls (Connect JSON over HTTP/1.1) to the real API on a real
- * PostgreSQL; prints throughput and latency percentiles, then the same load
- * against one UPDATE per heartbeat for comparison.
+ * Heartbeat ingestion benchmark (not a test). A real PostgreSQL, the real API
+ * server in its own process, and a fleet of simulated agents on loopback
+ * (`bench/heartbeat-load`, Go: real Connect Heartbeat calls, each agent with its
+ * own token, open-loop at a fixed total rate, latency measured from each
+ * heartbeat's scheduled time). Each rate runs against the batching ingestor and
+ * then against one UPDATE + INSERT per heartbeat behind the same API.
  *
- *   node --import tsx bench/heartbeats.ts [--agents 2000] [--seconds 20] [--concurrency 256]
+ *   node --import tsx bench/heartbeats.ts [--agents 10000] [--rates 1000,2000,4000] [--seconds 20]
+ *        [--modes batched,per-heartbeat]
  */
-import { Agent, request } from "node:http";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { sql } from "drizzle-orm";
-import { issueAgentToken } from "../core/agent-tokens.js";
+import { openDatabase } from "../db/client.js";
 import { newId } from "../db/ids.js";
-import { clusters, owners, servers } from "../db/schema.js";
-import { startTestApi } from "../test/support/api.js";
 import { startPostgres } from "../test/support/postgres.js";
 
 const { values } = parseArgs({
   options: {
-    agents: { type: "string", default: "2000" },
+    agents: { type: "string", default: "10000" },
+    rates: { type: "string", default: "1000,2000,4000" },
     seconds: { type: "string", default: "20" },
-    concurrency: { type: "string", default: "256" },
+    modes: { type: "string", default: "batched,per-heartbeat" },
   },
 });
 const agentCount = Number(values.agents);
+const rates = values.rates.split(",").map(Number);
 const seconds = Number(values.seconds);
-const concurrency = Number(values.concurrency);
+const modes = values.modes.split(",") as ("batched" | "per-heartbeat")[];
+const results = join(import.meta.dirname, "results");
+mkdirSync(results, { recursive: true });
+
+const loader = join(results, "heartbeat-load");
+execFileSync("go", ["build", "-o", loader, "."], { cwd: join(import.meta.dirname, "heartbeat-load"), stdio: "inherit" });
 
 const pg = await startPostgres();
-const api = await startTestApi({ databaseUrl: pg.url });
-const db = api.database.db;
+const database = await openDatabase({ databaseUrl: pg.url, dataDir: "memory://" });
+await database.migrate();
 
-// A fleet: one owner, one cluster, N servers with agent tokens.
+// The fleet: servers with agents and tokens (stored as SHA-256, as issued by the service).
 const ownerId = newId();
-await db.insert(owners).values({ id: ownerId, name: "bench" });
 const clusterId = newId();
-await db.insert(clusters).values({ id: clusterId, ownerId, name: "bench" });
-const fleet: { id: string; token: string }[] = [];
-for (let i = 0; i < agentCount; i++) {
-  const id = newId();
-  await db
-    .insert(servers)
-    .values({ id, ownerId, clusterId, name: `s${i}`, host: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, authMethod: "password" });
-  fleet.push({ id, token: await issueAgentToken(db, id) });
-}
-
-const keepAlive = new Agent({ keepAlive: true, maxSockets: concurrency });
-function heartbeat(server: { id: string; token: string }, path: string): Promise<number> {
-  const body = JSON.stringify({
-    serverId: server.id,
-    sampleTime: new Date().toISOString(),
-    metrics: {
-      cpuPercent: 12.5,
-      memoryUsedBytes: "1000000",
-      memoryTotalBytes: "8000000",
-      disks: [{ mount: "/", usedBytes: "5", totalBytes: "10" }],
-      load1: 0.1,
-      uptimeSeconds: "99",
-    },
-  });
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: "127.0.0.1",
-        port: api.port,
-        path,
-        method: "POST",
-        agent: keepAlive,
-        headers: { "content-type": "application/json", authorization: `Bearer ${server.token}` },
-      },
-      (res) => {
-        res.resume();
-        res.on("end", () => (res.statusCode === 200 ? resolve(performance.now() - started) : reject(new Error(`HTTP ${res.statusCode}`))));
-      },
-    );
-    req.on("error", reject);
-    req.end(body);
-  });
-}
-
-async function load(label: string, send: (s: { id: string; token: string }) => Promise<number>) {
-  const latencies: number[] = [];
-  let errors = 0;
-  const deadline = performance.now() + seconds * 1000;
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (performance.now() < deadline) {
-        const server = fleet[next++ % fleet.length] as { id: string; token: string };
-        try {
-          latencies.push(await send(server));
-        } catch {
-          errors++;
-        }
-      }
-    }),
+await database.db.execute(sql`insert into owners (id, name) values (${ownerId}, 'bench')`);
+await database.db.execute(sql`insert into clusters (id, owner_id, name) values (${clusterId}, ${ownerId}, 'bench')`);
+const fleet = Array.from({ length: agentCount }, (_, i) => ({ id: newId(), token: `axa_${randomBytes(32).toString("base64url")}`, i }));
+for (let at = 0; at < fleet.length; at += 5000) {
+  const rows = JSON.stringify(
+    fleet.slice(at, at + 5000).map((f) => ({ id: f.id, i: f.i, hash: createHash("sha256").update(f.token).digest("hex") })),
   );
-  latencies.sort((a, b) => a - b);
-  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]?.toFixed(1);
-  const rate = latencies.length / seconds;
-  console.log(`${label.padEnd(28)} ${rate.toFixed(0).padStart(7)} heartbeats/s   p50 ${pct(50)} ms   p99 ${pct(99)} ms   errors ${errors}`);
-  return rate;
+  await database.db.execute(sql`insert into servers (id, owner_id, cluster_id, name, host, auth_method, status)
+    select v.id, ${ownerId}::uuid, ${clusterId}::uuid, 's' || v.i, '10.' || (v.i / 65536) || '.' || (v.i / 256 % 256) || '.' || (v.i % 256), 'password', 'ONLINE'
+    from jsonb_to_recordset(${rows}::jsonb) as v(id uuid, i int, hash text)`);
+  await database.db.execute(sql`insert into agents (server_id, token_hash, token_issued_at)
+    select v.id, v.hash, now() from jsonb_to_recordset(${rows}::jsonb) as v(id uuid, i int, hash text)`);
+}
+const agentsFile = join(results, "heartbeat-agents.csv");
+writeFileSync(agentsFile, fleet.map((f) => `${f.id},${f.token}`).join("\n"), { mode: 0o600 });
+
+async function startApi(mode: "batched" | "per-heartbeat"): Promise<{ port: number; child: ChildProcess }> {
+  const child = spawn(
+    process.execPath,
+    [
+      ...(process.env.BENCH_API_NODE_ARGS?.split(" ").filter(Boolean) ?? []),
+      "--import",
+      "tsx",
+      join(import.meta.dirname, "heartbeat-api.ts"),
+      pg.url,
+      mode,
+    ],
+    {
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
+  for await (const line of createInterface({ input: child.stdout as NodeJS.ReadableStream })) {
+    const match = /^listening (\d+)$/.exec(line);
+    if (match) return { port: Number(match[1]), child };
+  }
+  throw new Error(`API (${mode}) exited before listening`);
 }
 
-console.log(`${agentCount} simulated agents, ${concurrency} requests in flight, ${seconds} s per run, PostgreSQL on loopback`);
-const batched = await load("batched ingestion (API)", (s) => heartbeat(s, "/axion.infrastructure.v1.AgentService/Heartbeat"));
+/** CPU seconds a process (and its reaped children) has used, from /proc. */
+function cpuSeconds(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+    return [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0) / 100;
+  } catch {
+    return 0;
+  }
+}
+const postmaster = Number(execFileSync("pgrep", ["-f", `postgres -D .* -p ${new URL(pg.url).port}`], { encoding: "utf8" }).trim());
+const postgresCpu = () =>
+  cpuSeconds(postmaster) +
+  execFileSync("pgrep", ["-P", String(postmaster)], { encoding: "utf8" })
+    .split("\n")
+    .filter(Boolean)
+    .reduce((sum, pid) => sum + cpuSeconds(Number(pid)), 0);
 
-// Baseline: the same calls, each written with its own UPDATE + INSERT (what a naive handler does).
-const single = await load("one UPDATE per heartbeat", async (s) => {
-  const started = performance.now();
-  await db.transaction(async (tx) => {
-    await tx.execute(
-      sql`update agents set last_heartbeat_at = now(), latest_metrics = ${JSON.stringify({ cpuPercent: 12.5 })}::jsonb where server_id = ${s.id}`,
-    );
-    await tx.execute(
-      sql`insert into metrics_samples (server_id, sampled_at, received_at, metrics) values (${s.id}, now(), now(), '{}'::jsonb)`,
-    );
-  });
-  return performance.now() - started;
-});
+interface LoadSummary {
+  cpuSeconds: number;
+  apiCpu: number;
+  postgresCpu: number;
+  achievedRate: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+  missed: number;
+  firstError?: string;
+}
+
+function runLoad(api: { port: number; child: ChildProcess }, rate: number): LoadSummary {
+  const apiBefore = cpuSeconds(api.child.pid as number);
+  const postgresBefore = postgresCpu();
+  const out = execFileSync(
+    loader,
+    [
+      ...["-url", `http://127.0.0.1:${api.port}`, "-agents", agentsFile, "-rate", String(rate), "-duration", `${seconds}s`],
+      // Every agent has sent (registered its connection, had its token looked up) before measuring starts.
+      ...["-warmup", `${Math.max(3, Math.ceil(agentCount / rate) + 2)}s`],
+    ],
+    { encoding: "utf8", maxBuffer: 1 << 20 },
+  );
+  const summary = JSON.parse(out.trim().split("\n").at(-1) as string) as LoadSummary;
+  return { ...summary, apiCpu: cpuSeconds(api.child.pid as number) - apiBefore, postgresCpu: postgresCpu() - postgresBefore };
+}
+
+const line = (label: string, rate: number, s: LoadSummary) =>
+  console.log(
+    `${label.padEnd(26)} target ${String(rate).padStart(6)}/s  achieved ${s.achievedRate.toFixed(0).padStart(6)}/s  p50 ${s.p50Ms.toFixed(1).padStart(7)} ms  p99 ${s.p99Ms.toFixed(1).padStart(7)} ms  errors ${s.errors}  missed ${s.missed}  CPU s: API ${s.apiCpu.toFixed(1)} PostgreSQL ${s.postgresCpu.toFixed(1)} agents ${s.cpuSeconds.toFixed(1)}${s.firstError ? `  (${s.firstError})` : ""}`,
+  );
+
 console.log(
-  `ratio batched / one-per-heartbeat: ${(batched / single).toFixed(2)}x (the baseline skips HTTP and auth, so it flatters itself)`,
+  `${agentCount} simulated agents, ${seconds} s per rate after a warm-up in which every agent sends, PostgreSQL and the API on loopback`,
 );
+const byMode: Record<string, LoadSummary[]> = {};
+for (const mode of modes) {
+  const api = await startApi(mode);
+  byMode[mode] = [];
+  for (const rate of rates) {
+    const summary = runLoad(api, rate);
+    byMode[mode].push(summary);
+    line(mode === "batched" ? "batched ingestion" : "one UPDATE per heartbeat", rate, summary);
+  }
+  api.child.kill("SIGTERM");
+  await new Promise((resolve) => api.child.once("exit", resolve));
+}
+rates.forEach((rate, i) => {
+  if (modes.length < 2) return;
+  const batched = byMode.batched?.[i] as LoadSummary;
+  const single = byMode["per-heartbeat"]?.[i] as LoadSummary;
+  console.log(
+    `at ${rate}/s: batched ${batched.achievedRate.toFixed(0)}/s p99 ${batched.p99Ms.toFixed(1)} ms vs one-per-heartbeat ${single.achievedRate.toFixed(0)}/s p99 ${single.p99Ms.toFixed(1)} ms: throughput ratio ${(batched.achievedRate / single.achievedRate).toFixed(2)}x, p99 ratio ${(single.p99Ms / batched.p99Ms).toFixed(1)}x`,
+  );
+});
 
-await api.close();
+await database.close();
 await pg.stop();
-keepAlive.destroy();

@@ -21,6 +21,11 @@ const REVIVABLE = ["OFFLINE", "CONFIGURED", "UNREACHABLE"];
  * ingestion has caught up (the slowest ingester seen in the last two timeouts),
  * never from the wall clock alone, so a stalled database or a backlog of
  * unwritten heartbeats cannot turn healthy servers OFFLINE.
+ *
+ * The silent servers are collected as an array first: the cutoff is only known
+ * at run time, so a plain join is planned for a third of the fleet (hash join,
+ * full scan of servers); `id = any(array(...))` is planned as primary-key
+ * lookups for the few that really are silent.
  */
 export async function sweepLiveness(db: Database, timeoutSeconds: number): Promise<SweepResult> {
   const revivable = sql.join(
@@ -38,9 +43,10 @@ export async function sweepLiveness(db: Database, timeoutSeconds: number): Promi
     went_offline as (
       update servers s set status = 'OFFLINE', status_reason = ${`no heartbeat for more than ${timeoutSeconds} s`},
         status_changed_at = now(), updated_at = now()
-      from agents a, cutoff c
-      where a.server_id = s.id and s.status = 'ONLINE' and c.caught_up_to is not null
-        and (a.last_heartbeat_at is null or a.last_heartbeat_at < c.at)
+      where s.status = 'ONLINE' and s.id = any(array(
+        select a.server_id from agents a, cutoff c
+        where c.caught_up_to is not null and (a.last_heartbeat_at is null or a.last_heartbeat_at < c.at)
+      ))
       returning s.id, 'ONLINE'::text as previous, 'OFFLINE'::text as current, s.status_reason as reason
     ),
     came_online as (

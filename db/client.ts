@@ -12,8 +12,12 @@ import * as schema from "./schema.js";
 
 export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
 
+/** PostgreSQL LISTEN: `onMessage` gets each NOTIFY payload; `onListening` runs on every (re)connect, after which missed messages must be assumed. */
+export type Listen = (channel: string, onMessage: (payload: string) => void, onListening: () => void) => Promise<() => Promise<void>>;
+
 export interface DatabaseHandle {
   db: Database;
+  listen: Listen;
   kind: "postgres" | "pglite";
   /** Applies the committed drizzle-kit migrations. */
   migrate(): Promise<void>;
@@ -33,6 +37,10 @@ export async function openDatabase(options: { databaseUrl?: string; dataDir: str
     return {
       db: db as unknown as Database,
       kind: "postgres",
+      async listen(channel, onMessage, onListening) {
+        const request = await sql.listen(channel, onMessage, onListening);
+        return () => request.unlisten();
+      },
       migrate: () => migratePostgres(db, { migrationsFolder }),
       close: () => sql.end({ timeout: 5 }),
     };
@@ -47,6 +55,11 @@ export async function openDatabase(options: { databaseUrl?: string; dataDir: str
   return {
     db: db as unknown as Database,
     kind: "pglite",
+    async listen(channel, onMessage, onListening) {
+      const unlisten = await client.listen(channel, onMessage);
+      onListening();
+      return () => unlisten();
+    },
     migrate: () => migratePglite(db, { migrationsFolder }),
     close: () => client.close(),
   };

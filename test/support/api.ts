@@ -46,6 +46,7 @@ export async function startTestApi(
   const cipher = createCredentialsCipher(testCredentialsKey);
   const server = buildApiServer({
     db: database.db,
+    listen: database.listen,
     cipher,
     maxServersPerOwner: options.maxServersPerOwner ?? 1000,
     heartbeatIntervalSeconds: options.heartbeatIntervalSeconds,

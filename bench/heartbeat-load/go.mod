@@ -1,0 +1,3 @@
+module axion.dev/bench/heartbeat-load
+
+go 1.22
