@@ -1,6 +1,7 @@
 import type { CredentialsCipher } from "../core/credentials-cipher.js";
 import type { Database } from "../db/client.js";
 import type { VpsProvider } from "./providers/provider.js";
+import type { SshSessionPool } from "./ssh/pool.js";
 
 /** What activities need from the process: they load secrets by id themselves, never from workflow input. */
 export interface ActivityDeps {
@@ -15,4 +16,6 @@ export interface ActivityDeps {
   agent?: { binaryDir: string; apiUrl: string; heartbeatIntervalSeconds: number };
   /** VPS providers by name ("time4vps"), configured with their API credentials. */
   providers?: Record<string, VpsProvider>;
+  /** Idle SSH sessions shared by consecutive steps of a workflow run; absent, every step logs in anew. */
+  sshSessions?: SshSessionPool;
 }

@@ -115,19 +115,30 @@ export function createProvisioningActivities(deps: ActivityDeps) {
 
     ensureDocker: (input: { serverId: string }) => step(deps, input.serverId, () => dockerScript, 15 * 60_000),
 
+    // Both change how SSH is reached: the step after each logs in anew, proving the host still lets us in.
     ensureFirewall: (input: { serverId: string }) =>
-      withServerSession(deps, input.serverId, async (session, server) => {
-        const { stdout } = await session.run(firewallScript(server.sshPort), { timeoutMs: 60_000 });
-        return parseStepOutput(stdout) as StepResult;
-      }),
+      withServerSession(
+        deps,
+        input.serverId,
+        async (session, server) => {
+          const { stdout } = await session.run(firewallScript(server.sshPort), { timeoutMs: 60_000 });
+          return parseStepOutput(stdout) as StepResult;
+        },
+        { afterwards: "close" },
+      ),
 
     hardenSsh: (input: { serverId: string }) =>
-      withServerSession(deps, input.serverId, async (session, server) => {
-        const { stdout } = await session.run(sshHardeningScript(server.authMethod === "private_key", server.sshPort), {
-          timeoutMs: 60_000,
-        });
-        return parseStepOutput(stdout) as StepResult;
-      }),
+      withServerSession(
+        deps,
+        input.serverId,
+        async (session, server) => {
+          const { stdout } = await session.run(sshHardeningScript(server.authMethod === "private_key", server.sshPort), {
+            timeoutMs: 60_000,
+          });
+          return parseStepOutput(stdout) as StepResult;
+        },
+        { afterwards: "close" },
+      ),
 
     /** ORCHESTRATOR_SSH_PUBLIC_KEY for the admin user: added once, or removed; other lines untouched. */
     async setDeployKey(input: { serverId: string; action: "add" | "remove" }): Promise<StepResult & { skipped?: boolean }> {

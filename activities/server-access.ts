@@ -1,9 +1,11 @@
+import { createHash } from "node:crypto";
 import { Context } from "@temporalio/activity";
 import { ApplicationFailure } from "@temporalio/common";
 import { eq } from "drizzle-orm";
 import { AppError } from "../core/errors.js";
 import { pinHostKey, setServerStatus } from "../core/server-status.js";
 import { loadServerCredential } from "../core/servers.js";
+import type { SshCredentialInput } from "../core/validation.js";
 import { servers } from "../db/schema.js";
 import type { ActivityDeps } from "./deps.js";
 import { SshErrorType } from "./ssh/errors.js";
@@ -27,38 +29,84 @@ function activitySignal(): AbortSignal | undefined {
 }
 
 /**
- * Opens an SSH session to a server by id: loads and decrypts its credential here
- * (never from workflow input), enforces the pinned host key, pins it on first
- * success, and marks the server HOSTKEY_MISMATCH when the key changed.
+ * Sessions are shared only between activities of one workflow run, on one
+ * server, with the same address and credential: a new workflow (a connection
+ * test after a host key change, say) always logs in afresh.
+ */
+function sessionKey(server: ServerRecord, credential: SshCredentialInput): string | undefined {
+  let run: { workflowId: string; runId: string } | undefined;
+  try {
+    run = Context.current().info.workflowExecution;
+  } catch {
+    return undefined;
+  }
+  if (!run) return undefined;
+  const identity = createHash("sha256")
+    .update(JSON.stringify([server.host, server.sshPort, server.sshUser, credential]))
+    .digest("base64url");
+  return `${run.workflowId}/${run.runId}/${server.id}/${identity}`;
+}
+
+export interface SessionOptions {
+  /**
+   * "close" after a step that changes how SSH is reached (firewall, sshd
+   * settings), so the next step proves with a new login that the host still
+   * lets us in. Default "keep": the next step of the same run reuses it.
+   */
+  afterwards?: "keep" | "close";
+}
+
+/**
+ * Runs `work` in an SSH session to a server addressed by id: loads and decrypts
+ * its credential here (never from workflow input), enforces the pinned host key,
+ * pins it on first success, and marks the server HOSTKEY_MISMATCH when the key
+ * changed. A session left by the previous step of the same workflow run is
+ * reused when the host key is already pinned (trust on first use always
+ * happens on a new connection).
  */
 export async function withServerSession<T>(
   deps: ActivityDeps,
   serverId: string,
   work: (session: SshSession, server: ServerRecord) => Promise<T>,
+  options: SessionOptions = {},
 ): Promise<T> {
   const server = await loadServer(deps, serverId);
   const credential = await loadServerCredential(deps, serverId).catch((cause) => {
     if (cause instanceof AppError) throw ApplicationFailure.nonRetryable(cause.message, "CredentialUnavailable");
     throw cause;
   });
-  let session: SshSession;
-  try {
-    session = await openSsh({ host: server.host, port: server.sshPort, username: server.sshUser }, credential, {
-      pinnedFingerprint: server.hostKeyFingerprint,
-      connectTimeoutMs: deps.sshConnectTimeoutMs,
-      signal: activitySignal(),
-    });
-  } catch (error) {
-    if (error instanceof ApplicationFailure && error.type === SshErrorType.HostKeyMismatch) {
-      await setServerStatus(deps.db, serverId, "HOSTKEY_MISMATCH", `host key differs from the pinned ${server.hostKeyFingerprint}`);
-    }
-    throw error;
+  const key = deps.sshSessions ? sessionKey(server, credential) : undefined;
+  let session = key && server.hostKeyFingerprint ? deps.sshSessions?.take(key) : undefined;
+  if (session && session.fingerprint !== server.hostKeyFingerprint) {
+    session.close();
+    session = undefined;
   }
+  if (session) {
+    session.attach(activitySignal());
+  } else {
+    try {
+      session = await openSsh({ host: server.host, port: server.sshPort, username: server.sshUser }, credential, {
+        pinnedFingerprint: server.hostKeyFingerprint,
+        connectTimeoutMs: deps.sshConnectTimeoutMs,
+        signal: activitySignal(),
+      });
+    } catch (error) {
+      if (error instanceof ApplicationFailure && error.type === SshErrorType.HostKeyMismatch) {
+        await setServerStatus(deps.db, serverId, "HOSTKEY_MISMATCH", `host key differs from the pinned ${server.hostKeyFingerprint}`);
+      }
+      throw error;
+    }
+  }
+  let succeeded = false;
   try {
     if (!server.hostKeyFingerprint) await pinHostKey(deps.db, serverId, session.fingerprint);
-    return await work(session, server);
+    const result = await work(session, server);
+    succeeded = true;
+    return result;
   } finally {
-    session.close();
+    // A failed step's session is never reused: its retry starts from a new login.
+    if (succeeded && key && options.afterwards !== "close" && session.isOpen()) deps.sshSessions?.give(key, session);
+    else session.close();
   }
 }
 

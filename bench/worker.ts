@@ -23,8 +23,13 @@ setLogLevel("warn");
 Runtime.install({ logger: new DefaultLogger("WARN") });
 
 const database = await openDatabase({ databaseUrl: env("BENCH_DATABASE_URL"), dataDir: "memory://" });
-const { worker, connection } = await createWorker(
-  { address: env("BENCH_TEMPORAL_ADDRESS"), namespace: env("BENCH_TEMPORAL_NAMESPACE"), taskQueue: env("BENCH_TASK_QUEUE") },
+const { worker, connection, run } = await createWorker(
+  {
+    address: env("BENCH_TEMPORAL_ADDRESS"),
+    namespace: env("BENCH_TEMPORAL_NAMESPACE"),
+    taskQueue: env("BENCH_TASK_QUEUE"),
+    reuseSshSessions: process.env.BENCH_SSH_REUSE !== "0",
+  },
   {
     db: database.db,
     cipher: createCredentialsCipher(env("BENCH_CREDENTIALS_KEY")),
@@ -33,7 +38,7 @@ const { worker, connection } = await createWorker(
     sshConnectTimeoutMs: Number(process.env.BENCH_SSH_CONNECT_TIMEOUT_MS ?? 10_000),
   },
 );
-const running = worker.run();
+const running = run();
 process.on("SIGTERM", () => {
   if (worker.getState() === "RUNNING") worker.shutdown();
 });

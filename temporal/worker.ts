@@ -2,6 +2,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { NativeConnection, Worker } from "@temporalio/worker";
 import { type ActivityDeps, createActivities } from "../activities/index.js";
+import { SshSessionPool } from "../activities/ssh/pool.js";
 
 const workflowsPath = join(dirname(fileURLToPath(import.meta.url)), "..", "workflows", "index.ts");
 
@@ -9,17 +10,27 @@ export interface WorkerOptions {
   address: string;
   namespace: string;
   taskQueue: string;
+  /** Consecutive steps of a workflow run share SSH sessions (default true; the benchmark compares both). */
+  reuseSshSessions?: boolean;
 }
 
-/** A worker polling the provisioning task queue; `run()` resolves after `shutdown()`. */
-export async function createWorker(options: WorkerOptions, deps: ActivityDeps): Promise<{ worker: Worker; connection: NativeConnection }> {
+/**
+ * A worker polling the provisioning task queue. `run()` resolves after
+ * `worker.shutdown()`, with the SSH sessions its activities kept closed.
+ */
+export async function createWorker(
+  options: WorkerOptions,
+  deps: ActivityDeps,
+): Promise<{ worker: Worker; connection: NativeConnection; run: () => Promise<void> }> {
   const connection = await NativeConnection.connect({ address: options.address });
+  const sshSessions = options.reuseSshSessions === false ? undefined : (deps.sshSessions ?? new SshSessionPool());
   const worker = await Worker.create({
     connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue,
     workflowsPath,
-    activities: createActivities(deps),
+    activities: createActivities({ ...deps, sshSessions }),
   });
-  return { worker, connection };
+  const run = () => worker.run().finally(() => sshSessions?.closeAll());
+  return { worker, connection, run };
 }

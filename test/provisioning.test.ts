@@ -110,6 +110,8 @@ describe("provisioning over real SSH", { timeout: 30 * 60_000 }, () => {
     assert.match(hostExec(host.name, "nft list table inet axion_filter"), /tcp dport 22 accept/);
     assert.match(hostExec(host.name, "sshd -T | grep -i '^passwordauthentication'"), /no/);
     assert.equal(hostExec(host.name, `grep -cxF '${orchestratorKey}' /home/axion/.ssh/authorized_keys`).trim(), "1");
+    // Steps share one login until the firewall; after the firewall and after the SSH hardening the next step logs in anew.
+    assert.equal(hostExec(host.name, "journalctl --no-pager -o cat -t sshd | grep -c '^Accepted '").trim(), "3");
 
     // Re-running changes nothing and says so.
     const rerun = await alice.servers.configureServer({ id: server.id });

@@ -79,11 +79,15 @@ describe("a worker on a real Temporal dev server", () => {
   test("the worker connects and polls its task queue", async () => {
     const database = await openDatabase({ dataDir: "memory://" });
     const taskQueue = "axion-test-queue";
-    const { worker, connection: workerConnection } = await createWorker(
+    const {
+      worker,
+      connection: workerConnection,
+      run,
+    } = await createWorker(
       { address: dev.address, namespace: dev.spec.namespace, taskQueue },
       { db: database.db, cipher: createCredentialsCipher(testCredentialsKey), adminUser: "axion", sshConnectTimeoutMs: 5000 },
     );
-    const running = worker.run();
+    const running = run();
     const connection = await Connection.connect({ address: dev.address });
     try {
       let pollers: unknown[] = [];

@@ -32,6 +32,10 @@ export interface SshSession {
   run(command: ShellFragment, options?: RunOptions): Promise<CommandResult>;
   /** Uploads a file over SFTP as the login user (a relative path is in its home); `mode` is set at creation. */
   upload(localPath: string, remotePath: string, mode?: number): Promise<void>;
+  /** Ties the session to a caller's cancellation: an abort closes the connection. Replaces the previous signal. */
+  attach(signal: AbortSignal | undefined): void;
+  /** Still connected and usable for another command. */
+  isOpen(): boolean;
   close(): void;
 }
 
@@ -39,6 +43,7 @@ export interface OpenOptions {
   /** The pinned fingerprint; a different key refuses the connection before authentication. */
   pinnedFingerprint?: string | null;
   connectTimeoutMs?: number;
+  /** Cancels the connection attempt and, until `attach` replaces it, the session. */
   signal?: AbortSignal;
 }
 
@@ -99,6 +104,16 @@ export async function openSsh(target: SshTarget, credential: SshCredentialInput,
     throw classifyConnectError(error, refused);
   }
 
+  options.signal?.removeEventListener("abort", abort);
+  let signal: AbortSignal | undefined;
+  const attach = (next: AbortSignal | undefined) => {
+    signal?.removeEventListener("abort", abort);
+    signal = next;
+    signal?.addEventListener("abort", abort, { once: true });
+  };
+  attach(options.signal);
+  let closed = false;
+
   const sudoPassword = credential.kind === "password" ? credential.password : undefined;
   const asRoot = (command: ShellFragment): { text: string; stdin?: string } => {
     if (target.username === "root") return { text: command.text };
@@ -125,7 +140,7 @@ export async function openSsh(target: SshTarget, credential: SshCredentialInput,
           onStderr: (c) => stderr.push(c),
         });
         if (timedOut) throw sshFailure(SshErrorType.Timeout, `remote command timed out after ${runOptions.timeoutMs ?? 120_000} ms`);
-        if (options.signal?.aborted) throw options.signal.reason;
+        if (signal?.aborted) throw signal.reason;
         const out: CommandResult = {
           code: result.code ?? -1,
           stdout: stdout.toString(),
@@ -141,7 +156,7 @@ export async function openSsh(target: SshTarget, credential: SshCredentialInput,
         return out;
       } catch (error) {
         if (timedOut) throw sshFailure(SshErrorType.Timeout, `remote command timed out after ${runOptions.timeoutMs ?? 120_000} ms`);
-        if (options.signal?.aborted) throw options.signal.reason;
+        if (signal?.aborted) throw signal.reason;
         if (!ssh.isConnected()) throw sshFailure(SshErrorType.Unreachable, "SSH connection lost during a command");
         throw error;
       } finally {
@@ -151,8 +166,11 @@ export async function openSsh(target: SshTarget, credential: SshCredentialInput,
     async upload(localPath, remotePath, mode = 0o600) {
       await ssh.putFile(localPath, remotePath, null, { mode });
     },
+    attach,
+    isOpen: () => !closed && ssh.isConnected(),
     close() {
-      options.signal?.removeEventListener("abort", abort);
+      closed = true;
+      attach(undefined);
       ssh.dispose();
     },
   };

@@ -68,7 +68,7 @@ export async function startProvisioningHarness(
     dev,
     taskQueue,
     async startWorker() {
-      const { worker, connection: workerConnection } = await createWorker(
+      const { worker, connection: workerConnection, run } = await createWorker(
         { address: dev.address, namespace: dev.spec.namespace, taskQueue },
         {
           db: database.db,
@@ -80,7 +80,7 @@ export async function startProvisioningHarness(
           agent,
         },
       );
-      running = { worker, done: worker.run(), close: () => workerConnection.close() };
+      running = { worker, done: run(), close: () => workerConnection.close() };
     },
     async stopWorker() {
       if (!running) return;
