@@ -305,6 +305,9 @@ interface AxionRun {
   workerCpuS: number;
   /** Worker + Temporal dev server + PostgreSQL + this process (API, client, samplers) during the run. */
   axionStackCpuS: number;
+  /** Of which: the Temporal dev server, and PostgreSQL. */
+  temporalCpuS: number;
+  postgresCpuS: number;
   /** Per step: mean and max duration over the N operations, seconds. */
   stepSeconds: Record<string, { mean: number; max: number }>;
   hostsCpuS?: number;
@@ -400,6 +403,7 @@ async function runAxion(stack: AxionStack, n: number, mode: Mode): Promise<Axion
     const cpuBefore = {
       worker: processCpuS(stack.workerPid),
       services: treeCpuS(stack.servicePids),
+      temporal: treeCpuS(stack.servicePids.slice(0, 1)),
       self: process.cpuUsage(),
       hosts: hostsCpuS(fleet),
       machine: machineCpu(),
@@ -427,6 +431,7 @@ async function runAxion(stack: AxionStack, n: number, mode: Mode): Promise<Axion
     const cpuAfter = {
       worker: processCpuS(stack.workerPid),
       services: treeCpuS(stack.servicePids),
+      temporal: treeCpuS(stack.servicePids.slice(0, 1)),
       self: process.cpuUsage(cpuBefore.self),
       machine: machineCpu(),
     };
@@ -504,6 +509,8 @@ async function runAxion(stack: AxionStack, n: number, mode: Mode): Promise<Axion
         round1(
           cpuAfter.worker - cpuBefore.worker + cpuAfter.services - cpuBefore.services + (cpuAfter.self.user + cpuAfter.self.system) / 1e6,
         ) ?? 0,
+      temporalCpuS: round1(cpuAfter.temporal - cpuBefore.temporal) ?? 0,
+      postgresCpuS: round1(cpuAfter.services - cpuBefore.services - (cpuAfter.temporal - cpuBefore.temporal)) ?? 0,
       stepSeconds,
       hostsCpuS: round1(hostsCpuAfter !== undefined && cpuBefore.hosts !== undefined ? hostsCpuAfter - cpuBefore.hosts : undefined),
       machineBusyPct: busyPct(cpuBefore.machine, cpuAfter.machine),
@@ -776,7 +783,7 @@ for (const mode of modes) {
     if (ax) {
       parts.push(
         `axion: hosts up ${fmt(ax.hostsUpS)} s, CPU in hosts ${fmt(ax.hostsCpuS)} s, worker CPU ${fmt(ax.workerCpuS)} s ` +
-          `(whole stack ${fmt(ax.axionStackCpuS)} s), ` +
+          `(whole stack ${fmt(ax.axionStackCpuS)} s, of which Temporal ${fmt(ax.temporalCpuS)} s, PostgreSQL ${fmt(ax.postgresCpuS)} s), ` +
           `worker RSS idle ${fmt(ax.workerRssBeforeMb)} MB, machine busy ${fmt(ax.machineBusyPct)} %, ` +
           `${ax.activities.attempts} attempts (${ax.activities.failedAttempts} retries)\n        step mean/max s: ${Object.entries(
             ax.stepSeconds,

@@ -1,5 +1,5 @@
 import { continueAsNew, ParentClosePolicy, sleep, startChild } from "@temporalio/workflow";
-import { recordActivities } from "./proxies.js";
+import { maintenanceActivities, recordActivities } from "./proxies.js";
 import { recoveryWorkflow } from "./recovery.js";
 
 export interface HeartbeatMonitorInput {
@@ -33,7 +33,7 @@ export async function heartbeatMonitorWorkflow(input: HeartbeatMonitorInput): Pr
         });
       }
     }
-    if (i === 0) await recordActivities.pruneMetrics({ retentionHours: input.metricsRetentionHours });
+    if (i === 0) await maintenanceActivities.pruneMetrics({ retentionHours: input.metricsRetentionHours });
     await sleep(`${input.intervalSeconds} seconds`);
   }
   return continueAsNew<typeof heartbeatMonitorWorkflow>(input);

@@ -68,7 +68,11 @@ export async function startProvisioningHarness(
     dev,
     taskQueue,
     async startWorker() {
-      const { worker, connection: workerConnection, run } = await createWorker(
+      const {
+        worker,
+        connection: workerConnection,
+        run,
+      } = await createWorker(
         { address: dev.address, namespace: dev.spec.namespace, taskQueue },
         {
           db: database.db,
