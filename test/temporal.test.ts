@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { Connection } from "@temporalio/client";
+import { Client, Connection } from "@temporalio/client";
 import proto from "@temporalio/proto";
 import { parse } from "yaml";
 import { loadConfig } from "../core/config.js";
@@ -11,8 +11,10 @@ import { createCredentialsCipher } from "../core/credentials-cipher.js";
 import { openDatabase } from "../db/client.js";
 import { devServerFile, devServerSpec, type RunningDevServer, startDevServer } from "../temporal/dev-server.js";
 import { ensureSearchAttributes } from "../temporal/ensure-search-attributes.js";
+import { ensureHeartbeatMonitor, HEARTBEAT_MONITOR_ID } from "../temporal/heartbeat-monitor.js";
 import { customSearchAttributes } from "../temporal/search-attributes.js";
 import { createWorker } from "../temporal/worker.js";
+import { monitorSettingsQuery } from "../workflows/definitions.js";
 import { testCredentialsKey } from "./support/api.js";
 import { freePort } from "./support/ports.js";
 
@@ -101,6 +103,41 @@ describe("a worker on a real Temporal dev server", () => {
         if (pollers.length === 0) await new Promise((r) => setTimeout(r, 100));
       }
       assert.ok(pollers.length > 0, "the task queue has a poller");
+    } finally {
+      worker.shutdown();
+      await running;
+      await workerConnection.close();
+      await connection.close();
+      await database.close();
+    }
+  });
+
+  test("the heartbeat monitor is one workflow; a worker starting with new settings hands them to it", async () => {
+    const database = await openDatabase({ dataDir: "memory://" });
+    await database.migrate();
+    const taskQueue = "axion-monitor-queue";
+    const {
+      worker,
+      connection: workerConnection,
+      run,
+    } = await createWorker(
+      { address: dev.address, namespace: dev.spec.namespace, taskQueue },
+      { db: database.db, cipher: createCredentialsCipher(testCredentialsKey), adminUser: "axion", sshConnectTimeoutMs: 5000 },
+    );
+    const running = run();
+    const connection = await Connection.connect({ address: dev.address });
+    const client = new Client({ connection, namespace: dev.spec.namespace });
+    const settings = { timeoutSeconds: 40, intervalSeconds: 1, recoverOffline: false, metricsRetentionHours: 24 };
+    try {
+      await ensureHeartbeatMonitor(client, taskQueue, settings);
+      const handle = client.workflow.getHandle(HEARTBEAT_MONITOR_ID);
+      const firstRun = (await handle.describe()).runId;
+      assert.deepEqual(await handle.query(monitorSettingsQuery), settings);
+
+      await ensureHeartbeatMonitor(client, taskQueue, { ...settings, timeoutSeconds: 90 });
+      assert.equal((await handle.describe()).runId, firstRun, "still the same single monitor");
+      assert.equal((await handle.query(monitorSettingsQuery)).timeoutSeconds, 90);
+      await handle.terminate("test over");
     } finally {
       worker.shutdown();
       await running;

@@ -1,4 +1,4 @@
-import { defineQuery } from "@temporalio/workflow";
+import { defineQuery, defineSignal } from "@temporalio/workflow";
 
 /** Shared by workflows, activities and the API: typed query definitions and payload shapes. No secrets in any of them. */
 
@@ -87,3 +87,18 @@ export interface ReinstallInput extends OperationInput {
   /** Seconds between provider task polls (durable timers). Default 15. */
   pollIntervalSeconds?: number;
 }
+
+export interface HeartbeatMonitorInput {
+  /** A server whose last heartbeat is older than this is OFFLINE. */
+  timeoutSeconds: number;
+  /** Seconds between sweeps. */
+  intervalSeconds: number;
+  /** Start a recovery workflow for each server that goes OFFLINE. */
+  recoverOffline: boolean;
+  metricsRetentionHours: number;
+}
+
+/** Replaces the running heartbeat monitor's settings from its next sweep on. */
+export const monitorSettingsSignal = defineSignal<[HeartbeatMonitorInput]>("settings");
+/** The settings the heartbeat monitor sweeps with now. */
+export const monitorSettingsQuery = defineQuery<HeartbeatMonitorInput>("settings");
