@@ -41,24 +41,25 @@ export async function startHeartbeatConsumer(options: {
   let rejected = 0;
   await consumer.run({
     eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
-      const accepted: Promise<void>[] = [];
-      for (const message of batch.messages) {
-        try {
-          const { body, signature } = envelope.parse(JSON.parse(message.value?.toString("utf8") ?? ""));
-          const hb = heartbeatBody.parse(JSON.parse(body));
-          const sampledAt = new Date(hb.sampleTime);
-          if (Math.abs(Date.now() - sampledAt.getTime()) > MAX_AGE_MS || !(await options.verifySignature(hb.serverId, body, signature))) {
-            rejected++;
-          } else {
-            accepted.push(options.ingestor.submit({ serverId: hb.serverId, sampledAt, metrics: hb.metrics }));
+      // Verified together, so the token lookups a batch needs share one query. Resolves once every
+      // accepted heartbeat is in the database; a failed write fails the batch, which Kafka redelivers.
+      await Promise.all(
+        batch.messages.map(async (message) => {
+          try {
+            const { body, signature } = envelope.parse(JSON.parse(message.value?.toString("utf8") ?? ""));
+            const hb = heartbeatBody.parse(JSON.parse(body));
+            const sampledAt = new Date(hb.sampleTime);
+            if (Math.abs(Date.now() - sampledAt.getTime()) <= MAX_AGE_MS && (await options.verifySignature(hb.serverId, body, signature))) {
+              return options.ingestor.submit({ serverId: hb.serverId, sampledAt, metrics: hb.metrics });
+            }
+          } catch {
+            // malformed: counted below
           }
-        } catch {
           rejected++;
-        }
-        resolveOffset(message.offset);
-      }
-      // Offsets are committed only after the batch is in the database.
-      await Promise.all(accepted);
+          return undefined;
+        }),
+      );
+      for (const message of batch.messages) resolveOffset(message.offset);
       await heartbeat();
       if (rejected > 0 && rejected % 100 === 1)
         log.warn("heartbeats from Kafka rejected (bad signature, stale or malformed)", { rejected });
