@@ -1,9 +1,17 @@
 import ssh2 from "ssh2";
 
-/** Real OpenSSH key pairs made by ssh2 (the same parser the API validates with). */
+/**
+ * Real OpenSSH key pairs made by ssh2 (the same parser the API validates with).
+ * ssh2's generator writes a malformed ed25519 key about once in 300 (a 31-byte
+ * public key: a leading zero byte dropped), which its own parser then refuses,
+ * so a pair is made again until it parses.
+ */
 export function ed25519KeyPair(passphrase?: string): { privateKey: string; publicKey: string } {
-  const pair = passphrase
-    ? ssh2.utils.generateKeyPairSync("ed25519", { passphrase, cipher: "aes256-ctr", rounds: 16 })
-    : ssh2.utils.generateKeyPairSync("ed25519");
-  return { privateKey: pair.private, publicKey: pair.public };
+  for (;;) {
+    const pair = passphrase
+      ? ssh2.utils.generateKeyPairSync("ed25519", { passphrase, cipher: "aes256-ctr", rounds: 16 })
+      : ssh2.utils.generateKeyPairSync("ed25519");
+    const parsed = ssh2.utils.parseKey(pair.private, passphrase);
+    if (!(parsed instanceof Error)) return { privateKey: pair.private, publicKey: pair.public };
+  }
 }
