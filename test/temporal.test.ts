@@ -78,9 +78,10 @@ describe("a worker on a real Temporal dev server", () => {
     }
   });
 
-  test("the worker connects and polls its task queue", async () => {
+  /** A worker on its own task queue for the duration of `body`. */
+  async function withWorker(taskQueue: string, body: (connection: Connection) => Promise<void>): Promise<void> {
     const database = await openDatabase({ dataDir: "memory://" });
-    const taskQueue = "axion-test-queue";
+    await database.migrate();
     const {
       worker,
       connection: workerConnection,
@@ -92,6 +93,19 @@ describe("a worker on a real Temporal dev server", () => {
     const running = run();
     const connection = await Connection.connect({ address: dev.address });
     try {
+      await body(connection);
+    } finally {
+      worker.shutdown();
+      await running;
+      await workerConnection.close();
+      await connection.close();
+      await database.close();
+    }
+  }
+
+  test("the worker connects and polls its task queue", async () => {
+    const taskQueue = "axion-test-queue";
+    await withWorker(taskQueue, async (connection) => {
       let pollers: unknown[] = [];
       for (let i = 0; i < 100 && pollers.length === 0; i++) {
         const described = await connection.workflowService.describeTaskQueue({
@@ -103,32 +117,14 @@ describe("a worker on a real Temporal dev server", () => {
         if (pollers.length === 0) await new Promise((r) => setTimeout(r, 100));
       }
       assert.ok(pollers.length > 0, "the task queue has a poller");
-    } finally {
-      worker.shutdown();
-      await running;
-      await workerConnection.close();
-      await connection.close();
-      await database.close();
-    }
+    });
   });
 
   test("the heartbeat monitor is one workflow; a worker starting with new settings hands them to it", async () => {
-    const database = await openDatabase({ dataDir: "memory://" });
-    await database.migrate();
     const taskQueue = "axion-monitor-queue";
-    const {
-      worker,
-      connection: workerConnection,
-      run,
-    } = await createWorker(
-      { address: dev.address, namespace: dev.spec.namespace, taskQueue },
-      { db: database.db, cipher: createCredentialsCipher(testCredentialsKey), adminUser: "axion", sshConnectTimeoutMs: 5000 },
-    );
-    const running = run();
-    const connection = await Connection.connect({ address: dev.address });
-    const client = new Client({ connection, namespace: dev.spec.namespace });
-    const settings = { timeoutSeconds: 40, intervalSeconds: 1, recoverOffline: false, metricsRetentionHours: 24 };
-    try {
+    await withWorker(taskQueue, async (connection) => {
+      const client = new Client({ connection, namespace: dev.spec.namespace });
+      const settings = { timeoutSeconds: 40, intervalSeconds: 1, recoverOffline: false, metricsRetentionHours: 24 };
       await ensureHeartbeatMonitor(client, taskQueue, settings);
       const handle = client.workflow.getHandle(HEARTBEAT_MONITOR_ID);
       const firstRun = (await handle.describe()).runId;
@@ -138,12 +134,6 @@ describe("a worker on a real Temporal dev server", () => {
       assert.equal((await handle.describe()).runId, firstRun, "still the same single monitor");
       assert.equal((await handle.query(monitorSettingsQuery)).timeoutSeconds, 90);
       await handle.terminate("test over");
-    } finally {
-      worker.shutdown();
-      await running;
-      await workerConnection.close();
-      await connection.close();
-      await database.close();
-    }
+    });
   });
 });

@@ -104,14 +104,13 @@ export async function openSsh(target: SshTarget, credential: SshCredentialInput,
     throw classifyConnectError(error, refused);
   }
 
-  options.signal?.removeEventListener("abort", abort);
-  let signal: AbortSignal | undefined;
+  // The connect signal (its listener is already in place) guards the session until `attach` replaces it.
+  let signal = options.signal;
   const attach = (next: AbortSignal | undefined) => {
     signal?.removeEventListener("abort", abort);
     signal = next;
     signal?.addEventListener("abort", abort, { once: true });
   };
-  attach(options.signal);
   let closed = false;
 
   const sudoPassword = credential.kind === "password" ? credential.password : undefined;
