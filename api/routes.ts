@@ -8,11 +8,13 @@ import { ClusterService } from "../gen/axion/infrastructure/v1/cluster_service_p
 import { OperationService } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { RequirementsService } from "../gen/axion/infrastructure/v1/requirements_service_pb.js";
 import { ServerService } from "../gen/axion/infrastructure/v1/server_service_pb.js";
+import { TokenService } from "../gen/axion/infrastructure/v1/token_service_pb.js";
 import { type AgentServiceDeps, agentService } from "./agent-service.js";
 import { clusterService } from "./cluster-service.js";
 import { operationService } from "./operation-service.js";
 import { requirementsService } from "./requirements-service.js";
 import { serverService } from "./server-service.js";
+import { tokenService } from "./token-service.js";
 
 export type ApiDeps = InventoryDeps & {
   /** Absent on an API without Temporal: provisioning RPCs then answer Unavailable. */
@@ -32,5 +34,6 @@ export function routes(deps: ApiDeps, agents: AgentServiceDeps) {
     router.service(ServerService, serverService(deps));
     router.service(OperationService, operationService(deps.db, deps.workflows));
     router.service(RequirementsService, requirementsService(deps.db));
+    router.service(TokenService, tokenService(deps.db));
   };
 }

@@ -1,23 +1,57 @@
+import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "../core/config.js";
-import { createOwnerToken } from "../core/owners.js";
+import { createOwnerToken, ENV_TOKEN_LABEL, tokenPrefix } from "../core/owners.js";
 import { resourceName } from "../core/validation.js";
 import { openDatabase } from "../db/client.js";
 
 /** Operator command: creates an owner (or adds a token to an existing one) and prints the new bearer token once. */
-const name = process.argv[2] ?? "";
-if (!resourceName.safeParse(name).success) {
-  console.error("usage: npm run owner:create -- <owner-name>   (lower-case letters, digits, '.', '-')");
+const usage =
+  "usage: npm run owner:create -- <owner-name> [--label <text>] [--expires-in <n>(m|h|d)]   (owner: lower-case letters, digits, '.', '-')";
+const units: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+function fail(message: string): never {
+  console.error(message);
   process.exit(2);
 }
+
+const parse = () =>
+  parseArgs({ allowPositionals: true, options: { label: { type: "string", default: "" }, "expires-in": { type: "string" } } });
+let args: ReturnType<typeof parse>;
+try {
+  args = parse();
+} catch (error) {
+  fail(`${(error as Error).message}\n${usage}`);
+}
+const name = args.positionals[0] ?? "";
+if (args.positionals.length !== 1 || !resourceName.safeParse(name).success) fail(usage);
+const label = args.values.label ?? "";
+if (label.length > 64 || /\p{C}/u.test(label) || label === ENV_TOKEN_LABEL)
+  fail(`--label: at most 64 printable characters, not ${ENV_TOKEN_LABEL}`);
+let expiresAt: Date | undefined;
+if (args.values["expires-in"] !== undefined) {
+  const match = /^([1-9][0-9]{0,5})([mhd])$/.exec(args.values["expires-in"]);
+  const ms = match ? Number(match[1]) * (units[match[2] as string] as number) : Number.NaN;
+  if (!(ms <= 3650 * 86_400_000)) fail("--expires-in: a whole number of minutes, hours or days (30m, 12h, 90d), at most 3650d");
+  expiresAt = new Date(Date.now() + ms);
+}
+
 try {
   const config = loadConfig();
   const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.AXION_DATA_DIR });
   await database.migrate();
-  const { owner, token } = await createOwnerToken(database.db, name);
+  const { owner, token, tokenId } = await createOwnerToken(database.db, name, undefined, label, expiresAt);
   await database.close();
-  console.log(JSON.stringify({ owner: owner.name, ownerId: owner.id, token }));
+  console.log(
+    JSON.stringify({
+      owner: owner.name,
+      ownerId: owner.id,
+      token,
+      tokenId,
+      prefix: tokenPrefix(token),
+      expiresAt: expiresAt?.toISOString() ?? null,
+    }),
+  );
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error;
-  console.error(error.message);
-  process.exit(2);
+  fail(error.message);
 }

@@ -10,7 +10,7 @@ import { createAgentSignatureVerifier } from "../core/agent-tokens.js";
 import type { Config } from "../core/config.js";
 import { createCredentialsCipher, resolveCredentialsKey } from "../core/credentials-cipher.js";
 import { log } from "../core/log.js";
-import { createOwnerToken } from "../core/owners.js";
+import { ensureAdminToken } from "../core/owners.js";
 import { openDatabase } from "../db/client.js";
 import { startHeartbeatConsumer } from "../events/heartbeat-consumer.js";
 import { startOutboxRelay } from "../events/relay.js";
@@ -51,7 +51,7 @@ export async function startService(config: Config, role: Role = "all"): Promise<
     stops.push(() => database.close());
     await database.migrate();
     log.info("database ready", { kind: database.kind });
-    if (config.AXION_ADMIN_TOKEN) await createOwnerToken(database.db, "admin", config.AXION_ADMIN_TOKEN, "AXION_ADMIN_TOKEN");
+    if (config.AXION_ADMIN_TOKEN) await ensureAdminToken(database.db, config.AXION_ADMIN_TOKEN);
 
     let temporalAddress = config.TEMPORAL_ADDRESS;
     if (!temporalAddress) {

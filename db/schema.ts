@@ -22,7 +22,12 @@ export const apiTokens = pgTable(
       .references(() => owners.id, { onDelete: "cascade" }),
     tokenHash: text("token_hash").notNull().unique(),
     label: text("label").notNull().default(""),
+    /** A non-secret start of the token ("axn_" and 8 characters), so an owner can tell its tokens apart. */
+    tokenPrefix: text("token_prefix").notNull().default(""),
     createdAt: createdAt(),
+    /** Written at most once a minute per token. */
+    lastUsedAt: timestamp("last_used_at", { withTimezone: true, mode: "date" }),
+    expiresAt: timestamp("expires_at", { withTimezone: true, mode: "date" }),
     revokedAt: timestamp("revoked_at", { withTimezone: true, mode: "date" }),
   },
   (t) => [index("api_tokens_owner_id_idx").on(t.ownerId)],
