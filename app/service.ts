@@ -120,7 +120,13 @@ export async function startService(config: Config, role: Role = "all"): Promise<
     }
 
     if (config.REDIS_URL && role !== "api") {
-      const queue = startProvisionerQueue({ redisUrl: config.REDIS_URL, db: database.db, workflows });
+      const queue = startProvisionerQueue({
+        redisUrl: config.REDIS_URL,
+        db: database.db,
+        workflows,
+        ownerName: config.REDIS_QUEUE_OWNER as string,
+        dedupeSeconds: config.REDIS_QUEUE_DEDUPE_HOURS * 3600,
+      });
       stops.push(() => queue.stop());
     }
 

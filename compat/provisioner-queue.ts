@@ -1,4 +1,6 @@
-import { eq } from "drizzle-orm";
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
+import { and, desc, eq, gt, max, sql } from "drizzle-orm";
 import { Redis } from "ioredis";
 import { z } from "zod";
 import { AppError } from "../core/errors.js";
@@ -6,58 +8,151 @@ import { errorSummary, log } from "../core/log.js";
 import type { OperationKind } from "../core/operations.js";
 import { startServerOperation, type WorkflowGateway } from "../core/provisioning.js";
 import type { Database } from "../db/client.js";
-import { servers } from "../db/schema.js";
+import { operations, owners, servers } from "../db/schema.js";
 import { failureMessage } from "../workflows/failure-types.js";
+import { type Claim, type InFlightClaim, messageClaims, messageIdentity, messageKeyOf, type QueueResult } from "./queue-claims.js";
+import { processingListOf, workerRegistry } from "./queue-workers.js";
+
+export type { QueueResult } from "./queue-claims.js";
+export { processingListOf } from "./queue-workers.js";
 
 /**
  * Seed compatibility: producers of the Python provisioner still push
  * `{server_handle, force_reinstall, is_recovery}` onto the Redis list
- * `provisioner:queue`. Each message becomes the same workflow the API starts;
- * the outcome is pushed onto `provisioner:results`. Messages are moved to a
- * processing list while they run, so a crash re-queues them (at least once;
- * a repeated message attaches to the running workflow).
+ * `provisioner:queue`. Each message becomes the same workflow the API starts,
+ * for servers of one configured owner only; the outcome is pushed onto
+ * `provisioner:results`.
+ *
+ * Each worker moves the messages it takes into its own processing list and keeps
+ * a heartbeat key alive; a live worker puts a dead worker's list back on the
+ * queue. Each message (by identity, see queue-claims.ts) is processed at most
+ * once: a copy of a message in flight waits for it, and a copy of a finished one
+ * is answered with the earlier result.
  */
 export const QUEUE = "provisioner:queue";
-export const PROCESSING = "provisioner:processing";
 export const RESULTS = "provisioner:results";
 
+const noControl = /^[^\p{C}]*$/u;
 const messageSchema = z.object({
-  server_handle: z.string().min(1, "is required"),
+  server_handle: z
+    .string()
+    .min(1, "is required")
+    .max(253, "must be at most 253 characters")
+    .regex(noControl, "must not contain control characters"),
   force_reinstall: z.boolean().optional().default(false),
   is_recovery: z.boolean().optional().default(false),
+  message_id: z
+    .string()
+    .min(1)
+    .max(128, "must be at most 128 characters")
+    .regex(noControl, "must not contain control characters")
+    .optional(),
 });
 
-export interface QueueResult {
-  server_handle: string | null;
-  status: "success" | "failed" | "rejected";
-  kind?: OperationKind;
-  operation_id?: string;
-  workflow_id?: string;
-  error?: string;
-  finished_at: string;
+/** A handle is the id or the name of one of the configured owner's servers; other owners' servers do not exist here. */
+async function resolveServer(db: Database, ownerName: string, handle: string) {
+  const ofOwner = (match: ReturnType<typeof eq>) =>
+    db
+      .select({ id: servers.id, ownerId: servers.ownerId })
+      .from(servers)
+      .innerJoin(owners, eq(owners.id, servers.ownerId))
+      .where(and(eq(owners.name, ownerName), match));
+  const byId = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(handle)
+    ? await ofOwner(eq(servers.id, handle.toLowerCase()))
+    : [];
+  const [server] = byId.length > 0 ? byId : await ofOwner(eq(servers.name, handle));
+  if (!server) throw AppError.invalid("server_handle", "no such server");
+  return server;
 }
 
-async function resolveServer(db: Database, handle: string) {
-  // A handle is the server's id; names are unique per owner only, so a name must match exactly one server.
-  const byId = /^[0-9a-f-]{36}$/i.test(handle) ? await db.select().from(servers).where(eq(servers.id, handle.toLowerCase())) : [];
-  const rows = byId.length > 0 ? byId : await db.select().from(servers).where(eq(servers.name, handle)).limit(2);
-  if (rows.length !== 1)
-    throw AppError.invalid("server_handle", rows.length === 0 ? "no such server" : "names more than one server: use the id");
-  return rows[0] as typeof servers.$inferSelect;
+/** The newest operation start on a server, exact to the microsecond (as text, so nothing is rounded). */
+async function newestOperationStart(db: Database, serverId: string): Promise<string | null> {
+  const [row] = await db
+    .select({ at: sql<string | null>`${max(operations.startedAt)}::text` })
+    .from(operations)
+    .where(eq(operations.serverId, serverId));
+  return row?.at ?? null;
+}
+
+/** An operation of this kind started on the server after the claim was taken: the one a dead claimer started. */
+async function operationStartedSince(db: Database, claim: Extract<InFlightClaim, { state: "claimed" }>) {
+  const [row] = await db
+    .select({ id: operations.id, workflowId: operations.workflowId, runId: operations.runId })
+    .from(operations)
+    .where(
+      and(
+        eq(operations.serverId, claim.server_id),
+        eq(operations.kind, claim.kind),
+        claim.after === null ? undefined : gt(operations.startedAt, sql`${claim.after}::timestamptz`),
+      ),
+    )
+    .orderBy(desc(operations.startedAt))
+    .limit(1);
+  return row;
+}
+
+export interface QueueOptions {
+  redisUrl: string;
+  db: Database;
+  workflows: WorkflowGateway;
+  /** Name of the owner whose servers messages may name. */
+  ownerName: string;
+  /** How long a finished message's result answers copies of it. */
+  dedupeSeconds: number;
+  /** A worker silent this long is dead and its in-flight messages are reclaimed (default 30). */
+  heartbeatTtlSeconds?: number;
+  /** Messages handled at once by one worker (default 100). */
+  maxInFlight?: number;
 }
 
 export interface QueueConsumer {
+  readonly workerId: string;
+  /** Resolves once the worker is registered and has reclaimed dead workers' messages. */
+  readonly ready: Promise<void>;
   stop(): Promise<void>;
 }
 
-export function startProvisionerQueue(options: { redisUrl: string; db: Database; workflows: WorkflowGateway }): QueueConsumer {
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function startProvisionerQueue(options: QueueOptions): QueueConsumer {
+  const workerId = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  const processing = processingListOf(workerId);
+  const ttl = options.heartbeatTtlSeconds ?? 30;
+  const maxInFlight = options.maxInFlight ?? 100;
   const redis = new Redis(options.redisUrl, { maxRetriesPerRequest: null, lazyConnect: false });
   const blocking = redis.duplicate();
+  const registry = workerRegistry(redis, workerId, ttl);
+  const claims = messageClaims(redis, registry, workerId);
   let stopping = false;
   const inFlight = new Set<Promise<void>>();
 
-  const finish = async (raw: string, result: QueueResult) => {
-    await redis.multi().rpush(RESULTS, JSON.stringify(result)).lrem(PROCESSING, 1, raw).exec();
+  const answer = async (raw: string, result: QueueResult, identity?: string) => {
+    const tx = redis.multi();
+    if (identity)
+      tx.set(messageKeyOf(identity), JSON.stringify({ state: "finished", result } satisfies Claim), "EX", options.dedupeSeconds);
+    await tx.rpush(RESULTS, JSON.stringify(result)).lrem(processing, 1, raw).exec();
+  };
+
+  /** Runs (or, taken over, resumes) a claimed message to its result. */
+  const run = async (raw: string, serverHandle: string, ownerId: string, identity: string, claim: InFlightClaim, stored: string) => {
+    let started: Extract<Claim, { state: "started" }>;
+    if (claim.state === "started") started = claim;
+    else {
+      const adopted = await operationStartedSince(options.db, claim);
+      const operation =
+        adopted ??
+        (await startServerOperation(options.db, options.workflows, { id: ownerId, name: options.ownerName }, claim.server_id, claim.kind))
+          .operation;
+      started = { ...claim, state: "started", operation_id: operation.id, workflow_id: operation.workflowId, run_id: operation.runId };
+      await claims.advance(identity, stored, started);
+    }
+    const base = { server_handle: serverHandle, kind: started.kind, operation_id: started.operation_id, workflow_id: started.workflow_id };
+    try {
+      await options.workflows.client.workflow.getHandle(started.workflow_id, started.run_id ?? undefined).result();
+      await answer(raw, { ...base, status: "success", finished_at: new Date().toISOString() }, identity);
+    } catch (error) {
+      await answer(raw, { ...base, status: "failed", error: failureMessage(error), finished_at: new Date().toISOString() }, identity);
+    }
   };
 
   const handle = async (raw: string) => {
@@ -69,49 +164,51 @@ export function startProvisionerQueue(options: { redisUrl: string; db: Database;
         throw AppError.invalid(String(issue?.path[0] ?? "message"), issue?.message ?? "is invalid");
       }
       serverHandle = parsed.data.server_handle;
-      const server = await resolveServer(options.db, serverHandle);
+      const server = await resolveServer(options.db, options.ownerName, serverHandle);
       const kind: OperationKind = parsed.data.force_reinstall ? "reinstall" : parsed.data.is_recovery ? "recovery" : "bootstrap";
-      const { operation, handle: workflow } = await startServerOperation(
-        options.db,
-        options.workflows,
-        { id: server.ownerId, name: "" },
-        server.id,
-        kind,
-      );
-      try {
-        await workflow.result();
-        await finish(raw, {
-          server_handle: serverHandle,
-          status: "success",
-          kind,
-          operation_id: operation.id,
-          workflow_id: operation.workflowId,
-          finished_at: new Date().toISOString(),
-        });
-      } catch (error) {
-        await finish(raw, {
-          server_handle: serverHandle,
-          status: "failed",
-          kind,
-          operation_id: operation.id,
-          workflow_id: operation.workflowId,
-          error: failureMessage(error),
-          finished_at: new Date().toISOString(),
-        });
+      const identity = messageIdentity(raw, parsed.data.message_id);
+      const after = await newestOperationStart(options.db, server.id);
+      for (;;) {
+        const claim = await claims.acquire(identity, { state: "claimed", worker: workerId, server_id: server.id, kind, after });
+        if ("finished" in claim) return await answer(raw, claim.finished);
+        if ("mine" in claim) return await run(raw, serverHandle, server.ownerId, identity, claim.mine, claim.stored);
+        // A copy of a message another live worker (or this one) is running: its result answers this copy too.
+        if (stopping) return;
+        await sleep(1000);
       }
     } catch (error) {
       const message = error instanceof SyntaxError ? "message is not JSON" : error instanceof AppError ? error.message : "internal error";
       if (!(error instanceof AppError) && !(error instanceof SyntaxError))
         log.error("provisioner queue message failed", errorSummary(error));
-      await finish(raw, { server_handle: serverHandle, status: "rejected", error: message, finished_at: new Date().toISOString() });
+      await answer(raw, { server_handle: serverHandle, status: "rejected", error: message, finished_at: new Date().toISOString() });
     }
   };
 
+  const keepAlive = async () => {
+    await registry.beat();
+    const reclaimed = await registry.reclaimDead(QUEUE);
+    if (reclaimed > 0) log.info("provisioner queue: reclaimed a dead worker's messages", { messages: reclaimed });
+  };
+  const timer = setInterval(
+    () => void keepAlive().catch((error) => log.warn("provisioner queue: heartbeat failed", errorSummary(error))),
+    (ttl * 1000) / 3,
+  );
+
+  let markReady: () => void = () => undefined;
+  const ready = new Promise<void>((resolve) => {
+    markReady = resolve;
+  });
   const loop = async () => {
-    // Messages left in the processing list by a previous process go back to the queue first.
-    while ((await redis.lmove(PROCESSING, QUEUE, "RIGHT", "LEFT")) !== null) {}
+    await keepAlive().catch((error) => log.warn("provisioner queue: heartbeat failed", errorSummary(error)));
+    const [owner] = await options.db.select({ id: owners.id }).from(owners).where(eq(owners.name, options.ownerName));
+    if (!owner) log.warn("REDIS_QUEUE_OWNER names no owner yet: every message is rejected until it exists", { owner: options.ownerName });
+    markReady();
     while (!stopping) {
-      const raw = await blocking.blmove(QUEUE, PROCESSING, "LEFT", "RIGHT", 1).catch((error) => {
+      if (inFlight.size >= maxInFlight) {
+        await Promise.race(inFlight);
+        continue;
+      }
+      const raw = await blocking.blmove(QUEUE, processing, "LEFT", "RIGHT", 1).catch((error) => {
         if (!stopping) log.warn("provisioner queue: redis error", errorSummary(error));
         return null;
       });
@@ -122,15 +219,19 @@ export function startProvisionerQueue(options: { redisUrl: string; db: Database;
       inFlight.add(task);
     }
   };
-  const running = loop();
-  log.info("consuming the seed provisioner queue", { queue: QUEUE });
+  const running = loop().finally(markReady);
+  log.info("consuming the seed provisioner queue", { queue: QUEUE, worker: workerId, owner: options.ownerName });
 
   return {
+    workerId,
+    ready,
     async stop() {
       stopping = true;
+      clearInterval(timer);
       await running.catch(() => undefined);
+      // Unfinished messages stay in this worker's processing list; without the heartbeat, a live worker takes them over.
+      await registry.leave().catch(() => undefined);
       blocking.disconnect();
-      // Unfinished messages stay in the processing list and are re-queued at the next start.
       redis.disconnect();
     },
   };

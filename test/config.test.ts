@@ -55,3 +55,15 @@ test("the service stops at start with one clear line", () => {
   assert.equal(result.status, 2);
   assert.equal(result.stderr.trim(), "invalid configuration: PORT must be a port number");
 });
+
+test("REDIS_URL without REDIS_QUEUE_OWNER is refused with a line naming the owner variable", () => {
+  assert.throws(
+    () => loadConfig({ REDIS_URL: "redis://127.0.0.1:6379" }),
+    (error: Error) => error.message === "invalid configuration: REDIS_QUEUE_OWNER is required when REDIS_URL is set",
+  );
+  assert.equal(loadConfig({ REDIS_URL: "redis://127.0.0.1:6379", REDIS_QUEUE_OWNER: "seed" }).REDIS_QUEUE_OWNER, "seed");
+  assert.throws(
+    () => loadConfig({ REDIS_QUEUE_OWNER: "Not An Owner" }),
+    (error: Error) => error.message.startsWith("invalid configuration: REDIS_QUEUE_OWNER "),
+  );
+});
