@@ -177,6 +177,8 @@ export function startProvisionerQueue(options: QueueOptions): QueueConsumer {
         await sleep(1000);
       }
     } catch (error) {
+      // Stopped (the connection is gone): the message stays in this worker's list, for a live worker to take over.
+      if (stopping) return;
       const message = error instanceof SyntaxError ? "message is not JSON" : error instanceof AppError ? error.message : "internal error";
       if (!(error instanceof AppError) && !(error instanceof SyntaxError))
         log.error("provisioner queue message failed", errorSummary(error));
