@@ -1,8 +1,12 @@
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, beforeEach, describe, test } from "node:test";
-import { Code } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
 import { ensureApplicationFailure } from "@temporalio/common";
 import { eq } from "drizzle-orm";
 import {
@@ -13,13 +17,22 @@ import {
   type VpsProvider,
 } from "../activities/providers/provider.js";
 import { createTime4vpsProvider } from "../activities/providers/time4vps.js";
+import { startService } from "../app/service.js";
+import { loadConfig } from "../core/config.js";
+import { createCredentialsCipher } from "../core/credentials-cipher.js";
 import { isForeignKeyViolation } from "../core/db-errors.js";
+import { createOwnerToken } from "../core/owners.js";
+import { openDatabase } from "../db/client.js";
 import { outboxEvents, providerAccounts, servers } from "../db/schema.js";
+import { ClusterService } from "../gen/axion/infrastructure/v1/cluster_service_pb.js";
 import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
-import { ProviderKind } from "../gen/axion/infrastructure/v1/provider_account_service_pb.js";
+import { ProviderAccountService, ProviderKind } from "../gen/axion/infrastructure/v1/provider_account_service_pb.js";
+import { ServerService } from "../gen/axion/infrastructure/v1/server_service_pb.js";
+import { testCredentialsKey } from "./support/api.js";
 import { expectCode } from "./support/assertions.js";
 import { ed25519KeyPair } from "./support/keys.js";
 import { waitForStep, watchUntilEnd } from "./support/operations.js";
+import { startPostgres } from "./support/postgres.js";
 import { type ProvisioningHarness, startProvisioningHarness } from "./support/provisioning-harness.js";
 import { startTime4vpsStandIn, type Time4vpsStandIn } from "./support/time4vps-standin.js";
 
@@ -514,6 +527,114 @@ describe("provider accounts belong to owners: reinstall through the API and real
     );
     assert.equal(standIn.requests.length, asked, "refused before the provider was asked");
     assert.deepEqual((await alice.operations.listOperations({ serverId: byPassword.id })).operations, []);
+  });
+
+  test("TIME4VPS_* become the admin owner's account at start, usable by the admin only", async () => {
+    const pg = await startPostgres();
+    const dataDir = mkdtempSync(join(tmpdir(), "axion-t4v-env-"));
+    const adminToken = "t4v-env-admin-token-000001";
+    const env = {
+      DATABASE_URL: pg.url,
+      AXION_DATA_DIR: dataDir,
+      TEMPORAL_ADDRESS: harness.dev.address,
+      TEMPORAL_NAMESPACE: harness.dev.spec.namespace,
+      TEMPORAL_TASK_QUEUE: "t4v-env-no-worker",
+      PORT: "0",
+      CREDENTIALS_KEY: testCredentialsKey,
+      AXION_ADMIN_TOKEN: adminToken,
+      TIME4VPS_API_URL: standIn.baseUrl,
+      TIME4VPS_USERNAME: aliceUser,
+      TIME4VPS_PASSWORD: alicePass,
+    };
+    const database = await openDatabase({ databaseUrl: pg.url, dataDir });
+    let service = await startService(loadConfig(env), "api");
+    try {
+      const connect = (token: string) => {
+        const transport = createConnectTransport({
+          baseUrl: `http://127.0.0.1:${service.apiPort}`,
+          httpVersion: "1.1",
+          interceptors: [
+            (next) => (req) => {
+              req.header.set("authorization", `Bearer ${token}`);
+              return next(req);
+            },
+          ],
+        });
+        return {
+          clusters: createClient(ClusterService, transport),
+          servers: createClient(ServerService, transport),
+          accounts: createClient(ProviderAccountService, transport),
+        };
+      };
+      const admin = connect(adminToken);
+      const listed = (await admin.accounts.listProviderAccounts({})).providerAccounts;
+      assert.deepEqual(
+        listed.map((a) => [a.name, a.kind]),
+        [["time4vps-env", ProviderKind.TIME4VPS]],
+      );
+      const envAccount = listed[0]!.id;
+      const clusterId = (await admin.clusters.createCluster({ name: "env" })).cluster!.id;
+      const adminServer = (
+        await admin.servers.createServer({
+          clusterId,
+          name: "env-1",
+          host: "203.0.113.21",
+          credential: key(),
+          provider: "time4vps",
+          providerServerId: "202",
+        })
+      ).server!;
+      assert.equal(adminServer.providerAccountId, envAccount, "provider alone names the admin's only account");
+      await expectCode(
+        admin.servers.reinstallServer({ id: adminServer.id }),
+        Code.FailedPrecondition,
+        /not an address of VPS 202 at the provider/,
+      );
+      assert.equal(standIn.requests.at(-1)?.user, aliceUser);
+
+      await createOwnerToken(database.db, "mallory", "t4v-env-mallory-token-01");
+      const mallory = connect("t4v-env-mallory-token-01");
+      assert.deepEqual((await mallory.accounts.listProviderAccounts({})).providerAccounts, []);
+      await expectCode(mallory.accounts.getProviderAccount({ id: envAccount }), Code.NotFound);
+      const malloryCluster = (await mallory.clusters.createCluster({ name: "m" })).cluster!.id;
+      await expectCode(
+        mallory.servers.createServer({
+          clusterId: malloryCluster,
+          name: "m-1",
+          host: "203.0.113.21",
+          credential: key(),
+          providerAccountId: envAccount,
+          providerServerId: "201",
+        }),
+        Code.NotFound,
+        /provider account/,
+      );
+      const legacy = (
+        await mallory.servers.createServer({
+          clusterId: malloryCluster,
+          name: "m-2",
+          host: "203.0.113.21",
+          credential: key(),
+          provider: "time4vps",
+          providerServerId: "201",
+        })
+      ).server!;
+      assert.equal(legacy.providerAccountId, "", "the service-wide account is not anybody's default");
+      await expectCode(mallory.servers.reinstallServer({ id: legacy.id }), Code.FailedPrecondition, /names no provider account/);
+
+      // A restart with other credentials updates the same account.
+      await service.stop();
+      service = await startService(loadConfig({ ...env, TIME4VPS_PASSWORD: "rotated-T4V-password" }), "api");
+      const [row] = await database.db.select().from(providerAccounts).where(eq(providerAccounts.id, envAccount));
+      const cipher = createCredentialsCipher(testCredentialsKey);
+      assert.equal(JSON.parse(cipher.decrypt(row!.envelope, envAccount)).password, "rotated-T4V-password");
+      assert.equal((await connect(adminToken).accounts.listProviderAccounts({})).providerAccounts.length, 1);
+    } finally {
+      await service.stop();
+      await database.close();
+      await pg.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   test("provider credentials never reach logs, workflow histories or events", async () => {
