@@ -201,24 +201,24 @@ export async function syncEnvProviderAccount(deps: ProviderAccountDeps, value: P
     return undefined;
   }
   const data = parseInput(credentials, value);
-  const id = await deps.db.transaction(async (tx) => {
-    const [existing] = await tx
-      .select({ id: providerAccounts.id })
-      .from(providerAccounts)
-      .where(and(eq(providerAccounts.ownerId, admin.id), eq(providerAccounts.name, ENV_ACCOUNT_NAME)))
-      .for("update");
-    const id = existing?.id ?? newId();
-    const sealed = encrypt(deps.cipher, id, data);
-    if (existing) {
-      await tx
-        .update(providerAccounts)
-        .set({ ...sealed, updatedAt: new Date() })
-        .where(eq(providerAccounts.id, id));
-    } else {
-      await tx.insert(providerAccounts).values({ id, ownerId: admin.id, name: ENV_ACCOUNT_NAME, kind: "time4vps", ...sealed });
-    }
-    return id;
-  });
+  // Insert-if-missing, then seal with the row's id: API and worker processes may start at once.
+  const fresh = newId();
+  await deps.db
+    .insert(providerAccounts)
+    .values({ id: fresh, ownerId: admin.id, name: ENV_ACCOUNT_NAME, kind: "time4vps", ...encrypt(deps.cipher, fresh, data) })
+    .onConflictDoNothing({ target: [providerAccounts.ownerId, providerAccounts.name] });
+  const [row] = await deps.db
+    .select({ id: providerAccounts.id })
+    .from(providerAccounts)
+    .where(and(eq(providerAccounts.ownerId, admin.id), eq(providerAccounts.name, ENV_ACCOUNT_NAME)));
+  if (!row) throw new Error("the TIME4VPS_* provider account could not be created");
+  const id = row.id;
+  if (id !== fresh) {
+    await deps.db
+      .update(providerAccounts)
+      .set({ ...encrypt(deps.cipher, id, data), updatedAt: new Date() })
+      .where(eq(providerAccounts.id, id));
+  }
   // Servers the admin registered before accounts existed ("provider": "time4vps" alone) now name this account.
   try {
     await deps.db
