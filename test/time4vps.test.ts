@@ -622,6 +622,8 @@ describe("provider accounts belong to owners: reinstall through the API and real
       assert.equal(legacy.providerAccountId, "", "the service-wide account is not anybody's default");
       await expectCode(mallory.servers.reinstallServer({ id: legacy.id }), Code.FailedPrecondition, /names no provider account/);
 
+      // A server registered before accounts existed ("provider" alone, as the upgrade leaves it) is adopted at the next start.
+      await database.db.update(servers).set({ providerAccountId: null }).where(eq(servers.id, adminServer.id));
       // A restart with other credentials updates the same account.
       await service.stop();
       service = await startService(loadConfig({ ...env, TIME4VPS_PASSWORD: "rotated-T4V-password" }), "api");
@@ -629,6 +631,9 @@ describe("provider accounts belong to owners: reinstall through the API and real
       const cipher = createCredentialsCipher(testCredentialsKey);
       assert.equal(JSON.parse(cipher.decrypt(row!.envelope, envAccount)).password, "rotated-T4V-password");
       assert.equal((await connect(adminToken).accounts.listProviderAccounts({})).providerAccounts.length, 1);
+      assert.equal((await connect(adminToken).servers.getServer({ id: adminServer.id })).server?.providerAccountId, envAccount);
+      const [mallorys] = await database.db.select().from(servers).where(eq(servers.id, legacy.id));
+      assert.equal(mallorys?.providerAccountId, null, "another owner's server is never adopted");
     } finally {
       await service.stop();
       await database.close();
