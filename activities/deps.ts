@@ -1,6 +1,6 @@
 import type { CredentialsCipher } from "../core/credentials-cipher.js";
 import type { Database } from "../db/client.js";
-import type { VpsProvider } from "./providers/provider.js";
+import type { ProviderEndpoints } from "./providers/registry.js";
 import type { SshSessionPool } from "./ssh/pool.js";
 
 /** What activities need from the process: they load secrets by id themselves, never from workflow input. */
@@ -14,8 +14,8 @@ export interface ActivityDeps {
   sshConnectTimeoutMs: number;
   /** The agent to install: where its binaries are and the API URL agents call. Absent: the agent step is skipped. */
   agent?: { binaryDir: string; apiUrl: string; heartbeatIntervalSeconds: number };
-  /** VPS providers by name ("time4vps"), configured with their API credentials. */
-  providers?: Record<string, VpsProvider>;
+  /** Where the VPS providers' APIs are. Credentials come from the server's provider account, by id. */
+  providers?: ProviderEndpoints;
   /** Idle SSH sessions shared by consecutive steps of a workflow run; absent, every step logs in anew. */
   sshSessions?: SshSessionPool;
 }

@@ -1,5 +1,8 @@
 import { ApplicationFailure } from "@temporalio/common";
 import ssh2 from "ssh2";
+import { AppError } from "../core/errors.js";
+import { providerClientFor } from "../core/provider-accounts.js";
+import { checkReinstallable } from "../core/reinstall-checks.js";
 import { clearHostKeyPin } from "../core/server-status.js";
 import { loadServerCredential } from "../core/servers.js";
 import type { ActivityDeps } from "./deps.js";
@@ -16,25 +19,34 @@ async function publicKeyFor(deps: ActivityDeps, serverId: string): Promise<strin
   return `${key.type} ${key.getPublicSSH().toString("base64")} axion`;
 }
 
-async function providerFor(deps: ActivityDeps, serverId: string): Promise<{ provider: VpsProvider; ref: string }> {
+/** Refusals of the checks are final; an unavailable provider is reported as such. Messages never carry credentials. */
+function asFailure(error: unknown): unknown {
+  if (!(error instanceof AppError)) return error;
+  if (error.kind === "unavailable") return ApplicationFailure.retryable(error.message, "ProviderUnavailableError");
+  return ApplicationFailure.nonRetryable(error.message, "ReinstallRefused");
+}
+
+/** The provider client of the server's account, credentials decrypted here by account id (never from workflow input). */
+async function providerOf(deps: ActivityDeps, serverId: string): Promise<{ provider: VpsProvider; ref: string }> {
   const server = await loadServer(deps, serverId);
-  if (!server.provider || !server.providerServerId) {
-    throw ApplicationFailure.nonRetryable(
-      `server ${serverId} has no VPS provider set: set provider and provider_server_id`,
-      "ProviderNotConfigured",
-    );
+  if (!server.providerAccountId || !server.providerServerId) {
+    throw ApplicationFailure.nonRetryable(`server ${serverId} no longer names a provider account and VPS`, "ReinstallRefused");
   }
-  const provider = deps.providers?.[server.provider];
-  if (!provider)
-    throw ApplicationFailure.nonRetryable(`VPS provider ${server.provider} is not configured on this worker`, "ProviderNotConfigured");
+  const { provider } = await providerClientFor(deps, server.ownerId, server.providerAccountId).catch((error) => {
+    throw asFailure(error);
+  });
   return { provider, ref: server.providerServerId };
 }
 
-/** Provider activities: one API call each; the workflow waits between them with durable timers. */
+/** Provider activities: one API call each (plus the checks' read); the workflow waits between them with durable timers. */
 export function createReinstallActivities(deps: ActivityDeps) {
   return {
     async requestReinstall(input: { serverId: string; os?: string }): Promise<{ taskId: string; os: string }> {
-      const { provider, ref } = await providerFor(deps, input.serverId);
+      // Checked again here, right before the rebuild: the host or the provider's record may have changed since the API's check.
+      const server = await loadServer(deps, input.serverId);
+      const { provider, ref } = await checkReinstallable(deps, server).catch((error) => {
+        throw asFailure(error);
+      });
       const os = input.os || (await provider.listOperatingSystems(ref))[0];
       if (!os)
         throw ApplicationFailure.nonRetryable("the provider offers no operating system for this server", "ProviderInvalidRequestError");
@@ -42,7 +54,7 @@ export function createReinstallActivities(deps: ActivityDeps) {
       return { taskId, os };
     },
     async reinstallTaskState(input: { serverId: string; taskId: string }): Promise<{ state: ProviderTaskState; detail: string }> {
-      const { provider, ref } = await providerFor(deps, input.serverId);
+      const { provider, ref } = await providerOf(deps, input.serverId);
       return provider.getTask(ref, input.taskId);
     },
     async clearHostKeyPin(input: { serverId: string }): Promise<void> {

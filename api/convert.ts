@@ -52,6 +52,7 @@ export function serverMessage(row: ServerRow): Server {
     hostKeyFingerprint: row.hostKeyFingerprint ?? "",
     provider: row.provider ?? "",
     providerServerId: row.providerServerId ?? "",
+    providerAccountId: row.providerAccountId ?? "",
     createTime: timestampFromDate(row.createdAt),
     updateTime: timestampFromDate(row.updatedAt),
   });

@@ -1,4 +1,5 @@
 import type { ConnectRouter } from "@connectrpc/connect";
+import type { ProviderEndpoints } from "../activities/providers/registry.js";
 import type { HeartbeatIngestor } from "../core/heartbeat-ingest.js";
 import type { WorkflowGateway } from "../core/provisioning.js";
 import type { InventoryDeps } from "../core/servers.js";
@@ -6,12 +7,14 @@ import type { Listen } from "../db/client.js";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { ClusterService } from "../gen/axion/infrastructure/v1/cluster_service_pb.js";
 import { OperationService } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
+import { ProviderAccountService } from "../gen/axion/infrastructure/v1/provider_account_service_pb.js";
 import { RequirementsService } from "../gen/axion/infrastructure/v1/requirements_service_pb.js";
 import { ServerService } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { TokenService } from "../gen/axion/infrastructure/v1/token_service_pb.js";
 import { type AgentServiceDeps, agentService } from "./agent-service.js";
 import { clusterService } from "./cluster-service.js";
 import { operationService } from "./operation-service.js";
+import { providerAccountService } from "./provider-account-service.js";
 import { requirementsService } from "./requirements-service.js";
 import { serverService } from "./server-service.js";
 import { tokenService } from "./token-service.js";
@@ -25,6 +28,8 @@ export type ApiDeps = InventoryDeps & {
   ingestor?: HeartbeatIngestor;
   /** Token rotation notifications; without them a rotated agent token keeps working for up to 10 s. */
   listen?: Listen;
+  /** Where the VPS providers' APIs are, for ReinstallServer's checks; absent, ReinstallServer answers Unavailable. */
+  providers?: ProviderEndpoints;
 };
 
 export function routes(deps: ApiDeps, agents: AgentServiceDeps) {
@@ -35,5 +40,6 @@ export function routes(deps: ApiDeps, agents: AgentServiceDeps) {
     router.service(OperationService, operationService(deps.db, deps.workflows));
     router.service(RequirementsService, requirementsService(deps.db));
     router.service(TokenService, tokenService(deps.db));
+    router.service(ProviderAccountService, providerAccountService(deps));
   };
 }

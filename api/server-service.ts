@@ -3,6 +3,7 @@ import { AppError } from "../core/errors.js";
 import { requireOperation } from "../core/operations.js";
 import { parsePageRequest } from "../core/pagination.js";
 import { startServerOperation, type WorkflowGateway } from "../core/provisioning.js";
+import { checkReinstallable, type ReinstallCheckDeps } from "../core/reinstall-checks.js";
 import { createServer, deleteServer, type InventoryDeps, listServers, requireServer, updateServer } from "../core/servers.js";
 import type { SshCredentialInput } from "../core/validation.js";
 import {
@@ -41,7 +42,9 @@ export function requireGateway(gateway: WorkflowGateway | undefined): WorkflowGa
   return gateway;
 }
 
-export function serverService(deps: InventoryDeps & { workflows?: WorkflowGateway }): ServiceImpl<typeof ServerService> {
+export function serverService(
+  deps: InventoryDeps & ReinstallCheckDeps & { workflows?: WorkflowGateway },
+): ServiceImpl<typeof ServerService> {
   return {
     async testServerConnection(req, ctx) {
       const { operation, handle } = await startServerOperation(
@@ -90,6 +93,7 @@ export function serverService(deps: InventoryDeps & { workflows?: WorkflowGatewa
         labels: req.labels,
         provider: req.provider,
         providerServerId: req.providerServerId,
+        providerAccountId: req.providerAccountId,
       });
       return { server: serverMessage(server) };
     },
@@ -107,6 +111,7 @@ export function serverService(deps: InventoryDeps & { workflows?: WorkflowGatewa
         labels: req.labels?.entries,
         provider: req.provider,
         providerServerId: req.providerServerId,
+        providerAccountId: req.providerAccountId,
       });
       return { server: serverMessage(server) };
     },
@@ -121,10 +126,10 @@ export function serverService(deps: InventoryDeps & { workflows?: WorkflowGatewa
       if (!/^[A-Za-z0-9._-]{0,64}$/.test(req.os)) throw AppError.invalid("os", "must be a provider OS code");
       const owner = requireOwner(ctx);
       const server = await requireServer(deps.db, owner, req.id);
-      if (!server.provider || !server.providerServerId) {
-        throw new AppError("failed_precondition", "the server has no VPS provider: set provider and provider_server_id first");
-      }
-      const { operation } = await startServerOperation(deps.db, requireGateway(deps.workflows), owner, server.id, "reinstall", {
+      const gateway = requireGateway(deps.workflows);
+      // The activity checks again right before the rebuild; this answers the caller now, before anything starts.
+      await checkReinstallable(deps, server);
+      const { operation } = await startServerOperation(deps.db, gateway, owner, server.id, "reinstall", {
         os: req.os || undefined,
       });
       return { operation: operationMessage(operation) };

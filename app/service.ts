@@ -2,8 +2,7 @@ import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 import { Client, Connection } from "@temporalio/client";
 import type { Worker } from "@temporalio/worker";
-import type { VpsProvider } from "../activities/providers/provider.js";
-import { createTime4vpsProvider } from "../activities/providers/time4vps.js";
+import type { ProviderEndpoints } from "../activities/providers/registry.js";
 import { buildApiServer } from "../api/http-server.js";
 import { startProvisionerQueue } from "../compat/provisioner-queue.js";
 import { createAgentSignatureVerifier } from "../core/agent-tokens.js";
@@ -11,6 +10,7 @@ import type { Config } from "../core/config.js";
 import { createCredentialsCipher, resolveCredentialsKey } from "../core/credentials-cipher.js";
 import { log } from "../core/log.js";
 import { ensureAdminToken } from "../core/owners.js";
+import { syncEnvProviderAccount } from "../core/provider-accounts.js";
 import { openDatabase } from "../db/client.js";
 import { startHeartbeatConsumer } from "../events/heartbeat-consumer.js";
 import { startOutboxRelay } from "../events/relay.js";
@@ -52,6 +52,11 @@ export async function startService(config: Config, role: Role = "all"): Promise<
     await database.migrate();
     log.info("database ready", { kind: database.kind });
     if (config.AXION_ADMIN_TOKEN) await ensureAdminToken(database.db, config.AXION_ADMIN_TOKEN);
+    if (config.TIME4VPS_USERNAME && config.TIME4VPS_PASSWORD) {
+      await syncEnvProviderAccount({ db: database.db, cipher }, { username: config.TIME4VPS_USERNAME, password: config.TIME4VPS_PASSWORD });
+    }
+    // Credentials come from each server's provider account; only where the APIs are is service-wide.
+    const providers: ProviderEndpoints = { time4vps: { baseUrl: config.TIME4VPS_API_URL, timeoutMs: 30_000 } };
 
     let temporalAddress = config.TEMPORAL_ADDRESS;
     if (!temporalAddress) {
@@ -68,15 +73,6 @@ export async function startService(config: Config, role: Role = "all"): Promise<
     };
 
     if (role !== "api") {
-      const providers: Record<string, VpsProvider> = {};
-      if (config.TIME4VPS_USERNAME && config.TIME4VPS_PASSWORD) {
-        providers.time4vps = createTime4vpsProvider({
-          baseUrl: config.TIME4VPS_API_URL,
-          username: config.TIME4VPS_USERNAME,
-          password: config.TIME4VPS_PASSWORD,
-          timeoutMs: 30_000,
-        });
-      }
       const { worker, connection, run } = await createWorker(
         { address: temporalAddress, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TEMPORAL_TASK_QUEUE },
         {
@@ -139,6 +135,7 @@ export async function startService(config: Config, role: Role = "all"): Promise<
         maxServersPerOwner: config.MAX_SERVERS_PER_USER,
         workflows,
         heartbeatIntervalSeconds: config.AGENT_HEARTBEAT_INTERVAL,
+        providers,
       });
       apiPort = await api.listen(config.PORT);
       stops.push(() => api.close());

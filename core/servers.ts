@@ -2,14 +2,15 @@ import { and, asc, count, eq, gt, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import type { Database } from "../db/client.js";
 import { newId } from "../db/ids.js";
-import { owners, type ServerStatus, serverCredentials, servers } from "../db/schema.js";
+import { owners, providerAccounts, type ServerStatus, serverCredentials, servers } from "../db/schema.js";
 import { requireCluster } from "./clusters.js";
 import type { CredentialsCipher } from "./credentials-cipher.js";
-import { isUniqueViolation } from "./db-errors.js";
+import { isForeignKeyViolation, isUniqueViolation } from "./db-errors.js";
 import { AppError } from "./errors.js";
 import { requireId } from "./ids.js";
 import type { Owner } from "./owners.js";
 import { type PageRequest, toPage } from "./pagination.js";
+import { requireProviderAccount } from "./provider-accounts.js";
 import {
   host,
   labels,
@@ -42,6 +43,7 @@ const createSchema = z.object({
   labels,
   provider: providerName.optional(),
   providerServerId: providerServerId.optional(),
+  providerAccountId: z.string().optional(),
 });
 
 const updateSchema = z.object({
@@ -54,6 +56,7 @@ const updateSchema = z.object({
   labels: labels.optional(),
   provider: providerName.optional(),
   providerServerId: providerServerId.optional(),
+  providerAccountId: z.string().optional(),
 });
 
 export type CreateServerInput = z.input<typeof createSchema>;
@@ -79,11 +82,47 @@ export async function loadServerCredential(deps: Pick<InventoryDeps, "db" | "cip
   return JSON.parse(deps.cipher.decrypt(row.envelope, serverId)) as SshCredentialInput;
 }
 
-function conflict(error: unknown, data: { name?: string; host?: string; sshPort?: number }): unknown {
-  if (!isUniqueViolation(error)) return error;
+type ProviderBinding = { provider: string | null; providerAccountId: string | null };
+
+/**
+ * Which of the owner's provider accounts a server names. An account id must be
+ * the owner's (NotFound otherwise); `provider` is then the account's kind.
+ * `provider` alone (the API before accounts) names the owner's only account of
+ * that kind, or none when the owner has none yet.
+ */
+async function providerBinding(db: Database, owner: Owner, provider: string, accountId: string): Promise<ProviderBinding> {
+  if (accountId !== "") {
+    const account = await requireProviderAccount(db, owner, accountId, "provider_account_id");
+    if (provider !== "" && provider !== account.kind) {
+      throw AppError.invalid("provider", `must be empty or "${account.kind}", the kind of provider_account_id`);
+    }
+    return { provider: account.kind, providerAccountId: account.id };
+  }
+  if (provider === "") return { provider: null, providerAccountId: null };
+  const accounts = await db
+    .select({ id: providerAccounts.id })
+    .from(providerAccounts)
+    .where(and(eq(providerAccounts.ownerId, owner.id), eq(providerAccounts.kind, provider as "time4vps")))
+    .limit(2);
+  if (accounts.length > 1) throw AppError.invalid("provider_account_id", `is required: this owner has several ${provider} accounts`);
+  return { provider, providerAccountId: accounts[0]?.id ?? null };
+}
+
+function conflict(error: unknown, data: { name?: string; host?: string; sshPort?: number; providerServerId?: string | null }): unknown {
   const constraint = String((error as { cause?: { constraint_name?: string; constraint?: string } }).cause?.constraint_name ?? "");
   const message = String(error instanceof Error ? `${error.message} ${(error.cause as Error | undefined)?.message ?? ""}` : "");
-  if (constraint.includes("host_port") || message.includes("host_port")) {
+  const names = (part: string) => constraint.includes(part) || message.includes(part);
+  // The account was deleted between the check and the write.
+  if (isForeignKeyViolation(error) && names("provider_account")) {
+    return new AppError("not_found", "provider account not found", { field: "provider_account_id" });
+  }
+  if (!isUniqueViolation(error)) return error;
+  if (names("provider_account_id_server_id")) {
+    return new AppError("already_exists", `VPS ${data.providerServerId} of this provider account is already bound to another server`, {
+      field: "provider_server_id",
+    });
+  }
+  if (names("host_port")) {
     return new AppError("already_exists", `a server at ${data.host}:${data.sshPort} already exists`, { field: "host" });
   }
   return new AppError("already_exists", `a server named "${data.name}" already exists`, { field: "name" });
@@ -102,6 +141,7 @@ export async function requireServer(db: Database, owner: Owner, id: string, fiel
 export async function createServer(deps: InventoryDeps, owner: Owner, input: CreateServerInput): Promise<ServerRow> {
   const data = parseInput(createSchema, input);
   const cluster = await requireCluster(deps.db, owner, data.clusterId, "cluster_id");
+  const binding = await providerBinding(deps.db, owner, data.provider ?? "", data.providerAccountId ?? "");
   const id = newId();
   try {
     return await deps.db.transaction(async (tx) => {
@@ -123,7 +163,7 @@ export async function createServer(deps: InventoryDeps, owner: Owner, input: Cre
           sshUser: data.sshUser,
           authMethod: data.credential.kind,
           labels: data.labels,
-          provider: data.provider || null,
+          ...binding,
           providerServerId: data.providerServerId || null,
         })
         .returning();
@@ -145,7 +185,10 @@ export async function updateServer(deps: InventoryDeps, owner: Owner, id: string
   if (data.sshUser !== undefined) changes.sshUser = data.sshUser;
   if (data.labels !== undefined) changes.labels = data.labels;
   if (data.credential) changes.authMethod = data.credential.kind;
-  if (data.provider !== undefined) changes.provider = data.provider || null;
+  if (data.providerAccountId !== undefined || data.provider !== undefined) {
+    const keepAccount = data.providerAccountId === undefined && existing.providerAccountId !== null && data.provider === existing.provider;
+    if (!keepAccount) Object.assign(changes, await providerBinding(deps.db, owner, data.provider ?? "", data.providerAccountId ?? ""));
+  }
   if (data.providerServerId !== undefined) changes.providerServerId = data.providerServerId || null;
   const moved =
     (data.host !== undefined && data.host !== existing.host) || (data.sshPort !== undefined && data.sshPort !== existing.sshPort);
@@ -173,7 +216,12 @@ export async function updateServer(deps: InventoryDeps, owner: Owner, id: string
       return row;
     });
   } catch (error) {
-    throw conflict(error, { name: data.name, host: changes.host, sshPort: changes.sshPort });
+    throw conflict(error, {
+      name: data.name,
+      host: changes.host,
+      sshPort: changes.sshPort,
+      providerServerId: changes.providerServerId ?? existing.providerServerId,
+    });
   }
 }
 

@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+import { foreignKey, index, integer, jsonb, pgTable, text, timestamp, unique, uniqueIndex, uuid } from "drizzle-orm/pg-core";
 
 /** The drizzle schema is the source of truth; migrations in db/migrations are generated from it. */
 
@@ -49,6 +49,31 @@ export const clusters = pgTable(
   (t) => [uniqueIndex("clusters_owner_id_name_key").on(t.ownerId, t.name)],
 );
 
+export const providerKinds = ["time4vps"] as const;
+export type ProviderKind = (typeof providerKinds)[number];
+
+/** An owner's account at a VPS provider; its API credentials are an AES-256-GCM envelope bound to the account id. */
+export const providerAccounts = pgTable(
+  "provider_accounts",
+  {
+    id: uuid("id").primaryKey(),
+    ownerId: uuid("owner_id")
+      .notNull()
+      .references(() => owners.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    kind: text("kind", { enum: providerKinds }).notNull(),
+    keyId: text("key_id").notNull(),
+    envelope: text("envelope").notNull(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    uniqueIndex("provider_accounts_owner_id_name_key").on(t.ownerId, t.name),
+    // Target of servers' (provider_account_id, owner_id) foreign key: a server can only name its own owner's account.
+    unique("provider_accounts_id_owner_id_key").on(t.id, t.ownerId),
+  ],
+);
+
 export const serverStatuses = [
   "PENDING",
   "PROVISIONING",
@@ -85,8 +110,9 @@ export const servers = pgTable(
     statusReason: text("status_reason").notNull().default(""),
     statusChangedAt: timestamp("status_changed_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
     hostKeyFingerprint: text("host_key_fingerprint"),
-    /** VPS provider that can rebuild this server ("time4vps"), and its id there. */
+    /** VPS provider kind that can rebuild this server ("time4vps", the account's kind), the owner's account there, and its id there. */
     provider: text("provider"),
+    providerAccountId: uuid("provider_account_id"),
     providerServerId: text("provider_server_id"),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
@@ -96,6 +122,13 @@ export const servers = pgTable(
     uniqueIndex("servers_owner_id_host_port_key").on(t.ownerId, t.host, t.sshPort),
     index("servers_cluster_id_idx").on(t.clusterId),
     index("servers_status_idx").on(t.status),
+    // One server per VPS of an account: nobody else's row can point a rebuild at it.
+    uniqueIndex("servers_provider_account_id_server_id_key").on(t.providerAccountId, t.providerServerId),
+    foreignKey({
+      name: "servers_provider_account_owner_fk",
+      columns: [t.providerAccountId, t.ownerId],
+      foreignColumns: [providerAccounts.id, providerAccounts.ownerId],
+    }),
   ],
 );
 

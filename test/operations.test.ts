@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import ssh2 from "ssh2";
-import { createTime4vpsProvider } from "../activities/providers/time4vps.js";
 import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
+import { ProviderKind } from "../gen/axion/infrastructure/v1/provider_account_service_pb.js";
 import { ServerStatus } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { ensureFleetCheckSchedule, FLEET_CHECK_SCHEDULE_ID } from "../temporal/schedules.js";
 import { waitForStep as waitForStepOf, watchUntilEnd } from "./support/operations.js";
@@ -49,14 +49,7 @@ describe("recovery, fleet-check schedule, reinstall and cancel on real hosts", {
     });
     harness = await startProvisioningHarness({
       sshConnectTimeoutMs: 4000,
-      providers: {
-        time4vps: createTime4vpsProvider({
-          baseUrl: standIn.baseUrl,
-          username: "axion-test",
-          password: "t4v-secret-password",
-          timeoutMs: 5000,
-        }),
-      },
+      providers: { time4vps: { baseUrl: standIn.baseUrl, timeoutMs: 5000 } },
     });
     alice = harness.api.clients((await harness.api.newOwner()).token);
     clusterId = (await alice.clusters.createCluster({ name: "ops" })).cluster!.id;
@@ -124,7 +117,12 @@ describe("recovery, fleet-check schedule, reinstall and cancel on real hosts", {
 
   test("ReinstallServer: the provider rebuilds, the new host key is trusted, the fresh OS is bootstrapped", async () => {
     const host = fleet.hosts[2]!;
-    const server = await register(host.ip, { provider: "time4vps", providerServerId: "101" });
+    const { providerAccount } = await alice.providerAccounts.createProviderAccount({
+      name: "t4v",
+      kind: ProviderKind.TIME4VPS,
+      credentials: { username: "axion-test", password: "t4v-secret-password" },
+    });
+    const server = await register(host.ip, { providerAccountId: providerAccount!.id, providerServerId: "101" });
     assert.equal(server.provider, "time4vps");
     await configure(server.id);
     const oldPin = (await alice.servers.getServer({ id: server.id })).server!.hostKeyFingerprint;

@@ -18,7 +18,8 @@ export interface VpsProvider {
   readonly name: string;
   /** OS codes accepted by `reinstall` for this server. */
   listOperatingSystems(serverRef: string): Promise<string[]>;
-  getServer(serverRef: string): Promise<{ id: string; status: string; ip?: string; os?: string }>;
+  /** `addresses`: every IP address the provider assigns to the server (the main one first). */
+  getServer(serverRef: string): Promise<{ id: string; status: string; ip?: string; addresses: string[]; os?: string }>;
   /** Starts the rebuild and returns at once; the provider runs it as a task. */
   reinstall(serverRef: string, request: ReinstallRequest): Promise<{ taskId: string }>;
   /** `detail` is safe to store and show: secrets in the provider's text are redacted. */

@@ -22,6 +22,8 @@ export interface Time4vpsOptions {
 interface ServerDetails {
   status?: unknown;
   ip?: unknown;
+  /** A list of IPv4 address strings (Swagger "Server Details"). */
+  additional_ip?: unknown;
   os?: unknown;
 }
 
@@ -92,10 +94,13 @@ export function createTime4vpsProvider(options: Time4vpsOptions): VpsProvider {
       const answer = await call("GET", `server/${id}`);
       if (!isRecord(answer)) throw unexpected(`GET server/${id}`, "server details");
       const details = answer as ServerDetails;
+      const ip = nonEmptyString(details.ip);
+      const additional = Array.isArray(details.additional_ip) ? details.additional_ip.map(nonEmptyString) : [];
       return {
         id,
         status: typeof details.status === "string" ? details.status : "unknown",
-        ip: nonEmptyString(details.ip),
+        ip,
+        addresses: [ip, ...additional].filter((a): a is string => a !== undefined),
         os: nonEmptyString(details.os),
       };
     },

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import type { ProviderEndpoints } from "../../activities/providers/registry.js";
 import { buildApiServer } from "../../api/http-server.js";
 import { createCredentialsCipher } from "../../core/credentials-cipher.js";
 import type { HeartbeatIngestor } from "../../core/heartbeat-ingest.js";
@@ -9,6 +10,7 @@ import type { WorkflowGateway } from "../../core/provisioning.js";
 import { type DatabaseHandle, openDatabase } from "../../db/client.js";
 import { ClusterService } from "../../gen/axion/infrastructure/v1/cluster_service_pb.js";
 import { OperationService } from "../../gen/axion/infrastructure/v1/operation_service_pb.js";
+import { ProviderAccountService } from "../../gen/axion/infrastructure/v1/provider_account_service_pb.js";
 import { ServerService } from "../../gen/axion/infrastructure/v1/server_service_pb.js";
 
 export type Backend = "pglite" | "postgres";
@@ -24,7 +26,12 @@ export interface TestApi {
   clients(
     token: string | undefined,
     protocol?: Protocol,
-  ): { clusters: Client<typeof ClusterService>; servers: Client<typeof ServerService>; operations: Client<typeof OperationService> };
+  ): {
+    clusters: Client<typeof ClusterService>;
+    servers: Client<typeof ServerService>;
+    operations: Client<typeof OperationService>;
+    providerAccounts: Client<typeof ProviderAccountService>;
+  };
   close(): Promise<void>;
 }
 
@@ -39,6 +46,7 @@ export async function startTestApi(
     /** 0.0.0.0 when test hosts' agents must reach the API. */
     listenHost?: string;
     heartbeatIntervalSeconds?: number;
+    providers?: ProviderEndpoints;
   } = {},
 ): Promise<TestApi> {
   const database = options.database ?? (await openDatabase({ databaseUrl: options.databaseUrl, dataDir: "memory://", poolSize: 20 }));
@@ -51,6 +59,7 @@ export async function startTestApi(
     maxServersPerOwner: options.maxServersPerOwner ?? 1000,
     heartbeatIntervalSeconds: options.heartbeatIntervalSeconds,
     workflows: options.workflows,
+    providers: options.providers,
   });
   const port = await server.listen(0, options.listenHost ?? "127.0.0.1");
   const baseUrl = `http://127.0.0.1:${port}`;
@@ -78,6 +87,7 @@ export async function startTestApi(
         clusters: createClient(ClusterService, transport),
         servers: createClient(ServerService, transport),
         operations: createClient(OperationService, transport),
+        providerAccounts: createClient(ProviderAccountService, transport),
       };
     },
     async close() {

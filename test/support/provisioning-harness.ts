@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { Client, Connection } from "@temporalio/client";
 import type { Worker } from "@temporalio/worker";
 import { DefaultLogger, Runtime } from "@temporalio/worker";
-import type { VpsProvider } from "../../activities/providers/provider.js";
+import type { ProviderEndpoints } from "../../activities/providers/registry.js";
 import { createCredentialsCipher } from "../../core/credentials-cipher.js";
 import { openDatabase } from "../../db/client.js";
 import { type RunningDevServer, startDevServer } from "../../temporal/dev-server.js";
@@ -29,7 +29,8 @@ export async function startProvisioningHarness(
   options: {
     orchestratorPublicKey?: string;
     sshConnectTimeoutMs?: number;
-    providers?: Record<string, VpsProvider>;
+    /** Where provider APIs are (a stand-in); accounts hold the credentials. */
+    providers?: ProviderEndpoints;
     /** PostgreSQL instead of in-memory PGlite, so a worker in another process can share the database. */
     databaseUrl?: string;
     /** Start no worker in this process (the test runs its own). */
@@ -52,6 +53,7 @@ export async function startProvisioningHarness(
   const api = await startTestApi({
     database,
     workflows: { client, taskQueue },
+    providers: options.providers,
     listenHost: options.agent ? "0.0.0.0" : undefined,
     heartbeatIntervalSeconds: options.agent?.heartbeatIntervalSeconds,
   });

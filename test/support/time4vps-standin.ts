@@ -3,7 +3,8 @@ import type { AddressInfo } from "node:net";
 
 /**
  * A local stand-in for the Time4VPS User API, for tests only. It answers the four calls the
- * provider makes with the shapes documented in docs/providers.md (basic auth, `{"error": [...]}`,
+ * provider makes with the shapes documented in docs/providers.md (basic auth, one or more
+ * accounts each seeing only its own servers, `{"error": [...]}`,
  * task results with `activated` / `assigned` / `completed` / `results`). Where the real API's
  * behaviour is unknown (HTTP statuses, error texts) it does what that document says is assumed.
  */
@@ -14,13 +15,19 @@ export interface StandInServer {
   oses: string[];
   os?: string;
   ip?: string;
+  /** `additional_ip` of the details answer. */
+  additionalIps?: string[];
   status?: string;
+  /** The user name of the account that owns it (default: `username`); other accounts get 404 for it, as for a missing server. */
+  account?: string;
 }
 
 export interface Time4vpsStandInOptions {
   username: string;
   password: string;
   servers: StandInServer[];
+  /** More client-area accounts, each seeing only the servers whose `account` is its user name. */
+  otherAccounts?: { username: string; password: string }[];
   /** How far a task moves per phase (queued → running → completed): by polls (default 1) or by time. */
   taskPhase?: { polls: number } | { ms: number };
   /** The status that carries `{"error": ["wronglogin"]}` (default 401). */
@@ -142,12 +149,14 @@ export async function startTime4vpsStandIn(options: Time4vpsStandInOptions): Pro
       res.writeHead(failures.status, { "content-type": "text/html" });
       return res.end(`<html><body><h1>${failures.status}</h1></body></html>`);
     }
-    if (user !== options.username || password !== options.password) return error(res, options.wrongLoginStatus ?? 401, "wronglogin");
+    const accounts = [{ username: options.username, password: options.password }, ...(options.otherAccounts ?? [])];
+    if (!accounts.some((a) => a.username === user && a.password === password))
+      return error(res, options.wrongLoginStatus ?? 401, "wronglogin");
 
     const match = /^server\/(\d+)(?:\/(oses|reinstall|task\/(\d+)))?$/.exec(path);
     if (!match) return error(res, 404, "Unknown endpoint");
     const server = servers.get(Number(match[1]));
-    if (!server) return error(res, 404, "Server not found");
+    if (!server || (server.account ?? options.username) !== user) return error(res, 404, "Server not found");
     const action = match[2] ?? "";
     const running = [...tasks.values()].find((t) => t.serverId === server.id && !t.completed);
     if (running) advance(running, false);
@@ -160,7 +169,7 @@ export async function startTime4vpsStandIn(options: Time4vpsStandInOptions): Pro
         status: server.status,
         os: server.os ?? "",
         ip: server.ip ?? "",
-        additional_ip: [],
+        additional_ip: server.additionalIps ?? [],
         dns_servers: null,
         active_task: active ? { name: active.name, activated: active.activated } : null,
         last_tasks: null,

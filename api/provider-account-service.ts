@@ -1,0 +1,71 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { AppError } from "../core/errors.js";
+import { parsePageRequest } from "../core/pagination.js";
+import {
+  createProviderAccount,
+  deleteProviderAccount,
+  getProviderAccount,
+  listProviderAccounts,
+  type ProviderAccountDeps,
+  type ProviderAccountView,
+  updateProviderAccount,
+} from "../core/provider-accounts.js";
+import type { ProviderKind as DbProviderKind } from "../db/schema.js";
+import {
+  type ProviderAccount,
+  ProviderAccountSchema,
+  type ProviderAccountService,
+  ProviderKind,
+} from "../gen/axion/infrastructure/v1/provider_account_service_pb.js";
+import { requireOwner } from "./owner.js";
+
+const kinds: Record<DbProviderKind, ProviderKind> = { time4vps: ProviderKind.TIME4VPS };
+
+/** Field by field: the credentials have no field to leak into. */
+function accountMessage(row: ProviderAccountView): ProviderAccount {
+  return create(ProviderAccountSchema, {
+    id: row.id,
+    name: row.name,
+    kind: kinds[row.kind],
+    serverCount: row.serverCount,
+    createTime: timestampFromDate(row.createdAt),
+    updateTime: timestampFromDate(row.updatedAt),
+  });
+}
+
+const kindFromProto = (kind: ProviderKind): DbProviderKind | undefined =>
+  (Object.entries(kinds) as [DbProviderKind, ProviderKind][]).find(([, v]) => v === kind)?.[0];
+
+export function providerAccountService(deps: ProviderAccountDeps): ServiceImpl<typeof ProviderAccountService> {
+  return {
+    async createProviderAccount(req, ctx) {
+      if (!req.credentials) throw AppError.invalid("credentials", "are required: username and password");
+      const account = await createProviderAccount(deps, requireOwner(ctx), {
+        name: req.name,
+        kind: kindFromProto(req.kind),
+        credentials: { username: req.credentials.username, password: req.credentials.password },
+      });
+      return { providerAccount: accountMessage(account) };
+    },
+    async updateProviderAccount(req, ctx) {
+      const account = await updateProviderAccount(deps, requireOwner(ctx), req.id, {
+        name: req.name,
+        credentials: req.credentials && { username: req.credentials.username, password: req.credentials.password },
+      });
+      return { providerAccount: accountMessage(account) };
+    },
+    async deleteProviderAccount(req, ctx) {
+      await deleteProviderAccount(deps.db, requireOwner(ctx), req.id);
+      return {};
+    },
+    async getProviderAccount(req, ctx) {
+      return { providerAccount: accountMessage(await getProviderAccount(deps.db, requireOwner(ctx), req.id)) };
+    },
+    async listProviderAccounts(req, ctx) {
+      const page = await listProviderAccounts(deps.db, requireOwner(ctx), parsePageRequest(req.pageSize, req.pageToken));
+      return { providerAccounts: page.items.map(accountMessage), nextPageToken: page.nextPageToken };
+    },
+  };
+}
