@@ -10,6 +10,7 @@ import { RequirementsService } from "../gen/axion/infrastructure/v1/requirements
 import { ServerService } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { type AgentServiceDeps, agentService } from "./agent-service.js";
 import { clusterService } from "./cluster-service.js";
+import { AGENT_MAX_REQUEST_BYTES } from "./edge-limits.js";
 import { operationService } from "./operation-service.js";
 import { requirementsService } from "./requirements-service.js";
 import { serverService } from "./server-service.js";
@@ -27,7 +28,7 @@ export type ApiDeps = InventoryDeps & {
 
 export function routes(deps: ApiDeps, agents: AgentServiceDeps) {
   return (router: ConnectRouter) => {
-    router.service(AgentService, agentService(agents));
+    router.service(AgentService, agentService(agents), { readMaxBytes: AGENT_MAX_REQUEST_BYTES });
     router.service(ClusterService, clusterService(deps.db));
     router.service(ServerService, serverService(deps));
     router.service(OperationService, operationService(deps.db, deps.workflows));

@@ -4,6 +4,7 @@ import { Client, Connection } from "@temporalio/client";
 import type { Worker } from "@temporalio/worker";
 import type { VpsProvider } from "../activities/providers/provider.js";
 import { createTime4vpsProvider } from "../activities/providers/time4vps.js";
+import { edgeLimitsFromConfig } from "../api/edge-limits.js";
 import { buildApiServer } from "../api/http-server.js";
 import { startProvisionerQueue } from "../compat/provisioner-queue.js";
 import { createAgentSignatureVerifier } from "../core/agent-tokens.js";
@@ -126,14 +127,17 @@ export async function startService(config: Config, role: Role = "all"): Promise<
 
     let apiPort: number | undefined;
     if (role !== "worker") {
-      const api = buildApiServer({
-        db: database.db,
-        listen: database.listen,
-        cipher,
-        maxServersPerOwner: config.MAX_SERVERS_PER_USER,
-        workflows,
-        heartbeatIntervalSeconds: config.AGENT_HEARTBEAT_INTERVAL,
-      });
+      const api = buildApiServer(
+        {
+          db: database.db,
+          listen: database.listen,
+          cipher,
+          maxServersPerOwner: config.MAX_SERVERS_PER_USER,
+          workflows,
+          heartbeatIntervalSeconds: config.AGENT_HEARTBEAT_INTERVAL,
+        },
+        edgeLimitsFromConfig(config),
+      );
       apiPort = await api.listen(config.PORT);
       stops.push(() => api.close());
       if (config.KAFKA_BROKERS) {
