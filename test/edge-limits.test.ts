@@ -9,6 +9,7 @@ import { createGzip } from "node:zlib";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { finishOperation, startOperation } from "../core/operations.js";
+import { createRateLimiter } from "../core/rate-limit.js";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { type Protocol, startTestApi, type TestApi } from "./support/api.js";
@@ -96,6 +97,8 @@ interface RawAnswer {
   headers: Record<string, string | string[] | undefined>;
   body: Buffer;
   trailers: Record<string, string | string[] | undefined>;
+  /** HTTP/2: the code the stream was reset with (0 when it ended normally). */
+  rstCode?: number;
 }
 
 /** One HTTP/1.1 request; `body: undefined` sends the headers only and never the body they announce. */
@@ -132,7 +135,7 @@ function h2Request(baseUrl: string, headers: http2.OutgoingHttpHeaders, body?: B
     stream.on("data", (c: Buffer) => chunks.push(c));
     stream.on("close", () => {
       session.close();
-      resolve({ ...answer, body: Buffer.concat(chunks) });
+      resolve({ ...answer, body: Buffer.concat(chunks), rstCode: stream.rstCode });
     });
     stream.on("error", () => undefined);
     if (body) stream.end(body);
@@ -347,7 +350,7 @@ describe("limits at the API edge", () => {
       }),
       "reset of a request stream without its body",
     );
-    assert.notEqual(grpcStatus(stalled), 0, "the stalled request is not answered as a success");
+    assert.equal(stalled.rstCode, http2.constants.NGHTTP2_CANCEL, "the stalled request stream is reset");
   });
 
   test("a WatchOperation stream open longer than every timeout still gets its final update (Connect on HTTP/1.1, gRPC on HTTP/2)", async () => {
@@ -430,5 +433,21 @@ describe("limits at the API edge", () => {
     }
     for (const start of starts) await expectCode(start(), Code.ResourceExhausted, /provisioning starts.*PROVISIONING_BURST/);
     await expectCode(api.clients(bob.token).servers.configureServer({ id: bobServer.id }), Code.Unavailable);
+  });
+
+  test("a bucket refills at its rate up to its burst, per key", () => {
+    let now = 0;
+    const limiter = createRateLimiter({ burst: 2, perMinute: 6 }, () => now);
+    assert.equal(limiter.take("a"), 0);
+    assert.equal(limiter.take("a"), 0);
+    assert.equal(limiter.take("a"), 10_000, "empty: the next call in 10 s (6 per minute)");
+    assert.equal(limiter.take("b"), 0, "another key has its own bucket");
+    now = 10_000;
+    assert.equal(limiter.take("a"), 0, "one call refilled");
+    assert.ok(limiter.take("a") > 0);
+    now = 10 * 60_000;
+    assert.equal(limiter.take("a"), 0);
+    assert.equal(limiter.take("a"), 0);
+    assert.ok(limiter.take("a") > 0, "refills no further than the burst");
   });
 });
