@@ -34,6 +34,19 @@ export function createLimitedHttp1Server(limits: Timeouts, listener: http.Reques
   return server;
 }
 
+/** Streams one HTTP/2 connection may have open at once (Node allows 2^32 - 1; gRPC servers commonly 100). */
+const MAX_CONCURRENT_STREAMS = 100;
+
+/** An HTTP/2 server whose sessions are limited as `limitHttp2Session` says. */
+export function createLimitedHttp2Server(
+  limits: Timeouts,
+  listener: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+): http2.Http2Server {
+  const server = http2.createServer({ settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS } }, listener);
+  server.on("session", (session) => limitHttp2Session(session, limits));
+  return server;
+}
+
 /**
  * HTTP/2 has no header or keep-alive timeouts of its own. A session with no open
  * stream for `idleTimeoutMs` is closed (GOAWAY; pings do not keep it); a request
@@ -41,7 +54,7 @@ export function createLimitedHttp1Server(limits: Timeouts, listener: http.Reques
  * A stream whose request has arrived may stay open (WatchOperation) however
  * quiet it is.
  */
-export function limitHttp2Session(session: http2.ServerHttp2Session, limits: Timeouts): void {
+function limitHttp2Session(session: http2.ServerHttp2Session, limits: Timeouts): void {
   let open = 0;
   let idle: NodeJS.Timeout | undefined;
   const armIdle = () => {

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import * as http from "node:http";
-import * as http2 from "node:http2";
+import type * as http2 from "node:http2";
 import { type AddressInfo, createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
 import { hostname } from "node:os";
 import { Duplex } from "node:stream";
@@ -10,7 +10,7 @@ import { type HeartbeatIngestor, startHeartbeatIngestor } from "../core/heartbea
 import type { Database } from "../db/client.js";
 import type { AgentServiceDeps } from "./agent-service.js";
 import { type NodeHandler, ownerAuthentication, requireOwnerInterceptor } from "./auth.js";
-import { createLimitedHttp1Server, firstByteDeadline, limitHttp2Session } from "./connection-limits.js";
+import { createLimitedHttp1Server, createLimitedHttp2Server, firstByteDeadline } from "./connection-limits.js";
 import { defaultEdgeLimits, type EdgeLimits } from "./edge-limits.js";
 import { errorInterceptor } from "./errors.js";
 import { heartbeatFastPath } from "./heartbeat-fast-path.js";
@@ -106,8 +106,7 @@ export function buildApiServer(deps: ApiDeps, edgeLimits: Partial<EdgeLimits> = 
   };
   // Keep-alive (the idle timeout) longer than clients' and load balancers', so a reused connection is not closed under a request.
   const h1 = createLimitedHttp1Server(limits, handler as http.RequestListener);
-  const h2 = http2.createServer(handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
-  h2.on("session", (session) => limitHttp2Session(session, limits));
+  const h2 = createLimitedHttp2Server(limits, handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
   const sockets = new Set<Socket>();
 
   const front: NetServer = createNetServer((socket) => {

@@ -332,9 +332,10 @@ describe("limits at the API edge", () => {
     }
   });
 
-  test("HTTP/2: a session without streams is closed after the idle timeout; a request stream that never ends is reset", async () => {
+  test("HTTP/2: 100 streams per session, a session without streams is closed after the idle timeout, a request stream that never ends is reset", async () => {
     const session = http2.connect(api.baseUrl);
-    await once(session, "connect");
+    const [settings] = (await once(session, "remoteSettings")) as [http2.Settings];
+    assert.equal(settings.maxConcurrentStreams, 100, "a session may open 100 streams at once");
     const health = session.request({ ":path": "/healthz" });
     health.resume();
     await once(health, "close");
