@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import * as http from "node:http";
-import * as http2 from "node:http2";
+import type * as http2 from "node:http2";
 import { type AddressInfo, createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
 import { hostname } from "node:os";
 import { Duplex } from "node:stream";
@@ -9,12 +9,13 @@ import { createAgentTokenVerifier } from "../core/agent-tokens.js";
 import { type HeartbeatIngestor, startHeartbeatIngestor } from "../core/heartbeat-ingest.js";
 import type { Database } from "../db/client.js";
 import type { AgentServiceDeps } from "./agent-service.js";
-import { authInterceptor } from "./auth.js";
+import { type NodeHandler, ownerAuthentication, requireOwnerInterceptor } from "./auth.js";
+import { createLimitedHttp1Server, createLimitedHttp2Server, firstByteDeadline } from "./connection-limits.js";
+import { defaultEdgeLimits, type EdgeLimits } from "./edge-limits.js";
 import { errorInterceptor } from "./errors.js";
 import { heartbeatFastPath } from "./heartbeat-fast-path.js";
+import { ownerLimitsInterceptor } from "./owner-limits.js";
 import { type ApiDeps, routes } from "./routes.js";
-
-type NodeHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
 function healthHandler(db: Database): NodeHandler {
   return (_req, res) => {
@@ -76,7 +77,8 @@ const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
  * prior knowledge), curl and browsers speak HTTP/1.1: the first bytes of each
  * connection say which, and the socket is handed to the matching server.
  */
-export function buildApiServer(deps: ApiDeps): ApiServer {
+export function buildApiServer(deps: ApiDeps, edgeLimits: Partial<EdgeLimits> = {}): ApiServer {
+  const limits: EdgeLimits = { ...defaultEdgeLimits, ...edgeLimits };
   const ingestor =
     deps.ingestor ?? startHeartbeatIngestor(deps.db, { instanceId: `api-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}` });
   const agents: AgentServiceDeps = {
@@ -86,10 +88,15 @@ export function buildApiServer(deps: ApiDeps): ApiServer {
     ingestor,
     verifyAgentToken: createAgentTokenVerifier(deps.db, deps.listen),
   };
-  const connect = connectNodeAdapter({
-    routes: routes(deps, agents),
-    interceptors: [errorInterceptor, authInterceptor(deps.db)],
-  }) as NodeHandler;
+  const auth = ownerAuthentication(deps.db);
+  const connect = auth.handler(
+    connectNodeAdapter({
+      routes: routes(deps, agents),
+      readMaxBytes: limits.maxRequestBytes,
+      contextValues: auth.contextValues,
+      interceptors: [errorInterceptor, requireOwnerInterceptor, ownerLimitsInterceptor(limits)],
+    }) as NodeHandler,
+  );
   const heartbeat = heartbeatFastPath(agents);
   const health = healthHandler(deps.db);
   const handler: NodeHandler = (req, res) => {
@@ -97,22 +104,22 @@ export function buildApiServer(deps: ApiDeps): ApiServer {
     if (req instanceof http.IncomingMessage && heartbeat(req, res as http.ServerResponse)) return;
     connect(req, res);
   };
-  const h1 = http.createServer(handler as http.RequestListener);
-  // Longer than clients' and load balancers' idle timeouts, so a reused keep-alive connection is not closed under a request.
-  h1.keepAliveTimeout = 65_000;
-  h1.headersTimeout = 66_000;
-  const h2 = http2.createServer(handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+  // Keep-alive (the idle timeout) longer than clients' and load balancers', so a reused connection is not closed under a request.
+  const h1 = createLimitedHttp1Server(limits, handler as http.RequestListener);
+  const h2 = createLimitedHttp2Server(limits, handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
   const sockets = new Set<Socket>();
 
   const front: NetServer = createNetServer((socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
+    const sniffed = firstByteDeadline(socket, limits);
     let head = Buffer.alloc(0);
     const onData = (chunk: Buffer) => {
       head = Buffer.concat([head, chunk]);
       const prefix = head.subarray(0, HTTP2_PREFACE.length);
       if (head.length < HTTP2_PREFACE.length && HTTP2_PREFACE.subarray(0, head.length).equals(head)) return;
       socket.off("data", onData);
+      sniffed();
       socket.pause();
       if (prefix.equals(HTTP2_PREFACE)) {
         h2.emit("connection", replaying(head, socket));

@@ -13,6 +13,7 @@ import { ServerService } from "../gen/axion/infrastructure/v1/server_service_pb.
 import { TokenService } from "../gen/axion/infrastructure/v1/token_service_pb.js";
 import { type AgentServiceDeps, agentService } from "./agent-service.js";
 import { clusterService } from "./cluster-service.js";
+import { AGENT_MAX_REQUEST_BYTES } from "./edge-limits.js";
 import { operationService } from "./operation-service.js";
 import { providerAccountService } from "./provider-account-service.js";
 import { requirementsService } from "./requirements-service.js";
@@ -34,7 +35,7 @@ export type ApiDeps = InventoryDeps & {
 
 export function routes(deps: ApiDeps, agents: AgentServiceDeps) {
   return (router: ConnectRouter) => {
-    router.service(AgentService, agentService(agents));
+    router.service(AgentService, agentService(agents), { readMaxBytes: AGENT_MAX_REQUEST_BYTES });
     router.service(ClusterService, clusterService(deps.db));
     router.service(ServerService, serverService(deps));
     router.service(OperationService, operationService(deps.db, deps.workflows));

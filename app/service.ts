@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import { Client, Connection } from "@temporalio/client";
 import type { Worker } from "@temporalio/worker";
 import type { ProviderEndpoints } from "../activities/providers/registry.js";
+import { edgeLimitsFromConfig } from "../api/edge-limits.js";
 import { buildApiServer } from "../api/http-server.js";
 import { startProvisionerQueue } from "../compat/provisioner-queue.js";
 import { createAgentSignatureVerifier } from "../core/agent-tokens.js";
@@ -128,15 +129,18 @@ export async function startService(config: Config, role: Role = "all"): Promise<
 
     let apiPort: number | undefined;
     if (role !== "worker") {
-      const api = buildApiServer({
-        db: database.db,
-        listen: database.listen,
-        cipher,
-        maxServersPerOwner: config.MAX_SERVERS_PER_USER,
-        workflows,
-        heartbeatIntervalSeconds: config.AGENT_HEARTBEAT_INTERVAL,
-        providers,
-      });
+      const api = buildApiServer(
+        {
+          db: database.db,
+          listen: database.listen,
+          cipher,
+          maxServersPerOwner: config.MAX_SERVERS_PER_USER,
+          workflows,
+          heartbeatIntervalSeconds: config.AGENT_HEARTBEAT_INTERVAL,
+          providers,
+        },
+        edgeLimitsFromConfig(config),
+      );
       apiPort = await api.listen(config.PORT);
       stops.push(() => api.close());
       if (config.KAFKA_BROKERS) {

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import type { ProviderEndpoints } from "../../activities/providers/registry.js";
+import type { EdgeLimits } from "../../api/edge-limits.js";
 import { buildApiServer } from "../../api/http-server.js";
 import { createCredentialsCipher } from "../../core/credentials-cipher.js";
 import type { HeartbeatIngestor } from "../../core/heartbeat-ingest.js";
@@ -47,20 +48,25 @@ export async function startTestApi(
     listenHost?: string;
     heartbeatIntervalSeconds?: number;
     providers?: ProviderEndpoints;
+    /** Limits at the edge; the defaults of core/config.ts where not given. */
+    limits?: Partial<EdgeLimits>;
   } = {},
 ): Promise<TestApi> {
   const database = options.database ?? (await openDatabase({ databaseUrl: options.databaseUrl, dataDir: "memory://", poolSize: 20 }));
   await database.migrate();
   const cipher = createCredentialsCipher(testCredentialsKey);
-  const server = buildApiServer({
-    db: database.db,
-    listen: database.listen,
-    cipher,
-    maxServersPerOwner: options.maxServersPerOwner ?? 1000,
-    heartbeatIntervalSeconds: options.heartbeatIntervalSeconds,
-    workflows: options.workflows,
-    providers: options.providers,
-  });
+  const server = buildApiServer(
+    {
+      db: database.db,
+      listen: database.listen,
+      cipher,
+      maxServersPerOwner: options.maxServersPerOwner ?? 1000,
+      heartbeatIntervalSeconds: options.heartbeatIntervalSeconds,
+      workflows: options.workflows,
+      providers: options.providers,
+    },
+    options.limits,
+  );
   const port = await server.listen(0, options.listenHost ?? "127.0.0.1");
   const baseUrl = `http://127.0.0.1:${port}`;
   let owners = 0;

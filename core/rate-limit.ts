@@ -1,0 +1,35 @@
+export interface RateLimit {
+  /** Calls allowed at once from a full bucket. */
+  burst: number;
+  /** Calls the bucket refills per minute. */
+  perMinute: number;
+}
+
+export interface RateLimiter {
+  /** Takes one call from `key`'s bucket: 0 when allowed, else the milliseconds until the next call would be. */
+  take(key: string): number;
+}
+
+/** Buckets kept before full ones are forgotten (a full bucket is the same as none). */
+const SWEEP_AT = 1000;
+
+/** Token buckets, one per key, in this process' memory. */
+export function createRateLimiter(limit: RateLimit, now: () => number = () => performance.now()): RateLimiter {
+  const buckets = new Map<string, { tokens: number; at: number }>();
+  const perMs = limit.perMinute / 60_000;
+  const tokensAt = (bucket: { tokens: number; at: number } | undefined, t: number) =>
+    bucket ? Math.min(limit.burst, bucket.tokens + (t - bucket.at) * perMs) : limit.burst;
+
+  return {
+    take(key) {
+      const t = now();
+      const tokens = tokensAt(buckets.get(key), t);
+      if (tokens < 1) return Math.ceil((1 - tokens) / perMs);
+      buckets.set(key, { tokens: tokens - 1, at: t });
+      if (buckets.size > SWEEP_AT) {
+        for (const [k, bucket] of buckets) if (tokensAt(bucket, t) >= limit.burst) buckets.delete(k);
+      }
+      return 0;
+    },
+  };
+}
