@@ -83,6 +83,7 @@ export function buildApiServer(deps: ApiDeps): ApiServer {
     db: deps.db,
     workflows: deps.workflows,
     heartbeatIntervalSeconds: deps.heartbeatIntervalSeconds ?? 10,
+    agentCallsPerInterval: deps.agentCallsPerInterval,
     ingestor,
     verifyAgentToken: createAgentTokenVerifier(deps.db, deps.listen),
   };

@@ -6,7 +6,7 @@ import type { VpsProvider } from "../activities/providers/provider.js";
 import { createTime4vpsProvider } from "../activities/providers/time4vps.js";
 import { buildApiServer } from "../api/http-server.js";
 import { startProvisionerQueue } from "../compat/provisioner-queue.js";
-import { createAgentSignatureVerifier } from "../core/agent-tokens.js";
+import { createKafkaHeartbeatVerifier } from "../core/agent-tokens.js";
 import type { Config } from "../core/config.js";
 import { createCredentialsCipher, resolveCredentialsKey } from "../core/credentials-cipher.js";
 import { log } from "../core/log.js";
@@ -133,14 +133,16 @@ export async function startService(config: Config, role: Role = "all"): Promise<
         maxServersPerOwner: config.MAX_SERVERS_PER_USER,
         workflows,
         heartbeatIntervalSeconds: config.AGENT_HEARTBEAT_INTERVAL,
+        agentCallsPerInterval: config.AGENT_RATE_LIMIT,
       });
       apiPort = await api.listen(config.PORT);
       stops.push(() => api.close());
       if (config.KAFKA_BROKERS) {
         const consumer = await startHeartbeatConsumer({
           brokers: config.KAFKA_BROKERS,
+          db: database.db,
           ingestor: api.ingestor,
-          verifySignature: createAgentSignatureVerifier(database.db, database.listen),
+          verify: createKafkaHeartbeatVerifier(database.db, cipher),
         });
         stops.push(() => consumer.stop());
       }

@@ -83,6 +83,7 @@ const schema = z.object({
   AGENT_BINARY_DIR: z.string().default("agent/dist"),
   AGENT_HEARTBEAT_INTERVAL: z.coerce.number({ error: "must be seconds" }).int().min(1).max(3600).default(10),
   AGENT_HEARTBEAT_TIMEOUT: z.coerce.number({ error: "must be seconds" }).int().min(5).max(86400).default(40),
+  AGENT_RATE_LIMIT: z.coerce.number({ error: "must be a whole number" }).int().min(1).max(1000).default(5),
   LIVENESS_SWEEP_INTERVAL: z.coerce.number({ error: "must be seconds" }).int().min(1).max(3600).default(5),
   RECOVER_OFFLINE_SERVERS: z.enum(["true", "false"], { error: "must be true or false" }).default("false"),
   METRICS_RETENTION_HOURS: z.coerce.number({ error: "must be hours" }).int().min(1).default(168),
