@@ -43,6 +43,7 @@ export interface HeartbeatRecord {
 
 const snake = (name: string): string => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 // C0 controls and DEL: nothing an agent reports (host names, OS names, mount points) holds them, and jsonb refuses NUL.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding them is the point.
 const CONTROL = /[\u0000-\u001f\u007f]/;
 // A surrogate without its pair: JSON escapes it and jsonb refuses it.
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
