@@ -78,7 +78,11 @@ interface StoredHashes {
   current: Buffer;
   pending?: Buffer;
 }
-type Lookup = (serverId: string) => Promise<StoredHashes | undefined>;
+interface Lookup {
+  (serverId: string): Promise<StoredHashes | undefined>;
+  /** Forgets what this process knows of the server's tokens (its own change, before the notification comes back). */
+  evict(serverId: string): void;
+}
 
 /**
  * The stored token hashes per server for the heartbeat hot path. Hashes stay
@@ -144,16 +148,22 @@ function storedHashLookup(db: Database, listen?: Listen): Lookup {
     }
   };
 
-  return (serverId) => {
+  const lookup = (serverId: string) => {
     const entry = cache.get(serverId);
     if (entry && entry.expires > Date.now()) return Promise.resolve(entry.hashes);
-    return new Promise((resolve, reject) => {
+    return new Promise<StoredHashes | undefined>((resolve, reject) => {
       const waiters = waiting.get(serverId);
       if (waiters) return waiters.push({ resolve, reject });
       if (waiting.size === 0) setImmediate(() => void fetchWaiting());
       waiting.set(serverId, [{ resolve, reject }]);
     });
   };
+  return Object.assign(lookup, {
+    evict(serverId: string) {
+      generation += 1;
+      cache.delete(serverId);
+    },
+  });
 }
 
 /**
@@ -169,6 +179,7 @@ export function createAgentTokenVerifier(db: Database, listen?: Listen) {
     if (timingSafeEqual(presented, hashes.current)) return true;
     if (!hashes.pending || !timingSafeEqual(presented, hashes.pending)) return false;
     await promotePendingToken(db, serverId, hashes.pending.toString("hex"));
+    storedHash.evict(serverId);
     return true;
   };
 }

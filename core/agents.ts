@@ -15,7 +15,8 @@ export async function recordRegistration(db: Database, serverId: string, info: R
   await db.transaction(async (tx) => {
     const [row] = await tx
       .update(agents)
-      .set({ info, registeredAt: sql`now()`, lastHeartbeatAt: sql`now()` })
+      // last_heartbeat_at keeps the clock of the heartbeat ingestion it is compared with (received_at, caught_up_to).
+      .set({ info, registeredAt: sql`now()`, lastHeartbeatAt: new Date() })
       .where(eq(agents.serverId, serverId))
       .returning({ at: agents.registeredAt });
     await enqueueServerEvent(tx, serverId, "agent.registered", { serverId, ...info, at: row?.at?.toISOString() });

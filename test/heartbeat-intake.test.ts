@@ -203,6 +203,24 @@ for (const backend of ["pglite", "postgres"] as Backend[]) {
       assert.equal((await post(other, { serverId: other.id, metrics: metrics() })).status, 200, "other agents are not limited by it");
     });
 
+    test("a reinstall's token is pending: both work until the new one is first used, which revokes the old one at once", async () => {
+      const agent = await newAgent();
+      const cipher = createCredentialsCipher(testCredentialsKey);
+      const pending = await issueAgentToken(api.database.db, agent.id, { cipher, pending: true });
+      await new Promise((r) => setTimeout(r, 200)); // the change notification reaches the API
+      assert.equal((await post(agent, { serverId: agent.id, metrics: metrics() })).status, 200, "the running agent keeps working");
+      // A second reinstall that also fails replaces the pending token; the running agent is still fine.
+      const pendingAgain = await issueAgentToken(api.database.db, agent.id, { cipher, pending: true });
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal((await post({ ...agent, token: pending }, { serverId: agent.id, metrics: metrics() })).status, 401);
+      assert.equal((await post(agent, { serverId: agent.id, metrics: metrics() })).status, 200);
+      await agentClient(pendingAgain).register({ serverId: agent.id, info: { hostname: "reinstalled" } });
+      assert.equal((await post(agent, { serverId: agent.id, metrics: metrics() })).status, 401, "the old token is revoked");
+      assert.equal((await post({ ...agent, token: pendingAgain }, { serverId: agent.id, metrics: metrics() })).status, 200);
+      const [row] = await api.database.db.select().from(agents).where(eq(agents.serverId, agent.id));
+      assert.equal(row?.pendingTokenHash, null);
+    });
+
     // PGlite runs inside this process and reads its clock: only a database of its own has a clock of its own.
     test("registration is compared with the database's clock: an API whose clock is behind still completes the install wait", {
       skip: backend !== "postgres",
