@@ -19,7 +19,7 @@ import { AppError } from "./errors.js";
  */
 
 export const INTAKE_LIMITS = {
-  maxDisks: 64,
+  maxDisks: 256,
   maxMountLength: 1024,
   /** Byte counts up to 1 EiB. */
   maxBytes: 1n << 60n,

@@ -130,7 +130,7 @@ for (const backend of ["pglite", "postgres"] as Backend[]) {
         [{ ...metrics("x".repeat(5000)) }, /metrics\.disks\[0\]\.mount/],
         [{ ...metrics("/\ud800") }, /mount/],
         [{ ...metrics("/a\tb") }, /metrics\.disks\[0\]\.mount/],
-        [{ disks: Array.from({ length: 65 }, (_, i) => ({ mount: `/m${i}` })) }, /metrics\.disks\b/],
+        [{ disks: Array.from({ length: 257 }, (_, i) => ({ mount: `/m${i}` })) }, /metrics\.disks\b/],
         [{ cpuPercent: "NaN" }, /metrics\.cpu_percent/],
         [{ cpuPercent: 1e9 }, /metrics\.cpu_percent/],
         [{ load1: "Infinity" }, /metrics\.load1/],
