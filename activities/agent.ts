@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ApplicationFailure } from "@temporalio/common";
 import { issueAgentToken } from "../core/agent-tokens.js";
-import { getAgent } from "../core/agents.js";
+import { agentRegisteredSince, databaseNow, getAgent } from "../core/agents.js";
 import type { StepResult } from "../workflows/definitions.js";
 import type { ActivityDeps } from "./deps.js";
 import { agentInstallScript, agentStateScript, parseStepOutput } from "./host-scripts.js";
@@ -25,7 +25,7 @@ function sha256Of(path: string): string {
 
 export interface AgentStepResult extends StepResult {
   skipped?: boolean;
-  /** Registration must be newer than this for the step to be done (ISO time). */
+  /** Registration must be newer than this for the step to be done (ISO time, the database's clock). */
   installedAt?: string;
 }
 
@@ -50,7 +50,8 @@ export function createAgentActivities(deps: ActivityDeps) {
           const registered = await getAgent(deps.db, input.serverId);
           if (state === "ok" && registered?.registeredAt) return { changed: false, detail: "agent installed, running and registered" };
         }
-        const token = await issueAgentToken(deps.db, input.serverId);
+        // Pending until the new agent first uses it: if anything below fails, the running agent keeps its token.
+        const token = await issueAgentToken(deps.db, input.serverId, { cipher: deps.cipher, pending: true });
         const home = (await session.run(sh`printf '%s' "$HOME"`, { root: false })).stdout.trim();
         const suffix = randomBytes(6).toString("hex");
         const remoteBinary = `${home}/.axion-agent-${suffix}`;
@@ -65,7 +66,7 @@ export function createAgentActivities(deps: ActivityDeps) {
             heartbeat_interval_seconds: agent.heartbeatIntervalSeconds,
           };
           writeFileSync(configFile, JSON.stringify(config), { mode: 0o600 });
-          const installedAt = new Date().toISOString();
+          const installedAt = await databaseNow(deps.db);
           await heartbeating(async () => {
             await session.upload(binary, remoteBinary, 0o700);
             await session.upload(configFile, remoteConfig, 0o600);
@@ -78,10 +79,9 @@ export function createAgentActivities(deps: ActivityDeps) {
       });
     },
 
-    /** Has the agent registered since `since`? Polled by the workflow with durable timers. */
+    /** Has the agent registered since `since`? Polled by the workflow with durable timers; compared with the database's clock. */
     async agentRegisteredSince(input: { serverId: string; since: string }): Promise<boolean> {
-      const agent = await getAgent(deps.db, input.serverId);
-      return Boolean(agent?.registeredAt && agent.registeredAt >= new Date(input.since));
+      return agentRegisteredSince(deps.db, input.serverId, input.since);
     },
   };
 }

@@ -1,9 +1,11 @@
-import { create, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import { createAgentRateLimiter } from "../core/agent-rate-limit.js";
 import { getAgent, listMetrics, recordRegistration } from "../core/agents.js";
 import { AppError } from "../core/errors.js";
 import type { HeartbeatIngestor } from "../core/heartbeat-ingest.js";
+import { agentInfoRecord, heartbeatRecord } from "../core/heartbeat-intake.js";
 import { requireId } from "../core/ids.js";
 import { startServerOperation, type WorkflowGateway } from "../core/provisioning.js";
 import { requireServer } from "../core/servers.js";
@@ -25,34 +27,48 @@ export interface AgentServiceDeps {
   ingestor: HeartbeatIngestor;
   verifyAgentToken: (serverId: string, token: string) => Promise<boolean>;
   heartbeatIntervalSeconds: number;
+  /** Register and Heartbeat calls one agent may make per heartbeat interval on average (bursts of twice that); default 5. */
+  agentCallsPerInterval?: number;
 }
 
-/** An agent speaks only for the server its token was issued to. */
+/** One limiter per set of deps, so the Connect route and the fast path share each agent's budget. */
+const limiters = new WeakMap<AgentServiceDeps, (serverId: string) => boolean>();
+function takeAgentCall(deps: AgentServiceDeps, serverId: string): void {
+  let limiter = limiters.get(deps);
+  if (!limiter) {
+    limiter = createAgentRateLimiter({ perInterval: deps.agentCallsPerInterval ?? 5, intervalSeconds: deps.heartbeatIntervalSeconds });
+    limiters.set(deps, limiter);
+  }
+  if (!limiter(serverId)) {
+    throw new AppError(
+      "resource_exhausted",
+      `too many calls from this agent: at most ${deps.agentCallsPerInterval ?? 5} per ${deps.heartbeatIntervalSeconds} s`,
+    );
+  }
+}
+
+/** An agent speaks only for the server its token was issued to, and within its rate limit. */
 async function requireAgent(deps: AgentServiceDeps, authorization: string | null, serverId: string): Promise<string> {
   const id = requireId("server_id", serverId);
   const match = /^Bearer\s+(\S+)$/i.exec(authorization ?? "");
   if (!match || !(await deps.verifyAgentToken(id, match[1] as string))) {
     throw new ConnectError("invalid agent token for this server", Code.Unauthenticated);
   }
+  takeAgentCall(deps, id);
   return id;
 }
 
 /** Heartbeat handling shared by the Connect route and the HTTP/1.1 JSON fast path. */
 export async function acceptHeartbeat(deps: AgentServiceDeps, authorization: string | null, req: HeartbeatRequest): Promise<void> {
   const serverId = await requireAgent(deps, authorization, req.serverId);
-  if (!req.metrics) throw AppError.invalid("metrics", "is required");
-  await deps.ingestor.submit({
-    serverId,
-    sampledAt: req.sampleTime ? timestampDate(req.sampleTime) : new Date(),
-    metrics: toJson(MetricsSchema, req.metrics) as Record<string, unknown>,
-  });
+  await deps.ingestor.submit(heartbeatRecord(serverId, req, deps.ingestor.databaseNow()));
 }
 
 export function agentService(deps: AgentServiceDeps): ServiceImpl<typeof AgentService> {
   return {
     async register(req, ctx) {
       const serverId = await requireAgent(deps, ctx.requestHeader.get("authorization"), req.serverId);
-      await recordRegistration(deps.db, serverId, toJson(AgentInfoSchema, req.info ?? create(AgentInfoSchema)) as Record<string, unknown>);
+      await recordRegistration(deps.db, serverId, agentInfoRecord(req.info));
       return { heartbeatIntervalSeconds: deps.heartbeatIntervalSeconds };
     },
     async heartbeat(req, ctx) {

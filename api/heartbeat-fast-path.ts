@@ -1,8 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { fromJsonString } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus, errorToJsonBytes, parseContentType } from "@connectrpc/connect/protocol-connect";
-import { HeartbeatRequestSchema } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
+import { parseHeartbeatJson } from "../core/heartbeat-intake.js";
 import { type AgentServiceDeps, acceptHeartbeat } from "./agent-service.js";
 import { toConnectError } from "./errors.js";
 
@@ -35,13 +34,7 @@ export function heartbeatFastPath(deps: AgentServiceDeps) {
     req.on("end", () => {
       const answer = async () => {
         if (size > MAX_BODY_BYTES) throw new ConnectError(`message is larger than ${MAX_BODY_BYTES} bytes`, Code.ResourceExhausted);
-        let message: ReturnType<typeof fromJsonString<typeof HeartbeatRequestSchema>>;
-        try {
-          message = fromJsonString(HeartbeatRequestSchema, Buffer.concat(chunks).toString("utf8"));
-        } catch (error) {
-          throw new ConnectError(`cannot decode request: ${error instanceof Error ? error.message : String(error)}`, Code.InvalidArgument);
-        }
-        await acceptHeartbeat(deps, req.headers.authorization ?? null, message);
+        await acceptHeartbeat(deps, req.headers.authorization ?? null, parseHeartbeatJson(Buffer.concat(chunks).toString("utf8")));
       };
       answer().then(
         () => {

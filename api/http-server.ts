@@ -85,6 +85,7 @@ export function buildApiServer(deps: ApiDeps, edgeLimits: Partial<EdgeLimits> = 
     db: deps.db,
     workflows: deps.workflows,
     heartbeatIntervalSeconds: deps.heartbeatIntervalSeconds ?? 10,
+    agentCallsPerInterval: deps.agentCallsPerInterval,
     ingestor,
     verifyAgentToken: createAgentTokenVerifier(deps.db, deps.listen),
   };

@@ -25,6 +25,8 @@ export type ApiDeps = InventoryDeps & {
   workflows?: WorkflowGateway;
   /** Seconds between agent heartbeats, told to agents at registration. */
   heartbeatIntervalSeconds?: number;
+  /** Register/Heartbeat calls per agent per heartbeat interval (AGENT_RATE_LIMIT). */
+  agentCallsPerInterval?: number;
   /** Where heartbeats go; by default a batching ingestor on `db` (the benchmark swaps in one write per heartbeat). */
   ingestor?: HeartbeatIngestor;
   /** Token rotation notifications; without them a rotated agent token keeps working for up to 10 s. */

@@ -6,7 +6,7 @@ import type { ProviderEndpoints } from "../activities/providers/registry.js";
 import { edgeLimitsFromConfig } from "../api/edge-limits.js";
 import { buildApiServer } from "../api/http-server.js";
 import { startProvisionerQueue } from "../compat/provisioner-queue.js";
-import { createAgentSignatureVerifier } from "../core/agent-tokens.js";
+import { createKafkaHeartbeatVerifier } from "../core/agent-tokens.js";
 import type { Config } from "../core/config.js";
 import { createCredentialsCipher, resolveCredentialsKey } from "../core/credentials-cipher.js";
 import { log } from "../core/log.js";
@@ -138,6 +138,7 @@ export async function startService(config: Config, role: Role = "all"): Promise<
           workflows,
           heartbeatIntervalSeconds: config.AGENT_HEARTBEAT_INTERVAL,
           providers,
+          agentCallsPerInterval: config.AGENT_RATE_LIMIT,
         },
         edgeLimitsFromConfig(config),
       );
@@ -146,8 +147,9 @@ export async function startService(config: Config, role: Role = "all"): Promise<
       if (config.KAFKA_BROKERS) {
         const consumer = await startHeartbeatConsumer({
           brokers: config.KAFKA_BROKERS,
+          db: database.db,
           ingestor: api.ingestor,
-          verifySignature: createAgentSignatureVerifier(database.db, database.listen),
+          verify: createKafkaHeartbeatVerifier(database.db, cipher),
         });
         stops.push(() => consumer.stop());
       }

@@ -29,9 +29,10 @@ const perHeartbeat: HeartbeatIngestor = {
         sql`update agents set last_heartbeat_at = now(), latest_metrics = ${metrics}::jsonb where server_id = ${hb.serverId}`,
       );
       await tx.execute(sql`insert into metrics_samples (server_id, sampled_at, received_at, metrics)
-        values (${hb.serverId}, ${hb.sampledAt.toISOString()}::timestamptz, now(), ${metrics}::jsonb)`);
+        values (${hb.serverId}, coalesce(${hb.sampledAt?.toISOString() ?? null}::timestamptz, now()), now(), ${metrics}::jsonb)`);
     });
   },
+  databaseNow: () => Date.now(),
   async stop() {},
 };
 

@@ -1,4 +1,4 @@
-import { and, asc, eq, gte, lte } from "drizzle-orm";
+import { and, asc, eq, gte, lte, sql } from "drizzle-orm";
 import type { Database } from "../db/client.js";
 import { agents, metricsSamples } from "../db/schema.js";
 import { enqueueServerEvent } from "./outbox.js";
@@ -7,14 +7,36 @@ export type AgentRow = typeof agents.$inferSelect;
 
 /**
  * Registration: what the agent reports about its host, stored on its row, with
- * an `agent.registered` event in the same transaction.
+ * an `agent.registered` event in the same transaction. Times are the
+ * database's: the install step that waits for this compares with its own
+ * start, also taken from the database, never across two processes' clocks.
  */
 export async function recordRegistration(db: Database, serverId: string, info: Record<string, unknown>): Promise<void> {
   await db.transaction(async (tx) => {
-    const now = new Date();
-    await tx.update(agents).set({ info, registeredAt: now, lastHeartbeatAt: now }).where(eq(agents.serverId, serverId));
-    await enqueueServerEvent(tx, serverId, "agent.registered", { serverId, ...info, at: now.toISOString() });
+    const [row] = await tx
+      .update(agents)
+      // last_heartbeat_at keeps the clock of the heartbeat ingestion it is compared with (received_at, caught_up_to).
+      .set({ info, registeredAt: sql`now()`, lastHeartbeatAt: new Date() })
+      .where(eq(agents.serverId, serverId))
+      .returning({ at: agents.registeredAt });
+    await enqueueServerEvent(tx, serverId, "agent.registered", { serverId, ...info, at: row?.at?.toISOString() });
   });
+}
+
+/** The database's clock, as an ISO time: the mark a later `agentRegisteredSince` compares with. */
+export async function databaseNow(db: Database): Promise<string> {
+  const result = await db.execute(sql`select to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as now`);
+  const rows = (Array.isArray(result) ? result : (result as { rows: unknown[] }).rows) as { now: string }[];
+  return rows[0]?.now as string;
+}
+
+/** Has the agent registered at or after `since` (a `databaseNow` mark)? Compared in the database. */
+export async function agentRegisteredSince(db: Database, serverId: string, since: string): Promise<boolean> {
+  const [row] = await db
+    .select({ registered: sql<boolean>`${agents.registeredAt} >= ${since}::timestamptz` })
+    .from(agents)
+    .where(eq(agents.serverId, serverId));
+  return row?.registered === true;
 }
 
 export async function getAgent(db: Database, serverId: string): Promise<AgentRow | undefined> {

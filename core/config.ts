@@ -109,6 +109,7 @@ const schema = z
     CONNECTION_TESTS_PER_MINUTE: z.coerce.number({ error: "must be a number" }).positive("must be more than 0").default(10),
     PROVISIONING_BURST: z.coerce.number({ error: "must be a whole number" }).int().min(1, "must be at least 1").default(60),
     PROVISIONING_STARTS_PER_MINUTE: z.coerce.number({ error: "must be a number" }).positive("must be more than 0").default(30),
+    AGENT_RATE_LIMIT: z.coerce.number({ error: "must be a whole number" }).int().min(1).max(1000).default(5),
     LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   })
   .superRefine((config, ctx) => {

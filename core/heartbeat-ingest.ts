@@ -1,12 +1,11 @@
 import { sql } from "drizzle-orm";
 import type { Database } from "../db/client.js";
+import { sqlState } from "./db-errors.js";
+import { AppError } from "./errors.js";
+import type { HeartbeatRecord } from "./heartbeat-intake.js";
 import { errorSummary, log } from "./log.js";
 
-export interface HeartbeatRecord {
-  serverId: string;
-  sampledAt: Date;
-  metrics: Record<string, unknown>;
-}
+export type { HeartbeatRecord } from "./heartbeat-intake.js";
 
 interface Pending extends HeartbeatRecord {
   receivedAt: Date;
@@ -16,7 +15,34 @@ interface Pending extends HeartbeatRecord {
 export interface HeartbeatIngestor {
   /** Resolves once the heartbeat is in the database. */
   submit(heartbeat: HeartbeatRecord): Promise<void>;
+  /** The database's clock as of now, estimated from the last write (the local clock until the first one). */
+  databaseNow(): number;
   stop(): Promise<void>;
+}
+
+/**
+ * A write that failed because of what one heartbeat holds (data exceptions,
+ * integrity violations such as a server deleted meanwhile), not because the
+ * database is unavailable: worth splitting the batch to find it.
+ */
+const isDataError = (error: unknown): boolean => /^2[23]/.test(sqlState(error) ?? "") || error instanceof RangeError;
+
+/**
+ * Records how far a heartbeat source other than the ingestor itself (the Kafka
+ * topic) has caught up: every heartbeat it received before `caughtUpTo` is in
+ * the database. Without `caughtUpTo` the row only shows the source is alive
+ * (and still holds back the liveness sweep where it was). Never moves back.
+ */
+export async function recordIngestionProgress(db: Database, instanceId: string, caughtUpTo?: Date): Promise<void> {
+  if (caughtUpTo) {
+    await db.execute(sql`
+      insert into ingestion_progress (instance_id, caught_up_to, updated_at)
+      values (${instanceId}, ${caughtUpTo.toISOString()}::timestamptz, now())
+      on conflict (instance_id) do update
+        set caught_up_to = greatest(ingestion_progress.caught_up_to, excluded.caught_up_to), updated_at = now()`);
+  } else {
+    await db.execute(sql`update ingestion_progress set updated_at = now() where instance_id = ${instanceId}`);
+  }
 }
 
 /**
@@ -38,19 +64,27 @@ export function startHeartbeatIngestor(
   let writing: Promise<void> | undefined;
   let stopped = false;
 
-  /** One statement (one round trip, atomic): latest state per server, every sample, and how far this instance has caught up. */
-  const write = async (batch: Pending[], caughtUpTo: Date) => {
+  /** Database clock minus local clock, measured at every write. */
+  let clockOffsetMs = 0;
+
+  /**
+   * One statement (one round trip, atomic): latest state per server, every
+   * sample, and (with `caughtUpTo`) how far this instance has caught up. A
+   * sample time left undefined by the intake is the database's `now()`.
+   */
+  const write = async (batch: Pending[], caughtUpTo?: Date) => {
     const samples = JSON.stringify(
       batch.map((h) => ({
         server_id: h.serverId,
-        sampled_at: h.sampledAt.toISOString(),
+        sampled_at: h.sampledAt?.toISOString(),
         received_at: h.receivedAt.toISOString(),
         metrics: h.metrics,
       })),
     );
-    await db.execute(sql`
+    const sentAt = Date.now();
+    const result = await db.execute(sql`
       with v as (
-        select * from jsonb_to_recordset(${samples}::jsonb)
+        select server_id, coalesce(sampled_at, now()) as sampled_at, received_at, metrics from jsonb_to_recordset(${samples}::jsonb)
           as v(server_id uuid, sampled_at timestamptz, received_at timestamptz, metrics jsonb)
       ),
       latest as (select distinct on (server_id) server_id, received_at, metrics from v order by server_id, received_at desc),
@@ -63,10 +97,49 @@ export function startHeartbeatIngestor(
         insert into metrics_samples (server_id, sampled_at, received_at, metrics)
         select v.server_id, v.sampled_at, v.received_at, v.metrics from v
         where exists (select 1 from agents a where a.server_id = v.server_id)
-      )
-      insert into ingestion_progress (instance_id, caught_up_to, updated_at)
-      values (${options.instanceId}, ${caughtUpTo.toISOString()}::timestamptz, now())
-      on conflict (instance_id) do update set caught_up_to = excluded.caught_up_to, updated_at = now()`);
+      )${
+        caughtUpTo
+          ? sql`,
+      progress as (
+        insert into ingestion_progress (instance_id, caught_up_to, updated_at)
+        values (${options.instanceId}, ${caughtUpTo.toISOString()}::timestamptz, now())
+        on conflict (instance_id) do update set caught_up_to = excluded.caught_up_to, updated_at = now()
+      )`
+          : sql``
+      }
+      select (extract(epoch from now()) * 1000)::float8 as db_now`);
+    const rows = (Array.isArray(result) ? result : (result as { rows: unknown[] }).rows) as { db_now: number | string }[];
+    const dbNow = Number(rows[0]?.db_now);
+    // now() is the transaction's start: about when the statement left here.
+    if (Number.isFinite(dbNow)) clockOffsetMs = dbNow - sentAt;
+  };
+
+  /**
+   * Writes a batch; if the write fails because of what a heartbeat holds, the
+   * batch is split in halves until every good heartbeat is written and only the
+   * bad one fails. Progress is recorded only with the batch's last part, so it
+   * never claims heartbeats still being retried.
+   */
+  const writeSplitting = async (batch: Pending[], caughtUpTo?: Date): Promise<void> => {
+    try {
+      await write(batch, caughtUpTo);
+      for (const hb of batch) hb.done();
+      return;
+    } catch (error) {
+      if (!isDataError(error)) {
+        log.warn("heartbeat batch not written", { size: batch.length, ...errorSummary(error) });
+        for (const hb of batch) hb.done(error);
+        return;
+      }
+      if (batch.length === 1) {
+        log.warn("heartbeat not storable", { serverId: batch[0]?.serverId, ...errorSummary(error) });
+        batch[0]?.done(AppError.invalid("metrics", "cannot be stored"));
+        return;
+      }
+    }
+    const half = Math.ceil(batch.length / 2);
+    await writeSplitting(batch.slice(0, half));
+    await writeSplitting(batch.slice(half), caughtUpTo);
   };
 
   /** Writes what is pending (at most `maxBatch` at a time), then keeps going while more has gathered. */
@@ -76,13 +149,7 @@ export function startHeartbeatIngestor(
       pending = pending.slice(batch.length);
       // Every heartbeat received before this instant is in this batch or an earlier one; later ones are still pending.
       const cutAt = pending.length > 0 ? (pending[0] as Pending).receivedAt : new Date();
-      try {
-        await write(batch, cutAt);
-        for (const hb of batch) hb.done();
-      } catch (error) {
-        log.warn("heartbeat batch not written", { size: batch.length, ...errorSummary(error) });
-        for (const hb of batch) hb.done(error);
-      }
+      await writeSplitting(batch, cutAt);
     } while (pending.length > 0);
     // Cleared in the same turn as the last check, so no heartbeat can slip in unnoticed.
     writing = undefined;
@@ -111,6 +178,7 @@ export function startHeartbeatIngestor(
         schedule();
       });
     },
+    databaseNow: () => Date.now() + clockOffsetMs,
     async stop() {
       stopped = true;
       clearInterval(idle);

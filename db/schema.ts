@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { foreignKey, index, integer, jsonb, pgTable, text, timestamp, unique, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+import { bigint, foreignKey, index, integer, jsonb, pgTable, text, timestamp, unique, uniqueIndex, uuid } from "drizzle-orm/pg-core";
 
 /** The drizzle schema is the source of truth; migrations in db/migrations are generated from it. */
 
@@ -198,9 +198,17 @@ export const agents = pgTable(
     serverId: uuid("server_id")
       .primaryKey()
       .references(() => servers.id, { onDelete: "cascade" }),
-    /** SHA-256 of the per-server token; a reinstall replaces it, so the old token stops working. */
+    /** SHA-256 of the per-server token; a promoted pending token replaces it, so the old token stops working. */
     tokenHash: text("token_hash").notNull(),
     tokenIssuedAt: timestamp("token_issued_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+    /** Kafka heartbeat signing key of the current token, encrypted with the credentials cipher (associated data: server id). */
+    kafkaKey: text("kafka_key"),
+    /** A token issued by a reinstall, accepted next to the current one until the new agent first uses it (then promoted). */
+    pendingTokenHash: text("pending_token_hash"),
+    pendingTokenIssuedAt: timestamp("pending_token_issued_at", { withTimezone: true, mode: "date" }),
+    pendingKafkaKey: text("pending_kafka_key"),
+    /** Highest Kafka heartbeat sequence accepted: a message with a sequence at or below it is a replay. */
+    kafkaSequence: bigint("kafka_sequence", { mode: "bigint" }).notNull().default(sql`0`),
     info: jsonb("info").$type<Record<string, unknown>>(),
     registeredAt: timestamp("registered_at", { withTimezone: true, mode: "date" }),
     lastHeartbeatAt: timestamp("last_heartbeat_at", { withTimezone: true, mode: "date" }),

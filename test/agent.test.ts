@@ -146,3 +146,32 @@ test("a token stolen from one server cannot speak for another; InstallAgent rota
   await expectCode(heartbeatFor(stolen, a.id), Code.Unauthenticated);
   await waitForStatus(a.id, ServerStatus.ONLINE, 10_000);
 });
+
+test("a failed InstallAgent leaves the running agent working with its old token; a successful one then replaces it", async () => {
+  const b = servers[1]!;
+  const tokenOnHost = () => JSON.parse(hostExec(b.host, "cat /etc/axion-agent/config.json")).token as string;
+  const old = tokenOnHost();
+  const heartbeatWith = (token: string) =>
+    agentApi(token).heartbeat({ serverId: b.id, sampleTime: timestampFromDate(new Date()), metrics: { cpuPercent: 1 } });
+  // Uploads (SFTP) fail on this host; logins and commands still work.
+  hostExec(b.host, "chmod 000 /usr/lib/openssh/sftp-server");
+  try {
+    const failed = await watchUntilEnd(alice.operations, (await agentApi(ownerToken).installAgent({ id: b.id })).operation!.id);
+    assert.equal(failed.status, OperationStatus.FAILED);
+  } finally {
+    hostExec(b.host, "chmod 755 /usr/lib/openssh/sftp-server");
+  }
+  assert.equal(tokenOnHost(), old, "the running agent's config is untouched");
+  await heartbeatWith(old);
+  await new Promise((r) => setTimeout(r, (TIMEOUT_S + SWEEP_S + 1) * 1000));
+  assert.equal((await statusOf(b.id)).status, ServerStatus.ONLINE, "the running agent is still heard");
+
+  const op = await watchUntilEnd(alice.operations, (await agentApi(ownerToken).installAgent({ id: b.id })).operation!.id);
+  assert.equal(op.status, OperationStatus.SUCCEEDED, op.error);
+  const fresh = tokenOnHost();
+  assert.notEqual(fresh, old);
+  // The new agent's first call promoted its token, which revoked the old one at once (NOTIFY).
+  await expectCode(heartbeatWith(old), Code.Unauthenticated);
+  await heartbeatWith(fresh);
+  await waitForStatus(b.id, ServerStatus.ONLINE, 10_000);
+});

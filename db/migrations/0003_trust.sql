@@ -10,6 +10,11 @@ CREATE TABLE "provider_accounts" (
 	CONSTRAINT "provider_accounts_id_owner_id_key" UNIQUE("id","owner_id")
 );
 --> statement-breakpoint
+ALTER TABLE "agents" ADD COLUMN "kafka_key" text;--> statement-breakpoint
+ALTER TABLE "agents" ADD COLUMN "pending_token_hash" text;--> statement-breakpoint
+ALTER TABLE "agents" ADD COLUMN "pending_token_issued_at" timestamp with time zone;--> statement-breakpoint
+ALTER TABLE "agents" ADD COLUMN "pending_kafka_key" text;--> statement-breakpoint
+ALTER TABLE "agents" ADD COLUMN "kafka_sequence" bigint DEFAULT 0 NOT NULL;--> statement-breakpoint
 ALTER TABLE "api_tokens" ADD COLUMN "token_prefix" text DEFAULT '' NOT NULL;--> statement-breakpoint
 ALTER TABLE "api_tokens" ADD COLUMN "last_used_at" timestamp with time zone;--> statement-breakpoint
 ALTER TABLE "api_tokens" ADD COLUMN "expires_at" timestamp with time zone;--> statement-breakpoint
