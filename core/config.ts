@@ -86,6 +86,14 @@ const schema = z.object({
   LIVENESS_SWEEP_INTERVAL: z.coerce.number({ error: "must be seconds" }).int().min(1).max(3600).default(5),
   RECOVER_OFFLINE_SERVERS: z.enum(["true", "false"], { error: "must be true or false" }).default("false"),
   METRICS_RETENTION_HOURS: z.coerce.number({ error: "must be hours" }).int().min(1).default(168),
+  OUTBOX_RETENTION_HOURS: z.coerce.number({ error: "must be hours" }).int().min(1, "must be at least 1").default(168),
+  INGESTION_PROGRESS_RETENTION_HOURS: z.coerce.number({ error: "must be hours" }).int().min(1, "must be at least 1").default(24),
+  OFFLINE_RECOVERY_CONCURRENCY: z.coerce
+    .number({ error: "must be a whole number" })
+    .int("must be a whole number")
+    .min(1, "must be at least 1")
+    .max(1000, "must be at most 1000")
+    .default(5),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
 });
 

@@ -124,15 +124,29 @@ describe("a worker on a real Temporal dev server", () => {
     const taskQueue = "axion-monitor-queue";
     await withWorker(taskQueue, async (connection) => {
       const client = new Client({ connection, namespace: dev.spec.namespace });
-      const settings = { timeoutSeconds: 40, intervalSeconds: 1, recoverOffline: false, metricsRetentionHours: 24 };
+      const settings = {
+        timeoutSeconds: 40,
+        intervalSeconds: 1,
+        recoverOffline: false,
+        maxOfflineRecoveries: 5,
+        metricsRetentionHours: 24,
+        outboxRetentionHours: 24,
+        ingestionProgressRetentionHours: 24,
+      };
       await ensureHeartbeatMonitor(client, taskQueue, settings);
       const handle = client.workflow.getHandle(HEARTBEAT_MONITOR_ID);
       const firstRun = (await handle.describe()).runId;
       assert.deepEqual(await handle.query(monitorSettingsQuery), settings);
 
       await ensureHeartbeatMonitor(client, taskQueue, { ...settings, timeoutSeconds: 90 });
-      assert.equal((await handle.describe()).runId, firstRun, "still the same single monitor");
+      const described = await handle.describe();
+      assert.notEqual(described.runId, firstRun, "the monitor continued as new, on this worker's code");
+      assert.equal(described.status.name, "RUNNING");
       assert.equal((await handle.query(monitorSettingsQuery)).timeoutSeconds, 90);
+      const open: string[] = [];
+      for await (const run of client.workflow.list({ query: `WorkflowId = "${HEARTBEAT_MONITOR_ID}" and ExecutionStatus = "Running"` }))
+        open.push(run.runId);
+      assert.deepEqual(open, [described.runId], "still one single monitor");
       await handle.terminate("test over");
     });
   });

@@ -1,0 +1,2 @@
+ALTER TABLE "ingestion_progress" ADD COLUMN "running_since" timestamp with time zone DEFAULT now();--> statement-breakpoint
+CREATE INDEX "outbox_events_published_idx" ON "outbox_events" USING btree ("published_at") WHERE "outbox_events"."published_at" is not null;
