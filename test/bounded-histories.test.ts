@@ -93,9 +93,10 @@ describe("histories stay bounded for a fleet far larger than a page", { timeout:
           }
         ).rows?.[0]?.n,
       );
-    const offline = async () =>
+    // Went OFFLINE (and some of them on to what their recovery found): none is ONLINE any more.
+    const stillOnline = async () =>
       Number(
-        ((await db.execute(sql`select count(*)::int as n from servers where status = 'OFFLINE'`)) as unknown as { rows?: { n: number }[] })
+        ((await db.execute(sql`select count(*)::int as n from servers where status = 'ONLINE'`)) as unknown as { rows?: { n: number }[] })
           .rows?.[0]?.n,
       );
     let peak = 0;
@@ -104,7 +105,7 @@ describe("histories stay bounded for a fleet far larger than a page", { timeout:
       peak = Math.max(peak, await recoveriesRunning());
       await new Promise((r) => setTimeout(r, 100));
     }
-    assert.equal(await offline(), FLEET, "the whole fleet went OFFLINE");
+    assert.equal(await stillOnline(), 0, "the whole fleet went OFFLINE");
     assert.ok(peak > 0, "recoveries were started");
     assert.ok(peak <= maxRunning, `at most ${maxRunning} recoveries at once, saw ${peak}`);
     const runs = await runsOf(harness.client, HEARTBEAT_MONITOR_ID);

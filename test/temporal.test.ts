@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -149,5 +150,77 @@ describe("a worker on a real Temporal dev server", () => {
       assert.deepEqual(open, [described.runId], "still one single monitor");
       await handle.terminate("test over");
     });
+  });
+});
+
+describe("the embedded dev server is the launcher's own", () => {
+  /** Processes running a Temporal dev server on this SQLite file. */
+  const devServersOn = (dbFile: string) =>
+    readdirSync("/proc")
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          return readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0").includes(`--db-filename=${dbFile}`);
+        } catch {
+          return false;
+        }
+      })
+      .map(Number);
+
+  test("a port held by another Temporal server is refused with one line, never adopted", async () => {
+    const theirs = mkdtempSync(join(tmpdir(), "axion-theirs-"));
+    const ours = mkdtempSync(join(tmpdir(), "axion-ours-"));
+    const port = await freePort();
+    const other = await startDevServer(theirs, { port, headless: true });
+    try {
+      await assert.rejects(startDevServer(ours, { port, headless: true }), (error: Error) => {
+        assert.match(error.message, new RegExp(`127\\.0\\.0\\.1:${port} is in use by another process`));
+        assert.match(error.message, /TEMPORAL_ADDRESS/);
+        return true;
+      });
+      assert.deepEqual(devServersOn(devServerSpec(ours).dbFile), [], "no dev server left running for the refused start");
+      // The other instance's server is untouched.
+      const connection = await Connection.connect({ address: other.address });
+      await connection.workflowService.describeNamespace({ namespace: other.spec.namespace });
+      await connection.close();
+    } finally {
+      await other.stop();
+      rmSync(theirs, { recursive: true, force: true });
+      rmSync(ours, { recursive: true, force: true });
+    }
+  });
+
+  test("after a kill -9 of the service, the next start ends the dev server it left behind and starts its own", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "axion-orphan-"));
+    const port = await freePort();
+    const service = spawn(process.execPath, ["--import", "tsx", "test/support/dev-server-process.ts", dataDir, String(port)], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const orphan = await new Promise<number>((resolve, reject) => {
+      let out = "";
+      service.stdout.on("data", (d) => {
+        out += d;
+        const line = out.split("\n").find((l) => l.startsWith("{"));
+        if (line) resolve((JSON.parse(line) as { pid: number }).pid);
+      });
+      service.once("exit", (code) => reject(new Error(`launcher process exited with ${code}`)));
+    });
+    service.kill("SIGKILL");
+    await new Promise((r) => service.once("exit", r));
+    const dbFile = devServerSpec(dataDir).dbFile;
+    assert.deepEqual(devServersOn(dbFile), [orphan], "the dev server outlived its service");
+
+    const next = await startDevServer(dataDir, { port, headless: true });
+    try {
+      assert.notEqual(next.pid, orphan);
+      assert.deepEqual(devServersOn(dbFile), [next.pid], "only the new start's dev server runs on this data folder");
+      const record = JSON.parse(readFileSync(join(dataDir, "temporal", "dev-server.json"), "utf8"));
+      assert.equal(record.pid, next.pid);
+      assert.equal(record.port, port);
+    } finally {
+      await next.stop();
+      for (const pid of devServersOn(dbFile)) process.kill(pid, "SIGKILL");
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
