@@ -80,7 +80,11 @@ describe("a worker on a real Temporal dev server", () => {
   });
 
   /** A worker on its own task queue for the duration of `body`. */
-  async function withWorker(taskQueue: string, body: (connection: Connection) => Promise<void>): Promise<void> {
+  async function withWorker(
+    taskQueue: string,
+    body: (connection: Connection) => Promise<void>,
+    options: { workflowsPath?: string } = {},
+  ): Promise<void> {
     const database = await openDatabase({ dataDir: "memory://" });
     await database.migrate();
     const {
@@ -88,7 +92,7 @@ describe("a worker on a real Temporal dev server", () => {
       connection: workerConnection,
       run,
     } = await createWorker(
-      { address: dev.address, namespace: dev.spec.namespace, taskQueue },
+      { address: dev.address, namespace: dev.spec.namespace, taskQueue, workflowsPath: options.workflowsPath },
       { db: database.db, cipher: createCredentialsCipher(testCredentialsKey), adminUser: "axion", sshConnectTimeoutMs: 5000 },
     );
     const running = run();
@@ -148,6 +152,52 @@ describe("a worker on a real Temporal dev server", () => {
       for await (const run of client.workflow.list({ query: `WorkflowId = "${HEARTBEAT_MONITOR_ID}" and ExecutionStatus = "Running"` }))
         open.push(run.runId);
       assert.deepEqual(open, [described.runId], "still one single monitor");
+      await handle.terminate("test over");
+    });
+  });
+
+  test("a monitor stuck on a change this code cannot replay is replaced at worker start, and sweeps again", async () => {
+    const taskQueue = "axion-upgrade-queue";
+    const settings = {
+      timeoutSeconds: 40,
+      intervalSeconds: 1,
+      recoverOffline: false,
+      maxOfflineRecoveries: 5,
+      metricsRetentionHours: 24,
+      outboxRetentionHours: 24,
+      ingestionProgressRetentionHours: 24,
+    };
+    let before = "";
+    await withWorker(
+      taskQueue,
+      async (connection) => {
+        const client = new Client({ connection, namespace: dev.spec.namespace });
+        await ensureHeartbeatMonitor(client, taskQueue, settings);
+        await new Promise((r) => setTimeout(r, 2500)); // a couple of sweeps on the earlier release
+        before = (await client.workflow.getHandle(HEARTBEAT_MONITOR_ID).describe()).runId;
+      },
+      { workflowsPath: join(import.meta.dirname, "support", "workflows-before-upgrade.ts") },
+    );
+    // The upgrade: a worker with today's code starts and hands the monitor its settings.
+    await withWorker(taskQueue, async (connection) => {
+      const client = new Client({ connection, namespace: dev.spec.namespace });
+      await ensureHeartbeatMonitor(client, taskQueue, settings);
+      const handle = client.workflow.getHandle(HEARTBEAT_MONITOR_ID);
+      let sweptOnNewCode = false;
+      const deadline = Date.now() + 15_000;
+      while (!sweptOnNewCode && Date.now() < deadline) {
+        const described = await handle.describe();
+        if (described.runId !== before) {
+          const events = (await client.workflow.getHandle(HEARTBEAT_MONITOR_ID, described.runId).fetchHistory()).events ?? [];
+          sweptOnNewCode = events.some((e) => e.markerRecordedEventAttributes);
+        }
+        if (!sweptOnNewCode) await new Promise((r) => setTimeout(r, 250));
+      }
+      assert.ok(sweptOnNewCode, "the monitor sweeps on the new code within 15 s of the worker start");
+      const described = await handle.describe();
+      assert.equal(described.status.name, "RUNNING");
+      assert.ok((described.raw.pendingWorkflowTask?.attempt ?? 1) <= 1, "no failing workflow task");
+      assert.deepEqual(await handle.query(monitorSettingsQuery), settings);
       await handle.terminate("test over");
     });
   });
