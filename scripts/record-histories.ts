@@ -32,10 +32,12 @@ execFileSync("bash", ["scripts/build-agent.sh"], { stdio: ["ignore", "ignore", "
 buildImage();
 downHosts(prefix);
 const fleet = upHosts(prefix, 2, "fresh");
+const [a, b] = fleet.hosts;
+assert.ok(a && b, "two test hosts");
 const standIn = await startTime4vpsStandIn({
   username: "axion-rec",
   password: "t4v-record-password",
-  servers: [{ id: 201, oses: ["debian-12"], os: "debian-12", ip: fleet.hosts[1]!.ip }],
+  servers: [{ id: 201, oses: ["debian-12"], os: "debian-12", ip: b.ip }],
   taskPhase: { ms: 1000 },
 });
 const harness = await startProvisioningHarness({
@@ -64,16 +66,26 @@ try {
     createConnectTransport({
       baseUrl: harness.api.baseUrl,
       httpVersion: "1.1",
-      interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))],
+      interceptors: [
+        (next) => (req) => {
+          req.header.set("authorization", `Bearer ${token}`);
+          return next(req);
+        },
+      ],
     }),
   );
-  const clusterId = (await owner.clusters.createCluster({ name: "histories" })).cluster!.id;
+  const defined = <T>(value: T | undefined, what: string): T => {
+    assert.ok(value, `no ${what} in the answer`);
+    return value;
+  };
+  const clusterId = defined((await owner.clusters.createCluster({ name: "histories" })).cluster, "cluster").id;
   const credential = { method: { case: "privateKey" as const, value: { key: fleet.privateKey } } };
-  const [a, b] = fleet.hosts as [(typeof fleet.hosts)[0], (typeof fleet.hosts)[0]];
-  const server = (await owner.servers.createServer({ clusterId, name: "rec-a", host: a.ip, credential })).server!;
-  const rebuilt = (
-    await owner.servers.createServer({ clusterId, name: "rec-b", host: b.ip, credential, provider: "time4vps", providerServerId: "201" })
-  ).server!;
+  const server = defined((await owner.servers.createServer({ clusterId, name: "rec-a", host: a.ip, credential })).server, "server");
+  const rebuilt = defined(
+    (await owner.servers.createServer({ clusterId, name: "rec-b", host: b.ip, credential, provider: "time4vps", providerServerId: "201" }))
+      .server,
+    "server",
+  );
   const finished = async (operation: { id: string; workflowId: string } | undefined, name: string) => {
     assert.ok(operation, `${name}: no operation`);
     const done = await watchUntilEnd(owner.operations, operation.id);
@@ -82,7 +94,7 @@ try {
   };
 
   const tested = await owner.servers.testServerConnection({ id: server.id });
-  await save("test-connection", tested.operation!.workflowId);
+  await save("test-connection", defined(tested.operation, "operation").workflowId);
   await finished((await owner.servers.configureServer({ id: server.id })).operation, "bootstrap");
   await finished((await owner.servers.setupDeployKey({ id: server.id })).operation, "deploy-key");
   await finished((await agentApi.installAgent({ id: server.id })).operation, "install-agent");
