@@ -239,6 +239,24 @@ for (const backend of ["pglite", "postgres"] as Backend[]) {
       await api.database.db.delete(ingestionProgress).where(eq(ingestionProgress.instanceId, "stuck-instance"));
     });
 
+    test("the progress row of a gone API instance no longer holds liveness back", async () => {
+      const { server, token } = await newServer("CONFIGURED");
+      await heartbeat(token, server.id);
+      await sweepLiveness(api.database.db, TIMEOUT);
+      await api.database.db
+        .update(agents)
+        .set({ lastHeartbeatAt: new Date(Date.now() - (TIMEOUT + 5) * 1000) })
+        .where(eq(agents.serverId, server.id));
+      // An instance that stopped three timeouts ago, far behind: what it held is long written or lost.
+      const gone = new Date(Date.now() - 3 * TIMEOUT * 1000);
+      await api.database.db
+        .insert(ingestionProgress)
+        .values({ instanceId: "gone-instance", caughtUpTo: new Date(gone.getTime() - 600_000), updatedAt: gone, runningSince: gone });
+      await ingestionRanLongEnough();
+      assert.ok((await sweepLiveness(api.database.db, TIMEOUT)).offlineIds.includes(server.id));
+      await api.database.db.delete(ingestionProgress).where(eq(ingestionProgress.instanceId, "gone-instance"));
+    });
+
     test("a paused database does not flip healthy servers OFFLINE", { skip: backend !== "postgres" }, async () => {
       const { server, token } = await newServer("CONFIGURED");
       await heartbeat(token, server.id);
