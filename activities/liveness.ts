@@ -1,12 +1,43 @@
+import { Context } from "@temporalio/activity";
 import { pruneMetrics } from "../core/agents.js";
+import { AppError } from "../core/errors.js";
 import { type SweepResult, sweepLiveness } from "../core/liveness.js";
+import { offlineServersAwaitingRecovery } from "../core/offline-recovery.js";
+import { startServerOperation } from "../core/provisioning.js";
+import { type PruneResult, pruneRetained, type RetentionSettings } from "../core/retention.js";
 import type { ActivityDeps } from "./deps.js";
 
 export function createLivenessActivities(deps: ActivityDeps) {
   return {
     sweepLiveness: (input: { timeoutSeconds: number }): Promise<SweepResult> => sweepLiveness(deps.db, input.timeoutSeconds),
-    pruneMetrics: async (input: { retentionHours: number }): Promise<void> => {
-      await pruneMetrics(deps.db, new Date(Date.now() - input.retentionHours * 3600_000));
+
+    /** Metric samples, published outbox events and gone ingestion instances past their retention. */
+    pruneExpiredRows: async (input: RetentionSettings & { metricsRetentionHours: number }): Promise<PruneResult> => {
+      await pruneMetrics(deps.db, new Date(Date.now() - input.metricsRetentionHours * 3600_000));
+      return pruneRetained(deps.db, input);
+    },
+
+    /**
+     * Starts recovery workflows for OFFLINE servers, at most `maxRunning` recoveries
+     * running at once (the rest wait for a later sweep). The workflows are started
+     * here, through the worker's client, not as children of the monitor: the
+     * monitor's history grows by one activity per sweep whatever the fleet's size.
+     */
+    startOfflineRecoveries: async (input: { maxRunning: number }): Promise<{ started: number; waiting: number }> => {
+      const { candidates, waiting } = await offlineServersAwaitingRecovery(deps.db, input.maxRunning);
+      const context = Context.current();
+      const gateway = { client: context.client, taskQueue: context.info.taskQueue };
+      let started = 0;
+      for (const candidate of candidates) {
+        try {
+          await startServerOperation(deps.db, gateway, { id: candidate.ownerId, name: "" }, candidate.serverId, "recovery");
+          started += 1;
+        } catch (error) {
+          // Busy with another operation or deleted meanwhile: the next sweep looks again.
+          if (!(error instanceof AppError)) throw error;
+        }
+      }
+      return { started, waiting };
     },
   };
 }

@@ -105,7 +105,10 @@ export async function startService(config: Config, role: Role = "all"): Promise<
         timeoutSeconds: config.AGENT_HEARTBEAT_TIMEOUT,
         intervalSeconds: config.LIVENESS_SWEEP_INTERVAL,
         recoverOffline: config.RECOVER_OFFLINE_SERVERS === "true",
+        maxOfflineRecoveries: config.OFFLINE_RECOVERY_CONCURRENCY,
         metricsRetentionHours: config.METRICS_RETENTION_HOURS,
+        outboxRetentionHours: config.OUTBOX_RETENTION_HOURS,
+        ingestionProgressRetentionHours: config.INGESTION_PROGRESS_RETENTION_HOURS,
       });
     }
 

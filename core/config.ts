@@ -110,6 +110,14 @@ const schema = z
     PROVISIONING_BURST: z.coerce.number({ error: "must be a whole number" }).int().min(1, "must be at least 1").default(60),
     PROVISIONING_STARTS_PER_MINUTE: z.coerce.number({ error: "must be a number" }).positive("must be more than 0").default(30),
     AGENT_RATE_LIMIT: z.coerce.number({ error: "must be a whole number" }).int().min(1).max(1000).default(5),
+    OUTBOX_RETENTION_HOURS: z.coerce.number({ error: "must be hours" }).int().min(1, "must be at least 1").default(168),
+    INGESTION_PROGRESS_RETENTION_HOURS: z.coerce.number({ error: "must be hours" }).int().min(1, "must be at least 1").default(24),
+    OFFLINE_RECOVERY_CONCURRENCY: z.coerce
+      .number({ error: "must be a whole number" })
+      .int("must be a whole number")
+      .min(1, "must be at least 1")
+      .max(1000, "must be at most 1000")
+      .default(5),
     LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   })
   .superRefine((config, ctx) => {

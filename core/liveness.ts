@@ -15,12 +15,26 @@ export interface SweepResult {
 const REVIVABLE = ["OFFLINE", "CONFIGURED", "UNREACHABLE"];
 
 /**
+ * An ingestion instance that has written no progress for this long is stalled
+ * (every instance writes progress at least once a second, even when idle).
+ */
+export const INGESTION_STALL_SECONDS = 5;
+
+/**
  * One statement: servers whose last heartbeat is older than the timeout become
  * OFFLINE, servers heard from again become ONLINE, each change with a reason,
  * a time and an outbox event. "Older" is measured from how far heartbeat
  * ingestion has caught up (the slowest ingester seen in the last two timeouts),
  * never from the wall clock alone, so a stalled database or a backlog of
  * unwritten heartbeats cannot turn healthy servers OFFLINE.
+ *
+ * Only silence that could have been heard counts: after an outage of ingestion
+ * (no instance reporting progress: the service stopped, restarted, frozen), the
+ * silence before ingestion resumed is not counted, as the Kubernetes node
+ * controller does after its own restart. Ingestion has been running since the
+ * earliest `running_since` of the instances reporting now; nothing goes OFFLINE
+ * until that is at least a timeout ago. The same statement keeps `running_since`
+ * true: cleared for a stalled instance, set again when it reports again.
  *
  * The silent servers are collected as an array first: the cutoff is only known
  * at run time, so a plain join is planned for a third of the fleet (hash join,
@@ -37,15 +51,29 @@ export async function sweepLiveness(db: Database, timeoutSeconds: number): Promi
       select min(caught_up_to) as caught_up_to from ingestion_progress
       where updated_at > now() - make_interval(secs => ${timeoutSeconds * 2})
     ),
+    running as (
+      select instance_id, updated_at >= now() - make_interval(secs => ${INGESTION_STALL_SECONDS}) as live, running_since
+      from ingestion_progress
+    ),
+    listening as (select min(coalesce(running_since, now())) as since from running where live),
+    marked as (
+      update ingestion_progress p set running_since = case when r.live then coalesce(p.running_since, now()) end
+      from running r
+      where r.instance_id = p.instance_id and (p.running_since is null) = r.live
+      returning 1
+    ),
     cutoff as (
-      select least(now(), caught_up_to) - make_interval(secs => ${timeoutSeconds}) as at, caught_up_to from progress
+      select least(now(), caught_up_to) - make_interval(secs => ${timeoutSeconds}) as at, caught_up_to,
+        (select since from listening) as listening_since
+      from progress
     ),
     went_offline as (
       update servers s set status = 'OFFLINE', status_reason = ${`no heartbeat for more than ${timeoutSeconds} s`},
         status_changed_at = now(), updated_at = now()
       where s.status = 'ONLINE' and s.id = any(array(
         select a.server_id from agents a, cutoff c
-        where c.caught_up_to is not null and (a.last_heartbeat_at is null or a.last_heartbeat_at < c.at)
+        where c.caught_up_to is not null and c.listening_since <= c.at
+          and (a.last_heartbeat_at is null or a.last_heartbeat_at < c.at)
       ))
       returning s.id, 'ONLINE'::text as previous, 'OFFLINE'::text as current, s.status_reason as reason
     ),
@@ -66,6 +94,7 @@ export async function sweepLiveness(db: Database, timeoutSeconds: number): Promi
     )
     select (select count(*) from went_offline)::int as offline, (select count(*) from came_online)::int as online,
       (select caught_up_to from progress) as caught_up_to, (select count(*) from events)::int as events,
+      (select count(*) from marked)::int as marked,
       (select coalesce(json_agg(id), '[]'::json) from went_offline) as offline_ids
   `);
   const rows = (Array.isArray(result) ? result : (result as { rows: unknown[] }).rows) as {

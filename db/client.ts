@@ -26,6 +26,30 @@ export interface DatabaseHandle {
 
 const migrationsFolder = join(dirname(fileURLToPath(import.meta.url)), "migrations");
 
+/** Key of the session advisory lock held while migrating (any constant shared by every process of this service). */
+const MIGRATION_LOCK_KEY = 0x0a7e0001;
+
+/**
+ * Processes started together (five workers and APIs at once) would each run
+ * drizzle's migrator, which is not safe concurrently ("relation already exists").
+ * One dedicated connection takes a session advisory lock, migrates and unlocks:
+ * the first process migrates, the others wait, then find nothing left to apply.
+ * PGlite needs no lock: it is single-process, one handle per data folder.
+ */
+async function migratePostgresLocked(databaseUrl: string): Promise<void> {
+  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  try {
+    await sql`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`;
+    try {
+      await migratePostgres(drizzlePostgres(sql), { migrationsFolder });
+    } finally {
+      await sql`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`;
+    }
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
 /**
  * The one client factory: PostgreSQL through postgres.js when a URL is given,
  * otherwise embedded PGlite in `<dataDir>/pglite` (or in memory for "memory://").
@@ -41,7 +65,7 @@ export async function openDatabase(options: { databaseUrl?: string; dataDir: str
         const request = await sql.listen(channel, onMessage, onListening);
         return () => request.unlisten();
       },
-      migrate: () => migratePostgres(db, { migrationsFolder }),
+      migrate: () => migratePostgresLocked(options.databaseUrl as string),
       close: () => sql.end({ timeout: 5 }),
     };
   }

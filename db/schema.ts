@@ -188,7 +188,11 @@ export const outboxEvents = pgTable(
     createdAt: createdAt(),
     publishedAt: timestamp("published_at", { withTimezone: true, mode: "date" }),
   },
-  (t) => [index("outbox_events_unpublished_idx").on(t.createdAt).where(sql`${t.publishedAt} is null`)],
+  (t) => [
+    index("outbox_events_unpublished_idx").on(t.createdAt).where(sql`${t.publishedAt} is null`),
+    // Retention prunes published events by age (core/retention.ts).
+    index("outbox_events_published_idx").on(t.publishedAt).where(sql`${t.publishedAt} is not null`),
+  ],
 );
 
 /** The axion-agent of a server: its token (hash only), what it reported at registration, its last heartbeat. */
@@ -244,4 +248,10 @@ export const ingestionProgress = pgTable("ingestion_progress", {
   instanceId: text("instance_id").primaryKey(),
   caughtUpTo: timestamp("caught_up_to", { withTimezone: true, mode: "date" }).notNull(),
   updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+  /**
+   * Since when this instance has reported progress without a stall (set when the row is first written;
+   * the liveness sweep clears it while the instance is stalled and sets it again when it reports again).
+   * Liveness counts silence only from the moment ingestion has been running (see core/liveness.ts).
+   */
+  runningSince: timestamp("running_since", { withTimezone: true, mode: "date" }).defaultNow(),
 });

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Connection } from "@temporalio/client";
 import { parse } from "yaml";
@@ -77,7 +78,119 @@ export function ensureTemporalCli(): string {
 export interface RunningDevServer {
   address: string;
   spec: DevServerSpec;
+  /** Process id of the dev server this launcher started. */
+  pid: number;
   stop(): Promise<void>;
+}
+
+/** What the launcher writes next to the SQLite file: which process it started, on which ports. */
+interface DevServerRecord {
+  pid: number;
+  port: number;
+  uiPort: number;
+  dbFile: string;
+  startedAt: string;
+}
+
+export function devServerRecordFile(spec: DevServerSpec): string {
+  return join(dirname(spec.dbFile), "dev-server.json");
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** The process's command line, from /proc or `ps`; undefined when it cannot be read. */
+function commandLine(pid: number): string[] | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean);
+  } catch {
+    const ps = spawnSync("ps", ["-o", "args=", "-p", String(pid)], { encoding: "utf8" });
+    return ps.status === 0 && ps.stdout.trim() ? ps.stdout.trim().split(/\s+/) : undefined;
+  }
+}
+
+/** True only for a Temporal CLI dev server started on exactly this SQLite file (a reused pid is someone else). */
+function isOurDevServer(pid: number, dbFile: string): boolean {
+  const args = commandLine(pid);
+  return !!args && basename(args[0] ?? "") === "temporal" && args.includes("start-dev") && args.includes(`--db-filename=${dbFile}`);
+}
+
+async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (isAlive(pid)) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return true;
+}
+
+/**
+ * A dev server left running by an earlier start of this data folder (the
+ * service was killed with SIGKILL, so it could not stop its child) is ended,
+ * after checking that the recorded pid still is that server: same CLI, same
+ * SQLite file. Anything else is left alone.
+ */
+async function endOrphan(spec: DevServerSpec): Promise<void> {
+  const file = devServerRecordFile(spec);
+  if (!existsSync(file)) return;
+  let record: DevServerRecord | undefined;
+  try {
+    record = JSON.parse(readFileSync(file, "utf8")) as DevServerRecord;
+  } catch {
+    record = undefined;
+  }
+  if (record && isAlive(record.pid) && isOurDevServer(record.pid, spec.dbFile)) {
+    log.warn("ending the Temporal dev server an earlier start of this data folder left running", { pid: record.pid });
+    process.kill(record.pid, "SIGTERM");
+    if (!(await waitForExit(record.pid, 10_000))) {
+      process.kill(record.pid, "SIGKILL");
+      await waitForExit(record.pid, 5_000);
+    }
+  }
+  rmSync(file, { force: true });
+}
+
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once("error", () => resolve(false));
+    probe.listen({ port, host: "127.0.0.1", exclusive: true }, () => probe.close(() => resolve(true)));
+  });
+}
+
+/** Whether `pid` holds the listening socket of 127.0.0.1:port (Linux /proc); undefined where that cannot be read. */
+function listensOn(pid: number, port: number): boolean | undefined {
+  let table: string;
+  let fds: string[];
+  try {
+    table = readFileSync("/proc/net/tcp", "utf8");
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return undefined;
+  }
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  const inodes = new Set(
+    table
+      .split("\n")
+      .slice(1)
+      .map((line) => line.trim().split(/\s+/))
+      .filter((f) => f[1] === local && f[3] === "0A")
+      .map((f) => f[9]),
+  );
+  return fds.some((fd) => {
+    try {
+      const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      return inodes.has(target.slice("socket:[".length, -1));
+    } catch {
+      return false;
+    }
+  });
 }
 
 async function waitForFrontend(address: string, namespace: string, child: ChildProcess, deadlineMs: number): Promise<void> {
@@ -99,26 +212,53 @@ async function waitForFrontend(address: string, namespace: string, child: ChildP
   }
 }
 
-/** Starts the dev server described by temporal-dev.yml and waits until its namespace answers. */
+/**
+ * Starts the dev server described by temporal-dev.yml and waits until its
+ * namespace answers. The server is always one this launcher started: an orphan
+ * of an earlier start of the same data folder is ended first, a port held by
+ * anything else is refused with one line (never adopted), and the frontend that
+ * answers must be the child's own socket. Its pid and ports are recorded in
+ * `<data folder>/temporal/dev-server.json` for the next start.
+ */
 export async function startDevServer(
   dataDir: string,
   overrides: { port?: number; uiPort?: number; headless?: boolean } = {},
 ): Promise<RunningDevServer> {
   const spec = devServerSpec(dataDir, overrides);
   mkdirSync(dirname(spec.dbFile), { recursive: true });
+  await endOrphan(spec);
+  for (const port of overrides.headless ? [spec.port] : [spec.port, spec.uiPort]) {
+    if (!(await portIsFree(port))) {
+      throw new Error(
+        `127.0.0.1:${port} is in use by another process: not starting the embedded Temporal dev server and not using a server it did not start; stop that process, or set TEMPORAL_ADDRESS to use a Temporal server on purpose`,
+      );
+    }
+  }
   const cli = ensureTemporalCli();
   const child = spawn(cli, [...spec.args, "--log-level=error"], { stdio: ["ignore", "ignore", "inherit"] });
+  const pid = child.pid;
+  if (pid === undefined) throw new Error(`could not start ${cli}`);
+  const recordFile = devServerRecordFile(spec);
+  const record: DevServerRecord = { pid, port: spec.port, uiPort: spec.uiPort, dbFile: spec.dbFile, startedAt: new Date().toISOString() };
+  writeFileSync(recordFile, `${JSON.stringify(record)}\n`);
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      const done = () => {
+        rmSync(recordFile, { force: true });
+        resolve();
+      };
+      if (child.exitCode !== null || child.signalCode !== null) return done();
+      child.once("exit", done);
+      child.kill("SIGTERM");
+    });
   const address = `127.0.0.1:${spec.port}`;
-  await waitForFrontend(address, spec.namespace, child, 60_000);
-  log.info("Temporal dev server ready", { address, webUi: `http://127.0.0.1:${spec.uiPort}`, namespace: spec.namespace });
-  return {
-    address,
-    spec,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once("exit", () => resolve());
-        child.kill("SIGTERM");
-      }),
-  };
+  try {
+    await waitForFrontend(address, spec.namespace, child, 60_000);
+    if (listensOn(pid, spec.port) === false) throw new Error(`${address} answers, but not from the dev server this launcher started`);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  log.info("Temporal dev server ready", { address, webUi: `http://127.0.0.1:${spec.uiPort}`, namespace: spec.namespace, pid });
+  return { address, spec, pid, stop };
 }

@@ -4,7 +4,7 @@ import { NativeConnection, Worker } from "@temporalio/worker";
 import { type ActivityDeps, createActivities } from "../activities/index.js";
 import { SshSessionPool } from "../activities/ssh/pool.js";
 
-const workflowsPath = join(dirname(fileURLToPath(import.meta.url)), "..", "workflows", "index.ts");
+export const workflowsPath = join(dirname(fileURLToPath(import.meta.url)), "..", "workflows", "index.ts");
 
 export interface WorkerOptions {
   address: string;
@@ -12,6 +12,8 @@ export interface WorkerOptions {
   taskQueue: string;
   /** Consecutive steps of a workflow run share SSH sessions (default true; the benchmark compares both). */
   reuseSshSessions?: boolean;
+  /** Workflow code to run (default workflows/index.ts); tests run an earlier version to play an upgrade. */
+  workflowsPath?: string;
 }
 
 /**
@@ -28,7 +30,7 @@ export async function createWorker(
     connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue,
-    workflowsPath,
+    workflowsPath: options.workflowsPath ?? workflowsPath,
     activities: createActivities({ ...deps, sshSessions }),
   });
   const run = () => worker.run().finally(() => sshSessions?.closeAll());

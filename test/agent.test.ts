@@ -61,7 +61,10 @@ before(async () => {
     timeoutSeconds: TIMEOUT_S,
     intervalSeconds: SWEEP_S,
     recoverOffline: false,
+    maxOfflineRecoveries: 5,
     metricsRetentionHours: 1,
+    outboxRetentionHours: 24,
+    ingestionProgressRetentionHours: 24,
   });
   ownerToken = (await harness.api.newOwner()).token;
   alice = harness.api.clients(ownerToken);

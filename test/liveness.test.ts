@@ -6,6 +6,7 @@ import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect
 import { eq } from "drizzle-orm";
 import { issueAgentToken } from "../core/agent-tokens.js";
 import { sweepLiveness } from "../core/liveness.js";
+import { type DatabaseHandle, openDatabase } from "../db/client.js";
 import { agents, ingestionProgress, metricsSamples, outboxEvents, servers } from "../db/schema.js";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { ServerStatus } from "../gen/axion/infrastructure/v1/server_service_pb.js";
@@ -66,6 +67,8 @@ for (const backend of ["pglite", "postgres"] as Backend[]) {
         },
       });
     const statusOf = async (id: string) => (await owner.servers.getServer({ id })).server!;
+    /** This API's ingestion has been running for an hour: silence before that would not count. */
+    const ingestionRanLongEnough = () => api.database.db.update(ingestionProgress).set({ runningSince: new Date(Date.now() - 3600_000) });
 
     before(async () => {
       if (backend === "postgres") pg = await startPostgres();
@@ -191,6 +194,7 @@ for (const backend of ["pglite", "postgres"] as Backend[]) {
         .set({ lastHeartbeatAt: new Date(Date.now() - (TIMEOUT + 5) * 1000) })
         .where(eq(agents.serverId, server.id));
       await new Promise((r) => setTimeout(r, 1200)); // an idle flush records progress
+      await ingestionRanLongEnough();
       const second = await sweepLiveness(api.database.db, TIMEOUT);
       assert.ok(second.offlineIds.includes(server.id));
       const offline = await statusOf(server.id);
@@ -222,6 +226,7 @@ for (const backend of ["pglite", "postgres"] as Backend[]) {
       await api.database.db
         .insert(ingestionProgress)
         .values({ instanceId: "stuck-instance", caughtUpTo: new Date(lastHeard.getTime() + 1000), updatedAt: new Date() });
+      await ingestionRanLongEnough();
       const stalled = await sweepLiveness(api.database.db, TIMEOUT);
       assert.ok(!stalled.offlineIds.includes(server.id));
       assert.equal((await statusOf(server.id)).status, ServerStatus.ONLINE);
@@ -232,6 +237,24 @@ for (const backend of ["pglite", "postgres"] as Backend[]) {
         .where(eq(ingestionProgress.instanceId, "stuck-instance"));
       assert.ok((await sweepLiveness(api.database.db, TIMEOUT)).offlineIds.includes(server.id));
       await api.database.db.delete(ingestionProgress).where(eq(ingestionProgress.instanceId, "stuck-instance"));
+    });
+
+    test("the progress row of a gone API instance no longer holds liveness back", async () => {
+      const { server, token } = await newServer("CONFIGURED");
+      await heartbeat(token, server.id);
+      await sweepLiveness(api.database.db, TIMEOUT);
+      await api.database.db
+        .update(agents)
+        .set({ lastHeartbeatAt: new Date(Date.now() - (TIMEOUT + 5) * 1000) })
+        .where(eq(agents.serverId, server.id));
+      // An instance that stopped three timeouts ago, far behind: what it held is long written or lost.
+      const gone = new Date(Date.now() - 3 * TIMEOUT * 1000);
+      await api.database.db
+        .insert(ingestionProgress)
+        .values({ instanceId: "gone-instance", caughtUpTo: new Date(gone.getTime() - 600_000), updatedAt: gone, runningSince: gone });
+      await ingestionRanLongEnough();
+      assert.ok((await sweepLiveness(api.database.db, TIMEOUT)).offlineIds.includes(server.id));
+      await api.database.db.delete(ingestionProgress).where(eq(ingestionProgress.instanceId, "gone-instance"));
     });
 
     test("a paused database does not flip healthy servers OFFLINE", { skip: backend !== "postgres" }, async () => {
@@ -265,3 +288,99 @@ for (const backend of ["pglite", "postgres"] as Backend[]) {
     });
   });
 }
+
+describe("liveness counts only the silence it could have heard", () => {
+  const T = 5;
+  let pg: TestPostgres;
+  let worker: DatabaseHandle;
+  before(async () => {
+    pg = await startPostgres();
+    worker = await openDatabase({ databaseUrl: pg.url, dataDir: "memory://" });
+    await worker.migrate();
+  });
+  after(async () => {
+    await worker?.close();
+    await pg?.stop();
+  });
+
+  test("the API stopped for longer than the timeout and restarted: no healthy server goes OFFLINE; a silent one still does", async () => {
+    let api = await startTestApi({ databaseUrl: pg.url });
+    const owner = api.clients((await api.newOwner()).token);
+    const clusterId = (await owner.clusters.createCluster({ name: "outage" })).cluster!.id;
+    const fleet: { id: string; token: string }[] = [];
+    for (let i = 0; i < 13; i++) {
+      const server = (
+        await owner.servers.createServer({
+          clusterId,
+          name: `o${i}`,
+          host: `10.78.0.${i + 1}`,
+          credential: { method: { case: "privateKey", value: { key: key.privateKey } } },
+        })
+      ).server!;
+      await worker.db.update(servers).set({ status: "CONFIGURED" }).where(eq(servers.id, server.id));
+      fleet.push({ id: server.id, token: await issueAgentToken(worker.db, server.id) });
+    }
+    const healthy = fleet.slice(0, 12);
+    const silent = fleet[12]!;
+    // Agents heartbeat every second while `sending` (the 13th stops for good at the outage); a stopped API refuses them.
+    let sending = new Set(fleet.map((s) => s.id));
+    let running = true;
+    const agents = (async () => {
+      while (running) {
+        const target = api;
+        await Promise.all(
+          fleet
+            .filter((s) => sending.has(s.id))
+            .map((s) =>
+              fetch(`${target.baseUrl}/axion.infrastructure.v1.AgentService/Heartbeat`, {
+                method: "POST",
+                headers: { "content-type": "application/json", authorization: `Bearer ${s.token}` },
+                body: JSON.stringify({ serverId: s.id, metrics: { cpuPercent: 1 } }),
+              }).catch(() => undefined),
+            ),
+        );
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    })();
+    const statuses = async () =>
+      new Map((await worker.db.select({ id: servers.id, status: servers.status }).from(servers)).map((r) => [r.id, r.status]));
+    try {
+      // Ingestion has run for longer than the timeout: the sweep acts on what it heard.
+      await new Promise((r) => setTimeout(r, (T + 1) * 1000));
+      await sweepLiveness(worker.db, T);
+      assert.ok([...(await statuses()).values()].every((s) => s === "ONLINE"));
+
+      // The service stops for more than two timeouts; the agents back off and come back 3 s after it is up again.
+      sending = new Set();
+      await api.close();
+      await new Promise((r) => setTimeout(r, (2 * T + 2) * 1000));
+      api = await startTestApi({ databaseUrl: pg.url });
+      const restartedAt = Date.now();
+      const wentOffline = new Set<string>();
+      let resumed = false;
+      while (Date.now() - restartedAt < (T + 3) * 1000) {
+        if (!resumed && Date.now() - restartedAt > 3000) {
+          sending = new Set(healthy.map((s) => s.id));
+          resumed = true;
+        }
+        for (const id of (await sweepLiveness(worker.db, T)).offlineIds) wentOffline.add(id);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      for (const s of healthy) assert.ok(!wentOffline.has(s.id), "a healthy server went OFFLINE after the restart");
+      // The really silent server: OFFLINE once the timeout has passed while ingestion ran.
+      const deadline = Date.now() + 5000;
+      while (!wentOffline.has(silent.id) && Date.now() < deadline) {
+        for (const id of (await sweepLiveness(worker.db, T)).offlineIds) wentOffline.add(id);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      assert.ok(wentOffline.has(silent.id), "the silent server went OFFLINE");
+      const after = await statuses();
+      assert.equal(after.get(silent.id), "OFFLINE");
+      for (const s of healthy) assert.equal(after.get(s.id), "ONLINE");
+    } finally {
+      running = false;
+      await agents;
+      await api.close();
+    }
+  });
+});

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -79,7 +80,11 @@ describe("a worker on a real Temporal dev server", () => {
   });
 
   /** A worker on its own task queue for the duration of `body`. */
-  async function withWorker(taskQueue: string, body: (connection: Connection) => Promise<void>): Promise<void> {
+  async function withWorker(
+    taskQueue: string,
+    body: (connection: Connection) => Promise<void>,
+    options: { workflowsPath?: string } = {},
+  ): Promise<void> {
     const database = await openDatabase({ dataDir: "memory://" });
     await database.migrate();
     const {
@@ -87,7 +92,7 @@ describe("a worker on a real Temporal dev server", () => {
       connection: workerConnection,
       run,
     } = await createWorker(
-      { address: dev.address, namespace: dev.spec.namespace, taskQueue },
+      { address: dev.address, namespace: dev.spec.namespace, taskQueue, workflowsPath: options.workflowsPath },
       { db: database.db, cipher: createCredentialsCipher(testCredentialsKey), adminUser: "axion", sshConnectTimeoutMs: 5000 },
     );
     const running = run();
@@ -124,16 +129,148 @@ describe("a worker on a real Temporal dev server", () => {
     const taskQueue = "axion-monitor-queue";
     await withWorker(taskQueue, async (connection) => {
       const client = new Client({ connection, namespace: dev.spec.namespace });
-      const settings = { timeoutSeconds: 40, intervalSeconds: 1, recoverOffline: false, metricsRetentionHours: 24 };
+      const settings = {
+        timeoutSeconds: 40,
+        intervalSeconds: 1,
+        recoverOffline: false,
+        maxOfflineRecoveries: 5,
+        metricsRetentionHours: 24,
+        outboxRetentionHours: 24,
+        ingestionProgressRetentionHours: 24,
+      };
       await ensureHeartbeatMonitor(client, taskQueue, settings);
       const handle = client.workflow.getHandle(HEARTBEAT_MONITOR_ID);
       const firstRun = (await handle.describe()).runId;
       assert.deepEqual(await handle.query(monitorSettingsQuery), settings);
 
       await ensureHeartbeatMonitor(client, taskQueue, { ...settings, timeoutSeconds: 90 });
-      assert.equal((await handle.describe()).runId, firstRun, "still the same single monitor");
+      const described = await handle.describe();
+      assert.notEqual(described.runId, firstRun, "the monitor continued as new, on this worker's code");
+      assert.equal(described.status.name, "RUNNING");
       assert.equal((await handle.query(monitorSettingsQuery)).timeoutSeconds, 90);
+      const open: string[] = [];
+      for await (const run of client.workflow.list({ query: `WorkflowId = "${HEARTBEAT_MONITOR_ID}" and ExecutionStatus = "Running"` }))
+        open.push(run.runId);
+      assert.deepEqual(open, [described.runId], "still one single monitor");
       await handle.terminate("test over");
     });
+  });
+
+  test("a monitor stuck on a change this code cannot replay is replaced at worker start, and sweeps again", async () => {
+    const taskQueue = "axion-upgrade-queue";
+    const settings = {
+      timeoutSeconds: 40,
+      intervalSeconds: 1,
+      recoverOffline: false,
+      maxOfflineRecoveries: 5,
+      metricsRetentionHours: 24,
+      outboxRetentionHours: 24,
+      ingestionProgressRetentionHours: 24,
+    };
+    let before = "";
+    await withWorker(
+      taskQueue,
+      async (connection) => {
+        const client = new Client({ connection, namespace: dev.spec.namespace });
+        await ensureHeartbeatMonitor(client, taskQueue, settings);
+        await new Promise((r) => setTimeout(r, 2500)); // a couple of sweeps on the earlier release
+        before = (await client.workflow.getHandle(HEARTBEAT_MONITOR_ID).describe()).runId;
+      },
+      { workflowsPath: join(import.meta.dirname, "support", "workflows-before-upgrade.ts") },
+    );
+    // The upgrade: a worker with today's code starts and hands the monitor its settings.
+    await withWorker(taskQueue, async (connection) => {
+      const client = new Client({ connection, namespace: dev.spec.namespace });
+      await ensureHeartbeatMonitor(client, taskQueue, settings);
+      const handle = client.workflow.getHandle(HEARTBEAT_MONITOR_ID);
+      let sweptOnNewCode = false;
+      const deadline = Date.now() + 15_000;
+      while (!sweptOnNewCode && Date.now() < deadline) {
+        const described = await handle.describe();
+        if (described.runId !== before) {
+          const events = (await client.workflow.getHandle(HEARTBEAT_MONITOR_ID, described.runId).fetchHistory()).events ?? [];
+          sweptOnNewCode = events.some((e) => e.markerRecordedEventAttributes);
+        }
+        if (!sweptOnNewCode) await new Promise((r) => setTimeout(r, 250));
+      }
+      assert.ok(sweptOnNewCode, "the monitor sweeps on the new code within 15 s of the worker start");
+      const described = await handle.describe();
+      assert.equal(described.status.name, "RUNNING");
+      assert.ok((described.raw.pendingWorkflowTask?.attempt ?? 1) <= 1, "no failing workflow task");
+      assert.deepEqual(await handle.query(monitorSettingsQuery), settings);
+      await handle.terminate("test over");
+    });
+  });
+});
+
+describe("the embedded dev server is the launcher's own", () => {
+  /** Processes running a Temporal dev server on this SQLite file. */
+  const devServersOn = (dbFile: string) =>
+    readdirSync("/proc")
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          return readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0").includes(`--db-filename=${dbFile}`);
+        } catch {
+          return false;
+        }
+      })
+      .map(Number);
+
+  test("a port held by another Temporal server is refused with one line, never adopted", async () => {
+    const theirs = mkdtempSync(join(tmpdir(), "axion-theirs-"));
+    const ours = mkdtempSync(join(tmpdir(), "axion-ours-"));
+    const port = await freePort();
+    const other = await startDevServer(theirs, { port, headless: true });
+    try {
+      await assert.rejects(startDevServer(ours, { port, headless: true }), (error: Error) => {
+        assert.match(error.message, new RegExp(`127\\.0\\.0\\.1:${port} is in use by another process`));
+        assert.match(error.message, /TEMPORAL_ADDRESS/);
+        return true;
+      });
+      assert.deepEqual(devServersOn(devServerSpec(ours).dbFile), [], "no dev server left running for the refused start");
+      // The other instance's server is untouched.
+      const connection = await Connection.connect({ address: other.address });
+      await connection.workflowService.describeNamespace({ namespace: other.spec.namespace });
+      await connection.close();
+    } finally {
+      await other.stop();
+      rmSync(theirs, { recursive: true, force: true });
+      rmSync(ours, { recursive: true, force: true });
+    }
+  });
+
+  test("after a kill -9 of the service, the next start ends the dev server it left behind and starts its own", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "axion-orphan-"));
+    const port = await freePort();
+    const service = spawn(process.execPath, ["--import", "tsx", "test/support/dev-server-process.ts", dataDir, String(port)], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const orphan = await new Promise<number>((resolve, reject) => {
+      let out = "";
+      service.stdout.on("data", (d) => {
+        out += d;
+        const line = out.split("\n").find((l) => l.startsWith("{"));
+        if (line) resolve((JSON.parse(line) as { pid: number }).pid);
+      });
+      service.once("exit", (code) => reject(new Error(`launcher process exited with ${code}`)));
+    });
+    service.kill("SIGKILL");
+    await new Promise((r) => service.once("exit", r));
+    const dbFile = devServerSpec(dataDir).dbFile;
+    assert.deepEqual(devServersOn(dbFile), [orphan], "the dev server outlived its service");
+
+    const next = await startDevServer(dataDir, { port, headless: true });
+    try {
+      assert.notEqual(next.pid, orphan);
+      assert.deepEqual(devServersOn(dbFile), [next.pid], "only the new start's dev server runs on this data folder");
+      const record = JSON.parse(readFileSync(join(dataDir, "temporal", "dev-server.json"), "utf8"));
+      assert.equal(record.pid, next.pid);
+      assert.equal(record.port, port);
+    } finally {
+      await next.stop();
+      for (const pid of devServersOn(dbFile)) process.kill(pid, "SIGKILL");
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });

@@ -93,12 +93,19 @@ export interface HeartbeatMonitorInput {
   timeoutSeconds: number;
   /** Seconds between sweeps. */
   intervalSeconds: number;
-  /** Start a recovery workflow for each server that goes OFFLINE. */
+  /** Start a recovery workflow for each server that goes OFFLINE, at most `maxOfflineRecoveries` running at once. */
   recoverOffline: boolean;
+  maxOfflineRecoveries: number;
   metricsRetentionHours: number;
+  outboxRetentionHours: number;
+  ingestionProgressRetentionHours: number;
 }
 
-/** Replaces the running heartbeat monitor's settings from its next sweep on. */
+/**
+ * Hands the running heartbeat monitor new settings. Every worker sends it at
+ * start; the monitor then continues as new, so its next run uses this worker's
+ * workflow code (see temporal/heartbeat-monitor.ts).
+ */
 export const monitorSettingsSignal = defineSignal<[HeartbeatMonitorInput]>("settings");
 /** The settings the heartbeat monitor sweeps with now. */
 export const monitorSettingsQuery = defineQuery<HeartbeatMonitorInput>("settings");

@@ -1,7 +1,6 @@
-import { continueAsNew, ParentClosePolicy, setHandler, sleep, startChild } from "@temporalio/workflow";
+import { condition, continueAsNew, setHandler } from "@temporalio/workflow";
 import { type HeartbeatMonitorInput, monitorSettingsQuery, monitorSettingsSignal } from "./definitions.js";
 import { maintenanceActivities, recordActivities } from "./proxies.js";
-import { recoveryWorkflow } from "./recovery.js";
 
 export type { HeartbeatMonitorInput };
 
@@ -10,31 +9,41 @@ const SWEEPS_PER_RUN = 200;
 
 /**
  * The singleton liveness loop (`heartbeat-monitor`): every interval one sweep
- * statement marks silent servers OFFLINE and heard-from ones ONLINE. New
- * settings arrive by signal (every worker sends its configuration at start) and
- * apply from the next sweep on.
+ * statement marks silent servers OFFLINE and heard-from ones ONLINE. Its
+ * history stays bounded: one local activity and one timer per sweep, whatever
+ * the fleet's size, and a new run every 200 sweeps. Recoveries of OFFLINE
+ * servers are started by an activity, N at a time, never as children of this
+ * workflow. New settings arrive by signal (every worker sends its configuration
+ * at start): the run then continues as new, which also moves the monitor to the
+ * workflow code of the worker that just started.
  */
 export async function heartbeatMonitorWorkflow(initial: HeartbeatMonitorInput): Promise<never> {
   let input = initial;
+  let sweeps = 0;
+  let restart = false;
   setHandler(monitorSettingsSignal, (next) => {
     input = next;
+    // The signal of the signal-with-start that created this run needs no new run.
+    if (sweeps > 0) restart = true;
   });
   setHandler(monitorSettingsQuery, () => input);
-  for (let i = 0; i < SWEEPS_PER_RUN; i++) {
+  let recoveriesWaiting = true;
+  while (sweeps < SWEEPS_PER_RUN && !restart) {
     const result = await recordActivities.sweepLiveness({ timeoutSeconds: input.timeoutSeconds });
-    if (input.recoverOffline) {
-      for (const serverId of result.offlineIds) {
-        const opened = await recordActivities.openOperation({ serverId, kind: "recovery" });
-        if (!opened) continue;
-        await startChild(recoveryWorkflow, {
-          workflowId: opened.workflowId,
-          args: [{ serverId, operationId: opened.operationId }],
-          parentClosePolicy: ParentClosePolicy.ABANDON,
-        });
-      }
+    sweeps += 1;
+    if (input.recoverOffline && (result.offline > 0 || recoveriesWaiting)) {
+      const recoveries = await maintenanceActivities.startOfflineRecoveries({ maxRunning: input.maxOfflineRecoveries });
+      recoveriesWaiting = recoveries.waiting > 0;
     }
-    if (i === 0) await maintenanceActivities.pruneMetrics({ retentionHours: input.metricsRetentionHours });
-    await sleep(`${input.intervalSeconds} seconds`);
+    if (sweeps === 1) {
+      await maintenanceActivities.pruneExpiredRows({
+        metricsRetentionHours: input.metricsRetentionHours,
+        outboxRetentionHours: input.outboxRetentionHours,
+        ingestionProgressRetentionHours: input.ingestionProgressRetentionHours,
+        heartbeatTimeoutSeconds: input.timeoutSeconds,
+      });
+    }
+    await condition(() => restart, `${input.intervalSeconds} seconds`);
   }
   return continueAsNew<typeof heartbeatMonitorWorkflow>(input);
 }

@@ -1,0 +1,142 @@
+/**
+ * Records the committed workflow histories that test/replay.test.ts replays against the
+ * current code (`npm run histories:record`). Every workflow kind runs for real: test hosts
+ * (network namespaces with systemd and sshd, needs root), a Temporal dev server, the worker,
+ * the API with the real agent, and the Time4VPS stand-in for the reinstall. Each history is
+ * written to test/histories/<name>.json in the JSON form of `temporal workflow show -o json`.
+ * Takes a few minutes; on a shared machine run it under the heavy-test lock:
+ *   flock /tmp/axion-heavy.lock npm run histories:record
+ */
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { historyToJSON } from "@temporalio/common/lib/proto-utils.js";
+import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
+import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
+import { ProviderKind } from "../gen/axion/infrastructure/v1/provider_account_service_pb.js";
+import { ensureHeartbeatMonitor, HEARTBEAT_MONITOR_ID } from "../temporal/heartbeat-monitor.js";
+import { ed25519KeyPair } from "../test/support/keys.js";
+import { watchUntilEnd } from "../test/support/operations.js";
+import { startProvisioningHarness } from "../test/support/provisioning-harness.js";
+import { buildImage, downHosts, upHosts } from "../test/support/testhosts.js";
+import { startTime4vpsStandIn } from "../test/support/time4vps-standin.js";
+import type { fleetCheckWorkflow } from "../workflows/fleet-check.js";
+
+const prefix = "prec";
+const outDir = join(process.cwd(), "test", "histories");
+
+execFileSync("bash", ["scripts/build-agent.sh"], { stdio: ["ignore", "ignore", "inherit"], timeout: 10 * 60_000 });
+buildImage();
+downHosts(prefix);
+const fleet = upHosts(prefix, 2, "fresh");
+const [a, b] = fleet.hosts;
+assert.ok(a && b, "two test hosts");
+const standIn = await startTime4vpsStandIn({
+  username: "axion-rec",
+  password: "t4v-record-password",
+  servers: [{ id: 201, oses: ["debian-12"], os: "debian-12", ip: b.ip }],
+  taskPhase: { ms: 1000 },
+});
+const harness = await startProvisioningHarness({
+  orchestratorPublicKey: ed25519KeyPair().publicKey.trim(),
+  sshConnectTimeoutMs: 4000,
+  agent: { binaryDir: join(process.cwd(), "agent", "dist"), gateway: fleet.gateway, heartbeatIntervalSeconds: 1 },
+  providers: { time4vps: { baseUrl: standIn.baseUrl, timeoutMs: 5000 } },
+});
+mkdirSync(outDir, { recursive: true });
+const recorded: string[] = [];
+
+async function save(name: string, workflowId: string, runId?: string): Promise<void> {
+  const history = await harness.client.workflow.getHandle(workflowId, runId).fetchHistory();
+  writeFileSync(join(outDir, `${name}.json`), `${historyToJSON(history)}\n`);
+  recorded.push(name);
+  console.log(`recorded ${name} (${history.events?.length ?? 0} events)`);
+}
+
+try {
+  const { token } = await harness.api.newOwner("history-recorder");
+  const owner = harness.api.clients(token);
+  const agentApi = createClient(
+    AgentService,
+    createConnectTransport({
+      baseUrl: harness.api.baseUrl,
+      httpVersion: "1.1",
+      interceptors: [
+        (next) => (req) => {
+          req.header.set("authorization", `Bearer ${token}`);
+          return next(req);
+        },
+      ],
+    }),
+  );
+  const defined = <T>(value: T | undefined, what: string): T => {
+    assert.ok(value, `no ${what} in the answer`);
+    return value;
+  };
+  const clusterId = defined((await owner.clusters.createCluster({ name: "histories" })).cluster, "cluster").id;
+  const credential = { method: { case: "privateKey" as const, value: { key: fleet.privateKey } } };
+  const server = defined((await owner.servers.createServer({ clusterId, name: "rec-a", host: a.ip, credential })).server, "server");
+  await owner.providerAccounts.createProviderAccount({
+    name: "rec-time4vps",
+    kind: ProviderKind.TIME4VPS,
+    credentials: { username: "axion-rec", password: "t4v-record-password" },
+  });
+  const rebuilt = defined(
+    (await owner.servers.createServer({ clusterId, name: "rec-b", host: b.ip, credential, provider: "time4vps", providerServerId: "201" }))
+      .server,
+    "server",
+  );
+  const finished = async (operation: { id: string; workflowId: string } | undefined, name: string) => {
+    assert.ok(operation, `${name}: no operation`);
+    const done = await watchUntilEnd(owner.operations, operation.id);
+    assert.equal(done.status, OperationStatus.SUCCEEDED, `${name}: ${done.error}`);
+    await save(name, operation.workflowId);
+  };
+
+  const tested = await owner.servers.testServerConnection({ id: server.id });
+  await save("test-connection", defined(tested.operation, "operation").workflowId);
+  await finished((await owner.servers.configureServer({ id: server.id })).operation, "bootstrap");
+  await finished((await owner.servers.setupDeployKey({ id: server.id })).operation, "deploy-key");
+  await finished((await agentApi.installAgent({ id: server.id })).operation, "install-agent");
+  await finished((await owner.servers.recoverServer({ id: server.id })).operation, "recovery");
+  await finished((await owner.servers.reinstallServer({ id: rebuilt.id, os: "debian-12" })).operation, "reinstall");
+  await save("reinstall-bootstrap", `bootstrap/${rebuilt.id}`);
+
+  // One page per run: the first run continues as new, the last one ends the check.
+  const fleetCheck = await harness.client.workflow.start<typeof fleetCheckWorkflow>("fleetCheckWorkflow", {
+    workflowId: "fleet-check-recording",
+    taskQueue: harness.taskQueue,
+    args: [{ pageSize: 1 }],
+  });
+  await fleetCheck.result();
+  await save("fleet-check-page", fleetCheck.workflowId, fleetCheck.firstExecutionRunId);
+  await save("fleet-check-last", fleetCheck.workflowId);
+
+  // A few sweeps (with recoveries on), then a worker start hands it settings: the run continues as new.
+  const settings = {
+    timeoutSeconds: 6,
+    intervalSeconds: 1,
+    recoverOffline: true,
+    maxOfflineRecoveries: 2,
+    metricsRetentionHours: 24,
+    outboxRetentionHours: 24,
+    ingestionProgressRetentionHours: 24,
+  };
+  await ensureHeartbeatMonitor(harness.client, harness.taskQueue, settings);
+  const monitorRun = (await harness.client.workflow.getHandle(HEARTBEAT_MONITOR_ID).describe()).runId;
+  await new Promise((r) => setTimeout(r, 5000));
+  await ensureHeartbeatMonitor(harness.client, harness.taskQueue, { ...settings, timeoutSeconds: 7 });
+  await save("heartbeat-monitor", HEARTBEAT_MONITOR_ID, monitorRun);
+  await harness.client.workflow.getHandle(HEARTBEAT_MONITOR_ID).terminate("recording over");
+
+  // Histories of workflows that no longer run anywhere would linger: keep only what was recorded now.
+  for (const file of readdirSync(outDir)) if (!recorded.includes(file.replace(/\.json$/, ""))) rmSync(join(outDir, file));
+  console.log(`${recorded.length} histories in ${outDir}`);
+} finally {
+  await harness.close();
+  await standIn.close();
+  downHosts(prefix);
+}

@@ -1,0 +1,73 @@
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { eq, inArray, sql } from "drizzle-orm";
+import { pruneRetained } from "../core/retention.js";
+import { type DatabaseHandle, openDatabase } from "../db/client.js";
+import { newId } from "../db/ids.js";
+import { ingestionProgress, outboxEvents } from "../db/schema.js";
+import type { Backend } from "./support/api.js";
+import { startPostgres, type TestPostgres } from "./support/postgres.js";
+
+const hoursAgo = (h: number) => new Date(Date.now() - h * 3600_000);
+const settings = { outboxRetentionHours: 24, ingestionProgressRetentionHours: 2, heartbeatTimeoutSeconds: 40 };
+
+for (const backend of ["pglite", "postgres"] as Backend[]) {
+  describe(`retention on ${backend}`, () => {
+    let pg: TestPostgres | undefined;
+    let database: DatabaseHandle;
+    before(async () => {
+      if (backend === "postgres") pg = await startPostgres();
+      database = await openDatabase({ databaseUrl: pg?.url, dataDir: "memory://" });
+      await database.migrate();
+    });
+    after(async () => {
+      await database?.close();
+      await pg?.stop();
+    });
+
+    test("published outbox events older than the retention are deleted; unpublished ones never are", async () => {
+      const event = (createdHoursAgo: number, publishedHoursAgo: number | null) => ({
+        id: newId(),
+        topic: "axion.server.events",
+        key: "k",
+        type: "server.status_changed",
+        payload: {},
+        createdAt: hoursAgo(createdHoursAgo),
+        publishedAt: publishedHoursAgo === null ? null : hoursAgo(publishedHoursAgo),
+      });
+      const oldPublished = Array.from({ length: 12_000 }, () => event(50, 49));
+      const recentPublished = event(2, 1);
+      const oldUnpublished = event(100, null);
+      for (let i = 0; i < oldPublished.length; i += 2000) await database.db.insert(outboxEvents).values(oldPublished.slice(i, i + 2000));
+      await database.db.insert(outboxEvents).values([recentPublished, oldUnpublished]);
+
+      const pruned = await pruneRetained(database.db, settings);
+      assert.equal(pruned.outboxEvents, oldPublished.length);
+      const left = await database.db.select({ id: outboxEvents.id }).from(outboxEvents);
+      assert.deepEqual(left.map((r) => r.id).sort(), [recentPublished.id, oldUnpublished.id].sort());
+    });
+
+    test("progress rows of gone ingestion instances are deleted; rows liveness still reads are kept", async () => {
+      const row = (instanceId: string, updatedHoursAgo: number) => ({
+        instanceId,
+        caughtUpTo: hoursAgo(updatedHoursAgo),
+        updatedAt: hoursAgo(updatedHoursAgo),
+        runningSince: hoursAgo(updatedHoursAgo + 1),
+      });
+      await database.db.insert(ingestionProgress).values([row("gone", 3), row("recent", 1), row("live", 0)]);
+      const pruned = await pruneRetained(database.db, settings);
+      assert.equal(pruned.ingestionProgress, 1);
+      const left = await database.db.select({ id: ingestionProgress.instanceId }).from(ingestionProgress);
+      assert.deepEqual(left.map((r) => r.id).sort(), ["live", "recent"]);
+
+      // A retention shorter than what the liveness sweep reads (two timeouts) never deletes a row it reads.
+      await database.db
+        .update(ingestionProgress)
+        .set({ updatedAt: sql`now() - interval '60 seconds'` })
+        .where(eq(ingestionProgress.instanceId, "recent"));
+      const short = await pruneRetained(database.db, { ...settings, ingestionProgressRetentionHours: 0 });
+      assert.equal(short.ingestionProgress, 0, "60 s old is within two 40 s timeouts");
+      await database.db.delete(ingestionProgress).where(inArray(ingestionProgress.instanceId, ["live", "recent"]));
+    });
+  });
+}
