@@ -74,6 +74,7 @@ const schema = z.object({
     .string()
     .regex(/^(@\w+|(\S+\s+){4}\S+)$/, "must be a cron expression of 5 fields or @hourly-style")
     .default("*/15 * * * *"),
+  RECONCILE_INTERVAL_SECONDS: z.coerce.number({ error: "must be seconds" }).int().min(5, "must be at least 5").max(86400).default(60),
   AGENT_API_URL: optionalText.pipe(
     z
       .string()

@@ -27,3 +27,33 @@ export async function ensureFleetCheckSchedule(client: Client, options: { cron: 
     await client.schedule.getHandle(FLEET_CHECK_SCHEDULE_ID).update((previous) => ({ ...previous, spec, action }));
   }
 }
+
+export const RECONCILER_SCHEDULE_ID = "operations-reconciler";
+
+/**
+ * Creates the operations-reconciler schedule (every `intervalSeconds`, overlap
+ * skipped), or brings an existing one to this interval. Safe at every start.
+ */
+export async function ensureReconcilerSchedule(client: Client, options: { intervalSeconds: number; taskQueue: string }): Promise<void> {
+  const spec = { intervals: [{ every: `${options.intervalSeconds} seconds` as const }] };
+  const action = {
+    type: "startWorkflow" as const,
+    workflowType: "reconcileOperationsWorkflow",
+    workflowId: RECONCILER_SCHEDULE_ID,
+    taskQueue: options.taskQueue,
+    args: [{}],
+    staticSummary: "Operations reconciler: end operations whose workflow is gone, free servers they left in transition",
+  };
+  try {
+    await client.schedule.create({
+      scheduleId: RECONCILER_SCHEDULE_ID,
+      spec,
+      action,
+      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: "1 minute" },
+    });
+    log.info("operations-reconciler schedule created", { intervalSeconds: options.intervalSeconds });
+  } catch (error) {
+    if (!(error instanceof ScheduleAlreadyRunning)) throw error;
+    await client.schedule.getHandle(RECONCILER_SCHEDULE_ID).update((previous) => ({ ...previous, spec, action }));
+  }
+}
