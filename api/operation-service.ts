@@ -51,9 +51,9 @@ export function operationService(db: Database, workflows: WorkflowGateway | unde
           await gateway.client.workflow.getHandle(row.workflowId, row.runId ?? undefined).cancel();
         } catch (error) {
           if (!(error instanceof WorkflowNotFoundError)) throw error;
-          // The workflow already ended (terminated, say) or never started: record what Temporal says and answer that.
-          await settleOperation(db, gateway.client, row, { missingGraceMs: 0 });
         }
+        // A workflow that already ended (terminated, say) or never started cannot record its end: record what Temporal says.
+        await settleOperation(db, gateway.client, row, { missingGraceMs: 0 });
       }
       return { operation: await withProgress(await requireOperation(db, owner, req.id)) };
     },

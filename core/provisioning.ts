@@ -2,7 +2,7 @@ import { type Client, WorkflowExecutionAlreadyStartedError, type WorkflowHandle 
 import type { TypedSearchAttributes } from "@temporalio/common";
 import type { Database } from "../db/client.js";
 import { clusterIdAttribute, operationAttribute, ownerIdAttribute, serverIdAttribute } from "../temporal/search-attributes.js";
-import { type OperationProgress, progressQuery } from "../workflows/definitions.js";
+import { type OperationInput, type OperationProgress, operationWorkflows, progressQuery } from "../workflows/contract.js";
 import { AppError } from "./errors.js";
 import {
   finishOperation,
@@ -21,15 +21,6 @@ export interface WorkflowGateway {
   client: Client;
   taskQueue: string;
 }
-
-const workflowTypes: Record<OperationKind, string> = {
-  test_connection: "testConnectionWorkflow",
-  bootstrap: "bootstrapWorkflow",
-  deploy_key: "deployKeyWorkflow",
-  recovery: "recoveryWorkflow",
-  reinstall: "reinstallWorkflow",
-  install_agent: "installAgentWorkflow",
-};
 
 /**
  * Starts an operation on a server: the operation row first (which refuses a
@@ -62,7 +53,7 @@ export async function startServerOperation(
     }
   }
   const start = () =>
-    gateway.client.workflow.start(workflowTypes[kind], {
+    gateway.client.workflow.start(operationWorkflows[kind] as (input: OperationInput) => Promise<unknown>, {
       workflowId: operation.workflowId,
       taskQueue: gateway.taskQueue,
       args: [{ operationId: operation.id, serverId: server.id, ...extraInput }],

@@ -1,5 +1,6 @@
 import { type Client, ScheduleAlreadyRunning, ScheduleOverlapPolicy } from "@temporalio/client";
 import { log } from "../core/log.js";
+import { systemWorkflows } from "../workflows/contract.js";
 
 export const FLEET_CHECK_SCHEDULE_ID = "fleet-check";
 
@@ -8,10 +9,10 @@ export async function ensureFleetCheckSchedule(client: Client, options: { cron: 
   const spec = { cronExpressions: [options.cron] };
   const action = {
     type: "startWorkflow" as const,
-    workflowType: "fleetCheckWorkflow",
+    workflowType: systemWorkflows.fleetCheck,
     workflowId: "fleet-check",
     taskQueue: options.taskQueue,
-    args: [{}],
+    args: [{}] as [Record<string, never>],
     staticSummary: "Periodic fleet check: test every server, recover what is broken",
   };
   try {
@@ -38,10 +39,10 @@ export async function ensureReconcilerSchedule(client: Client, options: { interv
   const spec = { intervals: [{ every: `${options.intervalSeconds} seconds` as const }] };
   const action = {
     type: "startWorkflow" as const,
-    workflowType: "reconcileOperationsWorkflow",
+    workflowType: systemWorkflows.reconcileOperations,
     workflowId: RECONCILER_SCHEDULE_ID,
     taskQueue: options.taskQueue,
-    args: [{}],
+    args: [{}] as [Record<string, never>],
     staticSummary: "Operations reconciler: end operations whose workflow is gone, free servers they left in transition",
   };
   try {
