@@ -2,6 +2,7 @@ import { type Client, WorkflowFailedError, WorkflowNotFoundError } from "@tempor
 import { and, asc, desc, eq, inArray, ne, notExists, sql } from "drizzle-orm";
 import type { Database } from "../db/client.js";
 import { type OperationStatus, operations, servers } from "../db/schema.js";
+import { progressQuery, type StepProgress } from "../workflows/contract.js";
 import { finishOperation, type OperationRow, setOperationRunId } from "./operations.js";
 import { setServerStatus, TRANSITIONAL_STATUSES } from "./server-status.js";
 
@@ -77,6 +78,16 @@ export async function describeOperationWorkflow(client: Client, row: OperationRo
   return { state: "closed", runId, status: "FAILED", error: failure };
 }
 
+/** The steps a closed run had got through (a worker answers the query by replaying its history); [] when none answers soon. */
+async function lastSteps(client: Client, workflowId: string, runId: string): Promise<StepProgress[]> {
+  const query = client.workflow
+    .getHandle(workflowId, runId)
+    .query(progressQuery)
+    .then((p) => p.steps)
+    .catch(() => []);
+  return Promise.race([query, new Promise<StepProgress[]>((resolve) => setTimeout(() => resolve([]), 5000).unref())]);
+}
+
 /**
  * Brings one RUNNING row in line with its workflow: a closed workflow's
  * outcome is recorded, a missing one (after `missingGraceMs`) fails the row, a
@@ -92,10 +103,11 @@ export async function settleOperation(
   if (found.state === "running") {
     if (!row.runId) await setOperationRunId(db, row.id, found.runId);
   } else if (found.state === "closed") {
+    const steps = await lastSteps(client, row.workflowId, found.runId);
     await finishOperation(db, row.id, {
       status: found.status,
       error: found.error,
-      result: { workflowId: row.workflowId, reconciled: true },
+      result: { workflowId: row.workflowId, reconciled: true, steps },
     });
   } else {
     const age = (options.now ?? new Date()).getTime() - row.startedAt.getTime();

@@ -95,6 +95,8 @@ describe("operations and workflows agree (real Temporal, real host)", { timeout:
     const row = await waitForRow(started.operation!.id);
     assert.equal(row.status, "FAILED");
     assert.match(row.error ?? "", /terminated: operator pressed terminate/);
+    const steps = ((row.result?.steps ?? []) as { name: string; status: string }[]).map((s) => `${s.name}:${s.status}`);
+    assert.equal(steps.at(-1), "docker:running", "the steps it got through, read from the closed run");
 
     const stranded = (await alice.servers.getServer({ id: server.id })).server!;
     assert.equal(stranded.status, ServerStatus.ERROR, "no longer PROVISIONING");
