@@ -1,6 +1,8 @@
 import { type Client, WorkflowExecutionAlreadyStartedError, type WorkflowHandle } from "@temporalio/client";
 import type { TypedSearchAttributes } from "@temporalio/common";
+import { eq } from "drizzle-orm";
 import type { Database } from "../db/client.js";
+import { operations } from "../db/schema.js";
 import { clusterIdAttribute, operationAttribute, ownerIdAttribute, serverIdAttribute } from "../temporal/search-attributes.js";
 import { type OperationInput, type OperationProgress, operationWorkflows, progressQuery } from "../workflows/contract.js";
 import { AppError } from "./errors.js";
@@ -112,7 +114,8 @@ async function resolveFailedStart(
   if (found.state === "closed") {
     // Started and already over (a very short run whose end was not recorded): its own outcome, not a guess.
     await finishOperation(db, operation.id, { status: found.status, error: found.error });
-    return { operation, handle: gateway.client.workflow.getHandle(operation.workflowId, found.runId), attached: false };
+    const [ended] = await db.select().from(operations).where(eq(operations.id, operation.id));
+    return { operation: ended ?? operation, handle: gateway.client.workflow.getHandle(operation.workflowId, found.runId), attached: false };
   }
   await finishOperation(db, operation.id, { status: "FAILED", error: "the workflow could not be started" });
   if (startError instanceof WorkflowExecutionAlreadyStartedError) {

@@ -91,6 +91,7 @@ export async function runRemoteStep(session: SshSession, command: ShellFragment,
   };
 
   let stopping: Promise<void> | undefined;
+  let lastResort: NodeJS.Timeout | undefined;
   const stop = () => {
     stopping ??= (async () => {
       await Promise.race([sidKnown, new Promise((r) => setTimeout(r, STOP_GRACE_MS))]);
@@ -98,7 +99,7 @@ export async function runRemoteStep(session: SshSession, command: ShellFragment,
         await session.run(killSessionScript(sid), { root: options.root, timeoutMs: 20_000, allowFailure: true }).catch(() => undefined);
       }
       // The command should end with its session; if the channel stays open, close the connection on it.
-      setTimeout(() => session.close(), STOP_GRACE_MS).unref();
+      lastResort = setTimeout(() => session.close(), STOP_GRACE_MS);
     })();
     return stopping;
   };
@@ -136,6 +137,7 @@ export async function runRemoteStep(session: SshSession, command: ShellFragment,
     throw error;
   } finally {
     clearTimeout(timer);
+    clearTimeout(lastResort);
     signal?.removeEventListener("abort", onAbort);
     if (session.isOpen()) session.attach(signal);
   }
