@@ -4,10 +4,8 @@ import { type OperationKind, startOperation } from "../core/operations.js";
 import { servers } from "../db/schema.js";
 import type { ConnectionTestResult, Diagnosis } from "../workflows/definitions.js";
 import type { ActivityDeps } from "./deps.js";
-import { diagnoseScript } from "./host-scripts.js";
 import { outcomeOf } from "./provisioning.js";
-import { parseDiagnosis } from "./recovery.js";
-import { withServerSession } from "./server-access.js";
+import { diagnose } from "./recovery.js";
 
 /** Fleet-check activities: page through servers, check one, open an operation for a follow-up workflow. */
 export function createFleetActivities(deps: ActivityDeps) {
@@ -33,11 +31,7 @@ export function createFleetActivities(deps: ActivityDeps) {
       serverId: string;
     }): Promise<{ outcome: ConnectionTestResult["outcome"]; message: string; diagnosis?: Diagnosis }> {
       try {
-        return await withServerSession(deps, input.serverId, async (session) => ({
-          outcome: "ok",
-          message: "connected",
-          diagnosis: parseDiagnosis((await session.run(diagnoseScript, { timeoutMs: 60_000 })).stdout),
-        }));
+        return { outcome: "ok", message: "connected", diagnosis: await diagnose(deps, input.serverId) };
       } catch (error) {
         const outcome = outcomeOf(error);
         return { outcome, message: error instanceof Error ? error.message : String(error) };

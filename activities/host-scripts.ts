@@ -1,3 +1,4 @@
+import { aptInstall } from "./ssh/apt.js";
 import { type ShellFragment, sh } from "./ssh/shell.js";
 
 /**
@@ -21,7 +22,7 @@ export function adminUserScript(user: string): ShellFragment {
   return sh`set -e
 changed=""
 if ! id -u ${user} >/dev/null 2>&1; then useradd --create-home --shell /bin/bash ${user}; changed="user created"; fi
-if ! command -v sudo >/dev/null 2>&1; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sudo >/dev/null; changed="$changed sudo installed"; fi
+if ! command -v sudo >/dev/null 2>&1; then ${aptInstall(["sudo"])}; changed="$changed sudo installed"; fi
 if [ "$(cat ${sudoersFile} 2>/dev/null)" != ${sudoers} ]; then
   tmp=$(mktemp); printf '%s\\n' ${sudoers} > "$tmp"
   visudo -cqf "$tmp"; install -m 0440 -o root -g root "$tmp" ${sudoersFile}; rm -f "$tmp"
@@ -34,11 +35,7 @@ export const dockerScript = sh`set -e
 if command -v docker >/dev/null 2>&1 && systemctl is-active --quiet docker && docker info >/dev/null 2>&1; then
   echo ${RESULT_MARK} unchanged "docker $(docker version --format '{{.Server.Version}}') running"; exit 0
 fi
-export DEBIAN_FRONTEND=noninteractive
-if ! command -v docker >/dev/null 2>&1; then
-  # Install from the current package lists first; refresh them only if that fails.
-  apt-get install -y -qq -o DPkg::Lock::Timeout=300 docker.io >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq -o DPkg::Lock::Timeout=300 docker.io >/dev/null; }
-fi
+if ! command -v docker >/dev/null 2>&1; then ${aptInstall(["docker.io"])}; fi
 systemctl enable --now docker >/dev/null 2>&1
 for i in $(seq 1 30); do docker info >/dev/null 2>&1 && break; sleep 1; done
 docker info >/dev/null
@@ -57,7 +54,7 @@ export function firewallScript(sshPort: number): ShellFragment {
 }
 `;
   return sh`set -e
-command -v nft >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables >/dev/null
+command -v nft >/dev/null 2>&1 || ${aptInstall(["nftables"])}
 file=/etc/nftables.d/axion.nft
 mkdir -p /etc/nftables.d
 if [ "$(cat "$file" 2>/dev/null)" = "$(printf '%s' ${ruleset})" ] && nft list table inet axion_filter >/dev/null 2>&1; then

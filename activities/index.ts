@@ -3,6 +3,7 @@ import type { ActivityDeps } from "./deps.js";
 import { createFleetActivities } from "./fleet.js";
 import { createLivenessActivities } from "./liveness.js";
 import { createProvisioningActivities } from "./provisioning.js";
+import { createReconcileActivities } from "./reconcile.js";
 import { createRecordActivities } from "./records.js";
 import { createRecoveryActivities } from "./recovery.js";
 import { createReinstallActivities } from "./reinstall.js";
@@ -19,6 +20,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createFleetActivities(deps),
     ...createAgentActivities(deps),
     ...createLivenessActivities(deps),
+    ...createReconcileActivities(deps),
   };
 }
 

@@ -10,9 +10,11 @@ import {
   parseStepOutput,
   sshHardeningScript,
 } from "./host-scripts.js";
-import { heartbeating, withServerSession } from "./server-access.js";
+import { type ServerRecord, type SessionOptions, withServerSession } from "./server-access.js";
 import { SshErrorType, sshFailure } from "./ssh/errors.js";
+import { heartbeating, runRemoteStep } from "./ssh/remote-step.js";
 import type { SshSession } from "./ssh/session.js";
+import type { ShellFragment } from "./ssh/shell.js";
 
 const supportedOs: Record<string, string[]> = { debian: ["11", "12"], ubuntu: ["20.04", "22.04", "24.04"] };
 const supportedArch = ["x86_64", "aarch64"];
@@ -20,7 +22,7 @@ export const MIN_ROOT_FREE_MB = 1024;
 export const MIN_MEMORY_MB = 512;
 
 async function readFacts(session: SshSession): Promise<HostFacts> {
-  const { stdout } = await session.run(factsScript, { root: false, timeoutMs: 20_000 });
+  const { stdout } = await runRemoteStep(session, factsScript, { root: false, timeoutMs: 20_000 });
   const kv = Object.fromEntries(
     stdout
       .split("\n")
@@ -48,17 +50,30 @@ export function outcomeOf(error: unknown): ConnectionTestResult["outcome"] {
   return "unreachable";
 }
 
-async function step(
+/**
+ * One idempotent remote step, the only shape an SSH step has: a session to the
+ * server, the script run through the remote-step helper (heartbeats,
+ * cancellation kills the remote command, capped output), its `AXION_RESULT`
+ * line parsed.
+ */
+export function remoteStep(
   deps: ActivityDeps,
   serverId: string,
-  script: (session: SshSession) => Parameters<SshSession["run"]>[0],
-  timeoutMs: number,
-) {
-  return withServerSession(deps, serverId, async (session) => {
-    const { stdout } = await heartbeating(() => session.run(script(session), { timeoutMs }));
-    const parsed = parseStepOutput(stdout);
-    return { changed: parsed.changed, detail: parsed.detail } satisfies StepResult;
-  });
+  script: (server: ServerRecord) => ShellFragment,
+  options: { timeoutMs: number } & SessionOptions,
+): Promise<StepResult & { skipped?: boolean }> {
+  return heartbeating(() =>
+    withServerSession(
+      deps,
+      serverId,
+      async (session, server) => {
+        const { stdout } = await runRemoteStep(session, script(server), { timeoutMs: options.timeoutMs });
+        const parsed = parseStepOutput(stdout);
+        return { changed: parsed.changed, detail: parsed.detail, ...(parsed.skipped ? { skipped: true } : {}) };
+      },
+      options,
+    ),
+  );
 }
 
 /** SSH activities: one idempotent step each, the server addressed by id only. */
@@ -67,12 +82,14 @@ export function createProvisioningActivities(deps: ActivityDeps) {
     /** Classified, never thrown: the caller wants an answer in seconds, not retries. */
     async testConnection(input: { serverId: string }): Promise<ConnectionTestResult> {
       try {
-        return await withServerSession(deps, input.serverId, async (session) => ({
-          outcome: "ok",
-          message: "connected",
-          fingerprint: session.fingerprint,
-          facts: await readFacts(session),
-        }));
+        return await heartbeating(() =>
+          withServerSession(deps, input.serverId, async (session) => ({
+            outcome: "ok" as const,
+            message: "connected",
+            fingerprint: session.fingerprint,
+            facts: await readFacts(session),
+          })),
+        );
       } catch (error) {
         if (error instanceof ApplicationFailure && error.type === "ServerNotFound") throw error;
         return { outcome: outcomeOf(error), message: error instanceof Error ? error.message : String(error) };
@@ -81,70 +98,60 @@ export function createProvisioningActivities(deps: ActivityDeps) {
 
     /** Opens a session (pinning the host key on first use); failures are typed and retried by the workflow. */
     connect: (input: { serverId: string }): Promise<StepResult> =>
-      withServerSession(deps, input.serverId, async (session) => ({ changed: false, detail: `host key ${session.fingerprint}` })),
+      heartbeating(() =>
+        withServerSession(deps, input.serverId, async (session) => ({ changed: false, detail: `host key ${session.fingerprint}` })),
+      ),
 
     /** Supported OS, architecture, free disk and memory; Docker's version when present. */
     async preflight(input: { serverId: string }): Promise<HostFacts> {
-      return withServerSession(deps, input.serverId, async (session) => {
-        const facts = await readFacts(session);
-        if (!supportedOs[facts.osId]?.includes(facts.osVersion)) {
-          throw sshFailure(
-            SshErrorType.UnsupportedOs,
-            `unsupported operating system: ${facts.osPrettyName || `${facts.osId} ${facts.osVersion}`}`,
-          );
-        }
-        if (!supportedArch.includes(facts.arch)) throw sshFailure(SshErrorType.UnsupportedOs, `unsupported architecture: ${facts.arch}`);
-        if (facts.rootFreeMb < MIN_ROOT_FREE_MB) {
-          throw ApplicationFailure.nonRetryable(
-            `only ${facts.rootFreeMb} MB free on /, at least ${MIN_ROOT_FREE_MB} MB needed`,
-            "InsufficientResources",
-          );
-        }
-        if (facts.memoryMb < MIN_MEMORY_MB) {
-          throw ApplicationFailure.nonRetryable(
-            `only ${facts.memoryMb} MB of memory, at least ${MIN_MEMORY_MB} MB needed`,
-            "InsufficientResources",
-          );
-        }
-        if (session.fingerprint === "") throw new Error("no host key seen");
-        return facts;
-      });
+      return heartbeating(() =>
+        withServerSession(deps, input.serverId, async (session) => {
+          const facts = await readFacts(session);
+          if (!supportedOs[facts.osId]?.includes(facts.osVersion)) {
+            throw sshFailure(
+              SshErrorType.UnsupportedOs,
+              `unsupported operating system: ${facts.osPrettyName || `${facts.osId} ${facts.osVersion}`}`,
+            );
+          }
+          if (!supportedArch.includes(facts.arch)) throw sshFailure(SshErrorType.UnsupportedOs, `unsupported architecture: ${facts.arch}`);
+          if (facts.rootFreeMb < MIN_ROOT_FREE_MB) {
+            throw ApplicationFailure.nonRetryable(
+              `only ${facts.rootFreeMb} MB free on /, at least ${MIN_ROOT_FREE_MB} MB needed`,
+              "InsufficientResources",
+            );
+          }
+          if (facts.memoryMb < MIN_MEMORY_MB) {
+            throw ApplicationFailure.nonRetryable(
+              `only ${facts.memoryMb} MB of memory, at least ${MIN_MEMORY_MB} MB needed`,
+              "InsufficientResources",
+            );
+          }
+          if (session.fingerprint === "") throw new Error("no host key seen");
+          return facts;
+        }),
+      );
     },
 
-    ensureAdminUser: (input: { serverId: string }) => step(deps, input.serverId, () => adminUserScript(deps.adminUser), 60_000),
+    ensureAdminUser: (input: { serverId: string }) =>
+      remoteStep(deps, input.serverId, () => adminUserScript(deps.adminUser), { timeoutMs: 60_000 }),
 
-    ensureDocker: (input: { serverId: string }) => step(deps, input.serverId, () => dockerScript, 15 * 60_000),
+    ensureDocker: (input: { serverId: string }) => remoteStep(deps, input.serverId, () => dockerScript, { timeoutMs: 15 * 60_000 }),
 
     // Both change how SSH is reached: the step after each logs in anew, proving the host still lets us in.
     ensureFirewall: (input: { serverId: string }) =>
-      withServerSession(
-        deps,
-        input.serverId,
-        async (session, server) => {
-          const { stdout } = await session.run(firewallScript(server.sshPort), { timeoutMs: 60_000 });
-          return parseStepOutput(stdout) as StepResult;
-        },
-        { afterwards: "close" },
-      ),
+      remoteStep(deps, input.serverId, (server) => firewallScript(server.sshPort), { timeoutMs: 5 * 60_000, afterwards: "close" }),
 
     hardenSsh: (input: { serverId: string }) =>
-      withServerSession(
-        deps,
-        input.serverId,
-        async (session, server) => {
-          const { stdout } = await session.run(sshHardeningScript(server.authMethod === "private_key", server.sshPort), {
-            timeoutMs: 60_000,
-          });
-          return parseStepOutput(stdout) as StepResult;
-        },
-        { afterwards: "close" },
-      ),
+      remoteStep(deps, input.serverId, (server) => sshHardeningScript(server.authMethod === "private_key", server.sshPort), {
+        timeoutMs: 60_000,
+        afterwards: "close",
+      }),
 
     /** ORCHESTRATOR_SSH_PUBLIC_KEY for the admin user: added once, or removed; other lines untouched. */
     async setDeployKey(input: { serverId: string; action: "add" | "remove" }): Promise<StepResult & { skipped?: boolean }> {
       const publicKey = deps.orchestratorPublicKey;
       if (!publicKey) return { changed: false, skipped: true, detail: "ORCHESTRATOR_SSH_PUBLIC_KEY is not set" };
-      return step(deps, input.serverId, () => authorizedKeyScript(deps.adminUser, publicKey, input.action), 60_000);
+      return remoteStep(deps, input.serverId, () => authorizedKeyScript(deps.adminUser, publicKey, input.action), { timeoutMs: 60_000 });
     },
   };
 }

@@ -1,8 +1,9 @@
-import type { Diagnosis, StepResult } from "../workflows/definitions.js";
+import type { Diagnosis } from "../workflows/definitions.js";
 import type { ActivityDeps } from "./deps.js";
-import { diagnoseScript, parseStepOutput, pruneDockerScript, restartDockerScript, vacuumJournalScript } from "./host-scripts.js";
-import { heartbeating, withServerSession } from "./server-access.js";
-import type { ShellFragment } from "./ssh/shell.js";
+import { diagnoseScript, pruneDockerScript, restartDockerScript, vacuumJournalScript } from "./host-scripts.js";
+import { remoteStep } from "./provisioning.js";
+import { withServerSession } from "./server-access.js";
+import { heartbeating, runRemoteStep } from "./ssh/remote-step.js";
 
 export function parseDiagnosis(stdout: string): Diagnosis {
   const mounts = new Map<string, { mount: string; usedPct: number; availableMb: number }>();
@@ -17,20 +18,22 @@ export function parseDiagnosis(stdout: string): Diagnosis {
   return { mounts: [...mounts.values()], docker, journalMb };
 }
 
+/** Disk use per mount, Docker answering, journal size: read through the remote-step helper. */
+export function diagnose(deps: ActivityDeps, serverId: string): Promise<Diagnosis> {
+  return heartbeating(() =>
+    withServerSession(deps, serverId, async (session) =>
+      parseDiagnosis((await runRemoteStep(session, diagnoseScript, { timeoutMs: 60_000 })).stdout),
+    ),
+  );
+}
+
 /** Recovery activities: look, then act on what was seen. */
 export function createRecoveryActivities(deps: ActivityDeps) {
-  const run = (serverId: string, script: ShellFragment, timeoutMs: number) =>
-    withServerSession(deps, serverId, async (session) => {
-      const { stdout } = await heartbeating(() => session.run(script, { timeoutMs }));
-      return parseStepOutput(stdout) as StepResult;
-    });
   return {
-    diagnose: (input: { serverId: string }): Promise<Diagnosis> =>
-      withServerSession(deps, input.serverId, async (session) =>
-        parseDiagnosis((await session.run(diagnoseScript, { timeoutMs: 60_000 })).stdout),
-      ),
-    pruneDocker: (input: { serverId: string }) => run(input.serverId, pruneDockerScript, 10 * 60_000),
-    vacuumJournal: (input: { serverId: string; maxMb: number }) => run(input.serverId, vacuumJournalScript(input.maxMb), 5 * 60_000),
-    restartDocker: (input: { serverId: string }) => run(input.serverId, restartDockerScript, 3 * 60_000),
+    diagnose: (input: { serverId: string }): Promise<Diagnosis> => diagnose(deps, input.serverId),
+    pruneDocker: (input: { serverId: string }) => remoteStep(deps, input.serverId, () => pruneDockerScript, { timeoutMs: 10 * 60_000 }),
+    vacuumJournal: (input: { serverId: string; maxMb: number }) =>
+      remoteStep(deps, input.serverId, () => vacuumJournalScript(input.maxMb), { timeoutMs: 5 * 60_000 }),
+    restartDocker: (input: { serverId: string }) => remoteStep(deps, input.serverId, () => restartDockerScript, { timeoutMs: 3 * 60_000 }),
   };
 }

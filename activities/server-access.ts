@@ -92,7 +92,9 @@ export async function withServerSession<T>(
       });
     } catch (error) {
       if (error instanceof ApplicationFailure && error.type === SshErrorType.HostKeyMismatch) {
-        await setServerStatus(deps.db, serverId, "HOSTKEY_MISMATCH", `host key differs from the pinned ${server.hostKeyFingerprint}`);
+        await setServerStatus(deps.db, serverId, "HOSTKEY_MISMATCH", `host key differs from the pinned ${server.hostKeyFingerprint}`, {
+          by: "host_key_check",
+        });
       }
       throw error;
     }
@@ -110,19 +112,5 @@ export async function withServerSession<T>(
   }
 }
 
-/** Heartbeats every few seconds while `work` runs, so a dead worker is noticed within the heartbeat timeout. */
-export async function heartbeating<T>(work: () => Promise<T>, detail?: unknown): Promise<T> {
-  let context: Context | undefined;
-  try {
-    context = Context.current();
-  } catch {
-    return work();
-  }
-  context.heartbeat(detail);
-  const timer = setInterval(() => context?.heartbeat(detail), 3000);
-  try {
-    return await work();
-  } finally {
-    clearInterval(timer);
-  }
-}
+/** Kept here for the activities that import it from this module; implemented by the remote-step helper. */
+export { heartbeating } from "./ssh/remote-step.js";

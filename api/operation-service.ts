@@ -1,7 +1,9 @@
 import type { ServiceImpl } from "@connectrpc/connect";
+import { WorkflowNotFoundError } from "@temporalio/client";
 import { listServerOperations, type OperationRow, requireOperation } from "../core/operations.js";
 import { parsePageRequest } from "../core/pagination.js";
 import { queryProgress, type WorkflowGateway } from "../core/provisioning.js";
+import { settleOperation } from "../core/reconcile.js";
 import { requireServer } from "../core/servers.js";
 import type { Database } from "../db/client.js";
 import type { OperationService } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
@@ -44,9 +46,14 @@ export function operationService(db: Database, workflows: WorkflowGateway | unde
       const owner = requireOwner(ctx);
       const row = await requireOperation(db, owner, req.id);
       if (row.status === "RUNNING") {
-        await requireGateway(workflows)
-          .client.workflow.getHandle(row.workflowId, row.runId ?? undefined)
-          .cancel();
+        const gateway = requireGateway(workflows);
+        try {
+          await gateway.client.workflow.getHandle(row.workflowId, row.runId ?? undefined).cancel();
+        } catch (error) {
+          if (!(error instanceof WorkflowNotFoundError)) throw error;
+        }
+        // A workflow that already ended (terminated, say) or never started cannot record its end: record what Temporal says.
+        await settleOperation(db, gateway.client, row, { missingGraceMs: 0 });
       }
       return { operation: await withProgress(await requireOperation(db, owner, req.id)) };
     },

@@ -18,7 +18,7 @@ import { startOutboxRelay } from "../events/relay.js";
 import { startDevServer } from "../temporal/dev-server.js";
 import { ensureSearchAttributes } from "../temporal/ensure-search-attributes.js";
 import { ensureHeartbeatMonitor } from "../temporal/heartbeat-monitor.js";
-import { ensureFleetCheckSchedule } from "../temporal/schedules.js";
+import { ensureFleetCheckSchedule, ensureReconcilerSchedule } from "../temporal/schedules.js";
 import { createWorker } from "../temporal/worker.js";
 
 export type Role = "all" | "api" | "worker";
@@ -101,6 +101,10 @@ export async function startService(config: Config, role: Role = "all"): Promise<
       log.info("worker polling", { taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE });
       await waitForRunning(worker);
       await ensureFleetCheckSchedule(workflows.client, { cron: config.FLEET_CHECK_CRON, taskQueue: config.TEMPORAL_TASK_QUEUE });
+      await ensureReconcilerSchedule(workflows.client, {
+        intervalSeconds: config.RECONCILE_INTERVAL_SECONDS,
+        taskQueue: config.TEMPORAL_TASK_QUEUE,
+      });
       await ensureHeartbeatMonitor(workflows.client, config.TEMPORAL_TASK_QUEUE, {
         timeoutSeconds: config.AGENT_HEARTBEAT_TIMEOUT,
         intervalSeconds: config.LIVENESS_SWEEP_INTERVAL,

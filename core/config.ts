@@ -118,6 +118,7 @@ const schema = z
       .min(1, "must be at least 1")
       .max(1000, "must be at most 1000")
       .default(5),
+    RECONCILE_INTERVAL_SECONDS: z.coerce.number({ error: "must be seconds" }).int().min(5, "must be at least 5").max(86400).default(60),
     LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   })
   .superRefine((config, ctx) => {

@@ -1,7 +1,10 @@
-import { and, desc, eq, lt } from "drizzle-orm";
+import { and, desc, eq, isNull, lt, ne, or } from "drizzle-orm";
 import type { Database } from "../db/client.js";
+
+export type Transaction = Parameters<Parameters<Database["transaction"]>[0]>[0];
+
 import { newId } from "../db/ids.js";
-import { type OperationStatus, operations } from "../db/schema.js";
+import { type OperationStatus, operations, servers } from "../db/schema.js";
 import { isUniqueViolation } from "./db-errors.js";
 import { AppError } from "./errors.js";
 import { requireId } from "./ids.js";
@@ -29,6 +32,8 @@ export async function startOperation(db: Database, owner: Owner, serverId: strin
   const id = newId();
   try {
     return await db.transaction(async (tx) => {
+      // Serialises with UpdateServer, which refuses to change the address or credential while an operation runs.
+      await tx.select({ id: servers.id }).from(servers).where(eq(servers.id, serverId)).for("update");
       const [row] = await tx
         .insert(operations)
         .values({ id, ownerId: owner.id, serverId, kind, workflowId: workflowIdFor(kind, serverId, id) })
@@ -52,8 +57,55 @@ export async function startOperation(db: Database, owner: Owner, serverId: strin
   }
 }
 
+/** The running provisioning operation of a server, if any (connection tests are read-only and do not count). */
+export async function runningOperation(db: Database | Transaction, serverId: string): Promise<OperationRow | undefined> {
+  const [row] = await db
+    .select()
+    .from(operations)
+    .where(and(eq(operations.serverId, serverId), eq(operations.status, "RUNNING"), ne(operations.kind, "test_connection")))
+    .limit(1);
+  return row;
+}
+
+/**
+ * Inside a transaction that holds the server row (`FOR UPDATE`): refuses a
+ * change that would move a running operation onto another machine or login.
+ */
+export async function refuseWhileOperationRuns(tx: Transaction, serverId: string, what: string): Promise<void> {
+  const running = await runningOperation(tx, serverId);
+  if (running) {
+    throw new AppError(
+      "failed_precondition",
+      `${what} cannot change while the ${running.kind} operation ${running.id} runs: cancel it or wait`,
+      {
+        cause: running,
+      },
+    );
+  }
+}
+
+export async function isOperationEnded(db: Database, operationId: string): Promise<boolean> {
+  const [row] = await db.select({ status: operations.status }).from(operations).where(eq(operations.id, operationId));
+  return row?.status !== "RUNNING";
+}
+
 export async function setOperationRunId(db: Database, operationId: string, runId: string): Promise<void> {
   await db.update(operations).set({ runId }).where(eq(operations.id, operationId));
+}
+
+/**
+ * The first thing an operation's workflow does: records its run id on its row
+ * and checks that the row is still RUNNING. A row that ended before its
+ * workflow got going (the reconciler found no workflow, the starter gave up)
+ * stays ended, and the workflow does nothing.
+ */
+export async function claimOperation(db: Database, operationId: string, runId: string): Promise<boolean> {
+  const [row] = await db
+    .update(operations)
+    .set({ runId })
+    .where(and(eq(operations.id, operationId), eq(operations.status, "RUNNING"), or(isNull(operations.runId), eq(operations.runId, runId))))
+    .returning({ id: operations.id });
+  return Boolean(row);
 }
 
 /** Ends an operation once (a retried activity finds it ended and changes nothing). */

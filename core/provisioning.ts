@@ -1,11 +1,21 @@
 import { type Client, WorkflowExecutionAlreadyStartedError, type WorkflowHandle } from "@temporalio/client";
 import type { TypedSearchAttributes } from "@temporalio/common";
+import { eq } from "drizzle-orm";
 import type { Database } from "../db/client.js";
+import { operations } from "../db/schema.js";
 import { clusterIdAttribute, operationAttribute, ownerIdAttribute, serverIdAttribute } from "../temporal/search-attributes.js";
-import { type OperationProgress, progressQuery } from "../workflows/definitions.js";
+import { type OperationInput, type OperationProgress, operationWorkflows, progressQuery } from "../workflows/contract.js";
 import { AppError } from "./errors.js";
-import { finishOperation, type OperationKind, type OperationRow, setOperationRunId, startOperation } from "./operations.js";
+import {
+  finishOperation,
+  isOperationEnded,
+  type OperationKind,
+  type OperationRow,
+  setOperationRunId,
+  startOperation,
+} from "./operations.js";
 import type { Owner } from "./owners.js";
+import { describeOperationWorkflow, settleOperation } from "./reconcile.js";
 import { requireServer } from "./servers.js";
 
 /** How the API reaches Temporal. */
@@ -13,15 +23,6 @@ export interface WorkflowGateway {
   client: Client;
   taskQueue: string;
 }
-
-const workflowTypes: Record<OperationKind, string> = {
-  test_connection: "testConnectionWorkflow",
-  bootstrap: "bootstrapWorkflow",
-  deploy_key: "deployKeyWorkflow",
-  recovery: "recoveryWorkflow",
-  reinstall: "reinstallWorkflow",
-  install_agent: "installAgentWorkflow",
-};
 
 /**
  * Starts an operation on a server: the operation row first (which refuses a
@@ -38,17 +39,23 @@ export async function startServerOperation(
   extraInput: Record<string, unknown> = {},
 ): Promise<{ operation: OperationRow; handle: WorkflowHandle; attached: boolean }> {
   const server = await requireServer(db, owner, serverId);
-  let operation: OperationRow;
-  try {
-    operation = await startOperation(db, owner, server.id, kind);
-  } catch (error) {
-    const running = error instanceof AppError ? (error.cause as OperationRow | undefined) : undefined;
-    if (running?.kind === kind)
-      return { operation: running, handle: gateway.client.workflow.getHandle(running.workflowId), attached: true };
-    throw error;
+  let operation: OperationRow | undefined;
+  for (let attempt = 0; !operation; attempt++) {
+    try {
+      operation = await startOperation(db, owner, server.id, kind);
+    } catch (error) {
+      const running = error instanceof AppError ? (error.cause as OperationRow | undefined) : undefined;
+      if (!running) throw error;
+      // The running row may be an orphan (its workflow terminated or never started): settle it against Temporal first.
+      const found = attempt === 0 ? await settleOperation(db, gateway.client, running).catch(() => undefined) : undefined;
+      if (found && found.state !== "running" && (await isOperationEnded(db, running.id))) continue;
+      if (running.kind === kind)
+        return { operation: running, handle: gateway.client.workflow.getHandle(running.workflowId), attached: true };
+      throw error;
+    }
   }
   const start = () =>
-    gateway.client.workflow.start(workflowTypes[kind], {
+    gateway.client.workflow.start(operationWorkflows[kind] as (input: OperationInput) => Promise<unknown>, {
       workflowId: operation.workflowId,
       taskQueue: gateway.taskQueue,
       args: [{ operationId: operation.id, serverId: server.id, ...extraInput }],
@@ -72,12 +79,51 @@ export async function startServerOperation(
     await setOperationRunId(db, operation.id, handle.firstExecutionRunId);
     return { operation: { ...operation, runId: handle.firstExecutionRunId }, handle, attached: false };
   } catch (error) {
-    await finishOperation(db, operation.id, { status: "FAILED", error: "the workflow could not be started" });
-    if (error instanceof WorkflowExecutionAlreadyStartedError) {
-      throw new AppError("failed_precondition", `a ${kind} workflow is already running for server ${server.id}`, { cause: error });
-    }
-    throw error;
+    return resolveFailedStart(db, gateway, operation, error);
   }
+}
+
+/**
+ * A start that failed or timed out may still have started the workflow: ask
+ * Temporal. Started for this operation → carry on with it; not there → the row
+ * fails; Temporal unreachable → the row stays RUNNING for the reconciler, which
+ * asks again later.
+ */
+async function resolveFailedStart(
+  db: Database,
+  gateway: WorkflowGateway,
+  operation: OperationRow,
+  startError: unknown,
+): Promise<{ operation: OperationRow; handle: WorkflowHandle; attached: boolean }> {
+  let found: Awaited<ReturnType<typeof describeOperationWorkflow>>;
+  try {
+    found = await describeOperationWorkflow(gateway.client, operation);
+  } catch {
+    throw new AppError("unavailable", `Temporal did not confirm the start of operation ${operation.id}; it will be reconciled`, {
+      cause: startError,
+    });
+  }
+  if (found.state === "running") {
+    await setOperationRunId(db, operation.id, found.runId);
+    return {
+      operation: { ...operation, runId: found.runId },
+      handle: gateway.client.workflow.getHandle(operation.workflowId, found.runId),
+      attached: false,
+    };
+  }
+  if (found.state === "closed") {
+    // Started and already over (a very short run whose end was not recorded): its own outcome, not a guess.
+    await finishOperation(db, operation.id, { status: found.status, error: found.error });
+    const [ended] = await db.select().from(operations).where(eq(operations.id, operation.id));
+    return { operation: ended ?? operation, handle: gateway.client.workflow.getHandle(operation.workflowId, found.runId), attached: false };
+  }
+  await finishOperation(db, operation.id, { status: "FAILED", error: "the workflow could not be started" });
+  if (startError instanceof WorkflowExecutionAlreadyStartedError) {
+    throw new AppError("failed_precondition", `a ${operation.kind} workflow is already running for server ${operation.serverId}`, {
+      cause: startError,
+    });
+  }
+  throw startError;
 }
 
 /** Live progress of a running operation, or undefined when the workflow cannot answer right now. */

@@ -8,9 +8,11 @@ import type { CredentialsCipher } from "./credentials-cipher.js";
 import { isForeignKeyViolation, isUniqueViolation } from "./db-errors.js";
 import { AppError } from "./errors.js";
 import { requireId } from "./ids.js";
+import { refuseWhileOperationRuns } from "./operations.js";
 import type { Owner } from "./owners.js";
 import { type PageRequest, toPage } from "./pagination.js";
 import { requireProviderAccount } from "./provider-accounts.js";
+import { setServerStatus } from "./server-status.js";
 import {
   host,
   labels,
@@ -199,7 +201,11 @@ export async function updateServer(deps: InventoryDeps, owner: Owner, id: string
     changes.hostKeyFingerprint = null;
   }
   try {
-    return await deps.db.transaction(async (tx) => {
+    const updated = await deps.db.transaction(async (tx) => {
+      if (moved || data.credential || (data.sshUser !== undefined && data.sshUser !== existing.sshUser)) {
+        await tx.select({ id: servers.id }).from(servers).where(eq(servers.id, existing.id)).for("update");
+        await refuseWhileOperationRuns(tx, existing.id, "the host, port, SSH user or credential");
+      }
       const [row] = await tx
         .update(servers)
         .set(changes)
@@ -215,6 +221,10 @@ export async function updateServer(deps: InventoryDeps, owner: Owner, id: string
       }
       return row;
     });
+    if (!moved) return updated;
+    const moveReason = `address changed to ${updated.host}:${updated.sshPort}: configure the server to provision it`;
+    await setServerStatus(deps.db, updated.id, "PENDING", moveReason, { by: "user" });
+    return (await requireServer(deps.db, owner, updated.id)) ?? updated;
   } catch (error) {
     throw conflict(error, {
       name: data.name,

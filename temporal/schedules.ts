@@ -1,5 +1,6 @@
 import { type Client, ScheduleAlreadyRunning, ScheduleOverlapPolicy } from "@temporalio/client";
 import { log } from "../core/log.js";
+import { systemWorkflows } from "../workflows/contract.js";
 
 export const FLEET_CHECK_SCHEDULE_ID = "fleet-check";
 
@@ -8,10 +9,10 @@ export async function ensureFleetCheckSchedule(client: Client, options: { cron: 
   const spec = { cronExpressions: [options.cron] };
   const action = {
     type: "startWorkflow" as const,
-    workflowType: "fleetCheckWorkflow",
+    workflowType: systemWorkflows.fleetCheck,
     workflowId: "fleet-check",
     taskQueue: options.taskQueue,
-    args: [{}],
+    args: [{}] as [Record<string, never>],
     staticSummary: "Periodic fleet check: test every server, recover what is broken",
   };
   try {
@@ -25,5 +26,35 @@ export async function ensureFleetCheckSchedule(client: Client, options: { cron: 
   } catch (error) {
     if (!(error instanceof ScheduleAlreadyRunning)) throw error;
     await client.schedule.getHandle(FLEET_CHECK_SCHEDULE_ID).update((previous) => ({ ...previous, spec, action }));
+  }
+}
+
+export const RECONCILER_SCHEDULE_ID = "operations-reconciler";
+
+/**
+ * Creates the operations-reconciler schedule (every `intervalSeconds`, overlap
+ * skipped), or brings an existing one to this interval. Safe at every start.
+ */
+export async function ensureReconcilerSchedule(client: Client, options: { intervalSeconds: number; taskQueue: string }): Promise<void> {
+  const spec = { intervals: [{ every: `${options.intervalSeconds} seconds` as const }] };
+  const action = {
+    type: "startWorkflow" as const,
+    workflowType: systemWorkflows.reconcileOperations,
+    workflowId: RECONCILER_SCHEDULE_ID,
+    taskQueue: options.taskQueue,
+    args: [{}] as [Record<string, never>],
+    staticSummary: "Operations reconciler: end operations whose workflow is gone, free servers they left in transition",
+  };
+  try {
+    await client.schedule.create({
+      scheduleId: RECONCILER_SCHEDULE_ID,
+      spec,
+      action,
+      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: "1 minute" },
+    });
+    log.info("operations-reconciler schedule created", { intervalSeconds: options.intervalSeconds });
+  } catch (error) {
+    if (!(error instanceof ScheduleAlreadyRunning)) throw error;
+    await client.schedule.getHandle(RECONCILER_SCHEDULE_ID).update((previous) => ({ ...previous, spec, action }));
   }
 }

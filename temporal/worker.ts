@@ -32,6 +32,8 @@ export async function createWorker(
     taskQueue: options.taskQueue,
     workflowsPath: options.workflowsPath ?? workflowsPath,
     activities: createActivities({ ...deps, sshSessions }),
+    // Heartbeats reach the server at most this far apart: a cancelled SSH step hears of it within seconds.
+    maxHeartbeatThrottleInterval: "3 seconds",
   });
   const run = () => worker.run().finally(() => sshSessions?.closeAll());
   return { worker, connection, run };

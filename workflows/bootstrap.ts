@@ -18,7 +18,7 @@ export async function bootstrapWorkflow(input: OperationInput): Promise<Bootstra
   const progress = new ProgressTracker(input, "bootstrap");
   const server = { serverId: input.serverId };
   return runOperation(input, progress, async () => {
-    await recordActivities.setServerStatus({ ...server, status: "PROVISIONING", reason: "bootstrap started" });
+    await recordActivities.setServerStatus({ ...server, status: "PROVISIONING", reason: "bootstrap started", actor: progress.actor });
     await progress.step("connect", () => sshActivities.connect(server));
     const facts = await progress.step("preflight", async () => {
       const f = await sshActivities.preflight(server);
@@ -34,7 +34,7 @@ export async function bootstrapWorkflow(input: OperationInput): Promise<Bootstra
     await progress.step("ssh_hardening", () => sshActivities.hardenSsh(server));
     await progress.step("deploy_key", () => sshActivities.setDeployKey({ ...server, action: "add" }));
     await installAndAwaitAgent(progress, input.serverId, false);
-    await recordActivities.setServerStatus({ ...server, status: "CONFIGURED", reason: "bootstrap finished" });
+    await recordActivities.setServerStatus({ ...server, status: "CONFIGURED", reason: "bootstrap finished", actor: progress.actor });
     const { changed: _c, detail: _d, ...hostFacts } = facts;
     return {
       facts: hostFacts,

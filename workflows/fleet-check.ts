@@ -49,7 +49,12 @@ export async function fleetCheckWorkflow(input: FleetCheckInput = {}): Promise<F
         report.checked += 1;
         if (check.outcome === "unreachable" || check.outcome === "timeout") {
           report.unreachable += 1;
-          await recordActivities.setServerStatus({ serverId, status: "UNREACHABLE", reason: `fleet check: ${check.message}` });
+          await recordActivities.setServerStatus({
+            serverId,
+            status: "UNREACHABLE",
+            reason: `fleet check: ${check.message}`,
+            actor: { by: "fleet_check" },
+          });
           return;
         }
         if (!needsRecovery(check.diagnosis, threshold)) return;

@@ -1,13 +1,20 @@
-import { CancellationScope, isCancellation } from "@temporalio/workflow";
+import { ApplicationFailure, CancellationScope, isCancellation, workflowInfo } from "@temporalio/workflow";
 import type { OperationInput } from "./definitions.js";
 import { failureMessage, failureType, unreachableErrorTypes } from "./failure-types.js";
 import type { ProgressTracker } from "./progress.js";
 import { recordActivities } from "./proxies.js";
 
+const TRANSITIONAL: ("PROVISIONING" | "REINSTALLING")[] = ["PROVISIONING", "REINSTALLING"];
+
 /**
- * The frame every server operation runs in: the operation row is finished exactly
- * once, and a failure leaves the server in a status that says why
- * (UNREACHABLE after SSH retries, HOSTKEY_MISMATCH set by the SSH layer, ERROR otherwise).
+ * The frame every server operation runs in: the workflow first claims its
+ * operation row (a row that ended before the workflow started means: do
+ * nothing), the row is finished exactly once, and a failure leaves the server
+ * in a status that says why (UNREACHABLE after SSH retries, HOSTKEY_MISMATCH
+ * set by the SSH layer, ERROR otherwise). A cancellation is recorded once the
+ * running step has stopped (SSH steps kill their remote command first); a
+ * server left PROVISIONING or REINSTALLING goes to ERROR with the step that
+ * was cut, so it can be operated again.
  */
 export async function runOperation<T>(
   input: OperationInput,
@@ -16,6 +23,9 @@ export async function runOperation<T>(
   options: { markServerOnFailure: boolean } = { markServerOnFailure: true },
 ): Promise<T> {
   if (input.nested) return body();
+  if (!(await recordActivities.claimOperation({ operationId: input.operationId, runId: workflowInfo().runId }))) {
+    throw ApplicationFailure.nonRetryable(`operation ${input.operationId} is no longer running: nothing was done`, "OperationNotRunning");
+  }
   try {
     const result = await body();
     await recordActivities.finishOperation({ operationId: input.operationId, status: "SUCCEEDED", result: progress.summary() });
@@ -25,10 +35,18 @@ export async function runOperation<T>(
     const message = failureMessage(error);
     await CancellationScope.nonCancellable(async () => {
       if (isCancellation(error)) {
+        const step = progress.lastStep;
+        await recordActivities.setServerStatus({
+          serverId: input.serverId,
+          status: "ERROR",
+          reason: `${progress.state.kind} cancelled${step ? ` during step ${step}` : ""}; run it again to finish`,
+          actor: progress.actor,
+          onlyFrom: TRANSITIONAL,
+        });
         await recordActivities.finishOperation({
           operationId: input.operationId,
           status: "CANCELLED",
-          error: "cancelled",
+          error: step ? `cancelled during step ${step}` : "cancelled",
           result: progress.summary(),
         });
         return;
@@ -40,6 +58,7 @@ export async function runOperation<T>(
           serverId: input.serverId,
           status: unreachable ? "UNREACHABLE" : "ERROR",
           reason: unreachable ? `SSH failed after retries: ${message}` : `${progress.state.kind} failed: ${message}`,
+          actor: progress.actor,
         });
       }
       await recordActivities.finishOperation({

@@ -1,4 +1,5 @@
 import { setHandler, workflowInfo } from "@temporalio/workflow";
+import type { OperationKindName, StatusActor } from "../core/server-status.js";
 import { type OperationInput, type OperationProgress, progressQuery, type StepProgress, type StepResult } from "./definitions.js";
 import { failureMessage } from "./failure-types.js";
 
@@ -6,7 +7,7 @@ import { failureMessage } from "./failure-types.js";
 export class ProgressTracker {
   readonly state: OperationProgress;
 
-  constructor(input: OperationInput, kind: string) {
+  constructor(input: OperationInput, kind: OperationKindName) {
     this.state = { operationId: input.operationId, serverId: input.serverId, kind, steps: [], done: false };
     setHandler(progressQuery, () => this.state);
   }
@@ -31,6 +32,16 @@ export class ProgressTracker {
       entry.durationMs = Date.now() - started;
       this.state.currentStep = undefined;
     }
+  }
+
+  /** Who writes this operation's server statuses, for the state machine. */
+  get actor(): StatusActor {
+    return { by: "operation", kind: this.state.kind as OperationKindName, operationId: this.state.operationId };
+  }
+
+  /** The step that was running when the operation stopped (it is marked failed by then). */
+  get lastStep(): string | undefined {
+    return this.state.steps.at(-1)?.name;
   }
 
   finish(): OperationProgress {

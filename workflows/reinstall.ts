@@ -37,7 +37,7 @@ export async function reinstallWorkflow(input: ReinstallInput): Promise<{ os: st
   const progress = new ProgressTracker(input, "reinstall");
   const server = { serverId: input.serverId };
   return runOperation(input, progress, async () => {
-    await recordActivities.setServerStatus({ ...server, status: "REINSTALLING", reason: "OS rebuild requested" });
+    await recordActivities.setServerStatus({ ...server, status: "REINSTALLING", reason: "OS rebuild requested", actor: progress.actor });
     const { taskId, os } = await progress.step("request_rebuild", async () => {
       const r = await provider.requestReinstall({ ...server, os: input.os });
       return { ...r, changed: true, detail: `provider task ${r.taskId}, OS ${r.os}` };
@@ -66,7 +66,12 @@ export async function reinstallWorkflow(input: ReinstallInput): Promise<{ os: st
       });
       return { changed: result.changedSteps.length > 0, detail: `changed: ${result.changedSteps.join(", ") || "nothing"}` };
     });
-    await recordActivities.setServerStatus({ ...server, status: "CONFIGURED", reason: `reinstalled with ${os} and bootstrapped` });
+    await recordActivities.setServerStatus({
+      ...server,
+      status: "CONFIGURED",
+      reason: `reinstalled with ${os} and bootstrapped`,
+      actor: progress.actor,
+    });
     return { os };
   });
 }

@@ -20,6 +20,7 @@ export async function testConnectionWorkflow(input: OperationInput): Promise<Con
           serverId: input.serverId,
           status: "UNREACHABLE",
           reason: `connection test: ${answer.message}`,
+          actor: { by: "connection_test" },
         });
       }
       return answer;

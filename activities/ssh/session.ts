@@ -24,6 +24,8 @@ export interface RunOptions {
   /** A non-zero exit is returned instead of thrown. */
   allowFailure?: boolean;
   stdin?: string;
+  /** Sees stderr as it arrives (the remote-step helper reads the command's process group from it). */
+  onStderr?: (chunk: Buffer) => void;
 }
 
 export interface SshSession {
@@ -136,7 +138,10 @@ export async function openSsh(target: SshTarget, credential: SshCredentialInput,
         const result = await ssh.execCommand(text, {
           stdin: runOptions.stdin ?? stdin,
           onStdout: (c) => stdout.push(c),
-          onStderr: (c) => stderr.push(c),
+          onStderr: (c) => {
+            stderr.push(c);
+            runOptions.onStderr?.(c);
+          },
         });
         if (timedOut) throw sshFailure(SshErrorType.Timeout, `remote command timed out after ${runOptions.timeoutMs ?? 120_000} ms`);
         if (signal?.aborted) throw signal.reason;

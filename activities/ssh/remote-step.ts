@@ -1,0 +1,144 @@
+import { Context } from "@temporalio/activity";
+import { SshErrorType, sshFailure } from "./errors.js";
+import type { CommandResult, RunOptions, SshSession } from "./session.js";
+import { type ShellFragment, sh } from "./shell.js";
+
+/**
+ * The one way an activity runs a command on a server. While the command runs
+ * the activity heartbeats (so a slow step is not mistaken for a dead worker and
+ * retried beside itself); the command runs as the leader of its own session on
+ * the host (`setsid`), so a cancellation or a timeout kills everything it
+ * started (apt, dpkg, maintainer scripts) through the same SSH connection before
+ * the activity reports that it stopped. Output is capped by the session.
+ */
+
+export const HEARTBEAT_EVERY_MS = 3000;
+const DEFAULT_TIMEOUT_MS = 120_000;
+const SESSION_MARK = "AXION_STEP_SID";
+/** How long a killed command may take to end before the connection is closed on it. */
+const STOP_GRACE_MS = 10_000;
+
+/** The command as the leader of a new session: it prints its session id first, then becomes the command. */
+export function inOwnSession(command: ShellFragment): ShellFragment {
+  const leader = `printf '${SESSION_MARK} %s\\n' "$$" >&2; exec sh -c "$1"`;
+  return sh`setsid -w sh -c ${leader} axion-step ${command.text}`;
+}
+
+/** TERM to every process of the step's session, KILL to what is left after 5 s; ends once none is alive. */
+export function killSessionScript(sid: number): ShellFragment {
+  return sh`pkill -TERM -s ${sid} 2>/dev/null || exit 0
+alive() { ps -o stat= --sid ${sid} 2>/dev/null | grep -qv '^Z'; }
+for i in $(seq 1 50); do alive || exit 0; sleep 0.1; done
+pkill -KILL -s ${sid} 2>/dev/null || true
+for i in $(seq 1 50); do alive || exit 0; sleep 0.1; done
+exit 1`;
+}
+
+function activityContext(): Context | undefined {
+  try {
+    return Context.current();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Heartbeats every few seconds while `work` runs (outside an activity it just runs `work`). */
+export async function heartbeating<T>(work: () => Promise<T>, detail?: unknown): Promise<T> {
+  const context = activityContext();
+  if (!context) return work();
+  context.heartbeat(detail);
+  const timer = setInterval(() => context.heartbeat(detail), HEARTBEAT_EVERY_MS);
+  try {
+    return await work();
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+const stripMark = (text: string) =>
+  text
+    .split("\n")
+    .filter((l) => !l.startsWith(`${SESSION_MARK} `))
+    .join("\n")
+    .trim();
+
+/**
+ * Runs `command` on the server (as root unless `root: false`), heartbeating;
+ * a non-zero exit throws unless `allowFailure`. On cancellation the remote
+ * session is killed first, then the activity's cancellation is thrown.
+ */
+export async function runRemoteStep(session: SshSession, command: ShellFragment, options: RunOptions = {}): Promise<CommandResult> {
+  const context = activityContext();
+  const signal = context?.cancellationSignal;
+  if (signal?.aborted) throw signal.reason;
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+
+  let sid: number | undefined;
+  let sidSeen: () => void = () => {};
+  const sidKnown = new Promise<void>((resolve) => {
+    sidSeen = resolve;
+  });
+  let head = "";
+  const onStderr = (chunk: Buffer) => {
+    options.onStderr?.(chunk);
+    if (sid !== undefined || head.length > 4096) return;
+    head += chunk.toString("utf8");
+    const match = head.match(new RegExp(`${SESSION_MARK} (\\d+)\\n`));
+    if (match) {
+      sid = Number(match[1]);
+      sidSeen();
+    }
+  };
+
+  let stopping: Promise<void> | undefined;
+  let lastResort: NodeJS.Timeout | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
+      await Promise.race([sidKnown, new Promise((r) => setTimeout(r, STOP_GRACE_MS))]);
+      if (sid !== undefined) {
+        await session.run(killSessionScript(sid), { root: options.root, timeoutMs: 20_000, allowFailure: true }).catch(() => undefined);
+      }
+      // The command should end with its session; if the channel stays open, close the connection on it.
+      lastResort = setTimeout(() => session.close(), STOP_GRACE_MS);
+    })();
+    return stopping;
+  };
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    void stop();
+  }, timeoutMs);
+  const onAbort = () => void stop();
+  // Cancellation is handled here (kill the remote session, then let the channel close), not by dropping the connection.
+  session.attach(undefined);
+  signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    const result = await heartbeating(() =>
+      session.run(inOwnSession(command), { ...options, timeoutMs: timeoutMs + 3 * STOP_GRACE_MS, allowFailure: true, onStderr }),
+    );
+    if (signal?.aborted || timedOut) throw new Error("stopped");
+    const out = { ...result, stderr: stripMark(result.stderr) };
+    if (out.code !== 0 && !options.allowFailure) {
+      throw sshFailure(
+        SshErrorType.CommandFailed,
+        `remote command exited with ${out.code}: ${out.stderr.slice(-500) || out.stdout.slice(-500)}`,
+      );
+    }
+    return out;
+  } catch (error) {
+    if (signal?.aborted) {
+      await stopping;
+      throw signal.reason;
+    }
+    if (timedOut) {
+      await stopping;
+      throw sshFailure(SshErrorType.Timeout, `remote command timed out after ${timeoutMs} ms and was killed`);
+    }
+    throw error;
+  } finally {
+    clearTimeout(timer);
+    clearTimeout(lastResort);
+    signal?.removeEventListener("abort", onAbort);
+    if (session.isOpen()) session.attach(signal);
+  }
+}

@@ -1,0 +1,192 @@
+import { type Client, WorkflowFailedError, WorkflowNotFoundError } from "@temporalio/client";
+import { and, asc, desc, eq, inArray, ne, notExists, sql } from "drizzle-orm";
+import type { Database } from "../db/client.js";
+import { type OperationStatus, operations, servers } from "../db/schema.js";
+import { progressQuery, type StepProgress } from "../workflows/contract.js";
+import { finishOperation, type OperationRow, setOperationRunId } from "./operations.js";
+import { setServerStatus, TRANSITIONAL_STATUSES } from "./server-status.js";
+
+/**
+ * Operations and workflows agree: what Temporal says about an operation's
+ * workflow decides how its row ends. Used when a start fails or times out (ask,
+ * do not guess), by CancelOperation on a workflow that already ended, and by
+ * the reconciler schedule for rows whose workflow closed without recording its
+ * end (terminated from the Web UI, a starter that died before the start).
+ */
+
+export type WorkflowState =
+  | { state: "running"; runId: string }
+  | { state: "closed"; runId: string; status: Exclude<OperationStatus, "RUNNING">; error?: string }
+  | { state: "missing" };
+
+/** Rows with no workflow found are ended only after this long: their start may still be on its way. */
+export const DEFAULT_MISSING_GRACE_MS = 60_000;
+
+const innermost = (error: unknown): string => {
+  let e = error as { message?: string; cause?: unknown } | undefined;
+  while (e?.cause) e = e.cause as typeof e;
+  return e?.message ?? String(error);
+};
+
+/** The operation id a run was started for: its first argument, from the first event of its history. */
+async function startedForOperation(client: Client, workflowId: string, runId: string): Promise<string | undefined> {
+  const response = await client.workflowService.getWorkflowExecutionHistory({
+    namespace: client.options.namespace,
+    execution: { workflowId, runId },
+    maximumPageSize: 1,
+  });
+  const payload = response.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+  if (!payload) return undefined;
+  const input = client.options.loadedDataConverter.payloadConverter.fromPayload(payload) as { operationId?: unknown } | undefined;
+  return typeof input?.operationId === "string" ? input.operationId : undefined;
+}
+
+/** What Temporal knows about the workflow of `row`. A workflow id is reused by later operations: the run must be this row's. */
+export async function describeOperationWorkflow(client: Client, row: OperationRow): Promise<WorkflowState> {
+  const handle = client.workflow.getHandle(row.workflowId, row.runId ?? undefined);
+  let description: Awaited<ReturnType<typeof handle.describe>>;
+  try {
+    description = await handle.describe();
+  } catch (error) {
+    if (error instanceof WorkflowNotFoundError) return { state: "missing" };
+    throw error;
+  }
+  const runId = description.runId;
+  if (!row.runId && (await startedForOperation(client, row.workflowId, runId)) !== row.id) return { state: "missing" };
+  const status = description.status.name;
+  if (status === "RUNNING" || status === "CONTINUED_AS_NEW") return { state: "running", runId };
+  if (status === "COMPLETED") return { state: "closed", runId, status: "SUCCEEDED" };
+  if (status === "CANCELLED") return { state: "closed", runId, status: "CANCELLED", error: "cancelled" };
+  if (status === "TERMINATED") {
+    const reason = await client.workflow
+      .getHandle(row.workflowId, runId)
+      .result()
+      .then(
+        () => "",
+        (error) => (error instanceof WorkflowFailedError ? innermost(error) : ""),
+      );
+    return { state: "closed", runId, status: "FAILED", error: `the workflow was terminated${reason ? `: ${reason}` : ""}` };
+  }
+  if (status === "TIMED_OUT") return { state: "closed", runId, status: "FAILED", error: "the workflow timed out" };
+  const failure = await client.workflow
+    .getHandle(row.workflowId, runId)
+    .result()
+    .then(
+      () => "the workflow failed",
+      (error) => innermost(error),
+    );
+  return { state: "closed", runId, status: "FAILED", error: failure };
+}
+
+/** The steps a closed run had got through (a worker answers the query by replaying its history); [] when none answers soon. */
+async function lastSteps(client: Client, workflowId: string, runId: string): Promise<StepProgress[]> {
+  const query = client.workflow
+    .getHandle(workflowId, runId)
+    .query(progressQuery)
+    .then((p) => p.steps)
+    .catch(() => []);
+  return Promise.race([query, new Promise<StepProgress[]>((resolve) => setTimeout(() => resolve([]), 5000).unref())]);
+}
+
+/**
+ * Brings one RUNNING row in line with its workflow: a closed workflow's
+ * outcome is recorded, a missing one (after `missingGraceMs`) fails the row, a
+ * running one gets its run id. Returns the state found.
+ */
+export async function settleOperation(
+  db: Database,
+  client: Client,
+  row: OperationRow,
+  options: { missingGraceMs?: number; now?: Date } = {},
+): Promise<WorkflowState> {
+  const found = await describeOperationWorkflow(client, row);
+  if (found.state === "running") {
+    if (!row.runId) await setOperationRunId(db, row.id, found.runId);
+  } else if (found.state === "closed") {
+    const steps = await lastSteps(client, row.workflowId, found.runId);
+    await finishOperation(db, row.id, {
+      status: found.status,
+      error: found.error,
+      result: { workflowId: row.workflowId, reconciled: true, steps },
+    });
+  } else {
+    const age = (options.now ?? new Date()).getTime() - row.startedAt.getTime();
+    if (age >= (options.missingGraceMs ?? DEFAULT_MISSING_GRACE_MS)) {
+      await finishOperation(db, row.id, {
+        status: "FAILED",
+        error: "the workflow was never started: the process starting it stopped before Temporal accepted it",
+        result: { workflowId: row.workflowId, reconciled: true },
+      });
+    }
+  }
+  return found;
+}
+
+export interface ReconcileReport {
+  /** RUNNING rows looked at, and those ended here with the real outcome. */
+  checked: number;
+  settled: { operationId: string; status: OperationStatus }[];
+  /** Servers moved out of PROVISIONING/REINSTALLING that no running operation owned. */
+  repairedServers: string[];
+}
+
+/**
+ * One reconciler pass (run by the `operations-reconciler` schedule): every
+ * RUNNING row is checked against Temporal, then every
+ * server left PROVISIONING or REINSTALLING with no running operation goes to
+ * ERROR with a reason naming the operation that left it so.
+ */
+export async function reconcileOperations(
+  db: Database,
+  client: Client,
+  options: { missingGraceMs?: number; limit?: number } = {},
+): Promise<ReconcileReport> {
+  const report: ReconcileReport = { checked: 0, settled: [], repairedServers: [] };
+  const rows = await db
+    .select()
+    .from(operations)
+    .where(eq(operations.status, "RUNNING"))
+    .orderBy(asc(operations.startedAt))
+    .limit(options.limit ?? 1000);
+  for (const row of rows) {
+    report.checked += 1;
+    await settleOperation(db, client, row, options);
+    const [after] = await db.select({ status: operations.status }).from(operations).where(eq(operations.id, row.id));
+    if (after && after.status !== "RUNNING") report.settled.push({ operationId: row.id, status: after.status });
+  }
+  const stranded = await db
+    .select({ id: servers.id, status: servers.status })
+    .from(servers)
+    .where(
+      and(
+        inArray(servers.status, [...TRANSITIONAL_STATUSES]),
+        notExists(
+          db
+            .select({ one: sql`1` })
+            .from(operations)
+            .where(and(eq(operations.serverId, servers.id), eq(operations.status, "RUNNING"), ne(operations.kind, "test_connection"))),
+        ),
+      ),
+    )
+    .limit(options.limit ?? 1000);
+  for (const server of stranded) {
+    const [last] = await db
+      .select()
+      .from(operations)
+      .where(and(eq(operations.serverId, server.id), ne(operations.kind, "test_connection")))
+      .orderBy(desc(operations.startedAt))
+      .limit(1);
+    const what = last
+      ? `the ${last.kind} operation ${last.id} ended ${last.status}${last.error ? ` (${last.error})` : ""}`
+      : "no operation";
+    const write = await setServerStatus(
+      db,
+      server.id,
+      "ERROR",
+      `left ${server.status} with no running operation: ${what}; it can be configured again`,
+      { by: "reconciler" },
+    );
+    if (write.changed) report.repairedServers.push(server.id);
+  }
+  return report;
+}
