@@ -11,6 +11,7 @@ import { requireId } from "./ids.js";
 import type { Owner } from "./owners.js";
 import { type PageRequest, toPage } from "./pagination.js";
 import {
+  cleanText,
   host,
   labels,
   parseInput,
@@ -32,10 +33,13 @@ export interface InventoryDeps {
   maxServersPerOwner: number;
 }
 
+/** Longer than any DNS name, which also bounds an IPv6 zone id. */
+const serverHost = cleanText(253).pipe(host);
+
 const createSchema = z.object({
   clusterId: z.string(),
   name: resourceName,
-  host,
+  host: serverHost,
   sshPort,
   sshUser,
   credential: sshCredential,
@@ -47,7 +51,7 @@ const createSchema = z.object({
 const updateSchema = z.object({
   clusterId: z.string().optional(),
   name: resourceName.optional(),
-  host: host.optional(),
+  host: serverHost.optional(),
   sshPort: sshPort.optional(),
   sshUser: sshUser.optional(),
   credential: sshCredential.optional(),
