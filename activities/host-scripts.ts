@@ -4,7 +4,10 @@ import { type ShellFragment, sh } from "./ssh/shell.js";
 /**
  * The remote side of each bootstrap step: check first, act only when needed, and
  * end with one line `AXION_RESULT changed|unchanged|skipped <detail>`. Every
- * interpolated value is quoted by `sh`.
+ * interpolated value is quoted by `sh` and stands as a word of its own: never
+ * inside "…" (where a quote would be literal text), a message that mixes text and
+ * values is built in TypeScript and passed as one value. test/shell-quoting.test.ts
+ * scans every sh`` template for this.
  */
 
 export const RESULT_MARK = "AXION_RESULT";
@@ -58,7 +61,7 @@ command -v nft >/dev/null 2>&1 || ${aptInstall(["nftables"])}
 file=/etc/nftables.d/axion.nft
 mkdir -p /etc/nftables.d
 if [ "$(cat "$file" 2>/dev/null)" = "$(printf '%s' ${ruleset})" ] && nft list table inet axion_filter >/dev/null 2>&1; then
-  echo ${RESULT_MARK} unchanged "firewall active, ssh port ${sshPort} open"; exit 0
+  echo ${RESULT_MARK} unchanged ${`firewall active, ssh port ${sshPort} open`}; exit 0
 fi
 tmp=$(mktemp); printf '%s' ${ruleset} > "$tmp"
 nft -c -f "$tmp"
@@ -67,7 +70,7 @@ grep -q 'include "/etc/nftables.d/\\*.nft"' /etc/nftables.conf 2>/dev/null || pr
 nft list table inet axion_filter >/dev/null 2>&1 && nft delete table inet axion_filter
 nft -f "$file"
 systemctl enable nftables >/dev/null 2>&1 || true
-echo ${RESULT_MARK} changed "firewall applied, ssh port ${sshPort} open"`;
+echo ${RESULT_MARK} changed ${`firewall applied, ssh port ${sshPort} open`}`;
 }
 
 /** Password logins are turned off only when we are connected with a key: then a key is known to work. */
@@ -87,7 +90,7 @@ rm -f "$old"
 systemctl reload ssh 2>/dev/null || systemctl reload sshd
 # sshd re-executes on SIGHUP and stops listening for a moment: the next step must find it back.
 sleep 0.5
-for i in $(seq 1 40); do ss -Htln "sport = :${sshPort}" 2>/dev/null | grep -q . && break; sleep 0.25; done
+for i in $(seq 1 40); do ss -Htln ${`sport = :${sshPort}`} 2>/dev/null | grep -q . && break; sleep 0.25; done
 echo ${RESULT_MARK} changed ${keyWorks ? "password logins disabled, root by key only" : "kept password logins: connected by password, no key known to work"}`;
 }
 
@@ -95,7 +98,7 @@ echo ${RESULT_MARK} changed ${keyWorks ? "password logins disabled, root by key 
 export function authorizedKeyScript(user: string, publicKey: string, action: "add" | "remove"): ShellFragment {
   const prepare = sh`set -e
 home=$(getent passwd ${user} | cut -d: -f6)
-[ -n "$home" ] || { echo "user ${user} does not exist" >&2; exit 1; }
+[ -n "$home" ] || { echo ${`user ${user} does not exist`} >&2; exit 1; }
 group=$(id -gn ${user})
 install -d -m 0700 -o ${user} -g "$group" "$home/.ssh"
 file="$home/.ssh/authorized_keys"
@@ -103,16 +106,16 @@ file="$home/.ssh/authorized_keys"
 chmod 0600 "$file"; chown ${user}:"$group" "$file"`;
   if (action === "add") {
     return sh`${prepare}
-if grep -qxF ${publicKey} "$file"; then echo ${RESULT_MARK} unchanged "key already authorized for ${user}"; exit 0; fi
+if grep -qxF ${publicKey} "$file"; then echo ${RESULT_MARK} unchanged ${`key already authorized for ${user}`}; exit 0; fi
 [ -z "$(tail -c1 "$file")" ] || printf '\\n' >> "$file"
 printf '%s\\n' ${publicKey} >> "$file"
-echo ${RESULT_MARK} changed "key authorized for ${user}"`;
+echo ${RESULT_MARK} changed ${`key authorized for ${user}`}`;
   }
   return sh`${prepare}
-if ! grep -qxF ${publicKey} "$file"; then echo ${RESULT_MARK} unchanged "key not present for ${user}"; exit 0; fi
+if ! grep -qxF ${publicKey} "$file"; then echo ${RESULT_MARK} unchanged ${`key not present for ${user}`}; exit 0; fi
 tmp=$(mktemp); grep -vxF ${publicKey} "$file" > "$tmp" || true
 install -m 0600 -o ${user} -g "$group" "$tmp" "$file"; rm -f "$tmp"
-echo ${RESULT_MARK} changed "key removed for ${user}"`;
+echo ${RESULT_MARK} changed ${`key removed for ${user}`}`;
 }
 
 export function parseStepOutput(stdout: string): { changed: boolean; skipped: boolean; detail: string } {
@@ -143,7 +146,7 @@ export function vacuumJournalScript(maxMb: number): ShellFragment {
   return sh`set -e
 journalctl --vacuum-size=${`${maxMb}M`} >/dev/null 2>&1 || true
 apt-get clean >/dev/null 2>&1 || true
-echo ${RESULT_MARK} changed "journal vacuumed to ${maxMb} MB, apt cache cleaned"`;
+echo ${RESULT_MARK} changed ${`journal vacuumed to ${maxMb} MB, apt cache cleaned`}`;
 }
 
 /** A hung daemon does not stop on SIGTERM: kill it, then start it again and wait until it answers. */

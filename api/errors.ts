@@ -21,9 +21,19 @@ export function toConnectError(error: unknown, procedure: string): ConnectError 
   return new ConnectError("internal error", Code.Internal);
 }
 
+/** A streamed response's messages, with an error thrown while streaming mapped like a unary RPC's. */
+async function* mappingErrors<T>(messages: AsyncIterable<T>, procedure: string): AsyncIterable<T> {
+  try {
+    yield* messages;
+  } catch (error) {
+    throw toConnectError(error, procedure);
+  }
+}
+
 export const errorInterceptor: Interceptor = (next) => async (req) => {
   try {
-    return await next(req);
+    const res = await next(req);
+    return res.stream ? { ...res, message: mappingErrors(res.message, req.method.name) } : res;
   } catch (error) {
     throw toConnectError(error, req.method.name);
   }

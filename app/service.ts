@@ -9,7 +9,7 @@ import { startProvisionerQueue } from "../compat/provisioner-queue.js";
 import { createKafkaHeartbeatVerifier } from "../core/agent-tokens.js";
 import type { Config } from "../core/config.js";
 import { createCredentialsCipher, resolveCredentialsKey } from "../core/credentials-cipher.js";
-import { log } from "../core/log.js";
+import { errorSummary, log } from "../core/log.js";
 import { ensureAdminToken } from "../core/owners.js";
 import { syncEnvProviderAccount } from "../core/provider-accounts.js";
 import { openDatabase } from "../db/client.js";
@@ -36,7 +36,7 @@ export interface RunningService {
 export async function startService(config: Config, role: Role = "all"): Promise<RunningService> {
   const stops: (() => Promise<void>)[] = [];
   const stop = async () => {
-    for (const s of stops.reverse()) await s().catch((error) => log.warn("shutdown step failed", { error: String(error) }));
+    for (const s of stops.reverse()) await s().catch((error) => log.warn("shutdown step failed", errorSummary(error)));
   };
   try {
     mkdirSync(config.AXION_DATA_DIR, { recursive: true });

@@ -20,9 +20,58 @@ export const log = {
   error: (msg: string, fields?: Record<string, unknown>) => write("error", msg, fields),
 };
 
-/** What is safe to log about an unexpected error: its class and SQLSTATE/code, not its text (which may quote input). */
+/** An error and its causes, outermost first (drizzle wraps the driver's error in `cause`). */
+function causeChain(error: Error): object[] {
+  const chain: object[] = [];
+  for (let e: unknown = error; e && typeof e === "object" && chain.length < 5 && !chain.includes(e); e = (e as { cause?: unknown }).cause)
+    chain.push(e);
+  return chain;
+}
+
+const className = (e: object): string => {
+  const name = (e as { name?: unknown }).name;
+  return typeof name === "string" && name !== "Error" ? name : (e.constructor?.name ?? "Error");
+};
+
+/**
+ * The stack without its first line(s), which repeat the message. Any message
+ * may span lines (and a client's text can look like a frame), so the header is
+ * cut off exactly; a stack that does not start with it is left out.
+ */
+function stackFrames(error: Error): string | undefined {
+  const header = String(error);
+  if (!error.stack?.startsWith(header)) return undefined;
+  return error.stack
+    .slice(header.length)
+    .split("\n")
+    .filter((line) => /^\s+at /.test(line))
+    .slice(0, 3)
+    .map((line) => line.trim())
+    .join(" | ");
+}
+
+/**
+ * What is safe to log about an unexpected error: its class, the driver's class,
+ * SQLSTATE (or system error code), constraint and stack frames. Never its message,
+ * `detail`, `query` or `params`: drizzle's message quotes the query and every
+ * parameter, PostgreSQL's detail quotes the conflicting values.
+ */
 export function errorSummary(error: unknown): Record<string, unknown> {
   if (!(error instanceof Error)) return { errorType: typeof error };
-  const code = (error as { code?: unknown }).code ?? (error.cause as { code?: unknown } | undefined)?.code;
-  return { errorType: error.name, code, stack: error.stack?.split("\n").slice(1, 4).join(" | ") };
+  const chain = causeChain(error);
+  const pick = (key: string, pattern: RegExp): string | undefined => {
+    for (const e of chain) {
+      const value = (e as Record<string, unknown>)[key];
+      if (typeof value === "string" && pattern.test(value)) return value;
+    }
+    return undefined;
+  };
+  const driver = chain.length > 1 ? chain[chain.length - 1] : undefined;
+  return {
+    errorType: className(error),
+    causeType: driver && className(driver),
+    code: pick("code", /^[A-Za-z0-9_]{1,40}$/),
+    constraint: pick("constraint_name", /^[A-Za-z0-9_]{1,63}$/) ?? pick("constraint", /^[A-Za-z0-9_]{1,63}$/),
+    stack: stackFrames(error),
+  };
 }

@@ -1,4 +1,5 @@
 import { AppError } from "./errors.js";
+import { shown } from "./validation.js";
 
 /**
  * The pure core of CalculateSystemRequirements: validation, totals, start order
@@ -64,8 +65,12 @@ export interface RequirementsResult {
   fit?: FitResult;
 }
 
+/** Input bounds (docs/requirements.md, "Validation"): they keep one calculation within a few milliseconds. */
 export const MAX_SERVICES = 1000;
 export const MAX_REPLICAS = 1000;
+export const MAX_TOTAL_REPLICAS = 10_000;
+export const MAX_DEPENDENCIES = 10_000;
+export const MAX_PLACEMENT_STEPS = 1_000_000;
 
 const serviceName = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -79,7 +84,6 @@ const amounts = (f: (key: ResourceKey) => number): ResourceAmounts => ({
   diskBytes: f("diskBytes"),
 });
 const zero = (): ResourceAmounts => amounts(() => 0);
-const fitsIn = (need: ResourceAmounts, free: ResourceAmounts): boolean => RESOURCES.every((k) => need[k] <= free[k]);
 
 // Plain code-unit order: localeCompare would depend on the runtime's locale data.
 const byCodeUnit = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
@@ -96,6 +100,7 @@ export function calculateRequirements(
   servers?: ServerCapacity[],
 ): RequirementsResult {
   const nodes = validateServices(services);
+  if (dependencies.length > MAX_DEPENDENCIES) throw AppError.invalid("dependencies", `must hold at most ${MAX_DEPENDENCIES} dependencies`);
   const dependsOn = validateDependencies(dependencies, nodes);
   const total = amounts((k) => {
     let sum = 0;
@@ -105,12 +110,26 @@ export function calculateRequirements(
   });
   const startOrder = topologicalOrder(nodes, dependsOn);
   const result: RequirementsResult = { total, startOrder };
-  if (servers)
+  if (servers) {
+    const bins = validateServers(servers);
+    const replicas = totalReplicas(nodes);
+    if (replicas * bins.length > MAX_PLACEMENT_STEPS)
+      throw AppError.invalid(
+        "services",
+        `${replicas} replicas on the cluster's ${bins.length} servers exceed the placement bound: replicas × servers must be at most ${MAX_PLACEMENT_STEPS}`,
+      );
     result.fit = place(
       startOrder.map((name) => nodes.get(name) as Service),
-      validateServers(servers),
+      bins,
     );
+  }
   return result;
+}
+
+function totalReplicas(nodes: Map<string, Service>): number {
+  let sum = 0;
+  for (const s of nodes.values()) sum += s.replicas;
+  return sum;
 }
 
 function validateServices(services: ServiceNodeInput[]): Map<string, Service> {
@@ -133,6 +152,8 @@ function validateServices(services: ServiceNodeInput[]): Map<string, Service> {
     indexOf.set(s.name, i);
     nodes.set(s.name, { name: s.name, requests: amounts((k) => s.requests[k]), replicas: Math.max(1, s.replicas) });
   });
+  if (totalReplicas(nodes) > MAX_TOTAL_REPLICAS)
+    throw AppError.invalid("services", `must hold at most ${MAX_TOTAL_REPLICAS} replicas in all (0 counting as 1)`);
   return nodes;
 }
 
@@ -142,7 +163,7 @@ function validateDependencies(dependencies: DependencyInput[], nodes: Map<string
   for (const name of nodes.keys()) dependsOn.set(name, new Set());
   dependencies.forEach((d, i) => {
     for (const end of ["from", "to"] as const) {
-      if (!nodes.has(d[end])) throw AppError.invalid(`dependencies[${i}].${end}`, `names no service: "${String(d[end]).slice(0, 80)}"`);
+      if (!nodes.has(d[end])) throw AppError.invalid(`dependencies[${i}].${end}`, `names no service: ${shown(d[end])}`);
     }
     if (d.from === d.to) throw AppError.invalid(`dependencies[${i}].to`, `"${d.to}" cannot depend on itself`);
     dependsOn.get(d.from)?.add(d.to);
@@ -214,7 +235,6 @@ interface Bin {
   serverId: string;
   freeBefore: ResourceAmounts;
   free: ResourceAmounts;
-  hosts: Set<string>;
 }
 
 function validateServers(servers: ServerCapacity[]): Bin[] {
@@ -231,13 +251,98 @@ function validateServers(servers: ServerCapacity[]): Bin[] {
       }
     }
     const freeBefore = amounts((k) => Math.max(0, s.capacity[k] - s.used[k]));
-    return { serverId: s.serverId, freeBefore, free: { ...freeBefore }, hosts: new Set() };
+    return { serverId: s.serverId, freeBefore, free: { ...freeBefore } };
   });
   // Sorting first makes every later step, sums included, independent of the input order.
   return bins.sort((a, b) => byCodeUnit(a.serverId, b.serverId));
 }
 
-/** See docs/requirements.md, "Placement". */
+/**
+ * The servers' remaining free amounts as flat arrays for the placement's inner
+ * loop, with each server's shares kept up to date as it fills: a step compares
+ * numbers and divides nothing.
+ */
+class Scan {
+  readonly n: number;
+  readonly free: [Float64Array, Float64Array, Float64Array];
+  /** Per resource, `share(remaining free)`. */
+  readonly shares: [Float64Array, Float64Array, Float64Array];
+  /** Per server, the sum of its three shares. */
+  readonly overall: Float64Array;
+  /** Per server, the queue position of the last service placed on it: "already runs a replica of this service". */
+  readonly lastHosted: Int32Array;
+
+  constructor(
+    bins: Bin[],
+    private readonly totals: number[],
+  ) {
+    this.n = bins.length;
+    const perResource = () => RESOURCES.map(() => new Float64Array(bins.length)) as [Float64Array, Float64Array, Float64Array];
+    this.free = perResource();
+    this.shares = perResource();
+    this.overall = new Float64Array(bins.length);
+    this.lastHosted = new Int32Array(bins.length).fill(-1);
+    bins.forEach((b, i) => {
+      RESOURCES.forEach((k, r) => {
+        (this.free[r] as Float64Array)[i] = b.free[k];
+      });
+      this.refresh(i);
+    });
+  }
+
+  take(i: number, request: [number, number, number], serviceIndex: number): void {
+    for (let r = 0; r < 3; r++) (this.free[r] as Float64Array)[i] = ((this.free[r] as Float64Array)[i] as number) - (request[r] as number);
+    this.lastHosted[i] = serviceIndex;
+    this.refresh(i);
+  }
+
+  private refresh(i: number): void {
+    let overall = 0;
+    for (let r = 0; r < 3; r++) {
+      const free = (this.free[r] as Float64Array)[i] as number;
+      const total = this.totals[r] as number;
+      const share = total > 0 ? free / total : free > 0 ? Number.POSITIVE_INFINITY : 0;
+      (this.shares[r] as Float64Array)[i] = share;
+      overall += share;
+    }
+    this.overall[i] = overall;
+  }
+}
+
+/** The index of the server a replica goes to, or -1: the criteria of docs/requirements.md, "Placement", step 3. */
+function chooseBin(scan: Scan, request: [number, number, number], serviceIndex: number, dominantIndex: number): number {
+  const { n, lastHosted, overall } = scan;
+  const [free0, free1, free2] = scan.free;
+  const [r0, r1, r2] = request;
+  const headrooms = dominantIndex < 0 ? undefined : scan.shares[dominantIndex];
+  let best = -1;
+  let bestHosts = false;
+  let bestHeadroom = 0;
+  for (let i = 0; i < n; i++) {
+    if (r0 > (free0[i] as number) || r1 > (free1[i] as number) || r2 > (free2[i] as number)) continue;
+    const hosts = lastHosted[i] === serviceIndex;
+    const headroom = headrooms ? (headrooms[i] as number) : 0;
+    // Bins are sorted by id, so a full tie keeps the earlier (smaller) id.
+    if (best >= 0) {
+      if (hosts !== bestHosts) {
+        if (hosts) continue;
+      } else if (headroom !== bestHeadroom) {
+        if (headroom < bestHeadroom) continue;
+      } else if (!((overall[i] as number) > (overall[best] as number))) continue;
+    }
+    best = i;
+    bestHosts = hosts;
+    bestHeadroom = headroom;
+  }
+  return best;
+}
+
+/**
+ * See docs/requirements.md, "Placement". Each replica looks at every server once:
+ * O(replicas × servers), kept at most MAX_PLACEMENT_STEPS by the validation. The
+ * inner loop works on flat arrays; it computes the same shares, in the same order,
+ * as the criteria in the documentation describe.
+ */
 function place(servicesInStartOrder: Service[], bins: Bin[]): FitResult {
   const totalFree = amounts((k) => bins.reduce((sum, b) => sum + b.freeBefore[k], 0));
   const share = (k: ResourceKey, v: number): number => (totalFree[k] > 0 ? v / totalFree[k] : v > 0 ? Number.POSITIVE_INFINITY : 0);
@@ -256,41 +361,36 @@ function place(servicesInStartOrder: Service[], bins: Bin[]): FitResult {
   });
   queue.sort((a, b) => b.dominantShare - a.dominantShare || a.position - b.position);
 
+  const scan = new Scan(
+    bins,
+    RESOURCES.map((k) => totalFree[k]),
+  );
+
   const placements: Placement[] = [];
   const unplaced: string[] = [];
   const needed = zero();
-  for (const { service, dominant } of queue) {
-    const headroom = (b: Bin): number => (dominant ? share(dominant, b.free[dominant]) : 0);
-    const overall = (b: Bin): number => RESOURCES.reduce((sum, k) => sum + share(k, b.free[k]), 0);
-    // Bins are sorted by id, so a full tie keeps the earlier (smaller) id.
-    const better = (b: Bin, best: Bin): boolean => {
-      const spread = Number(best.hosts.has(service.name)) - Number(b.hosts.has(service.name));
-      if (spread !== 0) return spread > 0;
-      const h = headroom(b) - headroom(best);
-      if (h !== 0) return h > 0;
-      return overall(b) > overall(best);
-    };
+  queue.forEach(({ service, dominant }, serviceIndex) => {
+    const request = RESOURCES.map((k) => service.requests[k]) as [number, number, number];
+    const dominantIndex = dominant ? RESOURCES.indexOf(dominant) : -1;
     let failed = false;
     for (let replica = 0; replica < service.replicas; replica++) {
-      let best: Bin | undefined;
       // Free space only shrinks, so once a replica finds no server its identical siblings find none either.
-      if (!failed) {
-        for (const b of bins) {
-          if (!fitsIn(service.requests, b.free)) continue;
-          if (!best || better(b, best)) best = b;
-        }
-      }
-      if (!best) {
+      const best = failed ? -1 : chooseBin(scan, request, serviceIndex, dominantIndex);
+      if (best < 0) {
         failed = true;
         unplaced.push(`${service.name}#${replica}`);
         for (const k of RESOURCES) needed[k] += service.requests[k];
         continue;
       }
-      for (const k of RESOURCES) best.free[k] -= service.requests[k];
-      best.hosts.add(service.name);
-      placements.push({ service: service.name, replica, serverId: best.serverId });
+      scan.take(best, request, serviceIndex);
+      placements.push({ service: service.name, replica, serverId: (bins[best] as Bin).serverId });
     }
-  }
+  });
+  bins.forEach((b, i) => {
+    RESOURCES.forEach((k, r) => {
+      b.free[k] = scan.free[r as 0 | 1 | 2][i] as number;
+    });
+  });
 
   const remaining = amounts((k) => bins.reduce((sum, b) => sum + b.free[k], 0));
   return {

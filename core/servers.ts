@@ -14,6 +14,7 @@ import { type PageRequest, toPage } from "./pagination.js";
 import { requireProviderAccount } from "./provider-accounts.js";
 import { setServerStatus } from "./server-status.js";
 import {
+  cleanText,
   host,
   labels,
   parseInput,
@@ -35,10 +36,13 @@ export interface InventoryDeps {
   maxServersPerOwner: number;
 }
 
+/** Longer than any DNS name, which also bounds an IPv6 zone id. */
+const serverHost = cleanText(253).pipe(host);
+
 const createSchema = z.object({
   clusterId: z.string(),
   name: resourceName,
-  host,
+  host: serverHost,
   sshPort,
   sshUser,
   credential: sshCredential,
@@ -51,7 +55,7 @@ const createSchema = z.object({
 const updateSchema = z.object({
   clusterId: z.string().optional(),
   name: resourceName.optional(),
-  host: host.optional(),
+  host: serverHost.optional(),
   sshPort: sshPort.optional(),
   sshUser: sshUser.optional(),
   credential: sshCredential.optional(),

@@ -8,6 +8,39 @@ import { AppError } from "./errors.js";
  * violation into an InvalidArgument AppError that names the field (proto naming).
  */
 
+/** C0 controls (NUL included), DEL and C1 controls: Unicode's general category Cc. */
+const controlCharacter = /\p{Cc}/u;
+/** The same without tab, line feed and carriage return, for text that may span lines. */
+const controlOtherThanWhitespace = /(?![\t\n\r])\p{Cc}/u;
+
+/**
+ * The rule every free-text field starts from: at most `max` characters and no NUL
+ * or control character (tab and newlines only where the text may span lines).
+ * Fields with a tighter shape (names, users) use a regex instead. Invalid UTF-8
+ * never gets this far: the protobuf decoder refuses it.
+ */
+export function cleanText(max: number, options: { multiline?: boolean } = {}) {
+  const forbidden = options.multiline ? controlOtherThanWhitespace : controlCharacter;
+  return z
+    .string()
+    .max(max, `must be at most ${max} characters`)
+    .refine(
+      (v) => !forbidden.test(v),
+      options.multiline
+        ? "must not contain NUL or control characters other than tab and newline"
+        : "must not contain NUL or control characters",
+    );
+}
+
+/** How a client's value may appear inside an error message: short, with control characters escaped. */
+export function shown(value: unknown, max = 40): string {
+  const text = String(value);
+  return JSON.stringify(text.length > max ? `${text.slice(0, max)}…` : text).replace(
+    /\p{Cc}/gu,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
 const dnsLabel = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$/;
 
 export function isValidHost(host: string): boolean {
@@ -42,9 +75,9 @@ export const labels = z.record(z.string(), z.string()).superRefine((value, ctx) 
   const entries = Object.entries(value);
   if (entries.length > 64) ctx.addIssue({ code: "custom", message: "at most 64 labels" });
   for (const [k, v] of entries) {
-    if (!labelKey.test(k)) ctx.addIssue({ code: "custom", message: `key "${k.slice(0, 80)}" is not a valid label key`, path: [k] });
+    if (!labelKey.test(k)) ctx.addIssue({ code: "custom", message: `key ${shown(k)} is not a valid label key`, path: [k] });
     else if (!labelValue.test(v))
-      ctx.addIssue({ code: "custom", message: `value of "${k}" must be at most 63 letters, digits, '.', '_' or '-'`, path: [k] });
+      ctx.addIssue({ code: "custom", message: `value of ${shown(k)} must be at most 63 letters, digits, '.', '_' or '-'`, path: [k] });
   }
 });
 
@@ -52,7 +85,10 @@ export const labels = z.record(z.string(), z.string()).superRefine((value, ctx) 
 export const providerName = z.string().refine((v) => ["", "time4vps"].includes(v), "must be empty or one of: time4vps");
 export const providerServerId = z.string().regex(/^[0-9]{0,20}$/, "must be the provider's numeric server id");
 
-export const description = z.string().max(1024, "must be at most 1024 characters");
+export const description = cleanText(1024, { multiline: true });
+
+/** Secrets are typed at a prompt or piped to `sudo -S` as one line: no control character can belong in one. */
+export const secretText = (max: number) => cleanText(max);
 
 export type SshCredentialInput = { kind: "private_key"; privateKey: string; passphrase?: string } | { kind: "password"; password: string };
 
@@ -60,12 +96,12 @@ export const sshCredential = z
   .discriminatedUnion("kind", [
     z.object({
       kind: z.literal("private_key"),
-      privateKey: z.string().max(16384, "must be at most 16 KiB"),
-      passphrase: z.string().max(1024).optional(),
+      privateKey: cleanText(16384, { multiline: true }),
+      passphrase: secretText(1024).optional(),
     }),
     z.object({
       kind: z.literal("password"),
-      password: z.string().min(1, "must not be empty").max(1024, "must be at most 1024 characters"),
+      password: secretText(1024).min(1, "must not be empty"),
     }),
   ])
   .superRefine((cred, ctx) => {
@@ -91,6 +127,12 @@ export function privateKeyProblem(key: string, passphrase?: string): string | un
 /** Field names in error messages follow the proto (snake_case). */
 const protoName = (segment: PropertyKey): string => String(segment).replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
+/** Where an internal input shape is flatter than the proto message, the proto path of its fields. */
+const flattenedFields: Record<string, string> = {
+  "credential.private_key": "credential.private_key.key",
+  "credential.passphrase": "credential.private_key.passphrase",
+};
+
 export function parseInput<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
   const result = schema.safeParse(input);
   if (result.success) return result.data;
@@ -99,6 +141,7 @@ export function parseInput<T extends z.ZodType>(schema: T, input: unknown): z.in
   // Label keys are data, not field names: report them inside the message instead.
   const labelsAt = path.indexOf("labels");
   const fieldPath = labelsAt >= 0 ? path.slice(0, labelsAt + 1) : path;
-  const field = fieldPath.map(protoName).join(".") || "request";
+  const name = fieldPath.map(protoName).join(".") || "request";
+  const field = flattenedFields[name] ?? name;
   throw AppError.invalid(field, issue?.message ?? "is invalid");
 }

@@ -17,10 +17,16 @@ const fragment = (text: string): ShellFragment => ({ [fragmentBrand]: true, text
 const isFragment = (value: unknown): value is ShellFragment =>
   typeof value === "object" && value !== null && (value as Record<symbol, unknown>)[fragmentBrand] === true;
 
-/** POSIX single-quoting: the value becomes exactly one word, whatever it holds. */
+/**
+ * POSIX single-quoting: the value becomes exactly one word, whatever it holds.
+ * The word is meant to stand on its own in the command, never inside "…". A
+ * value starting with '-' is refused: a command would read it as an option, and
+ * no caller needs one (options are written in the template itself).
+ */
 export function quote(value: string | number): string {
   const text = String(value);
   if (text.includes("\0")) throw new Error("a shell argument cannot contain a NUL byte");
+  if (text.startsWith("-")) throw new Error("a shell argument cannot start with '-': a command would read it as an option");
   if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(text)) return text;
   return `'${text.replace(/'/g, `'\\''`)}'`;
 }
