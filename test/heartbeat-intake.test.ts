@@ -172,9 +172,15 @@ for (const backend of ["pglite", "postgres"] as Backend[]) {
       const client = agentClient(agent.token);
       await expectCode(client.register({ serverId: agent.id, info: { hostname: "web\u00001" } }), Code.InvalidArgument, /info\.hostname/);
       await expectCode(
-        client.register({ serverId: agent.id, info: { hostname: "h".repeat(70_000) } }),
+        client.register({ serverId: agent.id, info: { hostname: "h".repeat(60_000) } }),
         Code.InvalidArgument,
         /info\.hostname/,
+      );
+      // Past the agents' 64 KiB body limit the body is not even read.
+      await expectCode(
+        client.register({ serverId: agent.id, info: { hostname: "h".repeat(70_000) } }),
+        Code.ResourceExhausted,
+        /readMaxBytes/,
       );
       await expectCode(client.register({ serverId: agent.id, info: { os: "Debian\n12" } }), Code.InvalidArgument, /info\.os/);
       await expectCode(
