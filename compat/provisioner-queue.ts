@@ -124,6 +124,10 @@ export function startProvisionerQueue(options: QueueOptions): QueueConsumer {
   const registry = workerRegistry(redis, workerId, ttl);
   const claims = messageClaims(redis, registry, workerId);
   let stopping = false;
+  let signalStop: () => void = () => undefined;
+  const stopSignal = new Promise<void>((resolve) => {
+    signalStop = resolve;
+  });
   const inFlight = new Set<Promise<void>>();
 
   const answer = async (raw: string, result: QueueResult, identity?: string) => {
@@ -207,7 +211,7 @@ export function startProvisionerQueue(options: QueueOptions): QueueConsumer {
     markReady();
     while (!stopping) {
       if (inFlight.size >= maxInFlight) {
-        await Promise.race(inFlight);
+        await Promise.race([...inFlight, stopSignal]);
         continue;
       }
       const raw = await blocking.blmove(QUEUE, processing, "LEFT", "RIGHT", 1).catch((error) => {
@@ -229,6 +233,7 @@ export function startProvisionerQueue(options: QueueOptions): QueueConsumer {
     ready,
     async stop() {
       stopping = true;
+      signalStop();
       clearInterval(timer);
       await running.catch(() => undefined);
       // Unfinished messages stay in this worker's processing list; without the heartbeat, a live worker takes them over.

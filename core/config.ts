@@ -10,121 +10,122 @@ const optionalText = z
   .optional();
 
 /** Every environment variable the service reads, with its rule and default. */
-const schema = z
-  .object({
-    DATABASE_URL: optionalText.pipe(
-      z
-        .string()
-        .regex(/^postgres(ql)?:\/\/.+/, "must be a postgres:// or postgresql:// URL")
-        .optional(),
-    ),
-    AXION_DATA_DIR: z.string().default("./data"),
-    TEMPORAL_ADDRESS: optionalText.pipe(z.string().regex(hostPort, "must be host:port").optional()),
-    TEMPORAL_NAMESPACE: z
+const schema = z.object({
+  DATABASE_URL: optionalText.pipe(
+    z
       .string()
-      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$/, "must be a Temporal namespace name")
-      .default("axion"),
-    TEMPORAL_TASK_QUEUE: z.string().min(1).default("axion-provisioning"),
-    KAFKA_BROKERS: optionalText.pipe(
-      z
-        .string()
-        .transform((v) => v.split(",").map((b) => b.trim()))
-        .pipe(z.array(z.string().regex(hostPort, "must be a comma-separated list of host:port")))
-        .optional(),
-    ),
-    REDIS_URL: optionalText.pipe(
-      z
-        .string()
-        .regex(/^rediss?:\/\/.+/, "must be a redis:// URL")
-        .optional(),
-    ),
-    REDIS_QUEUE_OWNER: optionalText.pipe(
-      z
-        .string()
-        .regex(/^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/, "must be an owner name")
-        .optional(),
-    ),
-    REDIS_QUEUE_DEDUPE_HOURS: z.coerce.number({ error: "must be hours" }).int("must be hours").min(1).max(8760).default(24),
-    MAX_SERVERS_PER_USER: z.coerce
-      .number({ error: "must be a whole number" })
-      .int("must be a whole number")
-      .min(1, "must be at least 1")
-      .default(100),
-    CREDENTIALS_KEY: optionalText,
-    ORCHESTRATOR_SSH_PUBLIC_KEY: optionalText.pipe(
-      z
-        .string()
-        .regex(
-          /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/=]+( [^\n]*)?$/,
-          "must be one OpenSSH public key line",
-        )
-        .optional(),
-    ),
-    PORT: z.coerce
-      .number({ error: "must be a port number" })
-      .int("must be a port number")
-      .min(0, "must be 0-65535")
-      .max(65535, "must be 0-65535")
-      .default(8080),
-    AXION_ADMIN_TOKEN: optionalText.pipe(z.string().min(16, "must be at least 16 characters").optional()),
-    AXION_ADMIN_USER: z
+      .regex(/^postgres(ql)?:\/\/.+/, "must be a postgres:// or postgresql:// URL")
+      .optional(),
+  ),
+  AXION_DATA_DIR: z.string().default("./data"),
+  TEMPORAL_ADDRESS: optionalText.pipe(z.string().regex(hostPort, "must be host:port").optional()),
+  TEMPORAL_NAMESPACE: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$/, "must be a Temporal namespace name")
+    .default("axion"),
+  TEMPORAL_TASK_QUEUE: z.string().min(1).default("axion-provisioning"),
+  KAFKA_BROKERS: optionalText.pipe(
+    z
       .string()
-      .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a POSIX user name")
-      .default("axion"),
-    SSH_CONNECT_TIMEOUT_MS: z.coerce.number({ error: "must be milliseconds" }).int().min(1000, "must be at least 1000").default(10_000),
-    TIME4VPS_API_URL: z
+      .transform((v) => v.split(",").map((b) => b.trim()))
+      .pipe(z.array(z.string().regex(hostPort, "must be a comma-separated list of host:port")))
+      .optional(),
+  ),
+  REDIS_URL: optionalText.pipe(
+    z
       .string()
-      .regex(/^https?:\/\/.+/, "must be an http(s) URL")
-      .default("https://billing.time4vps.com/api/"),
-    TIME4VPS_USERNAME: optionalText,
-    TIME4VPS_PASSWORD: optionalText,
-    FLEET_CHECK_CRON: z
+      .regex(/^rediss?:\/\/.+/, "must be a redis:// URL")
+      .optional(),
+  ),
+  REDIS_QUEUE_OWNER: optionalText.pipe(
+    z
       .string()
-      .regex(/^(@\w+|(\S+\s+){4}\S+)$/, "must be a cron expression of 5 fields or @hourly-style")
-      .default("*/15 * * * *"),
-    AGENT_API_URL: optionalText.pipe(
-      z
-        .string()
-        .regex(/^https?:\/\/[^\s"]+$/, "must be an http(s) URL the servers can reach")
-        .optional(),
-    ),
-    AGENT_BINARY_DIR: z.string().default("agent/dist"),
-    AGENT_HEARTBEAT_INTERVAL: z.coerce.number({ error: "must be seconds" }).int().min(1).max(3600).default(10),
-    AGENT_HEARTBEAT_TIMEOUT: z.coerce.number({ error: "must be seconds" }).int().min(5).max(86400).default(40),
-    LIVENESS_SWEEP_INTERVAL: z.coerce.number({ error: "must be seconds" }).int().min(1).max(3600).default(5),
-    RECOVER_OFFLINE_SERVERS: z.enum(["true", "false"], { error: "must be true or false" }).default("false"),
-    METRICS_RETENTION_HOURS: z.coerce.number({ error: "must be hours" }).int().min(1).default(168),
-    MAX_REQUEST_BYTES: z.coerce
-      .number({ error: "must be bytes" })
-      .int("must be bytes")
-      .min(64 * 1024, "must be at least 65536")
-      .max(64 * 1024 * 1024, "must be at most 67108864")
-      .default(1024 * 1024),
-    HTTP_FIRST_BYTE_TIMEOUT_MS: z.coerce.number({ error: "must be milliseconds" }).int().min(100, "must be at least 100").default(10_000),
-    HTTP_HEADERS_TIMEOUT_MS: z.coerce.number({ error: "must be milliseconds" }).int().min(100, "must be at least 100").default(20_000),
-    HTTP_REQUEST_TIMEOUT_MS: z.coerce.number({ error: "must be milliseconds" }).int().min(100, "must be at least 100").default(60_000),
-    HTTP_IDLE_TIMEOUT_MS: z.coerce.number({ error: "must be milliseconds" }).int().min(100, "must be at least 100").default(65_000),
-    WATCH_STREAMS_PER_OWNER: z.coerce.number({ error: "must be a whole number" }).int().min(1, "must be at least 1").default(20),
-    CONNECTION_TEST_BURST: z.coerce.number({ error: "must be a whole number" }).int().min(1, "must be at least 1").default(20),
-    CONNECTION_TESTS_PER_MINUTE: z.coerce.number({ error: "must be a number" }).positive("must be more than 0").default(10),
-    PROVISIONING_BURST: z.coerce.number({ error: "must be a whole number" }).int().min(1, "must be at least 1").default(60),
-    PROVISIONING_STARTS_PER_MINUTE: z.coerce.number({ error: "must be a number" }).positive("must be more than 0").default(30),
-    AGENT_RATE_LIMIT: z.coerce.number({ error: "must be a whole number" }).int().min(1).max(1000).default(5),
-    OUTBOX_RETENTION_HOURS: z.coerce.number({ error: "must be hours" }).int().min(1, "must be at least 1").default(168),
-    INGESTION_PROGRESS_RETENTION_HOURS: z.coerce.number({ error: "must be hours" }).int().min(1, "must be at least 1").default(24),
-    OFFLINE_RECOVERY_CONCURRENCY: z.coerce
-      .number({ error: "must be a whole number" })
-      .int("must be a whole number")
-      .min(1, "must be at least 1")
-      .max(1000, "must be at most 1000")
-      .default(5),
-    RECONCILE_INTERVAL_SECONDS: z.coerce.number({ error: "must be seconds" }).int().min(5, "must be at least 5").max(86400).default(60),
-    LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
-  })
-  .superRefine((config, ctx) => {
-    if (config.REDIS_URL && !config.REDIS_QUEUE_OWNER)
-      ctx.addIssue({ code: "custom", path: ["REDIS_QUEUE_OWNER"], message: "is required when REDIS_URL is set" });
-  });
+      .regex(/^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/, "must be an owner name")
+      .optional(),
+  ),
+  REDIS_QUEUE_DEDUPE_HOURS: z.coerce.number({ error: "must be hours" }).int("must be hours").min(1).max(8760).default(24),
+  MAX_SERVERS_PER_USER: z.coerce
+    .number({ error: "must be a whole number" })
+    .int("must be a whole number")
+    .min(1, "must be at least 1")
+    .default(100),
+  CREDENTIALS_KEY: optionalText,
+  ORCHESTRATOR_SSH_PUBLIC_KEY: optionalText.pipe(
+    z
+      .string()
+      .regex(
+        /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/=]+( [^\n]*)?$/,
+        "must be one OpenSSH public key line",
+      )
+      .optional(),
+  ),
+  PORT: z.coerce
+    .number({ error: "must be a port number" })
+    .int("must be a port number")
+    .min(0, "must be 0-65535")
+    .max(65535, "must be 0-65535")
+    .default(8080),
+  AXION_ADMIN_TOKEN: optionalText.pipe(z.string().min(16, "must be at least 16 characters").optional()),
+  AXION_ADMIN_USER: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a POSIX user name")
+    .default("axion"),
+  SSH_CONNECT_TIMEOUT_MS: z.coerce.number({ error: "must be milliseconds" }).int().min(1000, "must be at least 1000").default(10_000),
+  TIME4VPS_API_URL: z
+    .string()
+    .regex(/^https?:\/\/.+/, "must be an http(s) URL")
+    .default("https://billing.time4vps.com/api/"),
+  TIME4VPS_USERNAME: optionalText,
+  TIME4VPS_PASSWORD: optionalText,
+  FLEET_CHECK_CRON: z
+    .string()
+    .regex(/^(@\w+|(\S+\s+){4}\S+)$/, "must be a cron expression of 5 fields or @hourly-style")
+    .default("*/15 * * * *"),
+  AGENT_API_URL: optionalText.pipe(
+    z
+      .string()
+      .regex(/^https?:\/\/[^\s"]+$/, "must be an http(s) URL the servers can reach")
+      .optional(),
+  ),
+  AGENT_BINARY_DIR: z.string().default("agent/dist"),
+  AGENT_HEARTBEAT_INTERVAL: z.coerce.number({ error: "must be seconds" }).int().min(1).max(3600).default(10),
+  AGENT_HEARTBEAT_TIMEOUT: z.coerce.number({ error: "must be seconds" }).int().min(5).max(86400).default(40),
+  LIVENESS_SWEEP_INTERVAL: z.coerce.number({ error: "must be seconds" }).int().min(1).max(3600).default(5),
+  RECOVER_OFFLINE_SERVERS: z.enum(["true", "false"], { error: "must be true or false" }).default("false"),
+  METRICS_RETENTION_HOURS: z.coerce.number({ error: "must be hours" }).int().min(1).default(168),
+  MAX_REQUEST_BYTES: z.coerce
+    .number({ error: "must be bytes" })
+    .int("must be bytes")
+    .min(64 * 1024, "must be at least 65536")
+    .max(64 * 1024 * 1024, "must be at most 67108864")
+    .default(1024 * 1024),
+  HTTP_FIRST_BYTE_TIMEOUT_MS: z.coerce.number({ error: "must be milliseconds" }).int().min(100, "must be at least 100").default(10_000),
+  HTTP_HEADERS_TIMEOUT_MS: z.coerce.number({ error: "must be milliseconds" }).int().min(100, "must be at least 100").default(20_000),
+  HTTP_REQUEST_TIMEOUT_MS: z.coerce.number({ error: "must be milliseconds" }).int().min(100, "must be at least 100").default(60_000),
+  HTTP_IDLE_TIMEOUT_MS: z.coerce.number({ error: "must be milliseconds" }).int().min(100, "must be at least 100").default(65_000),
+  WATCH_STREAMS_PER_OWNER: z.coerce.number({ error: "must be a whole number" }).int().min(1, "must be at least 1").default(20),
+  CONNECTION_TEST_BURST: z.coerce.number({ error: "must be a whole number" }).int().min(1, "must be at least 1").default(20),
+  CONNECTION_TESTS_PER_MINUTE: z.coerce.number({ error: "must be a number" }).positive("must be more than 0").default(10),
+  PROVISIONING_BURST: z.coerce.number({ error: "must be a whole number" }).int().min(1, "must be at least 1").default(60),
+  PROVISIONING_STARTS_PER_MINUTE: z.coerce.number({ error: "must be a number" }).positive("must be more than 0").default(30),
+  AGENT_RATE_LIMIT: z.coerce.number({ error: "must be a whole number" }).int().min(1).max(1000).default(5),
+  OUTBOX_RETENTION_HOURS: z.coerce.number({ error: "must be hours" }).int().min(1, "must be at least 1").default(168),
+  INGESTION_PROGRESS_RETENTION_HOURS: z.coerce.number({ error: "must be hours" }).int().min(1, "must be at least 1").default(24),
+  OFFLINE_RECOVERY_CONCURRENCY: z.coerce
+    .number({ error: "must be a whole number" })
+    .int("must be a whole number")
+    .min(1, "must be at least 1")
+    .max(1000, "must be at most 1000")
+    .default(5),
+  RECONCILE_INTERVAL_SECONDS: z.coerce.number({ error: "must be seconds" }).int().min(5, "must be at least 5").max(86400).default(60),
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+});
+
+/** Rules that involve more than one variable. */
+const checkedSchema = schema.superRefine((config, ctx) => {
+  if (config.REDIS_URL && !config.REDIS_QUEUE_OWNER)
+    ctx.addIssue({ code: "custom", path: ["REDIS_QUEUE_OWNER"], message: "is required when REDIS_URL is set" });
+});
 
 export type Config = Omit<z.infer<typeof schema>, "AXION_DATA_DIR"> & { AXION_DATA_DIR: string };
 
@@ -132,7 +133,7 @@ export class ConfigError extends Error {}
 
 /** Parses the environment; a missing or malformed value throws one line naming the variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const parsed = schema.safeParse(env);
+  const parsed = checkedSchema.safeParse(env);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const name = String(issue?.path[0] ?? "environment");
