@@ -131,7 +131,7 @@ export function startHeartbeatIngestor(
         for (const hb of batch) hb.done(error);
         return;
       }
-      if (batch.length === 1) {
+      if (batch.length <= 1) {
         log.warn("heartbeat not storable", { serverId: batch[0]?.serverId, ...errorSummary(error) });
         batch[0]?.done(AppError.invalid("metrics", "cannot be stored"));
         return;
