@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { historyFromJSON } from "@temporalio/common/lib/proto-utils.js";
 import { DefaultLogger, Runtime, Worker } from "@temporalio/worker";
 import { workflowsPath } from "../temporal/worker.js";
@@ -12,7 +13,7 @@ import * as workflows from "../workflows/index.js";
  * workflow code as it is now: a change that would break workflows already running in a
  * deployment fails here, before it ships (README: "Changing a workflow safely").
  */
-const dir = join(import.meta.dirname, "histories");
+const dir = fileURLToPath(new URL("histories", import.meta.url));
 const recorded = readdirSync(dir)
   .filter((f) => f.endsWith(".json"))
   .map((file) => {
@@ -44,7 +45,7 @@ describe("recorded workflow histories replay on the current code", () => {
   });
 
   test("the replay catches an incompatible change (the heartbeat monitor as an earlier release shipped it)", async () => {
-    const failures = await replayFailures(join(import.meta.dirname, "support", "workflows-before-upgrade.ts"));
+    const failures = await replayFailures(fileURLToPath(new URL("support/workflows-before-upgrade.ts", import.meta.url)));
     assert.ok(
       failures.some((f) => f.startsWith("heartbeat-monitor:")),
       `the earlier monitor replays today's history: ${failures.join("; ")}`,
