@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { historyFromJSON } from "@temporalio/common/lib/proto-utils.js";
+import proto from "@temporalio/proto";
 import { DefaultLogger, Runtime, Worker } from "@temporalio/worker";
 import { workflowsPath } from "../temporal/worker.js";
 import * as workflows from "../workflows/index.js";
@@ -13,11 +13,13 @@ import * as workflows from "../workflows/index.js";
  * workflow code as it is now: a change that would break workflows already running in a
  * deployment fails here, before it ships (README: "Changing a workflow safely").
  */
+const { History } = proto.temporal.api.history.v1;
 const dir = fileURLToPath(new URL("histories", import.meta.url));
 const recorded = readdirSync(dir)
   .filter((f) => f.endsWith(".json"))
   .map((file) => {
-    const history = historyFromJSON(JSON.parse(readFileSync(join(dir, file), "utf8")));
+    // Written by scripts/record-histories.ts with History.toObject.
+    const history = History.fromObject(JSON.parse(readFileSync(join(dir, file), "utf8")));
     const type = history.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name ?? "";
     return { name: file.replace(/\.json$/, ""), type, history };
   });
