@@ -106,7 +106,11 @@ try {
   await finished((await agentApi.installAgent({ id: server.id })).operation, "install-agent");
   await finished((await owner.servers.recoverServer({ id: server.id })).operation, "recovery");
   await finished((await owner.servers.reinstallServer({ id: rebuilt.id, os: "debian-12" })).operation, "reinstall");
-  await save("reinstall-bootstrap", `bootstrap/${rebuilt.id}`);
+  // The reinstall's bootstrap runs as its child, under an id of its own.
+  const reinstalled = await harness.client.workflow.getHandle(`reinstall/${rebuilt.id}`).fetchHistory();
+  const child = reinstalled.events?.find((e) => e.startChildWorkflowExecutionInitiatedEventAttributes)
+    ?.startChildWorkflowExecutionInitiatedEventAttributes?.workflowId;
+  await save("reinstall-bootstrap", defined(child ?? undefined, "child bootstrap of the reinstall"));
 
   // One page per run: the first run continues as new, the last one ends the check.
   const fleetCheck = await harness.client.workflow.start<typeof fleetCheckWorkflow>("fleetCheckWorkflow", {
