@@ -2,6 +2,7 @@ import { Context } from "@temporalio/activity";
 import { pruneMetrics } from "../core/agents.js";
 import { AppError } from "../core/errors.js";
 import { type SweepResult, sweepLiveness } from "../core/liveness.js";
+import { errorSummary, log } from "../core/log.js";
 import { offlineServersAwaitingRecovery } from "../core/offline-recovery.js";
 import { startServerOperation } from "../core/provisioning.js";
 import { type PruneResult, pruneRetained, type RetentionSettings } from "../core/retention.js";
@@ -33,8 +34,10 @@ export function createLivenessActivities(deps: ActivityDeps) {
           await startServerOperation(deps.db, gateway, { id: candidate.ownerId, name: "" }, candidate.serverId, "recovery");
           started += 1;
         } catch (error) {
-          // Busy with another operation or deleted meanwhile: the next sweep looks again.
-          if (!(error instanceof AppError)) throw error;
+          // Busy with another operation, deleted meanwhile, or Temporal did not answer: the next
+          // sweep looks again. Never thrown: a retried activity would hold up the sweeps.
+          if (!(error instanceof AppError))
+            log.warn("recovery of an OFFLINE server not started", { serverId: candidate.serverId, ...errorSummary(error) });
         }
       }
       return { started, waiting };

@@ -13,7 +13,7 @@ import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { historyToJSON } from "@temporalio/common/lib/proto-utils.js";
+import proto from "@temporalio/proto";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { ProviderKind } from "../gen/axion/infrastructure/v1/provider_account_service_pb.js";
@@ -25,6 +25,7 @@ import { buildImage, downHosts, upHosts } from "../test/support/testhosts.js";
 import { startTime4vpsStandIn } from "../test/support/time4vps-standin.js";
 import type { fleetCheckWorkflow } from "../workflows/fleet-check.js";
 
+const { History } = proto.temporal.api.history.v1;
 const prefix = "prec";
 const outDir = join(process.cwd(), "test", "histories");
 
@@ -49,11 +50,16 @@ const harness = await startProvisioningHarness({
 mkdirSync(outDir, { recursive: true });
 const recorded: string[] = [];
 
+/**
+ * The history as JSON (`History.toObject`: enums by name, 64-bit numbers and bytes as strings).
+ * Not the CLI's proto3 JSON: `historyFromJSON` breaks on the two protobufjs copies in node_modules.
+ */
 async function save(name: string, workflowId: string, runId?: string): Promise<void> {
-  const history = await harness.client.workflow.getHandle(workflowId, runId).fetchHistory();
-  writeFileSync(join(outDir, `${name}.json`), `${historyToJSON(history)}\n`);
+  const history = History.fromObject(await harness.client.workflow.getHandle(workflowId, runId).fetchHistory());
+  const json = JSON.stringify(History.toObject(history, { longs: String, enums: String, bytes: String }), null, 1);
+  writeFileSync(join(outDir, `${name}.json`), `${json}\n`);
   recorded.push(name);
-  console.log(`recorded ${name} (${history.events?.length ?? 0} events)`);
+  console.log(`recorded ${name} (${history.events.length} events)`);
 }
 
 try {
@@ -103,7 +109,11 @@ try {
   await finished((await agentApi.installAgent({ id: server.id })).operation, "install-agent");
   await finished((await owner.servers.recoverServer({ id: server.id })).operation, "recovery");
   await finished((await owner.servers.reinstallServer({ id: rebuilt.id, os: "debian-12" })).operation, "reinstall");
-  await save("reinstall-bootstrap", `bootstrap/${rebuilt.id}`);
+  // The reinstall's bootstrap runs as its child, under an id of its own.
+  const reinstalled = await harness.client.workflow.getHandle(`reinstall/${rebuilt.id}`).fetchHistory();
+  const child = reinstalled.events?.find((e) => e.startChildWorkflowExecutionInitiatedEventAttributes)
+    ?.startChildWorkflowExecutionInitiatedEventAttributes?.workflowId;
+  await save("reinstall-bootstrap", defined(child ?? undefined, "child bootstrap of the reinstall"));
 
   // One page per run: the first run continues as new, the last one ends the check.
   const fleetCheck = await harness.client.workflow.start<typeof fleetCheckWorkflow>("fleetCheckWorkflow", {

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { historyFromJSON } from "@temporalio/common/lib/proto-utils.js";
+import { fileURLToPath } from "node:url";
+import proto from "@temporalio/proto";
 import { DefaultLogger, Runtime, Worker } from "@temporalio/worker";
 import { workflowsPath } from "../temporal/worker.js";
 import * as workflows from "../workflows/index.js";
@@ -12,11 +13,13 @@ import * as workflows from "../workflows/index.js";
  * workflow code as it is now: a change that would break workflows already running in a
  * deployment fails here, before it ships (README: "Changing a workflow safely").
  */
-const dir = join(import.meta.dirname, "histories");
+const { History } = proto.temporal.api.history.v1;
+const dir = fileURLToPath(new URL("histories", import.meta.url));
 const recorded = readdirSync(dir)
   .filter((f) => f.endsWith(".json"))
   .map((file) => {
-    const history = historyFromJSON(JSON.parse(readFileSync(join(dir, file), "utf8")));
+    // Written by scripts/record-histories.ts with History.toObject.
+    const history = History.fromObject(JSON.parse(readFileSync(join(dir, file), "utf8")));
     const type = history.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name ?? "";
     return { name: file.replace(/\.json$/, ""), type, history };
   });
@@ -44,7 +47,7 @@ describe("recorded workflow histories replay on the current code", () => {
   });
 
   test("the replay catches an incompatible change (the heartbeat monitor as an earlier release shipped it)", async () => {
-    const failures = await replayFailures(join(import.meta.dirname, "support", "workflows-before-upgrade.ts"));
+    const failures = await replayFailures(fileURLToPath(new URL("support/workflows-before-upgrade.ts", import.meta.url)));
     assert.ok(
       failures.some((f) => f.startsWith("heartbeat-monitor:")),
       `the earlier monitor replays today's history: ${failures.join("; ")}`,

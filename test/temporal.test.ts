@@ -4,6 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { Client, Connection } from "@temporalio/client";
 import proto from "@temporalio/proto";
 import { parse } from "yaml";
@@ -176,7 +177,7 @@ describe("a worker on a real Temporal dev server", () => {
         await new Promise((r) => setTimeout(r, 2500)); // a couple of sweeps on the earlier release
         before = (await client.workflow.getHandle(HEARTBEAT_MONITOR_ID).describe()).runId;
       },
-      { workflowsPath: join(import.meta.dirname, "support", "workflows-before-upgrade.ts") },
+      { workflowsPath: fileURLToPath(new URL("support/workflows-before-upgrade.ts", import.meta.url)) },
     );
     // The upgrade: a worker with today's code starts and hands the monitor its settings.
     await withWorker(taskQueue, async (connection) => {
