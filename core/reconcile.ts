@@ -3,7 +3,7 @@ import { and, asc, desc, eq, inArray, ne, notExists, sql } from "drizzle-orm";
 import type { Database } from "../db/client.js";
 import { type OperationStatus, operations, servers } from "../db/schema.js";
 import { progressQuery, type StepProgress } from "../workflows/contract.js";
-import { finishOperation, type OperationRow, setOperationRunId } from "./operations.js";
+import { finishOperation, isOperationEnded, type OperationRow, setOperationRunId } from "./operations.js";
 import { setServerStatus, TRANSITIONAL_STATUSES } from "./server-status.js";
 
 /**
@@ -103,6 +103,8 @@ export async function settleOperation(
   if (found.state === "running") {
     if (!row.runId) await setOperationRunId(db, row.id, found.runId);
   } else if (found.state === "closed") {
+    // The workflow records its own end before it closes: only a row still RUNNING needs the outcome from here.
+    if (await isOperationEnded(db, row.id)) return found;
     const steps = await lastSteps(client, row.workflowId, found.runId);
     await finishOperation(db, row.id, {
       status: found.status,

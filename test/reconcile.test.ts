@@ -121,6 +121,18 @@ describe("operations and workflows agree (real Temporal, real host)", { timeout:
     assert.match(answer.operation?.error ?? "", /terminated: stuck/);
   });
 
+  test("RecoverServer right after a bootstrap was terminated: the orphaned row is settled first, not FailedPrecondition", async () => {
+    const server = await register("10.213.254.250");
+    const started = await alice.servers.configureServer({ id: server.id });
+    await waitForStep(harness.client, started.operation!.workflowId, "connect");
+    await harness.client.workflow.getHandle(started.operation!.workflowId).terminate("gone");
+    const recovery = await alice.servers.recoverServer({ id: server.id });
+    assert.notEqual(recovery.operation?.id, started.operation!.id);
+    assert.equal((await rowOf(started.operation!.id)).status, "FAILED");
+    await alice.operations.cancelOperation({ id: recovery.operation!.id });
+    assert.equal((await watchUntilEnd(alice.operations, recovery.operation!.id)).status, OperationStatus.CANCELLED);
+  });
+
   test("the API dies between writing the row and starting the workflow: the row is reconciled and the server is free", async () => {
     const server = await register("10.213.254.253");
     await assert.rejects(startServerOperation(harness.api.database.db, deadGateway(harness), owner, server.id, "deploy_key"));

@@ -10,7 +10,8 @@ export const DPKG_LOCK_TIMEOUT_SECONDS = 300;
  * refreshes them only when a package is missing. Fails with apt's own message.
  */
 export function aptInstall(packages: readonly string[]): ShellFragment {
-  const wait = sh`-o ${`DPkg::Lock::Timeout=${DPKG_LOCK_TIMEOUT_SECONDS}`}`;
+  // No pty for dpkg: apt would start dpkg in a session of its own, out of reach of a cancelled step's kill.
+  const wait = sh`-o ${`DPkg::Lock::Timeout=${DPKG_LOCK_TIMEOUT_SECONDS}`} -o Dpkg::Use-Pty=0`;
   return sh`(
 export DEBIAN_FRONTEND=noninteractive
 if [ -n "$(ls -A /var/lib/dpkg/updates 2>/dev/null)" ]; then

@@ -24,12 +24,20 @@ export function inOwnSession(command: ShellFragment): ShellFragment {
   return sh`setsid -w sh -c ${leader} axion-step ${command.text}`;
 }
 
-/** TERM to every process of the step's session, KILL to what is left after 5 s; ends once none is alive. */
+/**
+ * TERM to every process of the step's session and their descendants (a child
+ * that started a session of its own, as apt does for dpkg's pty, is still
+ * found through its parent), KILL to what is left after 5 s; ends once none is alive.
+ */
 export function killSessionScript(sid: number): ShellFragment {
-  return sh`pkill -TERM -s ${sid} 2>/dev/null || exit 0
-alive() { ps -o stat= --sid ${sid} 2>/dev/null | grep -qv '^Z'; }
+  const tree = `{ ppid[$1] = $2; if ($3 == s) keep[$1] = 1 }
+END { do { n = 0; for (p in ppid) if (!(p in keep) && (ppid[p] in keep)) { keep[p] = 1; n++ } } while (n); for (p in keep) print p }`;
+  return sh`tree=$(ps -eo pid=,ppid=,sid= | awk -v s=${sid} ${tree})
+[ -n "$tree" ] || exit 0
+alive() { for p in $tree; do st=$(ps -o stat= -p "$p" 2>/dev/null) && [ "\${st#Z}" = "$st" ] && return 0; done; return 1; }
+kill -TERM $tree 2>/dev/null
 for i in $(seq 1 50); do alive || exit 0; sleep 0.1; done
-pkill -KILL -s ${sid} 2>/dev/null || true
+kill -KILL $tree 2>/dev/null
 for i in $(seq 1 50); do alive || exit 0; sleep 0.1; done
 exit 1`;
 }
