@@ -10,6 +10,7 @@ import { RequirementsService } from "../gen/axion/infrastructure/v1/requirements
 import { ServerService } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { type AgentServiceDeps, agentService } from "./agent-service.js";
 import { clusterService } from "./cluster-service.js";
+import { answerUndecodableBodiesAsInvalidArgument } from "./decode-errors.js";
 import { operationService } from "./operation-service.js";
 import { requirementsService } from "./requirements-service.js";
 import { serverService } from "./server-service.js";
@@ -32,5 +33,6 @@ export function routes(deps: ApiDeps, agents: AgentServiceDeps) {
     router.service(ServerService, serverService(deps));
     router.service(OperationService, operationService(deps.db, deps.workflows));
     router.service(RequirementsService, requirementsService(deps.db));
+    answerUndecodableBodiesAsInvalidArgument(router);
   };
 }
