@@ -13,6 +13,7 @@ import { ServerService } from "../gen/axion/infrastructure/v1/server_service_pb.
 import { TokenService } from "../gen/axion/infrastructure/v1/token_service_pb.js";
 import { type AgentServiceDeps, agentService } from "./agent-service.js";
 import { clusterService } from "./cluster-service.js";
+import { answerUndecodableBodiesAsInvalidArgument } from "./decode-errors.js";
 import { AGENT_MAX_REQUEST_BYTES } from "./edge-limits.js";
 import { operationService } from "./operation-service.js";
 import { providerAccountService } from "./provider-account-service.js";
@@ -44,5 +45,6 @@ export function routes(deps: ApiDeps, agents: AgentServiceDeps) {
     router.service(RequirementsService, requirementsService(deps.db));
     router.service(TokenService, tokenService(deps.db));
     router.service(ProviderAccountService, providerAccountService(deps));
+    answerUndecodableBodiesAsInvalidArgument(router);
   };
 }

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import * as http2 from "node:http2";
 import { after, before, describe, test } from "node:test";
 import { create, type DescField, type DescMessage, type DescMethod, type DescService, ScalarType, toJsonString } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
@@ -153,20 +154,105 @@ function bearer(token: string): Interceptor {
   };
 }
 
-/** The Connect code of a raw HTTP answer (unary JSON error body, or a streaming end-of-stream frame). */
-async function rawCode(response: Response, streaming: boolean): Promise<string> {
-  const body = new Uint8Array(await response.arrayBuffer());
-  if (!streaming) {
-    if (response.ok) return "ok";
-    return (JSON.parse(new TextDecoder().decode(body)) as { code?: string }).code ?? `http ${response.status}`;
-  }
-  if (!response.ok) return (JSON.parse(new TextDecoder().decode(body)) as { code?: string }).code ?? `http ${response.status}`;
+const grpcCodes = [
+  "ok",
+  "canceled",
+  "unknown",
+  "invalid_argument",
+  "deadline_exceeded",
+  "not_found",
+  "already_exists",
+  "permission_denied",
+  "resource_exhausted",
+  "failed_precondition",
+  "aborted",
+  "out_of_range",
+  "unimplemented",
+  "internal",
+  "unavailable",
+  "data_loss",
+  "unauthenticated",
+];
+
+const envelope = (payload: Buffer): Buffer => {
+  const header = Buffer.alloc(5);
+  header.writeUInt32BE(payload.length, 1);
+  return Buffer.concat([header, payload]);
+};
+
+/** Each envelope of a framed body: flags and payload. */
+function* frames(body: Buffer): Generator<{ flags: number; payload: Buffer }> {
   for (let at = 0; at + 5 <= body.length; ) {
-    const flags = body[at] as number;
-    const length = new DataView(body.buffer, body.byteOffset + at + 1, 4).getUint32(0);
-    const frame = body.subarray(at + 5, at + 5 + length);
-    if (flags & 0x02) return (JSON.parse(new TextDecoder().decode(frame)) as { error?: { code?: string } }).error?.code ?? "ok";
+    const length = body.readUInt32BE(at + 1);
+    yield { flags: body[at] as number, payload: body.subarray(at + 5, at + 5 + length) };
     at += 5 + length;
+  }
+}
+
+/** Sends `bytes` as the request body of one RPC and answers the status as a Connect code name ("ok" on success). */
+async function sendRaw(
+  baseUrl: string,
+  token: string,
+  service: DescService,
+  method: DescMethod,
+  bytes: Buffer,
+  protocol: "connect" | "grpc" | "grpc-web",
+): Promise<string> {
+  const path = `/${service.typeName}/${method.name}`;
+  const streaming = method.methodKind === "server_streaming";
+  if (protocol === "grpc") {
+    const session = http2.connect(baseUrl);
+    try {
+      return await new Promise<string>((resolve, reject) => {
+        const stream = session.request({
+          ":method": "POST",
+          ":path": path,
+          "content-type": "application/grpc+proto",
+          te: "trailers",
+          authorization: `Bearer ${token}`,
+        });
+        let status: string | undefined;
+        stream.on("response", (headers) => {
+          if (headers["grpc-status"] !== undefined) status = String(headers["grpc-status"]);
+        });
+        stream.on("trailers", (trailers) => {
+          status = String(trailers["grpc-status"]);
+        });
+        stream.on("data", () => {});
+        stream.on("end", () => resolve(grpcCodes[Number(status)] ?? `grpc-status ${status}`));
+        stream.on("error", reject);
+        stream.setTimeout(CALL_TIMEOUT_MS, () => reject(new Error("gRPC call timed out")));
+        stream.end(envelope(bytes));
+      });
+    } finally {
+      session.close();
+    }
+  }
+  const framed = protocol === "grpc-web" || streaming;
+  const response = await fetch(`${baseUrl}${path}`, {
+    method: "POST",
+    headers: {
+      authorization: `Bearer ${token}`,
+      "content-type":
+        protocol === "grpc-web" ? "application/grpc-web+proto" : streaming ? "application/connect+proto" : "application/proto",
+      ...(protocol === "connect" && !streaming ? { "connect-protocol-version": "1" } : {}),
+    },
+    body: framed ? envelope(bytes) : bytes,
+    signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+  });
+  const body = Buffer.from(await response.arrayBuffer());
+  const json = (b: Buffer) => JSON.parse(b.toString("utf8")) as Record<string, unknown>;
+  if (protocol === "grpc-web") {
+    const inHeader = response.headers.get("grpc-status");
+    if (inHeader !== null) return grpcCodes[Number(inHeader)] ?? inHeader;
+    for (const { flags, payload } of frames(body)) {
+      if (flags & 0x80) return grpcCodes[Number(/grpc-status:\s*(\d+)/i.exec(payload.toString("latin1"))?.[1])] ?? "no status";
+    }
+    return "no trailer";
+  }
+  if (!response.ok || !streaming) return response.ok ? "ok" : String(json(body).code ?? `http ${response.status}`);
+  for (const { flags, payload } of frames(body)) {
+    if (flags & 0x02) return String((json(payload).error as { code?: string } | undefined)?.code ?? "ok");
   }
   return "no end of stream";
 }
@@ -272,29 +358,23 @@ describe("fuzzing every RPC", { timeout: 120_000 }, () => {
     );
   };
 
-  /** Random bytes as a binary protobuf body (enveloped for the streaming RPC), sent raw. */
+  /** Random bytes as a binary protobuf body (enveloped where the protocol frames messages), sent raw over Connect, gRPC or gRPC-Web. */
   const garbage = async (token: string, service: DescService, method: DescMethod) => {
     await fc.assert(
-      fc.asyncProperty(fc.uint8Array({ maxLength: 512 }), async (bytes) => {
-        const streaming = method.methodKind === "server_streaming";
-        const body = streaming ? Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), Buffer.from(bytes)]) : Buffer.from(bytes);
-        if (streaming) body.writeUInt32BE(bytes.length, 1);
-        const before = await fingerprint();
-        const response = await fetch(`${api.baseUrl}/${service.typeName}/${method.name}`, {
-          method: "POST",
-          headers: {
-            authorization: `Bearer ${token}`,
-            "content-type": streaming ? "application/connect+proto" : "application/proto",
-            ...(streaming ? {} : { "connect-protocol-version": "1" }),
-          },
-          body,
-          signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
-        });
-        const code = await rawCode(response, streaming);
-        assert.ok(!["internal", "unknown", "data_loss"].includes(code), `${method.name} answered ${code} to random bytes`);
-        if (code === "invalid_argument") assert.equal(await fingerprint(), before, "an InvalidArgument answer wrote nothing");
-      }),
-      { seed, numRuns: Math.ceil(runs / 2), endOnFailure: true },
+      fc.asyncProperty(
+        fc.uint8Array({ maxLength: 512 }),
+        fc.constantFrom("connect", "grpc", "grpc-web" as const),
+        async (bytes, protocol) => {
+          const before = await fingerprint();
+          const code = await sendRaw(api.baseUrl, token, service, method, Buffer.from(bytes), protocol);
+          assert.ok(
+            !["internal", "unknown", "data_loss"].includes(code),
+            `${method.name} over ${protocol} answered ${code} to random bytes`,
+          );
+          if (code === "invalid_argument") assert.equal(await fingerprint(), before, "an InvalidArgument answer wrote nothing");
+        },
+      ),
+      { seed, numRuns: runs, endOnFailure: true },
     );
   };
 
@@ -319,9 +399,24 @@ describe("fuzzing every RPC", { timeout: 120_000 }, () => {
     });
   }
 
-  test("random bytes as binary protobuf to every RPC, as an owner and as an agent: never internal", {
-    todo: "connect-es answers Internal (`parse binary: …`) when a binary body does not decode, before any interceptor runs; JSON bodies answer InvalidArgument",
-  }, async () => {
+  test("a binary body that does not decode is InvalidArgument in every protocol, unary and streaming", async () => {
+    const undecodable = Buffer.from([3, 3, 195]);
+    const watch = OperationService.method.watchOperation;
+    const create = ClusterService.method.createCluster;
+    for (const [method, protocol] of [
+      [create, "connect"],
+      [create, "grpc"],
+      [create, "grpc-web"],
+      [watch, "connect"],
+      [watch, "grpc"],
+      [watch, "grpc-web"],
+    ] as const) {
+      const code = await sendRaw(api.baseUrl, ownerToken, method.parent, method, undecodable, protocol);
+      assert.equal(code, "invalid_argument", `${method.name} over ${protocol}`);
+    }
+  });
+
+  test("random bytes as binary protobuf to every RPC over Connect, gRPC and gRPC-Web, as an owner and as an agent: never internal", async () => {
     for (const service of ownerServices) for (const method of service.methods) await garbage(ownerToken, service, method);
     for (const method of AgentService.methods) await garbage(agentToken, AgentService, method);
   });

@@ -205,7 +205,6 @@ describe("provisioning over real SSH", { timeout: 30 * 60_000 }, () => {
         "a'b\"c",
         "; touch /tmp/pwned3",
         "x\ny && touch /tmp/pwned4",
-        "-n",
         "*",
         "$HOME",
       ];
@@ -213,6 +212,8 @@ describe("provisioning over real SSH", { timeout: 30 * 60_000 }, () => {
         const { stdout } = await session.run(sh`printf '%s' ${value}`);
         assert.equal(stdout, value.trim(), `echoed back verbatim: ${JSON.stringify(value)}`);
       }
+      // A value a command would read as an option is refused before anything is sent.
+      assert.throws(() => sh`printf '%s' ${"-n"}`, /option/);
       const { stdout } = await session.run(sh`ls /tmp`);
       assert.ok(!stdout.includes("pwned"), stdout);
     } finally {
