@@ -8,6 +8,7 @@ import type { CredentialsCipher } from "./credentials-cipher.js";
 import { isUniqueViolation } from "./db-errors.js";
 import { AppError } from "./errors.js";
 import { requireId } from "./ids.js";
+import type { KeyParsingPool } from "./key-parsing.js";
 import type { Owner } from "./owners.js";
 import { type PageRequest, toPage } from "./pagination.js";
 import {
@@ -16,6 +17,7 @@ import {
   parseInput,
   providerName,
   providerServerId,
+  requireUsableCredential,
   resourceName,
   type SshCredentialInput,
   sshCredential,
@@ -30,6 +32,8 @@ export interface InventoryDeps {
   db: Database;
   cipher: CredentialsCipher;
   maxServersPerOwner: number;
+  /** Where private keys are parsed off the event loop; default: the process' shared pool. */
+  keyParsing?: KeyParsingPool;
 }
 
 const createSchema = z.object({
@@ -101,6 +105,7 @@ export async function requireServer(db: Database, owner: Owner, id: string, fiel
 
 export async function createServer(deps: InventoryDeps, owner: Owner, input: CreateServerInput): Promise<ServerRow> {
   const data = parseInput(createSchema, input);
+  await requireUsableCredential(data.credential, deps.keyParsing);
   const cluster = await requireCluster(deps.db, owner, data.clusterId, "cluster_id");
   const id = newId();
   try {
@@ -138,6 +143,7 @@ export async function createServer(deps: InventoryDeps, owner: Owner, input: Cre
 export async function updateServer(deps: InventoryDeps, owner: Owner, id: string, input: UpdateServerInput): Promise<ServerRow> {
   const existing = await requireServer(deps.db, owner, id);
   const data = parseInput(updateSchema, input);
+  await requireUsableCredential(data.credential, deps.keyParsing);
   const cluster = data.clusterId === undefined ? undefined : await requireCluster(deps.db, owner, data.clusterId, "cluster_id");
   const changes: Partial<typeof servers.$inferInsert> = { updatedAt: new Date() };
   if (cluster) changes.clusterId = cluster.id;

@@ -4,6 +4,7 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } f
 import { buildApiServer } from "../../api/http-server.js";
 import { createCredentialsCipher } from "../../core/credentials-cipher.js";
 import type { HeartbeatIngestor } from "../../core/heartbeat-ingest.js";
+import type { KeyParsingPool } from "../../core/key-parsing.js";
 import { createOwnerToken } from "../../core/owners.js";
 import type { WorkflowGateway } from "../../core/provisioning.js";
 import { type DatabaseHandle, openDatabase } from "../../db/client.js";
@@ -39,6 +40,7 @@ export async function startTestApi(
     /** 0.0.0.0 when test hosts' agents must reach the API. */
     listenHost?: string;
     heartbeatIntervalSeconds?: number;
+    keyParsing?: KeyParsingPool;
   } = {},
 ): Promise<TestApi> {
   const database = options.database ?? (await openDatabase({ databaseUrl: options.databaseUrl, dataDir: "memory://", poolSize: 20 }));
@@ -51,6 +53,7 @@ export async function startTestApi(
     maxServersPerOwner: options.maxServersPerOwner ?? 1000,
     heartbeatIntervalSeconds: options.heartbeatIntervalSeconds,
     workflows: options.workflows,
+    keyParsing: options.keyParsing,
   });
   const port = await server.listen(0, options.listenHost ?? "127.0.0.1");
   const baseUrl = `http://127.0.0.1:${port}`;
