@@ -1,4 +1,5 @@
 import type { CredentialsCipher } from "../core/credentials-cipher.js";
+import type { KeyParsingPool } from "../core/key-parsing.js";
 import type { Database } from "../db/client.js";
 import type { ProviderEndpoints } from "./providers/registry.js";
 import type { SshSessionPool } from "./ssh/pool.js";
@@ -18,4 +19,6 @@ export interface ActivityDeps {
   providers?: ProviderEndpoints;
   /** Idle SSH sessions shared by consecutive steps of a workflow run; absent, every step logs in anew. */
   sshSessions?: SshSessionPool;
+  /** Where stored private keys are decrypted before ssh2 sees them; default: the process' shared pool. */
+  keyParsing?: KeyParsingPool;
 }

@@ -44,7 +44,7 @@ async function readFacts(session: SshSession): Promise<HostFacts> {
 /** The connection-test outcome an SSH failure stands for. */
 export function outcomeOf(error: unknown): ConnectionTestResult["outcome"] {
   const type = error instanceof ApplicationFailure ? error.type : undefined;
-  if (type === SshErrorType.AuthFailed) return "auth_failed";
+  if (type === SshErrorType.AuthFailed || type === SshErrorType.KeyUnusable) return "auth_failed";
   if (type === SshErrorType.HostKeyMismatch) return "hostkey_mismatch";
   if (type === SshErrorType.Timeout) return "timeout";
   return "unreachable";

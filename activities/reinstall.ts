@@ -1,6 +1,6 @@
 import { ApplicationFailure } from "@temporalio/common";
-import ssh2 from "ssh2";
 import { AppError } from "../core/errors.js";
+import { sharedKeyParsing } from "../core/key-parsing.js";
 import { providerClientFor } from "../core/provider-accounts.js";
 import { checkReinstallable } from "../core/reinstall-checks.js";
 import { clearHostKeyPin } from "../core/server-status.js";
@@ -13,10 +13,9 @@ import { loadServer } from "./server-access.js";
 async function publicKeyFor(deps: ActivityDeps, serverId: string): Promise<string | undefined> {
   const credential = await loadServerCredential(deps, serverId);
   if (credential.kind !== "private_key") return undefined;
-  const parsed = ssh2.utils.parseKey(credential.privateKey, credential.passphrase || undefined);
-  const key = Array.isArray(parsed) ? parsed[0] : parsed;
-  if (!key || key instanceof Error) return undefined;
-  return `${key.type} ${key.getPublicSSH().toString("base64")} axion`;
+  // Off the event loop: an encrypted key costs a bcrypt KDF.
+  const prepared = await (deps.keyParsing ?? sharedKeyParsing()).prepare(credential.privateKey, credential.passphrase || undefined);
+  return prepared.ok ? `${prepared.publicKey} axion` : undefined;
 }
 
 /** Refusals of the checks are final; an unavailable provider is reported as such. Messages never carry credentials. */

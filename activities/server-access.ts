@@ -3,12 +3,13 @@ import { Context } from "@temporalio/activity";
 import { ApplicationFailure } from "@temporalio/common";
 import { eq } from "drizzle-orm";
 import { AppError } from "../core/errors.js";
+import { sharedKeyParsing } from "../core/key-parsing.js";
 import { pinHostKey, setServerStatus } from "../core/server-status.js";
 import { loadServerCredential } from "../core/servers.js";
 import type { SshCredentialInput } from "../core/validation.js";
 import { servers } from "../db/schema.js";
 import type { ActivityDeps } from "./deps.js";
-import { SshErrorType } from "./ssh/errors.js";
+import { SshErrorType, sshFailure } from "./ssh/errors.js";
 import { openSsh, type SshSession } from "./ssh/session.js";
 
 export type ServerRecord = typeof servers.$inferSelect;
@@ -45,6 +46,17 @@ function sessionKey(server: ServerRecord, credential: SshCredentialInput): strin
     .update(JSON.stringify([server.host, server.sshPort, server.sshUser, credential]))
     .digest("base64url");
   return `${run.workflowId}/${run.runId}/${server.id}/${identity}`;
+}
+
+/**
+ * ssh2 parses (and decrypts) a key synchronously when it connects; an encrypted
+ * key is decrypted in a key-parsing thread first, so ssh2 gets one that needs no KDF.
+ */
+async function usableCredential(deps: ActivityDeps, credential: SshCredentialInput): Promise<SshCredentialInput> {
+  if (credential.kind !== "private_key") return credential;
+  const prepared = await (deps.keyParsing ?? sharedKeyParsing()).prepare(credential.privateKey, credential.passphrase || undefined);
+  if (!prepared.ok) throw sshFailure(SshErrorType.KeyUnusable, `the stored private key ${prepared.problem}`);
+  return { kind: "private_key", privateKey: prepared.privateKey, passphrase: prepared.passphrase };
 }
 
 export interface SessionOptions {
@@ -85,11 +97,15 @@ export async function withServerSession<T>(
     session.attach(activitySignal());
   } else {
     try {
-      session = await openSsh({ host: server.host, port: server.sshPort, username: server.sshUser }, credential, {
-        pinnedFingerprint: server.hostKeyFingerprint,
-        connectTimeoutMs: deps.sshConnectTimeoutMs,
-        signal: activitySignal(),
-      });
+      session = await openSsh(
+        { host: server.host, port: server.sshPort, username: server.sshUser },
+        await usableCredential(deps, credential),
+        {
+          pinnedFingerprint: server.hostKeyFingerprint,
+          connectTimeoutMs: deps.sshConnectTimeoutMs,
+          signal: activitySignal(),
+        },
+      );
     } catch (error) {
       if (error instanceof ApplicationFailure && error.type === SshErrorType.HostKeyMismatch) {
         await setServerStatus(deps.db, serverId, "HOSTKEY_MISMATCH", `host key differs from the pinned ${server.hostKeyFingerprint}`, {

@@ -8,6 +8,7 @@ import type { CredentialsCipher } from "./credentials-cipher.js";
 import { isForeignKeyViolation, isUniqueViolation } from "./db-errors.js";
 import { AppError } from "./errors.js";
 import { requireId } from "./ids.js";
+import type { KeyParsingPool } from "./key-parsing.js";
 import { refuseWhileOperationRuns } from "./operations.js";
 import type { Owner } from "./owners.js";
 import { type PageRequest, toPage } from "./pagination.js";
@@ -20,6 +21,7 @@ import {
   parseInput,
   providerName,
   providerServerId,
+  requireUsableCredential,
   resourceName,
   type SshCredentialInput,
   sshCredential,
@@ -34,6 +36,8 @@ export interface InventoryDeps {
   db: Database;
   cipher: CredentialsCipher;
   maxServersPerOwner: number;
+  /** Where private keys are parsed off the event loop; default: the process' shared pool. */
+  keyParsing?: KeyParsingPool;
 }
 
 /** Longer than any DNS name, which also bounds an IPv6 zone id. */
@@ -146,6 +150,7 @@ export async function requireServer(db: Database, owner: Owner, id: string, fiel
 
 export async function createServer(deps: InventoryDeps, owner: Owner, input: CreateServerInput): Promise<ServerRow> {
   const data = parseInput(createSchema, input);
+  await requireUsableCredential(data.credential, deps.keyParsing);
   const cluster = await requireCluster(deps.db, owner, data.clusterId, "cluster_id");
   const binding = await providerBinding(deps.db, owner, data.provider ?? "", data.providerAccountId ?? "");
   const id = newId();
@@ -184,6 +189,7 @@ export async function createServer(deps: InventoryDeps, owner: Owner, input: Cre
 export async function updateServer(deps: InventoryDeps, owner: Owner, id: string, input: UpdateServerInput): Promise<ServerRow> {
   const existing = await requireServer(deps.db, owner, id);
   const data = parseInput(updateSchema, input);
+  await requireUsableCredential(data.credential, deps.keyParsing);
   const cluster = data.clusterId === undefined ? undefined : await requireCluster(deps.db, owner, data.clusterId, "cluster_id");
   const changes: Partial<typeof servers.$inferInsert> = { updatedAt: new Date() };
   if (cluster) changes.clusterId = cluster.id;

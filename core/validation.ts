@@ -1,7 +1,8 @@
 import { isIPv4, isIPv6 } from "node:net";
-import ssh2 from "ssh2";
 import { z } from "zod";
 import { AppError } from "./errors.js";
+import { type KeyParsingPool, sharedKeyParsing } from "./key-parsing.js";
+import { isOpenSshKeyFile, KeyFileProblem, readOpenSshKeyFile } from "./openssh-key.js";
 
 /**
  * Field rules for everything a client sends. `parseInput` turns the first
@@ -106,22 +107,39 @@ export const sshCredential = z
   ])
   .superRefine((cred, ctx) => {
     if (cred.kind !== "private_key") return;
-    const problem = privateKeyProblem(cred.privateKey, cred.passphrase);
+    const problem = privateKeyHeaderProblem(cred.privateKey);
     if (problem) ctx.addIssue({ code: "custom", message: problem, path: ["private_key", "key"] });
   });
 
-/** Parses the key with ssh2's own parser, so a key the SSH layer cannot use is refused at the door. */
-export function privateKeyProblem(key: string, passphrase?: string): string | undefined {
+/** Cheap, on the event loop: an openssh-key-v1 header that is malformed or asks for too many KDF rounds. */
+export function privateKeyHeaderProblem(key: string): string | undefined {
   if (key.trim() === "") return "must not be empty";
-  const parsed = ssh2.utils.parseKey(key, passphrase || undefined);
-  if (parsed instanceof Error) {
-    return /encrypted/i.test(parsed.message)
-      ? "is encrypted: a passphrase is required or the given one is wrong"
-      : "is not a valid private key";
+  if (!isOpenSshKeyFile(key)) return undefined;
+  try {
+    readOpenSshKeyFile(key);
+    return undefined;
+  } catch (error) {
+    if (error instanceof KeyFileProblem) return error.message;
+    throw error;
   }
-  const first = Array.isArray(parsed) ? parsed[0] : parsed;
-  if (!first?.isPrivateKey()) return "is a public key, a private key is required";
-  return undefined;
+}
+
+/**
+ * Parses (and decrypts) the key with ssh2's own parser, so a key the SSH layer
+ * cannot use is refused at the door: in a key-parsing thread under a deadline.
+ */
+export async function privateKeyProblem(key: string, passphrase?: string, parsing = sharedKeyParsing()): Promise<string | undefined> {
+  const header = privateKeyHeaderProblem(key);
+  if (header) return header;
+  const prepared = await parsing.prepare(key, passphrase || undefined);
+  return prepared.ok ? undefined : prepared.problem;
+}
+
+/** The async step after `parseInput`: InvalidArgument on `credential.private_key.key` for a key that cannot be used. */
+export async function requireUsableCredential(credential: SshCredentialInput | undefined, parsing?: KeyParsingPool): Promise<void> {
+  if (credential?.kind !== "private_key") return;
+  const problem = await privateKeyProblem(credential.privateKey, credential.passphrase, parsing);
+  if (problem) throw AppError.invalid("credential.private_key.key", problem);
 }
 
 /** Field names in error messages follow the proto (snake_case). */

@@ -6,6 +6,10 @@ export const SshErrorType = {
   Timeout: "SshTimeout",
   UnsupportedOs: "UnsupportedOs",
   CommandFailed: "RemoteCommandFailed",
+  /** The stored private key cannot be parsed or decrypted (in time): retrying parses the same bytes. */
+  KeyUnusable: "SshKeyUnusable",
+  /** The address (after name resolution) is refused by the network policy (core/network-policy.ts). */
+  RefusedByPolicy: "RefusedByPolicy",
 } as const;
 export type SshErrorType = (typeof SshErrorType)[keyof typeof SshErrorType];
 
@@ -14,6 +18,8 @@ export const nonRetryableErrorTypes = [
   SshErrorType.AuthFailed,
   SshErrorType.HostKeyMismatch,
   SshErrorType.UnsupportedOs,
+  SshErrorType.KeyUnusable,
+  SshErrorType.RefusedByPolicy,
   "InsufficientResources",
   "ServerNotFound",
   "CredentialUnavailable",

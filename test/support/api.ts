@@ -6,6 +6,7 @@ import type { EdgeLimits } from "../../api/edge-limits.js";
 import { buildApiServer } from "../../api/http-server.js";
 import { createCredentialsCipher } from "../../core/credentials-cipher.js";
 import type { HeartbeatIngestor } from "../../core/heartbeat-ingest.js";
+import type { KeyParsingPool } from "../../core/key-parsing.js";
 import { createOwnerToken } from "../../core/owners.js";
 import type { WorkflowGateway } from "../../core/provisioning.js";
 import { type DatabaseHandle, openDatabase } from "../../db/client.js";
@@ -50,6 +51,7 @@ export async function startTestApi(
     providers?: ProviderEndpoints;
     /** Limits at the edge; the defaults of core/config.ts where not given. */
     limits?: Partial<EdgeLimits>;
+    keyParsing?: KeyParsingPool;
   } = {},
 ): Promise<TestApi> {
   const database = options.database ?? (await openDatabase({ databaseUrl: options.databaseUrl, dataDir: "memory://", poolSize: 20 }));
@@ -64,6 +66,7 @@ export async function startTestApi(
       heartbeatIntervalSeconds: options.heartbeatIntervalSeconds,
       workflows: options.workflows,
       providers: options.providers,
+      keyParsing: options.keyParsing,
     },
     options.limits,
   );

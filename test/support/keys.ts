@@ -6,10 +6,10 @@ import ssh2 from "ssh2";
  * public key: a leading zero byte dropped), which its own parser then refuses,
  * so a pair is made again until it parses.
  */
-export function ed25519KeyPair(passphrase?: string): { privateKey: string; publicKey: string } {
+export function ed25519KeyPair(passphrase?: string, rounds = 16): { privateKey: string; publicKey: string } {
   for (;;) {
     const pair = passphrase
-      ? ssh2.utils.generateKeyPairSync("ed25519", { passphrase, cipher: "aes256-ctr", rounds: 16 })
+      ? ssh2.utils.generateKeyPairSync("ed25519", { passphrase, cipher: "aes256-ctr", rounds })
       : ssh2.utils.generateKeyPairSync("ed25519");
     const parsed = ssh2.utils.parseKey(pair.private, passphrase);
     if (!(parsed instanceof Error)) return { privateKey: pair.private, publicKey: pair.public };
