@@ -522,7 +522,7 @@ describe("provider accounts belong to owners: reinstall through the API and real
       providerServerId: "204",
       credential: { method: { case: "password", value: "root-password" } },
     });
-    const asked = standIn.requests.length;
+    const askedAbout204 = () => standIn.requests.filter((r) => r.path.startsWith("server/204")).length;
     await expectCode(alice.servers.reinstallServer({ id: byPassword.id }), Code.FailedPrecondition, /^credential: .*new random password/);
     await alice.servers.updateServer({ id: byPassword.id, credential: key(), sshUser: "deploy" });
     await expectCode(
@@ -530,7 +530,7 @@ describe("provider accounts belong to owners: reinstall through the API and real
       Code.FailedPrecondition,
       /^ssh_user: a rebuilt server has no user "deploy"/,
     );
-    assert.equal(standIn.requests.length, asked, "refused before the provider was asked");
+    assert.equal(askedAbout204(), 0, "refused before the provider was asked");
     assert.deepEqual((await alice.operations.listOperations({ serverId: byPassword.id })).operations, []);
   });
 
