@@ -144,6 +144,8 @@ try {
 
   // Histories of workflows that no longer run anywhere would linger: keep only what was recorded now.
   for (const file of readdirSync(outDir)) if (!recorded.includes(file.replace(/\.json$/, ""))) rmSync(join(outDir, file));
+  // In the repository's JSON style, so `biome check` passes on the committed files.
+  execFileSync(join(process.cwd(), "node_modules", ".bin", "biome"), ["format", "--write", outDir], { stdio: "ignore" });
   console.log(`${recorded.length} histories in ${outDir}`);
 } finally {
   await harness.close();
