@@ -33,8 +33,10 @@ export async function runOperation<T>(
     return result;
   } catch (error) {
     const message = failureMessage(error);
+    // A step that failed on its own after the cancel was asked for (before it heard of it) still ends a cancelled operation.
+    const cancelled = isCancellation(error) || CancellationScope.current().consideredCancelled;
     await CancellationScope.nonCancellable(async () => {
-      if (isCancellation(error)) {
+      if (cancelled) {
         const step = progress.lastStep;
         await recordActivities.setServerStatus({
           serverId: input.serverId,
