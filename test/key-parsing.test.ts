@@ -98,9 +98,9 @@ describe("private keys are parsed off the event loop, bounded", { timeout: 5 * 6
     }
     const created = (await creating).server!;
     assert.ok(created.id, "a key at the cap is accepted");
-    assert.ok(latencies.length >= 5, `the parse was watched (${latencies.length} health checks)`);
     const worst = Math.max(...latencies);
     assert.ok(worst < 200, `every /healthz answered within 200 ms while the key was parsed (worst ${worst.toFixed(0)} ms)`);
+    assert.ok(latencies.length >= 5, `the parse was watched (${latencies.length} health checks)`);
   });
 
   test("a key declaring 1,000 (or 4 billion) KDF rounds is refused at once, naming the field; nothing is written", async () => {
