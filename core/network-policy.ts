@@ -42,7 +42,14 @@ const REFUSED_CLASSES: [string, string][] = [
 ];
 
 /** Names every resolver answers with this machine (RFC 6761 and the usual /etc/hosts entries). */
-const LOCAL_NAMES = new Set(["localhost", "localhost.localdomain", "localhost6", "localhost6.localdomain6", "ip6-localhost", "ip6-loopback"]);
+const LOCAL_NAMES = new Set([
+  "localhost",
+  "localhost.localdomain",
+  "localhost6",
+  "localhost6.localdomain6",
+  "ip6-localhost",
+  "ip6-loopback",
+]);
 
 /** Parses "a.b.c.d/n", "x::y/n" or a bare address (a single-address range); undefined when malformed. */
 export function parseCidr(text: string): Cidr | undefined {
@@ -71,9 +78,10 @@ function ipv6Bytes(address: string): Buffer {
   const [head = "", tail] = text.split("::");
   const headGroups = head ? head.split(":") : [];
   const tailGroups = tail ? tail.split(":") : [];
-  const groups = tail === undefined ? headGroups : [...headGroups, ...Array(8 - headGroups.length - tailGroups.length).fill("0"), ...tailGroups];
+  const groups =
+    tail === undefined ? headGroups : [...headGroups, ...Array(8 - headGroups.length - tailGroups.length).fill("0"), ...tailGroups];
   const bytes = Buffer.alloc(16);
-  groups.forEach((g, i) => bytes.writeUInt16BE(Number.parseInt(g, 16), i * 2));
+  for (const [i, g] of groups.entries()) bytes.writeUInt16BE(Number.parseInt(g, 16), i * 2);
   return bytes;
 }
 
@@ -89,7 +97,8 @@ export function embeddedIpv4(address: string): string | undefined {
 const familyOf = (address: string) => (isIPv4(address) ? "ipv4" : "ipv6");
 const contains = (range: Cidr, address: string) => range.family === familyOf(address) && range.list.check(address, range.family);
 /** Whether every address of `inner` lies inside `outer`. */
-const within = (inner: Cidr, outer: Cidr) => inner.family === outer.family && inner.prefix >= outer.prefix && contains(outer, inner.network);
+const within = (inner: Cidr, outer: Cidr) =>
+  inner.family === outer.family && inner.prefix >= outer.prefix && contains(outer, inner.network);
 
 const refusedClasses = REFUSED_CLASSES.map(([cidr, why]) => ({ range: parseCidr(cidr) as Cidr, why }));
 

@@ -9,6 +9,7 @@ import { isUniqueViolation } from "./db-errors.js";
 import { AppError } from "./errors.js";
 import { requireId } from "./ids.js";
 import type { KeyParsingPool } from "./key-parsing.js";
+import { defaultNetworkPolicy, type NetworkPolicy } from "./network-policy.js";
 import type { Owner } from "./owners.js";
 import { type PageRequest, toPage } from "./pagination.js";
 import {
@@ -17,6 +18,7 @@ import {
   parseInput,
   providerName,
   providerServerId,
+  requireAllowedHost,
   requireUsableCredential,
   resourceName,
   type SshCredentialInput,
@@ -34,6 +36,8 @@ export interface InventoryDeps {
   maxServersPerOwner: number;
   /** Where private keys are parsed off the event loop; default: the process' shared pool. */
   keyParsing?: KeyParsingPool;
+  /** Which server addresses may be registered; default: the built-in policy without operator lists. */
+  networkPolicy?: NetworkPolicy;
 }
 
 const createSchema = z.object({
@@ -105,6 +109,7 @@ export async function requireServer(db: Database, owner: Owner, id: string, fiel
 
 export async function createServer(deps: InventoryDeps, owner: Owner, input: CreateServerInput): Promise<ServerRow> {
   const data = parseInput(createSchema, input);
+  requireAllowedHost(deps.networkPolicy ?? defaultNetworkPolicy(), data.host);
   await requireUsableCredential(data.credential, deps.keyParsing);
   const cluster = await requireCluster(deps.db, owner, data.clusterId, "cluster_id");
   const id = newId();
@@ -143,6 +148,7 @@ export async function createServer(deps: InventoryDeps, owner: Owner, input: Cre
 export async function updateServer(deps: InventoryDeps, owner: Owner, id: string, input: UpdateServerInput): Promise<ServerRow> {
   const existing = await requireServer(deps.db, owner, id);
   const data = parseInput(updateSchema, input);
+  requireAllowedHost(deps.networkPolicy ?? defaultNetworkPolicy(), data.host);
   await requireUsableCredential(data.credential, deps.keyParsing);
   const cluster = data.clusterId === undefined ? undefined : await requireCluster(deps.db, owner, data.clusterId, "cluster_id");
   const changes: Partial<typeof servers.$inferInsert> = { updatedAt: new Date() };

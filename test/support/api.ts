@@ -5,6 +5,7 @@ import { buildApiServer } from "../../api/http-server.js";
 import { createCredentialsCipher } from "../../core/credentials-cipher.js";
 import type { HeartbeatIngestor } from "../../core/heartbeat-ingest.js";
 import type { KeyParsingPool } from "../../core/key-parsing.js";
+import type { NetworkPolicy } from "../../core/network-policy.js";
 import { createOwnerToken } from "../../core/owners.js";
 import type { WorkflowGateway } from "../../core/provisioning.js";
 import { type DatabaseHandle, openDatabase } from "../../db/client.js";
@@ -41,6 +42,7 @@ export async function startTestApi(
     listenHost?: string;
     heartbeatIntervalSeconds?: number;
     keyParsing?: KeyParsingPool;
+    networkPolicy?: NetworkPolicy;
   } = {},
 ): Promise<TestApi> {
   const database = options.database ?? (await openDatabase({ databaseUrl: options.databaseUrl, dataDir: "memory://", poolSize: 20 }));
@@ -54,6 +56,7 @@ export async function startTestApi(
     heartbeatIntervalSeconds: options.heartbeatIntervalSeconds,
     workflows: options.workflows,
     keyParsing: options.keyParsing,
+    networkPolicy: options.networkPolicy,
   });
   const port = await server.listen(0, options.listenHost ?? "127.0.0.1");
   const baseUrl = `http://127.0.0.1:${port}`;
