@@ -57,7 +57,7 @@ async function allowedAddress(target: SshTarget, options: OpenOptions): Promise<
   } catch (error) {
     if (error instanceof RefusedByPolicy) throw sshFailure(SshErrorType.RefusedByPolicy, error.message);
     const code = (error as { code?: string }).code ?? "";
-    return Promise.reject(sshFailure(SshErrorType.Unreachable, `cannot resolve ${target.host}${code ? ` (${code})` : ""}`));
+    throw sshFailure(SshErrorType.Unreachable, `cannot resolve ${target.host}${code ? ` (${code})` : ""}`);
   }
 }
 
