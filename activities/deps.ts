@@ -1,5 +1,6 @@
 import type { CredentialsCipher } from "../core/credentials-cipher.js";
 import type { KeyParsingPool } from "../core/key-parsing.js";
+import type { NetworkPolicy } from "../core/network-policy.js";
 import type { Database } from "../db/client.js";
 import type { ProviderEndpoints } from "./providers/registry.js";
 import type { SshSessionPool } from "./ssh/pool.js";
@@ -21,4 +22,6 @@ export interface ActivityDeps {
   sshSessions?: SshSessionPool;
   /** Where stored private keys are decrypted before ssh2 sees them; default: the process' shared pool. */
   keyParsing?: KeyParsingPool;
+  /** Which server addresses may be connected to (checked after name resolution); default: the built-in policy. */
+  networkPolicy?: NetworkPolicy;
 }

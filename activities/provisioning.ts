@@ -47,6 +47,7 @@ export function outcomeOf(error: unknown): ConnectionTestResult["outcome"] {
   if (type === SshErrorType.AuthFailed || type === SshErrorType.KeyUnusable) return "auth_failed";
   if (type === SshErrorType.HostKeyMismatch) return "hostkey_mismatch";
   if (type === SshErrorType.Timeout) return "timeout";
+  if (type === SshErrorType.RefusedByPolicy) return "refused_by_policy";
   return "unreachable";
 }
 

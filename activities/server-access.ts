@@ -104,6 +104,7 @@ export async function withServerSession<T>(
           pinnedFingerprint: server.hostKeyFingerprint,
           connectTimeoutMs: deps.sshConnectTimeoutMs,
           signal: activitySignal(),
+          networkPolicy: deps.networkPolicy,
         },
       );
     } catch (error) {

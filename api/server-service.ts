@@ -35,6 +35,7 @@ const outcomes: Record<ConnectionTestResult["outcome"], ConnectionOutcome> = {
   unreachable: ConnectionOutcome.UNREACHABLE,
   timeout: ConnectionOutcome.TIMEOUT,
   hostkey_mismatch: ConnectionOutcome.HOSTKEY_MISMATCH,
+  refused_by_policy: ConnectionOutcome.REFUSED_BY_POLICY,
 };
 
 export function requireGateway(gateway: WorkflowGateway | undefined): WorkflowGateway {

@@ -9,7 +9,9 @@ import { startProvisionerQueue } from "../compat/provisioner-queue.js";
 import { createKafkaHeartbeatVerifier } from "../core/agent-tokens.js";
 import type { Config } from "../core/config.js";
 import { createCredentialsCipher, resolveCredentialsKey } from "../core/credentials-cipher.js";
+import { KeyParsingPool } from "../core/key-parsing.js";
 import { errorSummary, log } from "../core/log.js";
+import { createNetworkPolicy } from "../core/network-policy.js";
 import { ensureAdminToken } from "../core/owners.js";
 import { syncEnvProviderAccount } from "../core/provider-accounts.js";
 import { openDatabase } from "../db/client.js";
@@ -47,6 +49,10 @@ export async function startService(config: Config, role: Role = "all"): Promise<
       });
     }
     const cipher = createCredentialsCipher(key.spec);
+    const keyParsing = new KeyParsingPool({ threads: config.SSH_KEY_PARSE_THREADS, deadlineMs: config.SSH_KEY_PARSE_TIMEOUT_MS });
+    stops.push(() => keyParsing.close());
+    keyParsing.warm();
+    const networkPolicy = createNetworkPolicy({ allow: config.SERVER_ADDRESS_ALLOW, deny: config.SERVER_ADDRESS_DENY });
 
     const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.AXION_DATA_DIR });
     stops.push(() => database.close());
@@ -82,6 +88,8 @@ export async function startService(config: Config, role: Role = "all"): Promise<
           orchestratorPublicKey: config.ORCHESTRATOR_SSH_PUBLIC_KEY,
           adminUser: config.AXION_ADMIN_USER,
           sshConnectTimeoutMs: config.SSH_CONNECT_TIMEOUT_MS,
+          keyParsing,
+          networkPolicy,
           providers,
           agent: config.AGENT_API_URL
             ? {
@@ -145,6 +153,8 @@ export async function startService(config: Config, role: Role = "all"): Promise<
           workflows,
           heartbeatIntervalSeconds: config.AGENT_HEARTBEAT_INTERVAL,
           providers,
+          keyParsing,
+          networkPolicy,
           agentCallsPerInterval: config.AGENT_RATE_LIMIT,
         },
         edgeLimitsFromConfig(config),

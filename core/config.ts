@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
 import { z } from "zod";
+import { type Cidr, parseCidr } from "./network-policy.js";
 
 const hostPort = /^[A-Za-z0-9.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/;
 
@@ -8,6 +9,24 @@ const optionalText = z
   .transform((v) => v.trim())
   .transform((v) => (v === "" ? undefined : v))
   .optional();
+
+/** A comma-separated list of CIDR ranges (a bare address is a single-address range); empty: none. */
+const cidrList = z
+  .string()
+  .default("")
+  .transform((v, ctx) => {
+    const ranges: Cidr[] = [];
+    for (const item of v.split(",").filter((i) => i.trim() !== "")) {
+      const range = parseCidr(item);
+      if (range) ranges.push(range);
+      else
+        ctx.addIssue({
+          code: "custom",
+          message: `must be a comma-separated list of CIDR ranges: "${item.trim().slice(0, 60)}" is not one`,
+        });
+    }
+    return ranges;
+  });
 
 /** Every environment variable the service reads, with its rule and default. */
 const schema = z.object({
@@ -71,6 +90,15 @@ const schema = z.object({
     .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a POSIX user name")
     .default("axion"),
   SSH_CONNECT_TIMEOUT_MS: z.coerce.number({ error: "must be milliseconds" }).int().min(1000, "must be at least 1000").default(10_000),
+  SSH_KEY_PARSE_TIMEOUT_MS: z.coerce.number({ error: "must be milliseconds" }).int().min(100, "must be at least 100").default(30_000),
+  SSH_KEY_PARSE_THREADS: z.coerce
+    .number({ error: "must be a whole number" })
+    .int()
+    .min(1, "must be 1-16")
+    .max(16, "must be 1-16")
+    .default(1),
+  SERVER_ADDRESS_ALLOW: cidrList,
+  SERVER_ADDRESS_DENY: cidrList,
   TIME4VPS_API_URL: z
     .string()
     .regex(/^https?:\/\/.+/, "must be an http(s) URL")

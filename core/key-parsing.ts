@@ -73,11 +73,21 @@ export class KeyParsingPool {
 
   private pump(): void {
     for (const slot of this.slots) {
-      if (this.queue.length === 0) return;
+      if (this.queue.length === 0) break;
       if (slot.ready && !slot.task) this.dispatch(slot, this.queue.shift() as Task);
     }
     const starting = this.slots.filter((s) => !s.ready).length;
     if (this.queue.length > starting && this.slots.length < this.threads) this.spawn();
+    this.holdProcess();
+  }
+
+  /** Threads keep the process alive only while a key waits for its answer: an idle pool never does. */
+  private holdProcess(): void {
+    const busy = this.queue.length > 0 || this.slots.some((s) => s.task);
+    for (const slot of this.slots) {
+      if (busy) slot.worker.ref();
+      else slot.worker.unref();
+    }
   }
 
   private spawn(): void {
@@ -87,7 +97,6 @@ export class KeyParsingPool {
       stdout: false,
       stderr: false,
     });
-    worker.unref();
     const slot: Slot = { worker, ready: false };
     this.slots.push(slot);
     worker.on("message", (message: { ready?: true; id?: number; result?: PreparedKey }) => {
@@ -104,6 +113,7 @@ export class KeyParsingPool {
     });
     worker.on("error", (error) => this.lost(slot, error));
     worker.on("exit", () => this.lost(slot, new Error("key-parsing thread exited")));
+    this.holdProcess();
   }
 
   private dispatch(slot: Slot, task: Task): void {

@@ -81,7 +81,7 @@ function ipv6Bytes(address: string): Buffer {
   const groups =
     tail === undefined ? headGroups : [...headGroups, ...Array(8 - headGroups.length - tailGroups.length).fill("0"), ...tailGroups];
   const bytes = Buffer.alloc(16);
-  groups.forEach((g, i) => bytes.writeUInt16BE(Number.parseInt(g, 16), i * 2));
+  for (const [i, g] of groups.entries()) bytes.writeUInt16BE(Number.parseInt(g, 16), i * 2);
   return bytes;
 }
 
@@ -131,7 +131,11 @@ export function createNetworkPolicy(options: NetworkPolicyOptions = {}): Network
   const classOf = (address: string): { range: Cidr; why: string } | undefined => {
     const found = refusedClasses.find((c) => contains(c.range, address));
     if (found) return found;
-    const self = own().find((a) => a === address || embeddedIpv4(a) === address);
+    // Through a one-address range: "fd00::2" and "fd00:0::2" are the same address.
+    const self = own().some((a) => {
+      const range = parseCidr(embeddedIpv4(a) ?? a);
+      return range !== undefined && contains(range, address);
+    });
     return self ? { range: parseCidr(address) as Cidr, why: "an address of this service's own machine" } : undefined;
   };
 

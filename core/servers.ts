@@ -9,6 +9,7 @@ import { isForeignKeyViolation, isUniqueViolation } from "./db-errors.js";
 import { AppError } from "./errors.js";
 import { requireId } from "./ids.js";
 import type { KeyParsingPool } from "./key-parsing.js";
+import { defaultNetworkPolicy, type NetworkPolicy } from "./network-policy.js";
 import { refuseWhileOperationRuns } from "./operations.js";
 import type { Owner } from "./owners.js";
 import { type PageRequest, toPage } from "./pagination.js";
@@ -21,6 +22,7 @@ import {
   parseInput,
   providerName,
   providerServerId,
+  requireAllowedHost,
   requireUsableCredential,
   resourceName,
   type SshCredentialInput,
@@ -38,6 +40,8 @@ export interface InventoryDeps {
   maxServersPerOwner: number;
   /** Where private keys are parsed off the event loop; default: the process' shared pool. */
   keyParsing?: KeyParsingPool;
+  /** Which server addresses may be registered; default: the built-in policy without operator lists. */
+  networkPolicy?: NetworkPolicy;
 }
 
 /** Longer than any DNS name, which also bounds an IPv6 zone id. */
@@ -150,6 +154,7 @@ export async function requireServer(db: Database, owner: Owner, id: string, fiel
 
 export async function createServer(deps: InventoryDeps, owner: Owner, input: CreateServerInput): Promise<ServerRow> {
   const data = parseInput(createSchema, input);
+  requireAllowedHost(deps.networkPolicy ?? defaultNetworkPolicy(), data.host);
   await requireUsableCredential(data.credential, deps.keyParsing);
   const cluster = await requireCluster(deps.db, owner, data.clusterId, "cluster_id");
   const binding = await providerBinding(deps.db, owner, data.provider ?? "", data.providerAccountId ?? "");
@@ -189,6 +194,7 @@ export async function createServer(deps: InventoryDeps, owner: Owner, input: Cre
 export async function updateServer(deps: InventoryDeps, owner: Owner, id: string, input: UpdateServerInput): Promise<ServerRow> {
   const existing = await requireServer(deps.db, owner, id);
   const data = parseInput(updateSchema, input);
+  requireAllowedHost(deps.networkPolicy ?? defaultNetworkPolicy(), data.host);
   await requireUsableCredential(data.credential, deps.keyParsing);
   const cluster = data.clusterId === undefined ? undefined : await requireCluster(deps.db, owner, data.clusterId, "cluster_id");
   const changes: Partial<typeof servers.$inferInsert> = { updatedAt: new Date() };

@@ -2,6 +2,7 @@ import { isIPv4, isIPv6 } from "node:net";
 import { z } from "zod";
 import { AppError } from "./errors.js";
 import { type KeyParsingPool, sharedKeyParsing } from "./key-parsing.js";
+import type { NetworkPolicy } from "./network-policy.js";
 import { isOpenSshKeyFile, KeyFileProblem, readOpenSshKeyFile } from "./openssh-key.js";
 
 /**
@@ -44,9 +45,12 @@ export function shown(value: unknown, max = 40): string {
 
 const dnsLabel = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$/;
 
+/** Forms a resolver reads as an IPv4 address (inet_aton: "127.1", "0x7f.0.0.1", "2130706433"): not names. */
+const numericAddressForm = /^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}\.?$/i;
+
 export function isValidHost(host: string): boolean {
   if (isIPv4(host) || isIPv6(host)) return true;
-  if (host.length > 253 || /^[0-9.]+$/.test(host)) return false;
+  if (host.length > 253 || /^[0-9.]+$/.test(host) || numericAddressForm.test(host)) return false;
   return host
     .replace(/\.$/, "")
     .split(".")
@@ -133,6 +137,13 @@ export async function privateKeyProblem(key: string, passphrase?: string, parsin
   if (header) return header;
   const prepared = await parsing.prepare(key, passphrase || undefined);
   return prepared.ok ? undefined : prepared.problem;
+}
+
+/** After `parseInput`: InvalidArgument on `host` for an address or a name the network policy refuses (core/network-policy.ts). */
+export function requireAllowedHost(policy: NetworkPolicy, value: string | undefined): void {
+  if (value === undefined) return;
+  const problem = policy.hostProblem(value);
+  if (problem) throw AppError.invalid("host", `refused by policy: ${problem}`);
 }
 
 /** The async step after `parseInput`: InvalidArgument on `credential.private_key.key` for a key that cannot be used. */

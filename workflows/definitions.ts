@@ -35,7 +35,7 @@ export interface StepResult {
   detail: string;
 }
 
-export type ConnectionOutcome = "ok" | "auth_failed" | "unreachable" | "timeout" | "hostkey_mismatch";
+export type ConnectionOutcome = "ok" | "auth_failed" | "unreachable" | "timeout" | "hostkey_mismatch" | "refused_by_policy";
 
 export interface HostFacts {
   osId: string;

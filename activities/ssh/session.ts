@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { NodeSSH } from "node-ssh";
+import { defaultNetworkPolicy, type NetworkPolicy, RefusedByPolicy, resolveAllowedAddress } from "../../core/network-policy.js";
 import type { SshCredentialInput } from "../../core/validation.js";
 import { classifyConnectError, SshErrorType, sshFailure } from "./errors.js";
 import { type ShellFragment, sh } from "./shell.js";
@@ -47,6 +48,19 @@ export interface OpenOptions {
   connectTimeoutMs?: number;
   /** Cancels the connection attempt and, until `attach` replaces it, the session. */
   signal?: AbortSignal;
+  /** Which addresses may be connected to; default: the built-in policy without operator lists. */
+  networkPolicy?: NetworkPolicy;
+}
+
+/** Resolves once and checks every address; ssh2 then connects to the checked address, never resolving again. */
+async function allowedAddress(target: SshTarget, options: OpenOptions): Promise<string> {
+  try {
+    return await resolveAllowedAddress(options.networkPolicy ?? defaultNetworkPolicy(), target.host, options.connectTimeoutMs ?? 10_000);
+  } catch (error) {
+    if (error instanceof RefusedByPolicy) throw sshFailure(SshErrorType.RefusedByPolicy, error.message);
+    const code = (error as { code?: string }).code ?? "";
+    throw sshFailure(SshErrorType.Unreachable, `cannot resolve ${target.host}${code ? ` (${code})` : ""}`);
+  }
 }
 
 const MAX_OUTPUT = 64 * 1024;
@@ -78,6 +92,7 @@ class CappedBuffer {
 }
 
 export async function openSsh(target: SshTarget, credential: SshCredentialInput, options: OpenOptions = {}): Promise<SshSession> {
+  const address = await allowedAddress(target, options);
   const ssh = new NodeSSH();
   let seen = "";
   let refused = false;
@@ -85,7 +100,7 @@ export async function openSsh(target: SshTarget, credential: SshCredentialInput,
   options.signal?.addEventListener("abort", abort, { once: true });
   try {
     await ssh.connect({
-      host: target.host,
+      host: address,
       port: target.port,
       username: target.username,
       readyTimeout: options.connectTimeoutMs ?? 10_000,

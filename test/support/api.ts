@@ -7,6 +7,7 @@ import { buildApiServer } from "../../api/http-server.js";
 import { createCredentialsCipher } from "../../core/credentials-cipher.js";
 import type { HeartbeatIngestor } from "../../core/heartbeat-ingest.js";
 import type { KeyParsingPool } from "../../core/key-parsing.js";
+import type { NetworkPolicy } from "../../core/network-policy.js";
 import { createOwnerToken } from "../../core/owners.js";
 import type { WorkflowGateway } from "../../core/provisioning.js";
 import { type DatabaseHandle, openDatabase } from "../../db/client.js";
@@ -52,6 +53,7 @@ export async function startTestApi(
     /** Limits at the edge; the defaults of core/config.ts where not given. */
     limits?: Partial<EdgeLimits>;
     keyParsing?: KeyParsingPool;
+    networkPolicy?: NetworkPolicy;
   } = {},
 ): Promise<TestApi> {
   const database = options.database ?? (await openDatabase({ databaseUrl: options.databaseUrl, dataDir: "memory://", poolSize: 20 }));
@@ -67,6 +69,7 @@ export async function startTestApi(
       workflows: options.workflows,
       providers: options.providers,
       keyParsing: options.keyParsing,
+      networkPolicy: options.networkPolicy,
     },
     options.limits,
   );
