@@ -146,6 +146,7 @@ export async function startService(config: Config, role: Role = "all"): Promise<
           heartbeatIntervalSeconds: config.AGENT_HEARTBEAT_INTERVAL,
           providers,
           agentCallsPerInterval: config.AGENT_RATE_LIMIT,
+          sshConnectTimeoutMs: config.SSH_CONNECT_TIMEOUT_MS,
         },
         edgeLimitsFromConfig(config),
       );

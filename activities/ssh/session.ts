@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { ApplicationFailure } from "@temporalio/common";
 import { NodeSSH } from "node-ssh";
 import type { SshCredentialInput } from "../../core/validation.js";
 import { classifyConnectError, SshErrorType, sshFailure } from "./errors.js";
@@ -50,6 +51,13 @@ export interface OpenOptions {
 }
 
 const MAX_OUTPUT = 64 * 1024;
+
+/** The key a host presented when it was refused for differing from the pin (a HostKeyMismatch failure). */
+export function presentedFingerprint(error: unknown): string | undefined {
+  if (!(error instanceof ApplicationFailure) || error.type !== SshErrorType.HostKeyMismatch) return undefined;
+  const details = error.details?.[0] as { fingerprint?: unknown } | undefined;
+  return typeof details?.fingerprint === "string" ? details.fingerprint : undefined;
+}
 
 export const fingerprintOf = (key: Buffer): string => `SHA256:${createHash("sha256").update(key).digest("base64").replace(/=+$/, "")}`;
 
@@ -103,6 +111,13 @@ export async function openSsh(target: SshTarget, credential: SshCredentialInput,
     options.signal?.removeEventListener("abort", abort);
     ssh.dispose();
     if (options.signal?.aborted) throw options.signal.reason;
+    if (refused) {
+      throw sshFailure(
+        SshErrorType.HostKeyMismatch,
+        `the host presents key ${seen}, not the pinned ${options.pinnedFingerprint}; connection refused`,
+        { fingerprint: seen },
+      );
+    }
     throw classifyConnectError(error, refused);
   }
 
