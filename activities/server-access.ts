@@ -92,7 +92,7 @@ export async function withServerSession<T>(
       });
     } catch (error) {
       if (error instanceof ApplicationFailure && error.type === SshErrorType.HostKeyMismatch) {
-        const reason = `the host presents key ${presentedFingerprint(error)}, not the pinned ${server.hostKeyFingerprint}: AcceptHostKey with that fingerprint if the change is legitimate`;
+        const reason = `the host key differs from the pinned ${server.hostKeyFingerprint}: the host presents ${presentedFingerprint(error)} (AcceptHostKey with it if the change is legitimate)`;
         await setServerStatus(deps.db, serverId, "HOSTKEY_MISMATCH", reason, { by: "host_key_check" });
       }
       throw error;

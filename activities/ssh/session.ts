@@ -114,7 +114,7 @@ export async function openSsh(target: SshTarget, credential: SshCredentialInput,
     if (refused) {
       throw sshFailure(
         SshErrorType.HostKeyMismatch,
-        `the host presents key ${seen}, not the pinned ${options.pinnedFingerprint}; connection refused`,
+        `the host key differs from the pinned ${options.pinnedFingerprint}: the host presents ${seen}; connection refused`,
         { fingerprint: seen },
       );
     }
