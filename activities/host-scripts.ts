@@ -83,7 +83,8 @@ ExecStop=-/usr/sbin/nft delete table inet axion_filter
 
 /**
  * nftables: one table of our own; input dropped except loopback, replies, ICMP
- * and SSH on every port sshd listens on (read from the host: behind NAT or a
+ * and SSH on every port sshd listens on (read from the host: `sshd -T`, sshd's
+ * listening sockets, ssh.socket where sshd is socket-activated; behind NAT or a
  * port forward the port we connect to is not one of them) and the port we
  * connect to. Persisted in /etc/nftables.d/axion.nft; Docker's tables are left alone.
  */
@@ -92,6 +93,7 @@ export function firewallScript(connectPort: number): ShellFragment {
 command -v nft >/dev/null 2>&1 || ${aptInstall(["nftables"])}
 ports=$({ sshd -T 2>/dev/null | awk '$1 == "port" { print $2 } $1 == "listenaddress" { n = split($2, a, ":"); print a[n] }'
   ss -Hltnp 2>/dev/null | awk '/"sshd"/ { n = split($4, a, ":"); print a[n] }'
+  ! systemctl is-active --quiet ssh.socket 2>/dev/null || systemctl show -p Listen --value ssh.socket | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /:[0-9]+$/) { n = split($i, a, ":"); print a[n] } }'
   echo ${connectPort}; } | grep -xE '[0-9]{1,5}' | sort -nu | paste -sd, - | sed 's/,/, /g')
 case "$ports" in *,*) match="{ $ports }" ;; *) match=$ports ;; esac
 file=/etc/nftables.d/axion.nft conf=/etc/nftables.conf dropin=/etc/systemd/system/nftables.service.d/axion.conf
@@ -141,7 +143,7 @@ END {
  * files only on reload) and what we want, so a host that forbids root logins
  * keeps forbidding them.
  */
-export function sshHardeningScript(keyWorks: boolean, sshPort: number): ShellFragment {
+export function sshHardeningScript(keyWorks: boolean): ShellFragment {
   const wanted = keyWorks
     ? "PasswordAuthentication=no KbdInteractiveAuthentication=no PermitRootLogin=prohibit-password PermitEmptyPasswords=no X11Forwarding=no"
     : "PermitEmptyPasswords=no X11Forwarding=no";
@@ -165,7 +167,8 @@ rm -f "$old"
 systemctl reload ssh 2>/dev/null || systemctl reload sshd
 # sshd re-executes on SIGHUP and stops listening for a moment: the next step must find it back.
 sleep 0.5
-for i in $(seq 1 40); do ss -Htln ${`sport = :${sshPort}`} 2>/dev/null | grep -q . && break; sleep 0.25; done
+port=$(printf '%s\\n' "$host" | awk '$1 == "port" { print $2; exit }')
+for i in $(seq 1 40); do ss -Htln "sport = :\${port:-22}" 2>/dev/null | grep -q . && break; sleep 0.25; done
 ${keyWorks ? sh`echo ${RESULT_MARK} changed "password logins disabled, $root"` : sh`echo ${RESULT_MARK} changed ${"kept password logins: connected by password, no key known to work"}`}`;
 }
 

@@ -147,7 +147,7 @@ export function createProvisioningActivities(deps: ActivityDeps) {
       remoteStep(deps, input.serverId, (server) => firewallScript(server.sshPort), { timeoutMs: 5 * 60_000, afterwards: "close" }),
 
     hardenSsh: (input: { serverId: string }) =>
-      remoteStep(deps, input.serverId, (server) => sshHardeningScript(server.authMethod === "private_key", server.sshPort), {
+      remoteStep(deps, input.serverId, (server) => sshHardeningScript(server.authMethod === "private_key"), {
         timeoutMs: 60_000,
         afterwards: "close",
       }),
