@@ -44,54 +44,132 @@ for i in $(seq 1 30); do docker info >/dev/null 2>&1 && break; sleep 1; done
 docker info >/dev/null
 echo ${RESULT_MARK} changed "docker $(docker version --format '{{.Server.Version}}') installed and running"`;
 
-/** nftables: one table of our own; input dropped except loopback, replies, ICMP and SSH. Docker's tables are left alone. */
-export function firewallScript(sshPort: number): ShellFragment {
-  const ruleset = `table inet axion_filter {
+/**
+ * Our one table, as a file `nft -f` loads atomically: declared, deleted and
+ * defined again, so loading it twice replaces it (no duplicated rules) and no
+ * other table (Docker's, the operator's) is touched. `%s` is the ports' match.
+ */
+const axionRuleset = `table inet axion_filter {}
+delete table inet axion_filter
+table inet axion_filter {
   chain input {
     type filter hook input priority 0; policy drop;
     iif "lo" accept
     ct state established,related accept
     meta l4proto { icmp, ipv6-icmp } accept
-    tcp dport ${sshPort} accept
+    tcp dport %s accept
   }
 }
 `;
+
+/**
+ * Debian's /etc/nftables.conf starts with `flush ruleset`, which deletes
+ * Docker's tables on every start of nftables.service: replaced by the deletion
+ * of the tables that file itself defines, so it still replaces its own.
+ */
+const ownTablesInsteadOfFlush = `NR == FNR {
+  if ($1 == "table") { fam = $2; name = $3; if (name == "" || name ~ /^[{]/) { fam = "ip"; name = $2 }
+    sub(/[{].*/, "", name); if (name != "") own = own "table " fam " " name " {}\\ndelete table " fam " " name "\\n" }
+  next
+}
+/^[ \\t]*flush[ \\t]+ruleset/ { printf "# axion: flush ruleset would delete Docker's tables; this file replaces only its own\\n%s", own; next }
+{ print }`;
+
+/** Stopping nftables.service removes our table, not the whole ruleset (Docker's tables stay). */
+const nftablesStopDropIn = `[Service]
+ExecStop=
+ExecStop=-/usr/sbin/nft delete table inet axion_filter
+`;
+
+/**
+ * nftables: one table of our own; input dropped except loopback, replies, ICMP
+ * and SSH on every port sshd listens on (read from the host: `sshd -T`, sshd's
+ * listening sockets, ssh.socket where sshd is socket-activated; behind NAT or a
+ * port forward the port we connect to is not one of them) and the port we
+ * connect to. Persisted in /etc/nftables.d/axion.nft; Docker's tables are left alone.
+ */
+export function firewallScript(connectPort: number): ShellFragment {
   return sh`set -e
 command -v nft >/dev/null 2>&1 || ${aptInstall(["nftables"])}
-file=/etc/nftables.d/axion.nft
-mkdir -p /etc/nftables.d
-if [ "$(cat "$file" 2>/dev/null)" = "$(printf '%s' ${ruleset})" ] && nft list table inet axion_filter >/dev/null 2>&1; then
-  echo ${RESULT_MARK} unchanged ${`firewall active, ssh port ${sshPort} open`}; exit 0
+ports=$({ sshd -T 2>/dev/null | awk '$1 == "port" { print $2 } $1 == "listenaddress" { n = split($2, a, ":"); print a[n] }'
+  ss -Hltnp 2>/dev/null | awk '/"sshd"/ { n = split($4, a, ":"); print a[n] }'
+  ! systemctl is-active --quiet ssh.socket 2>/dev/null || systemctl show -p Listen --value ssh.socket | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /:[0-9]+$/) { n = split($i, a, ":"); print a[n] } }'
+  echo ${connectPort}; } | grep -xE '[0-9]{1,5}' | sort -nu | paste -sd, - | sed 's/,/, /g')
+case "$ports" in *,*) match="{ $ports }" ;; *) match=$ports ;; esac
+file=/etc/nftables.d/axion.nft conf=/etc/nftables.conf dropin=/etc/systemd/system/nftables.service.d/axion.conf
+want=$(printf ${axionRuleset} "$match")
+persisted() {
+  grep -q 'include "/etc/nftables.d/\\*.nft"' "$conf" 2>/dev/null && ! grep -qE '^[[:space:]]*flush[[:space:]]+ruleset' "$conf" &&
+    [ "$(cat "$dropin" 2>/dev/null)" = "$(printf '%s' ${nftablesStopDropIn})" ]
+}
+if [ "$(cat "$file" 2>/dev/null)" = "$want" ] && nft list table inet axion_filter >/dev/null 2>&1 && persisted; then
+  echo ${RESULT_MARK} unchanged "firewall active, ssh open on tcp $ports"; exit 0
 fi
-tmp=$(mktemp); printf '%s' ${ruleset} > "$tmp"
+mkdir -p /etc/nftables.d /etc/systemd/system/nftables.service.d
+tmp=$(mktemp); printf '%s\\n' "$want" > "$tmp"
 nft -c -f "$tmp"
-install -m 0644 "$tmp" "$file"; rm -f "$tmp"
-grep -q 'include "/etc/nftables.d/\\*.nft"' /etc/nftables.conf 2>/dev/null || printf '\\ninclude "/etc/nftables.d/*.nft"\\n' >> /etc/nftables.conf
-nft list table inet axion_filter >/dev/null 2>&1 && nft delete table inet axion_filter
+install -m 0644 "$tmp" "$file"
+[ -f "$conf" ] || printf '#!/usr/sbin/nft -f\\n' > "$conf"
+if grep -qE '^[[:space:]]*flush[[:space:]]+ruleset' "$conf"; then awk ${ownTablesInsteadOfFlush} "$conf" "$conf" > "$tmp"; cat "$tmp" > "$conf"; fi
+grep -q 'include "/etc/nftables.d/\\*.nft"' "$conf" || printf '\\ninclude "/etc/nftables.d/*.nft"\\n' >> "$conf"
+rm -f "$tmp"
+printf '%s' ${nftablesStopDropIn} > "$dropin"
+systemctl daemon-reload
 nft -f "$file"
 systemctl enable nftables >/dev/null 2>&1 || true
-echo ${RESULT_MARK} changed ${`firewall applied, ssh port ${sshPort} open`}`;
+echo ${RESULT_MARK} changed "firewall applied, ssh open on tcp $ports"`;
 }
 
-/** Password logins are turned off only when we are connected with a key: then a key is known to work. */
-export function sshHardeningScript(keyWorks: boolean, sshPort: number): ShellFragment {
-  const settings = keyWorks
-    ? "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nPermitEmptyPasswords no\nX11Forwarding no\n"
-    : "PermitEmptyPasswords no\nX11Forwarding no\n";
+/** How strict each value of the settings hardening writes is: a setting is only ever raised. */
+const stricterOfHostAndWanted = `function rank(k, v) {
+  if (k == "permitrootlogin") return v == "no" ? 3 : v == "forced-commands-only" ? 2 : (v == "prohibit-password" || v == "without-password") ? 1 : 0
+  return v == "no" ? 1 : 0
+}
+{ have[$1] = $2 }
+END {
+  n = split(want, w, " ")
+  for (i = 1; i <= n; i++) {
+    split(w[i], kv, "="); k = tolower(kv[1]); v = kv[2]
+    if ((k in have) && rank(k, have[k]) > rank(k, v)) v = have[k]
+    if (v == "without-password") v = "prohibit-password"
+    print kv[1] " " v
+  }
+}`;
+
+/**
+ * Password logins are turned off only when we are connected with a key: then a
+ * key is known to work. Each setting is the stricter of what the host has
+ * without our drop-in (`sshd -T` with it set aside: the running sshd reads its
+ * files only on reload) and what we want, so a host that forbids root logins
+ * keeps forbidding them.
+ */
+export function sshHardeningScript(keyWorks: boolean): ShellFragment {
+  const wanted = keyWorks
+    ? "PasswordAuthentication=no KbdInteractiveAuthentication=no PermitRootLogin=prohibit-password PermitEmptyPasswords=no X11Forwarding=no"
+    : "PermitEmptyPasswords=no X11Forwarding=no";
   return sh`set -e
-file=/etc/ssh/sshd_config.d/10-axion-hardening.conf
-if [ "$(cat "$file" 2>/dev/null)" = "$(printf '%s' ${settings})" ]; then echo ${RESULT_MARK} unchanged "sshd hardened"; exit 0; fi
+file=/etc/ssh/sshd_config.d/10-axion-hardening.conf aside=/etc/ssh/sshd_config.d/10-axion-hardening.conf.aside
 mkdir -p /etc/ssh/sshd_config.d /run/sshd
 grep -qiE '^Include /etc/ssh/sshd_config.d/\\*.conf' /etc/ssh/sshd_config || sed -i '1i Include /etc/ssh/sshd_config.d/*.conf' /etc/ssh/sshd_config
+[ ! -f "$aside" ] || mv -f "$aside" "$file"
+[ ! -f "$file" ] || mv "$file" "$aside"
+host=$(sshd -T) || { [ ! -f "$aside" ] || mv "$aside" "$file"; echo "sshd -T failed on the host's own configuration" >&2; exit 1; }
+[ ! -f "$aside" ] || mv "$aside" "$file"
+settings=$(printf '%s\\n' "$host" | awk -v want=${wanted} ${stricterOfHostAndWanted})
+case "$(printf '%s\\n' "$settings" | awk '$1 == "PermitRootLogin" { print $2 }')" in
+  no) root="root login off" ;; forced-commands-only) root="root by forced commands only" ;; *) root="root by key only" ;;
+esac
+if [ "$(cat "$file" 2>/dev/null)" = "$settings" ]; then echo ${RESULT_MARK} unchanged "sshd hardened"; exit 0; fi
 old=$(mktemp); cp "$file" "$old" 2>/dev/null || rm -f "$old"
-printf '%s' ${settings} > "$file"; chmod 0644 "$file"
+printf '%s\\n' "$settings" > "$file"; chmod 0644 "$file"
 if ! sshd -t; then if [ -f "$old" ]; then mv "$old" "$file"; else rm -f "$file"; fi; echo "sshd -t rejected the hardened configuration" >&2; exit 1; fi
 rm -f "$old"
 systemctl reload ssh 2>/dev/null || systemctl reload sshd
 # sshd re-executes on SIGHUP and stops listening for a moment: the next step must find it back.
 sleep 0.5
-for i in $(seq 1 40); do ss -Htln ${`sport = :${sshPort}`} 2>/dev/null | grep -q . && break; sleep 0.25; done
-echo ${RESULT_MARK} changed ${keyWorks ? "password logins disabled, root by key only" : "kept password logins: connected by password, no key known to work"}`;
+port=$(printf '%s\\n' "$host" | awk '$1 == "port" { print $2; exit }')
+for i in $(seq 1 40); do ss -Htln "sport = :\${port:-22}" 2>/dev/null | grep -q . && break; sleep 0.25; done
+${keyWorks ? sh`echo ${RESULT_MARK} changed "password logins disabled, $root"` : sh`echo ${RESULT_MARK} changed ${"kept password logins: connected by password, no key known to work"}`}`;
 }
 
 /** Adds or removes exactly one authorized_keys line of a user; other lines are never touched. */

@@ -13,7 +13,7 @@ import {
 import { type ServerRecord, type SessionOptions, withServerSession } from "./server-access.js";
 import { SshErrorType, sshFailure } from "./ssh/errors.js";
 import { heartbeating, runRemoteStep } from "./ssh/remote-step.js";
-import type { SshSession } from "./ssh/session.js";
+import { presentedFingerprint, type SshSession } from "./ssh/session.js";
 import type { ShellFragment } from "./ssh/shell.js";
 
 const supportedOs: Record<string, string[]> = { debian: ["11", "12"], ubuntu: ["20.04", "22.04", "24.04"] };
@@ -93,7 +93,12 @@ export function createProvisioningActivities(deps: ActivityDeps) {
         );
       } catch (error) {
         if (error instanceof ApplicationFailure && error.type === "ServerNotFound") throw error;
-        return { outcome: outcomeOf(error), message: error instanceof Error ? error.message : String(error) };
+        const seen = presentedFingerprint(error);
+        return {
+          outcome: outcomeOf(error),
+          message: error instanceof Error ? error.message : String(error),
+          ...(seen ? { fingerprint: seen } : {}),
+        };
       }
     },
 
@@ -143,7 +148,7 @@ export function createProvisioningActivities(deps: ActivityDeps) {
       remoteStep(deps, input.serverId, (server) => firewallScript(server.sshPort), { timeoutMs: 5 * 60_000, afterwards: "close" }),
 
     hardenSsh: (input: { serverId: string }) =>
-      remoteStep(deps, input.serverId, (server) => sshHardeningScript(server.authMethod === "private_key", server.sshPort), {
+      remoteStep(deps, input.serverId, (server) => sshHardeningScript(server.authMethod === "private_key"), {
         timeoutMs: 60_000,
         afterwards: "close",
       }),

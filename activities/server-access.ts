@@ -10,7 +10,7 @@ import type { SshCredentialInput } from "../core/validation.js";
 import { servers } from "../db/schema.js";
 import type { ActivityDeps } from "./deps.js";
 import { SshErrorType, sshFailure } from "./ssh/errors.js";
-import { openSsh, type SshSession } from "./ssh/session.js";
+import { openSsh, presentedFingerprint, type SshSession } from "./ssh/session.js";
 
 export type ServerRecord = typeof servers.$inferSelect;
 
@@ -109,9 +109,8 @@ export async function withServerSession<T>(
       );
     } catch (error) {
       if (error instanceof ApplicationFailure && error.type === SshErrorType.HostKeyMismatch) {
-        await setServerStatus(deps.db, serverId, "HOSTKEY_MISMATCH", `host key differs from the pinned ${server.hostKeyFingerprint}`, {
-          by: "host_key_check",
-        });
+        const reason = `the host key differs from the pinned ${server.hostKeyFingerprint}: the host presents ${presentedFingerprint(error)} (AcceptHostKey with it if the change is legitimate)`;
+        await setServerStatus(deps.db, serverId, "HOSTKEY_MISMATCH", reason, { by: "host_key_check" });
       }
       throw error;
     }

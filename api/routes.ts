@@ -34,6 +34,8 @@ export type ApiDeps = InventoryDeps & {
   listen?: Listen;
   /** Where the VPS providers' APIs are, for ReinstallServer's checks; absent, ReinstallServer answers Unavailable. */
   providers?: ProviderEndpoints;
+  /** SSH_CONNECT_TIMEOUT_MS, for AcceptHostKey's one login. */
+  sshConnectTimeoutMs?: number;
 };
 
 export function routes(deps: ApiDeps, agents: AgentServiceDeps) {

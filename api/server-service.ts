@@ -1,5 +1,6 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { AppError } from "../core/errors.js";
+import { acceptHostKey } from "../core/host-keys.js";
 import { requireOperation } from "../core/operations.js";
 import { parsePageRequest } from "../core/pagination.js";
 import { startServerOperation, type WorkflowGateway } from "../core/provisioning.js";
@@ -44,7 +45,7 @@ export function requireGateway(gateway: WorkflowGateway | undefined): WorkflowGa
 }
 
 export function serverService(
-  deps: InventoryDeps & ReinstallCheckDeps & { workflows?: WorkflowGateway },
+  deps: InventoryDeps & ReinstallCheckDeps & { workflows?: WorkflowGateway; sshConnectTimeoutMs?: number },
 ): ServiceImpl<typeof ServerService> {
   return {
     async testServerConnection(req, ctx) {
@@ -134,6 +135,9 @@ export function serverService(
         os: req.os || undefined,
       });
       return { operation: operationMessage(operation) };
+    },
+    async acceptHostKey(req, ctx) {
+      return { server: serverMessage(await acceptHostKey(deps, requireOwner(ctx), req.id, req.expectedFingerprint)) };
     },
     async deleteServer(req, ctx) {
       await deleteServer(deps.db, requireOwner(ctx), req.id);

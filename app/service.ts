@@ -156,6 +156,7 @@ export async function startService(config: Config, role: Role = "all"): Promise<
           keyParsing,
           networkPolicy,
           agentCallsPerInterval: config.AGENT_RATE_LIMIT,
+          sshConnectTimeoutMs: config.SSH_CONNECT_TIMEOUT_MS,
         },
         edgeLimitsFromConfig(config),
       );

@@ -24,7 +24,9 @@ export type StatusActor =
   /** The operations reconciler, repairing what a dead or terminated workflow left. */
   | { by: "reconciler" }
   /** The owner, through UpdateServer: another address may be another machine. */
-  | { by: "user" };
+  | { by: "user" }
+  /** The owner, through AcceptHostKey: the host presented the key the owner named, now pinned. */
+  | { by: "host_key_acceptance" };
 
 export type ActorName = Exclude<StatusActor["by"], "operation"> | `operation:${OperationKindName}`;
 
@@ -63,6 +65,7 @@ export const STATUS_TRANSITIONS: Record<ActorName, readonly Rule[]> = {
   host_key_check: [{ from: ANY, to: ["HOSTKEY_MISMATCH"] }],
   reconciler: [{ from: TRANSITIONAL_STATUSES, to: ["ERROR"] }],
   user: [{ from: SETTLED, to: ["PENDING"] }],
+  host_key_acceptance: [{ from: ["HOSTKEY_MISMATCH"], to: ["PENDING"] }],
 };
 
 const actorName = (actor: StatusActor): ActorName => (actor.by === "operation" ? `operation:${actor.kind}` : actor.by);
@@ -73,7 +76,13 @@ export function transitionAllowed(actor: StatusActor, from: ServerStatus, to: Se
 }
 
 /** Actors that must stand back while a provisioning operation runs on the server. */
-const yieldsToRunningOperation = new Set<StatusActor["by"]>(["connection_test", "fleet_check", "reconciler", "user"]);
+const yieldsToRunningOperation = new Set<StatusActor["by"]>([
+  "connection_test",
+  "fleet_check",
+  "reconciler",
+  "user",
+  "host_key_acceptance",
+]);
 
 export type StatusWrite = { changed: true } | { changed: false; refused?: string };
 

@@ -274,3 +274,27 @@ export async function listServers(
     .limit(page.pageSize + 1);
   return toPage(rows, page);
 }
+
+/**
+ * The owner accepted a changed host key: pins `fingerprint` if the server still
+ * has the address the key was checked at, refused while an operation runs; in
+ * one transaction with the row locked. False when the address changed meanwhile.
+ */
+export async function repinHostKey(
+  db: Database,
+  serverId: string,
+  checkedAt: { host: string; sshPort: number },
+  fingerprint: string,
+): Promise<boolean> {
+  return db.transaction(async (tx) => {
+    const [row] = await tx
+      .select({ host: servers.host, sshPort: servers.sshPort })
+      .from(servers)
+      .where(eq(servers.id, serverId))
+      .for("update");
+    if (!row || row.host !== checkedAt.host || row.sshPort !== checkedAt.sshPort) return false;
+    await refuseWhileOperationRuns(tx, serverId, "the host key");
+    await tx.update(servers).set({ hostKeyFingerprint: fingerprint, updatedAt: new Date() }).where(eq(servers.id, serverId));
+    return true;
+  });
+}

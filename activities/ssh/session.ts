@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { ApplicationFailure } from "@temporalio/common";
 import { NodeSSH } from "node-ssh";
 import { defaultNetworkPolicy, type NetworkPolicy, RefusedByPolicy, resolveAllowedAddress } from "../../core/network-policy.js";
 import type { SshCredentialInput } from "../../core/validation.js";
@@ -65,6 +66,13 @@ async function allowedAddress(target: SshTarget, options: OpenOptions): Promise<
 
 const MAX_OUTPUT = 64 * 1024;
 
+/** The key a host presented when it was refused for differing from the pin (a HostKeyMismatch failure). */
+export function presentedFingerprint(error: unknown): string | undefined {
+  if (!(error instanceof ApplicationFailure) || error.type !== SshErrorType.HostKeyMismatch) return undefined;
+  const details = error.details?.[0] as { fingerprint?: unknown } | undefined;
+  return typeof details?.fingerprint === "string" ? details.fingerprint : undefined;
+}
+
 export const fingerprintOf = (key: Buffer): string => `SHA256:${createHash("sha256").update(key).digest("base64").replace(/=+$/, "")}`;
 
 /** Keeps the last MAX_OUTPUT bytes: the end of a failing command's output is what explains it. */
@@ -118,6 +126,13 @@ export async function openSsh(target: SshTarget, credential: SshCredentialInput,
     options.signal?.removeEventListener("abort", abort);
     ssh.dispose();
     if (options.signal?.aborted) throw options.signal.reason;
+    if (refused) {
+      throw sshFailure(
+        SshErrorType.HostKeyMismatch,
+        `the host key differs from the pinned ${options.pinnedFingerprint}: the host presents ${seen}; connection refused`,
+        { fingerprint: seen },
+      );
+    }
     throw classifyConnectError(error, refused);
   }
 
