@@ -24,6 +24,7 @@ import { startProvisioningHarness } from "../test/support/provisioning-harness.j
 import { buildImage, downHosts, upHosts } from "../test/support/testhosts.js";
 import { startTime4vpsStandIn } from "../test/support/time4vps-standin.js";
 import type { fleetCheckWorkflow } from "../workflows/fleet-check.js";
+import type { reconcileOperationsWorkflow } from "../workflows/reconcile.js";
 
 const { History } = proto.temporal.api.history.v1;
 const prefix = "prec";
@@ -124,6 +125,15 @@ try {
   await fleetCheck.result();
   await save("fleet-check-page", fleetCheck.workflowId, fleetCheck.firstExecutionRunId);
   await save("fleet-check-last", fleetCheck.workflowId);
+
+  // The reconciler finds every operation above ended and leaves them as they are.
+  const reconcile = await harness.client.workflow.start<typeof reconcileOperationsWorkflow>("reconcileOperationsWorkflow", {
+    workflowId: "operations-reconciler-recording",
+    taskQueue: harness.taskQueue,
+    args: [{}],
+  });
+  await reconcile.result();
+  await save("reconcile-operations", reconcile.workflowId);
 
   // A few sweeps (with recoveries on), then a worker start hands it settings: the run continues as new.
   const settings = {
