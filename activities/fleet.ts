@@ -1,6 +1,6 @@
-import { and, asc, eq, gt, notInArray } from "drizzle-orm";
+import { and, asc, gt, notInArray } from "drizzle-orm";
 import { AppError } from "../core/errors.js";
-import { type OperationKind, startOperation } from "../core/operations.js";
+import { type OperationKind, startSystemOperation } from "../core/operations.js";
 import { servers } from "../db/schema.js";
 import type { ConnectionTestResult, Diagnosis } from "../workflows/definitions.js";
 import type { ActivityDeps } from "./deps.js";
@@ -43,13 +43,12 @@ export function createFleetActivities(deps: ActivityDeps) {
       serverId: string;
       kind: OperationKind;
     }): Promise<{ operationId: string; workflowId: string } | undefined> {
-      const [server] = await deps.db.select({ ownerId: servers.ownerId }).from(servers).where(eq(servers.id, input.serverId));
-      if (!server) return undefined;
       try {
-        const op = await startOperation(deps.db, { id: server.ownerId, name: "" }, input.serverId, input.kind);
+        const op = await startSystemOperation(deps.db, input.serverId, input.kind, "fleet_check");
         return { operationId: op.id, workflowId: op.workflowId };
       } catch (error) {
-        if (error instanceof AppError && error.kind === "failed_precondition") return undefined;
+        // Busy with another operation, or deleted since the page was read.
+        if (error instanceof AppError && (error.kind === "failed_precondition" || error.kind === "not_found")) return undefined;
         throw error;
       }
     },

@@ -4,7 +4,7 @@ import { AppError } from "../core/errors.js";
 import { type SweepResult, sweepLiveness } from "../core/liveness.js";
 import { errorSummary, log } from "../core/log.js";
 import { offlineServersAwaitingRecovery } from "../core/offline-recovery.js";
-import { startServerOperation } from "../core/provisioning.js";
+import { startSystemServerOperation } from "../core/provisioning.js";
 import { type PruneResult, pruneRetained, type RetentionSettings } from "../core/retention.js";
 import type { ActivityDeps } from "./deps.js";
 
@@ -31,7 +31,7 @@ export function createLivenessActivities(deps: ActivityDeps) {
       let started = 0;
       for (const candidate of candidates) {
         try {
-          await startServerOperation(deps.db, gateway, { id: candidate.ownerId, name: "" }, candidate.serverId, "recovery");
+          await startSystemServerOperation(deps.db, gateway, candidate.serverId, "recovery", "offline_recovery");
           started += 1;
         } catch (error) {
           // Busy with another operation, deleted meanwhile, or Temporal did not answer: the next

@@ -1,5 +1,6 @@
 import { ApplicationFailure } from "@temporalio/common";
 import type { ConnectionTestResult, HostFacts, StepResult } from "../workflows/definitions.js";
+import { FailureType } from "../workflows/failure-types.js";
 import type { ActivityDeps } from "./deps.js";
 import {
   adminUserScript,
@@ -92,7 +93,7 @@ export function createProvisioningActivities(deps: ActivityDeps) {
           })),
         );
       } catch (error) {
-        if (error instanceof ApplicationFailure && error.type === "ServerNotFound") throw error;
+        if (error instanceof ApplicationFailure && error.type === FailureType.ServerNotFound) throw error;
         const seen = presentedFingerprint(error);
         return {
           outcome: outcomeOf(error),
@@ -123,13 +124,13 @@ export function createProvisioningActivities(deps: ActivityDeps) {
           if (facts.rootFreeMb < MIN_ROOT_FREE_MB) {
             throw ApplicationFailure.nonRetryable(
               `only ${facts.rootFreeMb} MB free on /, at least ${MIN_ROOT_FREE_MB} MB needed`,
-              "InsufficientResources",
+              FailureType.InsufficientResources,
             );
           }
           if (facts.memoryMb < MIN_MEMORY_MB) {
             throw ApplicationFailure.nonRetryable(
               `only ${facts.memoryMb} MB of memory, at least ${MIN_MEMORY_MB} MB needed`,
-              "InsufficientResources",
+              FailureType.InsufficientResources,
             );
           }
           if (session.fingerprint === "") throw new Error("no host key seen");

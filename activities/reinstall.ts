@@ -6,7 +6,7 @@ import { checkReinstallable } from "../core/reinstall-checks.js";
 import { clearHostKeyPin } from "../core/server-status.js";
 import { loadServerCredential } from "../core/servers.js";
 import type { ActivityDeps } from "./deps.js";
-import type { ProviderTaskState, VpsProvider } from "./providers/provider.js";
+import { ProviderErrorType, type ProviderTaskState, type VpsProvider } from "./providers/provider.js";
 import { loadServer } from "./server-access.js";
 
 /** The public half of the server's stored key, so the rebuilt OS accepts the same credential. Public: safe to send. */
@@ -21,7 +21,7 @@ async function publicKeyFor(deps: ActivityDeps, serverId: string): Promise<strin
 /** Refusals of the checks are final; an unavailable provider is reported as such. Messages never carry credentials. */
 function asFailure(error: unknown): unknown {
   if (!(error instanceof AppError)) return error;
-  if (error.kind === "unavailable") return ApplicationFailure.retryable(error.message, "ProviderUnavailableError");
+  if (error.kind === "unavailable") return ApplicationFailure.retryable(error.message, ProviderErrorType.unavailable);
   return ApplicationFailure.nonRetryable(error.message, "ReinstallRefused");
 }
 
@@ -47,8 +47,7 @@ export function createReinstallActivities(deps: ActivityDeps) {
         throw asFailure(error);
       });
       const os = input.os || (await provider.listOperatingSystems(ref))[0];
-      if (!os)
-        throw ApplicationFailure.nonRetryable("the provider offers no operating system for this server", "ProviderInvalidRequestError");
+      if (!os) throw ApplicationFailure.nonRetryable("the provider offers no operating system for this server", ProviderErrorType.invalid);
       const { taskId } = await provider.reinstall(ref, { os, sshKey: await publicKeyFor(deps, input.serverId) });
       return { taskId, os };
     },

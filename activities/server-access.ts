@@ -8,6 +8,7 @@ import { pinHostKey, setServerStatus } from "../core/server-status.js";
 import { loadServerCredential } from "../core/servers.js";
 import type { SshCredentialInput } from "../core/validation.js";
 import { servers } from "../db/schema.js";
+import { FailureType } from "../workflows/failure-types.js";
 import type { ActivityDeps } from "./deps.js";
 import { SshErrorType, sshFailure } from "./ssh/errors.js";
 import { openSsh, presentedFingerprint, type SshSession } from "./ssh/session.js";
@@ -16,7 +17,7 @@ export type ServerRecord = typeof servers.$inferSelect;
 
 export async function loadServer(deps: ActivityDeps, serverId: string): Promise<ServerRecord> {
   const [server] = await deps.db.select().from(servers).where(eq(servers.id, serverId));
-  if (!server) throw ApplicationFailure.nonRetryable(`server ${serverId} no longer exists`, "ServerNotFound");
+  if (!server) throw ApplicationFailure.nonRetryable(`server ${serverId} no longer exists`, FailureType.ServerNotFound);
   return server;
 }
 
@@ -84,7 +85,7 @@ export async function withServerSession<T>(
 ): Promise<T> {
   const server = await loadServer(deps, serverId);
   const credential = await loadServerCredential(deps, serverId).catch((cause) => {
-    if (cause instanceof AppError) throw ApplicationFailure.nonRetryable(cause.message, "CredentialUnavailable");
+    if (cause instanceof AppError) throw ApplicationFailure.nonRetryable(cause.message, FailureType.CredentialUnavailable);
     throw cause;
   });
   const key = deps.sshSessions ? sessionKey(server, credential) : undefined;

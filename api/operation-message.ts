@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { OperationRow } from "../core/operations.js";
 import { type Operation, OperationKind, OperationSchema, OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
-import type { OperationProgress, StepProgress } from "../workflows/definitions.js";
+import type { OperationProgress, StepProgress } from "../workflows/contract.js";
 
 const kinds: Record<string, OperationKind> = {
   test_connection: OperationKind.TEST_CONNECTION,

@@ -14,7 +14,7 @@ import {
   ServerStatus,
   type SshCredential,
 } from "../gen/axion/infrastructure/v1/server_service_pb.js";
-import type { ConnectionTestResult } from "../workflows/definitions.js";
+import type { ConnectionTestResult } from "../workflows/contract.js";
 import { serverMessage, statusFromProto } from "./convert.js";
 import { operationMessage } from "./operation-message.js";
 import { requireOwner } from "./owner.js";
@@ -56,7 +56,7 @@ export function serverService(
         req.id,
         "test_connection",
       );
-      const result = (await handle.result()) as ConnectionTestResult;
+      const result = await handle.result();
       const facts = result.facts;
       return {
         operation: operationMessage(await requireOperation(deps.db, requireOwner(ctx), operation.id)),

@@ -6,10 +6,10 @@ import { z } from "zod";
 import { AppError } from "../core/errors.js";
 import { errorSummary, log } from "../core/log.js";
 import type { OperationKind } from "../core/operations.js";
-import { startServerOperation, type WorkflowGateway } from "../core/provisioning.js";
+import { startSystemServerOperation, type WorkflowGateway } from "../core/provisioning.js";
 import type { Database } from "../db/client.js";
 import { operations, owners, servers } from "../db/schema.js";
-import { failureMessage } from "../workflows/failure-types.js";
+import { failureMessage } from "../workflows/contract.js";
 import { type Claim, type InFlightClaim, messageClaims, messageIdentity, messageKeyOf, type QueueResult } from "./queue-claims.js";
 import { processingListOf, workerRegistry } from "./queue-workers.js";
 
@@ -138,15 +138,13 @@ export function startProvisionerQueue(options: QueueOptions): QueueConsumer {
   };
 
   /** Runs (or, taken over, resumes) a claimed message to its result. */
-  const run = async (raw: string, serverHandle: string, ownerId: string, identity: string, claim: InFlightClaim, stored: string) => {
+  const run = async (raw: string, serverHandle: string, identity: string, claim: InFlightClaim, stored: string) => {
     let started: Extract<Claim, { state: "started" }>;
     if (claim.state === "started") started = claim;
     else {
       const adopted = await operationStartedSince(options.db, claim);
       const operation =
-        adopted ??
-        (await startServerOperation(options.db, options.workflows, { id: ownerId, name: options.ownerName }, claim.server_id, claim.kind))
-          .operation;
+        adopted ?? (await startSystemServerOperation(options.db, options.workflows, claim.server_id, claim.kind, "compat_queue")).operation;
       started = { ...claim, state: "started", operation_id: operation.id, workflow_id: operation.workflowId, run_id: operation.runId };
       await claims.advance(identity, stored, started);
     }
@@ -175,7 +173,7 @@ export function startProvisionerQueue(options: QueueOptions): QueueConsumer {
       for (;;) {
         const claim = await claims.acquire(identity, { state: "claimed", worker: workerId, server_id: server.id, kind, after });
         if ("finished" in claim) return await answer(raw, claim.finished);
-        if ("mine" in claim) return await run(raw, serverHandle, server.ownerId, identity, claim.mine, claim.stored);
+        if ("mine" in claim) return await run(raw, serverHandle, identity, claim.mine, claim.stored);
         // A copy of a message another live worker (or this one) is running: its result answers this copy too.
         if (stopping) return;
         await sleep(1000);

@@ -24,21 +24,49 @@ export function workflowIdFor(kind: OperationKind, serverId: string, operationId
 }
 
 /**
- * Records a new RUNNING operation. A second provisioning operation for the same
- * server while one runs is refused by a partial unique index; the running one is
- * returned in the error so the caller can attach to it.
+ * Who starts an operation that no owner asked for: the fleet check, the
+ * recovery of OFFLINE servers, the seed-compatibility queue. The row still
+ * belongs to the server's owner (who sees it in ListServerOperations), but no
+ * owner identity is made up for it.
  */
-export async function startOperation(db: Database, owner: Owner, serverId: string, kind: OperationKind): Promise<OperationRow> {
+export type SystemActor = "fleet_check" | "offline_recovery" | "compat_queue";
+
+/** The authenticated owner, or a system actor. */
+export type OperationStarter = { owner: Owner } | { system: SystemActor };
+
+/**
+ * Records a new RUNNING operation for an owner's own server. A second
+ * provisioning operation for the same server while one runs is refused by a
+ * partial unique index; the running one is returned in the error so the caller
+ * can attach to it.
+ */
+export function startOperation(db: Database, owner: Owner, serverId: string, kind: OperationKind): Promise<OperationRow> {
+  return openOperation(db, { owner }, serverId, kind);
+}
+
+/** The same for an operation a system actor starts: the row's owner is the server's owner, read with the server row. */
+export function startSystemOperation(db: Database, serverId: string, kind: OperationKind, actor: SystemActor): Promise<OperationRow> {
+  return openOperation(db, { system: actor }, serverId, kind);
+}
+
+async function openOperation(db: Database, starter: OperationStarter, serverId: string, kind: OperationKind): Promise<OperationRow> {
   const id = newId();
   try {
     return await db.transaction(async (tx) => {
       // Serialises with UpdateServer, which refuses to change the address or credential while an operation runs.
-      await tx.select({ id: servers.id }).from(servers).where(eq(servers.id, serverId)).for("update");
+      const [server] = await tx.select({ ownerId: servers.ownerId }).from(servers).where(eq(servers.id, serverId)).for("update");
+      if (!server || ("owner" in starter && server.ownerId !== starter.owner.id)) throw AppError.notFound("server", serverId);
       const [row] = await tx
         .insert(operations)
-        .values({ id, ownerId: owner.id, serverId, kind, workflowId: workflowIdFor(kind, serverId, id) })
+        .values({ id, ownerId: server.ownerId, serverId, kind, workflowId: workflowIdFor(kind, serverId, id) })
         .returning();
-      await enqueueServerEvent(tx, serverId, "operation.started", { operationId: id, serverId, kind, at: new Date().toISOString() });
+      await enqueueServerEvent(tx, serverId, "operation.started", {
+        operationId: id,
+        serverId,
+        kind,
+        startedBy: "owner" in starter ? "owner" : starter.system,
+        at: new Date().toISOString(),
+      });
       return row as OperationRow;
     });
   } catch (error) {

@@ -4,19 +4,27 @@ import { eq } from "drizzle-orm";
 import type { Database } from "../db/client.js";
 import { operations } from "../db/schema.js";
 import { clusterIdAttribute, operationAttribute, ownerIdAttribute, serverIdAttribute } from "../temporal/search-attributes.js";
-import { type OperationInput, type OperationProgress, operationWorkflows, progressQuery } from "../workflows/contract.js";
+import {
+  type OperationOptions,
+  type OperationProgress,
+  type OperationWorkflow,
+  operationWorkflow,
+  progressQuery,
+} from "../workflows/contract.js";
 import { AppError } from "./errors.js";
 import {
   finishOperation,
   isOperationEnded,
   type OperationKind,
   type OperationRow,
+  type SystemActor,
   setOperationRunId,
   startOperation,
+  startSystemOperation,
 } from "./operations.js";
 import type { Owner } from "./owners.js";
 import { describeOperationWorkflow, settleOperation } from "./reconcile.js";
-import { requireServer } from "./servers.js";
+import { requireServer, requireServerForSystem, type ServerRow } from "./servers.js";
 
 /** How the API reaches Temporal. */
 export interface WorkflowGateway {
@@ -24,25 +32,59 @@ export interface WorkflowGateway {
   taskQueue: string;
 }
 
+/** The rest of a kind's input: may be left out when every field of it is optional. */
+type OptionsArg<K extends OperationKind> =
+  Record<string, never> extends OperationOptions<K> ? [options?: OperationOptions<K>] : [options: OperationOptions<K>];
+
+export interface StartedOperation<K extends OperationKind> {
+  operation: OperationRow;
+  handle: WorkflowHandle<OperationWorkflow<K>>;
+  attached: boolean;
+}
+
 /**
- * Starts an operation on a server: the operation row first (which refuses a
- * second provisioning operation on the same server), then the workflow with a
- * business id, search attributes and a summary for the Web UI. A start of the
- * same kind while one runs returns the running operation (attach).
+ * Starts an operation on an owner's server: the operation row first (which
+ * refuses a second provisioning operation on the same server), then the
+ * workflow with a business id, search attributes and a summary for the Web UI.
+ * A start of the same kind while one runs returns the running operation (attach).
  */
-export async function startServerOperation(
+export async function startServerOperation<K extends OperationKind>(
   db: Database,
   gateway: WorkflowGateway,
   owner: Owner,
   serverId: string,
-  kind: OperationKind,
-  extraInput: Record<string, unknown> = {},
-): Promise<{ operation: OperationRow; handle: WorkflowHandle; attached: boolean }> {
+  kind: K,
+  ...[options]: OptionsArg<K>
+): Promise<StartedOperation<K>> {
   const server = await requireServer(db, owner, serverId);
+  return startOperationWorkflow(db, gateway, server, kind, options, () => startOperation(db, owner, server.id, kind));
+}
+
+/** The same for a system actor (fleet check, OFFLINE recovery, compat queue): no owner identity is made up for it. */
+export async function startSystemServerOperation<K extends OperationKind>(
+  db: Database,
+  gateway: WorkflowGateway,
+  serverId: string,
+  kind: K,
+  actor: SystemActor,
+  ...[options]: OptionsArg<K>
+): Promise<StartedOperation<K>> {
+  const server = await requireServerForSystem(db, serverId);
+  return startOperationWorkflow(db, gateway, server, kind, options, () => startSystemOperation(db, server.id, kind, actor));
+}
+
+async function startOperationWorkflow<K extends OperationKind>(
+  db: Database,
+  gateway: WorkflowGateway,
+  server: ServerRow,
+  kind: K,
+  options: OperationOptions<K> | undefined,
+  open: () => Promise<OperationRow>,
+): Promise<StartedOperation<K>> {
   let operation: OperationRow | undefined;
   for (let attempt = 0; !operation; attempt++) {
     try {
-      operation = await startOperation(db, owner, server.id, kind);
+      operation = await open();
     } catch (error) {
       const running = error instanceof AppError ? (error.cause as OperationRow | undefined) : undefined;
       if (!running) throw error;
@@ -50,21 +92,21 @@ export async function startServerOperation(
       const found = attempt === 0 ? await settleOperation(db, gateway.client, running).catch(() => undefined) : undefined;
       if (found && found.state !== "running" && (await isOperationEnded(db, running.id))) continue;
       if (running.kind === kind)
-        return { operation: running, handle: gateway.client.workflow.getHandle(running.workflowId), attached: true };
+        return { operation: running, handle: gateway.client.workflow.getHandle<OperationWorkflow<K>>(running.workflowId), attached: true };
       throw error;
     }
   }
   const start = () =>
-    gateway.client.workflow.start(operationWorkflows[kind] as (input: OperationInput) => Promise<unknown>, {
+    gateway.client.workflow.start(operationWorkflow(kind), {
       workflowId: operation.workflowId,
       taskQueue: gateway.taskQueue,
-      args: [{ operationId: operation.id, serverId: server.id, ...extraInput }],
+      args: [{ operationId: operation.id, serverId: server.id, ...options }] as Parameters<OperationWorkflow<K>>,
       workflowIdConflictPolicy: "FAIL",
       workflowIdReusePolicy: "ALLOW_DUPLICATE",
       typedSearchAttributes: [
         { key: serverIdAttribute, value: server.id },
         { key: clusterIdAttribute, value: server.clusterId },
-        { key: ownerIdAttribute, value: owner.id },
+        { key: ownerIdAttribute, value: server.ownerId },
         { key: operationAttribute, value: kind },
       ] as unknown as TypedSearchAttributes,
       staticSummary: `${kind.replace("_", " ")} of ${server.name} (${server.host}:${server.sshPort})`,
@@ -79,7 +121,7 @@ export async function startServerOperation(
     await setOperationRunId(db, operation.id, handle.firstExecutionRunId);
     return { operation: { ...operation, runId: handle.firstExecutionRunId }, handle, attached: false };
   } catch (error) {
-    return resolveFailedStart(db, gateway, operation, error);
+    return resolveFailedStart<K>(db, gateway, operation, error);
   }
 }
 
@@ -89,12 +131,12 @@ export async function startServerOperation(
  * fails; Temporal unreachable → the row stays RUNNING for the reconciler, which
  * asks again later.
  */
-async function resolveFailedStart(
+async function resolveFailedStart<K extends OperationKind>(
   db: Database,
   gateway: WorkflowGateway,
   operation: OperationRow,
   startError: unknown,
-): Promise<{ operation: OperationRow; handle: WorkflowHandle; attached: boolean }> {
+): Promise<StartedOperation<K>> {
   let found: Awaited<ReturnType<typeof describeOperationWorkflow>>;
   try {
     found = await describeOperationWorkflow(gateway.client, operation);
@@ -107,7 +149,7 @@ async function resolveFailedStart(
     await setOperationRunId(db, operation.id, found.runId);
     return {
       operation: { ...operation, runId: found.runId },
-      handle: gateway.client.workflow.getHandle(operation.workflowId, found.runId),
+      handle: gateway.client.workflow.getHandle<OperationWorkflow<K>>(operation.workflowId, found.runId),
       attached: false,
     };
   }
@@ -115,7 +157,8 @@ async function resolveFailedStart(
     // Started and already over (a very short run whose end was not recorded): its own outcome, not a guess.
     await finishOperation(db, operation.id, { status: found.status, error: found.error });
     const [ended] = await db.select().from(operations).where(eq(operations.id, operation.id));
-    return { operation: ended ?? operation, handle: gateway.client.workflow.getHandle(operation.workflowId, found.runId), attached: false };
+    const handle = gateway.client.workflow.getHandle<OperationWorkflow<K>>(operation.workflowId, found.runId);
+    return { operation: ended ?? operation, handle, attached: false };
   }
   await finishOperation(db, operation.id, { status: "FAILED", error: "the workflow could not be started" });
   if (startError instanceof WorkflowExecutionAlreadyStartedError) {

@@ -142,6 +142,13 @@ function conflict(error: unknown, data: { name?: string; host?: string; sshPort?
   return new AppError("already_exists", `a server named "${data.name}" already exists`, { field: "name" });
 }
 
+/** A server by id alone, for system actors (core/operations.ts SystemActor); owners go through requireServer. */
+export async function requireServerForSystem(db: Database, id: string): Promise<ServerRow> {
+  const [row] = await db.select().from(servers).where(eq(servers.id, id));
+  if (!row) throw AppError.notFound("server", id);
+  return row;
+}
+
 export async function requireServer(db: Database, owner: Owner, id: string, field = "id"): Promise<ServerRow> {
   const serverId = requireId(field, id);
   const [row] = await db

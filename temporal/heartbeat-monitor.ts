@@ -1,7 +1,6 @@
 import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from "@temporalio/client";
 import { log } from "../core/log.js";
-import { type HeartbeatMonitorInput, monitorSettingsSignal } from "../workflows/definitions.js";
-import type { heartbeatMonitorWorkflow } from "../workflows/heartbeat-monitor.js";
+import { type HeartbeatMonitorInput, monitorSettingsSignal, systemWorkflows } from "../workflows/contract.js";
 
 export const HEARTBEAT_MONITOR_ID = "heartbeat-monitor";
 
@@ -36,7 +35,7 @@ async function replace(client: Client, taskQueue: string, input: HeartbeatMonito
       if (!(error instanceof WorkflowNotFoundError)) throw error;
     });
   try {
-    await client.workflow.start<typeof heartbeatMonitorWorkflow>("heartbeatMonitorWorkflow", {
+    await client.workflow.start(systemWorkflows.heartbeatMonitor, {
       workflowId: HEARTBEAT_MONITOR_ID,
       taskQueue,
       args: [input],
@@ -63,7 +62,7 @@ export async function ensureHeartbeatMonitor(
   options: { settleTimeoutMs?: number } = {},
 ): Promise<void> {
   if (await isStuck(client)) return replace(client, taskQueue, input);
-  await client.workflow.signalWithStart<typeof heartbeatMonitorWorkflow, [HeartbeatMonitorInput]>("heartbeatMonitorWorkflow", {
+  await client.workflow.signalWithStart(systemWorkflows.heartbeatMonitor, {
     workflowId: HEARTBEAT_MONITOR_ID,
     taskQueue,
     args: [input],

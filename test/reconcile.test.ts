@@ -135,7 +135,9 @@ describe("operations and workflows agree (real Temporal, real host)", { timeout:
 
   test("the API dies between writing the row and starting the workflow: the row is reconciled and the server is free", async () => {
     const server = await register("10.213.254.253");
-    await assert.rejects(startServerOperation(harness.api.database.db, deadGateway(harness), owner, server.id, "deploy_key"));
+    await assert.rejects(
+      startServerOperation(harness.api.database.db, deadGateway(harness), owner, server.id, "deploy_key", { action: "add" }),
+    );
     const [orphan] = await harness.api.database.db.select().from(operations).where(eq(operations.serverId, server.id));
     assert.ok(orphan);
     assert.equal(orphan.status, "RUNNING", "nothing could be asked: the row is left to the reconciler");
@@ -153,7 +155,9 @@ describe("operations and workflows agree (real Temporal, real host)", { timeout:
 
   test("a start that timed out although Temporal started it: the operation keeps running and ends with its real outcome", async () => {
     const server = await register("10.213.254.252");
-    const { operation } = await startServerOperation(harness.api.database.db, lostAnswerGateway(harness), owner, server.id, "deploy_key");
+    const { operation } = await startServerOperation(harness.api.database.db, lostAnswerGateway(harness), owner, server.id, "deploy_key", {
+      action: "add",
+    });
     assert.equal(operation.status, "RUNNING", "not marked FAILED while its workflow runs");
     assert.ok(operation.runId, "the run id comes from Temporal");
     const done = await watchUntilEnd(alice.operations, operation.id);

@@ -6,8 +6,10 @@
  */
 import type { OperationKindName } from "../core/server-status.js";
 import { bootstrapWorkflow } from "./bootstrap.js";
-import { deployKeyWorkflow } from "./deploy-key.js";
+import type { OperationInput, RecoveryInput, ReinstallInput } from "./definitions.js";
+import { type DeployKeyInput, deployKeyWorkflow } from "./deploy-key.js";
 import { fleetCheckWorkflow } from "./fleet-check.js";
+import { heartbeatMonitorWorkflow } from "./heartbeat-monitor.js";
 import { installAgentWorkflow } from "./install-agent.js";
 import { reconcileOperationsWorkflow } from "./reconcile.js";
 import { recoveryWorkflow } from "./recovery.js";
@@ -15,7 +17,21 @@ import { reinstallWorkflow } from "./reinstall.js";
 import { testConnectionWorkflow } from "./test-connection.js";
 
 export * from "./definitions.js";
+export type { DeployKeyInput } from "./deploy-key.js";
 export * from "./failure-types.js";
+
+/** The input each operation kind's workflow takes. */
+export interface OperationInputs {
+  test_connection: OperationInput;
+  bootstrap: OperationInput;
+  deploy_key: DeployKeyInput;
+  recovery: RecoveryInput;
+  reinstall: ReinstallInput;
+  install_agent: OperationInput;
+}
+
+/** What a starter adds to the operation and server ids for one kind (the rest of its input). */
+export type OperationOptions<K extends OperationKindName> = Omit<OperationInputs[K], keyof OperationInput>;
 
 /** The workflow each operation kind runs. */
 export const operationWorkflows = {
@@ -25,7 +41,19 @@ export const operationWorkflows = {
   recovery: recoveryWorkflow,
   reinstall: reinstallWorkflow,
   install_agent: installAgentWorkflow,
-} satisfies Record<OperationKindName, (input: never) => Promise<unknown>>;
+} satisfies { [K in OperationKindName]: (input: OperationInputs[K]) => Promise<unknown> };
 
-/** System workflows, started by schedules: no owner, no operation row. */
-export const systemWorkflows = { fleetCheck: fleetCheckWorkflow, reconcileOperations: reconcileOperationsWorkflow };
+/** The workflow function of one operation kind. */
+export type OperationWorkflow<K extends OperationKindName> = (input: OperationInputs[K]) => ReturnType<(typeof operationWorkflows)[K]>;
+
+/** Looks up the workflow of a kind with its input and result types kept (an indexed access alone would lose them). */
+export function operationWorkflow<K extends OperationKindName>(kind: K): OperationWorkflow<K> {
+  return operationWorkflows[kind] as unknown as OperationWorkflow<K>;
+}
+
+/** System workflows, started by schedules and at worker start: no owner, no operation row. */
+export const systemWorkflows = {
+  fleetCheck: fleetCheckWorkflow,
+  reconcileOperations: reconcileOperationsWorkflow,
+  heartbeatMonitor: heartbeatMonitorWorkflow,
+};

@@ -13,19 +13,38 @@ export const SshErrorType = {
 } as const;
 export type SshErrorType = (typeof SshErrorType)[keyof typeof SshErrorType];
 
+/** Failure types of steps outside the SSH layer: thrown by activities or workflows, decided on by workflows. */
+export const FailureType = {
+  ServerNotFound: "ServerNotFound",
+  /** The stored credential cannot be read (decrypted): retrying reads the same bytes. */
+  CredentialUnavailable: "CredentialUnavailable",
+  /** The host lacks the disk or memory a bootstrap needs. */
+  InsufficientResources: "InsufficientResources",
+  /** The provider reported its rebuild task failed. */
+  ProviderTaskFailed: "ProviderTaskFailed",
+} as const;
+
+/** The failure type of each provider error kind (activities/providers/provider.ts). */
+export const ProviderErrorType = {
+  auth: "ProviderAuthError",
+  not_found: "ProviderNotFoundError",
+  invalid: "ProviderInvalidRequestError",
+  unavailable: "ProviderUnavailableError",
+} as const;
+
 /** Retrying these never helps. */
-export const nonRetryableErrorTypes = [
+export const nonRetryableErrorTypes: string[] = [
   SshErrorType.AuthFailed,
   SshErrorType.HostKeyMismatch,
   SshErrorType.UnsupportedOs,
   SshErrorType.KeyUnusable,
   SshErrorType.RefusedByPolicy,
-  "InsufficientResources",
-  "ServerNotFound",
-  "CredentialUnavailable",
-  "ProviderAuthError",
-  "ProviderNotFoundError",
-  "ProviderInvalidRequestError",
+  FailureType.InsufficientResources,
+  FailureType.ServerNotFound,
+  FailureType.CredentialUnavailable,
+  ProviderErrorType.auth,
+  ProviderErrorType.not_found,
+  ProviderErrorType.invalid,
 ];
 
 /** After all retries, these mean the server could not be reached: it is marked UNREACHABLE. */

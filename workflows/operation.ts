@@ -1,6 +1,6 @@
 import { ApplicationFailure, CancellationScope, isCancellation, workflowInfo } from "@temporalio/workflow";
 import type { OperationInput } from "./definitions.js";
-import { failureMessage, failureType, unreachableErrorTypes } from "./failure-types.js";
+import { FailureType, failureMessage, failureType, SshErrorType, unreachableErrorTypes } from "./failure-types.js";
 import type { ProgressTracker } from "./progress.js";
 import { recordActivities } from "./proxies.js";
 
@@ -54,7 +54,7 @@ export async function runOperation<T>(
         return;
       }
       const type = failureType(error);
-      if (options.markServerOnFailure && type !== "HostKeyMismatch" && type !== "ServerNotFound") {
+      if (options.markServerOnFailure && type !== SshErrorType.HostKeyMismatch && type !== FailureType.ServerNotFound) {
         const unreachable = type !== undefined && unreachableErrorTypes.includes(type);
         await recordActivities.setServerStatus({
           serverId: input.serverId,

@@ -2,7 +2,7 @@ import { ApplicationFailure, executeChild, proxyActivities, sleep } from "@tempo
 import type { Activities } from "../activities/index.js";
 import { bootstrapWorkflow } from "./bootstrap.js";
 import type { ReinstallInput } from "./definitions.js";
-import { nonRetryableErrorTypes } from "./failure-types.js";
+import { FailureType, nonRetryableErrorTypes } from "./failure-types.js";
 import { runOperation } from "./operation.js";
 import { ProgressTracker } from "./progress.js";
 import { recordActivities } from "./proxies.js";
@@ -48,7 +48,7 @@ export async function reinstallWorkflow(input: ReinstallInput): Promise<{ os: st
         const task = await providerPolls.reinstallTaskState({ ...server, taskId });
         if (task.state === "succeeded") return { changed: true, detail: task.detail };
         if (task.state === "failed")
-          throw ApplicationFailure.nonRetryable(`the provider's rebuild failed: ${task.detail}`, "ProviderTaskFailed");
+          throw ApplicationFailure.nonRetryable(`the provider's rebuild failed: ${task.detail}`, FailureType.ProviderTaskFailed);
         if (Date.now() > deadline)
           throw ApplicationFailure.nonRetryable("the provider's rebuild did not finish in 2 hours", "ProviderTaskTimeout");
         await sleep(`${input.pollIntervalSeconds ?? 15} seconds`);

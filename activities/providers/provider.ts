@@ -1,3 +1,5 @@
+import { ProviderErrorType } from "../../workflows/failure-types.js";
+
 /**
  * What the reinstall workflow needs from a VPS provider. Every method is one API call: no
  * loops, no sleeps. The workflow polls `getTask` between durable timers.
@@ -26,15 +28,9 @@ export interface VpsProvider {
   getTask(serverRef: string, taskId: string): Promise<{ state: ProviderTaskState; detail: string }>;
 }
 
-export type ProviderErrorKind = "auth" | "not_found" | "invalid" | "unavailable";
-
-/** The error type of each kind, as Temporal sees it (ApplicationFailure `type`). */
-export const ProviderErrorType = {
-  auth: "ProviderAuthError",
-  not_found: "ProviderNotFoundError",
-  invalid: "ProviderInvalidRequestError",
-  unavailable: "ProviderUnavailableError",
-} as const satisfies Record<ProviderErrorKind, string>;
+/** The error type of each kind, as Temporal sees it (ApplicationFailure `type`): defined in the workflow contract. */
+export { ProviderErrorType };
+export type ProviderErrorKind = keyof typeof ProviderErrorType;
 
 /** For `nonRetryableErrorTypes`: credentials, missing servers and rejected requests do not get better by retrying. */
 export const nonRetryableProviderErrors: string[] = [ProviderErrorType.auth, ProviderErrorType.not_found, ProviderErrorType.invalid];
