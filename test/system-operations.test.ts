@@ -47,7 +47,7 @@ describe("operations a system actor starts, and owners' own (PGlite)", () => {
       .select()
       .from(outboxEvents)
       .where(and(eq(outboxEvents.key, serverId), eq(outboxEvents.type, "operation.started")));
-    assert.equal((event?.payload as { startedBy?: string }).startedBy, "fleet_check");
+    assert.equal((event?.payload as { startedBy?: string } | undefined)?.startedBy, "fleet_check");
   });
 
   test("an owner's start names the owner as its starter", async () => {
@@ -57,7 +57,7 @@ describe("operations a system actor starts, and owners' own (PGlite)", () => {
       .select()
       .from(outboxEvents)
       .where(and(eq(outboxEvents.key, serverId), eq(outboxEvents.type, "operation.started")));
-    assert.equal((event?.payload as { startedBy?: string }).startedBy, "owner");
+    assert.equal((event?.payload as { startedBy?: string } | undefined)?.startedBy, "owner");
   });
 
   test("an owner cannot open an operation on another owner's server: not found, and no row", async () => {
