@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import type { Database } from "../db/client.js";
 import { SERVER_EVENTS_TOPIC } from "./outbox.js";
+import { LIVENESS_REVIVES, LIVENESS_REVIVES_AFTER_REGISTRATION } from "./server-status.js";
 
 export interface SweepResult {
   offline: number;
@@ -10,9 +11,6 @@ export interface SweepResult {
   /** Heartbeats received before this instant are known to be in the database; undefined when no ingester reported. */
   caughtUpTo?: string;
 }
-
-/** Statuses a heartbeat proves wrong: the agent is alive, so the server is ONLINE. */
-const REVIVABLE = ["OFFLINE", "CONFIGURED", "UNREACHABLE"];
 
 /**
  * An ingestion instance that has written no progress for this long is stalled
@@ -42,10 +40,14 @@ export const INGESTION_STALL_SECONDS = 5;
  * lookups for the few that really are silent.
  */
 export async function sweepLiveness(db: Database, timeoutSeconds: number): Promise<SweepResult> {
-  const revivable = sql.join(
-    REVIVABLE.map((s) => sql`${s}`),
-    sql`, `,
-  );
+  // The liveness moves of the state machine (core/server-status.ts), made in one statement.
+  const list = (statuses: readonly string[]) =>
+    sql.join(
+      statuses.map((s) => sql`${s}`),
+      sql`, `,
+    );
+  const revivable = list(LIVENESS_REVIVES);
+  const revivableAfterRegistration = list(LIVENESS_REVIVES_AFTER_REGISTRATION);
   const result = await db.execute(sql`
     with progress as (
       select min(caught_up_to) as caught_up_to from ingestion_progress
@@ -80,7 +82,9 @@ export async function sweepLiveness(db: Database, timeoutSeconds: number): Promi
     came_online as (
       update servers s set status = 'ONLINE', status_reason = 'agent heartbeats received', status_changed_at = now(), updated_at = now()
       from servers old, agents a, cutoff c
-      where old.id = s.id and a.server_id = s.id and s.status in (${revivable})
+      where old.id = s.id and a.server_id = s.id
+        and (s.status in (${revivable})
+          or (s.status in (${revivableAfterRegistration}) and a.registered_at is not null and a.registered_at > s.status_changed_at))
         and a.last_heartbeat_at is not null and a.last_heartbeat_at >= coalesce(c.at, now() - make_interval(secs => ${timeoutSeconds}))
       returning s.id, old.status::text as previous, 'ONLINE'::text as current, s.status_reason as reason
     ),

@@ -1,4 +1,4 @@
-import { and, eq, isNull, ne } from "drizzle-orm";
+import { and, eq, isNull, ne, sql } from "drizzle-orm";
 import type { Database } from "../db/client.js";
 import { operations, type ServerStatus, serverStatuses, servers } from "../db/schema.js";
 import { enqueueServerEvent } from "./outbox.js";
@@ -38,6 +38,16 @@ const failed: ServerStatus[] = ["ERROR", "UNREACHABLE"];
 
 type Rule = { from: readonly ServerStatus[]; to: readonly ServerStatus[] };
 
+/** Statuses a heartbeat proves wrong: the agent is alive, so the server is ONLINE. */
+export const LIVENESS_REVIVES: readonly ServerStatus[] = ["OFFLINE", "CONFIGURED", "UNREACHABLE"];
+/**
+ * ERROR says an operation failed. Heartbeats alone do not prove that wrong (a
+ * failed recovery on a host whose agent runs stays ERROR); an agent that
+ * registered after the server went ERROR does: the agent install the failed
+ * operation gave up on has finished after all. The sweep revives these only then.
+ */
+export const LIVENESS_REVIVES_AFTER_REGISTRATION: readonly ServerStatus[] = ["ERROR"];
+
 /** The allowed transitions per actor; anything not listed is refused. */
 export const STATUS_TRANSITIONS: Record<ActorName, readonly Rule[]> = {
   "operation:bootstrap": [
@@ -57,7 +67,7 @@ export const STATUS_TRANSITIONS: Record<ActorName, readonly Rule[]> = {
   // A heartbeat proves the agent alive; silence past the timeout proves nothing more than OFFLINE.
   liveness: [
     { from: ["ONLINE"], to: ["OFFLINE"] },
-    { from: ["OFFLINE", "CONFIGURED", "UNREACHABLE"], to: ["ONLINE"] },
+    { from: [...LIVENESS_REVIVES, ...LIVENESS_REVIVES_AFTER_REGISTRATION], to: ["ONLINE"] },
   ],
   // Probes: an agent that heartbeats says more than one failed login, and a running operation owns its status.
   connection_test: [{ from: SETTLED.filter((s) => s !== "ONLINE" && s !== "HOSTKEY_MISMATCH"), to: ["UNREACHABLE"] }],
@@ -123,7 +133,11 @@ export async function setServerStatus(
       const [own] = await tx.select({ status: operations.status }).from(operations).where(eq(operations.id, actor.operationId));
       if (own?.status !== "RUNNING") return { changed: false, refused: `operation ${actor.operationId} is no longer running` };
     }
-    await tx.update(servers).set({ status, statusReason: reason, statusChangedAt: now, updatedAt: now }).where(eq(servers.id, serverId));
+    // The database's clock: the liveness sweep compares status_changed_at with agent registration times (one clock).
+    await tx
+      .update(servers)
+      .set({ status, statusReason: reason, statusChangedAt: sql`now()`, updatedAt: sql`now()` })
+      .where(eq(servers.id, serverId));
     await enqueueServerEvent(tx, serverId, "server.status_changed", {
       serverId,
       from: previous.status,

@@ -5,7 +5,10 @@ import { Code, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { eq } from "drizzle-orm";
 import { issueAgentToken } from "../core/agent-tokens.js";
+import { recordRegistration } from "../core/agents.js";
 import { sweepLiveness } from "../core/liveness.js";
+import { startSystemOperation } from "../core/operations.js";
+import { setServerStatus } from "../core/server-status.js";
 import { type DatabaseHandle, openDatabase } from "../db/client.js";
 import { agents, ingestionProgress, metricsSamples, outboxEvents, servers } from "../db/schema.js";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
@@ -212,6 +215,30 @@ for (const backend of ["pglite", "postgres"] as Backend[]) {
       await heartbeat(token, server.id);
       await sweepLiveness(api.database.db, TIMEOUT);
       assert.equal((await statusOf(server.id)).status, ServerStatus.ONLINE, "back ONLINE when heartbeats resume");
+    });
+
+    test("an agent that registers after a failed install brings the ERROR server ONLINE; one registered before the failure does not", async () => {
+      const late = await newServer("CONFIGURED");
+      await api.database.db
+        .update(servers)
+        .set({ status: "ERROR", statusReason: "install_agent: the agent did not register", statusChangedAt: new Date(Date.now() - 60_000) })
+        .where(eq(servers.id, late.server.id));
+      await recordRegistration(api.database.db, late.server.id, {});
+      await heartbeat(late.token, late.server.id);
+
+      const failedLater = await newServer("CONFIGURED");
+      await recordRegistration(api.database.db, failedLater.server.id, {});
+      await new Promise((r) => setTimeout(r, 20));
+      await setServerStatus(api.database.db, failedLater.server.id, "ERROR", "recovery: disk still full", {
+        by: "operation",
+        kind: "recovery",
+        operationId: (await startSystemOperation(api.database.db, failedLater.server.id, "recovery", "fleet_check")).id,
+      });
+      await heartbeat(failedLater.token, failedLater.server.id);
+
+      await sweepLiveness(api.database.db, TIMEOUT);
+      assert.equal((await statusOf(late.server.id)).status, ServerStatus.ONLINE, "the late agent proves the install worked");
+      assert.equal((await statusOf(failedLater.server.id)).status, ServerStatus.ERROR, "heartbeats say nothing about the disk");
     });
 
     test("stalled ingestion never produces a false OFFLINE", async () => {
