@@ -23,8 +23,7 @@ import { watchUntilEnd } from "../test/support/operations.js";
 import { startProvisioningHarness } from "../test/support/provisioning-harness.js";
 import { buildImage, downHosts, upHosts } from "../test/support/testhosts.js";
 import { startTime4vpsStandIn } from "../test/support/time4vps-standin.js";
-import type { fleetCheckWorkflow } from "../workflows/fleet-check.js";
-import type { reconcileOperationsWorkflow } from "../workflows/reconcile.js";
+import { systemWorkflows } from "../workflows/contract.js";
 
 const { History } = proto.temporal.api.history.v1;
 const prefix = "prec";
@@ -117,7 +116,7 @@ try {
   await save("reinstall-bootstrap", defined(child ?? undefined, "child bootstrap of the reinstall"));
 
   // One page per run: the first run continues as new, the last one ends the check.
-  const fleetCheck = await harness.client.workflow.start<typeof fleetCheckWorkflow>("fleetCheckWorkflow", {
+  const fleetCheck = await harness.client.workflow.start(systemWorkflows.fleetCheck, {
     workflowId: "fleet-check-recording",
     taskQueue: harness.taskQueue,
     args: [{ pageSize: 1 }],
@@ -127,7 +126,7 @@ try {
   await save("fleet-check-last", fleetCheck.workflowId);
 
   // The reconciler finds every operation above ended and leaves them as they are.
-  const reconcile = await harness.client.workflow.start<typeof reconcileOperationsWorkflow>("reconcileOperationsWorkflow", {
+  const reconcile = await harness.client.workflow.start(systemWorkflows.reconcileOperations, {
     workflowId: "operations-reconciler-recording",
     taskQueue: harness.taskQueue,
     args: [{}],
