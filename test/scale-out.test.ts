@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { Client, Connection } from "@temporalio/client";
@@ -19,6 +19,7 @@ import { waitForStep } from "./support/operations.js";
 import { freePort } from "./support/ports.js";
 import { startPostgres, type TestPostgres } from "./support/postgres.js";
 import { type ServiceProcess, startServiceProcess, waitForHealthy, waitForPolling } from "./support/service-process.js";
+import { startTcpBalancer, type TcpBalancer } from "./support/tcp-balancer.js";
 import { buildImage, downHosts, type Fleet, hostExec, upHosts } from "./support/testhosts.js";
 
 /**
@@ -27,7 +28,8 @@ import { buildImage, downHosts, type Fleet, hostExec, upHosts } from "./support/
  */
 const prefix = "pscale";
 const HOSTS = 3;
-const TIMEOUT_S = 6;
+/** Above the agent's 15 s request timeout: an agent whose connection hangs on a stalled API reconnects in time. */
+const TIMEOUT_S = 25;
 const adminToken = "scale-out-test-admin-token-0001";
 const orchestratorKey = ed25519KeyPair().publicKey.trim();
 const processes: ServiceProcess[] = [];
@@ -38,6 +40,7 @@ let dev: RunningDevServer;
 let temporal: Client;
 let temporalConnection: Connection;
 let fleet: Fleet;
+let balancer: TcpBalancer;
 const apiPorts: number[] = [];
 let workers: ServiceProcess[] = [];
 let apis: ServiceProcess[] = [];
@@ -88,16 +91,28 @@ function startApi(i: number): ServiceProcess {
   return p;
 }
 
-/** Every agent talks to API #2 (the one that is never killed nor stalled); API #1 is the one that dies and stalls. */
+/** Agents reach the APIs through the load balancer, so their heartbeats go through both. */
 function startWorker(name: string): ServiceProcess {
   const p = startServiceProcess(
     "worker",
-    { ...commonEnv(), PORT: "0", AGENT_API_URL: `http://${fleet.gateway}:${apiPorts[1]}` },
+    { ...commonEnv(), PORT: "0", AGENT_API_URL: `http://${fleet.gateway}:${balancer.port}` },
     logDir,
     `${name}-${Date.now()}`,
   );
   processes.push(p);
   return p;
+}
+
+/** The pid of the worker running the workflow's current activity (from its `pid@host` identity). */
+async function workerRunningActivity(workflowId: string): Promise<string> {
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    const pending = (await temporal.workflow.getHandle(workflowId).describe()).raw.pendingActivities ?? [];
+    const identity = pending.find((a) => a.lastWorkerIdentity)?.lastWorkerIdentity;
+    if (identity) return identity.split("@")[0]!;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.fail(`no activity of ${workflowId} started`);
 }
 
 async function statusOf(api: Api, id: string): Promise<ServerStatus> {
@@ -116,6 +131,7 @@ before(async () => {
   temporalConnection = await Connection.connect({ address: dev.address });
   temporal = new Client({ connection: temporalConnection, namespace: dev.spec.namespace });
   apiPorts.push(await freePort(), await freePort());
+  balancer = await startTcpBalancer(apiPorts);
   // Started together: migrations and the admin token are taken by whoever comes first.
   apis = [startApi(0), startApi(1)];
   workers = [startWorker("worker1"), startWorker("worker2")];
@@ -124,6 +140,7 @@ before(async () => {
 
 after(async () => {
   for (const p of processes) await p.kill();
+  await balancer?.close();
   await temporalConnection?.close();
   await dev?.stop();
   await pg?.stop();
@@ -154,8 +171,12 @@ test("bootstraps through two APIs spread over two workers; kill -9 of one worker
 
   // Mid-run: once a bootstrap is in its Docker step, worker #1 and API #1 die without a word.
   await waitForStep(temporal, servers[0]!.operationWorkflowId!, "docker", 300_000);
-  const killedWorkerPid = workers[0]!.child.pid!;
-  await Promise.all([workers[0]!.kill(), apis[0]!.kill()]);
+  const busyWorkerPid = await workerRunningActivity(servers[0]!.operationWorkflowId!);
+  const victim = workers.findIndex((w) => w.child.pid === Number(busyWorkerPid));
+  assert.ok(victim >= 0, `the Docker step runs on one of our workers (${busyWorkerPid})`);
+  const killedWorkerPid = workers[victim]!.child.pid!;
+  const survivor = workers[1 - victim]!;
+  await Promise.all([workers[victim]!.kill(), apis[0]!.kill()]);
   apis[0] = startApi(0); // an API restarted on its address, as a supervisor would
   await waitForHealthy(baseUrl(0), apis[0]);
 
@@ -188,7 +209,11 @@ test("bootstraps through two APIs spread over two workers; kill -9 of one worker
     }
   }
   assert.ok(identities.has(String(killedWorkerPid)), `the killed worker ran activities (${[...identities]})`);
-  assert.ok(identities.has(String(workers[1]!.child.pid)), `the surviving worker ran activities (${[...identities]})`);
+  assert.ok(identities.has(String(survivor.child.pid)), `the surviving worker ran activities (${[...identities]})`);
+
+  const cut = await temporal.workflow.getHandle(servers[0]!.operationWorkflowId!).fetchHistory();
+  const retried = cut.events?.some((e) => (e.activityTaskStartedEventAttributes?.attempt ?? 1) > 1);
+  assert.ok(retried, "the Docker step cut by the kill was retried on the other worker");
 
   for (const s of servers) {
     assert.equal(hostExec(s.host, "grep -c '^axion:' /etc/passwd").trim(), "1", `${s.host}: one admin user`);
@@ -208,7 +233,11 @@ test("bootstraps through two APIs spread over two workers; kill -9 of one worker
 test("agents' heartbeats are taken by both APIs; one API stalled (SIGSTOP) past the heartbeat timeout makes no server OFFLINE", async () => {
   assert.equal(servers.length, HOSTS, "the bootstraps ran");
   const [one, two] = [clients(0), clients(1)];
-  // Each agent's own token works at either API (the agents themselves talk to API #2).
+  // The agents' connections went through the balancer to both APIs, and each agent's own token works at either.
+  assert.ok(
+    balancer.connections.every((n) => n > 0),
+    `agent connections per API: ${balancer.connections}`,
+  );
   for (const s of servers) {
     const token = JSON.parse(hostExec(s.host, "cat /etc/axion-agent/config.json")).token as string;
     for (const i of [0, 1]) {
@@ -224,11 +253,16 @@ test("agents' heartbeats are taken by both APIs; one API stalled (SIGSTOP) past 
         assert.equal(await statusOf(two, s.id), ServerStatus.ONLINE, `${s.host} stays ONLINE while API #1 is stalled`);
       await new Promise((r) => setTimeout(r, 1000));
     }
+    // Past two timeouts the stalled API no longer holds liveness back: the agents are heard through API #2.
+    for (const s of servers) {
+      const heard = (await two.agents.getAgentStatus({ id: s.id })).lastHeartbeatTime;
+      assert.ok(heard && Date.now() - timestampDate(heard).getTime() < TIMEOUT_S * 1000, `${s.host} is heard while API #1 is stalled`);
+    }
   } finally {
     apis[0]!.signal("SIGCONT");
   }
   // Thawed, API #1 answers again and nothing went OFFLINE meanwhile or since.
   await waitForHealthy(baseUrl(0), apis[0]!, 30_000);
-  await new Promise((r) => setTimeout(r, (TIMEOUT_S + 2) * 1000));
+  await new Promise((r) => setTimeout(r, 10_000));
   for (const s of servers) assert.equal(await statusOf(one, s.id), ServerStatus.ONLINE, `${s.host} is ONLINE after the stall`);
 });
