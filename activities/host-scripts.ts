@@ -38,8 +38,10 @@ export const dockerScript = sh`set -e
 if command -v docker >/dev/null 2>&1 && systemctl is-active --quiet docker && docker info >/dev/null 2>&1; then
   echo ${RESULT_MARK} unchanged "docker $(docker version --format '{{.Server.Version}}') running"; exit 0
 fi
-if ! command -v docker >/dev/null 2>&1; then ${aptInstall(["docker.io"])}; fi
-systemctl enable --now docker >/dev/null 2>&1
+# An attempt killed mid-install (its worker gone) leaves the binary unpacked but the package not configured.
+state=$(dpkg-query -W -f='\${Status}' docker.io 2>/dev/null || true)
+if ! command -v docker >/dev/null 2>&1 || { [ -n "$state" ] && [ "$state" != "install ok installed" ]; }; then ${aptInstall(["docker.io"])}; fi
+systemctl enable --now docker >/dev/null
 for i in $(seq 1 30); do docker info >/dev/null 2>&1 && break; sleep 1; done
 docker info >/dev/null
 echo ${RESULT_MARK} changed "docker $(docker version --format '{{.Server.Version}}') installed and running"`;

@@ -500,7 +500,10 @@ describe("provider accounts belong to owners: reinstall through the API and real
     try {
       const started = await alice.servers.reinstallServer({ id: server.id, os: "debian-12" });
       operationId = started.operation!.id;
-      await alice.servers.updateServer({ id: server.id, host: "203.0.113.77" });
+      // The API refuses the change while the reinstall runs; what the host resolves to can still change
+      // (a DNS name), or a row be edited by hand: the activity checks again right before the call.
+      await expectCode(alice.servers.updateServer({ id: server.id, host: "203.0.113.77" }), Code.FailedPrecondition, /cannot change while/);
+      await harness.api.database.db.update(servers).set({ host: "203.0.113.77" }).where(eq(servers.id, server.id));
     } finally {
       await harness.startWorker();
     }
