@@ -11,10 +11,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import proto from "@temporalio/proto";
-import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { ProviderKind } from "../gen/axion/infrastructure/v1/provider_account_service_pb.js";
 import { ensureHeartbeatMonitor, HEARTBEAT_MONITOR_ID } from "../temporal/heartbeat-monitor.js";
@@ -65,19 +62,6 @@ async function save(name: string, workflowId: string, runId?: string): Promise<v
 try {
   const { token } = await harness.api.newOwner("history-recorder");
   const owner = harness.api.clients(token);
-  const agentApi = createClient(
-    AgentService,
-    createConnectTransport({
-      baseUrl: harness.api.baseUrl,
-      httpVersion: "1.1",
-      interceptors: [
-        (next) => (req) => {
-          req.header.set("authorization", `Bearer ${token}`);
-          return next(req);
-        },
-      ],
-    }),
-  );
   const defined = <T>(value: T | undefined, what: string): T => {
     assert.ok(value, `no ${what} in the answer`);
     return value;
@@ -106,7 +90,7 @@ try {
   await save("test-connection", defined(tested.operation, "operation").workflowId);
   await finished((await owner.servers.configureServer({ id: server.id })).operation, "bootstrap");
   await finished((await owner.servers.setupDeployKey({ id: server.id })).operation, "deploy-key");
-  await finished((await agentApi.installAgent({ id: server.id })).operation, "install-agent");
+  await finished((await owner.agents.installAgent({ id: server.id })).operation, "install-agent");
   await finished((await owner.servers.recoverServer({ id: server.id })).operation, "recovery");
   await finished((await owner.servers.reinstallServer({ id: rebuilt.id, os: "debian-12" })).operation, "reinstall");
   // The reinstall's bootstrap runs as its child, under an id of its own.

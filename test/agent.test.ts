@@ -3,9 +3,7 @@ import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
-import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
+import { Code } from "@connectrpc/connect";
 import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { ServerStatus } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { ensureHeartbeatMonitor } from "../temporal/heartbeat-monitor.js";
@@ -24,20 +22,7 @@ let alice: ReturnType<ProvisioningHarness["api"]["clients"]>;
 let ownerToken: string;
 const servers: { id: string; host: string }[] = [];
 
-const agentApi = (token: string) =>
-  createClient(
-    AgentService,
-    createConnectTransport({
-      baseUrl: harness.api.baseUrl,
-      httpVersion: "1.1",
-      interceptors: [
-        (next) => (req) => {
-          req.header.set("authorization", `Bearer ${token}`);
-          return next(req);
-        },
-      ],
-    }),
-  );
+const agentApi = (token: string) => harness.api.clients(token).agents;
 const statusOf = async (id: string) => (await alice.servers.getServer({ id })).server!;
 async function waitForStatus(id: string, status: ServerStatus, withinMs: number): Promise<number> {
   const started = Date.now();

@@ -11,6 +11,7 @@ import type { NetworkPolicy } from "../../core/network-policy.js";
 import { createOwnerToken } from "../../core/owners.js";
 import type { WorkflowGateway } from "../../core/provisioning.js";
 import { type DatabaseHandle, openDatabase } from "../../db/client.js";
+import { AgentService } from "../../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { ClusterService } from "../../gen/axion/infrastructure/v1/cluster_service_pb.js";
 import { OperationService } from "../../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { ProviderAccountService } from "../../gen/axion/infrastructure/v1/provider_account_service_pb.js";
@@ -34,6 +35,8 @@ export interface TestApi {
     servers: Client<typeof ServerService>;
     operations: Client<typeof OperationService>;
     providerAccounts: Client<typeof ProviderAccountService>;
+    /** With an owner token for InstallAgent/GetAgentStatus, with an agent token for Register/Heartbeat. */
+    agents: Client<typeof AgentService>;
   };
   close(): Promise<void>;
 }
@@ -100,6 +103,7 @@ export async function startTestApi(
         servers: createClient(ServerService, transport),
         operations: createClient(OperationService, transport),
         providerAccounts: createClient(ProviderAccountService, transport),
+        agents: createClient(AgentService, transport),
       };
     },
     async close() {
