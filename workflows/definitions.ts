@@ -109,3 +109,33 @@ export interface HeartbeatMonitorInput {
 export const monitorSettingsSignal = defineSignal<[HeartbeatMonitorInput]>("settings");
 /** The settings the heartbeat monitor sweeps with now. */
 export const monitorSettingsQuery = defineQuery<HeartbeatMonitorInput>("settings");
+
+/** What a fleet operation (a rollout, a plan) does to each server: one of the operation kinds, deploy key split by action. */
+export type RolloutKind = "configure" | "deploy_key_add" | "deploy_key_remove" | "recover" | "install_agent" | "test_connection";
+
+/** A check's verdict on one step, run read-only on the real host. */
+export type PlanOutcome = "would_change" | "unchanged" | "cannot";
+
+export interface StepPlan {
+  name: string;
+  outcome: PlanOutcome;
+  detail: string;
+}
+
+/** One server's plan: `cannot` with a reason when it cannot be operated (busy, unreachable, host key changed, wrong OS). */
+export interface ServerPlan {
+  serverId: string;
+  serverName: string;
+  outcome: PlanOutcome;
+  reason?: string;
+  steps: StepPlan[];
+}
+
+export interface PlanInput {
+  kind: RolloutKind;
+  serverIds: string[];
+}
+
+export interface PlanResult {
+  servers: ServerPlan[];
+}
