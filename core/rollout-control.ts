@@ -211,7 +211,7 @@ export interface RolloutDetail {
 }
 
 /** Running servers whose current step is asked of their workflow per read; the others show their state only. */
-const MAX_STEP_QUERIES = 100;
+const MAX_STEP_QUERIES = 20;
 
 /** The rollout with counts, and with servers (their current step from their workflow's progress query). */
 export async function rolloutDetail(
