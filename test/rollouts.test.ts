@@ -166,6 +166,19 @@ describe("rollouts through the API and a real Temporal server (no hosts)", { tim
       names.map((n) => n.id),
       "targets in name order",
     );
+
+    await db.execute(sql`update servers set labels = '{"role":"web"}'::jsonb where id in (${names[1]!.id}, ${names[4]!.id})`);
+    const web = await alice.rollouts.planRollout({ kind: RolloutKind.CONFIGURE, target: { clusterId: cluster!.id, selector: "role=web" } });
+    assert.deepEqual(
+      web.batches.map((b) => b.serverIds),
+      [[names[1]!.id], [names[4]!.id]],
+      "cluster and selector both hold",
+    );
+    await expectCode(
+      alice.rollouts.planRollout({ kind: RolloutKind.CONFIGURE, target: { selector: "role in (web" } }),
+      Code.InvalidArgument,
+      /^target\.selector: position/,
+    );
   });
 
   test("pause after the canary holds the rollout; pausing it again, or once it has ended, is FailedPrecondition", async () => {

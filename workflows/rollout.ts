@@ -8,6 +8,7 @@ import {
   executeChild,
   isCancellation,
   ParentClosePolicy,
+  proxyActivities,
   proxyLocalActivities,
   setHandler,
   sleep,
@@ -40,6 +41,12 @@ import {
 /** Database steps of a rollout: local activities, retried until the database answers. */
 const db = proxyLocalActivities<Activities>({
   startToCloseTimeout: "2 minutes",
+  retry: { initialInterval: "1 second", maximumInterval: "10 seconds" },
+});
+
+/** Opening a window's operations (up to `windowSize` transactions) may outlast a workflow task: a regular activity. */
+const opening = proxyActivities<Activities>({
+  startToCloseTimeout: "10 minutes",
   retry: { initialInterval: "1 second", maximumInterval: "10 seconds" },
 });
 
@@ -143,7 +150,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
   const pending = await db.rolloutPendingOfBatch({ rolloutId: input.rolloutId, batch, limit: windowSize });
   for (const p of pending) window.push({ position: p.position, serverId: p.serverId ?? undefined, state: "pending" });
   if (pending.length > 0) {
-    const opened = await db.openRolloutChildren({
+    const opened = await opening.openRolloutChildren({
       rolloutId: input.rolloutId,
       positions: pending.map((p) => p.position),
       kind: operationKind,
@@ -203,7 +210,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
           break;
         }
         delay = Math.min(delay * 2, BUSY_RETRY_MAX_MS);
-        [child] = (await db.openRolloutChildren({
+        [child] = (await opening.openRolloutChildren({
           rolloutId: input.rolloutId,
           positions: [child.position],
           kind: operationKind,
