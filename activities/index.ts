@@ -8,6 +8,7 @@ import { createReconcileActivities } from "./reconcile.js";
 import { createRecordActivities } from "./records.js";
 import { createRecoveryActivities } from "./recovery.js";
 import { createReinstallActivities } from "./reinstall.js";
+import { createRolloutActivities } from "./rollouts.js";
 
 export type { ActivityDeps } from "./deps.js";
 
@@ -23,6 +24,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createLivenessActivities(deps),
     ...createReconcileActivities(deps),
     ...createPlanActivities(deps),
+    ...createRolloutActivities(deps),
   };
 }
 

@@ -13,7 +13,9 @@ import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import proto from "@temporalio/proto";
 import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
+import { RolloutKind } from "../gen/axion/infrastructure/v1/plan_pb.js";
 import { ProviderKind } from "../gen/axion/infrastructure/v1/provider_account_service_pb.js";
+import { RolloutStatus } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
 import { ensureHeartbeatMonitor, HEARTBEAT_MONITOR_ID } from "../temporal/heartbeat-monitor.js";
 import { ed25519KeyPair } from "../test/support/keys.js";
 import { watchUntilEnd } from "../test/support/operations.js";
@@ -105,6 +107,32 @@ try {
   const child = reinstalled.events?.find((e) => e.startChildWorkflowExecutionInitiatedEventAttributes)
     ?.startChildWorkflowExecutionInitiatedEventAttributes?.workflowId;
   await save("reinstall-bootstrap", defined(child ?? undefined, "child bootstrap of the reinstall"));
+
+  // A rollout over both servers: the canary's run pauses after its batch and is resumed (an update), then continues as new.
+  const rollout = defined(
+    (
+      await owner.rollouts.startRollout({
+        kind: RolloutKind.TEST_CONNECTION,
+        target: { clusterId },
+        strategy: { canarySize: 1, pauseAfterCanary: true },
+      })
+    ).rollout,
+    "rollout",
+  );
+  for (let i = 0; (await owner.rollouts.getRollout({ id: rollout.id })).rollout?.status !== RolloutStatus.PAUSED; i++) {
+    assert.ok(i < 600, "the rollout pauses after its canary");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await owner.rollouts.resumeRollout({ id: rollout.id });
+  let rolledOut = rollout;
+  for await (const update of owner.rollouts.watchRollout({ id: rollout.id })) rolledOut = update.rollout ?? rolledOut;
+  assert.equal(rolledOut.status, RolloutStatus.SUCCEEDED, rolledOut.reason);
+  const rolloutRuns: { runId: string; started: number }[] = [];
+  for await (const run of harness.client.workflow.list({ query: `WorkflowId = "${rollout.workflowId}"` }))
+    rolloutRuns.push({ runId: run.runId, started: run.startTime.getTime() });
+  rolloutRuns.sort((x, y) => x.started - y.started);
+  await save("rollout-canary", rollout.workflowId, defined(rolloutRuns[0], "first rollout run").runId);
+  await save("rollout-last", rollout.workflowId);
 
   // One page per run: the first run continues as new, the last one ends the check.
   const fleetCheck = await harness.client.workflow.start(systemWorkflows.fleetCheck, {

@@ -12,4 +12,5 @@ export { planWorkflow } from "./plan.js";
 export { reconcileOperationsWorkflow } from "./reconcile.js";
 export { recoveryWorkflow } from "./recovery.js";
 export { reinstallWorkflow } from "./reinstall.js";
+export { rolloutWorkflow } from "./rollout.js";
 export { testConnectionWorkflow } from "./test-connection.js";

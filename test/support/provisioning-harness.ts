@@ -35,6 +35,8 @@ export async function startProvisioningHarness(
     databaseUrl?: string;
     /** Start no worker in this process (the test runs its own). */
     noWorker?: boolean;
+    /** MAX_SERVERS_PER_USER of the API (default 1000). */
+    maxServersPerOwner?: number;
     /** Install the real agent: its binaries, and the address at which test hosts reach this machine. */
     agent?: { binaryDir: string; gateway: string; heartbeatIntervalSeconds: number };
   } = {},
@@ -54,6 +56,7 @@ export async function startProvisioningHarness(
     database,
     workflows: { client, taskQueue },
     providers: options.providers,
+    maxServersPerOwner: options.maxServersPerOwner,
     listenHost: options.agent ? "0.0.0.0" : undefined,
     heartbeatIntervalSeconds: options.agent?.heartbeatIntervalSeconds,
   });
