@@ -17,6 +17,7 @@ import { answerUndecodableBodiesAsInvalidArgument } from "./decode-errors.js";
 import { AGENT_MAX_REQUEST_BYTES } from "./edge-limits.js";
 import { operationService } from "./operation-service.js";
 import { providerAccountService } from "./provider-account-service.js";
+import { registerReflection } from "./reflection-service.js";
 import { requirementsService } from "./requirements-service.js";
 import { serverService } from "./server-service.js";
 import { tokenService } from "./token-service.js";
@@ -47,6 +48,7 @@ export function routes(deps: ApiDeps, agents: AgentServiceDeps) {
     router.service(RequirementsService, requirementsService(deps.db));
     router.service(TokenService, tokenService(deps.db));
     router.service(ProviderAccountService, providerAccountService(deps));
+    registerReflection(router);
     answerUndecodableBodiesAsInvalidArgument(router);
   };
 }
