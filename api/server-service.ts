@@ -7,6 +7,7 @@ import { startServerOperation, type WorkflowGateway } from "../core/provisioning
 import { checkReinstallable, type ReinstallCheckDeps } from "../core/reinstall-checks.js";
 import { createServer, deleteServer, type InventoryDeps, listServers, requireServer, updateServer } from "../core/servers.js";
 import type { SshCredentialInput } from "../core/validation.js";
+import type { ServerStatus as DbServerStatus } from "../db/schema.js";
 import {
   ConnectionOutcome,
   DeployKeyAction,
@@ -28,6 +29,14 @@ function credentialInput(credential: SshCredential | undefined): SshCredentialIn
     default:
       return undefined;
   }
+}
+
+/** A status filter from the proto: UNSPECIFIED means none for `status`, and is refused inside `statuses`. */
+function statusFilter(status: ServerStatus, field: string, required = false): DbServerStatus[] {
+  if (status === ServerStatus.UNSPECIFIED && !required) return [];
+  const known = statusFromProto(status);
+  if (!known) throw AppError.invalid(field, "is not a known server status");
+  return [known];
 }
 
 const outcomes: Record<ConnectionTestResult["outcome"], ConnectionOutcome> = {
@@ -147,9 +156,11 @@ export function serverService(
       return { server: serverMessage(await requireServer(deps.db, requireOwner(ctx), req.id)) };
     },
     async listServers(req, ctx) {
-      const status = req.status === ServerStatus.UNSPECIFIED ? undefined : statusFromProto(req.status);
-      if (req.status !== ServerStatus.UNSPECIFIED && !status) throw AppError.invalid("status", "is not a known server status");
-      const page = await listServers(deps.db, requireOwner(ctx), parsePageRequest(req.pageSize, req.pageToken), { status });
+      const page = await listServers(deps.db, requireOwner(ctx), parsePageRequest(req.pageSize, req.pageToken), {
+        clusterId: req.clusterId,
+        statuses: [...statusFilter(req.status, "status"), ...req.statuses.flatMap((s, i) => statusFilter(s, `statuses[${i}]`, true))],
+        selector: req.selector,
+      });
       return { servers: page.items.map(serverMessage), nextPageToken: page.nextPageToken };
     },
   };

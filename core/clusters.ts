@@ -40,7 +40,7 @@ async function withServerCounts(db: Database, rows: ClusterRow[]): Promise<Clust
 }
 
 /** The owner's cluster, or NotFound: another owner's id is indistinguishable from a missing one. */
-export async function requireCluster(db: Database, owner: Owner, id: string, field = "id"): Promise<ClusterRow> {
+export async function requireCluster(db: Database, owner: Pick<Owner, "id">, id: string, field = "id"): Promise<ClusterRow> {
   const clusterId = requireId(field, id);
   const [row] = await db
     .select()

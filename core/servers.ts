@@ -1,8 +1,8 @@
-import { and, asc, count, eq, gt, type SQL } from "drizzle-orm";
+import { and, asc, count, eq, gt } from "drizzle-orm";
 import { z } from "zod";
 import type { Database } from "../db/client.js";
 import { newId } from "../db/ids.js";
-import { owners, providerAccounts, type ServerStatus, serverCredentials, servers } from "../db/schema.js";
+import { owners, providerAccounts, serverCredentials, servers } from "../db/schema.js";
 import { requireCluster } from "./clusters.js";
 import type { CredentialsCipher } from "./credentials-cipher.js";
 import { isForeignKeyViolation, isUniqueViolation } from "./db-errors.js";
@@ -14,6 +14,7 @@ import { refuseWhileOperationRuns } from "./operations.js";
 import type { Owner } from "./owners.js";
 import { type PageRequest, toPage } from "./pagination.js";
 import { requireProviderAccount } from "./provider-accounts.js";
+import { type ServerTarget, targetConditions } from "./server-selection.js";
 import { setServerStatus } from "./server-status.js";
 import {
   cleanText,
@@ -263,15 +264,14 @@ export async function deleteServer(db: Database, owner: Owner, id: string): Prom
   await db.delete(servers).where(and(eq(servers.id, existing.id), eq(servers.ownerId, owner.id)));
 }
 
+/** A page of the owner's servers matching `filter` (core/server-selection.ts), in id order. */
 export async function listServers(
   db: Database,
   owner: Owner,
   page: PageRequest,
-  filter: { clusterId?: string; status?: ServerStatus } = {},
+  filter: ServerTarget = {},
 ): Promise<{ items: ServerRow[]; nextPageToken: string }> {
-  const conditions: (SQL | undefined)[] = [eq(servers.ownerId, owner.id)];
-  if (filter.clusterId) conditions.push(eq(servers.clusterId, filter.clusterId));
-  if (filter.status) conditions.push(eq(servers.status, filter.status));
+  const conditions = await targetConditions(db, owner.id, filter);
   if (page.afterId) conditions.push(gt(servers.id, page.afterId));
   const rows = await db
     .select()

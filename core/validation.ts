@@ -73,8 +73,9 @@ export const sshUser = z
   .string()
   .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be 1-32 characters: lower-case letters, digits, '_' or '-', not starting with a digit or '-'");
 
-const labelKey = /^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?\/)?[a-z0-9A-Z]([a-z0-9A-Z._-]{0,61}[a-z0-9A-Z])?$/;
-const labelValue = /^([a-z0-9A-Z]([a-z0-9A-Z._-]{0,61}[a-z0-9A-Z])?)?$/;
+/** Kubernetes label rules: an optional DNS-subdomain prefix and "/", a name of at most 63 characters. */
+export const labelKey = /^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?\/)?[a-z0-9A-Z]([a-z0-9A-Z._-]{0,61}[a-z0-9A-Z])?$/;
+export const labelValue = /^([a-z0-9A-Z]([a-z0-9A-Z._-]{0,61}[a-z0-9A-Z])?)?$/;
 
 export const labels = z.record(z.string(), z.string()).superRefine((value, ctx) => {
   const entries = Object.entries(value);
