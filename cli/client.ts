@@ -3,6 +3,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { ClusterService } from "../gen/axion/infrastructure/v1/cluster_service_pb.js";
 import { OperationService } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
+import { RolloutService } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
 import { ServerService } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { TokenService } from "../gen/axion/infrastructure/v1/token_service_pb.js";
 import { connection } from "./config.js";
@@ -14,6 +15,7 @@ export interface Api {
   operations: Client<typeof OperationService>;
   agents: Client<typeof AgentService>;
   tokens: Client<typeof TokenService>;
+  rollouts: Client<typeof RolloutService>;
 }
 
 /** The generated Connect clients over one transport, with the bearer token on every call. */
@@ -30,6 +32,7 @@ export function apiClient(url: string, token: string | undefined): Api {
     operations: createClient(OperationService, transport),
     agents: createClient(AgentService, transport),
     tokens: createClient(TokenService, transport),
+    rollouts: createClient(RolloutService, transport),
   };
 }
 

@@ -23,7 +23,10 @@ export function readConfig(path = configPath()): StoredConfig {
   }
   try {
     const parsed = JSON.parse(text) as StoredConfig;
-    return { api: typeof parsed.api === "string" ? parsed.api : undefined, token: typeof parsed.token === "string" ? parsed.token : undefined };
+    return {
+      api: typeof parsed.api === "string" ? parsed.api : undefined,
+      token: typeof parsed.token === "string" ? parsed.token : undefined,
+    };
   } catch {
     throw CliError.usage(`${path} is not valid JSON: fix or delete it, then run axion login`);
   }

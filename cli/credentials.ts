@@ -23,7 +23,10 @@ const expandHome = (path: string) => (path.startsWith("~/") ? `${homedir()}${pat
  * The SSH credential from --key-file (passphrase from AXION_KEY_PASSPHRASE or a prompt, only when the key
  * is encrypted) or --password-stdin; undefined when neither is given.
  */
-export async function credentialFrom(argv: { "key-file"?: string; "password-stdin"?: boolean }): Promise<MessageInitShape<typeof SshCredentialSchema> | undefined> {
+export async function credentialFrom(argv: {
+  "key-file"?: string;
+  "password-stdin"?: boolean;
+}): Promise<MessageInitShape<typeof SshCredentialSchema> | undefined> {
   if (argv["key-file"] && argv["password-stdin"]) throw CliError.usage("give either --key-file or --password-stdin, not both");
   if (argv["password-stdin"]) return { method: { case: "password", value: readStdin("--password-stdin") } };
   if (!argv["key-file"]) return undefined;
@@ -31,7 +34,9 @@ export async function credentialFrom(argv: { "key-file"?: string; "password-stdi
   try {
     key = readFileSync(expandHome(argv["key-file"]), "utf8");
   } catch (error) {
-    throw CliError.usage(`--key-file ${argv["key-file"]}: ${(error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : "cannot be read"}`);
+    throw CliError.usage(
+      `--key-file ${argv["key-file"]}: ${(error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : "cannot be read"}`,
+    );
   }
   let passphrase = process.env.AXION_KEY_PASSPHRASE ?? "";
   if (passphrase === "" && keyIsEncrypted(key)) {

@@ -12,23 +12,40 @@ import { CliError, describeError, Exit } from "./errors.js";
 import { refuseSecretArguments } from "./secrets.js";
 
 export function parser(argv: string[]): Argv {
-  let y = yargs(argv)
+  let y: Argv = yargs(argv)
     .scriptName("axion")
     .usage("$0 <command> [options]\n\nThe Axion Infra command line: inventory, provisioning and fleet rollouts over the API.")
-    .option("output", { alias: "o", choices: ["table", "json"] as const, default: "table" as const, describe: "table for people, json (one document, snake_case fields) for scripts", global: true })
+    .option("output", {
+      alias: "o",
+      choices: ["table", "json"] as const,
+      default: "table" as const,
+      describe: "table for people, json (one document, snake_case fields) for scripts",
+      global: true,
+    })
     .completion("completion-script", false)
     .strict()
     .demandCommand(1, "name a command (axion --help lists them)")
-    .recommendCommands()
     .help()
     .alias("h", "help")
     .version(false)
     .wrap(Math.min(120, process.stdout.columns || 100))
-    .epilogue("Exit codes: 0 ok, 1 the operation failed, 2 usage error, 3 not found or not allowed, 4 the API cannot be reached.\nAXION_API and AXION_TOKEN override the config file written by axion login.")
+    .epilogue(
+      "Exit codes: 0 ok, 1 the operation failed, 2 usage error, 3 not found or not allowed, 4 the API cannot be reached.\nAXION_API and AXION_TOKEN override the config file written by axion login.",
+    )
     .fail((message, error) => {
       throw error ?? CliError.usage(message);
     });
-  for (const add of [loginCommands, tokensCommand, clustersCommand, serversCommand, opsCommand, rolloutCommand, agentsCommand, completionCommand]) y = add(y);
+  for (const add of [
+    loginCommands,
+    tokensCommand,
+    clustersCommand,
+    serversCommand,
+    opsCommand,
+    rolloutCommand,
+    agentsCommand,
+    completionCommand,
+  ])
+    y = add(y);
   return y;
 }
 

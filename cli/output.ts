@@ -1,6 +1,6 @@
+import { styleText } from "node:util";
 import { type DescMessage, type MessageShape, toJson } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
-import { styleText } from "node:util";
 
 export type Format = "table" | "json";
 

@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Cluster } from "../gen/axion/infrastructure/v1/cluster_service_pb.js";
-import type { Server } from "../gen/axion/infrastructure/v1/server_service_pb.js";
+import type { Server, ServerStatus } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import type { Api } from "./client.js";
 import { CliError } from "./errors.js";
 
@@ -18,9 +18,9 @@ export async function listAll<T>(page: (pageToken: string) => Promise<{ items: T
   return all;
 }
 
-export const allServers = (api: Api) =>
+export const allServers = (api: Api, filters: { clusterId?: string; statuses?: ServerStatus[]; selector?: string } = {}) =>
   listAll(async (pageToken) => {
-    const r = await api.servers.listServers({ pageSize: 500, pageToken });
+    const r = await api.servers.listServers({ ...filters, pageSize: 500, pageToken });
     return { items: r.servers, next: r.nextPageToken };
   });
 
@@ -44,7 +44,9 @@ export function pick<T extends { id: string; name: string }>(what: string, handl
     .slice(0, 5)
     .map((m) => `${m.name} (${m.id})`)
     .join(", ");
-  throw CliError.usage(`"${handle}" matches ${matches.length} ${what}s: ${names}${matches.length > 5 ? ", …" : ""}; give the full id or the name`);
+  throw CliError.usage(
+    `"${handle}" matches ${matches.length} ${what}s: ${names}${matches.length > 5 ? ", …" : ""}; give the full id or the name`,
+  );
 }
 
 /** A full id is looked up directly (one call); anything else through the list. */

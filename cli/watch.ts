@@ -30,9 +30,13 @@ export function render(op: Operation, serverName: string, frame = 0, now = Date.
   for (const step of op.steps) lines.push(stepLine(step, width, frame, now));
   const status = operationStatus(op);
   if (op.status === OperationStatus.RUNNING) {
-    if (!op.steps.some((s) => s.status === "running")) lines.push(`  ${paint("cyan", frames[frame % frames.length] as string)} waiting for the next step`);
+    if (!op.steps.some((s) => s.status === "running"))
+      lines.push(`  ${paint("cyan", frames[frame % frames.length] as string)} waiting for the next step`);
   } else {
-    const total = op.finishTime && op.startTime ? ` in ${duration(timestampDate(op.finishTime).getTime() - timestampDate(op.startTime).getTime())}` : "";
+    const total =
+      op.finishTime && op.startTime
+        ? ` in ${duration(timestampDate(op.finishTime).getTime() - timestampDate(op.startTime).getTime())}`
+        : "";
     const end = `${status.toUpperCase()}${total}`;
     lines.push(op.status === OperationStatus.SUCCEEDED ? paint("green", end) : paint("red", end));
     if (op.error) lines.push(`${paint("red", "error:")} ${op.error.replace(/\s+/g, " ")}`);
@@ -59,12 +63,25 @@ export async function watchOperation(api: Api, id: string, serverName: string): 
       drawn = lines.length;
     } else {
       // Only finished lines are final; the running step is printed once it ends.
-      const final = latest.status === OperationStatus.RUNNING ? lines.filter((l) => !l.includes("waiting for")).slice(0, 1 + latest.steps.filter((s) => s.status !== "running").length) : lines;
-      process.stdout.write(final.slice(printed).map((l) => `${l}\n`).join(""));
+      const final =
+        latest.status === OperationStatus.RUNNING
+          ? lines.filter((l) => !l.includes("waiting for")).slice(0, 1 + latest.steps.filter((s) => s.status !== "running").length)
+          : lines;
+      process.stdout.write(
+        final
+          .slice(printed)
+          .map((l) => `${l}\n`)
+          .join(""),
+      );
       printed = Math.max(printed, final.length);
     }
   };
-  const spinner = tty ? setInterval(() => { frame += 1; draw(); }, 120) : undefined;
+  const spinner = tty
+    ? setInterval(() => {
+        frame += 1;
+        draw();
+      }, 120)
+    : undefined;
   const onInterrupt = () => abort.abort();
   process.once("SIGINT", onInterrupt);
   try {

@@ -1,7 +1,7 @@
 import type { Argv } from "yargs";
 import { type Cluster, ClusterSchema } from "../../gen/axion/infrastructure/v1/cluster_service_pb.js";
 import { api } from "../client.js";
-import type { GlobalOptions } from "../context.js";
+import { type GlobalOptions, globals, isJson } from "../context.js";
 import { parseLabels } from "../labels.js";
 import { labels, messageJson, printFields, printJson, printTable, time } from "../output.js";
 import { allClusters, resolveCluster } from "../resolve.js";
@@ -31,7 +31,7 @@ export function clustersCommand(y: Argv): Argv {
         (c) => c,
         async (argv) => {
           const clusters = await allClusters(api());
-          if ((argv as GlobalOptions).output === "json") return printJson({ clusters: clusters.map((c) => messageJson(ClusterSchema, c)) });
+          if (isJson(argv)) return printJson({ clusters: clusters.map((c) => messageJson(ClusterSchema, c)) });
           printTable(
             ["NAME", "ID", "SERVERS", "LABELS", "DESCRIPTION"],
             clusters.map((c) => [c.name, c.id, String(c.serverCount), labels(c.labels), c.description]),
@@ -42,7 +42,7 @@ export function clustersCommand(y: Argv): Argv {
         "get <cluster>",
         "Show a cluster (name or id)",
         (c) => c.positional("cluster", { type: "string", demandOption: true }),
-        async (argv) => show(await resolveCluster(api(), argv.cluster), argv as GlobalOptions),
+        async (argv) => show(await resolveCluster(api(), argv.cluster), globals(argv)),
       )
       .command(
         "create <name>",
@@ -54,7 +54,7 @@ export function clustersCommand(y: Argv): Argv {
             .option("label", labelOption),
         async (argv) => {
           const r = await api().clusters.createCluster({ name: argv.name, description: argv.description, labels: parseLabels(argv.label) });
-          show(r.cluster, argv as GlobalOptions);
+          show(r.cluster, globals(argv));
         },
       )
       .command(
@@ -75,7 +75,7 @@ export function clustersCommand(y: Argv): Argv {
             description: argv.description,
             labels: argv.label ? { entries: parseLabels(argv.label) } : undefined,
           });
-          show(r.cluster, argv as GlobalOptions);
+          show(r.cluster, globals(argv));
         },
       )
       .command(
@@ -86,7 +86,7 @@ export function clustersCommand(y: Argv): Argv {
           const client = api();
           const cluster = await resolveCluster(client, argv.cluster);
           await client.clusters.deleteCluster({ id: cluster.id });
-          if ((argv as GlobalOptions).output === "json") return printJson({ deleted: { id: cluster.id, name: cluster.name } });
+          if (isJson(argv)) return printJson({ deleted: { id: cluster.id, name: cluster.name } });
           process.stdout.write(`Cluster ${cluster.name} deleted\n`);
         },
       )

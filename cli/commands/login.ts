@@ -1,13 +1,13 @@
 import type { Argv } from "yargs";
 import { type Token, TokenSchema } from "../../gen/axion/infrastructure/v1/token_service_pb.js";
+import type { Api } from "../client.js";
 import { api, apiClient } from "../client.js";
 import { configPath, normaliseApi, readConfig, writeConfig } from "../config.js";
-import type { GlobalOptions } from "../context.js";
+import { type GlobalOptions, globals, isJson } from "../context.js";
 import { CliError } from "../errors.js";
 import { ago, messageJson, printFields, printJson, time } from "../output.js";
 import { listAll } from "../resolve.js";
 import { promptSecret, readStdin } from "../secrets.js";
-import type { Api } from "../client.js";
 
 async function currentToken(client: Api): Promise<Token | undefined> {
   const tokens = await listAll(async (pageToken) => {
@@ -37,7 +37,7 @@ export function loginCommands(y: Argv): Argv {
         const client = apiClient(url, token);
         const current = await currentToken(client);
         writeConfig({ ...readConfig(), api: url, token });
-        if ((argv as GlobalOptions).output === "json") {
+        if (isJson(argv)) {
           printJson({ api: url, config_file: configPath(), token: current ? messageJson(TokenSchema, current) : null });
         } else {
           process.stdout.write(`Logged in to ${url} with ${describeToken(current)}; saved in ${configPath()}\n`);
@@ -62,7 +62,7 @@ export function loginCommands(y: Argv): Argv {
         const client = api();
         const current = await currentToken(client);
         const source = process.env.AXION_TOKEN?.trim() ? "AXION_TOKEN" : configPath();
-        if ((argv as GlobalOptions).output === "json") {
+        if (isJson(argv)) {
           printJson({ api: client.url, token_source: source, token: current ? messageJson(TokenSchema, current) : null });
           return;
         }

@@ -2,7 +2,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Argv } from "yargs";
 import { type Operation, OperationSchema } from "../../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { type Api, api } from "../client.js";
-import type { GlobalOptions } from "../context.js";
+import { type GlobalOptions, globals, isJson } from "../context.js";
 import { CliError } from "../errors.js";
 import { duration, messageJson, printJson, printTable, statusText, time } from "../output.js";
 import { resolveServer } from "../resolve.js";
@@ -28,9 +28,15 @@ async function resolveOperation(client: Api, handle: string): Promise<{ op: Oper
 }
 
 const took = (op: Operation) =>
-  op.startTime ? duration((op.finishTime ? timestampDate(op.finishTime).getTime() : Date.now()) - timestampDate(op.startTime).getTime()) : "-";
+  op.startTime
+    ? duration((op.finishTime ? timestampDate(op.finishTime).getTime() : Date.now()) - timestampDate(op.startTime).getTime())
+    : "-";
 
-const handleArg = { type: "string", demandOption: true, describe: "operation id, or a server (name or id) for its latest operation" } as const;
+const handleArg = {
+  type: "string",
+  demandOption: true,
+  describe: "operation id, or a server (name or id) for its latest operation",
+} as const;
 
 export function opsCommand(y: Argv): Argv {
   return y.command(["ops", "operations"], "Operations: list, get, watch, cancel", (t) =>
@@ -42,11 +48,19 @@ export function opsCommand(y: Argv): Argv {
         async (argv) => {
           const client = api();
           const server = await resolveServer(client, argv.server);
-          const ops = (await client.operations.listOperations({ serverId: server.id, pageSize: Math.min(500, Math.max(1, argv.limit)) })).operations;
-          if ((argv as GlobalOptions).output === "json") return printJson({ operations: ops.map((o) => messageJson(OperationSchema, o)) });
+          const ops = (await client.operations.listOperations({ serverId: server.id, pageSize: Math.min(500, Math.max(1, argv.limit)) }))
+            .operations;
+          if (isJson(argv)) return printJson({ operations: ops.map((o) => messageJson(OperationSchema, o)) });
           printTable(
             ["ID", "KIND", "STATUS", "STARTED", "TOOK", "STEP / ERROR"],
-            ops.map((o) => [o.id, operationKind(o), statusText(operationStatus(o)), time(o.startTime), took(o), (o.error || o.currentStep).replace(/\s+/g, " ").slice(0, 80)]),
+            ops.map((o) => [
+              o.id,
+              operationKind(o),
+              statusText(operationStatus(o)),
+              time(o.startTime),
+              took(o),
+              (o.error || o.currentStep).replace(/\s+/g, " ").slice(0, 80),
+            ]),
           );
         },
       )
@@ -56,7 +70,7 @@ export function opsCommand(y: Argv): Argv {
         (c) => c.positional("operation", handleArg),
         async (argv) => {
           const { op, serverName } = await resolveOperation(api(), argv.operation);
-          if ((argv as GlobalOptions).output === "json") return printJson({ operation: messageJson(OperationSchema, op) });
+          if (isJson(argv)) return printJson({ operation: messageJson(OperationSchema, op) });
           process.stdout.write(`${render(op, serverName).join("\n")}\n`);
         },
       )
@@ -68,7 +82,7 @@ export function opsCommand(y: Argv): Argv {
           const client = api();
           const { op, serverName } = await resolveOperation(client, argv.operation);
           let final = op;
-          if ((argv as GlobalOptions).output === "json") {
+          if (isJson(argv)) {
             for await (const m of client.operations.watchOperation({ id: op.id })) if (m.operation) final = m.operation;
             printJson({ operation: messageJson(OperationSchema, final) });
           } else {
@@ -86,7 +100,7 @@ export function opsCommand(y: Argv): Argv {
           const { op } = await resolveOperation(client, argv.operation);
           const r = await client.operations.cancelOperation({ id: op.id });
           const after = r.operation ?? op;
-          if ((argv as GlobalOptions).output === "json") return printJson({ operation: messageJson(OperationSchema, after) });
+          if (isJson(argv)) return printJson({ operation: messageJson(OperationSchema, after) });
           process.stdout.write(`Operation ${op.id}: ${operationStatus(after)}\n`);
         },
       )

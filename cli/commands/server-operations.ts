@@ -1,14 +1,22 @@
 import type { Argv } from "yargs";
-import { DeployKeyAction, TestServerConnectionResponseSchema, ConnectionOutcome } from "../../gen/axion/infrastructure/v1/server_service_pb.js";
-import { ServerSchema } from "../../gen/axion/infrastructure/v1/server_service_pb.js";
+import {
+  ConnectionOutcome,
+  DeployKeyAction,
+  ServerSchema,
+  TestServerConnectionResponseSchema,
+} from "../../gen/axion/infrastructure/v1/server_service_pb.js";
 import { type Api, api } from "../client.js";
-import type { GlobalOptions } from "../context.js";
+import { type GlobalOptions, globals, isJson } from "../context.js";
 import { CliError } from "../errors.js";
 import { followStarted } from "../operation-start.js";
 import { enumName, messageJson, printFields, printJson, statusText } from "../output.js";
 import { resolveServer } from "../resolve.js";
 
-type Start = (client: Api, id: string, argv: Record<string, unknown>) => Promise<{ operation?: import("../../gen/axion/infrastructure/v1/operation_service_pb.js").Operation }>;
+type Start = (
+  client: Api,
+  id: string,
+  argv: Record<string, unknown>,
+) => Promise<{ operation?: import("../../gen/axion/infrastructure/v1/operation_service_pb.js").Operation }>;
 
 const starts: { command: string; describe: string; options?: (c: Argv) => Argv; start: Start }[] = [
   {
@@ -25,7 +33,8 @@ const starts: { command: string; describe: string; options?: (c: Argv) => Argv; 
   {
     command: "recover <server>",
     describe: "Diagnose and fix disk use and a hung Docker",
-    options: (c) => c.option("threshold", { type: "number", describe: "disk use percent that triggers a cleanup (default: the service's)" }),
+    options: (c) =>
+      c.option("threshold", { type: "number", describe: "disk use percent that triggers a cleanup (default: the service's)" }),
     start: (c, id, argv) => c.servers.recoverServer({ id, diskThresholdPercent: (argv.threshold as number | undefined) ?? 0 }),
   },
   {
@@ -51,7 +60,7 @@ export function serverOperationCommands(y: Argv): Argv {
       const server = await resolveServer(client, argv.server);
       const r = await client.servers.testServerConnection({ id: server.id });
       const outcome = enumName(ConnectionOutcome, r.outcome, "CONNECTION_OUTCOME");
-      if ((argv as GlobalOptions).output === "json") printJson(messageJson(TestServerConnectionResponseSchema, r));
+      if (isJson(argv)) printJson(messageJson(TestServerConnectionResponseSchema, r));
       else {
         const f = r.facts;
         printFields([
@@ -71,31 +80,40 @@ export function serverOperationCommands(y: Argv): Argv {
             : []),
         ]);
       }
-      if (r.outcome !== ConnectionOutcome.OK) throw CliError.failed(`connection test of ${server.name}: ${outcome}${r.message ? `: ${r.message}` : ""}`);
+      if (r.outcome !== ConnectionOutcome.OK)
+        throw CliError.failed(`connection test of ${server.name}: ${outcome}${r.message ? `: ${r.message}` : ""}`);
     },
   );
   for (const s of starts) {
     out = out.command(
       s.command,
       s.describe,
-      (c) => (s.options ?? ((x: Argv) => x))(c.positional("server", { type: "string", demandOption: true }).option("watch", { alias: "w", type: "boolean", default: false, describe: "show the steps live until it ends" })),
+      (c) =>
+        (s.options ?? ((x: Argv) => x))(
+          c
+            .positional("server", { type: "string", demandOption: true })
+            .option("watch", { alias: "w", type: "boolean", default: false, describe: "show the steps live until it ends" }),
+        ),
       async (argv) => {
         const client = api();
         const server = await resolveServer(client, argv.server as string);
         const r = await s.start(client, server.id, argv);
-        await followStarted(client, r.operation, server.name, argv as GlobalOptions & { watch: boolean });
+        await followStarted(client, r.operation, server.name, { ...globals(argv), watch: argv.watch as boolean });
       },
     );
   }
   return out.command(
     "accept-host-key <server>",
     "Pin a changed host key, after checking the host presents exactly this fingerprint",
-    (c) => c.positional("server", { type: "string", demandOption: true }).option("fingerprint", { type: "string", demandOption: true, describe: "SHA256:… as ssh-keygen -lf prints it" }),
+    (c) =>
+      c
+        .positional("server", { type: "string", demandOption: true })
+        .option("fingerprint", { type: "string", demandOption: true, describe: "SHA256:… as ssh-keygen -lf prints it" }),
     async (argv) => {
       const client = api();
       const server = await resolveServer(client, argv.server);
       const r = await client.servers.acceptHostKey({ id: server.id, expectedFingerprint: argv.fingerprint });
-      if ((argv as GlobalOptions).output === "json") return printJson({ server: r.server ? messageJson(ServerSchema, r.server) : null });
+      if (isJson(argv)) return printJson({ server: r.server ? messageJson(ServerSchema, r.server) : null });
       process.stdout.write(`Host key of ${server.name} pinned: ${r.server?.hostKeyFingerprint}\n`);
     },
   );

@@ -1,13 +1,12 @@
 import type { Argv } from "yargs";
 import { type Server, ServerSchema, ServerStatus } from "../../gen/axion/infrastructure/v1/server_service_pb.js";
 import { api } from "../client.js";
-import type { GlobalOptions } from "../context.js";
+import { type GlobalOptions, globals, isJson } from "../context.js";
 import { credentialFrom } from "../credentials.js";
 import { CliError } from "../errors.js";
 import { parseLabels } from "../labels.js";
 import { enumName, labels, messageJson, printFields, printJson, printTable, statusText, time } from "../output.js";
 import { allClusters, allServers, resolveCluster, resolveServer } from "../resolve.js";
-import { matches, parseSelector } from "../selector.js";
 import { metricsCommand } from "./metrics.js";
 import { serverOperationCommands } from "./server-operations.js";
 
@@ -50,24 +49,33 @@ export function serversCommand(y: Argv): Argv {
         (c) =>
           c
             .option("cluster", { type: "string", describe: "only this cluster (name or id)" })
-            .option("selector", { alias: "l", type: "string", describe: "label selector: k=v,k!=v,k,!k" })
-            .option("status", { type: "string", choices: statusNames, describe: "only servers in this status" }),
+            .option("selector", { alias: "l", type: "string", describe: "label selector: role=web,env!=dev,tier in (a,b),!legacy" })
+            .option("status", {
+              type: "string",
+              array: true,
+              choices: statusNames,
+              describe: "only servers in these statuses (repeatable)",
+            }),
         async (argv) => {
           const client = api();
-          const selector = argv.selector ? parseSelector(argv.selector) : undefined;
-          const [servers, clusters] = await Promise.all([allServers(client), allClusters(client)]);
-          const clusterId = argv.cluster ? (await resolveCluster(client, argv.cluster)).id : undefined;
+          const clusterId = argv.cluster ? (await resolveCluster(client, argv.cluster)).id : "";
+          const statuses = (argv.status ?? []).map((name) => ServerStatus[name.toUpperCase() as keyof typeof ServerStatus] as ServerStatus);
+          const [shown, clusters] = await Promise.all([
+            allServers(client, { clusterId, statuses, selector: argv.selector ?? "" }),
+            allClusters(client),
+          ]);
           const names = new Map(clusters.map((c) => [c.id, c.name]));
-          const shown = servers.filter(
-            (srv) =>
-              (!clusterId || srv.clusterId === clusterId) &&
-              (!argv.status || serverStatus(srv) === argv.status) &&
-              (!selector || matches(selector, srv.labels)),
-          );
-          if ((argv as GlobalOptions).output === "json") return printJson({ servers: shown.map((srv) => messageJson(ServerSchema, srv)) });
+          if (isJson(argv)) return printJson({ servers: shown.map((srv) => messageJson(ServerSchema, srv)) });
           printTable(
             ["NAME", "CLUSTER", "ADDRESS", "STATUS", "LABELS", "ID"],
-            shown.map((srv) => [srv.name, names.get(srv.clusterId) ?? srv.clusterId, `${srv.host}:${srv.sshPort}`, statusText(serverStatus(srv)), labels(srv.labels), srv.id]),
+            shown.map((srv) => [
+              srv.name,
+              names.get(srv.clusterId) ?? srv.clusterId,
+              `${srv.host}:${srv.sshPort}`,
+              statusText(serverStatus(srv)),
+              labels(srv.labels),
+              srv.id,
+            ]),
           );
         },
       )
@@ -79,7 +87,7 @@ export function serversCommand(y: Argv): Argv {
           const client = api();
           const server = await resolveServer(client, argv.server);
           const cluster = await client.clusters.getCluster({ id: server.clusterId });
-          show(server, cluster.cluster?.name ?? server.clusterId, argv as GlobalOptions);
+          show(server, cluster.cluster?.name ?? server.clusterId, globals(argv));
         },
       )
       .command(
@@ -108,7 +116,7 @@ export function serversCommand(y: Argv): Argv {
             credential,
             labels: parseLabels(argv.label),
           });
-          show(r.server, cluster.name, argv as GlobalOptions);
+          show(r.server, cluster.name, globals(argv));
         },
       )
       .command(
@@ -139,7 +147,7 @@ export function serversCommand(y: Argv): Argv {
             labels: argv.label ? { entries: parseLabels(argv.label) } : undefined,
           });
           const clusterName = cluster?.name ?? (await client.clusters.getCluster({ id: server.clusterId })).cluster?.name ?? "";
-          show(r.server, clusterName, argv as GlobalOptions);
+          show(r.server, clusterName, globals(argv));
         },
       )
       .command(
@@ -150,7 +158,7 @@ export function serversCommand(y: Argv): Argv {
           const client = api();
           const server = await resolveServer(client, argv.server);
           await client.servers.deleteServer({ id: server.id });
-          if ((argv as GlobalOptions).output === "json") return printJson({ deleted: { id: server.id, name: server.name } });
+          if (isJson(argv)) return printJson({ deleted: { id: server.id, name: server.name } });
           process.stdout.write(`Server ${server.name} deleted\n`);
         },
       );

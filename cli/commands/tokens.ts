@@ -2,7 +2,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Argv } from "yargs";
 import { type Token, TokenSchema } from "../../gen/axion/infrastructure/v1/token_service_pb.js";
 import { type Api, api } from "../client.js";
-import type { GlobalOptions } from "../context.js";
+import { type GlobalOptions, globals, isJson } from "../context.js";
 import { CliError } from "../errors.js";
 import { ago, messageJson, printJson, printTable, time } from "../output.js";
 import { listAll, pick } from "../resolve.js";
@@ -36,10 +36,19 @@ export function tokensCommand(y: Argv): Argv {
         (c) => c,
         async (argv) => {
           const tokens = await allTokens(api());
-          if ((argv as GlobalOptions).output === "json") return printJson({ tokens: tokens.map((t) => messageJson(TokenSchema, t)) });
+          if (isJson(argv)) return printJson({ tokens: tokens.map((t) => messageJson(TokenSchema, t)) });
           printTable(
             ["ID", "LABEL", "PREFIX", "STATE", "CREATED", "EXPIRES", "LAST USED", "CURRENT"],
-            tokens.map((t) => [t.id, t.label || "-", `${t.prefix}…`, state(t), time(t.createTime), t.expireTime ? time(t.expireTime) : "never", ago(t.lastUseTime), t.current ? "*" : ""]),
+            tokens.map((t) => [
+              t.id,
+              t.label || "-",
+              `${t.prefix}…`,
+              state(t),
+              time(t.createTime),
+              t.expireTime ? time(t.expireTime) : "never",
+              ago(t.lastUseTime),
+              t.current ? "*" : "",
+            ]),
           );
         },
       )
@@ -53,7 +62,7 @@ export function tokensCommand(y: Argv): Argv {
         async (argv) => {
           const expireTime = argv.expires ? timestampFromDate(parseLifetime(argv.expires)) : undefined;
           const r = await api().tokens.createToken({ label: argv.label, expireTime });
-          if ((argv as GlobalOptions).output === "json") {
+          if (isJson(argv)) {
             return printJson({ token: r.token ? messageJson(TokenSchema, r.token) : null, bearer_token: r.bearerToken });
           }
           process.stderr.write(`Token "${argv.label}" created (${r.token?.id}). It is shown only this once:\n`);
@@ -66,9 +75,13 @@ export function tokensCommand(y: Argv): Argv {
         (c) => c.positional("token", { type: "string", demandOption: true }),
         async (argv) => {
           const client = api();
-          const token = pick("token", argv.token, (await allTokens(client)).map((t) => Object.assign(t, { name: t.label })));
+          const token = pick(
+            "token",
+            argv.token,
+            (await allTokens(client)).map((t) => Object.assign(t, { name: t.label })),
+          );
           const r = await client.tokens.revokeToken({ id: token.id });
-          if ((argv as GlobalOptions).output === "json") return printJson({ token: r.token ? messageJson(TokenSchema, r.token) : null });
+          if (isJson(argv)) return printJson({ token: r.token ? messageJson(TokenSchema, r.token) : null });
           process.stdout.write(`Token ${token.label || token.id} revoked\n`);
         },
       )
