@@ -2,7 +2,7 @@ import type { Argv } from "yargs";
 import { GetAgentStatusResponseSchema } from "../../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { ServerStatus } from "../../gen/axion/infrastructure/v1/server_service_pb.js";
 import { api } from "../client.js";
-import { type GlobalOptions, globals, isJson } from "../context.js";
+import { isJson } from "../context.js";
 import { ago, bytes, enumName, messageJson, printFields, printJson, statusText, time } from "../output.js";
 import { resolveServer } from "../resolve.js";
 

@@ -6,7 +6,7 @@ import { parseLabels } from "../labels.js";
 import { labels, messageJson, printFields, printJson, printTable, time } from "../output.js";
 import { allClusters, resolveCluster } from "../resolve.js";
 
-function show(cluster: Cluster | undefined, argv: GlobalOptions): void {
+function show(cluster: Cluster | undefined, argv: GlobalOptions) {
   if (!cluster) return;
   if (argv.output === "json") return printJson({ cluster: messageJson(ClusterSchema, cluster) });
   printFields([

@@ -18,9 +18,9 @@ export function completionCommand(y: Argv): Argv {
     "completion <shell>",
     "Print the shell completion script: source <(axion completion bash), or add it to ~/.zshrc",
     (c) => c.positional("shell", { choices: ["bash", "zsh"] as const, demandOption: true }),
-    () => {
+    (argv) => {
       // yargs' typings omit the arguments: the program name and the completion command.
-      (y.showCompletionScript as unknown as (name: string, command: string) => void)("axion", "completion-script");
+      (y.showCompletionScript as unknown as (name: string, command: string) => void)("axion", `completion ${argv.shell}`);
     },
   );
 }

@@ -3,7 +3,7 @@ import { type Token, TokenSchema } from "../../gen/axion/infrastructure/v1/token
 import type { Api } from "../client.js";
 import { api, apiClient } from "../client.js";
 import { configPath, normaliseApi, readConfig, writeConfig } from "../config.js";
-import { type GlobalOptions, globals, isJson } from "../context.js";
+import { isJson } from "../context.js";
 import { CliError } from "../errors.js";
 import { ago, messageJson, printFields, printJson, time } from "../output.js";
 import { listAll } from "../resolve.js";

@@ -2,7 +2,7 @@ import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Argv } from "yargs";
 import { ListMetricsResponseSchema, type MetricsSample } from "../../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { api } from "../client.js";
-import { type GlobalOptions, globals, isJson } from "../context.js";
+import { isJson } from "../context.js";
 import { CliError } from "../errors.js";
 import { messageJson, printJson, printTable, sparkline } from "../output.js";
 import { resolveServer } from "../resolve.js";

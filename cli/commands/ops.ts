@@ -2,7 +2,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Argv } from "yargs";
 import { type Operation, OperationSchema } from "../../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { type Api, api } from "../client.js";
-import { type GlobalOptions, globals, isJson } from "../context.js";
+import { isJson } from "../context.js";
 import { CliError } from "../errors.js";
 import { duration, messageJson, printJson, printTable, statusText, time } from "../output.js";
 import { resolveServer } from "../resolve.js";

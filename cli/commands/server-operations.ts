@@ -6,7 +6,7 @@ import {
   TestServerConnectionResponseSchema,
 } from "../../gen/axion/infrastructure/v1/server_service_pb.js";
 import { type Api, api } from "../client.js";
-import { type GlobalOptions, globals, isJson } from "../context.js";
+import { globals, isJson } from "../context.js";
 import { CliError } from "../errors.js";
 import { followStarted } from "../operation-start.js";
 import { enumName, messageJson, printFields, printJson, statusText } from "../output.js";

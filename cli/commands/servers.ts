@@ -16,7 +16,7 @@ const statusNames = Object.keys(ServerStatus)
   .filter((k) => Number.isNaN(Number(k)) && k !== "UNSPECIFIED")
   .map((k) => k.toLowerCase());
 
-function show(server: Server | undefined, clusterName: string, argv: GlobalOptions): void {
+function show(server: Server | undefined, clusterName: string, argv: GlobalOptions) {
   if (!server) return;
   if (argv.output === "json") return printJson({ server: messageJson(ServerSchema, server) });
   printFields([

@@ -2,7 +2,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Argv } from "yargs";
 import { type Token, TokenSchema } from "../../gen/axion/infrastructure/v1/token_service_pb.js";
 import { type Api, api } from "../client.js";
-import { type GlobalOptions, globals, isJson } from "../context.js";
+import { isJson } from "../context.js";
 import { CliError } from "../errors.js";
 import { ago, messageJson, printJson, printTable, time } from "../output.js";
 import { listAll, pick } from "../resolve.js";
