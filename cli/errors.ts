@@ -36,8 +36,11 @@ const exitForCode: Partial<Record<Code, ExitCode>> = {
 export function describeError(error: unknown, api?: string): { message: string; exitCode: ExitCode } {
   if (error instanceof CliError) return { message: error.message, exitCode: error.exitCode };
   if (error instanceof ConnectError) {
-    const exitCode = exitForCode[error.code] ?? Exit.failed;
-    if (exitCode === Exit.unreachable) {
+    // A transport failure carries the network error as its cause; an Unavailable the API sent has none.
+    const unreachable = exitForCode[error.code] === Exit.unreachable && error.cause !== undefined;
+    const mapped = exitForCode[error.code] ?? Exit.failed;
+    const exitCode = unreachable || mapped !== Exit.unreachable ? mapped : Exit.failed;
+    if (unreachable) {
       return { message: `cannot reach the API at ${api ?? "?"}: ${oneLine(error.rawMessage)}`, exitCode };
     }
     if (error.code === Code.Unauthenticated) {
