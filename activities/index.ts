@@ -7,6 +7,7 @@ import { createReconcileActivities } from "./reconcile.js";
 import { createRecordActivities } from "./records.js";
 import { createRecoveryActivities } from "./recovery.js";
 import { createReinstallActivities } from "./reinstall.js";
+import { createRolloutActivities } from "./rollouts.js";
 
 export type { ActivityDeps } from "./deps.js";
 
@@ -21,6 +22,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createAgentActivities(deps),
     ...createLivenessActivities(deps),
     ...createReconcileActivities(deps),
+    ...createRolloutActivities(deps),
   };
 }
 

@@ -3,6 +3,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { createRateLimiter, type RateLimit } from "../core/rate-limit.js";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { OperationService } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
+import { RolloutService } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
 import { ServerService } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { ownerKey } from "./context.js";
 import type { EdgeLimits } from "./edge-limits.js";
@@ -14,7 +15,11 @@ const provisioningStarts: ReadonlySet<DescMethod> = new Set([
   ServerService.method.recoverServer,
   ServerService.method.reinstallServer,
   AgentService.method.installAgent,
+  RolloutService.method.startRollout,
 ]);
+
+/** Streams that poll the database and Temporal while open: one count per owner. */
+const watches: ReadonlySet<DescMethod> = new Set([OperationService.method.watchOperation, RolloutService.method.watchRollout]);
 
 function bucket(what: string, limit: RateLimit, variables: string) {
   const limiter = createRateLimiter(limit);
@@ -43,7 +48,7 @@ export function ownerLimitsInterceptor(limits: EdgeLimits): Interceptor {
     const open = openWatches.get(ownerId) ?? 0;
     if (open >= limits.watchStreamsPerOwner) {
       throw new ConnectError(
-        `too many open WatchOperation streams: at most ${limits.watchStreamsPerOwner} per owner (WATCH_STREAMS_PER_OWNER); close one first`,
+        `too many open watch streams (WatchOperation, WatchRollout): at most ${limits.watchStreamsPerOwner} per owner (WATCH_STREAMS_PER_OWNER); close one first`,
         Code.ResourceExhausted,
       );
     }
@@ -67,7 +72,7 @@ export function ownerLimitsInterceptor(limits: EdgeLimits): Interceptor {
     if (!owner) return next(req);
     if (req.method === ServerService.method.testServerConnection) connectionTest(owner.id);
     else if (provisioningStarts.has(req.method)) provisioningStart(owner.id);
-    if (req.method !== OperationService.method.watchOperation) return next(req);
+    if (!watches.has(req.method)) return next(req);
 
     const release = openWatch(owner.id, req.signal);
     try {

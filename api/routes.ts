@@ -9,6 +9,7 @@ import { ClusterService } from "../gen/axion/infrastructure/v1/cluster_service_p
 import { OperationService } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { ProviderAccountService } from "../gen/axion/infrastructure/v1/provider_account_service_pb.js";
 import { RequirementsService } from "../gen/axion/infrastructure/v1/requirements_service_pb.js";
+import { RolloutService } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
 import { ServerService } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { TokenService } from "../gen/axion/infrastructure/v1/token_service_pb.js";
 import { type AgentServiceDeps, agentService } from "./agent-service.js";
@@ -19,6 +20,7 @@ import { operationService } from "./operation-service.js";
 import { providerAccountService } from "./provider-account-service.js";
 import { registerReflection } from "./reflection-service.js";
 import { requirementsService } from "./requirements-service.js";
+import { rolloutService } from "./rollout-service.js";
 import { serverService } from "./server-service.js";
 import { tokenService } from "./token-service.js";
 
@@ -48,6 +50,7 @@ export function routes(deps: ApiDeps, agents: AgentServiceDeps) {
     router.service(RequirementsService, requirementsService(deps.db));
     router.service(TokenService, tokenService(deps.db));
     router.service(ProviderAccountService, providerAccountService(deps));
+    router.service(RolloutService, rolloutService(deps));
     registerReflection(router);
     answerUndecodableBodiesAsInvalidArgument(router);
   };

@@ -31,8 +31,8 @@ export function workflowIdFor(kind: OperationKind, serverId: string, operationId
  */
 export type SystemActor = "fleet_check" | "offline_recovery" | "compat_queue";
 
-/** The authenticated owner, or a system actor. */
-export type OperationStarter = { owner: Owner } | { system: SystemActor };
+/** The authenticated owner, a system actor, or an owner's rollout (core/rollouts.ts: the row is linked to it). */
+export type OperationStarter = { owner: Owner } | { system: SystemActor } | { rollout: { id: string; ownerId: string } };
 
 /**
  * Records a new RUNNING operation for an owner's own server. A second
@@ -49,22 +49,35 @@ export function startSystemOperation(db: Database, serverId: string, kind: Opera
   return openOperation(db, { system: actor }, serverId, kind);
 }
 
+/** The same for a child of an owner's rollout: the row carries the rollout id, and the server must be the rollout owner's. */
+export function startRolloutOperation(
+  db: Database,
+  rollout: { id: string; ownerId: string },
+  serverId: string,
+  kind: OperationKind,
+): Promise<OperationRow> {
+  return openOperation(db, { rollout }, serverId, kind);
+}
+
 async function openOperation(db: Database, starter: OperationStarter, serverId: string, kind: OperationKind): Promise<OperationRow> {
   const id = newId();
   try {
     return await db.transaction(async (tx) => {
       // Serialises with UpdateServer, which refuses to change the address or credential while an operation runs.
       const [server] = await tx.select({ ownerId: servers.ownerId }).from(servers).where(eq(servers.id, serverId)).for("update");
-      if (!server || ("owner" in starter && server.ownerId !== starter.owner.id)) throw AppError.notFound("server", serverId);
+      const ownerId = "owner" in starter ? starter.owner.id : "rollout" in starter ? starter.rollout.ownerId : undefined;
+      if (!server || (ownerId !== undefined && server.ownerId !== ownerId)) throw AppError.notFound("server", serverId);
+      const rolloutId = "rollout" in starter ? starter.rollout.id : undefined;
       const [row] = await tx
         .insert(operations)
-        .values({ id, ownerId: server.ownerId, serverId, kind, workflowId: workflowIdFor(kind, serverId, id) })
+        .values({ id, ownerId: server.ownerId, serverId, kind, workflowId: workflowIdFor(kind, serverId, id), rolloutId })
         .returning();
       await enqueueServerEvent(tx, serverId, "operation.started", {
         operationId: id,
         serverId,
         kind,
-        startedBy: "owner" in starter ? "owner" : starter.system,
+        startedBy: "owner" in starter ? "owner" : "rollout" in starter ? "rollout" : starter.system,
+        ...(rolloutId ? { rolloutId } : {}),
         at: new Date().toISOString(),
       });
       return row as OperationRow;

@@ -1,5 +1,18 @@
 import { sql } from "drizzle-orm";
-import { bigint, foreignKey, index, integer, jsonb, pgTable, text, timestamp, unique, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+import {
+  bigint,
+  foreignKey,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  unique,
+  uniqueIndex,
+  uuid,
+} from "drizzle-orm/pg-core";
 
 /** The drizzle schema is the source of truth; migrations in db/migrations are generated from it. */
 
@@ -161,17 +174,75 @@ export const operations = pgTable(
     error: text("error"),
     /** What the workflow reported when it ended: steps with durations and outcomes. */
     result: jsonb("result").$type<Record<string, unknown>>(),
+    /** The rollout that started this operation (core/rollouts.ts), if any. */
+    rolloutId: uuid("rollout_id").references(() => rollouts.id, { onDelete: "set null" }),
     startedAt: timestamp("started_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
     finishedAt: timestamp("finished_at", { withTimezone: true, mode: "date" }),
   },
   (t) => [
     index("operations_server_id_idx").on(t.serverId, t.startedAt),
     index("operations_owner_id_idx").on(t.ownerId),
+    index("operations_rollout_id_idx").on(t.rolloutId),
     uniqueIndex("operations_workflow_run_key").on(t.workflowId, t.runId),
     // One provisioning operation per server at a time (connection tests are read-only and exempt).
     uniqueIndex("operations_one_running_per_server_key")
       .on(t.serverId)
       .where(sql`${t.status} = 'RUNNING' and ${t.kind} <> 'test_connection'`),
+  ],
+);
+
+export const rolloutStatuses = ["RUNNING", "PAUSED", "SUCCEEDED", "FAILED", "ABORTED"] as const;
+export type RolloutStatus = (typeof rolloutStatuses)[number];
+
+/** One row per rollout: an operation kind run over many servers in batches (workflow `rollout/<id>`). */
+export const rollouts = pgTable(
+  "rollouts",
+  {
+    id: uuid("id").primaryKey(),
+    ownerId: uuid("owner_id")
+      .notNull()
+      .references(() => owners.id, { onDelete: "cascade" }),
+    kind: text("kind").notNull(),
+    status: text("status", { enum: rolloutStatuses }).notNull().default("RUNNING"),
+    /** As requested: cluster id, selector, explicit server ids. */
+    target: jsonb("target").$type<Record<string, unknown>>().notNull(),
+    /** Normalised (core/rollout-strategy.ts). */
+    strategy: jsonb("strategy").$type<Record<string, unknown>>().notNull(),
+    options: jsonb("options").$type<Record<string, unknown>>().notNull().default({}),
+    workflowId: text("workflow_id").notNull(),
+    total: integer("total").notNull(),
+    batchCount: integer("batch_count").notNull(),
+    currentBatch: integer("current_batch").notNull().default(0),
+    reason: text("reason").notNull().default(""),
+    startedAt: timestamp("started_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+    finishedAt: timestamp("finished_at", { withTimezone: true, mode: "date" }),
+  },
+  (t) => [index("rollouts_owner_id_idx").on(t.ownerId)],
+);
+
+export const rolloutServerStates = ["PENDING", "WAITING", "RUNNING", "SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"] as const;
+export type RolloutServerState = (typeof rolloutServerStates)[number];
+
+/** Each target of a rollout, in rollout order, with its batch and what happened to it. */
+export const rolloutServers = pgTable(
+  "rollout_servers",
+  {
+    rolloutId: uuid("rollout_id")
+      .notNull()
+      .references(() => rollouts.id, { onDelete: "cascade" }),
+    position: integer("position").notNull(),
+    /** Null once the server is deleted; its name stays. */
+    serverId: uuid("server_id").references(() => servers.id, { onDelete: "set null" }),
+    serverName: text("server_name").notNull(),
+    batch: integer("batch").notNull(),
+    state: text("state", { enum: rolloutServerStates }).notNull().default("PENDING"),
+    operationId: uuid("operation_id"),
+    reason: text("reason").notNull().default(""),
+  },
+  (t) => [
+    primaryKey({ columns: [t.rolloutId, t.position] }),
+    index("rollout_servers_rollout_id_batch_idx").on(t.rolloutId, t.batch),
+    index("rollout_servers_server_id_idx").on(t.serverId),
   ],
 );
 

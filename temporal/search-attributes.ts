@@ -5,5 +5,7 @@ export const serverIdAttribute = defineSearchAttributeKey("AxionServerId", Searc
 export const clusterIdAttribute = defineSearchAttributeKey("AxionClusterId", SearchAttributeType.KEYWORD);
 export const ownerIdAttribute = defineSearchAttributeKey("AxionOwnerId", SearchAttributeType.KEYWORD);
 export const operationAttribute = defineSearchAttributeKey("AxionOperation", SearchAttributeType.KEYWORD);
+/** On a rollout's workflow and on every child it starts. */
+export const rolloutIdAttribute = defineSearchAttributeKey("AxionRolloutId", SearchAttributeType.KEYWORD);
 
-export const customSearchAttributes = [serverIdAttribute, clusterIdAttribute, ownerIdAttribute, operationAttribute];
+export const customSearchAttributes = [serverIdAttribute, clusterIdAttribute, ownerIdAttribute, operationAttribute, rolloutIdAttribute];

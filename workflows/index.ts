@@ -11,4 +11,5 @@ export { installAgentWorkflow } from "./install-agent.js";
 export { reconcileOperationsWorkflow } from "./reconcile.js";
 export { recoveryWorkflow } from "./recovery.js";
 export { reinstallWorkflow } from "./reinstall.js";
+export { rolloutWorkflow } from "./rollout.js";
 export { testConnectionWorkflow } from "./test-connection.js";

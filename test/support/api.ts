@@ -15,6 +15,7 @@ import { AgentService } from "../../gen/axion/infrastructure/v1/agent_service_pb
 import { ClusterService } from "../../gen/axion/infrastructure/v1/cluster_service_pb.js";
 import { OperationService } from "../../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { ProviderAccountService } from "../../gen/axion/infrastructure/v1/provider_account_service_pb.js";
+import { RolloutService } from "../../gen/axion/infrastructure/v1/rollout_service_pb.js";
 import { ServerService } from "../../gen/axion/infrastructure/v1/server_service_pb.js";
 
 export type Backend = "pglite" | "postgres";
@@ -35,6 +36,7 @@ export interface TestApi {
     servers: Client<typeof ServerService>;
     operations: Client<typeof OperationService>;
     providerAccounts: Client<typeof ProviderAccountService>;
+    rollouts: Client<typeof RolloutService>;
     /** With an owner token for InstallAgent/GetAgentStatus, with an agent token for Register/Heartbeat. */
     agents: Client<typeof AgentService>;
   };
@@ -103,6 +105,7 @@ export async function startTestApi(
         servers: createClient(ServerService, transport),
         operations: createClient(OperationService, transport),
         providerAccounts: createClient(ProviderAccountService, transport),
+        rollouts: createClient(RolloutService, transport),
         agents: createClient(AgentService, transport),
       };
     },

@@ -1,0 +1,218 @@
+import { create } from "@bufbuild/protobuf";
+import { type Duration, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { AppError } from "../core/errors.js";
+import { parsePageRequest } from "../core/pagination.js";
+import type { WorkflowGateway } from "../core/provisioning.js";
+import { type RolloutRequest, resolveRollout, rolloutDetail, startRollout, steerRollout } from "../core/rollout-control.js";
+import type { RolloutStrategy as Strategy, StrategyInput } from "../core/rollout-strategy.js";
+import { listRollouts, type RolloutRow, requireRollout, TERMINAL_ROLLOUT_STATUSES } from "../core/rollouts.js";
+import type { Database } from "../db/client.js";
+import type { RolloutServerState as ServerStateName, RolloutStatus as StatusName } from "../db/schema.js";
+import { RolloutKind } from "../gen/axion/infrastructure/v1/plan_pb.js";
+import {
+  BusyServerPolicy,
+  type Rollout,
+  type RolloutAmount,
+  RolloutSchema,
+  RolloutServerState,
+  type RolloutService,
+  RolloutStatus,
+  type RolloutStrategy,
+  type RolloutTarget,
+} from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
+import type { RolloutKind as KindName } from "../workflows/contract.js";
+import { requireOwner } from "./owner.js";
+import { requireGateway } from "./server-service.js";
+
+const WATCH_INTERVAL_MS = 1000;
+
+const kinds: [RolloutKind, KindName][] = [
+  [RolloutKind.CONFIGURE, "configure"],
+  [RolloutKind.DEPLOY_KEY_ADD, "deploy_key_add"],
+  [RolloutKind.DEPLOY_KEY_REMOVE, "deploy_key_remove"],
+  [RolloutKind.RECOVER, "recover"],
+  [RolloutKind.INSTALL_AGENT, "install_agent"],
+  [RolloutKind.TEST_CONNECTION, "test_connection"],
+];
+const kindName = new Map(kinds);
+const kindEnum = new Map(kinds.map(([e, n]) => [n, e]));
+
+const statuses: Record<StatusName, RolloutStatus> = {
+  RUNNING: RolloutStatus.RUNNING,
+  PAUSED: RolloutStatus.PAUSED,
+  SUCCEEDED: RolloutStatus.SUCCEEDED,
+  FAILED: RolloutStatus.FAILED,
+  ABORTED: RolloutStatus.ABORTED,
+};
+const serverStates: Record<ServerStateName, RolloutServerState> = {
+  PENDING: RolloutServerState.PENDING,
+  WAITING: RolloutServerState.WAITING,
+  RUNNING: RolloutServerState.RUNNING,
+  SUCCEEDED: RolloutServerState.SUCCEEDED,
+  FAILED: RolloutServerState.FAILED,
+  SKIPPED: RolloutServerState.SKIPPED,
+  CANCELLED: RolloutServerState.CANCELLED,
+};
+
+function durationSeconds(field: string, d: Duration | undefined): number | undefined {
+  if (!d) return undefined;
+  const seconds = Number(d.seconds) + d.nanos / 1e9;
+  if (!Number.isFinite(seconds) || seconds < 0 || d.nanos < 0) throw AppError.invalid(field, "must not be negative");
+  return seconds;
+}
+
+function amountInput(a: RolloutAmount | undefined): StrategyInput["batchSize"] {
+  if (!a) return undefined;
+  if (a.value.case === "count") return { count: a.value.value };
+  if (a.value.case === "percent") return { percent: a.value.value };
+  return {};
+}
+
+function strategyInput(s: RolloutStrategy | undefined): StrategyInput {
+  if (!s) return {};
+  if (s.busyPolicy !== BusyServerPolicy.UNSPECIFIED && !BusyServerPolicy[s.busyPolicy])
+    throw AppError.invalid("strategy.busy_policy", "is not a known policy");
+  return {
+    canarySize: s.canarySize,
+    batchSize: amountInput(s.batchSize),
+    maxFailures: amountInput(s.maxFailures),
+    batchPauseSeconds: durationSeconds("strategy.batch_pause", s.batchPause),
+    pauseAfterCanary: s.pauseAfterCanary,
+    busyPolicy: s.busyPolicy === BusyServerPolicy.WAIT ? "wait" : "skip",
+    busyWaitSeconds: durationSeconds("strategy.busy_wait_timeout", s.busyWaitTimeout),
+  };
+}
+
+function requestOf(req: {
+  kind: RolloutKind;
+  target?: RolloutTarget;
+  strategy?: RolloutStrategy;
+  options?: { diskThresholdPercent: number };
+}): RolloutRequest {
+  const kind = kindName.get(req.kind);
+  if (!kind && req.kind !== RolloutKind.UNSPECIFIED) throw AppError.invalid("kind", "is not a known rollout kind");
+  return {
+    kind,
+    target: req.target && { clusterId: req.target.clusterId, selector: req.target.selector, serverIds: [...req.target.serverIds] },
+    strategy: strategyInput(req.strategy),
+    diskThresholdPct: req.options?.diskThresholdPercent,
+  };
+}
+
+const duration = (seconds: number) => ({ seconds: BigInt(Math.floor(seconds)), nanos: Math.round((seconds % 1) * 1e9) });
+const amount = (a: Strategy["maxFailures"] | undefined) =>
+  a && { value: "count" in a ? { case: "count" as const, value: a.count } : { case: "percent" as const, value: a.percent } };
+
+function rolloutMessage(detail: Awaited<ReturnType<typeof rolloutDetail>>): Rollout {
+  const { row, counts } = detail;
+  const strategy = row.strategy as unknown as Strategy;
+  const target = row.target as { clusterId?: string; selector?: string; serverIds?: string[] };
+  return create(RolloutSchema, {
+    id: row.id,
+    kind: kindEnum.get(row.kind as KindName) ?? RolloutKind.UNSPECIFIED,
+    status: statuses[row.status],
+    target: { clusterId: target.clusterId ?? "", selector: target.selector ?? "", serverIds: target.serverIds ?? [] },
+    strategy: {
+      canarySize: strategy.canarySize,
+      batchSize: amount(strategy.batchSize),
+      maxFailures: amount(strategy.maxFailures),
+      batchPause: duration(strategy.batchPauseSeconds),
+      pauseAfterCanary: strategy.pauseAfterCanary,
+      busyPolicy: strategy.busyPolicy === "wait" ? BusyServerPolicy.WAIT : BusyServerPolicy.SKIP,
+      busyWaitTimeout: strategy.busyPolicy === "wait" ? duration(strategy.busyWaitSeconds) : undefined,
+    },
+    options: { diskThresholdPercent: Number((row.options as { diskThresholdPct?: number }).diskThresholdPct ?? 0) },
+    workflowId: row.workflowId,
+    counts,
+    batchCount: row.batchCount,
+    currentBatch: row.currentBatch,
+    reason: row.reason,
+    startTime: timestampFromDate(row.startedAt),
+    finishTime: row.finishedAt ? timestampFromDate(row.finishedAt) : undefined,
+    servers: (detail.servers ?? []).map((s) => ({
+      serverId: s.serverId ?? "",
+      serverName: s.serverName,
+      batch: s.batch,
+      state: serverStates[s.state],
+      operationId: s.operationId ?? "",
+      currentStep: s.currentStep ?? "",
+      reason: s.reason || (s.state === "FAILED" || s.state === "CANCELLED" ? (s.operationError ?? "") : ""),
+    })),
+  });
+}
+
+export function rolloutService(deps: {
+  db: Database;
+  workflows?: WorkflowGateway;
+  maxServersPerOwner: number;
+}): ServiceImpl<typeof RolloutService> {
+  const { db } = deps;
+  const detailed = async (row: RolloutRow) => rolloutMessage(await rolloutDetail(db, deps.workflows, row, true));
+
+  return {
+    async planRollout(req, ctx) {
+      const owner = requireOwner(ctx);
+      const plan = await resolveRollout(db, owner, requestOf(req), deps.maxServersPerOwner);
+      if (req.checks) throw new AppError("unavailable", "checks: per-step plans are not available on this build yet");
+      return {
+        batches: plan.batches.map((batch, index) => ({
+          index,
+          canary: index === 0 && plan.strategy.canarySize > 0,
+          serverIds: batch.map((s) => s.id),
+          plans: [],
+        })),
+        maxFailures: plan.failureBudget,
+        total: plan.total,
+      };
+    },
+    async startRollout(req, ctx) {
+      const owner = requireOwner(ctx);
+      const row = await startRollout(db, requireGateway(deps.workflows), owner, requestOf(req), deps.maxServersPerOwner);
+      return { rollout: await detailed(await requireRollout(db, owner, row.id)) };
+    },
+    async getRollout(req, ctx) {
+      return { rollout: await detailed(await requireRollout(db, requireOwner(ctx), req.id)) };
+    },
+    async listRollouts(req, ctx) {
+      const owner = requireOwner(ctx);
+      const status = (Object.entries(statuses).find(([, v]) => v === req.status)?.[0] as StatusName | undefined) ?? undefined;
+      if (req.status !== RolloutStatus.UNSPECIFIED && !status) throw AppError.invalid("status", "is not a known rollout status");
+      const page = await listRollouts(db, owner, parsePageRequest(req.pageSize, req.pageToken), status);
+      const rollouts = await Promise.all(page.items.map(async (row) => rolloutMessage(await rolloutDetail(db, undefined, row, false))));
+      return { rollouts, nextPageToken: page.nextPageToken };
+    },
+    async *watchRollout(req, ctx) {
+      const owner = requireOwner(ctx);
+      let last = "";
+      for (;;) {
+        const row = await requireRollout(db, owner, req.id);
+        const rollout = await detailed(row);
+        const fingerprint = JSON.stringify({
+          s: rollout.status,
+          b: rollout.currentBatch,
+          r: rollout.reason,
+          v: rollout.servers.map((s) => [s.state, s.currentStep]),
+        });
+        if (fingerprint !== last) {
+          last = fingerprint;
+          yield { rollout };
+        }
+        if (TERMINAL_ROLLOUT_STATUSES.includes(row.status) || ctx.signal.aborted) return;
+        await new Promise((resolve) => setTimeout(resolve, WATCH_INTERVAL_MS));
+      }
+    },
+    async pauseRollout(req, ctx) {
+      const row = await steerRollout(db, requireGateway(deps.workflows), requireOwner(ctx), req.id, "pause");
+      return { rollout: await detailed(row) };
+    },
+    async resumeRollout(req, ctx) {
+      const row = await steerRollout(db, requireGateway(deps.workflows), requireOwner(ctx), req.id, "resume");
+      return { rollout: await detailed(row) };
+    },
+    async abortRollout(req, ctx) {
+      const row = await steerRollout(db, requireGateway(deps.workflows), requireOwner(ctx), req.id, "abort", req.reason);
+      return { rollout: await detailed(row) };
+    },
+  };
+}

@@ -1,0 +1,283 @@
+import { WorkflowExecutionAlreadyStartedError } from "@temporalio/common";
+import {
+  allHandlersFinished,
+  CancellationScope,
+  ChildWorkflowCancellationType,
+  condition,
+  continueAsNew,
+  executeChild,
+  isCancellation,
+  ParentClosePolicy,
+  proxyLocalActivities,
+  setHandler,
+  sleep,
+} from "@temporalio/workflow";
+import type { Activities } from "../activities/index.js";
+import type { OpenedChild } from "../core/rollouts.js";
+import type { OperationKindName } from "../core/server-status.js";
+import {
+  clusterIdAttribute,
+  operationAttribute,
+  ownerIdAttribute,
+  rolloutIdAttribute,
+  serverIdAttribute,
+} from "../temporal/search-attributes.js";
+import { type OperationWorkflow, operationWorkflow } from "./contract.js";
+import type { ConnectionTestResult } from "./definitions.js";
+import {
+  abortRolloutUpdate,
+  childOperation,
+  pauseRolloutUpdate,
+  type RolloutChildProgress,
+  type RolloutInput,
+  type RolloutProgress,
+  type RolloutResult,
+  type RolloutStatusName,
+  resumeRolloutUpdate,
+  rolloutProgressQuery,
+} from "./rollout-definitions.js";
+
+/** Database steps of a rollout: local activities, retried until the database answers. */
+const db = proxyLocalActivities<Activities>({
+  startToCloseTimeout: "2 minutes",
+  retry: { initialInterval: "1 second", maximumInterval: "10 seconds" },
+});
+
+const DEFAULT_WINDOW = 200;
+/** A busy server is tried again after 2 s, then less and less often, at most once a minute. */
+const BUSY_RETRY_FIRST_MS = 2_000;
+const BUSY_RETRY_MAX_MS = 60_000;
+
+/**
+ * A rollout (`rollout/<id>`): its servers in batches, each server's existing
+ * operation workflow as a child (its operation row linked to the rollout, the
+ * one-operation-per-server rule kept by that row). One window of at most
+ * `windowSize` servers per run, then continue-as-new, so each run's history is
+ * bounded whatever the fleet's size. The failure budget is checked after each
+ * window; pause takes effect before the next batch; abort cancels the running
+ * children (each records CANCELLED once its step has stopped) and starts no other.
+ */
+export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResult> {
+  const windowSize = input.windowSize ?? DEFAULT_WINDOW;
+  const batch = input.batch ?? 0;
+  const { kind: operationKind, options: childOptions } = childOperation(input.kind);
+  const state = {
+    status: (input.paused ? "PAUSED" : "RUNNING") as RolloutStatusName,
+    reason: input.pauseReason ?? "",
+    aborting: false,
+    ended: false,
+  };
+  const window: RolloutChildProgress[] = [];
+  const children = new CancellationScope();
+  const snapshot = (): RolloutProgress => ({
+    rolloutId: input.rolloutId,
+    status: state.status,
+    batch,
+    batchCount: input.batchCount,
+    reason: state.reason,
+    window: window.map((w) => ({ ...w })),
+  });
+  const ended = () => state.ended || state.aborting;
+
+  setHandler(rolloutProgressQuery, snapshot);
+  setHandler(
+    pauseRolloutUpdate,
+    async ({ reason }) => {
+      state.status = "PAUSED";
+      state.reason = reason || "paused by the owner";
+      await db.setRolloutStatus({ rolloutId: input.rolloutId, status: "PAUSED", reason: state.reason });
+      return snapshot();
+    },
+    {
+      validator: (_request) => {
+        if (ended()) throw new Error(`rollout ${input.rolloutId} has ended: nothing to pause`);
+        if (state.status === "PAUSED") throw new Error(`rollout ${input.rolloutId} is already paused`);
+      },
+    },
+  );
+  setHandler(
+    resumeRolloutUpdate,
+    async () => {
+      state.status = "RUNNING";
+      state.reason = "";
+      await db.setRolloutStatus({ rolloutId: input.rolloutId, status: "RUNNING", reason: "" });
+      return snapshot();
+    },
+    {
+      validator: () => {
+        if (ended()) throw new Error(`rollout ${input.rolloutId} has ended: nothing to resume`);
+        if (state.status !== "PAUSED") throw new Error(`rollout ${input.rolloutId} is not paused`);
+      },
+    },
+  );
+  setHandler(
+    abortRolloutUpdate,
+    async ({ reason }) => {
+      state.aborting = true;
+      state.reason = reason || "aborted by the owner";
+      children.cancel();
+      await condition(() => state.ended);
+      return snapshot();
+    },
+    {
+      validator: (_request) => {
+        if (ended()) throw new Error(`rollout ${input.rolloutId} has ended: nothing to abort`);
+      },
+    },
+  );
+
+  const finish = async (status: RolloutStatusName, reason: string): Promise<RolloutResult> => {
+    state.status = status;
+    state.reason = reason;
+    await db.setRolloutStatus({ rolloutId: input.rolloutId, status, reason });
+    state.ended = true;
+    await condition(allHandlersFinished);
+    return { status, reason };
+  };
+  const aborted = () => finish("ABORTED", state.reason);
+
+  if (state.status === "PAUSED") await condition(() => state.status !== "PAUSED" || state.aborting);
+  if (state.aborting) return aborted();
+  await db.setRolloutStatus({ rolloutId: input.rolloutId, currentBatch: batch });
+
+  const pending = await db.rolloutPendingOfBatch({ rolloutId: input.rolloutId, batch, limit: windowSize });
+  for (const p of pending) window.push({ position: p.position, serverId: p.serverId ?? undefined, state: "pending" });
+  if (pending.length > 0) {
+    const opened = await db.openRolloutChildren({
+      rolloutId: input.rolloutId,
+      positions: pending.map((p) => p.position),
+      kind: operationKind,
+    });
+    await Promise.all(opened.map((child, i) => runChild(child, window[i] as RolloutChildProgress)));
+  }
+  if (state.aborting) return aborted();
+
+  const batchDone = pending.length < windowSize;
+  const counts = batchDone
+    ? await db.recordRolloutBatchFinished({ rolloutId: input.rolloutId, batch, batchCount: input.batchCount })
+    : await db.rolloutCounts({ rolloutId: input.rolloutId });
+  const lastBatch = batch + 1 >= input.batchCount;
+  if (counts.failed >= input.failureBudget) {
+    const untouched = counts.pending;
+    return finish(
+      "FAILED",
+      `${counts.failed} of ${counts.total} servers failed (max failures ${input.failureBudget}): stopped after batch ${batch + 1} of ${input.batchCount}` +
+        (untouched > 0 ? `; ${untouched} servers not touched` : ""),
+    );
+  }
+  if (batchDone && lastBatch) {
+    return finish("SUCCEEDED", counts.failed > 0 ? `${counts.failed} servers failed (max failures ${input.failureBudget})` : "");
+  }
+  if (batchDone) {
+    if (batch === 0 && input.hasCanary && input.pauseAfterCanary && state.status !== "PAUSED") {
+      state.status = "PAUSED";
+      state.reason = "paused after the canary: ResumeRollout continues";
+      await db.setRolloutStatus({ rolloutId: input.rolloutId, status: "PAUSED", reason: state.reason });
+    }
+    if (input.batchPauseSeconds > 0) await condition(() => state.aborting, input.batchPauseSeconds * 1000);
+    await condition(() => state.status !== "PAUSED" || state.aborting);
+    if (state.aborting) return aborted();
+  }
+  await condition(allHandlersFinished);
+  if (state.aborting) return aborted();
+  return continueAsNew<typeof rolloutWorkflow>({
+    ...input,
+    batch: batchDone ? batch + 1 : batch,
+    paused: state.status === "PAUSED",
+    pauseReason: state.status === "PAUSED" ? state.reason : undefined,
+  });
+
+  /** One server: wait for it if it is busy and the strategy says so, run its operation as a child, record how it ended. */
+  async function runChild(first: OpenedChild, progress: RolloutChildProgress): Promise<void> {
+    let child = first;
+    if (!child.opened && child.busy && input.busyPolicy === "wait") {
+      progress.state = "waiting";
+      await db.setRolloutServerState({ rolloutId: input.rolloutId, positions: [child.position], state: "WAITING", reason: child.reason });
+      const deadline = Date.now() + input.busyWaitSeconds * 1000;
+      let delay = BUSY_RETRY_FIRST_MS;
+      while (!child.opened && child.busy && Date.now() < deadline && !state.aborting) {
+        try {
+          await children.run(() => sleep(Math.min(delay, Math.max(1, deadline - Date.now()))));
+        } catch (error) {
+          if (!isCancellation(error)) throw error;
+          break;
+        }
+        delay = Math.min(delay * 2, BUSY_RETRY_MAX_MS);
+        [child] = (await db.openRolloutChildren({
+          rolloutId: input.rolloutId,
+          positions: [child.position],
+          kind: operationKind,
+        })) as [OpenedChild];
+      }
+      if (!child.opened && state.aborting) {
+        // Never touched: back to pending, as the rest of an aborted rollout.
+        await db.setRolloutServerState({ rolloutId: input.rolloutId, positions: [child.position], state: "PENDING", reason: "" });
+        progress.state = "pending";
+        return;
+      }
+      if (!child.opened && child.busy) {
+        await db.setRolloutServerState({
+          rolloutId: input.rolloutId,
+          positions: [child.position],
+          state: "FAILED",
+          reason: `still busy after ${input.busyWaitSeconds} s: ${child.reason}`,
+        });
+        progress.state = "ended";
+        return;
+      }
+    }
+    if (!child.opened) {
+      await db.setRolloutServerState({ rolloutId: input.rolloutId, positions: [child.position], state: "SKIPPED", reason: child.reason });
+      progress.state = "ended";
+      return;
+    }
+    const opened = child;
+    progress.state = "running";
+    progress.operationId = opened.operationId;
+    progress.workflowId = opened.workflowId;
+    let testOutcome: ConnectionTestResult | undefined;
+    try {
+      const result = await startWithRetry(opened, operationKind);
+      if (operationKind === "test_connection") testOutcome = result as ConnectionTestResult;
+    } catch (error) {
+      // The child recorded its own end on its operation row (failed or cancelled); a start that never happened is recorded here.
+      if (error instanceof WorkflowExecutionAlreadyStartedError) {
+        await db.finishOperation({ operationId: opened.operationId, status: "FAILED", error: "the workflow could not be started" });
+      }
+    }
+    await db.finishRolloutChild({
+      rolloutId: input.rolloutId,
+      position: opened.position,
+      testOutcome: testOutcome && { outcome: testOutcome.outcome, message: testOutcome.message },
+    });
+    progress.state = "ended";
+  }
+
+  /** A previous run of a per-server workflow id may still be closing (its row ended first): wait a little, then start. */
+  async function startWithRetry(opened: Extract<OpenedChild, { opened: true }>, kind: OperationKindName): Promise<unknown> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await children.run(() =>
+          executeChild(operationWorkflow(kind) as OperationWorkflow<typeof kind>, {
+            workflowId: opened.workflowId,
+            args: [{ operationId: opened.operationId, serverId: opened.serverId, ...childOptions }] as never,
+            parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+            cancellationType: ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
+            workflowIdReusePolicy: "ALLOW_DUPLICATE",
+            staticSummary: opened.summary,
+            typedSearchAttributes: [
+              { key: serverIdAttribute, value: opened.serverId },
+              { key: clusterIdAttribute, value: opened.clusterId },
+              { key: ownerIdAttribute, value: opened.ownerId },
+              { key: operationAttribute, value: kind },
+              { key: rolloutIdAttribute, value: input.rolloutId },
+            ],
+          }),
+        );
+      } catch (error) {
+        if (!(error instanceof WorkflowExecutionAlreadyStartedError) || attempt >= 5 || state.aborting) throw error;
+        await sleep(2_000 * (attempt + 1));
+      }
+    }
+  }
+}
