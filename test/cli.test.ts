@@ -312,6 +312,50 @@ test("agents status and servers metrics: the agent's heartbeats as a table and a
   await fails(["servers", "metrics", "web-1", "--since", "yesterday"], 2, /--since must look like/);
 });
 
+async function rolloutUntil(id: string, status: string, withinMs = 120_000): Promise<void> {
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    const now = (await json(["rollout", "get", id])).rollout.status;
+    if (now === status) return;
+    if (Date.now() > deadline) assert.fail(`rollout ${id} is ${now}, not ${status}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+test("rollout: plan, start --watch on three hosts on a terminal (a bar per batch, a line per server), list, get, pause, resume, abort", async () => {
+  const target = ["--cluster", "prod", "--canary", "1", "--batch", "2"];
+  const plan = await ok(["rollout", "plan", "deploy-key-add", ...target]);
+  assert.match(plan, /^3 servers in 2 batches; stops after 1 failed$/m);
+  assert.match(plan, /^1 \(canary\)\s+web-1$/m);
+  assert.match(plan, /^2\s+web-2, web-3$/m);
+  assert.equal((await json(["rollout", "plan", "deploy-key-add", ...target])).total, 3);
+
+  inTerminal("rollout", ["rollout", "start", "deploy-key-add", ...target, "--watch"]);
+  const end = await screenUntil("rollout", /EXIT=\d+/);
+  assert.match(end, /EXIT=0/, end);
+  assert.match(end, /^rollout [0-9a-f-]{36} deploy-key-add: succeeded/m);
+  assert.match(end, /^batch 1 \(canary\) \[█{20}\] 1\/1$/m, end);
+  assert.match(end, /^batch 2 \[█{20}\] 2\/2$/m);
+  for (const name of names) assert.match(end, new RegExp(`^  ${name}\\s+batch [12]\\s+succeeded\\s+op [0-9a-f-]{36}`, "m"), name);
+  assert.equal(end.match(/^rollout /gm)?.length, 1, "the view is redrawn in place");
+
+  const held = (await json(["rollout", "start", "deploy-key-add", "--servers", "web-1,web-2", "--canary", "1", "--pause-after-canary"]))
+    .rollout.id as string;
+  await rolloutUntil(held, "ROLLOUT_STATUS_PAUSED");
+  assert.equal((await json(["rollout", "resume", held])).rollout.status, "ROLLOUT_STATUS_RUNNING");
+  assert.equal((await json(["rollout", "watch", held])).rollout.status, "ROLLOUT_STATUS_SUCCEEDED");
+
+  const slow = (await json(["rollout", "start", "deploy-key-add", ...target, "--batch-pause", "5m"])).rollout.id as string;
+  await ok(["rollout", "pause", slow]);
+  await rolloutUntil(slow, "ROLLOUT_STATUS_PAUSED");
+  assert.match(await ok(["rollout", "abort", slow.slice(0, 30), "--reason", "changed my mind"]), new RegExp(`Rollout ${slow}: `));
+  await rolloutUntil(slow, "ROLLOUT_STATUS_ABORTED");
+  await fails(["rollout", "watch", slow], 1, new RegExp(`rollout ${slow} aborted`));
+  const listed = await ok(["rollout", "list"]);
+  assert.match(listed, /^ID\s+KIND\s+STATUS\s+SERVERS/);
+  for (const id of [held, slow]) assert.match(listed, new RegExp(id));
+});
+
 test("tokens: create (shown once), list, revoke by label; the revoked token is refused", async () => {
   const created = await json(["tokens", "create", "ci", "--expires", "30d"]);
   assert.match(created.bearer_token, /^\S{20,}$/);

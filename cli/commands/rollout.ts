@@ -15,7 +15,7 @@ import { type Api, api } from "../client.js";
 import { type GlobalOptions, globals, isJson } from "../context.js";
 import { CliError, Exit } from "../errors.js";
 import { enumName, messageJson, paint, printJson, printTable, statusText, time } from "../output.js";
-import { listAll, pick, resolveCluster, resolveServer } from "../resolve.js";
+import { allServers, listAll, pick, resolveCluster, resolveServer } from "../resolve.js";
 import { renderRollout, rolloutEnded, rolloutKind, rolloutStatus } from "../rollout-view.js";
 import { parseSince } from "./metrics.js";
 
@@ -162,15 +162,26 @@ export function rolloutCommand(y: Argv): Argv {
           }),
         async (argv) => {
           const client = api();
-          const r = await client.rollouts.planRollout({ ...(await request(client, argv as TargetArgs)), checks: argv.checks });
+          const req = await request(client, argv as TargetArgs);
+          const r = await client.rollouts.planRollout({ ...req, checks: argv.checks }).catch(async (error) => {
+            // An API without per-step checks still answers the batches.
+            if (!(argv.checks && error instanceof ConnectError && error.code === Code.Unavailable && /checks/.test(error.rawMessage)))
+              throw error;
+            process.stderr.write(`note: ${error.rawMessage}; showing the batches only\n`);
+            return client.rollouts.planRollout({ ...req, checks: false });
+          });
           if (isJson(argv)) return printJson(messageJson(PlanRolloutResponseSchema, r));
           const plans = r.batches.flatMap((b) => b.plans.map((p) => ({ batch: b, plan: p })));
           const steps = [...new Set(plans.flatMap(({ plan }) => plan.steps.map((s) => s.name)))];
           process.stdout.write(`${r.total} servers in ${r.batches.length} batches; stops after ${r.maxFailures} failed\n`);
           if (plans.length === 0) {
+            const names = new Map((await allServers(client)).map((srv) => [srv.id, srv.name]));
             printTable(
               ["BATCH", "SERVERS"],
-              r.batches.map((b) => [`${b.index + 1}${b.canary ? " (canary)" : ""}`, b.serverIds.join(", ")]),
+              r.batches.map((b) => [
+                `${b.index + 1}${b.canary ? " (canary)" : ""}`,
+                b.serverIds.map((id) => names.get(id) ?? id).join(", "),
+              ]),
             );
             return;
           }
