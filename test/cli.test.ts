@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -416,5 +416,35 @@ test("gRPC server reflection v1 and v1alpha: buf curl lists every service and ca
     ),
   );
   assert.notEqual(anonymous.code, 0, "reflection needs an owner token");
-  assert.match(anonymous.stderr, /unauthenticated/i);
+  assert.match(anonymous.stderr, /authenticated/i);
+});
+
+/** grpcurl (Go, `go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3`): from GRPCURL or the PATH. */
+const grpcurl =
+  process.env.GRPCURL ||
+  ["/usr/local/bin/grpcurl", "/usr/bin/grpcurl", join(process.env.HOME ?? "", "go", "bin", "grpcurl")].find((p) => existsSync(p));
+
+test("gRPC server reflection with grpcurl: list, describe a method and a message, call an RPC", {
+  skip: grpcurl ? false : "grpcurl is not installed (set GRPCURL)",
+}, async () => {
+  const address = harness.api.baseUrl.replace("http://", "");
+  const run = (args: string[]) =>
+    new Promise<Run>((resolve) =>
+      execFile(grpcurl as string, ["-plaintext", "-H", `authorization: Bearer ${token}`, ...args], (error, stdout, stderr) =>
+        resolve({ code: error ? 1 : 0, stdout, stderr }),
+      ),
+    );
+  const list = await run([address, "list"]);
+  assert.equal(list.code, 0, list.stderr);
+  assert.match(list.stdout, /^axion\.infrastructure\.v1\.RolloutService$/m);
+  const method = await run([address, "describe", "axion.infrastructure.v1.ServerService.GetServer"]);
+  assert.match(
+    method.stdout,
+    /rpc GetServer \( \.axion\.infrastructure\.v1\.GetServerRequest \) returns \( \.axion\.infrastructure\.v1\.GetServerResponse \)/,
+  );
+  const message = await run([address, "describe", "axion.infrastructure.v1.Server"]);
+  assert.match(message.stdout, /\.google\.protobuf\.Timestamp create_time = 13;/);
+  const called = await run(["-d", "{}", address, "axion.infrastructure.v1.ClusterService/ListClusters"]);
+  assert.equal(called.code, 0, called.stderr);
+  assert.equal(JSON.parse(called.stdout).clusters[0].name, "prod");
 });
