@@ -27,6 +27,14 @@ export function printJson(document: unknown): void {
 // biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI escapes are what is stripped
 const ansi = /\u001b\[[0-9;]*m/g;
 export const visibleLength = (text: string) => [...text.replace(ansi, "")].length;
+
+/**
+ * Lines cut to the terminal's width, so each is one row: a redraw moves the cursor up by the line
+ * count, which a wrapped line would break. A cut line loses its colour.
+ */
+export function fitToTerminal(lines: string[], columns = process.stdout.columns || 80): string[] {
+  return lines.map((line) => (visibleLength(line) < columns ? line : `${[...line.replace(ansi, "")].slice(0, columns - 2).join("")}…`));
+}
 const pad = (text: string, width: number) => text + " ".repeat(Math.max(0, width - visibleLength(text)));
 
 /** An aligned table: header row, then one row per item; the last column is not padded. */

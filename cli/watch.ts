@@ -3,7 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { type Operation, OperationKind, OperationStatus, type OperationStep } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import type { Api } from "./client.js";
 import { CliError, Exit } from "./errors.js";
-import { colourEnabled, duration, enumName, paint } from "./output.js";
+import { colourEnabled, duration, enumName, fitToTerminal, paint } from "./output.js";
 
 const frames = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 const marks: Record<string, string> = { done: "✓", unchanged: "=", skipped: "-", failed: "✗", running: "…" };
@@ -59,6 +59,7 @@ export async function watchOperation(api: Api, id: string, serverName: string): 
     if (!latest) return;
     const lines = render(latest, serverName, frame);
     if (tty) {
+      lines.splice(0, lines.length, ...fitToTerminal(lines));
       process.stdout.write(`${drawn > 0 ? `\u001b[${drawn}A` : ""}\u001b[J${lines.join("\n")}\n`);
       drawn = lines.length;
     } else {

@@ -76,7 +76,7 @@ function inTerminal(session: string, args: string[]): void {
   execFileSync("tmux", [...tmux, "new-session", "-d", "-s", session, "-x", "120", "-y", "40", `${command}; echo "EXIT=$?"; sleep 3600`]);
 }
 
-const screen = (session: string) => execFileSync("tmux", [...tmux, "capture-pane", "-p", "-t", session], { encoding: "utf8" });
+const screen = (session: string) => execFileSync("tmux", [...tmux, "capture-pane", "-p", "-J", "-t", session], { encoding: "utf8" });
 
 async function screenUntil(session: string, pattern: RegExp, withinMs = 300_000): Promise<string> {
   const deadline = Date.now() + withinMs;
@@ -251,12 +251,12 @@ test("servers configure --watch on a real terminal: steps live with a spinner, m
 
   const web3 = axion(["servers", "configure", "web-3", "--watch", "-o", "json"]);
   inTerminal("configure1", ["servers", "configure", "web-1", "--watch"]);
-  const running = await screenUntil("configure1", /[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] (preflight|admin_user|docker|firewall)\s+\d+\.\ds/);
+  const running = await screenUntil("configure1", /[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] (preflight|admin_user|docker|firewall)\s+(\d+\.\ds|\d+m\d\ds)$/m);
   assert.match(running, /^bootstrap on web-1 \(operation [0-9a-f-]{36}\)$/m);
   const done = await screenUntil("configure1", /EXIT=\d+/);
   assert.match(done, /EXIT=0/, done);
   for (const step of ["connect", "preflight", "admin_user", "docker", "firewall", "ssh_hardening", "deploy_key"]) {
-    assert.match(done, new RegExp(`^  [✓=] ${step}\\s+\\d+\\.\\ds\\s+(done|unchanged)`, "m"), `step ${step}:\n${done}`);
+    assert.match(done, new RegExp(`^  [✓=] ${step}\\s+(\\d+\\.\\ds|\\d+m\\d\\ds)\\s+(done|unchanged)`, "m"), `step ${step}:\n${done}`);
   }
   assert.match(done, /^SUCCEEDED in \d/m);
   assert.ok(!/[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]/.test(done), "no spinner left once it ended");

@@ -14,7 +14,7 @@ import {
 import { type Api, api } from "../client.js";
 import { type GlobalOptions, globals, isJson } from "../context.js";
 import { CliError, Exit } from "../errors.js";
-import { enumName, messageJson, paint, printJson, printTable, statusText, time } from "../output.js";
+import { enumName, fitToTerminal, messageJson, paint, printJson, printTable, statusText, time } from "../output.js";
 import { allServers, listAll, pick, resolveCluster, resolveServer } from "../resolve.js";
 import { renderRollout, rolloutEnded, rolloutKind, rolloutStatus } from "../rollout-view.js";
 import { parseSince } from "./metrics.js";
@@ -118,7 +118,7 @@ async function watch(client: Api, id: string, json: boolean): Promise<Rollout> {
       if (!m.rollout) continue;
       latest = m.rollout;
       if (json) continue;
-      const lines = renderRollout(latest);
+      const lines = process.stdout.isTTY ? fitToTerminal(renderRollout(latest)) : renderRollout(latest);
       if (process.stdout.isTTY) process.stdout.write(`${drawn > 0 ? `\u001b[${drawn}A` : ""}\u001b[J`);
       process.stdout.write(`${lines.join("\n")}\n`);
       drawn = lines.length;
