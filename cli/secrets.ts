@@ -31,7 +31,7 @@ export function readStdin(what: string): string {
 /** Asks on the terminal with echo off; refuses without a terminal (nothing to ask). */
 export async function promptSecret(question: string, hint: string): Promise<string> {
   const input = process.stdin;
-  if (!input.isTTY) throw CliError.usage(`no terminal to ask for ${hint.split(" ")[0]}: ${hint}`);
+  if (!input.isTTY) throw CliError.usage(`no terminal to ask on: ${hint}`);
   process.stderr.write(question);
   input.setRawMode(true);
   input.resume();

@@ -255,7 +255,7 @@ test("servers configure --watch on a real terminal: steps live with a spinner, m
   assert.match(running, /^bootstrap on web-1 \(operation [0-9a-f-]{36}\)$/m);
   const done = await screenUntil("configure1", /EXIT=\d+/);
   assert.match(done, /EXIT=0/, done);
-  for (const step of ["connect", "preflight", "admin_user", "docker", "firewall", "ssh_hardening", "deploy_key"]) {
+  for (const step of ["connect", "preflight", "admin_user", "docker", "firewall", "ssh_hardening", "deploy_key", "agent", "agent_registered"]) {
     assert.match(done, new RegExp(`^  [✓=] ${step}\\s+(\\d+\\.\\ds|\\d+m\\d\\ds)\\s+(done|unchanged)`, "m"), `step ${step}:\n${done}`);
   }
   assert.match(done, /^SUCCEEDED in \d/m);
@@ -288,7 +288,7 @@ test("operations: deploy-key, recover, install-agent; ops list, get, watch, canc
     "OPERATION_KIND_BOOTSTRAP",
   ]);
   assert.match(await ok(["ops", "list", "web-1"]), /^ID\s+KIND\s+STATUS\s+STARTED\s+TOOK/);
-  assert.match(await ok(["ops", "get", keyOp]), /✓ deploy_key/);
+  assert.match(await ok(["ops", "get", keyOp]), /^  = deploy_key_add\s+\d+\.\ds\s+unchanged/m, "the bootstrap had added the key already");
   assert.match(await ok(["ops", "cancel", keyOp]), new RegExp(`Operation ${keyOp}: succeeded`), "an ended operation keeps its outcome");
   await fails(["ops", "get", "00000000-0000-7000-8000-000000000000"], 3, /no operation or server with id/);
 });
