@@ -18,6 +18,7 @@ import { answerUndecodableBodiesAsInvalidArgument } from "./decode-errors.js";
 import { AGENT_MAX_REQUEST_BYTES } from "./edge-limits.js";
 import { operationService } from "./operation-service.js";
 import { providerAccountService } from "./provider-account-service.js";
+import { registerReflection } from "./reflection-service.js";
 import { requirementsService } from "./requirements-service.js";
 import { rolloutService } from "./rollout-service.js";
 import { serverService } from "./server-service.js";
@@ -50,6 +51,7 @@ export function routes(deps: ApiDeps, agents: AgentServiceDeps) {
     router.service(TokenService, tokenService(deps.db));
     router.service(ProviderAccountService, providerAccountService(deps));
     router.service(RolloutService, rolloutService(deps));
+    registerReflection(router);
     answerUndecodableBodiesAsInvalidArgument(router);
   };
 }

@@ -1,0 +1,296 @@
+import { create } from "@bufbuild/protobuf";
+import { DurationSchema } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Argv } from "yargs";
+import { PlanOutcome, RolloutKind } from "../../gen/axion/infrastructure/v1/plan_pb.js";
+import {
+  PlanRolloutResponseSchema,
+  type Rollout,
+  type RolloutAmount,
+  RolloutAmountSchema,
+  RolloutSchema,
+  RolloutStatus,
+} from "../../gen/axion/infrastructure/v1/rollout_service_pb.js";
+import { type Api, api } from "../client.js";
+import { type GlobalOptions, globals, isJson } from "../context.js";
+import { CliError, Exit } from "../errors.js";
+import { enumName, fitToTerminal, messageJson, paint, printJson, printTable, statusText, time } from "../output.js";
+import { allServers, listAll, pick, resolveCluster, resolveServer } from "../resolve.js";
+import { renderRollout, rolloutEnded, rolloutKind, rolloutStatus } from "../rollout-view.js";
+import { parseSince } from "./metrics.js";
+
+const kinds: Record<string, RolloutKind> = {
+  configure: RolloutKind.CONFIGURE,
+  "deploy-key-add": RolloutKind.DEPLOY_KEY_ADD,
+  "deploy-key-remove": RolloutKind.DEPLOY_KEY_REMOVE,
+  recover: RolloutKind.RECOVER,
+  "install-agent": RolloutKind.INSTALL_AGENT,
+  "test-connection": RolloutKind.TEST_CONNECTION,
+};
+
+/** 2 → a count, 25% → a percentage. */
+function amount(text: string | undefined, flag: string): RolloutAmount | undefined {
+  if (text === undefined) return undefined;
+  const m = /^(\d+)(%?)$/.exec(text);
+  if (!m) throw CliError.usage(`--${flag} must be a count (2) or a percentage (25%), not "${text.slice(0, 40)}"`);
+  return create(RolloutAmountSchema, { value: { case: m[2] ? "percent" : "count", value: Number(m[1]) } });
+}
+
+type TargetArgs = {
+  cluster?: string;
+  selector?: string;
+  servers?: string[];
+  kind: string;
+  canary?: number;
+  batch?: string;
+  "max-failures"?: string;
+  "batch-pause"?: string;
+  "pause-after-canary"?: boolean;
+};
+
+function targetOptions(c: Argv) {
+  return c
+    .positional("kind", { choices: Object.keys(kinds), demandOption: true, describe: "what to do on each server" })
+    .option("cluster", { type: "string", describe: "the servers of this cluster (name or id)" })
+    .option("selector", { alias: "l", type: "string", describe: "label selector: role=web,env!=dev" })
+    .option("servers", { type: "string", array: true, describe: "these servers (names or ids)" })
+    .option("canary", { type: "number", describe: "servers in the first batch (default 1; 0: no canary)" })
+    .option("batch", { type: "string", describe: "servers per batch after the canary: 2 or 25% (default: the rest at once)" })
+    .option("max-failures", { type: "string", describe: "stop after this many failed servers: 1 or 10% (default 1)" })
+    .option("batch-pause", { type: "string", describe: "wait between batches, e.g. 30s" })
+    .option("pause-after-canary", { type: "boolean", default: false, describe: "hold after the canary until axion rollout resume" });
+}
+
+async function request(client: Api, argv: TargetArgs) {
+  if (!argv.cluster && !argv.selector && !argv.servers?.length)
+    throw CliError.usage("name the targets: --cluster, --selector and/or --servers");
+  const clusterId = argv.cluster ? (await resolveCluster(client, argv.cluster)).id : "";
+  const serverIds = await Promise.all(
+    (argv.servers ?? []).flatMap((s) => s.split(",")).map(async (s) => (await resolveServer(client, s)).id),
+  );
+  return {
+    kind: kinds[argv.kind] as RolloutKind,
+    target: { clusterId, selector: argv.selector ?? "", serverIds },
+    strategy: {
+      canarySize: argv.canary,
+      batchSize: amount(argv.batch, "batch"),
+      maxFailures: amount(argv["max-failures"], "max-failures"),
+      batchPause: argv["batch-pause"]
+        ? create(DurationSchema, { seconds: BigInt(Math.round(parseSince(argv["batch-pause"]) / 1000)) })
+        : undefined,
+      pauseAfterCanary: argv["pause-after-canary"] ?? false,
+    },
+  };
+}
+
+const allRollouts = (client: Api) =>
+  listAll(async (pageToken) => {
+    const r = await client.rollouts.listRollouts({ pageSize: 500, pageToken });
+    return { items: r.rollouts, next: r.nextPageToken };
+  });
+
+/** A rollout by full id or a unique id prefix. */
+async function resolveRollout(client: Api, handle: string): Promise<Rollout> {
+  try {
+    const r = (await client.rollouts.getRollout({ id: handle })).rollout;
+    if (r) return r;
+  } catch (error) {
+    if (!(error instanceof ConnectError && (error.code === Code.NotFound || error.code === Code.InvalidArgument))) throw error;
+  }
+  return pick(
+    "rollout",
+    handle,
+    (await allRollouts(client)).map((r) => Object.assign(r, { name: r.id })),
+  );
+}
+
+const outcome = (o: PlanOutcome) => enumName(PlanOutcome, o, "PLAN_OUTCOME").replace("would_change", "would change");
+
+/** Follows a rollout until it ends: redrawn on a terminal, one block per change otherwise; Ctrl-C stops watching only. */
+async function watch(client: Api, id: string, json: boolean): Promise<Rollout> {
+  const abort = new AbortController();
+  const onInterrupt = () => abort.abort();
+  process.once("SIGINT", onInterrupt);
+  let latest: Rollout | undefined;
+  let drawn = 0;
+  try {
+    for await (const m of client.rollouts.watchRollout({ id }, { signal: abort.signal })) {
+      if (!m.rollout) continue;
+      latest = m.rollout;
+      if (json) continue;
+      const lines = process.stdout.isTTY ? fitToTerminal(renderRollout(latest)) : renderRollout(latest);
+      if (process.stdout.isTTY) process.stdout.write(`${drawn > 0 ? `\u001b[${drawn}A` : ""}\u001b[J`);
+      process.stdout.write(`${lines.join("\n")}\n`);
+      drawn = lines.length;
+    }
+  } catch (error) {
+    if (!abort.signal.aborted) throw error;
+  } finally {
+    process.off("SIGINT", onInterrupt);
+  }
+  if (abort.signal.aborted)
+    throw new CliError(
+      `stopped watching; rollout ${id} keeps running. Pause or abort it with: axion rollout pause|abort ${id}`,
+      Exit.interrupted,
+    );
+  if (!latest) throw CliError.failed(`rollout ${id}: the watch ended without a state`);
+  return latest;
+}
+
+function finish(r: Rollout | undefined, argv: GlobalOptions, printed = false): void {
+  if (!r) throw CliError.failed("the API answered without a rollout");
+  if (argv.output === "json") printJson({ rollout: messageJson(RolloutSchema, r) });
+  else if (!printed) process.stdout.write(`${renderRollout(r).join("\n")}\n`);
+  if (r.status === RolloutStatus.FAILED || r.status === RolloutStatus.ABORTED) {
+    throw CliError.failed(`rollout ${r.id} ${rolloutStatus(r)}${r.reason ? `: ${r.reason}` : ""}`);
+  }
+}
+
+const idArg = { type: "string", demandOption: true, describe: "rollout id (or a unique prefix)" } as const;
+
+export function rolloutCommand(y: Argv): Argv {
+  return y.command(["rollout", "rollouts"], "Fleet rollouts: plan, start, get, list, watch, pause, resume, abort", (t) =>
+    t
+      .command(
+        "plan <kind>",
+        "The batches a rollout would run; with --checks, per server and step what would change (nothing changes)",
+        (c) =>
+          targetOptions(c).option("checks", {
+            type: "boolean",
+            default: true,
+            describe: "connect to each server and read what would change",
+          }),
+        async (argv) => {
+          const client = api();
+          const req = await request(client, argv as TargetArgs);
+          const r = await client.rollouts.planRollout({ ...req, checks: argv.checks }).catch(async (error) => {
+            // An API without per-step checks still answers the batches.
+            if (!(argv.checks && error instanceof ConnectError && error.code === Code.Unavailable && /checks/.test(error.rawMessage)))
+              throw error;
+            process.stderr.write(`note: ${error.rawMessage}; showing the batches only\n`);
+            return client.rollouts.planRollout({ ...req, checks: false });
+          });
+          if (isJson(argv)) return printJson(messageJson(PlanRolloutResponseSchema, r));
+          const plans = r.batches.flatMap((b) => b.plans.map((p) => ({ batch: b, plan: p })));
+          const steps = [...new Set(plans.flatMap(({ plan }) => plan.steps.map((s) => s.name)))];
+          process.stdout.write(`${r.total} servers in ${r.batches.length} batches; stops after ${r.maxFailures} failed\n`);
+          if (plans.length === 0) {
+            const names = new Map((await allServers(client)).map((srv) => [srv.id, srv.name]));
+            printTable(
+              ["BATCH", "SERVERS"],
+              r.batches.map((b) => [
+                `${b.index + 1}${b.canary ? " (canary)" : ""}`,
+                b.serverIds.map((id) => names.get(id) ?? id).join(", "),
+              ]),
+            );
+            return;
+          }
+          printTable(
+            ["SERVER", "BATCH", "PLAN", ...steps.map((s) => s.toUpperCase()), "REASON"],
+            plans.map(({ batch, plan }) => [
+              plan.serverName,
+              `${batch.index + 1}${batch.canary ? "*" : ""}`,
+              statusText(outcome(plan.outcome)),
+              ...steps.map((name) => {
+                const step = plan.steps.find((s) => s.name === name);
+                return step ? statusText(outcome(step.outcome)) : "-";
+              }),
+              plan.reason || plan.steps.find((s) => s.outcome === PlanOutcome.CANNOT)?.detail || "",
+            ]),
+          );
+          if (plans.some(({ plan }) => plan.outcome === PlanOutcome.CANNOT))
+            process.stderr.write(paint("yellow", "some servers cannot be rolled out (see REASON)\n", process.stderr));
+        },
+      )
+      .command(
+        "start <kind>",
+        "Start a rollout",
+        (c) => targetOptions(c).option("watch", { alias: "w", type: "boolean", default: false, describe: "follow it live until it ends" }),
+        async (argv) => {
+          const client = api();
+          const r = (await client.rollouts.startRollout(await request(client, argv as TargetArgs))).rollout;
+          if (!r) throw CliError.failed("the API answered without a rollout");
+          if (!argv.watch) {
+            if (!isJson(argv)) process.stdout.write(`Rollout ${r.id} started; follow it with: axion rollout watch ${r.id}\n`);
+            return finish(r, globals(argv), !isJson(argv));
+          }
+          finish(await watch(client, r.id, isJson(argv)), globals(argv), true);
+        },
+      )
+      .command(
+        "get <rollout>",
+        "Show a rollout",
+        (c) => c.positional("rollout", idArg),
+        async (argv) => {
+          const r = await resolveRollout(api(), argv.rollout);
+          if (isJson(argv)) return printJson({ rollout: messageJson(RolloutSchema, r) });
+          process.stdout.write(`${renderRollout(r).join("\n")}\n`);
+        },
+      )
+      .command(
+        "list",
+        "List rollouts",
+        (c) => c,
+        async (argv) => {
+          const rollouts = await allRollouts(api());
+          if (isJson(argv)) return printJson({ rollouts: rollouts.map((r) => messageJson(RolloutSchema, r)) });
+          printTable(
+            ["ID", "KIND", "STATUS", "SERVERS", "FAILED", "STARTED", "REASON"],
+            rollouts.map((r) => [
+              r.id,
+              rolloutKind(r),
+              statusText(rolloutStatus(r)),
+              String(r.counts?.total ?? 0),
+              String(r.counts?.failed ?? 0),
+              time(r.startTime),
+              r.reason,
+            ]),
+          );
+        },
+      )
+      .command(
+        "watch <rollout>",
+        "Follow a rollout live: a progress bar per batch and a line per server",
+        (c) => c.positional("rollout", idArg),
+        async (argv) => {
+          const client = api();
+          const r = await resolveRollout(client, argv.rollout);
+          const json = isJson(argv);
+          finish(rolloutEnded(r) ? r : await watch(client, r.id, json), globals(argv), !json && !rolloutEnded(r));
+        },
+      )
+      .command(
+        "pause <rollout>",
+        "Hold a rollout after its running batch",
+        (c) => c.positional("rollout", idArg),
+        async (argv) => {
+          const client = api();
+          const r = await resolveRollout(client, argv.rollout);
+          finish((await client.rollouts.pauseRollout({ id: r.id })).rollout, globals(argv));
+        },
+      )
+      .command(
+        "resume <rollout>",
+        "Continue a paused rollout",
+        (c) => c.positional("rollout", idArg),
+        async (argv) => {
+          const client = api();
+          const r = await resolveRollout(client, argv.rollout);
+          finish((await client.rollouts.resumeRollout({ id: r.id })).rollout, globals(argv));
+        },
+      )
+      .command(
+        "abort <rollout>",
+        "Stop a rollout: running operations are cancelled, the rest is not touched",
+        (c) => c.positional("rollout", idArg).option("reason", { type: "string", default: "aborted from the command line" }),
+        async (argv) => {
+          const client = api();
+          const r = await resolveRollout(client, argv.rollout);
+          const after = (await client.rollouts.abortRollout({ id: r.id, reason: argv.reason })).rollout;
+          if (isJson(argv)) return printJson({ rollout: after ? messageJson(RolloutSchema, after) : null });
+          process.stdout.write(`Rollout ${r.id}: ${after ? rolloutStatus(after) : "?"}\n`);
+        },
+      )
+      .demandCommand(1, "name a rollout command: plan, start, get, list, watch, pause, resume, abort"),
+  );
+}

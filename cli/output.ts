@@ -1,0 +1,122 @@
+import { styleText } from "node:util";
+import { type DescMessage, type MessageShape, toJson } from "@bufbuild/protobuf";
+import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
+
+export type Format = "table" | "json";
+
+/** Colour only on a terminal, never with NO_COLOR (any value) or TERM=dumb. */
+export function colourEnabled(stream: NodeJS.WriteStream = process.stdout): boolean {
+  return Boolean(stream.isTTY) && process.env.NO_COLOR === undefined && process.env.TERM !== "dumb";
+}
+
+type Style = "green" | "red" | "yellow" | "cyan" | "dim" | "bold";
+export function paint(style: Style, text: string, stream: NodeJS.WriteStream = process.stdout): string {
+  return colourEnabled(stream) ? styleText(style, text) : text;
+}
+
+/** A message as JSON with its proto (snake_case) field names and every field present: stable for scripts. */
+export function messageJson<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): unknown {
+  return toJson(schema, message, { useProtoFieldName: true, alwaysEmitImplicit: true });
+}
+
+/** One JSON document on stdout. */
+export function printJson(document: unknown): void {
+  process.stdout.write(`${JSON.stringify(document, null, 2)}\n`);
+}
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI escapes are what is stripped
+const ansi = /\u001b\[[0-9;]*m/g;
+export const visibleLength = (text: string) => [...text.replace(ansi, "")].length;
+
+/**
+ * Lines cut to the terminal's width, so each is one row: a redraw moves the cursor up by the line
+ * count, which a wrapped line would break. A cut line loses its colour.
+ */
+export function fitToTerminal(lines: string[], columns = process.stdout.columns || 80): string[] {
+  return lines.map((line) => (visibleLength(line) < columns ? line : `${[...line.replace(ansi, "")].slice(0, columns - 2).join("")}…`));
+}
+const pad = (text: string, width: number) => text + " ".repeat(Math.max(0, width - visibleLength(text)));
+
+/** An aligned table: header row, then one row per item; the last column is not padded. */
+export function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(visibleLength(h), ...rows.map((r) => visibleLength(r[i] ?? ""))));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : pad(c, widths[i] ?? 0)))
+      .join("  ")
+      .trimEnd();
+  return [line(headers.map((h) => paint("bold", h))), ...rows.map(line)].join("\n");
+}
+
+export function printTable(headers: string[], rows: string[][], empty = "(none)"): void {
+  process.stdout.write(rows.length === 0 ? `${empty}\n` : `${table(headers, rows)}\n`);
+}
+
+/** `key: value` lines, keys aligned. */
+export function printFields(fields: [string, string][]): void {
+  const width = Math.max(...fields.map(([k]) => k.length));
+  process.stdout.write(`${fields.map(([k, v]) => `${paint("bold", `${k}:`)}${" ".repeat(width - k.length + 1)}${v}`).join("\n")}\n`);
+}
+
+/** An enum value's name without its type prefix, lower case: SERVER_STATUS_ONLINE → online. */
+export function enumName(enumObject: Record<string | number, string | number>, value: number, prefix: string): string {
+  const name = enumObject[value];
+  return typeof name === "string" ? name.replace(new RegExp(`^${prefix}_?`), "").toLowerCase() : String(value);
+}
+
+export function time(ts: Timestamp | undefined): string {
+  if (!ts) return "-";
+  return timestampDate(ts)
+    .toISOString()
+    .replace("T", " ")
+    .replace(/\.\d+Z$/, "Z");
+}
+
+/** 1.2s, 3m04s, 1h02m. */
+export function duration(ms: number): string {
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
+  const s = Math.floor(ms / 1000);
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+}
+
+export function ago(ts: Timestamp | undefined, now = Date.now()): string {
+  if (!ts) return "-";
+  return `${duration(Math.max(0, now - timestampDate(ts).getTime()))} ago`;
+}
+
+export const labels = (map: Record<string, string>) =>
+  Object.entries(map)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(",") || "-";
+
+export function bytes(n: bigint | number): string {
+  const v = Number(n);
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let i = 0;
+  let x = v;
+  while (x >= 1024 && i < units.length - 1) {
+    x /= 1024;
+    i += 1;
+  }
+  return `${i === 0 ? x : x.toFixed(1)} ${units[i]}`;
+}
+
+const sparks = "▁▂▃▄▅▆▇█";
+/** A sparkline of the values, scaled between their own min and max. */
+export function sparkline(values: number[]): string {
+  if (values.length === 0) return "";
+  const min = Math.min(...values);
+  const max = Math.max(...values);
+  const span = max - min;
+  return values.map((v) => sparks[span === 0 ? 0 : Math.round(((v - min) / span) * (sparks.length - 1))]).join("");
+}
+
+/** A status coloured by what it means for the operator. */
+export function statusText(status: string): string {
+  if (/^(online|configured|succeeded|ok|done|unchanged|completed)$/.test(status)) return paint("green", status);
+  if (/^(failed|error|unreachable|hostkey_mismatch|offline|auth_failed|cancelled|aborted|cannot)$/.test(status))
+    return paint("red", status);
+  if (/^(running|provisioning|reinstalling|pending|paused|would_change)$/.test(status)) return paint("yellow", status);
+  return status;
+}

@@ -1,0 +1,59 @@
+import { readFileSync } from "node:fs";
+import { CliError } from "./errors.js";
+
+/** Flags that would put a secret on the command line (shell history, `ps`), with the safe way instead. */
+const refused: Record<string, string> = {
+  "--password": "use --password-stdin (e.g. `axion servers add … --password-stdin < file`)",
+  "--token": "use --token-stdin, the prompt of axion login, or the AXION_TOKEN environment variable",
+  "--passphrase": "answer the prompt or set AXION_KEY_PASSPHRASE",
+  "--private-key": "use --key-file PATH",
+  "--key": "use --key-file PATH",
+};
+
+/** Refuses a secret given as an argument before anything else runs (exit 2). */
+export function refuseSecretArguments(argv: string[]): void {
+  for (const arg of argv) {
+    if (arg === "--") return;
+    const flag = arg.split("=", 1)[0] as string;
+    const safe = refused[flag];
+    if (safe) throw CliError.usage(`${flag} is refused: a secret on the command line lands in shell history and ps; ${safe}`);
+  }
+}
+
+/** All of stdin, without the trailing newline. */
+export function readStdin(what: string): string {
+  if (process.stdin.isTTY) throw CliError.usage(`${what}: stdin is a terminal; pipe the secret in (e.g. < file)`);
+  const text = readFileSync(0, "utf8").replace(/\r?\n$/, "");
+  if (text === "") throw CliError.usage(`${what}: stdin was empty`);
+  return text;
+}
+
+/** Asks on the terminal with echo off; refuses without a terminal (nothing to ask). */
+export async function promptSecret(question: string, hint: string): Promise<string> {
+  const input = process.stdin;
+  if (!input.isTTY) throw CliError.usage(`no terminal to ask on: ${hint}`);
+  process.stderr.write(question);
+  input.setRawMode(true);
+  input.resume();
+  input.setEncoding("utf8");
+  return new Promise((resolve, reject) => {
+    let value = "";
+    const done = (error?: CliError) => {
+      input.setRawMode(false);
+      input.pause();
+      input.off("data", onData);
+      process.stderr.write("\n");
+      if (error) reject(error);
+      else resolve(value);
+    };
+    const onData = (chunk: string) => {
+      for (const ch of chunk) {
+        if (ch === "\r" || ch === "\n") return done();
+        if (ch === "\u0003") return done(CliError.usage("cancelled"));
+        if (ch === "\u007f" || ch === "\b") value = value.slice(0, -1);
+        else value += ch;
+      }
+    };
+    input.on("data", onData);
+  });
+}

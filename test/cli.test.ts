@@ -1,0 +1,450 @@
+import assert from "node:assert/strict";
+import { execFile, execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { ed25519KeyPair } from "./support/keys.js";
+import { freePort } from "./support/ports.js";
+import { type ProvisioningHarness, startProvisioningHarness } from "./support/provisioning-harness.js";
+import { buildImage, downHosts, type Fleet, upHosts } from "./support/testhosts.js";
+
+/**
+ * The `axion` command as an operator runs it: a subprocess (the package's bin shim) against a real API with a
+ * real worker and Temporal, on real test hosts; live progress checked on a real terminal (tmux).
+ */
+const prefix = "pcli";
+const bin = join(process.cwd(), "cli", "bin", "axion.mjs");
+const tmux = ["-L", `axion-cli-test-${process.pid}`];
+let harness: ProvisioningHarness;
+let fleet: Fleet;
+let home: string;
+let keyFile: string;
+let token: string;
+const names = ["web-1", "web-2", "web-3"];
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `axion …` (asynchronously: the API answering it lives in this process). */
+function axion(args: string[], options: { env?: Record<string, string | undefined>; input?: string } = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      process.execPath,
+      [bin, ...args],
+      {
+        cwd: tmpdir(),
+        env: { ...process.env, XDG_CONFIG_HOME: home, AXION_API: undefined, AXION_TOKEN: undefined, NO_COLOR: "1", ...options.env },
+        maxBuffer: 16 << 20,
+      },
+      (error, stdout, stderr) => resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+    child.stdin?.end(options.input ?? "");
+  });
+}
+
+async function ok(args: string[], options?: Parameters<typeof axion>[1]): Promise<string> {
+  const r = await axion(args, options);
+  assert.equal(r.code, 0, `axion ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
+  return r.stdout;
+}
+
+const json = async (args: string[], options?: Parameters<typeof axion>[1]) => JSON.parse(await ok([...args, "-o", "json"], options));
+
+/** The one-line error and the exit code. */
+async function fails(args: string[], code: number, pattern: RegExp, options?: Parameters<typeof axion>[1]): Promise<void> {
+  const r = await axion(args, options);
+  assert.equal(r.code, code, `axion ${args.join(" ")}: exit ${r.code} (${r.stderr})`);
+  assert.equal(r.stderr.trim().split("\n").length, 1, `one line: ${r.stderr}`);
+  assert.match(r.stderr, pattern);
+}
+
+const shellQuote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
+
+/** Starts `axion …` in a tmux window (a real terminal, 120×40); the exit code is printed after it. */
+function inTerminal(session: string, args: string[]): void {
+  const command = [
+    `XDG_CONFIG_HOME=${shellQuote(home)}`,
+    "TERM=xterm-256color",
+    shellQuote(process.execPath),
+    shellQuote(bin),
+    ...args.map(shellQuote),
+  ].join(" ");
+  execFileSync("tmux", [...tmux, "new-session", "-d", "-s", session, "-x", "120", "-y", "40", `${command}; echo "EXIT=$?"; sleep 3600`]);
+}
+
+const screen = (session: string) => execFileSync("tmux", [...tmux, "capture-pane", "-p", "-J", "-t", session], { encoding: "utf8" });
+
+async function screenUntil(session: string, pattern: RegExp, withinMs = 300_000): Promise<string> {
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    const text = screen(session);
+    if (pattern.test(text)) return text;
+    if (Date.now() > deadline) assert.fail(`terminal never showed ${pattern}:\n${text}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+before(async () => {
+  execFileSync("bash", ["scripts/build-agent.sh"], { stdio: ["ignore", "ignore", "inherit"], timeout: 10 * 60_000 });
+  buildImage();
+  downHosts(prefix);
+  fleet = upHosts(prefix, 3, "fresh");
+  harness = await startProvisioningHarness({
+    orchestratorPublicKey: ed25519KeyPair().publicKey.trim(),
+    sshConnectTimeoutMs: 4000,
+    agent: { binaryDir: join(process.cwd(), "agent", "dist"), gateway: fleet.gateway, heartbeatIntervalSeconds: 1 },
+  });
+  token = (await harness.api.newOwner("cli-operator")).token;
+  home = mkdtempSync(join(tmpdir(), "axion-cli-"));
+  keyFile = join(home, "id_ed25519");
+  writeFileSync(keyFile, fleet.privateKey, { mode: 0o600 });
+});
+
+after(async () => {
+  try {
+    execFileSync("tmux", [...tmux, "kill-server"], { stdio: "ignore" });
+  } catch {
+    // no session left
+  }
+  await harness?.close();
+  downHosts(prefix);
+  if (home) rmSync(home, { recursive: true, force: true });
+});
+
+test("a secret on the command line is refused with exit 2 before anything is sent", async () => {
+  await fails(["login", "--api", harness.api.baseUrl, "--token", token], 2, /--token is refused: .*--token-stdin/);
+  await fails(["login", "--api", harness.api.baseUrl, `--token=${token}`], 2, /--token is refused/);
+  await fails(
+    ["servers", "add", "x", "--cluster", "c", "--host", "h", "--password", "hunter2"],
+    2,
+    /--password is refused: .*--password-stdin/,
+  );
+  await fails(
+    ["servers", "add", "x", "--cluster", "c", "--host", "h", "--key-file", "k", "--passphrase=pw"],
+    2,
+    /--passphrase is refused: .*AXION_KEY_PASSPHRASE/,
+  );
+});
+
+test("login checks the token against the API and stores it owner-only; whoami names the token", async () => {
+  await fails(["login", "--api", harness.api.baseUrl, "--token-stdin"], 3, /not logged in or the token is no longer valid/, {
+    input: "axn_wrong\n",
+  });
+  await fails(["login", "--api", harness.api.baseUrl, "--token-stdin"], 2, /stdin was empty/);
+  const out = await ok(["login", "--api", harness.api.baseUrl, "--token-stdin"], { input: `${token}\n` });
+  assert.match(out, /Logged in to http:\/\/127\.0\.0\.1:\d+/);
+  assert.ok(!out.includes(token), "the token is not echoed");
+  const file = join(home, "axion", "config.json");
+  assert.equal(statSync(file).mode & 0o777, 0o600);
+  assert.equal(JSON.parse(readFileSync(file, "utf8")).token, token);
+  const me = await json(["whoami"]);
+  assert.equal(me.api, harness.api.baseUrl);
+  assert.equal(me.token.current, true);
+  assert.equal(me.token.prefix, token.slice(0, me.token.prefix.length));
+});
+
+test("exit codes: 4 when the API cannot be reached, 3 for a refused token or a missing name, 2 for usage errors", async () => {
+  const closed = `http://127.0.0.1:${await freePort()}`;
+  await fails(["clusters", "list"], 4, new RegExp(`cannot reach the API at ${closed}`), { env: { AXION_API: closed } });
+  await fails(["whoami"], 3, /run axion login/, { env: { AXION_TOKEN: "axn_not-a-token" } });
+  await fails(["clusters", "get", "no-such-cluster"], 3, /no cluster named or with id "no-such-cluster"/);
+  await fails(["clusters", "frobnicate"], 2, /Unknown argument: frobnicate/);
+  await fails(["clusters", "create", "x", "--label", "novalue"], 2, /--label must be key=value/);
+  await fails(["clusters", "create", "Bad Name!"], 2, /InvalidArgument: .*name/);
+});
+
+test("clusters: create, list, get, update and delete by name, -o json with snake_case fields", async () => {
+  const created = await json(["clusters", "create", "prod", "--description", "production", "--label", "env=prod"]);
+  assert.equal(created.cluster.name, "prod");
+  assert.deepEqual(created.cluster.labels, { env: "prod" });
+  assert.equal(created.cluster.server_count, 0);
+  await ok(["clusters", "create", "scratch"]);
+  const table = await ok(["clusters", "list"]);
+  assert.match(table, /^NAME\s+ID\s+SERVERS\s+LABELS\s+DESCRIPTION\n/);
+  assert.match(table, /\nprod\s+[0-9a-f-]{36}\s+0\s+env=prod\s+production\n/);
+  assert.equal((await json(["clusters", "get", created.cluster.id])).cluster.name, "prod", "an id works as well as a name");
+  const updated = await json(["clusters", "update", "scratch", "--name", "staging", "--label", "env=staging"]);
+  assert.equal(updated.cluster.name, "staging");
+  assert.match(await ok(["clusters", "delete", "staging"]), /Cluster staging deleted/);
+  assert.deepEqual(
+    (await json(["clusters", "list"])).clusters.map((c: { name: string }) => c.name),
+    ["prod"],
+  );
+});
+
+test("servers: add three hosts from a key file, list with filters, get, update, names and id prefixes resolved", async () => {
+  for (const [i, host] of fleet.hosts.entries()) {
+    const added = await json([
+      "servers",
+      "add",
+      names[i] as string,
+      "--cluster",
+      "prod",
+      "--host",
+      host.ip,
+      "--key-file",
+      keyFile,
+      "--label",
+      `role=${i === 2 ? "db" : "web"}`,
+    ]);
+    assert.equal(added.server.auth_method, "SSH_AUTH_METHOD_PRIVATE_KEY");
+    assert.equal(added.server.status, "SERVER_STATUS_PENDING");
+    assert.ok(!JSON.stringify(added).includes("PRIVATE KEY"), "the key never comes back");
+  }
+  const listed = await ok(["servers", "list"]);
+  assert.match(listed, /^NAME\s+CLUSTER\s+ADDRESS\s+STATUS\s+LABELS\s+ID\n/);
+  assert.match(listed, /\nweb-1\s+prod\s+\S+:22\s+pending\s+role=web\s+/);
+  const web = await json(["servers", "list", "--cluster", "prod", "--selector", "role=web", "--status", "pending"]);
+  assert.deepEqual(
+    web.servers.map((s: { name: string }) => s.name),
+    ["web-1", "web-2"],
+  );
+  assert.deepEqual((await json(["servers", "list", "-l", "role=db"])).servers.length, 1);
+  const ids: string[] = (await json(["servers", "list"])).servers.map((s: { id: string }) => s.id);
+  let common = 0;
+  while (ids.every((id) => id[common] === ids[0]?.[common])) common++;
+  assert.ok(common >= 4, "UUIDv7 ids made a moment apart share a prefix");
+  await fails(["servers", "get", (ids[0] as string).slice(0, common)], 2, /matches 3 servers: .*give the full id or the name/);
+  const byPrefix = await json(["servers", "get", (ids[2] as string).slice(0, 30)]);
+  assert.equal(byPrefix.server.name, "web-3");
+  assert.match(await ok(["servers", "get", "web-2"]), /address:\s+root@\S+:22/);
+  const moved = await json(["servers", "update", "web-3", "--label", "role=db", "--label", "tier=data"]);
+  assert.deepEqual(moved.server.labels, { role: "db", tier: "data" });
+});
+
+test("an encrypted key takes its passphrase from AXION_KEY_PASSPHRASE, never an argument; a password from stdin", async () => {
+  const encrypted = ed25519KeyPair("correct horse", 4).privateKey;
+  const file = join(home, "encrypted_key");
+  writeFileSync(file, encrypted, { mode: 0o600 });
+  await fails(["servers", "add", "vault", "--cluster", "prod", "--host", "203.0.113.7", "--key-file", file], 2, /AXION_KEY_PASSPHRASE/);
+  const added = await json(["servers", "add", "vault", "--cluster", "prod", "--host", "203.0.113.7", "--key-file", file], {
+    env: { AXION_KEY_PASSPHRASE: "correct horse" },
+  });
+  assert.equal(added.server.auth_method, "SSH_AUTH_METHOD_PRIVATE_KEY");
+  const updated = await json(["servers", "update", "vault", "--password-stdin"], { input: "s3cret\n" });
+  assert.equal(updated.server.auth_method, "SSH_AUTH_METHOD_PASSWORD");
+});
+
+test("servers test: ok with the host's facts (exit 0); an unreachable host is exit 1 naming the outcome", async () => {
+  const r = await json(["servers", "test", "web-1"]);
+  assert.equal(r.outcome, "CONNECTION_OUTCOME_OK");
+  assert.ok(r.facts.os_id);
+  assert.match(await ok(["servers", "test", "web-2"]), /outcome:\s+ok/);
+  await fails(["servers", "test", "vault"], 1, /connection test of vault: (unreachable|timeout)/);
+  assert.match(await ok(["servers", "delete", "vault"]), /Server vault deleted/);
+});
+
+test("servers configure --watch on a real terminal: steps live with a spinner, marks, durations, the end state; Ctrl-C on ops watch only stops watching", async () => {
+  // web-2 runs meanwhile: Ctrl-C on its watch must leave it running.
+  const started = await json(["servers", "configure", "web-2"]);
+  const web2 = started.operation.id as string;
+  inTerminal("watch2", ["ops", "watch", "web-2"]);
+  await screenUntil("watch2", /✓ connect/);
+  execFileSync("tmux", [...tmux, "send-keys", "-t", "watch2", "C-c"]);
+  const interrupted = await screenUntil("watch2", /EXIT=130/);
+  assert.match(interrupted, new RegExp(`stopped watching; operation ${web2} keeps running\\. Cancel it with: axion ops cancel ${web2}`));
+  assert.equal((await json(["ops", "get", web2])).operation.status, "OPERATION_STATUS_RUNNING");
+
+  const web3 = axion(["servers", "configure", "web-3", "--watch", "-o", "json"]);
+  inTerminal("configure1", ["servers", "configure", "web-1", "--watch"]);
+  const running = await screenUntil("configure1", /[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] (preflight|admin_user|docker|firewall)\s+(\d+\.\ds|\d+m\d\ds)$/m);
+  assert.match(running, /^bootstrap on web-1 \(operation [0-9a-f-]{36}\)$/m);
+  const done = await screenUntil("configure1", /EXIT=\d+/);
+  assert.match(done, /EXIT=0/, done);
+  for (const step of ["connect", "preflight", "admin_user", "docker", "firewall", "ssh_hardening", "deploy_key", "agent", "agent_registered"]) {
+    assert.match(done, new RegExp(`^  [✓=] ${step}\\s+(\\d+\\.\\ds|\\d+m\\d\\ds)\\s+(done|unchanged)`, "m"), `step ${step}:\n${done}`);
+  }
+  assert.match(done, /^SUCCEEDED in \d/m);
+  assert.ok(!/[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]/.test(done), "no spinner left once it ended");
+  assert.equal(done.match(/bootstrap on web-1/g)?.length, 1, "the block is redrawn in place, not repeated");
+  assert.equal((await json(["servers", "get", "web-1"])).server.status.match(/CONFIGURED|ONLINE/)?.length, 1);
+
+  const third = await web3;
+  assert.equal(third.code, 0, third.stderr);
+  assert.equal(JSON.parse(third.stdout).operation.status, "OPERATION_STATUS_SUCCEEDED");
+  const second = await json(["ops", "watch", web2]);
+  assert.equal(second.operation.status, "OPERATION_STATUS_SUCCEEDED", "the interrupted watch did not cancel it");
+});
+
+test("operations: deploy-key, recover, install-agent; ops list, get, watch, cancel", async () => {
+  const key = await ok(["servers", "deploy-key", "web-1"]);
+  const keyOp = /operation ([0-9a-f-]{36})/.exec(key)?.[1] as string;
+  assert.match(key, new RegExp(`Follow it with: axion ops watch ${keyOp}`));
+  const watched = await ok(["ops", "watch", keyOp]);
+  assert.match(watched, /^deploy_key on web-1/m);
+  assert.match(watched, /SUCCEEDED/);
+  const recovered = await json(["servers", "recover", "web-2", "--watch"]);
+  assert.equal(recovered.operation.kind, "OPERATION_KIND_RECOVERY");
+  assert.equal(recovered.operation.status, "OPERATION_STATUS_SUCCEEDED");
+  const agent = await json(["servers", "install-agent", "web-3", "--watch"]);
+  assert.equal(agent.operation.status, "OPERATION_STATUS_SUCCEEDED");
+  const list = await json(["ops", "list", "web-1"]);
+  assert.deepEqual(list.operations.map((o: { kind: string }) => o.kind).slice(0, 2), [
+    "OPERATION_KIND_DEPLOY_KEY",
+    "OPERATION_KIND_BOOTSTRAP",
+  ]);
+  assert.match(await ok(["ops", "list", "web-1"]), /^ID\s+KIND\s+STATUS\s+STARTED\s+TOOK/);
+  assert.match(await ok(["ops", "get", keyOp]), /^  = deploy_key_add\s+\d+\.\ds\s+unchanged/m, "the bootstrap had added the key already");
+  assert.match(await ok(["ops", "cancel", keyOp]), new RegExp(`Operation ${keyOp}: succeeded`), "an ended operation keeps its outcome");
+  await fails(["ops", "get", "00000000-0000-7000-8000-000000000000"], 3, /no operation or server with id/);
+});
+
+test("agents status and servers metrics: the agent's heartbeats as a table and a sparkline per metric", async () => {
+  const deadline = Date.now() + 120_000;
+  let samples = 0;
+  while (samples < 3 && Date.now() < deadline) {
+    samples = (await json(["servers", "metrics", "web-1", "--since", "1h"])).samples.length;
+    if (samples < 3) await new Promise((r) => setTimeout(r, 1000));
+  }
+  assert.ok(samples >= 3, "heartbeats arrived");
+  const status = await json(["agents", "status", "web-1"]);
+  assert.equal(status.installed, true);
+  assert.equal(status.status, "SERVER_STATUS_ONLINE");
+  assert.match(await ok(["agents", "status", "web-1"]), /last heartbeat:\s+\d/);
+  const table = await ok(["servers", "metrics", "web-1", "--since", "1h"]);
+  assert.match(table, /^web-1: \d+ samples in the last 1h\nMETRIC\s+LAST\s+MIN\s+MAX\s+TREND\n/);
+  for (const metric of ["cpu", "memory", "load1", "disk /"])
+    assert.match(table, new RegExp(`\\n${metric}\\s+\\d+\\.\\d+.*\\s[▁▂▃▄▅▆▇█]{3,}`), metric);
+  await fails(["servers", "metrics", "web-1", "--since", "yesterday"], 2, /--since must look like/);
+});
+
+async function rolloutUntil(id: string, status: string, withinMs = 120_000): Promise<void> {
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    const now = (await json(["rollout", "get", id])).rollout.status;
+    if (now === status) return;
+    if (Date.now() > deadline) assert.fail(`rollout ${id} is ${now}, not ${status}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+test("rollout: plan, start --watch on three hosts on a terminal (a bar per batch, a line per server), list, get, pause, resume, abort", async () => {
+  const target = ["--cluster", "prod", "--canary", "1", "--batch", "2"];
+  const plan = await ok(["rollout", "plan", "deploy-key-add", ...target]);
+  assert.match(plan, /^3 servers in 2 batches; stops after 1 failed$/m);
+  assert.match(plan, /^1 \(canary\)\s+web-1$/m);
+  assert.match(plan, /^2\s+web-2, web-3$/m);
+  assert.equal((await json(["rollout", "plan", "deploy-key-add", ...target])).total, 3);
+
+  inTerminal("rollout", ["rollout", "start", "deploy-key-add", ...target, "--watch"]);
+  const end = await screenUntil("rollout", /EXIT=\d+/);
+  assert.match(end, /EXIT=0/, end);
+  assert.match(end, /^rollout [0-9a-f-]{36} deploy-key-add: succeeded/m);
+  assert.match(end, /^batch 1 \(canary\) \[█{20}\] 1\/1$/m, end);
+  assert.match(end, /^batch 2 \[█{20}\] 2\/2$/m);
+  for (const name of names) assert.match(end, new RegExp(`^  ${name}\\s+batch [12]\\s+succeeded\\s+op [0-9a-f-]{36}`, "m"), name);
+  assert.equal(end.match(/^rollout /gm)?.length, 1, "the view is redrawn in place");
+
+  const held = (await json(["rollout", "start", "deploy-key-add", "--servers", "web-1,web-2", "--canary", "1", "--pause-after-canary"]))
+    .rollout.id as string;
+  await rolloutUntil(held, "ROLLOUT_STATUS_PAUSED");
+  assert.equal((await json(["rollout", "resume", held])).rollout.status, "ROLLOUT_STATUS_RUNNING");
+  assert.equal((await json(["rollout", "watch", held])).rollout.status, "ROLLOUT_STATUS_SUCCEEDED");
+
+  const slow = (await json(["rollout", "start", "deploy-key-add", ...target, "--batch-pause", "5m"])).rollout.id as string;
+  await ok(["rollout", "pause", slow]);
+  await rolloutUntil(slow, "ROLLOUT_STATUS_PAUSED");
+  assert.match(await ok(["rollout", "abort", slow.slice(0, 30), "--reason", "changed my mind"]), new RegExp(`Rollout ${slow}: `));
+  await rolloutUntil(slow, "ROLLOUT_STATUS_ABORTED");
+  await fails(["rollout", "watch", slow], 1, new RegExp(`rollout ${slow} aborted`));
+  const listed = await ok(["rollout", "list"]);
+  assert.match(listed, /^ID\s+KIND\s+STATUS\s+SERVERS/);
+  for (const id of [held, slow]) assert.match(listed, new RegExp(id));
+});
+
+test("tokens: create (shown once), list, revoke by label; the revoked token is refused", async () => {
+  const created = await json(["tokens", "create", "ci", "--expires", "30d"]);
+  assert.match(created.bearer_token, /^\S{20,}$/);
+  assert.equal(created.token.label, "ci");
+  const table = await ok(["tokens", "list"]);
+  assert.match(table, /\sci\s+\S+…\s+active\s/);
+  assert.equal((await json(["whoami"], { env: { AXION_TOKEN: created.bearer_token } })).token.label, "ci");
+  assert.match(await ok(["tokens", "revoke", "ci"]), /Token ci revoked/);
+  await fails(["clusters", "list"], 3, /run axion login/, { env: { AXION_TOKEN: created.bearer_token } });
+});
+
+test("completion scripts for bash and zsh", async () => {
+  const bash = await ok(["completion", "bash"]);
+  assert.match(bash, /complete -o bashdefault -o default -F _axion_yargs_completions axion/);
+  assert.match(bash, /--get-yargs-completions/);
+  const zsh = await ok(["completion", "zsh"]);
+  assert.match(zsh, /#compdef axion/);
+  const words = await ok(["--get-yargs-completions", "axion", "servers", ""], { env: { SHELL: "/bin/bash" } });
+  for (const sub of ["list", "add", "configure", "metrics"]) assert.match(words, new RegExp(`^${sub}$`, "m"));
+});
+
+test("gRPC server reflection v1 and v1alpha: buf curl lists every service and calls an RPC without proto files", async () => {
+  const buf = join(process.cwd(), "node_modules", ".bin", "buf");
+  const curl = (args: string[]) =>
+    new Promise<Run>((resolve) =>
+      execFile(
+        buf,
+        ["curl", "--protocol", "grpc", "--http2-prior-knowledge", "--reflect-header", `Authorization: Bearer ${token}`, ...args],
+        (error, stdout, stderr) => resolve({ code: error ? 1 : 0, stdout, stderr }),
+      ),
+    );
+  for (const protocol of ["grpc-v1", "grpc-v1alpha"]) {
+    const r = await curl(["--reflect-protocol", protocol, "--list-services", harness.api.baseUrl]);
+    assert.equal(r.code, 0, r.stderr);
+    for (const service of ["ClusterService", "ServerService", "OperationService", "AgentService", "TokenService", "RequirementsService"]) {
+      assert.match(r.stdout, new RegExp(`^axion\\.infrastructure\\.v1\\.${service}$`, "m"), `${protocol}: ${service}`);
+    }
+    assert.match(r.stdout, /^grpc\.reflection\.v1alpha\.ServerReflection$/m);
+    const methods = await curl(["--reflect-protocol", protocol, "--list-methods", harness.api.baseUrl]);
+    assert.match(methods.stdout, /^axion\.infrastructure\.v1\.OperationService\/WatchOperation$/m);
+    const called = await curl([
+      "--reflect-protocol",
+      protocol,
+      "-H",
+      `Authorization: Bearer ${token}`,
+      "-d",
+      "{}",
+      `${harness.api.baseUrl}/axion.infrastructure.v1.ClusterService/ListClusters`,
+    ]);
+    assert.equal(called.code, 0, called.stderr);
+    assert.equal(JSON.parse(called.stdout).clusters[0].name, "prod");
+  }
+  const anonymous = await new Promise<Run>((resolve) =>
+    execFile(
+      buf,
+      ["curl", "--protocol", "grpc", "--http2-prior-knowledge", "--list-services", harness.api.baseUrl],
+      (error, stdout, stderr) => resolve({ code: error ? 1 : 0, stdout, stderr }),
+    ),
+  );
+  assert.notEqual(anonymous.code, 0, "reflection needs an owner token");
+  assert.match(anonymous.stderr, /authenticated/i);
+});
+
+/** grpcurl (Go, `go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3`): from GRPCURL or the PATH. */
+const grpcurl =
+  process.env.GRPCURL ||
+  ["/usr/local/bin/grpcurl", "/usr/bin/grpcurl", join(process.env.HOME ?? "", "go", "bin", "grpcurl")].find((p) => existsSync(p));
+
+test("gRPC server reflection with grpcurl: list, describe a method and a message, call an RPC", {
+  skip: grpcurl ? false : "grpcurl is not installed (set GRPCURL)",
+}, async () => {
+  const address = harness.api.baseUrl.replace("http://", "");
+  const run = (args: string[]) =>
+    new Promise<Run>((resolve) =>
+      execFile(grpcurl as string, ["-plaintext", "-H", `authorization: Bearer ${token}`, ...args], (error, stdout, stderr) =>
+        resolve({ code: error ? 1 : 0, stdout, stderr }),
+      ),
+    );
+  const list = await run([address, "list"]);
+  assert.equal(list.code, 0, list.stderr);
+  assert.match(list.stdout, /^axion\.infrastructure\.v1\.RolloutService$/m);
+  const method = await run([address, "describe", "axion.infrastructure.v1.ServerService.GetServer"]);
+  assert.match(
+    method.stdout,
+    /rpc GetServer \( \.axion\.infrastructure\.v1\.GetServerRequest \) returns \( \.axion\.infrastructure\.v1\.GetServerResponse \)/,
+  );
+  const message = await run([address, "describe", "axion.infrastructure.v1.Server"]);
+  assert.match(message.stdout, /\.google\.protobuf\.Timestamp create_time = 13;/);
+  const called = await run(["-d", "{}", address, "axion.infrastructure.v1.ClusterService/ListClusters"]);
+  assert.equal(called.code, 0, called.stderr);
+  assert.equal(JSON.parse(called.stdout).clusters[0].name, "prod");
+});
