@@ -6,11 +6,13 @@ import { errorSummary, log } from "../core/log.js";
 import { offlineServersAwaitingRecovery } from "../core/offline-recovery.js";
 import { startSystemServerOperation } from "../core/provisioning.js";
 import { type PruneResult, pruneRetained, type RetentionSettings } from "../core/retention.js";
+import { timedSweep } from "../observability/metrics.js";
 import type { ActivityDeps } from "./deps.js";
 
 export function createLivenessActivities(deps: ActivityDeps) {
   return {
-    sweepLiveness: (input: { timeoutSeconds: number }): Promise<SweepResult> => sweepLiveness(deps.db, input.timeoutSeconds),
+    sweepLiveness: (input: { timeoutSeconds: number }): Promise<SweepResult> =>
+      timedSweep(() => sweepLiveness(deps.db, input.timeoutSeconds)),
 
     /** Metric samples, published outbox events and gone ingestion instances past their retention. */
     pruneExpiredRows: async (input: RetentionSettings & { metricsRetentionHours: number }): Promise<PruneResult> => {

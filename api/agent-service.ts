@@ -16,6 +16,7 @@ import {
   type HeartbeatRequest,
   MetricsSchema,
 } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
+import { countHeartbeat } from "../observability/metrics.js";
 import { statusToProto } from "./convert.js";
 import { operationMessage } from "./operation-message.js";
 import { requireOwner } from "./owner.js";
@@ -59,9 +60,12 @@ async function requireAgent(deps: AgentServiceDeps, authorization: string | null
 }
 
 /** Heartbeat handling shared by the Connect route and the HTTP/1.1 JSON fast path. */
-export async function acceptHeartbeat(deps: AgentServiceDeps, authorization: string | null, req: HeartbeatRequest): Promise<void> {
-  const serverId = await requireAgent(deps, authorization, req.serverId);
-  await deps.ingestor.submit(heartbeatRecord(serverId, req, deps.ingestor.databaseNow()));
+export function acceptHeartbeat(deps: AgentServiceDeps, authorization: string | null, req: HeartbeatRequest): Promise<void> {
+  return countHeartbeat(
+    requireAgent(deps, authorization, req.serverId).then((serverId) =>
+      deps.ingestor.submit(heartbeatRecord(serverId, req, deps.ingestor.databaseNow())),
+    ),
+  );
 }
 
 export function agentService(deps: AgentServiceDeps): ServiceImpl<typeof AgentService> {

@@ -8,6 +8,7 @@ import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { type Owner, ownerForToken } from "../core/owners.js";
 import type { Database } from "../db/client.js";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
+import { rawApiAnswer } from "../observability/metrics.js";
 import { ownerKey } from "./context.js";
 import { toConnectError } from "./errors.js";
 
@@ -76,6 +77,7 @@ export const requireOwnerInterceptor: Interceptor = (next) => async (req) => {
  * an end-of-stream message, Connect unary as a JSON error with its HTTP status.
  */
 function refuse(req: NodeRequest, res: NodeResponse, error: ConnectError): void {
+  rawApiAnswer(req.url, error.code);
   const type = String(req.headers["content-type"] ?? "");
   if (/^application\/grpc(-web)?(\+|;|$)/i.test(type)) {
     const status = new Headers({ "content-type": type });

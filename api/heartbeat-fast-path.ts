@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus, errorToJsonBytes, parseContentType } from "@connectrpc/connect/protocol-connect";
 import { parseHeartbeatJson } from "../core/heartbeat-intake.js";
+import { rawApiAnswer } from "../observability/metrics.js";
 import { type AgentServiceDeps, acceptHeartbeat } from "./agent-service.js";
 import { toConnectError } from "./errors.js";
 
@@ -25,6 +26,7 @@ export function heartbeatFastPath(deps: AgentServiceDeps) {
     const encoding = req.headers["content-encoding"];
     if (encoding !== undefined && encoding !== "identity") return false;
 
+    const startedAt = process.hrtime.bigint();
     const chunks: Buffer[] = [];
     let size = 0;
     req.on("data", (chunk: Buffer) => {
@@ -38,11 +40,13 @@ export function heartbeatFastPath(deps: AgentServiceDeps) {
       };
       answer().then(
         () => {
+          rawApiAnswer(HEARTBEAT_PATH, undefined, startedAt);
           res.writeHead(200, { "content-type": "application/json", "content-length": EMPTY_RESPONSE.length });
           res.end(EMPTY_RESPONSE);
         },
         (error: unknown) => {
           const connectError = toConnectError(error, "Heartbeat");
+          rawApiAnswer(HEARTBEAT_PATH, connectError.code, startedAt);
           const body = errorToJsonBytes(connectError, undefined);
           res.writeHead(codeToHttpStatus(connectError.code), { "content-type": "application/json", "content-length": body.length });
           res.end(body);

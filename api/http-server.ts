@@ -8,6 +8,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createAgentTokenVerifier } from "../core/agent-tokens.js";
 import { type HeartbeatIngestor, startHeartbeatIngestor } from "../core/heartbeat-ingest.js";
 import type { Database } from "../db/client.js";
+import { metricsHandler, metricsInterceptor } from "../observability/metrics.js";
 import type { AgentServiceDeps } from "./agent-service.js";
 import { type NodeHandler, ownerAuthentication, requireOwnerInterceptor } from "./auth.js";
 import { createLimitedHttp1Server, createLimitedHttp2Server, firstByteDeadline } from "./connection-limits.js";
@@ -77,7 +78,7 @@ const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
  * prior knowledge), curl and browsers speak HTTP/1.1: the first bytes of each
  * connection say which, and the socket is handed to the matching server.
  */
-export function buildApiServer(deps: ApiDeps, edgeLimits: Partial<EdgeLimits> = {}): ApiServer {
+export function buildApiServer(deps: ApiDeps, edgeLimits: Partial<EdgeLimits> = {}, metricsToken?: string): ApiServer {
   const limits: EdgeLimits = { ...defaultEdgeLimits, ...edgeLimits };
   const ingestor =
     deps.ingestor ?? startHeartbeatIngestor(deps.db, { instanceId: `api-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}` });
@@ -95,13 +96,15 @@ export function buildApiServer(deps: ApiDeps, edgeLimits: Partial<EdgeLimits> = 
       routes: routes(deps, agents),
       readMaxBytes: limits.maxRequestBytes,
       contextValues: auth.contextValues,
-      interceptors: [errorInterceptor, requireOwnerInterceptor, ownerLimitsInterceptor(limits)],
+      interceptors: [metricsInterceptor, errorInterceptor, requireOwnerInterceptor, ownerLimitsInterceptor(limits)],
     }) as NodeHandler,
   );
   const heartbeat = heartbeatFastPath(agents);
   const health = healthHandler(deps.db);
+  const metrics = metricsHandler(metricsToken);
   const handler: NodeHandler = (req, res) => {
     if (req.url === "/healthz" && req.method === "GET") return health(req, res);
+    if (req.url === "/metrics" && req.method === "GET") return metrics(req, res);
     if (req instanceof http.IncomingMessage && heartbeat(req, res as http.ServerResponse)) return;
     connect(req, res);
   };

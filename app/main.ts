@@ -1,5 +1,7 @@
+import { Runtime } from "@temporalio/worker";
 import { ConfigError, loadConfig } from "../core/config.js";
 import { log, setLogLevel } from "../core/log.js";
+import { temporalMetricsTelemetry } from "../observability/metrics.js";
 import { type Role, startService } from "./service.js";
 
 const roles: Role[] = ["all", "api", "worker"];
@@ -18,6 +20,9 @@ try {
   process.exit(2);
 }
 setLogLevel(config.LOG_LEVEL);
+// Once per process, before any worker or native connection exists: the SDK's own metrics to Prometheus.
+if (role !== "api" && config.TEMPORAL_METRICS_ADDRESS)
+  Runtime.install({ telemetryOptions: temporalMetricsTelemetry(config.TEMPORAL_METRICS_ADDRESS) });
 
 const service = await startService(config, role);
 let stopping = false;

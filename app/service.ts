@@ -17,6 +17,8 @@ import { syncEnvProviderAccount } from "../core/provider-accounts.js";
 import { openDatabase } from "../db/client.js";
 import { startHeartbeatConsumer } from "../events/heartbeat-consumer.js";
 import { startOutboxRelay } from "../events/relay.js";
+import { readMetricsFrom } from "../observability/metrics.js";
+import { serveMetrics } from "../observability/metrics-server.js";
 import { startDevServer } from "../temporal/dev-server.js";
 import { ensureSearchAttributes } from "../temporal/ensure-search-attributes.js";
 import { ensureHeartbeatMonitor } from "../temporal/heartbeat-monitor.js";
@@ -57,6 +59,7 @@ export async function startService(config: Config, role: Role = "all"): Promise<
     const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.AXION_DATA_DIR });
     stops.push(() => database.close());
     await database.migrate();
+    readMetricsFrom(database.db);
     log.info("database ready", { kind: database.kind });
     if (config.AXION_ADMIN_TOKEN) await ensureAdminToken(database.db, config.AXION_ADMIN_TOKEN);
     if (config.TIME4VPS_USERNAME && config.TIME4VPS_PASSWORD) {
@@ -106,6 +109,10 @@ export async function startService(config: Config, role: Role = "all"): Promise<
         await running;
         await connection.close();
       });
+      if (config.WORKER_METRICS_PORT) {
+        const metrics = await serveMetrics(config.WORKER_METRICS_PORT, config.METRICS_TOKEN);
+        stops.push(() => metrics.close());
+      }
       log.info("worker polling", { taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE });
       await waitForRunning(worker);
       await ensureFleetCheckSchedule(workflows.client, { cron: config.FLEET_CHECK_CRON, taskQueue: config.TEMPORAL_TASK_QUEUE });
@@ -159,6 +166,7 @@ export async function startService(config: Config, role: Role = "all"): Promise<
           sshConnectTimeoutMs: config.SSH_CONNECT_TIMEOUT_MS,
         },
         edgeLimitsFromConfig(config),
+        config.METRICS_TOKEN,
       );
       apiPort = await api.listen(config.PORT);
       stops.push(() => api.close());

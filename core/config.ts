@@ -147,6 +147,16 @@ const schema = z.object({
     .default(5),
   RECONCILE_INTERVAL_SECONDS: z.coerce.number({ error: "must be seconds" }).int().min(5, "must be at least 5").max(86400).default(60),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  METRICS_TOKEN: optionalText.pipe(z.string().min(16, "must be at least 16 characters").optional()),
+  WORKER_METRICS_PORT: optionalText.pipe(
+    z
+      .string()
+      .regex(/^\d{1,5}$/, "must be a port number")
+      .transform(Number)
+      .pipe(z.number().min(1, "must be 1-65535").max(65535, "must be 1-65535"))
+      .optional(),
+  ),
+  TEMPORAL_METRICS_ADDRESS: optionalText.pipe(z.string().regex(hostPort, "must be host:port").optional()),
 });
 
 /** Rules that involve more than one variable. */

@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import type { Database } from "../db/client.js";
+import { heartbeatBatchWritten } from "../observability/metrics.js";
 import { sqlState } from "./db-errors.js";
 import { AppError } from "./errors.js";
 import type { HeartbeatRecord } from "./heartbeat-intake.js";
@@ -123,6 +124,7 @@ export function startHeartbeatIngestor(
   const writeSplitting = async (batch: Pending[], caughtUpTo?: Date): Promise<void> => {
     try {
       await write(batch, caughtUpTo);
+      heartbeatBatchWritten(batch.length, batch[0]?.receivedAt);
       for (const hb of batch) hb.done();
       return;
     } catch (error) {

@@ -5,6 +5,7 @@ export type Transaction = Parameters<Parameters<Database["transaction"]>[0]>[0];
 
 import { newId } from "../db/ids.js";
 import { type OperationStatus, operations, servers } from "../db/schema.js";
+import { operationFinished, operationStarted } from "../observability/metrics.js";
 import { isUniqueViolation } from "./db-errors.js";
 import { AppError } from "./errors.js";
 import { requireId } from "./ids.js";
@@ -62,7 +63,7 @@ export function startRolloutOperation(
 async function openOperation(db: Database, starter: OperationStarter, serverId: string, kind: OperationKind): Promise<OperationRow> {
   const id = newId();
   try {
-    return await db.transaction(async (tx) => {
+    const started = await db.transaction(async (tx) => {
       // Serialises with UpdateServer, which refuses to change the address or credential while an operation runs.
       const [server] = await tx.select({ ownerId: servers.ownerId }).from(servers).where(eq(servers.id, serverId)).for("update");
       const ownerId = "owner" in starter ? starter.owner.id : "rollout" in starter ? starter.rollout.ownerId : undefined;
@@ -82,6 +83,7 @@ async function openOperation(db: Database, starter: OperationStarter, serverId: 
       });
       return row as OperationRow;
     });
+    return operationStarted(started, "owner" in starter ? "owner" : starter.system);
   } catch (error) {
     if (!isUniqueViolation(error)) throw error;
     const [running] = await db
@@ -155,13 +157,13 @@ export async function finishOperation(
   operationId: string,
   outcome: { status: Exclude<OperationStatus, "RUNNING">; error?: string; result?: Record<string, unknown> },
 ): Promise<void> {
-  await db.transaction(async (tx) => {
+  const ended = await db.transaction(async (tx) => {
     const [row] = await tx
       .update(operations)
       .set({ status: outcome.status, error: outcome.error ?? null, result: outcome.result ?? null, finishedAt: new Date() })
       .where(and(eq(operations.id, operationId), eq(operations.status, "RUNNING")))
       .returning();
-    if (!row?.serverId) return;
+    if (!row?.serverId) return row;
     const type = outcome.status === "SUCCEEDED" ? "operation.finished" : "operation.failed";
     await enqueueServerEvent(tx, row.serverId, type, {
       operationId,
@@ -171,7 +173,9 @@ export async function finishOperation(
       error: outcome.error ?? null,
       at: new Date().toISOString(),
     });
+    return row;
   });
+  if (ended) operationFinished(ended);
 }
 
 export async function requireOperation(db: Database, owner: Owner, id: string): Promise<OperationRow> {

@@ -6,6 +6,7 @@ import { type HeartbeatIngestor, recordIngestionProgress } from "../core/heartbe
 import { heartbeatRecord, INTAKE_LIMITS, parseHeartbeatJson } from "../core/heartbeat-intake.js";
 import { errorSummary, log } from "../core/log.js";
 import type { Database } from "../db/client.js";
+import { kafkaHeartbeat } from "../observability/metrics.js";
 import { createKafka } from "./kafka-config.js";
 
 export const HEARTBEAT_TOPIC = "axion.agent.heartbeats";
@@ -82,6 +83,7 @@ export async function startHeartbeatConsumer(options: {
   await consumer.subscribe({ topic: HEARTBEAT_TOPIC, fromBeginning: true });
   let rejected = 0;
   const reject = () => {
+    kafkaHeartbeat(false);
     rejected += 1;
     if (rejected % 100 === 1)
       log.warn("heartbeats from Kafka rejected (malformed, bad signature, replayed, stale or invalid)", { rejected });
@@ -101,6 +103,7 @@ export async function startHeartbeatConsumer(options: {
             const record = heartbeatRecord(message.serverId, request, now);
             if (!record.sampledAt || now - record.sampledAt.getTime() > MAX_AGE_MS) return reject();
             await options.ingestor.submit(record);
+            kafkaHeartbeat(true);
           } catch (error) {
             if (error instanceof AppError && error.kind === "invalid_argument") return reject();
             throw error;

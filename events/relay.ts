@@ -4,6 +4,7 @@ import { Partitioners, type Producer } from "kafkajs";
 import { errorSummary, log } from "../core/log.js";
 import type { Database } from "../db/client.js";
 import { outboxEvents } from "../db/schema.js";
+import { outboxEventsPublished } from "../observability/metrics.js";
 import { toKafkaMessage } from "./envelope.js";
 import { createKafka } from "./kafka-config.js";
 
@@ -211,6 +212,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       let delay = pollIntervalMs;
       try {
         const published = await relayOnce();
+        outboxEventsPublished(published);
         if (failures > 0) log.info("outbox relay: publishing again", { failures });
         failures = 0;
         if (published === batchSize) delay = 0;

@@ -1,4 +1,5 @@
 import { ApplicationFailure } from "@temporalio/common";
+import { sshFailed } from "../../observability/metrics.js";
 import { nonRetryableErrorTypes, SshErrorType } from "../../workflows/failure-types.js";
 
 /**
@@ -9,6 +10,7 @@ import { nonRetryableErrorTypes, SshErrorType } from "../../workflows/failure-ty
 export { SshErrorType };
 
 export function sshFailure(type: SshErrorType, message: string, details?: Record<string, unknown>): ApplicationFailure {
+  sshFailed(type);
   return ApplicationFailure.create({
     type,
     message,
