@@ -15,25 +15,33 @@
  * --docker-preinstalled boots the hosts from an image with docker.io installed (bench/docker-image.sh).
  * Results: a table on stdout, JSON in bench/results/<timestamp>.json, Ansible logs beside it.
  */
-import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { Client, Connection } from "@temporalio/client";
 import { setLogLevel } from "../core/log.js";
-import { openDatabase } from "../db/client.js";
 import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
-import { startDevServer } from "../temporal/dev-server.js";
-import { startTestApi, testCredentialsKey } from "../test/support/api.js";
-import { ed25519KeyPair } from "../test/support/keys.js";
-import { freePort } from "../test/support/ports.js";
-import { startPostgres } from "../test/support/postgres.js";
-import { downHosts, type Fleet, upHosts } from "../test/support/testhosts.js";
+import { downHosts, type Fleet } from "../test/support/testhosts.js";
+import {
+  type AxionStack,
+  busyPct,
+  dockerImagePath,
+  freshFleet,
+  hostsCpuS,
+  machineCpu,
+  mapLimit,
+  ORCHESTRATOR_KEY,
+  processCpuS,
+  root,
+  round1,
+  say,
+  startAxion,
+  treeCpuS,
+} from "./stack.js";
 
 const execFileAsync = promisify(execFile);
-const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 process.chdir(root); // test/support/testhosts.ts finds scripts/ from the working directory
 const testhosts = join(root, "scripts", "testhosts");
 const playbook = join(root, "bench", "ansible", "bootstrap.yml");
@@ -67,23 +75,8 @@ const prefixes: Record<Tool, string> = { axion: "bench-axion", ansible: "bench-a
 const STEPS = ["connect", "preflight", "admin_user", "docker", "firewall", "ssh_hardening", "deploy_key"];
 
 setLogLevel("warn");
-const say = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 const seconds = (ms: number) => Math.round(ms / 10) / 100;
 const mb = (kb: number) => Math.round(kb / 102.4) / 10;
-
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        out[i] = await fn(items[i]!, i);
-      }
-    }),
-  );
-  return out;
-}
 
 // --- memory -------------------------------------------------------------------------------------
 function procStatusKb(pid: number, field: "VmHWM" | "VmRSS"): number {
@@ -144,84 +137,7 @@ function treeRssKb(rootPid: number, marker: string): number {
   return total;
 }
 
-// --- CPU ----------------------------------------------------------------------------------------
-const clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }));
-/** user + system CPU seconds of one process (itself, not its children). */
-function processCpuS(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / clockTicks;
-}
-
-/** Processes whose command line contains every one of `parts` (NUL-separated argv joined by spaces). */
-function findPids(...parts: string[]): number[] {
-  const found: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0").join(" ");
-      if (parts.every((p) => cmdline.includes(p))) found.push(Number(entry));
-    } catch {
-      /* exited */
-    }
-  }
-  return found;
-}
-
-/** CPU seconds of whole process trees: utime+stime of every live process, plus cutime+cstime (children already reaped). */
-function treeCpuS(roots: number[]): number {
-  const parent = new Map<number, number>();
-  const cpu = new Map<number, number>();
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      parent.set(Number(entry), Number(f[1]));
-      cpu.set(Number(entry), (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / clockTicks);
-    } catch {
-      /* exited */
-    }
-  }
-  const rootSet = new Set(roots);
-  let total = 0;
-  for (const [pid, seconds] of cpu) {
-    for (let p: number | undefined = pid; p !== undefined && p > 1; p = parent.get(p)) {
-      if (rootSet.has(p)) {
-        total += seconds;
-        break;
-      }
-    }
-  }
-  return total;
-}
-
-/** CPU seconds used inside the hosts so far: their cgroups (v1 cpuacct, or v2 cpu.stat). */
-function hostsCpuS(fleet: Fleet): number | undefined {
-  let total = 0;
-  for (const host of fleet.hosts) {
-    const v1 = `/sys/fs/cgroup/cpuacct/axion/${host.name}/cpuacct.usage`;
-    const v2 = `/sys/fs/cgroup/axion/${host.name}/cpu.stat`;
-    if (existsSync(v1)) total += Number(readFileSync(v1, "utf8")) / 1e9;
-    else if (existsSync(v2)) total += Number(readFileSync(v2, "utf8").match(/usage_usec (\d+)/)?.[1] ?? 0) / 1e6;
-    else return undefined;
-  }
-  return total;
-}
-
-/** Machine-wide busy and total jiffies (/proc/stat), to tell how saturated the 2 cores were. */
-function machineCpu(): { busy: number; total: number } {
-  const [, ...values] = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/);
-  const v = values.map(Number);
-  const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
-  return { busy: total - (v[3] ?? 0) - (v[4] ?? 0), total };
-}
-const busyPct = (a: { busy: number; total: number }, b: { busy: number; total: number }) =>
-  Math.round(((b.busy - a.busy) / Math.max(1, b.total - a.total)) * 1000) / 10;
-const round1 = (v: number | undefined) => (v === undefined ? undefined : Math.round(v * 10) / 10);
-
 // --- hosts --------------------------------------------------------------------------------------
-const ORCHESTRATOR_KEY = ed25519KeyPair().publicKey.trim();
 
 /** What both tools must leave on every host (checked after the clock stops). */
 const verifyScript = `set -e
@@ -255,31 +171,6 @@ async function verifyHosts(fleet: Fleet): Promise<string[]> {
  * installed and enabled (bench/docker-image.sh, built once), so the clock sees Docker present
  * and running, as on a provider image that ships Docker. One dpkg run instead of one per host.
  */
-let dockerImage: string | undefined;
-function dockerImagePath(): string {
-  dockerImage ??= execFileSync("bash", [join(root, "bench", "docker-image.sh")], {
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "inherit"],
-    timeout: 15 * 60_000,
-  }).trim();
-  return dockerImage;
-}
-
-async function freshFleet(tool: Tool, n: number, mode: Mode) {
-  downHosts(prefixes[tool]);
-  const image = mode === "docker-preinstalled" ? dockerImagePath() : undefined;
-  const started = Date.now();
-  if (image) process.env.AXION_TESTHOST_IMAGE = image; // read by scripts/testhosts/up.sh
-  let fleet: Fleet;
-  try {
-    fleet = upHosts(prefixes[tool], n);
-  } finally {
-    delete process.env.AXION_TESTHOST_IMAGE;
-  }
-  const upMs = Date.now() - started;
-  if (fleet.hosts.length !== n) throw new Error(`${prefixes[tool]}: ${fleet.hosts.length} hosts up, ${n} wanted`);
-  return { fleet, upMs };
-}
 
 // --- the Axion side -----------------------------------------------------------------------------
 interface AxionRun {
@@ -308,6 +199,8 @@ interface AxionRun {
   /** Of which: the Temporal dev server, and PostgreSQL. */
   temporalCpuS: number;
   postgresCpuS: number;
+  /** This process: the API, its client and the samplers. */
+  apiCpuS: number;
   /** Per step: mean and max duration over the N operations, seconds. */
   stepSeconds: Record<string, { mean: number; max: number }>;
   hostsCpuS?: number;
@@ -318,70 +211,8 @@ interface AxionRun {
   loadavgAfter: number[];
 }
 
-interface AxionStack {
-  client: Client;
-  api: Awaited<ReturnType<typeof startTestApi>>;
-  workerPid: number;
-  /** Temporal dev server and PostgreSQL (postmaster): with the worker and this process (the API), Axion's whole CPU. */
-  servicePids: number[];
-  close(): Promise<void>;
-}
-
-async function startAxion(): Promise<AxionStack> {
-  const stops: (() => Promise<unknown>)[] = [];
-  const close = async () => {
-    for (const stop of stops.reverse()) await stop().catch((e) => say(`shutdown: ${String(e)}`));
-  };
-  try {
-    const pg = await startPostgres();
-    stops.push(() => pg.stop());
-    const dataDir = mkdtempSync(join(tmpdir(), "axion-bench-"));
-    stops.push(async () => rmSync(dataDir, { recursive: true, force: true }));
-    const dev = await startDevServer(dataDir, { port: await freePort(), uiPort: await freePort(), headless: true });
-    stops.push(() => dev.stop());
-    const database = await openDatabase({ databaseUrl: pg.url, dataDir: "memory://", poolSize: 20 });
-    await database.migrate();
-    const connection = await Connection.connect({ address: dev.address });
-    stops.push(() => connection.close());
-    const client = new Client({ connection, namespace: dev.spec.namespace });
-    const taskQueue = "axion-bench";
-    const api = await startTestApi({ database, workflows: { client, taskQueue } });
-    stops.push(() => api.close()); // closes the database too
-
-    const worker: ChildProcess = spawn(process.execPath, ["--import", "tsx", join(root, "bench", "worker.ts")], {
-      stdio: ["ignore", "inherit", "inherit", "ipc"],
-      env: {
-        ...process.env,
-        BENCH_TEMPORAL_ADDRESS: dev.address,
-        BENCH_TEMPORAL_NAMESPACE: dev.spec.namespace,
-        BENCH_TASK_QUEUE: taskQueue,
-        BENCH_DATABASE_URL: pg.url,
-        BENCH_CREDENTIALS_KEY: testCredentialsKey,
-        BENCH_ORCHESTRATOR_KEY: ORCHESTRATOR_KEY,
-      },
-    });
-    const exited = new Promise<void>((r) => worker.once("exit", () => r()));
-    stops.push(async () => {
-      if (worker.exitCode === null && worker.signalCode === null) worker.kill("SIGTERM");
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
-      if (worker.exitCode === null && worker.signalCode === null) worker.kill("SIGKILL");
-    });
-    await new Promise<void>((resolve, reject) => {
-      worker.once("message", () => resolve());
-      worker.once("exit", (code) => reject(new Error(`bench worker exited with ${code} before it was ready`)));
-    });
-    const servicePids = [...findPids("start-dev", dataDir), ...findPids("postgres", "-p", `${new URL(pg.url).port}`, "-D")];
-    if (servicePids.length !== 2)
-      say(`warning: found ${servicePids.length} of 2 service processes (Temporal, PostgreSQL) for CPU accounting`);
-    return { client, api, workerPid: worker.pid!, servicePids, close };
-  } catch (error) {
-    await close();
-    throw error;
-  }
-}
-
 async function runAxion(stack: AxionStack, n: number, mode: Mode): Promise<AxionRun> {
-  const { fleet, upMs } = await freshFleet("axion", n, mode);
+  const { fleet, upMs } = await freshFleet(prefixes.axion, n, mode === "docker-preinstalled" ? dockerImagePath() : undefined);
   try {
     const owner = stack.api.clients((await stack.api.newOwner(`bench-${mode}-${n}`)).token);
     const clusterId = (await owner.clusters.createCluster({ name: `bench-${n}` })).cluster!.id;
@@ -511,6 +342,7 @@ async function runAxion(stack: AxionStack, n: number, mode: Mode): Promise<Axion
         ) ?? 0,
       temporalCpuS: round1(cpuAfter.temporal - cpuBefore.temporal) ?? 0,
       postgresCpuS: round1(cpuAfter.services - cpuBefore.services - (cpuAfter.temporal - cpuBefore.temporal)) ?? 0,
+      apiCpuS: round1((cpuAfter.self.user + cpuAfter.self.system) / 1e6) ?? 0,
       stepSeconds,
       hostsCpuS: round1(hostsCpuAfter !== undefined && cpuBefore.hosts !== undefined ? hostsCpuAfter - cpuBefore.hosts : undefined),
       machineBusyPct: busyPct(cpuBefore.machine, cpuAfter.machine),
@@ -543,7 +375,7 @@ interface AnsibleRun {
 }
 
 async function runAnsible(n: number, mode: Mode, stamp: string): Promise<AnsibleRun> {
-  const { fleet, upMs } = await freshFleet("ansible", n, mode);
+  const { fleet, upMs } = await freshFleet(prefixes.ansible, n, mode === "docker-preinstalled" ? dockerImagePath() : undefined);
   const dir = mkdtempSync(join(tmpdir(), "axion-bench-ansible-"));
   const cpDir = join(dir, "cp");
   mkdirSync(cpDir);
@@ -783,7 +615,9 @@ for (const mode of modes) {
     if (ax) {
       parts.push(
         `axion: hosts up ${fmt(ax.hostsUpS)} s, CPU in hosts ${fmt(ax.hostsCpuS)} s, worker CPU ${fmt(ax.workerCpuS)} s ` +
-          `(whole stack ${fmt(ax.axionStackCpuS)} s, of which Temporal ${fmt(ax.temporalCpuS)} s, PostgreSQL ${fmt(ax.postgresCpuS)} s), ` +
+          `(whole stack ${fmt(ax.axionStackCpuS)} s, of which Temporal ${fmt(ax.temporalCpuS)} s, PostgreSQL ${fmt(ax.postgresCpuS)} s, API ${fmt(ax.apiCpuS)} s), ` +
+          `per host: ${fmt(ax.axionStackCpuS / n, 3)} CPU-s (worker ${fmt(ax.workerCpuS / n, 3)}, Temporal ${fmt(ax.temporalCpuS / n, 3)}, ` +
+          `PostgreSQL ${fmt(ax.postgresCpuS / n, 3)}, API ${fmt(ax.apiCpuS / n, 3)}), ` +
           `worker RSS idle ${fmt(ax.workerRssBeforeMb)} MB, machine busy ${fmt(ax.machineBusyPct)} %, ` +
           `${ax.activities.attempts} attempts (${ax.activities.failedAttempts} retries)\n        step mean/max s: ${Object.entries(
             ax.stepSeconds,

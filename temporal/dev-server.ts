@@ -11,6 +11,15 @@ const projectRoot = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const devServerFile = join(projectRoot, "temporal-dev.yml");
 export const temporalCliPath = process.env.AXION_TEMPORAL_CLI ?? join(projectRoot, ".tools", "temporal", "bin", "temporal");
 
+export interface DevServerOverrides {
+  port?: number;
+  uiPort?: number;
+  /** No web UI (tests, benchmarks). */
+  headless?: boolean;
+  /** More `temporal server start-dev` flags after temporal-dev.yml's (benchmarks try settings with it). */
+  extraArgs?: string[];
+}
+
 export interface DevServerSpec {
   args: string[];
   port: number;
@@ -33,7 +42,7 @@ function flagValues(args: string[], flag: string): string[] {
  * this machine: the container's /data volume becomes `<dataDir>/temporal`, the
  * bind address becomes loopback, and tests may override the ports.
  */
-export function devServerSpec(dataDir: string, overrides: { port?: number; uiPort?: number; headless?: boolean } = {}): DevServerSpec {
+export function devServerSpec(dataDir: string, overrides: DevServerOverrides = {}): DevServerSpec {
   const compose = parse(readFileSync(devServerFile, "utf8")) as ComposeFile;
   const command = compose.services?.temporal?.command;
   if (!Array.isArray(command) || !command.every((a) => typeof a === "string")) {
@@ -50,6 +59,7 @@ export function devServerSpec(dataDir: string, overrides: { port?: number; uiPor
     return arg;
   });
   if (overrides.headless) args.push("--headless");
+  args.push(...(overrides.extraArgs ?? []));
   const one = (flag: string) => {
     const [value] = flagValues(args, flag);
     if (value === undefined) throw new Error(`${devServerFile}: ${flag} is missing from the temporal command`);
@@ -222,7 +232,7 @@ async function waitForFrontend(address: string, namespace: string, child: ChildP
  */
 export async function startDevServer(
   dataDir: string,
-  overrides: { port?: number; uiPort?: number; headless?: boolean } = {},
+  overrides: DevServerOverrides = {},
 ): Promise<RunningDevServer> {
   const spec = devServerSpec(dataDir, overrides);
   mkdirSync(dirname(spec.dbFile), { recursive: true });

@@ -16,6 +16,12 @@ export interface WorkerOptions {
   workflowsPath?: string;
 }
 
+/** Worker settings beyond the wiring (the benchmarks run workers with the same ones). */
+export const workerTuning = {
+  // Heartbeats reach the server at most this far apart: a cancelled SSH step hears of it within seconds.
+  maxHeartbeatThrottleInterval: "3 seconds",
+} satisfies Partial<Parameters<typeof Worker.create>[0]>;
+
 /**
  * A worker polling the provisioning task queue. `run()` resolves after
  * `worker.shutdown()`, with the SSH sessions its activities kept closed.
@@ -32,8 +38,7 @@ export async function createWorker(
     taskQueue: options.taskQueue,
     workflowsPath: options.workflowsPath ?? workflowsPath,
     activities: createActivities({ ...deps, sshSessions }),
-    // Heartbeats reach the server at most this far apart: a cancelled SSH step hears of it within seconds.
-    maxHeartbeatThrottleInterval: "3 seconds",
+    ...workerTuning,
   });
   const run = () => worker.run().finally(() => sshSessions?.closeAll());
   return { worker, connection, run };

@@ -1,0 +1,239 @@
+/**
+ * What the benchmarks share: the Axion stack (a throwaway PostgreSQL, a Temporal dev server from
+ * temporal-dev.yml, the API in this process, the worker in a child process: bench/worker.ts),
+ * test-host fleets, and CPU accounting from /proc split by process.
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Client, Connection } from "@temporalio/client";
+import type { EdgeLimits } from "../api/edge-limits.js";
+import { openDatabase } from "../db/client.js";
+import { startDevServer } from "../temporal/dev-server.js";
+import { startTestApi, testCredentialsKey } from "../test/support/api.js";
+import { ed25519KeyPair } from "../test/support/keys.js";
+import { freePort } from "../test/support/ports.js";
+import { startPostgres } from "../test/support/postgres.js";
+import { downHosts, type Fleet, upHosts } from "../test/support/testhosts.js";
+
+export const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+export const say = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+export const round1 = (v: number | undefined) => (v === undefined ? undefined : Math.round(v * 10) / 10);
+/** The key the bench worker installs as the orchestrator's deploy key. */
+export const ORCHESTRATOR_KEY = ed25519KeyPair().publicKey.trim();
+export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]!, i);
+      }
+    }),
+  );
+  return out;
+}
+
+// --- CPU ----------------------------------------------------------------------------------------
+const clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }));
+/** user + system CPU seconds of one process (itself, not its children). */
+export function processCpuS(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / clockTicks;
+}
+
+/** Processes whose command line contains every one of `parts` (NUL-separated argv joined by spaces). */
+export function findPids(...parts: string[]): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0").join(" ");
+      if (parts.every((p) => cmdline.includes(p))) found.push(Number(entry));
+    } catch {
+      /* exited */
+    }
+  }
+  return found;
+}
+
+/** CPU seconds of whole process trees: utime+stime of every live process, plus cutime+cstime (children already reaped). */
+export function treeCpuS(roots: number[]): number {
+  const parent = new Map<number, number>();
+  const cpu = new Map<number, number>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      parent.set(Number(entry), Number(f[1]));
+      cpu.set(Number(entry), (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / clockTicks);
+    } catch {
+      /* exited */
+    }
+  }
+  const rootSet = new Set(roots);
+  let total = 0;
+  for (const [pid, seconds] of cpu) {
+    for (let p: number | undefined = pid; p !== undefined && p > 1; p = parent.get(p)) {
+      if (rootSet.has(p)) {
+        total += seconds;
+        break;
+      }
+    }
+  }
+  return total;
+}
+
+/** CPU seconds used inside the hosts so far: their cgroups (v1 cpuacct, or v2 cpu.stat). */
+export function hostsCpuS(fleet: Fleet): number | undefined {
+  let total = 0;
+  for (const host of fleet.hosts) {
+    const v1 = `/sys/fs/cgroup/cpuacct/axion/${host.name}/cpuacct.usage`;
+    const v2 = `/sys/fs/cgroup/axion/${host.name}/cpu.stat`;
+    if (existsSync(v1)) total += Number(readFileSync(v1, "utf8")) / 1e9;
+    else if (existsSync(v2)) total += Number(readFileSync(v2, "utf8").match(/usage_usec (\d+)/)?.[1] ?? 0) / 1e6;
+    else return undefined;
+  }
+  return total;
+}
+
+/** Machine-wide busy and total jiffies (/proc/stat), to tell how saturated the 2 cores were. */
+export function machineCpu(): { busy: number; total: number } {
+  const [, ...values] = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/);
+  const v = values.map(Number);
+  const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
+  return { busy: total - (v[3] ?? 0) - (v[4] ?? 0), total };
+}
+export const busyPct = (a: { busy: number; total: number }, b: { busy: number; total: number }) =>
+  Math.round(((b.busy - a.busy) / Math.max(1, b.total - a.total)) * 1000) / 10;
+
+/**
+ * Hosts booted from a copy of the test-host image with docker.io installed and enabled
+ * (bench/docker-image.sh, built once): Docker present and running, as on a provider image that ships it.
+ */
+let dockerImage: string | undefined;
+export function dockerImagePath(): string {
+  dockerImage ??= execFileSync("bash", [join(root, "bench", "docker-image.sh")], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+    timeout: 15 * 60_000,
+  }).trim();
+  return dockerImage;
+}
+
+/** N fresh test hosts of `prefix` (any left by an earlier run are torn down first), optionally from `image`. */
+export async function freshFleet(prefix: string, n: number, image?: string): Promise<{ fleet: Fleet; upMs: number }> {
+  downHosts(prefix);
+  const started = Date.now();
+  if (image) process.env.AXION_TESTHOST_IMAGE = image; // read by scripts/testhosts/up.sh
+  let fleet: Fleet;
+  try {
+    fleet = upHosts(prefix, n);
+  } finally {
+    delete process.env.AXION_TESTHOST_IMAGE;
+  }
+  const upMs = Date.now() - started;
+  if (fleet.hosts.length !== n) throw new Error(`${prefix}: ${fleet.hosts.length} hosts up, ${n} wanted`);
+  return { fleet, upMs };
+}
+
+export interface AxionStack {
+  client: Client;
+  api: Awaited<ReturnType<typeof startTestApi>>;
+  workerPid: number;
+  /** Temporal dev server and PostgreSQL (postmaster): with the worker and this process (the API), Axion's whole CPU. */
+  servicePids: number[];
+  close(): Promise<void>;
+}
+
+export async function startAxion(options: { limits?: Partial<EdgeLimits> } = {}): Promise<AxionStack> {
+  const stops: (() => Promise<unknown>)[] = [];
+  const close = async () => {
+    for (const stop of stops.reverse()) await stop().catch((e) => say(`shutdown: ${String(e)}`));
+  };
+  try {
+    const pg = await startPostgres();
+    stops.push(() => pg.stop());
+    const dataDir = mkdtempSync(join(tmpdir(), "axion-bench-"));
+    stops.push(async () => rmSync(dataDir, { recursive: true, force: true }));
+    const dev = await startDevServer(dataDir, { port: await freePort(), uiPort: await freePort(), headless: true });
+    stops.push(() => dev.stop());
+    const database = await openDatabase({ databaseUrl: pg.url, dataDir: "memory://", poolSize: 20 });
+    await database.migrate();
+    const connection = await Connection.connect({ address: dev.address });
+    stops.push(() => connection.close());
+    const client = new Client({ connection, namespace: dev.spec.namespace });
+    const taskQueue = "axion-bench";
+    const api = await startTestApi({ database, workflows: { client, taskQueue }, limits: options.limits });
+    stops.push(() => api.close()); // closes the database too
+
+    const worker: ChildProcess = spawn(process.execPath, ["--import", "tsx", join(root, "bench", "worker.ts")], {
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+      env: {
+        ...process.env,
+        BENCH_TEMPORAL_ADDRESS: dev.address,
+        BENCH_TEMPORAL_NAMESPACE: dev.spec.namespace,
+        BENCH_TASK_QUEUE: taskQueue,
+        BENCH_DATABASE_URL: pg.url,
+        BENCH_CREDENTIALS_KEY: testCredentialsKey,
+        BENCH_ORCHESTRATOR_KEY: ORCHESTRATOR_KEY,
+      },
+    });
+    const exited = new Promise<void>((r) => worker.once("exit", () => r()));
+    stops.push(async () => {
+      if (worker.exitCode === null && worker.signalCode === null) worker.kill("SIGTERM");
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+      if (worker.exitCode === null && worker.signalCode === null) worker.kill("SIGKILL");
+    });
+    await new Promise<void>((resolve, reject) => {
+      worker.once("message", () => resolve());
+      worker.once("exit", (code) => reject(new Error(`bench worker exited with ${code} before it was ready`)));
+    });
+    const servicePids = [...findPids("start-dev", dataDir), ...findPids("postgres", "-p", `${new URL(pg.url).port}`, "-D")];
+    if (servicePids.length !== 2)
+      say(`warning: found ${servicePids.length} of 2 service processes (Temporal, PostgreSQL) for CPU accounting`);
+    return { client, api, workerPid: worker.pid!, servicePids, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+/** CPU seconds of each part of the orchestrator so far (the API's figure includes this process's client and samplers). */
+export interface StackCpu {
+  worker: number;
+  temporal: number;
+  postgres: number;
+  api: number;
+}
+
+export function stackCpu(stack: AxionStack): StackCpu {
+  const self = process.cpuUsage();
+  return {
+    worker: processCpuS(stack.workerPid),
+    temporal: treeCpuS(stack.servicePids.slice(0, 1)),
+    postgres: treeCpuS(stack.servicePids.slice(1)),
+    api: (self.user + self.system) / 1e6,
+  };
+}
+
+export function cpuSince(before: StackCpu, after: StackCpu): StackCpu & { total: number } {
+  const d = {
+    worker: after.worker - before.worker,
+    temporal: after.temporal - before.temporal,
+    postgres: after.postgres - before.postgres,
+    api: after.api - before.api,
+  };
+  return { ...d, total: d.worker + d.temporal + d.postgres + d.api };
+}
+
+/** "0.412 CPU-s per host (worker 0.170, Temporal 0.190, PostgreSQL 0.020, API 0.032)" */
+export function perHost(cpu: StackCpu & { total: number }, n: number): string {
+  const f = (v: number) => (v / n).toFixed(3);
+  return `${f(cpu.total)} CPU-s per host (worker ${f(cpu.worker)}, Temporal ${f(cpu.temporal)}, PostgreSQL ${f(cpu.postgres)}, API ${f(cpu.api)})`;
+}

@@ -1,0 +1,162 @@
+/**
+ * Temporal's share of a bootstrap, without hosts (`node --import tsx bench/temporal-overhead.ts`):
+ * the real bootstrap workflow (workflows/index.ts) on N servers at once, in a worker with the
+ * service's tuning (temporal/worker.ts) whose activities only wait (and heartbeat) instead of
+ * running SSH steps or SQL. Prints the CPU of the Temporal dev server, the worker and this process
+ * (the client) per workflow, so settings of either side can be compared in seconds, not minutes.
+ *
+ *   node --import tsx bench/temporal-overhead.ts [--n 50] [--step-ms 3000] [--dev-args "--flag=v ..."]
+ *
+ * --dev-args: extra `temporal server start-dev` flags on top of temporal-dev.yml's, to try settings.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Context } from "@temporalio/activity";
+import { Client, Connection } from "@temporalio/client";
+import { DefaultLogger, NativeConnection, Runtime, Worker } from "@temporalio/worker";
+import { startDevServer } from "../temporal/dev-server.js";
+import { workerTuning, workflowsPath } from "../temporal/worker.js";
+import { freePort } from "../test/support/ports.js";
+import { processCpuS, threadCpuS } from "./cpu.js";
+
+const args = process.argv.slice(2);
+const option = (name: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const here = fileURLToPath(import.meta.url);
+const taskQueue = "axion-overhead";
+
+if (args[0] === "--worker") {
+  // The child: the real workflows, activities that wait like SSH steps do (heartbeating every 3 s).
+  Runtime.install({ logger: new DefaultLogger("WARN") });
+  const stepMs = Number(process.env.OVERHEAD_STEP_MS ?? 3000);
+  const wait = async () => {
+    const context = Context.current();
+    context.heartbeat();
+    const timer = setInterval(() => context.heartbeat(), 3000);
+    try {
+      await new Promise((r) => setTimeout(r, stepMs * (0.5 + Math.random())));
+    } finally {
+      clearInterval(timer);
+    }
+    return { changed: false, detail: "unchanged" };
+  };
+  const activities = {
+    setServerStatus: async () => ({ written: true }),
+    claimOperation: async () => true,
+    finishOperation: async () => {},
+    connect: wait,
+    preflight: async () => ({
+      ...(await wait()),
+      osId: "debian",
+      osVersionId: "12",
+      osPrettyName: "Debian 12",
+      arch: "x86_64",
+      rootFreeMb: 1000,
+      dockerVersion: "24",
+    }),
+    ensureAdminUser: wait,
+    ensureDocker: wait,
+    ensureFirewall: wait,
+    hardenSsh: wait,
+    setDeployKey: wait,
+    installAgent: async () => ({ ...(await wait()), skipped: true }),
+  };
+  const connection = await NativeConnection.connect({ address: process.env.OVERHEAD_ADDRESS! });
+  const worker = await Worker.create({
+    connection,
+    namespace: process.env.OVERHEAD_NAMESPACE!,
+    taskQueue,
+    workflowsPath,
+    activities,
+    ...workerTuning,
+  });
+  process.on("SIGTERM", () => worker.shutdown());
+  const running = worker.run();
+  while (worker.getState() === "INITIALIZED") await new Promise((r) => setTimeout(r, 20));
+  process.send?.({ ready: true });
+  await running;
+  await connection.close();
+  process.disconnect?.();
+} else {
+  const n = Number(option("--n") ?? 50);
+  const stepMs = Number(option("--step-ms") ?? 3000);
+  const devArgs = (option("--dev-args") ?? "").split(/\s+/).filter(Boolean);
+  const dataDir = mkdtempSync(join(tmpdir(), "axion-overhead-"));
+  const dev = await startDevServer(dataDir, { port: await freePort(), uiPort: await freePort(), headless: true, extraArgs: devArgs });
+  const connection = await Connection.connect({ address: dev.address });
+  const client = new Client({ connection, namespace: dev.spec.namespace });
+  const worker: ChildProcess = spawn(process.execPath, ["--import", "tsx", here, "--worker"], {
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+    env: { ...process.env, OVERHEAD_ADDRESS: dev.address, OVERHEAD_NAMESPACE: dev.spec.namespace, OVERHEAD_STEP_MS: String(stepMs) },
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      worker.once("message", () => resolve());
+      worker.once("exit", (code) => reject(new Error(`worker exited with ${code}`)));
+    });
+    // Warm up: one workflow, so that bundling and first-run costs stay out of the figures.
+    const run = async (prefix: string, count: number) => {
+      const handles = await Promise.all(
+        Array.from({ length: count }, (_, i) =>
+          client.workflow.start("bootstrapWorkflow", {
+            workflowId: `${prefix}-${i}`,
+            taskQueue,
+            args: [{ operationId: `${prefix}-op-${i}`, serverId: `${prefix}-server-${i}` }],
+            typedSearchAttributes: [],
+          }),
+        ),
+      );
+      await Promise.all(handles.map((h) => h.result()));
+    };
+    await run("warm", 1);
+    await new Promise((r) => setTimeout(r, 2000));
+    const idleStart = { temporal: processCpuS(dev.pid), worker: processCpuS(worker.pid!) };
+    await new Promise((r) => setTimeout(r, 10_000));
+    const idle = { temporal: processCpuS(dev.pid) - idleStart.temporal, worker: processCpuS(worker.pid!) - idleStart.worker };
+
+    const before = {
+      temporal: processCpuS(dev.pid),
+      worker: processCpuS(worker.pid!),
+      workerThreads: threadCpuS(worker.pid!),
+      self: process.cpuUsage(),
+    };
+    const load = loadavg()[0];
+    const started = Date.now();
+    await run("bench", n);
+    const wallS = (Date.now() - started) / 1000;
+    const after = {
+      temporal: processCpuS(dev.pid),
+      worker: processCpuS(worker.pid!),
+      workerThreads: threadCpuS(worker.pid!),
+      self: process.cpuUsage(before.self),
+    };
+    const per = (v: number) => (v / n).toFixed(3);
+    const temporal = after.temporal - before.temporal;
+    const workerCpu = after.worker - before.worker;
+    const self = (after.self.user + after.self.system) / 1e6;
+    const threads = Object.entries(after.workerThreads)
+      .map(([name, s]) => [name, s - (before.workerThreads[name] ?? 0)] as const)
+      .filter(([, s]) => s >= 0.05)
+      .map(([name, s]) => `${name} ${s.toFixed(2)}`)
+      .join(", ");
+    console.log(
+      `N=${n} step~${stepMs} ms dev-args=[${devArgs.join(" ")}] wall ${wallS.toFixed(1)} s, load ${load?.toFixed(2)}\n` +
+        `  CPU-s per workflow: Temporal ${per(temporal)}, worker ${per(workerCpu)}, client ${per(self)}, total ${per(temporal + workerCpu + self)}\n` +
+        `  idle over 10 s: Temporal ${idle.temporal.toFixed(2)} CPU-s, worker ${idle.worker.toFixed(2)} CPU-s\n` +
+        `  worker threads (CPU-s): ${threads}`,
+    );
+    const history = await client.workflow.getHandle("bench-0").fetchHistory();
+    console.log(`  history events per workflow: ${history.events?.length}`);
+  } finally {
+    worker.kill("SIGTERM");
+    await new Promise((r) => worker.once("exit", r));
+    await connection.close();
+    await dev.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
