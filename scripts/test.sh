@@ -1,9 +1,41 @@
 #!/usr/bin/env bash
 # The test command (`npm test`): installs missing system parts, then runs every test file
 # (or the ones given) with node's test runner. Node 20 does not find .ts files by itself,
-# so the files are listed explicitly. Files run one at a time: they start real servers.
+# so the files are listed explicitly.
+#
+# The whole suite runs in two lanes at once: the files that boot test hosts (systemd
+# containers: they share the image cache and the host's network namespaces) one after
+# another, and every other file one after another beside them. Every server a test starts
+# listens on a free port of its own, so the lanes never meet. Given files run in one lane.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-test-deps.sh
-if [ "$#" -eq 0 ]; then set -- test/*.test.ts; fi
-exec node --import tsx --test --test-concurrency=1 "$@"
+run() { node --import tsx --test --test-concurrency=1 "$@"; }
+if [ "$#" -gt 0 ]; then run "$@"; exit 0; fi
+
+hosts=() rest=()
+for file in test/*.test.ts; do
+  if grep -q "support/testhosts" "$file"; then hosts+=("$file"); else rest+=("$file"); fi
+done
+
+# Each lane's lines carry its name; a lane's own exit status is kept, so one failing lane
+# fails the run after both finished (the other lane's results are still printed).
+lane() {
+  local name=$1
+  shift
+  set +e
+  run "$@" 2>&1 | sed -u "s/^/[$name] /"
+  local status=${PIPESTATUS[0]}
+  echo "[$name] lane finished with status $status"
+  return "$status"
+}
+
+trap 'kill 0 2>/dev/null' INT TERM
+lane hosts "${hosts[@]}" &
+hosts_pid=$!
+lane rest "${rest[@]}" &
+rest_pid=$!
+status=0
+wait "$hosts_pid" || status=1
+wait "$rest_pid" || status=1
+exit "$status"

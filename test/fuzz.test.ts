@@ -253,7 +253,7 @@ async function sendRaw(
   return "no end of stream";
 }
 
-describe("fuzzing every RPC", { timeout: 120_000 }, () => {
+describe("fuzzing every RPC", { timeout: 300_000 }, () => {
   let api: TestApi;
   let ownerToken: string;
   let agentToken: string;
@@ -291,7 +291,10 @@ describe("fuzzing every RPC", { timeout: 120_000 }, () => {
     const parts: string[] = [];
     for (const table of tables) {
       const rows = await api.database.db.execute(
-        sql.raw(`select count(*)::text as n, coalesce(md5(string_agg(t::text, '|' order by t::text)), '') as h from ${table} t`),
+        // A token's last use is written at most once a minute by any authenticated call, refused or not: not the request's doing.
+        sql.raw(
+          `select count(*)::text as n, coalesce(md5(string_agg((to_jsonb(t) - 'last_used_at')::text, '|' order by t::text)), '') as h from ${table} t`,
+        ),
       );
       const row = ((rows as unknown as { rows?: unknown[] }).rows ?? (rows as unknown as unknown[]))[0] as { n: string; h: string };
       parts.push(`${table}:${row.n}:${row.h}`);
