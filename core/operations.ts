@@ -60,6 +60,8 @@ export function startRolloutOperation(
   return openOperation(db, { rollout }, serverId, kind);
 }
 
+const startedBy = (starter: OperationStarter): string => ("owner" in starter ? "owner" : "rollout" in starter ? "rollout" : starter.system);
+
 async function openOperation(db: Database, starter: OperationStarter, serverId: string, kind: OperationKind): Promise<OperationRow> {
   const id = newId();
   try {
@@ -77,13 +79,13 @@ async function openOperation(db: Database, starter: OperationStarter, serverId: 
         operationId: id,
         serverId,
         kind,
-        startedBy: "owner" in starter ? "owner" : "rollout" in starter ? "rollout" : starter.system,
+        startedBy: startedBy(starter),
         ...(rolloutId ? { rolloutId } : {}),
         at: new Date().toISOString(),
       });
       return row as OperationRow;
     });
-    return operationStarted(started, "owner" in starter ? "owner" : starter.system);
+    return operationStarted(started, startedBy(starter));
   } catch (error) {
     if (!isUniqueViolation(error)) throw error;
     const [running] = await db
