@@ -2,6 +2,7 @@ import { createAgentActivities } from "./agent.js";
 import type { ActivityDeps } from "./deps.js";
 import { createFleetActivities } from "./fleet.js";
 import { createLivenessActivities } from "./liveness.js";
+import { createMetricTierActivities } from "./metric-tiers.js";
 import { createProvisioningActivities } from "./provisioning.js";
 import { createReconcileActivities } from "./reconcile.js";
 import { createRecordActivities } from "./records.js";
@@ -21,6 +22,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createAgentActivities(deps),
     ...createLivenessActivities(deps),
     ...createReconcileActivities(deps),
+    ...createMetricTierActivities(deps),
   };
 }
 

@@ -11,6 +11,7 @@ import { type DeployKeyInput, deployKeyWorkflow } from "./deploy-key.js";
 import { fleetCheckWorkflow } from "./fleet-check.js";
 import { heartbeatMonitorWorkflow } from "./heartbeat-monitor.js";
 import { installAgentWorkflow } from "./install-agent.js";
+import { rollUpMetricsWorkflow } from "./metric-rollups.js";
 import { reconcileOperationsWorkflow } from "./reconcile.js";
 import { recoveryWorkflow } from "./recovery.js";
 import { reinstallWorkflow } from "./reinstall.js";
@@ -56,4 +57,5 @@ export const systemWorkflows = {
   fleetCheck: fleetCheckWorkflow,
   reconcileOperations: reconcileOperationsWorkflow,
   heartbeatMonitor: heartbeatMonitorWorkflow,
+  rollUpMetrics: rollUpMetricsWorkflow,
 };
