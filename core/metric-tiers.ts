@@ -45,10 +45,12 @@ const coarser = (a: MetricTier, b: MetricTier): MetricTier => (order.indexOf(a) 
 /**
  * The tier ListMetrics reads: the coarser of the tier the step asks for (a
  * step under a minute: raw; under an hour: minute; else hour; 0: the finest)
- * and the finest tier still holding the start of the range.
+ * and the finest tier still holding the start of the range (no start: the
+ * step alone decides, and the tier's whole history is read).
  */
-export function chooseTier(settings: MetricTierSettings, fromMs: number, nowMs: number, stepSeconds: number): MetricTier {
+export function chooseTier(settings: MetricTierSettings, fromMs: number | undefined, nowMs: number, stepSeconds: number): MetricTier {
   const byStep: MetricTier = stepSeconds >= 3600 ? "hour" : stepSeconds >= 60 ? "minute" : "raw";
+  if (fromMs === undefined) return byStep;
   const age = nowMs - fromMs;
   const byRange: MetricTier =
     age <= settings.rawRetentionHours * 3600_000 ? "raw" : age <= settings.minuteRetentionDays * 86400_000 ? "minute" : "hour";
@@ -206,7 +208,7 @@ export async function listMetricHistory(
 ): Promise<{ tier: MetricTier; points: MetricPoint[] }> {
   const [clock] = rowsOf<{ now: Date | string }>(await db.execute(sql`select now() as now`));
   const nowMs = new Date(clock?.now ?? Date.now()).getTime();
-  const tier = chooseTier(settings, query.from?.getTime() ?? 0, nowMs, query.stepSeconds);
+  const tier = chooseTier(settings, query.from?.getTime(), nowMs, query.stepSeconds);
   const from = query.from?.toISOString() ?? null;
   const to = query.to?.toISOString() ?? null;
   if (tier === "raw") {

@@ -250,6 +250,9 @@ for (const backend of ["pglite", "postgres"] as Backend[]) {
         ],
       );
       assert.equal((await ask(base - MINUTE, 3600)).tier, MetricsTier.HOUR, "a one-hour step: the hour tier");
+      const unbounded = await owner.agents.listMetrics({ id });
+      assert.equal(unbounded.tier, MetricsTier.RAW, "no start time and no step: raw, all of it");
+      assert.equal(unbounded.samples.length, 2);
 
       await expectCode(owner.agents.listMetrics({ id, stepSeconds: 400 * 86400 }), Code.InvalidArgument, /^step_seconds:/);
       await expectCode(

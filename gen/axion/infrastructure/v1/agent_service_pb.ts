@@ -410,7 +410,8 @@ export type ListMetricsRequest = Message<"axion.infrastructure.v1.ListMetricsReq
   /**
    * The coarsest spacing wanted between samples: under a minute (or unset) raw,
    * under an hour the minute tier, else the hour tier. A range starting before
-   * a tier's retention is answered from the next coarser tier.
+   * a tier's retention is answered from the next coarser tier; without a
+   * start_time the step alone decides.
    *
    * @generated from field: uint32 step_seconds = 5;
    */
