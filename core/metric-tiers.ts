@@ -68,12 +68,15 @@ const FIELDS = [
   ["uptimeSeconds", "uptime_seconds", true],
 ] as const;
 
+/** A uint64's digits (never anything else: the rollup parses this text as JSON), kept as a JSON string so no reader rounds it. */
+const digits = (value: string | undefined): string => (value !== undefined && /^[0-9]{1,20}$/.test(value) ? value : "0");
+
 /** A raw row's column values from a heartbeat's metrics (proto JSON, zero fields omitted). */
 export function rawSampleValues(metrics: Record<string, unknown>): { numbers: string[]; disks: string } {
   const numbers = FIELDS.map(([name]) => String(metrics[name] ?? 0));
   // Byte counts go in as the digits the intake checked (uint64 JSON strings), so none is rounded through a double.
   const disks = ((metrics.disks as { mount?: string; usedBytes?: string; totalBytes?: string }[] | undefined) ?? []).map(
-    (d) => `[${JSON.stringify(d.mount ?? "")},${BigInt(d.usedBytes ?? 0)},${BigInt(d.totalBytes ?? 0)}]`,
+    (d) => `[${JSON.stringify(d.mount ?? "")},"${digits(d.usedBytes)}","${digits(d.totalBytes)}"]`,
   );
   return { numbers, disks: `[${disks.join(",")}]` };
 }
@@ -191,10 +194,10 @@ interface RawRow {
 function rawMetrics(row: RawRow): Record<string, unknown> {
   const metrics: Record<string, unknown> = {};
   for (const [name, column, isInteger] of FIELDS) metrics[name] = isInteger ? String(row[column]) : Number(row[column]);
-  metrics.disks = (JSON.parse(row.disks) as [string, number, number][]).map(([mount, used, total]) => ({
+  metrics.disks = (JSON.parse(row.disks) as [string, string, string][]).map(([mount, usedBytes, totalBytes]) => ({
     mount,
-    usedBytes: String(used),
-    totalBytes: String(total),
+    usedBytes,
+    totalBytes,
   }));
   return metrics;
 }

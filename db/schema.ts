@@ -239,7 +239,7 @@ export const agents = pgTable(
 /**
  * Raw heartbeat samples, kept a short window (core/metric-tiers.ts). Lean on
  * purpose, since every heartbeat writes one row: typed columns, mounts as one
- * compact JSON text (`[["/",used,total],...]`), one btree for a server's range
+ * compact JSON text (`[["/","used","total"],...]`), one btree for a server's range
  * and a BRIN on the time for rollups and pruning. No foreign key: a row of a
  * deleted server is never read (rollups and reads go through servers) and is
  * pruned with its window.

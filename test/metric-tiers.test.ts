@@ -59,7 +59,7 @@ for (const backend of ["pglite", "postgres"] as Backend[]) {
       load5: 1,
       load15: 1,
       uptimeSeconds: BigInt(Math.floor(at / 1000)),
-      disks: JSON.stringify(disks),
+      disks: JSON.stringify(disks.map(([mount, used, total]) => [mount, String(used), String(total)])),
     });
     const rollups = (serverId: string, seconds: number) =>
       api.database.db
@@ -195,6 +195,38 @@ for (const backend of ["pglite", "postgres"] as Backend[]) {
         hours.map((h) => h.bucket.getTime() - base),
         [-20 * 86_400_000, 0, recentBase - base],
         "hour: 30 days",
+      );
+    });
+
+    test("the ingestor's raw rows keep every field and any mount text exactly", async () => {
+      await emptyTiers();
+      const id = await newServer();
+      await api.database.db.execute(sql`insert into agents (server_id, token_hash) values (${id}, 'x')`);
+      const mount = '/mnt/a "b" \\c,{d} NULL \u00e9';
+      await api.ingestor.submit({
+        serverId: id,
+        sampledAt: new Date(),
+        metrics: {
+          cpuPercent: 12.5,
+          memoryUsedBytes: "1152921504606846976",
+          memoryTotalBytes: "2",
+          disks: [{ mount, usedBytes: "1152921504606846975", totalBytes: "1152921504606846976" }, { mount: "/" }],
+          load1: 0.25,
+          uptimeSeconds: "9",
+        },
+      });
+      const [raw] = (await owner.agents.listMetrics({ id })).samples;
+      assert.equal(raw?.metrics?.cpuPercent, 12.5);
+      assert.equal(raw?.metrics?.memoryUsedBytes, 1n << 60n);
+      assert.equal(raw?.metrics?.load1, 0.25);
+      assert.equal(raw?.metrics?.load5, 0);
+      assert.equal(raw?.metrics?.uptimeSeconds, 9n);
+      assert.deepEqual(
+        raw?.metrics?.disks.map((d) => [d.mount, d.usedBytes, d.totalBytes]),
+        [
+          [mount, (1n << 60n) - 1n, 1n << 60n],
+          ["/", 0n, 0n],
+        ],
       );
     });
 
