@@ -97,11 +97,10 @@ export function startHeartbeatIngestor(
         ) as v(server_id, sampled_at, ${columns}, disks)
       ),
       latest as (
-        select * from unnest(
-          ${pgArray(newest.map((h) => h.serverId))}::uuid[],
-          ${pgArray(newest.map((h) => h.receivedAt.toISOString()))}::timestamptz[],
-          ${pgArray(newest.map((h) => JSON.stringify(h.metrics)))}::jsonb[]
-        ) as l(server_id, received_at, metrics)
+        select l.server_id, l.received_at, m.metrics
+        from unnest(${pgArray(newest.map((h) => h.serverId))}::uuid[], ${pgArray(newest.map((h) => h.receivedAt.toISOString()))}::timestamptz[])
+          with ordinality as l(server_id, received_at, n)
+        join jsonb_array_elements(${JSON.stringify(newest.map((h) => h.metrics))}::jsonb) with ordinality as m(metrics, n) using (n)
       ),
       state as (
         update agents a set last_heartbeat_at = l.received_at, latest_metrics = l.metrics

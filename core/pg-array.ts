@@ -1,17 +1,20 @@
-/** Elements that need no quotes in an array literal: ids, times, numbers (but never the word NULL). */
+/** Elements that need no quotes in an array literal: ids, times, numbers. */
 const PLAIN = /^[0-9A-Za-z_.:+-]+$/;
+const NULL_WORD = /(?:^|,)null(?:,|$)/i;
+
+const quoted = (v: string | null | undefined): string =>
+  v === undefined || v === null ? "NULL" : `"${v.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
 
 /**
  * A PostgreSQL array literal (`{a,"b c",NULL}`) of text values, to pass a
- * whole column as one query parameter (cast in SQL: `$1::uuid[]`). An element
- * is quoted unless it is plain (letters, digits, `_.:+-`), so any text is
- * safe; undefined and null are NULL.
+ * whole column as one query parameter (cast in SQL: `$1::uuid[]`). Any text is
+ * safe: unless every element is plain (letters, digits, `_.:+-`, never the
+ * word NULL), each is quoted; undefined and null are NULL.
  */
 export function pgArray(values: readonly (string | null | undefined)[]): string {
-  const elements = values.map((v) => {
-    if (v === undefined || v === null) return "NULL";
-    if (PLAIN.test(v) && v.toUpperCase() !== "NULL") return v;
-    return `"${v.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
-  });
-  return `{${elements.join(",")}}`;
+  if (values.every((v) => typeof v === "string" && PLAIN.test(v))) {
+    const joined = values.join(",");
+    if (!NULL_WORD.test(joined)) return `{${joined}}`;
+  }
+  return `{${values.map(quoted).join(",")}}`;
 }
