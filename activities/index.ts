@@ -3,6 +3,7 @@ import type { ActivityDeps } from "./deps.js";
 import { createFleetActivities } from "./fleet.js";
 import { createLivenessActivities } from "./liveness.js";
 import { createPlanActivities } from "./plan.js";
+import { createMetricTierActivities } from "./metric-tiers.js";
 import { createProvisioningActivities } from "./provisioning.js";
 import { createReconcileActivities } from "./reconcile.js";
 import { createRecordActivities } from "./records.js";
@@ -25,6 +26,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createReconcileActivities(deps),
     ...createPlanActivities(deps),
     ...createRolloutActivities(deps),
+    ...createMetricTierActivities(deps),
   };
 }
 

@@ -2,11 +2,12 @@ import { fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { createAgentRateLimiter } from "../core/agent-rate-limit.js";
-import { getAgent, listMetrics, recordRegistration } from "../core/agents.js";
+import { getAgent, recordRegistration } from "../core/agents.js";
 import { AppError } from "../core/errors.js";
 import type { HeartbeatIngestor } from "../core/heartbeat-ingest.js";
 import { agentInfoRecord, heartbeatRecord } from "../core/heartbeat-intake.js";
 import { requireId } from "../core/ids.js";
+import { DEFAULT_METRIC_TIERS, listMetricHistory, type MetricTier, type MetricTierSettings } from "../core/metric-tiers.js";
 import { startServerOperation, type WorkflowGateway } from "../core/provisioning.js";
 import { requireServer } from "../core/servers.js";
 import type { Database } from "../db/client.js";
@@ -15,6 +16,7 @@ import {
   type AgentService,
   type HeartbeatRequest,
   MetricsSchema,
+  MetricsTier,
 } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { countHeartbeat } from "../observability/metrics.js";
 import { statusToProto } from "./convert.js";
@@ -30,7 +32,15 @@ export interface AgentServiceDeps {
   heartbeatIntervalSeconds: number;
   /** Register and Heartbeat calls one agent may make per heartbeat interval on average (bursts of twice that); default 5. */
   agentCallsPerInterval?: number;
+  /** Retention of each metrics tier, which ListMetrics' tier choice follows; default: core/config.ts defaults. */
+  metricTiers?: MetricTierSettings;
 }
+
+const tierToProto: Record<MetricTier, MetricsTier> = {
+  raw: MetricsTier.RAW,
+  minute: MetricsTier.MINUTE,
+  hour: MetricsTier.HOUR,
+};
 
 /** One limiter per set of deps, so the Connect route and the fast path share each agent's budget. */
 const limiters = new WeakMap<AgentServiceDeps, (serverId: string) => boolean>();
@@ -101,15 +111,25 @@ export function agentService(deps: AgentServiceDeps): ServiceImpl<typeof AgentSe
     async listMetrics(req, ctx) {
       const server = await requireServer(deps.db, requireOwner(ctx), req.id);
       if (req.limit > 5000) throw AppError.invalid("limit", "must be at most 5000");
-      const rows = await listMetrics(deps.db, server.id, {
-        from: req.startTime ? timestampDate(req.startTime) : undefined,
-        to: req.endTime ? timestampDate(req.endTime) : undefined,
+      if (req.stepSeconds > 366 * 86400) throw AppError.invalid("step_seconds", "must be at most a year");
+      const from = req.startTime ? timestampDate(req.startTime) : undefined;
+      const to = req.endTime ? timestampDate(req.endTime) : undefined;
+      if (from && to && from > to) throw AppError.invalid("start_time", "must not be after end_time");
+      const history = await listMetricHistory(deps.db, deps.metricTiers ?? DEFAULT_METRIC_TIERS, server.id, {
+        from,
+        to,
+        stepSeconds: req.stepSeconds,
         limit: req.limit || 1000,
       });
+      const metrics = (json: Record<string, unknown>) => fromJson(MetricsSchema, json as JsonValue, { ignoreUnknownFields: true });
       return {
-        samples: rows.map((r) => ({
-          sampleTime: timestampFromDate(r.sampledAt),
-          metrics: fromJson(MetricsSchema, r.metrics as JsonValue, { ignoreUnknownFields: true }),
+        tier: tierToProto[history.tier],
+        samples: history.points.map((p) => ({
+          sampleTime: timestampFromDate(p.time),
+          metrics: metrics(p.avg),
+          min: metrics(p.min),
+          max: metrics(p.max),
+          sampleCount: p.samples,
         })),
       };
     },

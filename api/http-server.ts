@@ -87,6 +87,7 @@ export function buildApiServer(deps: ApiDeps, edgeLimits: Partial<EdgeLimits> = 
     workflows: deps.workflows,
     heartbeatIntervalSeconds: deps.heartbeatIntervalSeconds ?? 10,
     agentCallsPerInterval: deps.agentCallsPerInterval,
+    metricTiers: deps.metricTiers,
     ingestor,
     verifyAgentToken: createAgentTokenVerifier(deps.db, deps.listen),
   };

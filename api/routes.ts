@@ -1,6 +1,7 @@
 import type { ConnectRouter } from "@connectrpc/connect";
 import type { ProviderEndpoints } from "../activities/providers/registry.js";
 import type { HeartbeatIngestor } from "../core/heartbeat-ingest.js";
+import type { MetricTierSettings } from "../core/metric-tiers.js";
 import type { WorkflowGateway } from "../core/provisioning.js";
 import type { InventoryDeps } from "../core/servers.js";
 import type { Listen } from "../db/client.js";
@@ -31,6 +32,8 @@ export type ApiDeps = InventoryDeps & {
   heartbeatIntervalSeconds?: number;
   /** Register/Heartbeat calls per agent per heartbeat interval (AGENT_RATE_LIMIT). */
   agentCallsPerInterval?: number;
+  /** Retention of each metrics tier (ListMetrics picks its tier by them); default: the configuration's defaults. */
+  metricTiers?: MetricTierSettings;
   /** Where heartbeats go; by default a batching ingestor on `db` (the benchmark swaps in one write per heartbeat). */
   ingestor?: HeartbeatIngestor;
   /** Token rotation notifications; without them a rotated agent token keeps working for up to 10 s. */

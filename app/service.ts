@@ -11,6 +11,7 @@ import type { Config } from "../core/config.js";
 import { createCredentialsCipher, resolveCredentialsKey } from "../core/credentials-cipher.js";
 import { KeyParsingPool } from "../core/key-parsing.js";
 import { errorSummary, log } from "../core/log.js";
+import { metricTierSettings } from "../core/metric-tiers.js";
 import { createNetworkPolicy } from "../core/network-policy.js";
 import { ensureAdminToken } from "../core/owners.js";
 import { syncEnvProviderAccount } from "../core/provider-accounts.js";
@@ -22,7 +23,7 @@ import { serveMetrics } from "../observability/metrics-server.js";
 import { startDevServer } from "../temporal/dev-server.js";
 import { ensureSearchAttributes } from "../temporal/ensure-search-attributes.js";
 import { ensureHeartbeatMonitor } from "../temporal/heartbeat-monitor.js";
-import { ensureFleetCheckSchedule, ensureReconcilerSchedule } from "../temporal/schedules.js";
+import { ensureFleetCheckSchedule, ensureMetricRollupSchedule, ensureReconcilerSchedule } from "../temporal/schedules.js";
 import { createWorker } from "../temporal/worker.js";
 
 export type Role = "all" | "api" | "worker";
@@ -120,6 +121,11 @@ export async function startService(config: Config, role: Role = "all"): Promise<
         intervalSeconds: config.RECONCILE_INTERVAL_SECONDS,
         taskQueue: config.TEMPORAL_TASK_QUEUE,
       });
+      await ensureMetricRollupSchedule(workflows.client, {
+        intervalSeconds: config.METRICS_ROLLUP_INTERVAL_SECONDS,
+        taskQueue: config.TEMPORAL_TASK_QUEUE,
+        settings: metricTierSettings(config),
+      });
       await ensureHeartbeatMonitor(workflows.client, config.TEMPORAL_TASK_QUEUE, {
         timeoutSeconds: config.AGENT_HEARTBEAT_TIMEOUT,
         intervalSeconds: config.LIVENESS_SWEEP_INTERVAL,
@@ -163,6 +169,7 @@ export async function startService(config: Config, role: Role = "all"): Promise<
           keyParsing,
           networkPolicy,
           agentCallsPerInterval: config.AGENT_RATE_LIMIT,
+          metricTiers: metricTierSettings(config),
           sshConnectTimeoutMs: config.SSH_CONNECT_TIMEOUT_MS,
         },
         edgeLimitsFromConfig(config),

@@ -3,7 +3,9 @@
  * real `buildApiServer` on a real PostgreSQL, with either the batching ingestor
  * (what the service runs) or one UPDATE + INSERT per heartbeat (the baseline).
  *
- *   node --import tsx bench/heartbeat-api.ts <database-url> batched|per-heartbeat
+ * (before the metric tiers: bench/previous-heartbeat-ingest.ts).
+ *
+ *   node --import tsx bench/heartbeat-api.ts <database-url> batched|per-heartbeat|before
  * Prints "listening <port>" once it accepts connections.
  */
 import { randomBytes } from "node:crypto";
@@ -12,10 +14,11 @@ import { buildApiServer } from "../api/http-server.js";
 import { createCredentialsCipher } from "../core/credentials-cipher.js";
 import type { HeartbeatIngestor } from "../core/heartbeat-ingest.js";
 import { openDatabase } from "../db/client.js";
+import { startPreviousHeartbeatIngestor } from "./previous-heartbeat-ingest.js";
 
 const [databaseUrl, mode] = process.argv.slice(2);
-if (!databaseUrl || (mode !== "batched" && mode !== "per-heartbeat")) {
-  console.error("usage: heartbeat-api.ts <database-url> batched|per-heartbeat");
+if (!databaseUrl || (mode !== "batched" && mode !== "per-heartbeat" && mode !== "before")) {
+  console.error("usage: heartbeat-api.ts <database-url> batched|per-heartbeat|before");
   process.exit(2);
 }
 const database = await openDatabase({ databaseUrl, dataDir: "memory://", poolSize: 20 });
@@ -41,7 +44,12 @@ const server = buildApiServer({
   cipher: createCredentialsCipher(randomBytes(32).toString("base64")),
   maxServersPerOwner: 1_000_000,
   listen: database.listen,
-  ingestor: mode === "per-heartbeat" ? perHeartbeat : undefined,
+  ingestor:
+    mode === "per-heartbeat"
+      ? perHeartbeat
+      : mode === "before"
+        ? startPreviousHeartbeatIngestor(db, { instanceId: "bench-before" })
+        : undefined,
 });
 const port = await server.listen(0, "127.0.0.1");
 console.log(`listening ${port}`);

@@ -4,10 +4,13 @@
  * (`bench/heartbeat-load`, Go: real Connect Heartbeat calls, each agent with its
  * own token, open-loop at a fixed total rate, latency measured from each
  * heartbeat's scheduled time). Each rate runs against the batching ingestor and
- * then against one UPDATE + INSERT per heartbeat behind the same API.
+ * then against one UPDATE + INSERT per heartbeat behind the same API. `before`
+ * runs the ingestor and table layout of before the metric tiers (a jsonb
+ * `metrics_samples` table with its foreign key and two indexes, and the index
+ * on agents.last_heartbeat_at), created for that mode and dropped after it.
  *
  *   node --import tsx bench/heartbeats.ts [--agents 10000] [--rates 1000,2000,4000] [--seconds 20]
- *        [--modes batched,per-heartbeat]
+ *        [--modes before,batched,per-heartbeat]
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
@@ -31,7 +34,8 @@ const { values } = parseArgs({
 const agentCount = Number(values.agents);
 const rates = values.rates.split(",").map(Number);
 const seconds = Number(values.seconds);
-const modes = values.modes.split(",") as ("batched" | "per-heartbeat")[];
+type Mode = "batched" | "per-heartbeat" | "before";
+const modes = values.modes.split(",") as Mode[];
 const results = join(import.meta.dirname, "results");
 mkdirSync(results, { recursive: true });
 
@@ -61,7 +65,7 @@ for (let at = 0; at < fleet.length; at += 5000) {
 const agentsFile = join(results, "heartbeat-agents.csv");
 writeFileSync(agentsFile, fleet.map((f) => `${f.id},${f.token}`).join("\n"), { mode: 0o600 });
 
-async function startApi(mode: "batched" | "per-heartbeat"): Promise<{ port: number; child: ChildProcess }> {
+async function startApi(mode: Mode): Promise<{ port: number; child: ChildProcess }> {
   const child = spawn(
     process.execPath,
     [
@@ -130,26 +134,47 @@ function runLoad(api: { port: number; child: ChildProcess }, rate: number): Load
 
 const line = (label: string, rate: number, s: LoadSummary) =>
   console.log(
-    `${label.padEnd(26)} target ${String(rate).padStart(6)}/s  achieved ${s.achievedRate.toFixed(0).padStart(6)}/s  p50 ${s.p50Ms.toFixed(1).padStart(7)} ms  p99 ${s.p99Ms.toFixed(1).padStart(7)} ms  errors ${s.errors}  missed ${s.missed}  CPU s: API ${s.apiCpu.toFixed(1)} PostgreSQL ${s.postgresCpu.toFixed(1)} agents ${s.cpuSeconds.toFixed(1)}${s.firstError ? `  (${s.firstError})` : ""}`,
+    `${label.padEnd(26)} target ${String(rate).padStart(6)}/s  achieved ${s.achievedRate.toFixed(0).padStart(6)}/s  p50 ${s.p50Ms.toFixed(1).padStart(7)} ms  p99 ${s.p99Ms.toFixed(1).padStart(7)} ms  errors ${s.errors}  missed ${s.missed}  CPU s: API ${s.apiCpu.toFixed(1)} PostgreSQL ${s.postgresCpu.toFixed(1)} agents ${s.cpuSeconds.toFixed(1)}  PostgreSQL per heartbeat ${((s.postgresCpu / (s.achievedRate * seconds)) * 1e6).toFixed(1)} µs, API ${((s.apiCpu / (s.achievedRate * seconds)) * 1e6).toFixed(1)} µs${s.firstError ? `  (${s.firstError})` : ""}`,
   );
 
 console.log(
   `${agentCount} simulated agents, ${seconds} s per rate after a warm-up in which every agent sends, PostgreSQL and the API on loopback`,
 );
 const byMode: Record<string, LoadSummary[]> = {};
+/** The tables and indexes the heartbeat path wrote before the metric tiers (db/migrations/0002_agents.sql). */
+async function previousLayout(action: "create" | "drop"): Promise<void> {
+  const statements =
+    action === "create"
+      ? [
+          `create table metrics_samples (server_id uuid not null references servers(id) on delete cascade,
+             sampled_at timestamptz not null, received_at timestamptz not null, metrics jsonb not null)`,
+          "create index metrics_samples_server_id_sampled_at_idx on metrics_samples (server_id, sampled_at)",
+          "create index metrics_samples_received_at_idx on metrics_samples (received_at)",
+          "create index agents_last_heartbeat_at_idx on agents (last_heartbeat_at)",
+        ]
+      : ["drop table metrics_samples", "drop index agents_last_heartbeat_at_idx", "vacuum analyze agents"];
+  for (const statement of statements) await database.db.execute(sql.raw(statement));
+}
+
 for (const mode of modes) {
+  if (mode === "before") await previousLayout("create");
   const api = await startApi(mode);
-  byMode[mode] = [];
+  byMode[mode] ??= [];
   for (const rate of rates) {
     const summary = runLoad(api, rate);
     byMode[mode].push(summary);
-    line(mode === "batched" ? "batched ingestion" : "one UPDATE per heartbeat", rate, summary);
+    line(
+      { batched: "batched ingestion", before: "before the metric tiers", "per-heartbeat": "one UPDATE per heartbeat" }[mode],
+      rate,
+      summary,
+    );
   }
   api.child.kill("SIGTERM");
   await new Promise((resolve) => api.child.once("exit", resolve));
+  if (mode === "before") await previousLayout("drop");
 }
 rates.forEach((rate, i) => {
-  if (modes.length < 2) return;
+  if (!byMode.batched || !byMode["per-heartbeat"]) return;
   const batched = byMode.batched?.[i] as LoadSummary;
   const single = byMode["per-heartbeat"]?.[i] as LoadSummary;
   console.log(

@@ -1,6 +1,6 @@
-import { and, asc, eq, gte, lte, sql } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import type { Database } from "../db/client.js";
-import { agents, metricsSamples } from "../db/schema.js";
+import { agents } from "../db/schema.js";
 import { enqueueServerEvent } from "./outbox.js";
 
 export type AgentRow = typeof agents.$inferSelect;
@@ -44,22 +44,7 @@ export async function getAgent(db: Database, serverId: string): Promise<AgentRow
   return row;
 }
 
-export async function listMetrics(db: Database, serverId: string, range: { from?: Date; to?: Date; limit: number }) {
-  return db
-    .select({ sampledAt: metricsSamples.sampledAt, metrics: metricsSamples.metrics })
-    .from(metricsSamples)
-    .where(
-      and(
-        eq(metricsSamples.serverId, serverId),
-        range.from ? gte(metricsSamples.sampledAt, range.from) : undefined,
-        range.to ? lte(metricsSamples.sampledAt, range.to) : undefined,
-      ),
-    )
-    .orderBy(asc(metricsSamples.sampledAt))
-    .limit(range.limit);
-}
-
-/** Keeps metrics history bounded: samples received before the cutoff are deleted. */
+/** Keeps the raw metrics tier bounded (the heartbeat monitor's retention pass; the rollup schedule prunes every tier). */
 export async function pruneMetrics(db: Database, olderThan: Date): Promise<void> {
-  await db.delete(metricsSamples).where(lte(metricsSamples.receivedAt, olderThan));
+  await db.execute(sql`delete from metric_samples_raw where sampled_at <= ${olderThan.toISOString()}::timestamptz`);
 }

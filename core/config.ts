@@ -120,7 +120,11 @@ const schema = z.object({
   AGENT_HEARTBEAT_TIMEOUT: z.coerce.number({ error: "must be seconds" }).int().min(5).max(86400).default(40),
   LIVENESS_SWEEP_INTERVAL: z.coerce.number({ error: "must be seconds" }).int().min(1).max(3600).default(5),
   RECOVER_OFFLINE_SERVERS: z.enum(["true", "false"], { error: "must be true or false" }).default("false"),
-  METRICS_RETENTION_HOURS: z.coerce.number({ error: "must be hours" }).int().min(1).default(168),
+  // Raw heartbeat samples; at least 2 h: the hour rollup reads them (core/metric-tiers.ts).
+  METRICS_RETENTION_HOURS: z.coerce.number({ error: "must be hours" }).int().min(2, "must be at least 2").max(8760).default(6),
+  METRICS_MINUTE_RETENTION_DAYS: z.coerce.number({ error: "must be days" }).int().min(1).max(3650).default(7),
+  METRICS_HOUR_RETENTION_DAYS: z.coerce.number({ error: "must be days" }).int().min(1).max(36500).default(365),
+  METRICS_ROLLUP_INTERVAL_SECONDS: z.coerce.number({ error: "must be seconds" }).int().min(10).max(3600).default(60),
   MAX_REQUEST_BYTES: z.coerce
     .number({ error: "must be bytes" })
     .int("must be bytes")

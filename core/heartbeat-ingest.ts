@@ -5,6 +5,8 @@ import { sqlState } from "./db-errors.js";
 import { AppError } from "./errors.js";
 import type { HeartbeatRecord } from "./heartbeat-intake.js";
 import { errorSummary, log } from "./log.js";
+import { RAW_NUMERIC_COLUMNS, rawSampleValues } from "./metric-tiers.js";
+import { pgArray } from "./pg-array.js";
 
 export type { HeartbeatRecord } from "./heartbeat-intake.js";
 
@@ -71,33 +73,44 @@ export function startHeartbeatIngestor(
   /**
    * One statement (one round trip, atomic): latest state per server, every
    * sample, and (with `caughtUpTo`) how far this instance has caught up. A
-   * sample time left undefined by the intake is the database's `now()`.
+   * sample time left undefined by the intake is the database's `now()`. The
+   * batch goes in as one typed array per column (unnest), which PostgreSQL
+   * reads several times cheaper than a JSON document of the same batch.
    */
   const write = async (batch: Pending[], caughtUpTo?: Date) => {
-    const samples = JSON.stringify(
-      batch.map((h) => ({
-        server_id: h.serverId,
-        sampled_at: h.sampledAt?.toISOString(),
-        received_at: h.receivedAt.toISOString(),
-        metrics: h.metrics,
-      })),
-    );
+    const latest = new Map<string, Pending>();
+    for (const h of batch) {
+      const seen = latest.get(h.serverId);
+      if (!seen || seen.receivedAt <= h.receivedAt) latest.set(h.serverId, h);
+    }
+    const values = batch.map((h) => rawSampleValues(h.metrics));
+    const numeric = RAW_NUMERIC_COLUMNS.map(({ type }, i) => sql`${pgArray(values.map((v) => v.numbers[i]))}::${sql.raw(type)}[]`);
+    const columns = sql.raw(RAW_NUMERIC_COLUMNS.map((c) => c.column).join(", "));
+    const newest = [...latest.values()];
     const sentAt = Date.now();
     const result = await db.execute(sql`
       with v as (
-        select server_id, coalesce(sampled_at, now()) as sampled_at, received_at, metrics from jsonb_to_recordset(${samples}::jsonb)
-          as v(server_id uuid, sampled_at timestamptz, received_at timestamptz, metrics jsonb)
+        select * from unnest(
+          ${pgArray(batch.map((h) => h.serverId))}::uuid[],
+          ${pgArray(batch.map((h) => h.sampledAt?.toISOString()))}::timestamptz[],
+          ${sql.join(numeric, sql`, `)},
+          ${pgArray(values.map((v) => v.disks))}::text[]
+        ) as v(server_id, sampled_at, ${columns}, disks)
       ),
-      latest as (select distinct on (server_id) server_id, received_at, metrics from v order by server_id, received_at desc),
+      latest as (
+        select l.server_id, l.received_at, m.metrics
+        from unnest(${pgArray(newest.map((h) => h.serverId))}::uuid[], ${pgArray(newest.map((h) => h.receivedAt.toISOString()))}::timestamptz[])
+          with ordinality as l(server_id, received_at, n)
+        join jsonb_array_elements(${JSON.stringify(newest.map((h) => h.metrics))}::jsonb) with ordinality as m(metrics, n) using (n)
+      ),
       state as (
         update agents a set last_heartbeat_at = l.received_at, latest_metrics = l.metrics
         from latest l
         where a.server_id = l.server_id and (a.last_heartbeat_at is null or a.last_heartbeat_at < l.received_at)
       ),
       history as (
-        insert into metrics_samples (server_id, sampled_at, received_at, metrics)
-        select v.server_id, v.sampled_at, v.received_at, v.metrics from v
-        where exists (select 1 from agents a where a.server_id = v.server_id)
+        insert into metric_samples_raw (server_id, sampled_at, ${columns}, disks)
+        select server_id, coalesce(sampled_at, now()), ${columns}, disks from v
       )${
         caughtUpTo
           ? sql`,

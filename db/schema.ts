@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import {
   bigint,
+  doublePrecision,
   foreignKey,
   index,
   integer,
@@ -289,23 +290,56 @@ export const agents = pgTable(
     lastHeartbeatAt: timestamp("last_heartbeat_at", { withTimezone: true, mode: "date" }),
     latestMetrics: jsonb("latest_metrics").$type<Record<string, unknown>>(),
   },
-  (t) => [index("agents_last_heartbeat_at_idx").on(t.lastHeartbeatAt)],
+  // No index on last_heartbeat_at: every heartbeat sets it, and only without an index on it is that update
+  // HOT (no index entry written per heartbeat). The liveness sweep's search for silent servers scans instead.
 );
 
-/** Heartbeat metrics history, kept for a retention period. */
-export const metricsSamples = pgTable(
-  "metrics_samples",
+/**
+ * Raw heartbeat samples, kept a short window (core/metric-tiers.ts). Lean on
+ * purpose, since every heartbeat writes one row: typed columns, mounts as one
+ * compact JSON text (`[["/","used","total"],...]`), one btree for a server's range
+ * and a BRIN on the time for rollups and pruning. No foreign key: a row of a
+ * deleted server is never read (rollups and reads go through servers) and is
+ * pruned with its window.
+ */
+export const metricSamplesRaw = pgTable(
+  "metric_samples_raw",
+  {
+    serverId: uuid("server_id").notNull(),
+    sampledAt: timestamp("sampled_at", { withTimezone: true, mode: "date" }).notNull(),
+    cpuPercent: doublePrecision("cpu_percent").notNull(),
+    memoryUsedBytes: bigint("memory_used_bytes", { mode: "bigint" }).notNull(),
+    memoryTotalBytes: bigint("memory_total_bytes", { mode: "bigint" }).notNull(),
+    load1: doublePrecision("load1").notNull(),
+    load5: doublePrecision("load5").notNull(),
+    load15: doublePrecision("load15").notNull(),
+    uptimeSeconds: bigint("uptime_seconds", { mode: "bigint" }).notNull(),
+    disks: text("disks").notNull(),
+  },
+  (t) => [
+    index("metric_samples_raw_server_id_sampled_at_idx").on(t.serverId, t.sampledAt),
+    index("metric_samples_raw_sampled_at_brin").using("brin", t.sampledAt),
+  ],
+);
+
+/** One-minute and one-hour rollups of the raw samples: Metrics-shaped JSON (proto JSON names) for the average, minimum and maximum. */
+export const metricRollups = pgTable(
+  "metric_rollups",
   {
     serverId: uuid("server_id")
       .notNull()
       .references(() => servers.id, { onDelete: "cascade" }),
-    sampledAt: timestamp("sampled_at", { withTimezone: true, mode: "date" }).notNull(),
-    receivedAt: timestamp("received_at", { withTimezone: true, mode: "date" }).notNull(),
-    metrics: jsonb("metrics").$type<Record<string, unknown>>().notNull(),
+    resolutionSeconds: integer("resolution_seconds").notNull(),
+    bucket: timestamp("bucket", { withTimezone: true, mode: "date" }).notNull(),
+    samples: integer("samples").notNull(),
+    avg: jsonb("avg").$type<Record<string, unknown>>().notNull(),
+    min: jsonb("min").$type<Record<string, unknown>>().notNull(),
+    max: jsonb("max").$type<Record<string, unknown>>().notNull(),
   },
   (t) => [
-    index("metrics_samples_server_id_sampled_at_idx").on(t.serverId, t.sampledAt),
-    index("metrics_samples_received_at_idx").on(t.receivedAt),
+    primaryKey({ columns: [t.serverId, t.resolutionSeconds, t.bucket] }),
+    // How far each tier is rolled up (max bucket) and its pruning.
+    index("metric_rollups_resolution_bucket_idx").on(t.resolutionSeconds, t.bucket),
   ],
 );
 

@@ -152,6 +152,13 @@ try {
   });
   await reconcile.result();
   await save("reconcile-operations", reconcile.workflowId);
+  const rollups = await harness.client.workflow.start(systemWorkflows.rollUpMetrics, {
+    workflowId: "metric-rollups-recording",
+    taskQueue: harness.taskQueue,
+    args: [{ settings: { rawRetentionHours: 6, minuteRetentionDays: 7, hourRetentionDays: 365 } }],
+  });
+  await rollups.result();
+  await save("metric-rollups", rollups.workflowId);
 
   // A few sweeps (with recoveries on), then a worker start hands it settings: the run continues as new.
   const settings = {

@@ -1,5 +1,6 @@
 import { type Client, ScheduleAlreadyRunning, ScheduleOverlapPolicy } from "@temporalio/client";
 import { log } from "../core/log.js";
+import type { MetricTierSettings } from "../core/metric-tiers.js";
 import { systemWorkflows } from "../workflows/contract.js";
 
 export const FLEET_CHECK_SCHEDULE_ID = "fleet-check";
@@ -56,5 +57,39 @@ export async function ensureReconcilerSchedule(client: Client, options: { interv
   } catch (error) {
     if (!(error instanceof ScheduleAlreadyRunning)) throw error;
     await client.schedule.getHandle(RECONCILER_SCHEDULE_ID).update((previous) => ({ ...previous, spec, action }));
+  }
+}
+
+export const METRIC_ROLLUP_SCHEDULE_ID = "metric-rollups";
+
+/**
+ * Creates the metric-rollups schedule (every `intervalSeconds`, overlap
+ * skipped), or brings an existing one to this interval and these retentions.
+ * Safe at every start.
+ */
+export async function ensureMetricRollupSchedule(
+  client: Client,
+  options: { intervalSeconds: number; taskQueue: string; settings: MetricTierSettings },
+): Promise<void> {
+  const spec = { intervals: [{ every: `${options.intervalSeconds} seconds` as const }] };
+  const action = {
+    type: "startWorkflow" as const,
+    workflowType: systemWorkflows.rollUpMetrics,
+    workflowId: METRIC_ROLLUP_SCHEDULE_ID,
+    taskQueue: options.taskQueue,
+    args: [{ settings: options.settings }] as [{ settings: MetricTierSettings }],
+    staticSummary: "Metric history: roll raw heartbeat samples up into minute and hour buckets, prune every tier",
+  };
+  try {
+    await client.schedule.create({
+      scheduleId: METRIC_ROLLUP_SCHEDULE_ID,
+      spec,
+      action,
+      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: "1 minute" },
+    });
+    log.info("metric-rollups schedule created", { intervalSeconds: options.intervalSeconds });
+  } catch (error) {
+    if (!(error instanceof ScheduleAlreadyRunning)) throw error;
+    await client.schedule.getHandle(METRIC_ROLLUP_SCHEDULE_ID).update((previous) => ({ ...previous, spec, action }));
   }
 }

@@ -36,7 +36,8 @@ const tables = [
   "operations",
   "outbox_events",
   "agents",
-  "metrics_samples",
+  "metric_samples_raw",
+  "metric_rollups",
 ];
 
 /** Values an id-like or free-text field may receive: real ids of both owners, boundaries and hostile bytes. */

@@ -8,7 +8,7 @@ import { createAgentActivities } from "../activities/agent.js";
 import { issueAgentToken } from "../core/agent-tokens.js";
 import { createCredentialsCipher } from "../core/credentials-cipher.js";
 import { AppError } from "../core/errors.js";
-import { agents, ingestionProgress, metricsSamples, servers } from "../db/schema.js";
+import { agents, ingestionProgress, metricSamplesRaw, servers } from "../db/schema.js";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { type Backend, startTestApi, type TestApi, testCredentialsKey } from "./support/api.js";
 import { expectCode } from "./support/assertions.js";
@@ -64,7 +64,7 @@ for (const backend of ["pglite", "postgres"] as Backend[]) {
         headers: { "content-type": "application/json", authorization: `Bearer ${agent.token}` },
         body: JSON.stringify(body),
       });
-    const samplesOf = async (id: string) => api.database.db.select().from(metricsSamples).where(eq(metricsSamples.serverId, id));
+    const samplesOf = async (id: string) => api.database.db.select().from(metricSamplesRaw).where(eq(metricSamplesRaw.serverId, id));
 
     before(async () => {
       if (backend === "postgres") pg = await startPostgres();

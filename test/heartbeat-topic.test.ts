@@ -7,7 +7,7 @@ import { createKafkaHeartbeatVerifier, issueAgentToken, signHeartbeat } from "..
 import { createCredentialsCipher } from "../core/credentials-cipher.js";
 import { sweepLiveness } from "../core/liveness.js";
 import { newId } from "../db/ids.js";
-import { agents, clusters, ingestionProgress, metricsSamples, owners, servers } from "../db/schema.js";
+import { agents, clusters, ingestionProgress, metricSamplesRaw, owners, servers } from "../db/schema.js";
 import { HEARTBEAT_TOPIC, type HeartbeatConsumer, startHeartbeatConsumer } from "../events/heartbeat-consumer.js";
 import { createKafka } from "../events/kafka-config.js";
 import { startTestApi, type TestApi, testCredentialsKey } from "./support/api.js";
@@ -61,7 +61,7 @@ function message(serverId: string, token: string, options: { cpu?: number; mount
   };
 }
 const publish = (...messages: { key: string; value: string }[]) => producer.send({ topic: HEARTBEAT_TOPIC, messages });
-const samplesOf = async (id: string) => api.database.db.select().from(metricsSamples).where(eq(metricsSamples.serverId, id));
+const samplesOf = async (id: string) => api.database.db.select().from(metricSamplesRaw).where(eq(metricSamplesRaw.serverId, id));
 const agentRow = async (id: string) => (await api.database.db.select().from(agents).where(eq(agents.serverId, id)))[0];
 async function waitFor(what: string, check: () => Promise<boolean>, withinMs = 60_000) {
   const deadline = Date.now() + withinMs;
@@ -138,7 +138,7 @@ test("a replayed message is refused, and so are a message keyed by another serve
   await publish(marker);
   await waitFor("the marker heartbeat", async () => (await samplesOf(a.id)).length >= 2);
   await new Promise((r) => setTimeout(r, 500));
-  const cpus = (await samplesOf(a.id)).map((s) => s.metrics.cpuPercent).sort();
+  const cpus = (await samplesOf(a.id)).map((s) => s.cpuPercent).sort();
   assert.deepEqual(cpus, [1, 4], "only the first delivery and the newer message are stored");
   assert.equal((await samplesOf(b.id)).length, 0);
 });
@@ -151,7 +151,7 @@ test("one bad message does not stall its partition or fail the heartbeats publis
     "the good heartbeats after it",
     async () => (await samplesOf(bad.id)).length === 1 && (await samplesOf(good.id)).length === 1,
   );
-  assert.equal((await samplesOf(bad.id))[0]?.metrics.cpuPercent, 7);
+  assert.equal((await samplesOf(bad.id))[0]?.cpuPercent, 7);
 });
 
 test("a backlog in Kafka holds back ingestion progress: silence still in the topic is not a false OFFLINE", async () => {

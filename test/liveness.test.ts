@@ -10,7 +10,7 @@ import { sweepLiveness } from "../core/liveness.js";
 import { startSystemOperation } from "../core/operations.js";
 import { setServerStatus } from "../core/server-status.js";
 import { type DatabaseHandle, openDatabase } from "../db/client.js";
-import { agents, ingestionProgress, metricsSamples, outboxEvents, servers } from "../db/schema.js";
+import { agents, ingestionProgress, metricSamplesRaw, outboxEvents, servers } from "../db/schema.js";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { ServerStatus } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { type Backend, startTestApi, type TestApi } from "./support/api.js";
@@ -109,7 +109,7 @@ for (const backend of ["pglite", "postgres"] as Backend[]) {
       assert.ok(status.lastHeartbeatTime);
       const [event] = await api.database.db.select().from(outboxEvents).where(eq(outboxEvents.type, "agent.registered"));
       assert.equal(event?.key, server.id);
-      const samples = await api.database.db.select().from(metricsSamples).where(eq(metricsSamples.serverId, server.id));
+      const samples = await api.database.db.select().from(metricSamplesRaw).where(eq(metricSamplesRaw.serverId, server.id));
       assert.equal(samples.length, 1);
     });
 
@@ -180,7 +180,7 @@ for (const backend of ["pglite", "postgres"] as Backend[]) {
         await createClient(AgentService, transport).heartbeat({ serverId: server.id, metrics });
         await expectCode(createClient(AgentService, transport).heartbeat({ serverId: server.id }), Code.InvalidArgument, /metrics/);
       }
-      const samples = await api.database.db.select().from(metricsSamples).where(eq(metricsSamples.serverId, server.id));
+      const samples = await api.database.db.select().from(metricSamplesRaw).where(eq(metricSamplesRaw.serverId, server.id));
       assert.equal(samples.length, 3);
     });
 

@@ -12,6 +12,7 @@ import { fleetCheckWorkflow } from "./fleet-check.js";
 import { heartbeatMonitorWorkflow } from "./heartbeat-monitor.js";
 import { installAgentWorkflow } from "./install-agent.js";
 import { planWorkflow } from "./plan.js";
+import { rollUpMetricsWorkflow } from "./metric-rollups.js";
 import { reconcileOperationsWorkflow } from "./reconcile.js";
 import { recoveryWorkflow } from "./recovery.js";
 import { reinstallWorkflow } from "./reinstall.js";
@@ -57,6 +58,7 @@ export const systemWorkflows = {
   fleetCheck: fleetCheckWorkflow,
   reconcileOperations: reconcileOperationsWorkflow,
   heartbeatMonitor: heartbeatMonitorWorkflow,
+  rollUpMetrics: rollUpMetricsWorkflow,
 };
 
 /** Fleet workflows, started for an owner's servers: no operation row, no server status change (`plan/<uuid>`). */

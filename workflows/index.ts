@@ -9,6 +9,7 @@ export { fleetCheckWorkflow } from "./fleet-check.js";
 export { heartbeatMonitorWorkflow } from "./heartbeat-monitor.js";
 export { installAgentWorkflow } from "./install-agent.js";
 export { planWorkflow } from "./plan.js";
+export { rollUpMetricsWorkflow } from "./metric-rollups.js";
 export { reconcileOperationsWorkflow } from "./reconcile.js";
 export { recoveryWorkflow } from "./recovery.js";
 export { reinstallWorkflow } from "./reinstall.js";

@@ -2,8 +2,8 @@
 // @generated from file axion/infrastructure/v1/agent_service.proto (package axion.infrastructure.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Operation } from "./operation_service_pb.js";
 import { file_axion_infrastructure_v1_operation_service } from "./operation_service_pb.js";
 import type { ServerStatus } from "./server_service_pb.js";
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file axion/infrastructure/v1/agent_service.proto.
  */
 export const file_axion_infrastructure_v1_agent_service: GenFile = /*@__PURE__*/
-  fileDesc("CitheGlvbi9pbmZyYXN0cnVjdHVyZS92MS9hZ2VudF9zZXJ2aWNlLnByb3RvEhdheGlvbi5pbmZyYXN0cnVjdHVyZS52MSKnAQoJQWdlbnRJbmZvEhAKCGhvc3RuYW1lGAEgASgJEgoKAm9zGAIgASgJEg4KBmtlcm5lbBgDIAEoCRIMCgRhcmNoGAQgASgJEhEKCWNwdV9jb3VudBgFIAEoDRIaChJtZW1vcnlfdG90YWxfYnl0ZXMYBiABKAQSGAoQZGlza190b3RhbF9ieXRlcxgHIAEoBBIVCg1hZ2VudF92ZXJzaW9uGAggASgJIkMKCURpc2tVc2FnZRINCgVtb3VudBgBIAEoCRISCgp1c2VkX2J5dGVzGAIgASgEEhMKC3RvdGFsX2J5dGVzGAMgASgEIs4BCgdNZXRyaWNzEhMKC2NwdV9wZXJjZW50GAEgASgBEhkKEW1lbW9yeV91c2VkX2J5dGVzGAIgASgEEhoKEm1lbW9yeV90b3RhbF9ieXRlcxgDIAEoBBIxCgVkaXNrcxgEIAMoCzIiLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkRpc2tVc2FnZRINCgVsb2FkMRgFIAEoARINCgVsb2FkNRgGIAEoARIOCgZsb2FkMTUYByABKAESFgoOdXB0aW1lX3NlY29uZHMYCCABKAQiVgoPUmVnaXN0ZXJSZXF1ZXN0EhEKCXNlcnZlcl9pZBgBIAEoCRIwCgRpbmZvGAIgASgLMiIuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuQWdlbnRJbmZvIjYKEFJlZ2lzdGVyUmVzcG9uc2USIgoaaGVhcnRiZWF0X2ludGVydmFsX3NlY29uZHMYASABKA0iiQEKEEhlYXJ0YmVhdFJlcXVlc3QSEQoJc2VydmVyX2lkGAEgASgJEjEKB21ldHJpY3MYAiABKAsyIC5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5NZXRyaWNzEi8KC3NhbXBsZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCITChFIZWFydGJlYXRSZXNwb25zZSIhChNJbnN0YWxsQWdlbnRSZXF1ZXN0EgoKAmlkGAEgASgJIk0KFEluc3RhbGxBZ2VudFJlc3BvbnNlEjUKCW9wZXJhdGlvbhgBIAEoCzIiLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLk9wZXJhdGlvbiIjChVHZXRBZ2VudFN0YXR1c1JlcXVlc3QSCgoCaWQYASABKAkizwIKFkdldEFnZW50U3RhdHVzUmVzcG9uc2USEQoJc2VydmVyX2lkGAEgASgJEjUKBnN0YXR1cxgCIAEoDjIlLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLlNlcnZlclN0YXR1cxIRCglpbnN0YWxsZWQYAyABKAgSMAoEaW5mbxgEIAEoCzIiLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkFnZW50SW5mbxIzCg9yZWdpc3RlcmVkX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjcKE2xhc3RfaGVhcnRiZWF0X3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjgKDmxhdGVzdF9tZXRyaWNzGAcgASgLMiAuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuTWV0cmljcyJzCg1NZXRyaWNzU2FtcGxlEi8KC3NhbXBsZV90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCgdtZXRyaWNzGAIgASgLMiAuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuTWV0cmljcyKNAQoSTGlzdE1ldHJpY3NSZXF1ZXN0EgoKAmlkGAEgASgJEi4KCnN0YXJ0X3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVsaW1pdBgEIAEoDSJOChNMaXN0TWV0cmljc1Jlc3BvbnNlEjcKB3NhbXBsZXMYASADKAsyJi5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5NZXRyaWNzU2FtcGxlMp0ECgxBZ2VudFNlcnZpY2USXwoIUmVnaXN0ZXISKC5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5SZWdpc3RlclJlcXVlc3QaKS5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5SZWdpc3RlclJlc3BvbnNlEmIKCUhlYXJ0YmVhdBIpLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkhlYXJ0YmVhdFJlcXVlc3QaKi5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5IZWFydGJlYXRSZXNwb25zZRJrCgxJbnN0YWxsQWdlbnQSLC5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5JbnN0YWxsQWdlbnRSZXF1ZXN0Gi0uYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuSW5zdGFsbEFnZW50UmVzcG9uc2UScQoOR2V0QWdlbnRTdGF0dXMSLi5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5HZXRBZ2VudFN0YXR1c1JlcXVlc3QaLy5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5HZXRBZ2VudFN0YXR1c1Jlc3BvbnNlEmgKC0xpc3RNZXRyaWNzEisuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuTGlzdE1ldHJpY3NSZXF1ZXN0GiwuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuTGlzdE1ldHJpY3NSZXNwb25zZWIGcHJvdG8z", [file_axion_infrastructure_v1_operation_service, file_axion_infrastructure_v1_server_service, file_google_protobuf_timestamp]);
+  fileDesc("CitheGlvbi9pbmZyYXN0cnVjdHVyZS92MS9hZ2VudF9zZXJ2aWNlLnByb3RvEhdheGlvbi5pbmZyYXN0cnVjdHVyZS52MSKnAQoJQWdlbnRJbmZvEhAKCGhvc3RuYW1lGAEgASgJEgoKAm9zGAIgASgJEg4KBmtlcm5lbBgDIAEoCRIMCgRhcmNoGAQgASgJEhEKCWNwdV9jb3VudBgFIAEoDRIaChJtZW1vcnlfdG90YWxfYnl0ZXMYBiABKAQSGAoQZGlza190b3RhbF9ieXRlcxgHIAEoBBIVCg1hZ2VudF92ZXJzaW9uGAggASgJIkMKCURpc2tVc2FnZRINCgVtb3VudBgBIAEoCRISCgp1c2VkX2J5dGVzGAIgASgEEhMKC3RvdGFsX2J5dGVzGAMgASgEIs4BCgdNZXRyaWNzEhMKC2NwdV9wZXJjZW50GAEgASgBEhkKEW1lbW9yeV91c2VkX2J5dGVzGAIgASgEEhoKEm1lbW9yeV90b3RhbF9ieXRlcxgDIAEoBBIxCgVkaXNrcxgEIAMoCzIiLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkRpc2tVc2FnZRINCgVsb2FkMRgFIAEoARINCgVsb2FkNRgGIAEoARIOCgZsb2FkMTUYByABKAESFgoOdXB0aW1lX3NlY29uZHMYCCABKAQiVgoPUmVnaXN0ZXJSZXF1ZXN0EhEKCXNlcnZlcl9pZBgBIAEoCRIwCgRpbmZvGAIgASgLMiIuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuQWdlbnRJbmZvIjYKEFJlZ2lzdGVyUmVzcG9uc2USIgoaaGVhcnRiZWF0X2ludGVydmFsX3NlY29uZHMYASABKA0iiQEKEEhlYXJ0YmVhdFJlcXVlc3QSEQoJc2VydmVyX2lkGAEgASgJEjEKB21ldHJpY3MYAiABKAsyIC5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5NZXRyaWNzEi8KC3NhbXBsZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCITChFIZWFydGJlYXRSZXNwb25zZSIhChNJbnN0YWxsQWdlbnRSZXF1ZXN0EgoKAmlkGAEgASgJIk0KFEluc3RhbGxBZ2VudFJlc3BvbnNlEjUKCW9wZXJhdGlvbhgBIAEoCzIiLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLk9wZXJhdGlvbiIjChVHZXRBZ2VudFN0YXR1c1JlcXVlc3QSCgoCaWQYASABKAkizwIKFkdldEFnZW50U3RhdHVzUmVzcG9uc2USEQoJc2VydmVyX2lkGAEgASgJEjUKBnN0YXR1cxgCIAEoDjIlLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLlNlcnZlclN0YXR1cxIRCglpbnN0YWxsZWQYAyABKAgSMAoEaW5mbxgEIAEoCzIiLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkFnZW50SW5mbxIzCg9yZWdpc3RlcmVkX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjcKE2xhc3RfaGVhcnRiZWF0X3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjgKDmxhdGVzdF9tZXRyaWNzGAcgASgLMiAuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuTWV0cmljcyLnAQoNTWV0cmljc1NhbXBsZRIvCgtzYW1wbGVfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoHbWV0cmljcxgCIAEoCzIgLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLk1ldHJpY3MSLQoDbWluGAMgASgLMiAuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuTWV0cmljcxItCgNtYXgYBCABKAsyIC5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5NZXRyaWNzEhQKDHNhbXBsZV9jb3VudBgFIAEoDSKjAQoSTGlzdE1ldHJpY3NSZXF1ZXN0EgoKAmlkGAEgASgJEi4KCnN0YXJ0X3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVsaW1pdBgEIAEoDRIUCgxzdGVwX3NlY29uZHMYBSABKA0iggEKE0xpc3RNZXRyaWNzUmVzcG9uc2USNwoHc2FtcGxlcxgBIAMoCzImLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLk1ldHJpY3NTYW1wbGUSMgoEdGllchgCIAEoDjIkLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLk1ldHJpY3NUaWVyKnEKC01ldHJpY3NUaWVyEhwKGE1FVFJJQ1NfVElFUl9VTlNQRUNJRklFRBAAEhQKEE1FVFJJQ1NfVElFUl9SQVcQARIXChNNRVRSSUNTX1RJRVJfTUlOVVRFEAISFQoRTUVUUklDU19USUVSX0hPVVIQAzKdBAoMQWdlbnRTZXJ2aWNlEl8KCFJlZ2lzdGVyEiguYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuUmVnaXN0ZXJSZXF1ZXN0GikuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuUmVnaXN0ZXJSZXNwb25zZRJiCglIZWFydGJlYXQSKS5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5IZWFydGJlYXRSZXF1ZXN0GiouYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuSGVhcnRiZWF0UmVzcG9uc2USawoMSW5zdGFsbEFnZW50EiwuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuSW5zdGFsbEFnZW50UmVxdWVzdBotLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkluc3RhbGxBZ2VudFJlc3BvbnNlEnEKDkdldEFnZW50U3RhdHVzEi4uYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuR2V0QWdlbnRTdGF0dXNSZXF1ZXN0Gi8uYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuR2V0QWdlbnRTdGF0dXNSZXNwb25zZRJoCgtMaXN0TWV0cmljcxIrLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkxpc3RNZXRyaWNzUmVxdWVzdBosLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkxpc3RNZXRyaWNzUmVzcG9uc2ViBnByb3RvMw", [file_axion_infrastructure_v1_operation_service, file_axion_infrastructure_v1_server_service, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message axion.infrastructure.v1.AgentInfo
@@ -337,6 +337,10 @@ export const GetAgentStatusResponseSchema: GenMessage<GetAgentStatusResponse> = 
   messageDesc(file_axion_infrastructure_v1_agent_service, 10);
 
 /**
+ * One raw heartbeat sample, or one rollup bucket (then sample_time is the
+ * bucket's start, metrics the average, min and max the extremes). The same
+ * shape in every tier: a raw sample is its own average, minimum and maximum.
+ *
  * @generated from message axion.infrastructure.v1.MetricsSample
  */
 export type MetricsSample = Message<"axion.infrastructure.v1.MetricsSample"> & {
@@ -349,6 +353,23 @@ export type MetricsSample = Message<"axion.infrastructure.v1.MetricsSample"> & {
    * @generated from field: axion.infrastructure.v1.Metrics metrics = 2;
    */
   metrics?: Metrics | undefined;
+
+  /**
+   * @generated from field: axion.infrastructure.v1.Metrics min = 3;
+   */
+  min?: Metrics | undefined;
+
+  /**
+   * @generated from field: axion.infrastructure.v1.Metrics max = 4;
+   */
+  max?: Metrics | undefined;
+
+  /**
+   * Heartbeats the sample stands for (1 for a raw sample).
+   *
+   * @generated from field: uint32 sample_count = 5;
+   */
+  sampleCount: number;
 };
 
 /**
@@ -385,6 +406,16 @@ export type ListMetricsRequest = Message<"axion.infrastructure.v1.ListMetricsReq
    * @generated from field: uint32 limit = 4;
    */
   limit: number;
+
+  /**
+   * The coarsest spacing wanted between samples: under a minute (or unset) raw,
+   * under an hour the minute tier, else the hour tier. A range starting before
+   * a tier's retention is answered from the next coarser tier; without a
+   * start_time the step alone decides.
+   *
+   * @generated from field: uint32 step_seconds = 5;
+   */
+  stepSeconds: number;
 };
 
 /**
@@ -402,6 +433,13 @@ export type ListMetricsResponse = Message<"axion.infrastructure.v1.ListMetricsRe
    * @generated from field: repeated axion.infrastructure.v1.MetricsSample samples = 1;
    */
   samples: MetricsSample[];
+
+  /**
+   * The tier the samples come from.
+   *
+   * @generated from field: axion.infrastructure.v1.MetricsTier tier = 2;
+   */
+  tier: MetricsTier;
 };
 
 /**
@@ -410,6 +448,43 @@ export type ListMetricsResponse = Message<"axion.infrastructure.v1.ListMetricsRe
  */
 export const ListMetricsResponseSchema: GenMessage<ListMetricsResponse> = /*@__PURE__*/
   messageDesc(file_axion_infrastructure_v1_agent_service, 13);
+
+/**
+ * @generated from enum axion.infrastructure.v1.MetricsTier
+ */
+export enum MetricsTier {
+  /**
+   * @generated from enum value: METRICS_TIER_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Every heartbeat, kept METRICS_RETENTION_HOURS.
+   *
+   * @generated from enum value: METRICS_TIER_RAW = 1;
+   */
+  RAW = 1,
+
+  /**
+   * One-minute buckets, kept METRICS_MINUTE_RETENTION_DAYS.
+   *
+   * @generated from enum value: METRICS_TIER_MINUTE = 2;
+   */
+  MINUTE = 2,
+
+  /**
+   * One-hour buckets, kept METRICS_HOUR_RETENTION_DAYS.
+   *
+   * @generated from enum value: METRICS_TIER_HOUR = 3;
+   */
+  HOUR = 3,
+}
+
+/**
+ * Describes the enum axion.infrastructure.v1.MetricsTier.
+ */
+export const MetricsTierSchema: GenEnum<MetricsTier> = /*@__PURE__*/
+  enumDesc(file_axion_infrastructure_v1_agent_service, 0);
 
 /**
  * The axion-agent on each server registers and sends heartbeats with its own
