@@ -6,6 +6,7 @@ import type { InventoryDeps } from "../core/servers.js";
 import type { Listen } from "../db/client.js";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { ClusterService } from "../gen/axion/infrastructure/v1/cluster_service_pb.js";
+import { NotificationService } from "../gen/axion/infrastructure/v1/notification_service_pb.js";
 import { OperationService } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { ProviderAccountService } from "../gen/axion/infrastructure/v1/provider_account_service_pb.js";
 import { RequirementsService } from "../gen/axion/infrastructure/v1/requirements_service_pb.js";
@@ -15,6 +16,7 @@ import { type AgentServiceDeps, agentService } from "./agent-service.js";
 import { clusterService } from "./cluster-service.js";
 import { answerUndecodableBodiesAsInvalidArgument } from "./decode-errors.js";
 import { AGENT_MAX_REQUEST_BYTES } from "./edge-limits.js";
+import { type NotificationServiceDeps, notificationService } from "./notification-service.js";
 import { operationService } from "./operation-service.js";
 import { providerAccountService } from "./provider-account-service.js";
 import { requirementsService } from "./requirements-service.js";
@@ -36,6 +38,8 @@ export type ApiDeps = InventoryDeps & {
   providers?: ProviderEndpoints;
   /** SSH_CONNECT_TIMEOUT_MS, for AcceptHostKey's one login. */
   sshConnectTimeoutMs?: number;
+  /** NotificationService limits and rule defaults (config); absent: the built-in defaults. */
+  notifications?: NotificationServiceDeps["notifications"];
 };
 
 export function routes(deps: ApiDeps, agents: AgentServiceDeps) {
@@ -47,6 +51,7 @@ export function routes(deps: ApiDeps, agents: AgentServiceDeps) {
     router.service(RequirementsService, requirementsService(deps.db));
     router.service(TokenService, tokenService(deps.db));
     router.service(ProviderAccountService, providerAccountService(deps));
+    router.service(NotificationService, notificationService(deps));
     answerUndecodableBodiesAsInvalidArgument(router);
   };
 }
