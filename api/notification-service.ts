@@ -2,7 +2,9 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { type AlertDefaults, type AlertRules, getAlertRules, updateAlertRules } from "../core/alert-rules.js";
+import type { CredentialsCipher } from "../core/credentials-cipher.js";
 import { AppError } from "../core/errors.js";
+import type { NetworkPolicy } from "../core/network-policy.js";
 import { defaultNetworkPolicy } from "../core/network-policy.js";
 import { sendToChannel } from "../core/notification-delivery.js";
 import { messageFor } from "../core/notification-messages.js";
@@ -14,8 +16,6 @@ import {
   type NotificationDeps,
   ownerChannelForSending,
 } from "../core/notifications.js";
-import type { CredentialsCipher } from "../core/credentials-cipher.js";
-import type { NetworkPolicy } from "../core/network-policy.js";
 import type { Database } from "../db/client.js";
 import { newId } from "../db/ids.js";
 import type { NotificationChannelKind as DbKind } from "../db/schema.js";
@@ -104,10 +104,14 @@ export function notificationService(deps: NotificationServiceDeps): ServiceImpl<
     async updateAlertRules(req, ctx) {
       const owner = requireOwner(ctx);
       if (!req.rules) throw AppError.invalid("rules", "are required");
-      if (!req.rules.disk) throw AppError.invalid("rules.disk", "is required");
-      if (!req.rules.memory) throw AppError.invalid("rules.memory", "is required");
       const { $typeName: _t, disk, memory, ...flags } = req.rules;
-      const plain = (r: typeof disk) => ({ enabled: r!.enabled, thresholdPercent: r!.thresholdPercent, sustainedSeconds: r!.sustainedSeconds });
+      if (!disk) throw AppError.invalid("rules.disk", "is required");
+      if (!memory) throw AppError.invalid("rules.memory", "is required");
+      const plain = (r: typeof disk) => ({
+        enabled: r.enabled,
+        thresholdPercent: r.thresholdPercent,
+        sustainedSeconds: r.sustainedSeconds,
+      });
       return { rules: rulesMessage(await updateAlertRules(deps.db, owner.id, { ...flags, disk: plain(disk), memory: plain(memory) })) };
     },
   };

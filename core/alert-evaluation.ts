@@ -76,7 +76,14 @@ async function enqueueNotices(tx: Tx, alert: AlertRow, event: "firing" | "resolv
   await tx.insert(notificationDeliveries).values(
     channels.map((c) => {
       const id = newId();
-      return { id, ownerId: alert.ownerId, channelId: c.id, alertId: alert.id, event, message: messageFor(c.kind, noticeOf(alert, event, id)) };
+      return {
+        id,
+        ownerId: alert.ownerId,
+        channelId: c.id,
+        alertId: alert.id,
+        event,
+        message: messageFor(c.kind, noticeOf(alert, event, id)),
+      };
     }),
   );
   return channels.length;
@@ -86,7 +93,9 @@ async function openAlert(tx: Tx, ownerId: string, rule: string, subject: string)
   const [row] = await tx
     .select()
     .from(alerts)
-    .where(and(eq(alerts.ownerId, ownerId), eq(alerts.rule, rule), eq(alerts.subject, subject), inArray(alerts.state, ["pending", "firing"])))
+    .where(
+      and(eq(alerts.ownerId, ownerId), eq(alerts.rule, rule), eq(alerts.subject, subject), inArray(alerts.state, ["pending", "firing"])),
+    )
     .for("update");
   return row;
 }
@@ -104,7 +113,16 @@ async function endAlert(tx: Tx, alert: AlertRow, details: Record<string, unknown
 
 async function insertAlert(
   tx: Tx,
-  values: { ownerId: string; serverId?: string; rule: string; subject: string; state: "pending" | "firing" | "notified"; summary: string; details: Record<string, unknown>; since: Date },
+  values: {
+    ownerId: string;
+    serverId?: string;
+    rule: string;
+    subject: string;
+    state: "pending" | "firing" | "notified";
+    summary: string;
+    details: Record<string, unknown>;
+    since: Date;
+  },
 ): Promise<AlertRow | undefined> {
   const fired = values.state !== "pending";
   const [row] = await tx
@@ -120,7 +138,10 @@ type OutboxRow = typeof outboxEvents.$inferSelect;
 
 async function serverOf(tx: Tx, serverId: unknown) {
   if (typeof serverId !== "string") return undefined;
-  const [row] = await tx.select({ id: servers.id, ownerId: servers.ownerId, name: servers.name }).from(servers).where(eq(servers.id, serverId));
+  const [row] = await tx
+    .select({ id: servers.id, ownerId: servers.ownerId, name: servers.name })
+    .from(servers)
+    .where(eq(servers.id, serverId));
   return row;
 }
 
@@ -135,7 +156,7 @@ async function applyEvent(tx: Tx, event: OutboxRow, settings: EvaluationSettings
       if (open) await endAlert(tx, open, { resolvedBy: `status ${String(p.to)}` });
     }
     const started = STATUS_RULES[String(p.to)];
-    if (started && started.enabled(await rulesOf(tx, server.ownerId, settings.defaults))) {
+    if (started?.enabled(await rulesOf(tx, server.ownerId, settings.defaults))) {
       await insertAlert(tx, {
         ownerId: server.ownerId,
         serverId: server.id,
@@ -270,7 +291,15 @@ export async function evaluateResourceAlerts(db: Database, settings: EvaluationS
         byWindow.set(seconds, [...(byWindow.get(seconds) ?? []), s]);
       }
       for (const [seconds, group] of byWindow) {
-        const usage = new Map((await usageOverWindow(tx as unknown as Database, group.map((s) => s.id), seconds)).map((u) => [u.serverId, u]));
+        const usage = new Map(
+          (
+            await usageOverWindow(
+              tx as unknown as Database,
+              group.map((s) => s.id),
+              seconds,
+            )
+          ).map((u) => [u.serverId, u]),
+        );
         for (const s of group) {
           const u = usage.get(s.id);
           const rule = (rulesByOwner.get(s.ownerId) as AlertRules)[resource.rule];
@@ -293,7 +322,12 @@ export async function evaluateResourceAlerts(db: Database, settings: EvaluationS
               subject: s.id,
               state: "firing",
               summary: `${resource.name} of ${s.name} above ${rule.thresholdPercent}% for ${seconds} s (lowest ${round(low)}%)`,
-              details: { serverName: s.name, thresholdPercent: rule.thresholdPercent, sustainedSeconds: seconds, lowestPercent: round(low) },
+              details: {
+                serverName: s.name,
+                thresholdPercent: rule.thresholdPercent,
+                sustainedSeconds: seconds,
+                lowestPercent: round(low),
+              },
               since: new Date(Date.now() - seconds * 1000),
             });
             if (row) fired += 1;

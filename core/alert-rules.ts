@@ -45,9 +45,7 @@ export function defaultAlertRules(defaults: AlertDefaults = BUILT_IN_ALERT_DEFAU
 const resourceRule = z.object(
   {
     enabled: z.boolean(),
-    thresholdPercent: z
-      .number()
-      .refine((v) => Number.isFinite(v) && v > 0 && v <= 100, "must be more than 0 and at most 100"),
+    thresholdPercent: z.number().refine((v) => Number.isFinite(v) && v > 0 && v <= 100, "must be more than 0 and at most 100"),
     sustainedSeconds: z.number().int().min(1, "must be 1-86400").max(86400, "must be 1-86400"),
   },
   { error: "is required" },

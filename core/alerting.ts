@@ -1,6 +1,6 @@
 import type { Database } from "../db/client.js";
-import type { AlertDefaults } from "./alert-rules.js";
 import { evaluateOutboxEvents, evaluateResourceAlerts, firePendingAlerts } from "./alert-evaluation.js";
+import type { AlertDefaults } from "./alert-rules.js";
 import type { CredentialsCipher } from "./credentials-cipher.js";
 import { errorSummary, log } from "./log.js";
 import type { NetworkPolicy } from "./network-policy.js";
@@ -20,6 +20,8 @@ export interface AlertingOptions {
   maxAttempts: number;
   /** Pause between passes (events, grace, deliveries). */
   pollIntervalMs?: number;
+  /** false: no background passes, only runOnce() (tests). */
+  loop?: boolean;
 }
 
 export interface Alerting {
@@ -72,7 +74,7 @@ export function startAlerting(options: AlertingOptions): Alerting {
         if (!stopped) timer = setTimeout(loop, failures > 0 ? Math.min(30_000, pollIntervalMs * 2 ** failures) : pollIntervalMs);
       });
   };
-  timer = setTimeout(loop, 0);
+  if (options.loop !== false) timer = setTimeout(loop, 0);
 
   return {
     runOnce,

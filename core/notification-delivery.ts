@@ -28,8 +28,7 @@ export async function sendToChannel(
   timeoutMs: number,
 ): Promise<PostOutcome> {
   const body = JSON.stringify(message);
-  const headers =
-    channel.kind === "webhook" ? { ...signedHeaders(channel.secrets.secret, body), "x-axion-delivery": deliveryId } : {};
+  const headers = channel.kind === "webhook" ? { ...signedHeaders(channel.secrets.secret, body), "x-axion-delivery": deliveryId } : {};
   return postNotification(policy, channel.secrets.url, body, headers, timeoutMs);
 }
 

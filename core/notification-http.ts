@@ -89,7 +89,8 @@ export async function postNotification(
         });
         const done = () => {
           if (status >= 200 && status < 300) finish({ delivered: true, httpStatus: status });
-          else if (status >= 300 && status < 400) finish({ delivered: false, httpStatus: status, error: `redirect (HTTP ${status}) not followed` });
+          else if (status >= 300 && status < 400)
+            finish({ delivered: false, httpStatus: status, error: `redirect (HTTP ${status}) not followed` });
           else finish({ delivered: false, httpStatus: status, error: `receiver answered HTTP ${status}` });
         };
         res.on("end", done);
@@ -99,7 +100,11 @@ export async function postNotification(
     );
     const deadline = setTimeout(() => finish({ delivered: false, httpStatus: 0, error: `no answer within ${timeoutMs} ms` }), remaining);
     req.on("error", (error: NodeJS.ErrnoException) =>
-      finish({ delivered: false, httpStatus: 0, error: `cannot reach ${url.hostname}:${url.port || (url.protocol === "https:" ? 443 : 80)} (${error.code ?? error.name})` }),
+      finish({
+        delivered: false,
+        httpStatus: 0,
+        error: `cannot reach ${url.hostname}:${url.port || (url.protocol === "https:" ? 443 : 80)} (${error.code ?? error.name})`,
+      }),
     );
     req.end(body);
   });

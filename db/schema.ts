@@ -320,9 +320,7 @@ export const alerts = pgTable(
   },
   (t) => [
     // One open alert per condition: a second OFFLINE event for a server joins the open one.
-    uniqueIndex("alerts_open_key")
-      .on(t.ownerId, t.rule, t.subject)
-      .where(sql`${t.state} in ('pending', 'firing')`),
+    uniqueIndex("alerts_open_key").on(t.ownerId, t.rule, t.subject).where(sql`${t.state} in ('pending', 'firing')`),
     index("alerts_pending_since_idx").on(t.since).where(sql`${t.state} = 'pending'`),
   ],
 );
