@@ -150,6 +150,7 @@ export async function startService(config: Config, role: Role = "all"): Promise<
         retryInitialMs: config.NOTIFICATION_RETRY_INITIAL_MS,
         retryMaxMs: config.NOTIFICATION_RETRY_MAX_MS,
         maxAttempts: config.NOTIFICATION_MAX_ATTEMPTS,
+        retentionHours: config.OUTBOX_RETENTION_HOURS,
       });
       stops.push(() => alerting.stop());
     }

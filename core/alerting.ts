@@ -1,5 +1,6 @@
 import type { Database } from "../db/client.js";
 import { evaluateOutboxEvents, evaluateResourceAlerts, firePendingAlerts } from "./alert-evaluation.js";
+import { pruneEndedAlerts } from "./alert-retention.js";
 import type { AlertDefaults } from "./alert-rules.js";
 import type { CredentialsCipher } from "./credentials-cipher.js";
 import { errorSummary, log } from "./log.js";
@@ -20,6 +21,8 @@ export interface AlertingOptions {
   maxAttempts: number;
   /** Pause between passes (events, grace, deliveries). */
   pollIntervalMs?: number;
+  /** Ended alerts and their deliveries are kept this long (OUTBOX_RETENTION_HOURS); pruned once an hour. */
+  retentionHours?: number;
   /** false: no background passes, only runOnce() (tests). */
   loop?: boolean;
 }
@@ -39,6 +42,7 @@ export function startAlerting(options: AlertingOptions): Alerting {
   const settings = { graceSeconds: options.graceSeconds, defaults: options.defaults };
   const pollIntervalMs = options.pollIntervalMs ?? 1000;
   let lastResourcePass = 0;
+  let lastPrune = 0;
   let stopped = false;
 
   const pass = async () => {
@@ -49,6 +53,10 @@ export function startAlerting(options: AlertingOptions): Alerting {
       await evaluateResourceAlerts(options.db, settings);
     }
     await deliverDue(options);
+    if (Date.now() - lastPrune >= 3_600_000) {
+      lastPrune = Date.now();
+      await pruneEndedAlerts(options.db, options.retentionHours ?? 168);
+    }
   };
 
   let queue: Promise<unknown> = Promise.resolve();

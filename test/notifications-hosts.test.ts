@@ -35,7 +35,8 @@ async function waitForNotices(rule: string, type: string, count: number, withinM
   for (;;) {
     const found = notices(rule).filter((n) => n.type === type);
     if (found.length >= count) return found;
-    if (Date.now() > deadline) assert.fail(`${count} ${type} ${rule} notice(s) not received within ${withinMs} ms: ${JSON.stringify(notices(rule))}`);
+    if (Date.now() > deadline)
+      assert.fail(`${count} ${type} ${rule} notice(s) not received within ${withinMs} ms: ${JSON.stringify(notices(rule))}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }

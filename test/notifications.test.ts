@@ -4,6 +4,7 @@ import { after, before, test } from "node:test";
 import { Code, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { eq, sql } from "drizzle-orm";
+import { pruneEndedAlerts } from "../core/alert-retention.js";
 import { type AlertingOptions, startAlerting } from "../core/alerting.js";
 import { createCredentialsCipher } from "../core/credentials-cipher.js";
 import { createNetworkPolicy, defaultNetworkPolicy, parseCidr } from "../core/network-policy.js";
@@ -137,7 +138,7 @@ test("every channel field is validated, secrets and URL paths are never returned
   assert.equal((await notifications.listNotificationChannels({})).channels.length, 0, "nothing was written");
 
   const created = (await notifications.createNotificationChannel(good)).channel!;
-  assert.equal(created.target, receiver.url.replace("http://", "http://"));
+  assert.equal(created.target, receiver.url, "scheme, host and port only");
   await expectCode(notifications.createNotificationChannel(good), Code.AlreadyExists, /name/);
   await notifications.createNotificationChannel({ ...good, name: "ops2" });
   await notifications.createNotificationChannel({ ...good, name: "chat", kind: NotificationChannelKind.SLACK, secret: "" });
@@ -352,4 +353,23 @@ test("channel secrets and URLs appear in no response, log line, outbox event or 
     assert.ok(!stored.includes(secret), `${secret} stored in the clear`);
     assert.ok(!logs.includes(secret), `${secret} in a log line`);
   }
+});
+
+test("ended alerts past the retention are deleted with their deliveries; open ones stay", async () => {
+  const o = await ownerWithServer("retained");
+  await setServerStatus(api.database.db, o.serverId, "UNREACHABLE", "down", { by: "fleet_check" });
+  const alerting = alertingFor();
+  await alerting.runOnce();
+  await alerting.stop();
+  const ended = await api.database.db
+    .select({ id: alerts.id })
+    .from(alerts)
+    .where(sql`${alerts.state} in ('resolved', 'dropped', 'notified')`);
+  assert.ok(ended.length > 0);
+  assert.equal(await pruneEndedAlerts(api.database.db, 0), ended.length);
+  const left = await api.database.db.select({ state: alerts.state, serverId: alerts.serverId }).from(alerts);
+  assert.deepEqual(left, [{ state: "pending", serverId: o.serverId }]);
+  const orphans = await api.database.db.execute(sql`select count(*)::int as n from notification_deliveries`);
+  const n = (Array.isArray(orphans) ? orphans : (orphans as { rows: { n: number }[] }).rows)[0] as { n: number };
+  assert.equal(n.n, 0, "their deliveries went with them");
 });
