@@ -294,7 +294,7 @@ export async function evaluateResourceAlerts(db: Database, settings: EvaluationS
         const usage = new Map(
           (
             await usageOverWindow(
-              tx as unknown as Database,
+              tx,
               group.map((s) => s.id),
               seconds,
             )

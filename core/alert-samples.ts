@@ -18,7 +18,7 @@ export interface UsageWindow {
  * servers: per sample the fullest mount's used/total and memory used/total, then their min and max
  * over the window. The one place the alert evaluation reads samples from.
  */
-export async function usageOverWindow(db: Database, serverIds: string[], windowSeconds: number): Promise<UsageWindow[]> {
+export async function usageOverWindow(db: Pick<Database, "execute">, serverIds: string[], windowSeconds: number): Promise<UsageWindow[]> {
   if (serverIds.length === 0) return [];
   const result = await db.execute(sql`
     with s as (
