@@ -7,6 +7,7 @@ import type { InventoryDeps } from "../core/servers.js";
 import type { Listen } from "../db/client.js";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { ClusterService } from "../gen/axion/infrastructure/v1/cluster_service_pb.js";
+import { NotificationService } from "../gen/axion/infrastructure/v1/notification_service_pb.js";
 import { OperationService } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { ProviderAccountService } from "../gen/axion/infrastructure/v1/provider_account_service_pb.js";
 import { RequirementsService } from "../gen/axion/infrastructure/v1/requirements_service_pb.js";
@@ -17,6 +18,7 @@ import { type AgentServiceDeps, agentService } from "./agent-service.js";
 import { clusterService } from "./cluster-service.js";
 import { answerUndecodableBodiesAsInvalidArgument } from "./decode-errors.js";
 import { AGENT_MAX_REQUEST_BYTES } from "./edge-limits.js";
+import { type NotificationServiceDeps, notificationService } from "./notification-service.js";
 import { operationService } from "./operation-service.js";
 import { providerAccountService } from "./provider-account-service.js";
 import { registerReflection } from "./reflection-service.js";
@@ -42,6 +44,8 @@ export type ApiDeps = InventoryDeps & {
   providers?: ProviderEndpoints;
   /** SSH_CONNECT_TIMEOUT_MS, for AcceptHostKey's one login. */
   sshConnectTimeoutMs?: number;
+  /** NotificationService limits and rule defaults (config); absent: the built-in defaults. */
+  notifications?: NotificationServiceDeps["notifications"];
 };
 
 export function routes(deps: ApiDeps, agents: AgentServiceDeps) {
@@ -54,6 +58,7 @@ export function routes(deps: ApiDeps, agents: AgentServiceDeps) {
     router.service(TokenService, tokenService(deps.db));
     router.service(ProviderAccountService, providerAccountService(deps));
     router.service(RolloutService, rolloutService(deps));
+    router.service(NotificationService, notificationService(deps));
     registerReflection(router);
     answerUndecodableBodiesAsInvalidArgument(router);
   };

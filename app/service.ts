@@ -7,6 +7,7 @@ import { edgeLimitsFromConfig } from "../api/edge-limits.js";
 import { buildApiServer } from "../api/http-server.js";
 import { startProvisionerQueue } from "../compat/provisioner-queue.js";
 import { createKafkaHeartbeatVerifier } from "../core/agent-tokens.js";
+import { startAlerting } from "../core/alerting.js";
 import type { Config } from "../core/config.js";
 import { createCredentialsCipher, resolveCredentialsKey } from "../core/credentials-cipher.js";
 import { KeyParsingPool } from "../core/key-parsing.js";
@@ -144,6 +145,29 @@ export async function startService(config: Config, role: Role = "all"): Promise<
       log.info("relaying the outbox to Kafka", { brokers: config.KAFKA_BROKERS.join(",") });
     }
 
+    const alertDefaults = {
+      diskPercent: config.ALERT_DISK_PERCENT,
+      memoryPercent: config.ALERT_MEMORY_PERCENT,
+      sustainedSeconds: config.ALERT_SUSTAINED_SECONDS,
+    };
+    if (role !== "api") {
+      // Every worker may run one: evaluation takes a try-lock, deliveries are claimed with leases.
+      const alerting = startAlerting({
+        db: database.db,
+        cipher,
+        networkPolicy,
+        graceSeconds: config.ALERT_GRACE_SECONDS,
+        defaults: alertDefaults,
+        resourceIntervalSeconds: config.ALERT_EVALUATION_INTERVAL_SECONDS,
+        timeoutMs: config.NOTIFICATION_TIMEOUT_MS,
+        retryInitialMs: config.NOTIFICATION_RETRY_INITIAL_MS,
+        retryMaxMs: config.NOTIFICATION_RETRY_MAX_MS,
+        maxAttempts: config.NOTIFICATION_MAX_ATTEMPTS,
+        retentionHours: config.OUTBOX_RETENTION_HOURS,
+      });
+      stops.push(() => alerting.stop());
+    }
+
     if (config.REDIS_URL && role !== "api") {
       const queue = startProvisionerQueue({
         redisUrl: config.REDIS_URL,
@@ -171,6 +195,11 @@ export async function startService(config: Config, role: Role = "all"): Promise<
           agentCallsPerInterval: config.AGENT_RATE_LIMIT,
           metricTiers: metricTierSettings(config),
           sshConnectTimeoutMs: config.SSH_CONNECT_TIMEOUT_MS,
+          notifications: {
+            maxChannelsPerOwner: config.NOTIFICATION_CHANNELS_PER_OWNER,
+            timeoutMs: config.NOTIFICATION_TIMEOUT_MS,
+            defaults: alertDefaults,
+          },
         },
         edgeLimitsFromConfig(config),
         config.METRICS_TOKEN,

@@ -161,6 +161,39 @@ const schema = z.object({
       .optional(),
   ),
   TEMPORAL_METRICS_ADDRESS: optionalText.pipe(z.string().regex(hostPort, "must be host:port").optional()),
+  ALERT_GRACE_SECONDS: z.coerce.number({ error: "must be seconds" }).min(0, "must be 0-86400").max(86400, "must be 0-86400").default(60),
+  ALERT_EVALUATION_INTERVAL_SECONDS: z.coerce
+    .number({ error: "must be seconds" })
+    .min(0.2, "must be 0.2-3600")
+    .max(3600, "must be 0.2-3600")
+    .default(15),
+  ALERT_DISK_PERCENT: z.coerce.number({ error: "must be a percentage" }).gt(0, "must be 0-100").max(100, "must be 0-100").default(90),
+  ALERT_MEMORY_PERCENT: z.coerce.number({ error: "must be a percentage" }).gt(0, "must be 0-100").max(100, "must be 0-100").default(95),
+  ALERT_SUSTAINED_SECONDS: z.coerce
+    .number({ error: "must be seconds" })
+    .int()
+    .min(1, "must be 1-86400")
+    .max(86400, "must be 1-86400")
+    .default(300),
+  NOTIFICATION_CHANNELS_PER_OWNER: z.coerce
+    .number({ error: "must be a whole number" })
+    .int()
+    .min(1, "must be at least 1")
+    .max(1000)
+    .default(20),
+  NOTIFICATION_TIMEOUT_MS: z.coerce
+    .number({ error: "must be milliseconds" })
+    .int()
+    .min(100, "must be at least 100")
+    .max(120_000)
+    .default(10_000),
+  NOTIFICATION_RETRY_INITIAL_MS: z.coerce.number({ error: "must be milliseconds" }).int().min(10, "must be at least 10").default(5_000),
+  NOTIFICATION_RETRY_MAX_MS: z.coerce
+    .number({ error: "must be milliseconds" })
+    .int()
+    .min(10, "must be at least 10")
+    .default(15 * 60_000),
+  NOTIFICATION_MAX_ATTEMPTS: z.coerce.number({ error: "must be a whole number" }).int().min(1).max(1000).default(20),
 });
 
 /** Rules that involve more than one variable. */

@@ -3,7 +3,7 @@ import type { Database } from "../db/client.js";
 import { INGESTION_STALL_SECONDS } from "./liveness.js";
 
 export interface RetentionSettings {
-  /** Published outbox events older than this are deleted (unpublished ones never are). */
+  /** Published outbox events older than this are deleted (unpublished ones, and ones the alert evaluation has not read, never are). */
   outboxRetentionHours: number;
   /** Ingestion progress of instances that have not reported for this long is deleted. */
   ingestionProgressRetentionHours: number;
@@ -41,7 +41,7 @@ export async function pruneRetained(db: Database, settings: RetentionSettings): 
       sql`with d as (
         delete from outbox_events where id in (
           select id from outbox_events
-          where published_at is not null and published_at < now() - make_interval(hours => ${settings.outboxRetentionHours})
+          where published_at is not null and alerts_checked_at is not null and published_at < now() - make_interval(hours => ${settings.outboxRetentionHours})
           limit ${OUTBOX_BATCH})
         returning 1)
       select count(*)::int as n from d`,

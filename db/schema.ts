@@ -259,9 +259,12 @@ export const outboxEvents = pgTable(
     payload: jsonb("payload").$type<Record<string, unknown>>().notNull(),
     createdAt: createdAt(),
     publishedAt: timestamp("published_at", { withTimezone: true, mode: "date" }),
+    /** When the alert evaluation read the event (core/alert-evaluation.ts); retention keeps unread events. */
+    alertsCheckedAt: timestamp("alerts_checked_at", { withTimezone: true, mode: "date" }),
   },
   (t) => [
     index("outbox_events_unpublished_idx").on(t.createdAt).where(sql`${t.publishedAt} is null`),
+    index("outbox_events_alerts_unchecked_idx").on(t.createdAt).where(sql`${t.alertsCheckedAt} is null`),
     // Retention prunes published events by age (core/retention.ts).
     index("outbox_events_published_idx").on(t.publishedAt).where(sql`${t.publishedAt} is not null`),
   ],
@@ -360,3 +363,105 @@ export const ingestionProgress = pgTable("ingestion_progress", {
    */
   runningSince: timestamp("running_since", { withTimezone: true, mode: "date" }).defaultNow(),
 });
+
+export const notificationChannelKinds = ["webhook", "slack"] as const;
+export type NotificationChannelKind = (typeof notificationChannelKinds)[number];
+
+/** An owner's alert receivers. URL and signing secret are one credentials-cipher envelope (associated data: the channel id). */
+export const notificationChannels = pgTable(
+  "notification_channels",
+  {
+    id: uuid("id").primaryKey(),
+    ownerId: uuid("owner_id")
+      .notNull()
+      .references(() => owners.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    kind: text("kind", { enum: notificationChannelKinds }).notNull(),
+    /** scheme://host:port of the URL, shown in responses; the full URL (a Slack URL is a credential) is in the envelope. */
+    target: text("target").notNull(),
+    keyId: text("key_id").notNull(),
+    envelope: text("envelope").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex("notification_channels_owner_id_name_key").on(t.ownerId, t.name)],
+);
+
+/** An owner's alert rules (core/alert-rules.ts); no row: the defaults. */
+export const alertRuleSettings = pgTable("alert_rule_settings", {
+  ownerId: uuid("owner_id")
+    .primaryKey()
+    .references(() => owners.id, { onDelete: "cascade" }),
+  rules: jsonb("rules").$type<Record<string, unknown>>().notNull(),
+  updatedAt: updatedAt(),
+});
+
+export const alertStates = ["pending", "firing", "resolved", "dropped", "notified"] as const;
+export type AlertState = (typeof alertStates)[number];
+
+/**
+ * One condition of one server (or one failed operation/rollout): pending while it holds for less than the
+ * grace period, firing once notified, resolved or dropped (ended within the grace period, never notified)
+ * when it ends; `notified` for one-shot events (a failed operation).
+ */
+export const alerts = pgTable(
+  "alerts",
+  {
+    id: uuid("id").primaryKey(),
+    ownerId: uuid("owner_id")
+      .notNull()
+      .references(() => owners.id, { onDelete: "cascade" }),
+    serverId: uuid("server_id").references(() => servers.id, { onDelete: "cascade" }),
+    /** The condition: server_offline, server_unreachable, hostkey_mismatch, disk, memory, operation_failed, rollout_failed. */
+    rule: text("rule").notNull(),
+    /** What makes two alerts of one rule different (a server id, an operation id, a rollout id). */
+    subject: text("subject").notNull(),
+    state: text("state", { enum: alertStates }).notNull(),
+    summary: text("summary").notNull(),
+    details: jsonb("details").$type<Record<string, unknown>>().notNull().default({}),
+    since: timestamp("since", { withTimezone: true, mode: "date" }).notNull(),
+    firedAt: timestamp("fired_at", { withTimezone: true, mode: "date" }),
+    endedAt: timestamp("ended_at", { withTimezone: true, mode: "date" }),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    // One open alert per condition: a second OFFLINE event for a server joins the open one.
+    uniqueIndex("alerts_open_key").on(t.ownerId, t.rule, t.subject).where(sql`${t.state} in ('pending', 'firing')`),
+    index("alerts_pending_since_idx").on(t.since).where(sql`${t.state} = 'pending'`),
+  ],
+);
+
+export const deliveryStatuses = ["pending", "delivered", "failed"] as const;
+
+/** One message to one channel; its id is the dedupe id the receiver sees on every attempt. */
+export const notificationDeliveries = pgTable(
+  "notification_deliveries",
+  {
+    id: uuid("id").primaryKey(),
+    ownerId: uuid("owner_id")
+      .notNull()
+      .references(() => owners.id, { onDelete: "cascade" }),
+    channelId: uuid("channel_id")
+      .notNull()
+      .references(() => notificationChannels.id, { onDelete: "cascade" }),
+    alertId: uuid("alert_id")
+      .notNull()
+      .references(() => alerts.id, { onDelete: "cascade" }),
+    /** firing or resolved */
+    event: text("event").notNull(),
+    /** The message as sent (no secret): the same body on every attempt. */
+    message: jsonb("message").$type<Record<string, unknown>>().notNull(),
+    status: text("status", { enum: deliveryStatuses }).notNull().default("pending"),
+    attempts: integer("attempts").notNull().default(0),
+    nextAttemptAt: timestamp("next_attempt_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+    /** A sender holds the row until then; another process takes it over only after (a crashed sender). */
+    leaseUntil: timestamp("lease_until", { withTimezone: true, mode: "date" }),
+    lastError: text("last_error"),
+    deliveredAt: timestamp("delivered_at", { withTimezone: true, mode: "date" }),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    index("notification_deliveries_due_idx").on(t.nextAttemptAt).where(sql`${t.status} = 'pending'`),
+    index("notification_deliveries_alert_id_idx").on(t.alertId),
+    index("notification_deliveries_channel_id_idx").on(t.channelId),
+  ],
+);

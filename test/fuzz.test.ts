@@ -10,6 +10,7 @@ import { issueAgentToken } from "../core/agent-tokens.js";
 import { finishOperation, startOperation } from "../core/operations.js";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { ClusterService } from "../gen/axion/infrastructure/v1/cluster_service_pb.js";
+import { NotificationService } from "../gen/axion/infrastructure/v1/notification_service_pb.js";
 import { OperationService } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { RequirementsService } from "../gen/axion/infrastructure/v1/requirements_service_pb.js";
 import { ServerService } from "../gen/axion/infrastructure/v1/server_service_pb.js";
@@ -38,6 +39,8 @@ const tables = [
   "agents",
   "metric_samples_raw",
   "metric_rollups",
+  "notification_channels",
+  "alert_rule_settings",
 ];
 
 /** Values an id-like or free-text field may receive: real ids of both owners, boundaries and hostile bytes. */
@@ -379,7 +382,7 @@ describe("fuzzing every RPC", { timeout: 300_000 }, () => {
   };
 
   const rssBefore = process.memoryUsage().rss;
-  const ownerServices = [ClusterService, ServerService, OperationService, RequirementsService];
+  const ownerServices = [ClusterService, ServerService, OperationService, RequirementsService, NotificationService];
   for (const service of ownerServices) {
     for (const method of service.methods) {
       test(`${service.name}/${method.name} as an owner: never internal, nothing written on InvalidArgument`, async () => {

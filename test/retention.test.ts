@@ -25,7 +25,7 @@ for (const backend of ["pglite", "postgres"] as Backend[]) {
       await pg?.stop();
     });
 
-    test("published outbox events older than the retention are deleted; unpublished ones never are", async () => {
+    test("published outbox events older than the retention are deleted; unpublished ones, or ones alerting has not read, never are", async () => {
       const event = (createdHoursAgo: number, publishedHoursAgo: number | null) => ({
         id: newId(),
         topic: "axion.server.events",
@@ -34,17 +34,19 @@ for (const backend of ["pglite", "postgres"] as Backend[]) {
         payload: {},
         createdAt: hoursAgo(createdHoursAgo),
         publishedAt: publishedHoursAgo === null ? null : hoursAgo(publishedHoursAgo),
+        alertsCheckedAt: hoursAgo(createdHoursAgo),
       });
       const oldPublished = Array.from({ length: 12_000 }, () => event(50, 49));
       const recentPublished = event(2, 1);
       const oldUnpublished = event(100, null);
+      const oldUnread = { ...event(50, 49), alertsCheckedAt: null };
       for (let i = 0; i < oldPublished.length; i += 2000) await database.db.insert(outboxEvents).values(oldPublished.slice(i, i + 2000));
-      await database.db.insert(outboxEvents).values([recentPublished, oldUnpublished]);
+      await database.db.insert(outboxEvents).values([recentPublished, oldUnpublished, oldUnread]);
 
       const pruned = await pruneRetained(database.db, settings);
       assert.equal(pruned.outboxEvents, oldPublished.length);
       const left = await database.db.select({ id: outboxEvents.id }).from(outboxEvents);
-      assert.deepEqual(left.map((r) => r.id).sort(), [recentPublished.id, oldUnpublished.id].sort());
+      assert.deepEqual(left.map((r) => r.id).sort(), [recentPublished.id, oldUnpublished.id, oldUnread.id].sort());
     });
 
     test("progress rows of gone ingestion instances are deleted; rows liveness still reads are kept", async () => {

@@ -4,6 +4,7 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } f
 import type { ProviderEndpoints } from "../../activities/providers/registry.js";
 import type { EdgeLimits } from "../../api/edge-limits.js";
 import { buildApiServer } from "../../api/http-server.js";
+import type { ApiDeps } from "../../api/routes.js";
 import { createCredentialsCipher } from "../../core/credentials-cipher.js";
 import type { HeartbeatIngestor } from "../../core/heartbeat-ingest.js";
 import type { KeyParsingPool } from "../../core/key-parsing.js";
@@ -59,6 +60,7 @@ export async function startTestApi(
     limits?: Partial<EdgeLimits>;
     keyParsing?: KeyParsingPool;
     networkPolicy?: NetworkPolicy;
+    notifications?: ApiDeps["notifications"];
   } = {},
 ): Promise<TestApi> {
   const database = options.database ?? (await openDatabase({ databaseUrl: options.databaseUrl, dataDir: "memory://", poolSize: 20 }));
@@ -75,6 +77,7 @@ export async function startTestApi(
       providers: options.providers,
       keyParsing: options.keyParsing,
       networkPolicy: options.networkPolicy,
+      notifications: options.notifications,
     },
     options.limits,
   );

@@ -1,0 +1,118 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { type AlertDefaults, type AlertRules, getAlertRules, updateAlertRules } from "../core/alert-rules.js";
+import type { CredentialsCipher } from "../core/credentials-cipher.js";
+import { AppError } from "../core/errors.js";
+import type { NetworkPolicy } from "../core/network-policy.js";
+import { defaultNetworkPolicy } from "../core/network-policy.js";
+import { sendToChannel } from "../core/notification-delivery.js";
+import { messageFor } from "../core/notification-messages.js";
+import {
+  createNotificationChannel,
+  deleteNotificationChannel,
+  listNotificationChannels,
+  type NotificationChannelView,
+  type NotificationDeps,
+  ownerChannelForSending,
+} from "../core/notifications.js";
+import type { Database } from "../db/client.js";
+import { newId } from "../db/ids.js";
+import type { NotificationChannelKind as DbKind } from "../db/schema.js";
+import {
+  type AlertRules as AlertRulesMessage,
+  AlertRulesSchema,
+  type NotificationChannel,
+  NotificationChannelKind,
+  NotificationChannelSchema,
+  type NotificationService,
+} from "../gen/axion/infrastructure/v1/notification_service_pb.js";
+import { requireOwner } from "./owner.js";
+
+export interface NotificationServiceDeps {
+  db: Database;
+  cipher: CredentialsCipher;
+  networkPolicy?: NetworkPolicy;
+  /** NOTIFICATION_CHANNELS_PER_OWNER, NOTIFICATION_TIMEOUT_MS, the rule defaults; the config defaults where absent. */
+  notifications?: { maxChannelsPerOwner: number; timeoutMs: number; defaults: AlertDefaults };
+}
+
+const kinds: Record<DbKind, NotificationChannelKind> = {
+  webhook: NotificationChannelKind.WEBHOOK,
+  slack: NotificationChannelKind.SLACK,
+};
+const kindFromProto = (kind: NotificationChannelKind): DbKind | undefined =>
+  (Object.entries(kinds) as [DbKind, NotificationChannelKind][]).find(([, v]) => v === kind)?.[0];
+
+/** Field by field: neither the URL's path nor the secret has a field to leak into. */
+function channelMessage(row: NotificationChannelView): NotificationChannel {
+  return create(NotificationChannelSchema, {
+    id: row.id,
+    name: row.name,
+    kind: kinds[row.kind],
+    target: row.target,
+    createTime: timestampFromDate(row.createdAt),
+  });
+}
+
+const rulesMessage = (rules: AlertRules): AlertRulesMessage => create(AlertRulesSchema, rules);
+
+export function notificationService(deps: NotificationServiceDeps): ServiceImpl<typeof NotificationService> {
+  const settings = deps.notifications ?? {
+    maxChannelsPerOwner: 20,
+    timeoutMs: 10_000,
+    defaults: undefined as AlertDefaults | undefined,
+  };
+  const core: NotificationDeps = {
+    db: deps.db,
+    cipher: deps.cipher,
+    networkPolicy: deps.networkPolicy ?? defaultNetworkPolicy(),
+    maxChannelsPerOwner: settings.maxChannelsPerOwner,
+  };
+  return {
+    async createNotificationChannel(req, ctx) {
+      const channel = await createNotificationChannel(core, requireOwner(ctx), {
+        name: req.name,
+        kind: kindFromProto(req.kind),
+        url: req.url,
+        secret: req.secret,
+      });
+      return { channel: channelMessage(channel) };
+    },
+    async listNotificationChannels(_req, ctx) {
+      return { channels: (await listNotificationChannels(deps.db, requireOwner(ctx))).map(channelMessage) };
+    },
+    async testNotificationChannel(req, ctx) {
+      const channel = await ownerChannelForSending(core, requireOwner(ctx), req.id);
+      const id = newId();
+      const message = messageFor(channel.kind, {
+        id,
+        event: "test",
+        rule: "test",
+        summary: "a test message from Axion Infra: this channel receives alerts",
+      });
+      const outcome = await sendToChannel(core.networkPolicy, channel, id, message, settings.timeoutMs);
+      return { delivered: outcome.delivered, httpStatus: outcome.httpStatus, error: outcome.error ?? "" };
+    },
+    async deleteNotificationChannel(req, ctx) {
+      await deleteNotificationChannel(deps.db, requireOwner(ctx), req.id);
+      return {};
+    },
+    async getAlertRules(_req, ctx) {
+      return { rules: rulesMessage(await getAlertRules(deps.db, requireOwner(ctx).id, settings.defaults)) };
+    },
+    async updateAlertRules(req, ctx) {
+      const owner = requireOwner(ctx);
+      if (!req.rules) throw AppError.invalid("rules", "are required");
+      const { $typeName: _t, disk, memory, ...flags } = req.rules;
+      if (!disk) throw AppError.invalid("rules.disk", "is required");
+      if (!memory) throw AppError.invalid("rules.memory", "is required");
+      const plain = (r: typeof disk) => ({
+        enabled: r.enabled,
+        thresholdPercent: r.thresholdPercent,
+        sustainedSeconds: r.sustainedSeconds,
+      });
+      return { rules: rulesMessage(await updateAlertRules(deps.db, owner.id, { ...flags, disk: plain(disk), memory: plain(memory) })) };
+    },
+  };
+}

@@ -1,0 +1,95 @@
+import type { Database } from "../db/client.js";
+import { evaluateOutboxEvents, evaluateResourceAlerts, firePendingAlerts } from "./alert-evaluation.js";
+import { pruneEndedAlerts } from "./alert-retention.js";
+import type { AlertDefaults } from "./alert-rules.js";
+import type { CredentialsCipher } from "./credentials-cipher.js";
+import { errorSummary, log } from "./log.js";
+import type { NetworkPolicy } from "./network-policy.js";
+import { deliverDue } from "./notification-delivery.js";
+
+export interface AlertingOptions {
+  db: Database;
+  cipher: CredentialsCipher;
+  networkPolicy: NetworkPolicy;
+  graceSeconds: number;
+  defaults: AlertDefaults;
+  /** How often disk and memory rules read the samples (ALERT_EVALUATION_INTERVAL_SECONDS). */
+  resourceIntervalSeconds: number;
+  timeoutMs: number;
+  retryInitialMs: number;
+  retryMaxMs: number;
+  maxAttempts: number;
+  /** Pause between passes (events, grace, deliveries). */
+  pollIntervalMs?: number;
+  /** Ended alerts and their deliveries are kept this long (OUTBOX_RETENTION_HOURS); pruned once an hour. */
+  retentionHours?: number;
+  /** false: no background passes, only runOnce() (tests). */
+  loop?: boolean;
+}
+
+export interface Alerting {
+  /** One pass: read new outbox events, fire alerts past their grace period, evaluate resources when due, send due deliveries. */
+  runOnce(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The alerting loop of a worker process. All state is in PostgreSQL (alerts, deliveries, the
+ * outbox's alerts_checked_at), so a restart continues where it stopped, and several processes
+ * may run it: evaluation passes take a try-lock, deliveries are claimed with leases.
+ */
+export function startAlerting(options: AlertingOptions): Alerting {
+  const settings = { graceSeconds: options.graceSeconds, defaults: options.defaults };
+  const pollIntervalMs = options.pollIntervalMs ?? 1000;
+  let lastResourcePass = 0;
+  let lastPrune = 0;
+  let stopped = false;
+
+  const pass = async () => {
+    while ((await evaluateOutboxEvents(options.db, settings)) === 200) {}
+    await firePendingAlerts(options.db, options.graceSeconds);
+    if (Date.now() - lastResourcePass >= options.resourceIntervalSeconds * 1000) {
+      lastResourcePass = Date.now();
+      await evaluateResourceAlerts(options.db, settings);
+    }
+    await deliverDue(options);
+    if (Date.now() - lastPrune >= 3_600_000) {
+      lastPrune = Date.now();
+      await pruneEndedAlerts(options.db, options.retentionHours ?? 168);
+    }
+  };
+
+  let queue: Promise<unknown> = Promise.resolve();
+  const runOnce = () => {
+    const run = queue.then(pass, pass);
+    queue = run.catch(() => {});
+    return run;
+  };
+
+  let timer: NodeJS.Timeout | undefined;
+  let failures = 0;
+  const loop = () => {
+    if (stopped) return;
+    runOnce()
+      .then(() => {
+        failures = 0;
+      })
+      .catch((error) => {
+        failures += 1;
+        log.warn("alerting pass failed, will retry", { failures, ...errorSummary(error) });
+      })
+      .finally(() => {
+        if (!stopped) timer = setTimeout(loop, failures > 0 ? Math.min(30_000, pollIntervalMs * 2 ** failures) : pollIntervalMs);
+      });
+  };
+  if (options.loop !== false) timer = setTimeout(loop, 0);
+
+  return {
+    runOnce,
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await queue;
+    },
+  };
+}
