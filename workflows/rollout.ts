@@ -185,7 +185,8 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
     await condition(() => state.status !== "PAUSED" || state.aborting);
     if (state.aborting) return aborted();
   }
-  await condition(allHandlersFinished);
+  // An abort's handler waits for the end: let it in rather than wait for it.
+  await condition(() => allHandlersFinished() || state.aborting);
   if (state.aborting) return aborted();
   return continueAsNew<typeof rolloutWorkflow>({
     ...input,
