@@ -12,6 +12,7 @@ import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js
 import { ClusterService } from "../gen/axion/infrastructure/v1/cluster_service_pb.js";
 import { OperationService } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { RequirementsService } from "../gen/axion/infrastructure/v1/requirements_service_pb.js";
+import { RolloutService } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
 import { ServerService } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { startTestApi, type TestApi } from "./support/api.js";
 
@@ -37,6 +38,8 @@ const tables = [
   "outbox_events",
   "agents",
   "metrics_samples",
+  "rollouts",
+  "rollout_servers",
 ];
 
 /** Values an id-like or free-text field may receive: real ids of both owners, boundaries and hostile bytes. */
@@ -375,7 +378,7 @@ describe("fuzzing every RPC", { timeout: 120_000 }, () => {
   };
 
   const rssBefore = process.memoryUsage().rss;
-  const ownerServices = [ClusterService, ServerService, OperationService, RequirementsService];
+  const ownerServices = [ClusterService, ServerService, OperationService, RequirementsService, RolloutService];
   for (const service of ownerServices) {
     for (const method of service.methods) {
       test(`${service.name}/${method.name} as an owner: never internal, nothing written on InvalidArgument`, async () => {
