@@ -50,7 +50,7 @@ const opening = proxyActivities<Activities>({
   retry: { initialInterval: "1 second", maximumInterval: "10 seconds" },
 });
 
-const DEFAULT_WINDOW = 200;
+const DEFAULT_WINDOW = 50;
 /** A busy server is tried again after 2 s, then less and less often, at most once a minute. */
 const BUSY_RETRY_FIRST_MS = 2_000;
 const BUSY_RETRY_MAX_MS = 60_000;
