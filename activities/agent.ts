@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -10,6 +11,7 @@ import type { ActivityDeps } from "./deps.js";
 import { agentInstallScript, agentStateScript, parseStepOutput } from "./host-scripts.js";
 import { withServerSession } from "./server-access.js";
 import { heartbeating, runRemoteStep } from "./ssh/remote-step.js";
+import type { SshSession } from "./ssh/session.js";
 import { sh } from "./ssh/shell.js";
 
 const archNames: Record<string, string> = { x86_64: "amd64", aarch64: "arm64", amd64: "amd64", arm64: "arm64" };
@@ -30,28 +32,69 @@ export interface AgentStepResult extends StepResult {
   installedAt?: string;
 }
 
+export const AGENT_UNCONFIGURED = "agent installation is not configured (AGENT_API_URL)";
+
+const versions = new Map<string, string>();
+/** The version the binary reports (`-version`) when it runs here, else its checksum's head: how a plan names it. */
+function versionOf(binary: string, sha256: string): string {
+  let version = versions.get(binary);
+  if (version === undefined) {
+    try {
+      version = execFileSync(binary, ["-version"], { encoding: "utf8", timeout: 2000, stdio: ["ignore", "pipe", "ignore"] })
+        .trim()
+        .replace(/^axion-agent\s+/, "");
+    } catch {
+      version = "";
+    }
+    versions.set(binary, version);
+  }
+  return version || `sha256:${sha256.slice(0, 12)}`;
+}
+
+/** What the agent step finds on a host (read-only): the agent check of plans and of the install itself. */
+export interface AgentInspection {
+  binary: string;
+  sha256: string;
+  version: string;
+  /** "ok", or what differs: "not installed", "binary differs", "service not running", "api url differs". */
+  state: string;
+  registered: boolean;
+}
+
+export async function inspectAgent(deps: ActivityDeps, session: SshSession, serverId: string): Promise<AgentInspection> {
+  const agent = deps.agent;
+  if (!agent) throw new Error(AGENT_UNCONFIGURED);
+  const machine = (await runRemoteStep(session, sh`uname -m`, { root: false })).stdout.trim();
+  const binary = join(agent.binaryDir, `axion-agent-linux-${archNames[machine] ?? machine}`);
+  if (!existsSync(binary)) {
+    throw ApplicationFailure.nonRetryable(`no agent binary for ${machine} at ${binary}: run scripts/build-agent.sh`, "AgentBinaryMissing");
+  }
+  const sha256 = sha256Of(binary);
+  const state = (await runRemoteStep(session, agentStateScript(sha256, agent.apiUrl), { timeoutMs: 30_000 })).stdout.trim();
+  const registered = Boolean((await getAgent(deps.db, serverId))?.registeredAt);
+  return { binary, sha256, version: versionOf(binary, sha256), state, registered };
+}
+
+/** Whether the install would be skipped: the wanted agent runs and has registered (a forced install always runs). */
+export const agentCurrent = (found: AgentInspection, force: boolean): boolean => !force && found.state === "ok" && found.registered;
+
+/** A plan's words for the install `inspectAgent` found necessary. */
+export function agentChange(found: AgentInspection, force: boolean): string {
+  if (found.state === "ok" && found.registered) return `reinstall axion-agent ${found.version}${force ? " (rotates its token)" : ""}`;
+  return `install axion-agent ${found.version} (${found.state === "ok" ? "not registered" : found.state})`;
+}
+
 /** Agent activities: install (upload, verify, configure, start) and the registration check the workflow polls. */
 export function createAgentActivities(deps: ActivityDeps) {
   return {
     async installAgent(input: { serverId: string; force: boolean }): Promise<AgentStepResult> {
       const agent = deps.agent;
-      if (!agent) return { changed: false, skipped: true, detail: "agent installation is not configured (AGENT_API_URL)" };
+      if (!agent) return { changed: false, skipped: true, detail: AGENT_UNCONFIGURED };
       return heartbeating(() =>
         withServerSession(deps, input.serverId, async (session) => {
-          const machine = (await runRemoteStep(session, sh`uname -m`, { root: false })).stdout.trim();
-          const binary = join(agent.binaryDir, `axion-agent-linux-${archNames[machine] ?? machine}`);
-          if (!existsSync(binary)) {
-            throw ApplicationFailure.nonRetryable(
-              `no agent binary for ${machine} at ${binary}: run scripts/build-agent.sh`,
-              "AgentBinaryMissing",
-            );
-          }
-          const sha256 = sha256Of(binary);
-          if (!input.force) {
-            const state = (await runRemoteStep(session, agentStateScript(sha256, agent.apiUrl), { timeoutMs: 30_000 })).stdout.trim();
-            const registered = await getAgent(deps.db, input.serverId);
-            if (state === "ok" && registered?.registeredAt) return { changed: false, detail: "agent installed, running and registered" };
-          }
+          const found = await inspectAgent(deps, session, input.serverId);
+          if (agentCurrent(found, input.force)) return { changed: false, detail: "agent installed, running and registered" };
+          const { binary, sha256 } = found;
           // Pending until the new agent first uses it: if anything below fails, the running agent keeps its token.
           const token = await issueAgentToken(deps.db, input.serverId, { cipher: deps.cipher, pending: true });
           const home = (await runRemoteStep(session, sh`printf '%s' "$HOME"`, { root: false })).stdout.trim();
@@ -74,7 +117,8 @@ export function createAgentActivities(deps: ActivityDeps) {
               await session.upload(configFile, remoteConfig, 0o600);
             });
             const { stdout } = await runRemoteStep(session, agentInstallScript(remoteBinary, remoteConfig, sha256), { timeoutMs: 120_000 });
-            return { ...(parseStepOutput(stdout) as StepResult), installedAt };
+            const { changed, detail } = parseStepOutput(stdout);
+            return { changed, detail, installedAt };
           } finally {
             rmSync(local, { recursive: true, force: true });
           }

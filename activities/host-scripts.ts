@@ -3,14 +3,32 @@ import { type ShellFragment, sh } from "./ssh/shell.js";
 
 /**
  * The remote side of each bootstrap step: check first, act only when needed, and
- * end with one line `AXION_RESULT changed|unchanged|skipped <detail>`. Every
- * interpolated value is quoted by `sh` and stands as a word of its own: never
+ * end with one line `AXION_RESULT changed|unchanged|skipped|would_change|cannot <detail>`.
+ * Every interpolated value is quoted by `sh` and stands as a word of its own: never
  * inside "…" (where a quote would be literal text), a message that mixes text and
  * values is built in TypeScript and passed as one value. test/shell-quoting.test.ts
  * scans every sh`` template for this.
+ *
+ * Check mode (plans) and apply mode run the same script: every action is guarded
+ * by `change <what>`, which in check mode records what would change and skips the
+ * action, and in apply mode records it and lets the action run. `finish` prints the
+ * result line. A check therefore reads exactly what the apply reads and changes nothing.
  */
 
 export const RESULT_MARK = "AXION_RESULT";
+
+/** "check": read-only, report what would change; "apply": act. */
+export type StepMode = "check" | "apply";
+
+function stepFrame(mode: StepMode): ShellFragment {
+  return sh`mode=${mode} would="" did=""
+change() { if [ "$mode" = check ]; then would="\${would:+$would, }$1"; return 1; fi; did="\${did:+$did, }$1"; }
+finish() {
+  if [ -n "$would" ]; then echo ${RESULT_MARK} would_change "$would"
+  elif [ -n "$did" ]; then echo ${RESULT_MARK} changed "$did"
+  else echo ${RESULT_MARK} unchanged "$1"; fi
+}`;
+}
 
 export const factsScript = sh`. /etc/os-release 2>/dev/null
 printf 'os_id=%s\\nos_version=%s\\nos_pretty=%s\\n' "\${ID:-}" "\${VERSION_ID:-}" "\${PRETTY_NAME:-}"
@@ -19,32 +37,39 @@ printf 'root_free_mb=%s\\n' "$(df -Pm / | awk 'NR==2{print $4}')"
 printf 'mem_mb=%s\\n' "$(awk '/MemTotal/{print int($2/1024)}' /proc/meminfo)"
 if command -v docker >/dev/null 2>&1; then printf 'docker=%s\\n' "$(docker --version 2>/dev/null | sed -E 's/^Docker version ([^,]+).*/\\1/')"; fi`;
 
-export function adminUserScript(user: string): ShellFragment {
+export function adminUserScript(user: string, mode: StepMode): ShellFragment {
   const sudoers = `${user} ALL=(ALL) NOPASSWD:ALL`;
   const sudoersFile = `/etc/sudoers.d/90-axion-${user}`;
   return sh`set -e
-changed=""
-if ! id -u ${user} >/dev/null 2>&1; then useradd --create-home --shell /bin/bash ${user}; changed="user created"; fi
-if ! command -v sudo >/dev/null 2>&1; then ${aptInstall(["sudo"])}; changed="$changed sudo installed"; fi
-if [ "$(cat ${sudoersFile} 2>/dev/null)" != ${sudoers} ]; then
+${stepFrame(mode)}
+if ! id -u ${user} >/dev/null 2>&1 && change ${`create user ${user}`}; then useradd --create-home --shell /bin/bash ${user}; fi
+if ! command -v sudo >/dev/null 2>&1 && change ${"install sudo"}; then ${aptInstall(["sudo"])}; fi
+if [ "$(cat ${sudoersFile} 2>/dev/null)" != ${sudoers} ] && change ${`grant ${user} passwordless sudo`}; then
   tmp=$(mktemp); printf '%s\\n' ${sudoers} > "$tmp"
   visudo -cqf "$tmp"; install -m 0440 -o root -g root "$tmp" ${sudoersFile}; rm -f "$tmp"
-  changed="$changed sudoers written"
 fi
-if [ -n "$changed" ]; then echo ${RESULT_MARK} changed "$changed"; else echo ${RESULT_MARK} unchanged ${user} has passwordless sudo; fi`;
+finish ${`${user} has passwordless sudo`}`;
 }
 
-export const dockerScript = sh`set -e
-if command -v docker >/dev/null 2>&1 && systemctl is-active --quiet docker && docker info >/dev/null 2>&1; then
-  echo ${RESULT_MARK} unchanged "docker $(docker version --format '{{.Server.Version}}') running"; exit 0
+export function dockerScript(mode: StepMode): ShellFragment {
+  return sh`set -e
+${stepFrame(mode)}
+if command -v docker >/dev/null 2>&1 && systemctl is-active --quiet docker && timeout 30 docker info >/dev/null 2>&1; then
+  finish "docker $(docker version --format '{{.Server.Version}}') running"; exit 0
 fi
 # An attempt killed mid-install (its worker gone) leaves the binary unpacked but the package not configured.
 state=$(dpkg-query -W -f='\${Status}' docker.io 2>/dev/null || true)
-if ! command -v docker >/dev/null 2>&1 || { [ -n "$state" ] && [ "$state" != "install ok installed" ]; }; then ${aptInstall(["docker.io"])}; fi
-systemctl enable --now docker >/dev/null
-for i in $(seq 1 30); do docker info >/dev/null 2>&1 && break; sleep 1; done
-docker info >/dev/null
-echo ${RESULT_MARK} changed "docker $(docker version --format '{{.Server.Version}}') installed and running"`;
+if ! command -v docker >/dev/null 2>&1 || { [ -n "$state" ] && [ "$state" != "install ok installed" ]; }; then what="install docker.io"
+else what="start docker"; fi
+if change "$what"; then
+  [ "$what" = "start docker" ] || ${aptInstall(["docker.io"])}
+  systemctl enable --now docker >/dev/null
+  for i in $(seq 1 30); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  docker info >/dev/null
+  did="$what: docker $(docker version --format '{{.Server.Version}}') running"
+fi
+finish "docker running"`;
+}
 
 /**
  * Our one table, as a file `nft -f` loads atomically: declared, deleted and
@@ -90,9 +115,10 @@ ExecStop=-/usr/sbin/nft delete table inet axion_filter
  * port forward the port we connect to is not one of them) and the port we
  * connect to. Persisted in /etc/nftables.d/axion.nft; Docker's tables are left alone.
  */
-export function firewallScript(connectPort: number): ShellFragment {
+export function firewallScript(connectPort: number, mode: StepMode): ShellFragment {
   return sh`set -e
-command -v nft >/dev/null 2>&1 || ${aptInstall(["nftables"])}
+${stepFrame(mode)}
+if ! command -v nft >/dev/null 2>&1 && change ${"install nftables"}; then ${aptInstall(["nftables"])}; fi
 ports=$({ sshd -T 2>/dev/null | awk '$1 == "port" { print $2 } $1 == "listenaddress" { n = split($2, a, ":"); print a[n] }'
   ss -Hltnp 2>/dev/null | awk '/"sshd"/ { n = split($4, a, ":"); print a[n] }'
   ! systemctl is-active --quiet ssh.socket 2>/dev/null || systemctl show -p Listen --value ssh.socket | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /:[0-9]+$/) { n = split($i, a, ":"); print a[n] } }'
@@ -104,22 +130,26 @@ persisted() {
   grep -q 'include "/etc/nftables.d/\\*.nft"' "$conf" 2>/dev/null && ! grep -qE '^[[:space:]]*flush[[:space:]]+ruleset' "$conf" &&
     [ "$(cat "$dropin" 2>/dev/null)" = "$(printf '%s' ${nftablesStopDropIn})" ]
 }
-if [ "$(cat "$file" 2>/dev/null)" = "$want" ] && nft list table inet axion_filter >/dev/null 2>&1 && persisted; then
-  echo ${RESULT_MARK} unchanged "firewall active, ssh open on tcp $ports"; exit 0
+what=""
+if command -v nft >/dev/null 2>&1 && nft list table inet axion_filter >/dev/null 2>&1; then
+  [ "$(cat "$file" 2>/dev/null)" = "$want" ] || what="update nftables table inet axion_filter: input dropped except ssh on tcp $ports"
+else what="add nftables table inet axion_filter: input dropped except ssh on tcp $ports"; fi
+persisted || what="\${what:+$what, }keep it across restarts of nftables ($conf, $dropin)"
+if [ -n "$what" ] && change "$what"; then
+  mkdir -p /etc/nftables.d /etc/systemd/system/nftables.service.d
+  tmp=$(mktemp); printf '%s\\n' "$want" > "$tmp"
+  nft -c -f "$tmp"
+  install -m 0644 "$tmp" "$file"
+  [ -f "$conf" ] || printf '#!/usr/sbin/nft -f\\n' > "$conf"
+  if grep -qE '^[[:space:]]*flush[[:space:]]+ruleset' "$conf"; then awk ${ownTablesInsteadOfFlush} "$conf" "$conf" > "$tmp"; cat "$tmp" > "$conf"; fi
+  grep -q 'include "/etc/nftables.d/\\*.nft"' "$conf" || printf '\\ninclude "/etc/nftables.d/*.nft"\\n' >> "$conf"
+  rm -f "$tmp"
+  printf '%s' ${nftablesStopDropIn} > "$dropin"
+  systemctl daemon-reload
+  nft -f "$file"
+  systemctl enable nftables >/dev/null 2>&1 || true
 fi
-mkdir -p /etc/nftables.d /etc/systemd/system/nftables.service.d
-tmp=$(mktemp); printf '%s\\n' "$want" > "$tmp"
-nft -c -f "$tmp"
-install -m 0644 "$tmp" "$file"
-[ -f "$conf" ] || printf '#!/usr/sbin/nft -f\\n' > "$conf"
-if grep -qE '^[[:space:]]*flush[[:space:]]+ruleset' "$conf"; then awk ${ownTablesInsteadOfFlush} "$conf" "$conf" > "$tmp"; cat "$tmp" > "$conf"; fi
-grep -q 'include "/etc/nftables.d/\\*.nft"' "$conf" || printf '\\ninclude "/etc/nftables.d/*.nft"\\n' >> "$conf"
-rm -f "$tmp"
-printf '%s' ${nftablesStopDropIn} > "$dropin"
-systemctl daemon-reload
-nft -f "$file"
-systemctl enable nftables >/dev/null 2>&1 || true
-echo ${RESULT_MARK} changed "firewall applied, ssh open on tcp $ports"`;
+finish "firewall active, ssh open on tcp $ports"`;
 }
 
 /** How strict each value of the settings hardening writes is: a setting is only ever raised. */
@@ -139,73 +169,117 @@ END {
 }`;
 
 /**
+ * What writing the settings changes in what sshd does now (`sshd -T` first, a
+ * line `---`, then the settings), one phrase per setting, comma-separated.
+ * Root logins are described by the caller, always.
+ */
+const describeSettingChanges = `function norm(v) { return v == "without-password" ? "prohibit-password" : v }
+$0 == "---" { past = 1; next }
+!past { now[$1] = norm($2); next }
+{ k = tolower($1); v = norm(tolower($2)); if (k == "permitrootlogin" || now[k] == v) next
+  if (k == "passwordauthentication") d = "disable password login"
+  else if (k == "kbdinteractiveauthentication") d = "disable keyboard-interactive login"
+  else if (k == "permitemptypasswords") d = "forbid empty passwords"
+  else if (k == "x11forwarding") d = "disable X11 forwarding"
+  else d = "set " $1 " " $2
+  out = out (out == "" ? "" : ", ") d }
+END { print out }`;
+
+/**
  * Password logins are turned off only when we are connected with a key: then a
  * key is known to work. Each setting is the stricter of what the host has
- * without our drop-in (`sshd -T` with it set aside: the running sshd reads its
- * files only on reload) and what we want, so a host that forbids root logins
- * keeps forbidding them.
+ * without our drop-in and what we want, so a host that forbids root logins
+ * keeps forbidding them. The host's settings without our drop-in are read
+ * read-only: `sshd -T` on a copy of its configuration (in a temporary
+ * directory) that includes every drop-in but ours.
  */
-export function sshHardeningScript(keyWorks: boolean): ShellFragment {
+export function sshHardeningScript(keyWorks: boolean, mode: StepMode): ShellFragment {
   const wanted = keyWorks
     ? "PasswordAuthentication=no KbdInteractiveAuthentication=no PermitRootLogin=prohibit-password PermitEmptyPasswords=no X11Forwarding=no"
     : "PermitEmptyPasswords=no X11Forwarding=no";
+  const keptPasswords = keyWorks ? "" : "kept password logins: connected by password, no key known to work";
   return sh`set -e
+${stepFrame(mode)}
 file=/etc/ssh/sshd_config.d/10-axion-hardening.conf aside=/etc/ssh/sshd_config.d/10-axion-hardening.conf.aside
-mkdir -p /etc/ssh/sshd_config.d /run/sshd
-grep -qiE '^Include /etc/ssh/sshd_config.d/\\*.conf' /etc/ssh/sshd_config || sed -i '1i Include /etc/ssh/sshd_config.d/*.conf' /etc/ssh/sshd_config
-[ ! -f "$aside" ] || mv -f "$aside" "$file"
-[ ! -f "$file" ] || mv "$file" "$aside"
-host=$(sshd -T) || { [ ! -f "$aside" ] || mv "$aside" "$file"; echo "sshd -T failed on the host's own configuration" >&2; exit 1; }
-[ ! -f "$aside" ] || mv "$aside" "$file"
+[ -d /run/sshd ] || mkdir -p /run/sshd
+if [ -f "$aside" ] && change ${"restore the hardening drop-in an interrupted run set aside"}; then mv -f "$aside" "$file"; fi
+included=yes
+grep -qiE '^Include /etc/ssh/sshd_config.d/\\*.conf' /etc/ssh/sshd_config || included=""
+view=$(mktemp -d); trap 'rm -rf "$view"' EXIT
+for f in /etc/ssh/sshd_config.d/*.conf; do [ ! -f "$f" ] || [ "$f" = "$file" ] || cp "$f" "$view/"; done
+{ [ -n "$included" ] || echo 'Include /etc/ssh/sshd_config.d/*.conf'; cat /etc/ssh/sshd_config; } |
+  sed -E "/^[[:space:]]*[Ii]nclude[[:space:]]/ s#(/etc/ssh/)?sshd_config\\.d/\\*\\.conf#$view/*.conf#g" > "$view/sshd_config"
+host=$(sshd -T -f "$view/sshd_config") || { echo "sshd -T failed on the host's own configuration" >&2; exit 1; }
+now=$(sshd -T 2>/dev/null || true)
 settings=$(printf '%s\\n' "$host" | awk -v want=${wanted} ${stricterOfHostAndWanted})
 case "$(printf '%s\\n' "$settings" | awk '$1 == "PermitRootLogin" { print $2 }')" in
   no) root="root login off" ;; forced-commands-only) root="root by forced commands only" ;; *) root="root by key only" ;;
 esac
-if [ "$(cat "$file" 2>/dev/null)" = "$settings" ]; then echo ${RESULT_MARK} unchanged "sshd hardened"; exit 0; fi
-old=$(mktemp); cp "$file" "$old" 2>/dev/null || rm -f "$old"
-printf '%s\\n' "$settings" > "$file"; chmod 0644 "$file"
-if ! sshd -t; then if [ -f "$old" ]; then mv "$old" "$file"; else rm -f "$file"; fi; echo "sshd -t rejected the hardened configuration" >&2; exit 1; fi
-rm -f "$old"
-systemctl reload ssh 2>/dev/null || systemctl reload sshd
-# sshd re-executes on SIGHUP and stops listening for a moment: the next step must find it back.
-sleep 0.5
-port=$(printf '%s\\n' "$host" | awk '$1 == "port" { print $2; exit }')
-for i in $(seq 1 40); do ss -Htln "sport = :\${port:-22}" 2>/dev/null | grep -q . && break; sleep 0.25; done
-${keyWorks ? sh`echo ${RESULT_MARK} changed "password logins disabled, $root"` : sh`echo ${RESULT_MARK} changed ${"kept password logins: connected by password, no key known to work"}`}`;
+kept=${keptPasswords}
+[ -z "$kept" ] || root=$kept
+if [ -z "$included" ] && change ${"include /etc/ssh/sshd_config.d/*.conf in sshd_config"}; then sed -i '1i Include /etc/ssh/sshd_config.d/*.conf' /etc/ssh/sshd_config; fi
+changes=$({ printf '%s\\n---\\n' "$now"; printf '%s\\n' "$settings"; } | awk ${describeSettingChanges})
+if [ "$(cat "$file" 2>/dev/null)" != "$settings" ] && change "\${changes:-write $file}, $root"; then
+  mkdir -p /etc/ssh/sshd_config.d
+  old=$(mktemp); cp "$file" "$old" 2>/dev/null || rm -f "$old"
+  printf '%s\\n' "$settings" > "$file"; chmod 0644 "$file"
+  if ! sshd -t; then if [ -f "$old" ]; then mv "$old" "$file"; else rm -f "$file"; fi; echo "sshd -t rejected the hardened configuration" >&2; exit 1; fi
+  rm -f "$old"
+  systemctl reload ssh 2>/dev/null || systemctl reload sshd
+  # sshd re-executes on SIGHUP and stops listening for a moment: the next step must find it back.
+  sleep 0.5
+  port=$(printf '%s\\n' "$host" | awk '$1 == "port" { print $2; exit }')
+  for i in $(seq 1 40); do ss -Htln "sport = :\${port:-22}" 2>/dev/null | grep -q . && break; sleep 0.25; done
+fi
+finish "sshd hardened, $root"`;
 }
 
 /** Adds or removes exactly one authorized_keys line of a user; other lines are never touched. */
-export function authorizedKeyScript(user: string, publicKey: string, action: "add" | "remove"): ShellFragment {
+export function authorizedKeyScript(user: string, publicKey: string, action: "add" | "remove", mode: StepMode): ShellFragment {
   const prepare = sh`set -e
+${stepFrame(mode)}
 home=$(getent passwd ${user} | cut -d: -f6)
-[ -n "$home" ] || { echo ${`user ${user} does not exist`} >&2; exit 1; }
+if [ -z "$home" ]; then
+  [ "$mode" = apply ] || { echo ${RESULT_MARK} cannot ${`user ${user} does not exist`}; exit 0; }
+  echo ${`user ${user} does not exist`} >&2; exit 1
+fi
 group=$(id -gn ${user})
-install -d -m 0700 -o ${user} -g "$group" "$home/.ssh"
-file="$home/.ssh/authorized_keys"
-[ -f "$file" ] || install -m 0600 -o ${user} -g "$group" /dev/null "$file"
-chmod 0600 "$file"; chown ${user}:"$group" "$file"`;
+file="$home/.ssh/authorized_keys"`;
   if (action === "add") {
     return sh`${prepare}
-if grep -qxF ${publicKey} "$file"; then echo ${RESULT_MARK} unchanged ${`key already authorized for ${user}`}; exit 0; fi
-[ -z "$(tail -c1 "$file")" ] || printf '\\n' >> "$file"
-printf '%s\\n' ${publicKey} >> "$file"
-echo ${RESULT_MARK} changed ${`key authorized for ${user}`}`;
+if [ "$(stat -c '%a %U' "$home/.ssh" 2>/dev/null)" != ${`700 ${user}`} ] && change "create $home/.ssh (mode 700)"; then
+  install -d -m 0700 -o ${user} -g "$group" "$home/.ssh"
+fi
+if [ ! -f "$file" ]; then
+  if change "create $file"; then install -m 0600 -o ${user} -g "$group" /dev/null "$file"; fi
+elif [ "$(stat -c '%a %U' "$file")" != ${`600 ${user}`} ] && change ${`give ${user}'s authorized_keys mode 600`}; then
+  chmod 0600 "$file"; chown ${user}:"$group" "$file"
+fi
+if ! grep -qxF ${publicKey} "$file" 2>/dev/null && change ${`add the deploy key for ${user}`}; then
+  [ -z "$(tail -c1 "$file")" ] || printf '\\n' >> "$file"
+  printf '%s\\n' ${publicKey} >> "$file"
+fi
+finish ${`key already authorized for ${user}`}`;
   }
   return sh`${prepare}
-if ! grep -qxF ${publicKey} "$file"; then echo ${RESULT_MARK} unchanged ${`key not present for ${user}`}; exit 0; fi
-tmp=$(mktemp); grep -vxF ${publicKey} "$file" > "$tmp" || true
-install -m 0600 -o ${user} -g "$group" "$tmp" "$file"; rm -f "$tmp"
-echo ${RESULT_MARK} changed ${`key removed for ${user}`}`;
+if grep -qxF ${publicKey} "$file" 2>/dev/null && change ${`remove the deploy key for ${user}`}; then
+  tmp=$(mktemp); grep -vxF ${publicKey} "$file" > "$tmp" || true
+  install -m 0600 -o ${user} -g "$group" "$tmp" "$file"; rm -f "$tmp"
+fi
+finish ${`key not present for ${user}`}`;
 }
 
-export function parseStepOutput(stdout: string): { changed: boolean; skipped: boolean; detail: string } {
+export type StepState = "changed" | "unchanged" | "skipped" | "would_change" | "cannot";
+
+export function parseStepOutput(stdout: string): { changed: boolean; skipped: boolean; state: StepState; detail: string } {
   const line = stdout
     .split("\n")
     .reverse()
     .find((l) => l.startsWith(`${RESULT_MARK} `));
-  if (!line) return { changed: true, skipped: false, detail: "step finished without a result line" };
-  const [, state = "", ...rest] = line.split(" ");
-  return { changed: state === "changed", skipped: state === "skipped", detail: rest.join(" ") };
+  if (!line) return { changed: true, skipped: false, state: "changed", detail: "step finished without a result line" };
+  const [, word = "", ...rest] = line.split(" ");
+  const state: StepState = (["changed", "unchanged", "skipped", "would_change", "cannot"] as const).find((s) => s === word) ?? "changed";
+  return { changed: state === "changed", skipped: state === "skipped", state, detail: rest.join(" ") };
 }
 
 /** Disk use per real mount (pseudo file systems left out), Docker presence and responsiveness, journal size. */
@@ -256,9 +330,10 @@ NoNewPrivileges=yes
 WantedBy=multi-user.target
 `;
 
-/** Is the wanted agent binary installed and running? Prints `ok` or what differs. */
+/** Is the wanted agent binary installed and running? Prints `ok` or what differs (read-only: the agent step's check). */
 export function agentStateScript(sha256: string, apiUrl: string): ShellFragment {
-  return sh`if [ "$(sha256sum ${AGENT_PATH} 2>/dev/null | cut -d' ' -f1)" != ${sha256} ]; then echo "binary differs"
+  return sh`if [ ! -f ${AGENT_PATH} ]; then echo "not installed"
+elif [ "$(sha256sum ${AGENT_PATH} 2>/dev/null | cut -d' ' -f1)" != ${sha256} ]; then echo "binary differs"
 elif ! systemctl is-active --quiet axion-agent; then echo "service not running"
 elif ! grep -qF ${`"api_url":${JSON.stringify(apiUrl)}`} ${AGENT_CONFIG}; then echo "api url differs"
 else echo ok; fi`;

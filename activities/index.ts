@@ -2,6 +2,7 @@ import { createAgentActivities } from "./agent.js";
 import type { ActivityDeps } from "./deps.js";
 import { createFleetActivities } from "./fleet.js";
 import { createLivenessActivities } from "./liveness.js";
+import { createPlanActivities } from "./plan.js";
 import { createProvisioningActivities } from "./provisioning.js";
 import { createReconcileActivities } from "./reconcile.js";
 import { createRecordActivities } from "./records.js";
@@ -23,6 +24,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createLivenessActivities(deps),
     ...createReconcileActivities(deps),
     ...createRolloutActivities(deps),
+    ...createPlanActivities(deps),
   };
 }
 

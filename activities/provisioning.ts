@@ -9,6 +9,7 @@ import {
   factsScript,
   firewallScript,
   parseStepOutput,
+  type StepMode,
   sshHardeningScript,
 } from "./host-scripts.js";
 import { type ServerRecord, type SessionOptions, withServerSession } from "./server-access.js";
@@ -22,7 +23,7 @@ const supportedArch = ["x86_64", "aarch64"];
 export const MIN_ROOT_FREE_MB = 1024;
 export const MIN_MEMORY_MB = 512;
 
-async function readFacts(session: SshSession): Promise<HostFacts> {
+export async function readFacts(session: SshSession): Promise<HostFacts> {
   const { stdout } = await runRemoteStep(session, factsScript, { root: false, timeoutMs: 20_000 });
   const kv = Object.fromEntries(
     stdout
@@ -53,6 +54,63 @@ export function outcomeOf(error: unknown): ConnectionTestResult["outcome"] {
 }
 
 /**
+ * Why a host cannot be bootstrapped (unsupported OS or architecture, too little
+ * disk or memory), as the failure the preflight throws; undefined when it can.
+ * The preflight and a plan's preflight check both decide with this.
+ */
+export function preflightProblem(facts: HostFacts): ApplicationFailure | undefined {
+  if (!supportedOs[facts.osId]?.includes(facts.osVersion)) {
+    return sshFailure(
+      SshErrorType.UnsupportedOs,
+      `unsupported operating system: ${facts.osPrettyName || `${facts.osId} ${facts.osVersion}`}`,
+    );
+  }
+  if (!supportedArch.includes(facts.arch)) return sshFailure(SshErrorType.UnsupportedOs, `unsupported architecture: ${facts.arch}`);
+  if (facts.rootFreeMb < MIN_ROOT_FREE_MB) {
+    return ApplicationFailure.nonRetryable(
+      `only ${facts.rootFreeMb} MB free on /, at least ${MIN_ROOT_FREE_MB} MB needed`,
+      FailureType.InsufficientResources,
+    );
+  }
+  if (facts.memoryMb < MIN_MEMORY_MB) {
+    return ApplicationFailure.nonRetryable(
+      `only ${facts.memoryMb} MB of memory, at least ${MIN_MEMORY_MB} MB needed`,
+      FailureType.InsufficientResources,
+    );
+  }
+  return undefined;
+}
+
+export interface HostStep {
+  /** The step's script in check or apply mode: one script for both. */
+  script: (deps: ActivityDeps, server: ServerRecord, mode: StepMode) => ShellFragment;
+  timeoutMs: number;
+  afterwards?: SessionOptions["afterwards"];
+}
+
+/** The bootstrap's host steps, by their progress names: the bootstrap applies them, a plan checks them. */
+export const hostSteps = {
+  admin_user: { script: (deps, _server, mode) => adminUserScript(deps.adminUser, mode), timeoutMs: 60_000 },
+  docker: { script: (_deps, _server, mode) => dockerScript(mode), timeoutMs: 15 * 60_000 },
+  // Both change how SSH is reached: the step after each logs in anew, proving the host still lets us in.
+  firewall: { script: (_deps, server, mode) => firewallScript(server.sshPort, mode), timeoutMs: 5 * 60_000, afterwards: "close" },
+  ssh_hardening: {
+    script: (_deps, server, mode) => sshHardeningScript(server.authMethod === "private_key", mode),
+    timeoutMs: 60_000,
+    afterwards: "close",
+  },
+} satisfies Record<string, HostStep>;
+
+export const DEPLOY_KEY_UNSET = "ORCHESTRATOR_SSH_PUBLIC_KEY is not set";
+
+/** The deploy-key step: undefined when no ORCHESTRATOR_SSH_PUBLIC_KEY is configured (the step is skipped). */
+export function deployKeyStep(deps: ActivityDeps, action: "add" | "remove"): HostStep | undefined {
+  const publicKey = deps.orchestratorPublicKey;
+  if (!publicKey) return undefined;
+  return { script: (_deps, _server, mode) => authorizedKeyScript(deps.adminUser, publicKey, action, mode), timeoutMs: 60_000 };
+}
+
+/**
  * One idempotent remote step, the only shape an SSH step has: a session to the
  * server, the script run through the remote-step helper (heartbeats,
  * cancellation kills the remote command, capped output), its `AXION_RESULT`
@@ -77,6 +135,10 @@ export function remoteStep(
     ),
   );
 }
+
+/** A host step in apply mode. */
+export const applyStep = (deps: ActivityDeps, serverId: string, step: HostStep) =>
+  remoteStep(deps, serverId, (server) => step.script(deps, server, "apply"), { timeoutMs: step.timeoutMs, afterwards: step.afterwards });
 
 /** SSH activities: one idempotent step each, the server addressed by id only. */
 export function createProvisioningActivities(deps: ActivityDeps) {
@@ -114,51 +176,24 @@ export function createProvisioningActivities(deps: ActivityDeps) {
       return heartbeating(() =>
         withServerSession(deps, input.serverId, async (session) => {
           const facts = await readFacts(session);
-          if (!supportedOs[facts.osId]?.includes(facts.osVersion)) {
-            throw sshFailure(
-              SshErrorType.UnsupportedOs,
-              `unsupported operating system: ${facts.osPrettyName || `${facts.osId} ${facts.osVersion}`}`,
-            );
-          }
-          if (!supportedArch.includes(facts.arch)) throw sshFailure(SshErrorType.UnsupportedOs, `unsupported architecture: ${facts.arch}`);
-          if (facts.rootFreeMb < MIN_ROOT_FREE_MB) {
-            throw ApplicationFailure.nonRetryable(
-              `only ${facts.rootFreeMb} MB free on /, at least ${MIN_ROOT_FREE_MB} MB needed`,
-              FailureType.InsufficientResources,
-            );
-          }
-          if (facts.memoryMb < MIN_MEMORY_MB) {
-            throw ApplicationFailure.nonRetryable(
-              `only ${facts.memoryMb} MB of memory, at least ${MIN_MEMORY_MB} MB needed`,
-              FailureType.InsufficientResources,
-            );
-          }
+          const problem = preflightProblem(facts);
+          if (problem) throw problem;
           if (session.fingerprint === "") throw new Error("no host key seen");
           return facts;
         }),
       );
     },
 
-    ensureAdminUser: (input: { serverId: string }) =>
-      remoteStep(deps, input.serverId, () => adminUserScript(deps.adminUser), { timeoutMs: 60_000 }),
-
-    ensureDocker: (input: { serverId: string }) => remoteStep(deps, input.serverId, () => dockerScript, { timeoutMs: 15 * 60_000 }),
-
-    // Both change how SSH is reached: the step after each logs in anew, proving the host still lets us in.
-    ensureFirewall: (input: { serverId: string }) =>
-      remoteStep(deps, input.serverId, (server) => firewallScript(server.sshPort), { timeoutMs: 5 * 60_000, afterwards: "close" }),
-
-    hardenSsh: (input: { serverId: string }) =>
-      remoteStep(deps, input.serverId, (server) => sshHardeningScript(server.authMethod === "private_key"), {
-        timeoutMs: 60_000,
-        afterwards: "close",
-      }),
+    ensureAdminUser: (input: { serverId: string }) => applyStep(deps, input.serverId, hostSteps.admin_user),
+    ensureDocker: (input: { serverId: string }) => applyStep(deps, input.serverId, hostSteps.docker),
+    ensureFirewall: (input: { serverId: string }) => applyStep(deps, input.serverId, hostSteps.firewall),
+    hardenSsh: (input: { serverId: string }) => applyStep(deps, input.serverId, hostSteps.ssh_hardening),
 
     /** ORCHESTRATOR_SSH_PUBLIC_KEY for the admin user: added once, or removed; other lines untouched. */
     async setDeployKey(input: { serverId: string; action: "add" | "remove" }): Promise<StepResult & { skipped?: boolean }> {
-      const publicKey = deps.orchestratorPublicKey;
-      if (!publicKey) return { changed: false, skipped: true, detail: "ORCHESTRATOR_SSH_PUBLIC_KEY is not set" };
-      return remoteStep(deps, input.serverId, () => authorizedKeyScript(deps.adminUser, publicKey, input.action), { timeoutMs: 60_000 });
+      const step = deployKeyStep(deps, input.action);
+      if (!step) return { changed: false, skipped: true, detail: DEPLOY_KEY_UNSET };
+      return applyStep(deps, input.serverId, step);
     },
   };
 }

@@ -4,6 +4,7 @@ import { diagnoseScript, pruneDockerScript, restartDockerScript, vacuumJournalSc
 import { remoteStep } from "./provisioning.js";
 import { withServerSession } from "./server-access.js";
 import { heartbeating, runRemoteStep } from "./ssh/remote-step.js";
+import type { SshSession } from "./ssh/session.js";
 
 export function parseDiagnosis(stdout: string): Diagnosis {
   const mounts = new Map<string, { mount: string; usedPct: number; availableMb: number }>();
@@ -18,13 +19,14 @@ export function parseDiagnosis(stdout: string): Diagnosis {
   return { mounts: [...mounts.values()], docker, journalMb };
 }
 
-/** Disk use per mount, Docker answering, journal size: read through the remote-step helper. */
+/** Disk use per mount, Docker answering, journal size (read-only): the recovery's diagnosis and a plan's check. */
+export async function readDiagnosis(session: SshSession): Promise<Diagnosis> {
+  return parseDiagnosis((await runRemoteStep(session, diagnoseScript, { timeoutMs: 60_000 })).stdout);
+}
+
+/** The diagnosis in a session of its own, through the remote-step helper. */
 export function diagnose(deps: ActivityDeps, serverId: string): Promise<Diagnosis> {
-  return heartbeating(() =>
-    withServerSession(deps, serverId, async (session) =>
-      parseDiagnosis((await runRemoteStep(session, diagnoseScript, { timeoutMs: 60_000 })).stdout),
-    ),
-  );
+  return heartbeating(() => withServerSession(deps, serverId, readDiagnosis));
 }
 
 /** Recovery activities: look, then act on what was seen. */

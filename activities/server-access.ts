@@ -67,6 +67,11 @@ export interface SessionOptions {
    * lets us in. Default "keep": the next step of the same run reuses it.
    */
   afterwards?: "keep" | "close";
+  /**
+   * A plan's session: no host key pinned on first use, no status written on a
+   * mismatch, never shared with another activity. The pinned key is still enforced.
+   */
+  readOnly?: boolean;
 }
 
 /**
@@ -88,7 +93,7 @@ export async function withServerSession<T>(
     if (cause instanceof AppError) throw ApplicationFailure.nonRetryable(cause.message, FailureType.CredentialUnavailable);
     throw cause;
   });
-  const key = deps.sshSessions ? sessionKey(server, credential) : undefined;
+  const key = deps.sshSessions && !options.readOnly ? sessionKey(server, credential) : undefined;
   let session = key && server.hostKeyFingerprint ? deps.sshSessions?.take(key) : undefined;
   if (session && session.fingerprint !== server.hostKeyFingerprint) {
     session.close();
@@ -109,7 +114,7 @@ export async function withServerSession<T>(
         },
       );
     } catch (error) {
-      if (error instanceof ApplicationFailure && error.type === SshErrorType.HostKeyMismatch) {
+      if (!options.readOnly && error instanceof ApplicationFailure && error.type === SshErrorType.HostKeyMismatch) {
         const reason = `the host key differs from the pinned ${server.hostKeyFingerprint}: the host presents ${presentedFingerprint(error)} (AcceptHostKey with it if the change is legitimate)`;
         await setServerStatus(deps.db, serverId, "HOSTKEY_MISMATCH", reason, { by: "host_key_check" });
       }
@@ -118,7 +123,7 @@ export async function withServerSession<T>(
   }
   let succeeded = false;
   try {
-    if (!server.hostKeyFingerprint) await pinHostKey(deps.db, serverId, session.fingerprint);
+    if (!server.hostKeyFingerprint && !options.readOnly) await pinHostKey(deps.db, serverId, session.fingerprint);
     const result = await work(session, server);
     succeeded = true;
     return result;

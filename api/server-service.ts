@@ -3,6 +3,7 @@ import { AppError } from "../core/errors.js";
 import { acceptHostKey } from "../core/host-keys.js";
 import { requireOperation } from "../core/operations.js";
 import { parsePageRequest } from "../core/pagination.js";
+import { runPlan } from "../core/plans.js";
 import { startServerOperation, type WorkflowGateway } from "../core/provisioning.js";
 import { checkReinstallable, type ReinstallCheckDeps } from "../core/reinstall-checks.js";
 import { createServer, deleteServer, type InventoryDeps, listServers, requireServer, updateServer } from "../core/servers.js";
@@ -16,7 +17,7 @@ import {
   type SshCredential,
 } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import type { ConnectionTestResult } from "../workflows/contract.js";
-import { serverMessage, statusFromProto } from "./convert.js";
+import { rolloutKindFromProto, serverMessage, serverPlanMessage, statusFromProto } from "./convert.js";
 import { operationMessage } from "./operation-message.js";
 import { requireOwner } from "./owner.js";
 
@@ -144,6 +145,13 @@ export function serverService(
         os: req.os || undefined,
       });
       return { operation: operationMessage(operation) };
+    },
+    async planServer(req, ctx) {
+      const kind = rolloutKindFromProto(req.kind);
+      const owner = requireOwner(ctx);
+      const server = await requireServer(deps.db, owner, req.id);
+      const { servers } = await runPlan({ db: deps.db, workflows: requireGateway(deps.workflows) }, owner, kind, [server.id]);
+      return { plan: servers[0] && serverPlanMessage(servers[0]) };
     },
     async acceptHostKey(req, ctx) {
       return { server: serverMessage(await acceptHostKey(deps, requireOwner(ctx), req.id, req.expectedFingerprint)) };

@@ -22,7 +22,7 @@ import { watchUntilEnd } from "../test/support/operations.js";
 import { startProvisioningHarness } from "../test/support/provisioning-harness.js";
 import { buildImage, downHosts, upHosts } from "../test/support/testhosts.js";
 import { startTime4vpsStandIn } from "../test/support/time4vps-standin.js";
-import { systemWorkflows } from "../workflows/contract.js";
+import { fleetWorkflows, systemWorkflows } from "../workflows/contract.js";
 
 const { History } = proto.temporal.api.history.v1;
 const prefix = "prec";
@@ -94,6 +94,13 @@ try {
   await finished((await owner.servers.setupDeployKey({ id: server.id })).operation, "deploy-key");
   await finished((await owner.agents.installAgent({ id: server.id })).operation, "install-agent");
   await finished((await owner.servers.recoverServer({ id: server.id })).operation, "recovery");
+  const plan = await harness.client.workflow.start(fleetWorkflows.plan, {
+    workflowId: "plan/recording",
+    taskQueue: harness.taskQueue,
+    args: [{ kind: "configure", serverIds: [server.id] }],
+  });
+  assert.equal((await plan.result()).servers[0]?.outcome, "unchanged", "a configured server's plan");
+  await save("plan", plan.workflowId);
   await finished((await owner.servers.reinstallServer({ id: rebuilt.id, os: "debian-12" })).operation, "reinstall");
   // The reinstall's bootstrap runs as its child, under an id of its own.
   const reinstalled = await harness.client.workflow.getHandle(`reinstall/${rebuilt.id}`).fetchHistory();

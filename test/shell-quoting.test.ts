@@ -161,9 +161,9 @@ describe("shell quoting", () => {
 
   test("every host script builder refuses an option-like value in each of its parameters", () => {
     const builders: [string, (value: string) => unknown][] = [
-      ["adminUserScript", (v) => adminUserScript(v)],
-      ["authorizedKeyScript user", (v) => authorizedKeyScript(v, "ssh-ed25519 AAAA", "add")],
-      ["authorizedKeyScript key", (v) => authorizedKeyScript("axion", v, "remove")],
+      ["adminUserScript", (v) => adminUserScript(v, "check")],
+      ["authorizedKeyScript user", (v) => authorizedKeyScript(v, "ssh-ed25519 AAAA", "add", "check")],
+      ["authorizedKeyScript key", (v) => authorizedKeyScript("axion", v, "remove", "apply")],
       ["agentStateScript sha256", (v) => agentStateScript(v, "http://api:8080")],
       ["agentInstallScript binary", (v) => agentInstallScript(v, "/home/a/cfg", "ab")],
       ["agentInstallScript config", (v) => agentInstallScript("/home/a/bin", v, "ab")],

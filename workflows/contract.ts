@@ -6,11 +6,12 @@
  */
 import type { OperationKindName } from "../core/server-status.js";
 import { bootstrapWorkflow } from "./bootstrap.js";
-import type { OperationInput, RecoveryInput, ReinstallInput } from "./definitions.js";
+import type { OperationInput, PlanInput, PlanResult, RecoveryInput, ReinstallInput } from "./definitions.js";
 import { type DeployKeyInput, deployKeyWorkflow } from "./deploy-key.js";
 import { fleetCheckWorkflow } from "./fleet-check.js";
 import { heartbeatMonitorWorkflow } from "./heartbeat-monitor.js";
 import { installAgentWorkflow } from "./install-agent.js";
+import { planWorkflow } from "./plan.js";
 import { reconcileOperationsWorkflow } from "./reconcile.js";
 import { recoveryWorkflow } from "./recovery.js";
 import { reinstallWorkflow } from "./reinstall.js";
@@ -57,3 +58,8 @@ export const systemWorkflows = {
   reconcileOperations: reconcileOperationsWorkflow,
   heartbeatMonitor: heartbeatMonitorWorkflow,
 };
+
+/** Fleet workflows, started for an owner's servers: no operation row, no server status change (`plan/<uuid>`). */
+export const fleetWorkflows = {
+  plan: planWorkflow,
+} satisfies { plan: (input: PlanInput) => Promise<PlanResult> };

@@ -134,6 +134,8 @@ export interface ServerPlan {
 export interface PlanInput {
   kind: RolloutKind;
   serverIds: string[];
+  /** How many servers are checked at once; default 20 (workflows/plan.ts). */
+  concurrency?: number;
 }
 
 export interface PlanResult {

@@ -8,6 +8,7 @@ export { deployKeyWorkflow } from "./deploy-key.js";
 export { fleetCheckWorkflow } from "./fleet-check.js";
 export { heartbeatMonitorWorkflow } from "./heartbeat-monitor.js";
 export { installAgentWorkflow } from "./install-agent.js";
+export { planWorkflow } from "./plan.js";
 export { reconcileOperationsWorkflow } from "./reconcile.js";
 export { recoveryWorkflow } from "./recovery.js";
 export { reinstallWorkflow } from "./reinstall.js";

@@ -3,12 +3,7 @@ import type { Diagnosis, RecoveryInput, RecoveryReport } from "./definitions.js"
 import { runOperation } from "./operation.js";
 import { ProgressTracker } from "./progress.js";
 import { sshActivities } from "./proxies.js";
-
-function problems(d: Diagnosis, thresholdPct: number): string[] {
-  const found = d.mounts.filter((m) => m.usedPct >= thresholdPct).map((m) => `${m.mount} ${m.usedPct}% used`);
-  if (d.docker === "unresponsive") found.push("docker does not answer");
-  return found;
-}
+import { DEFAULT_DISK_THRESHOLD_PCT, DEFAULT_JOURNAL_MAX_MB, problems, remediations } from "./remediation.js";
 
 /**
  * RecoverServer: diagnose (disk use per mount, Docker answering), remediate what
@@ -16,7 +11,8 @@ function problems(d: Diagnosis, thresholdPct: number): string[] {
  * full, restart a hung Docker), then verify and report what was done.
  */
 export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryReport> {
-  const threshold = input.diskThresholdPct ?? 85;
+  const threshold = input.diskThresholdPct ?? DEFAULT_DISK_THRESHOLD_PCT;
+  const journalMaxMb = input.journalMaxMb ?? DEFAULT_JOURNAL_MAX_MB;
   const progress = new ProgressTracker(input, "recovery");
   const server = { serverId: input.serverId };
   return runOperation(input, progress, async () => {
@@ -26,16 +22,14 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
       return { ...d, changed: false, detail: found.length ? found.join("; ") : "healthy" };
     });
     const actions: string[] = [];
-    const diskFull = before.mounts.some((m) => m.usedPct >= threshold);
-    if (diskFull && before.docker !== "absent") {
+    const needed = new Set(remediations(before, threshold, journalMaxMb).flatMap((r) => (r.needed ? [r.name] : [])));
+    if (needed.has("prune_docker")) {
       actions.push((await progress.step("prune_docker", () => sshActivities.pruneDocker(server))).detail);
     }
-    if (diskFull) {
-      actions.push(
-        (await progress.step("vacuum_journal", () => sshActivities.vacuumJournal({ ...server, maxMb: input.journalMaxMb ?? 200 }))).detail,
-      );
+    if (needed.has("vacuum_journal")) {
+      actions.push((await progress.step("vacuum_journal", () => sshActivities.vacuumJournal({ ...server, maxMb: journalMaxMb }))).detail);
     }
-    if (before.docker === "unresponsive") {
+    if (needed.has("restart_docker")) {
       actions.push((await progress.step("restart_docker", () => sshActivities.restartDocker(server))).detail);
     }
     const after = await progress.step("verify", async () => {
