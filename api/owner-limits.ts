@@ -16,6 +16,8 @@ const provisioningStarts: ReadonlySet<DescMethod> = new Set([
   ServerService.method.reinstallServer,
   AgentService.method.installAgent,
   RolloutService.method.startRollout,
+  // With checks, a plan logs in to every target.
+  RolloutService.method.planRollout,
 ]);
 
 /** Streams that poll the database and Temporal while open: one count per owner. */

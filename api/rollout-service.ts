@@ -3,6 +3,7 @@ import { type Duration, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { AppError } from "../core/errors.js";
 import { parsePageRequest } from "../core/pagination.js";
+import { MAX_PLAN_SERVERS, runPlan } from "../core/plans.js";
 import type { WorkflowGateway } from "../core/provisioning.js";
 import { type RolloutRequest, resolveRollout, rolloutDetail, startRollout, steerRollout } from "../core/rollout-control.js";
 import type { RolloutStrategy as Strategy, StrategyInput } from "../core/rollout-strategy.js";
@@ -22,6 +23,7 @@ import {
   type RolloutTarget,
 } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
 import type { RolloutKind as KindName } from "../workflows/contract.js";
+import { serverPlanMessage } from "./convert.js";
 import { requireOwner } from "./owner.js";
 import { requireGateway } from "./server-service.js";
 
@@ -154,13 +156,20 @@ export function rolloutService(deps: {
     async planRollout(req, ctx) {
       const owner = requireOwner(ctx);
       const plan = await resolveRollout(db, owner, requestOf(req), deps.maxServersPerOwner);
-      if (req.checks) throw new AppError("unavailable", "checks: per-step plans are not available on this build yet");
+      const ids = plan.batches.flat().map((s) => s.id);
+      if (req.checks && ids.length > MAX_PLAN_SERVERS)
+        throw AppError.invalid("checks", `checks plan at most ${MAX_PLAN_SERVERS} servers; narrow the target`);
+      // The same read-only checks the steps run, per server per step (core/plans.ts).
+      const checked = req.checks
+        ? (await runPlan({ db, workflows: requireGateway(deps.workflows) }, owner, plan.kind, ids)).servers
+        : undefined;
+      let at = 0;
       return {
         batches: plan.batches.map((batch, index) => ({
           index,
           canary: index === 0 && plan.strategy.canarySize > 0,
           serverIds: batch.map((s) => s.id),
-          plans: [],
+          plans: batch.map(() => checked?.[at++]).flatMap((p) => (p ? [serverPlanMessage(p)] : [])),
         })),
         maxFailures: plan.failureBudget,
         total: plan.total,

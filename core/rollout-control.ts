@@ -21,6 +21,7 @@ import {
   type RolloutRow,
   type RolloutServerView,
   requireRollout,
+  rolloutCounts,
   rolloutServersOf,
   setRolloutStatus,
   TERMINAL_ROLLOUT_STATUSES,
@@ -218,9 +219,9 @@ export async function rolloutDetail(
   row: RolloutRow,
   withServers: boolean,
 ): Promise<RolloutDetail> {
+  if (!withServers) return { row, counts: await rolloutCounts(db, row.id) };
   const list = await rolloutServersOf(db, row.id);
   const counts = countStates(list.map((s) => s.state));
-  if (!withServers) return { row, counts };
   const running = list.filter((s) => s.state === "RUNNING" && s.workflowId).slice(0, MAX_STEP_QUERIES);
   const steps = new Map<number, string>();
   if (gateway) {

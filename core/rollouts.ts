@@ -4,7 +4,7 @@ import { newId } from "../db/ids.js";
 import { operations, outboxEvents, type RolloutServerState, type RolloutStatus, rolloutServers, rollouts, servers } from "../db/schema.js";
 import { AppError } from "./errors.js";
 import { requireId } from "./ids.js";
-import { type OperationKind, startRolloutOperation } from "./operations.js";
+import { finishOperation, type OperationKind, startRolloutOperation } from "./operations.js";
 import { SERVER_EVENTS_TOPIC } from "./outbox.js";
 import type { Owner } from "./owners.js";
 import { type PageRequest, toPage } from "./pagination.js";
@@ -306,10 +306,16 @@ export async function finishRolloutChild(
   testOutcome?: { outcome: string; message: string },
 ): Promise<RolloutServerState> {
   const [row] = await db
-    .select({ status: operations.status, error: operations.error })
+    .select({ id: operations.id, status: operations.status, error: operations.error, runId: operations.runId })
     .from(rolloutServers)
     .innerJoin(operations, eq(operations.id, rolloutServers.operationId))
     .where(and(eq(rolloutServers.rolloutId, rolloutId), eq(rolloutServers.position, position)));
+  if (row?.status === "RUNNING" && row.runId === null) {
+    // Its workflow never claimed the row (the start was cancelled by an abort, or never happened): it never will.
+    await finishOperation(db, row.id, { status: "CANCELLED", error: "cancelled before it started" });
+    row.status = "CANCELLED";
+    row.error = "cancelled before it started";
+  }
   let state: RolloutServerState = row?.status && row.status !== "RUNNING" ? row.status : "FAILED";
   let reason = row?.error ?? (row ? "" : "no operation");
   if (state === "SUCCEEDED" && testOutcome && testOutcome.outcome !== "ok") {

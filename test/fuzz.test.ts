@@ -13,6 +13,7 @@ import { ClusterService } from "../gen/axion/infrastructure/v1/cluster_service_p
 import { NotificationService } from "../gen/axion/infrastructure/v1/notification_service_pb.js";
 import { OperationService } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { RequirementsService } from "../gen/axion/infrastructure/v1/requirements_service_pb.js";
+import { RolloutService } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
 import { ServerService } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { startTestApi, type TestApi } from "./support/api.js";
 
@@ -41,6 +42,8 @@ const tables = [
   "metric_rollups",
   "notification_channels",
   "alert_rule_settings",
+  "rollouts",
+  "rollout_servers",
 ];
 
 /** Values an id-like or free-text field may receive: real ids of both owners, boundaries and hostile bytes. */
@@ -382,7 +385,7 @@ describe("fuzzing every RPC", { timeout: 300_000 }, () => {
   };
 
   const rssBefore = process.memoryUsage().rss;
-  const ownerServices = [ClusterService, ServerService, OperationService, RequirementsService, NotificationService];
+  const ownerServices = [ClusterService, ServerService, OperationService, RequirementsService, NotificationService, RolloutService];
   for (const service of ownerServices) {
     for (const method of service.methods) {
       test(`${service.name}/${method.name} as an owner: never internal, nothing written on InvalidArgument`, async () => {

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { sql } from "drizzle-orm";
 import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
-import { RolloutKind } from "../gen/axion/infrastructure/v1/plan_pb.js";
+import { PlanOutcome, RolloutKind } from "../gen/axion/infrastructure/v1/plan_pb.js";
 import { BusyServerPolicy, type Rollout, RolloutServerState, RolloutStatus } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
 import { ServerStatus } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { ed25519KeyPair } from "./support/keys.js";
@@ -112,7 +112,14 @@ describe("configure rollouts on real hosts", { timeout: 30 * 60_000 }, () => {
       assert.equal((await alice.servers.getServer({ id: ids.get(name)! })).server?.status, ServerStatus.CONFIGURED, name);
   });
 
-  test("pause after the canary holds the next batch until ResumeRollout", async () => {
+  test("pause after the canary holds the next batch until ResumeRollout; the plan says would change before, unchanged after", async () => {
+    const planned = async () =>
+      (await alice.rollouts.planRollout({ ...configure(["h4", "h5"], { canarySize: 1 }), checks: true })).batches.flatMap((b) =>
+        b.plans.map((p) => PlanOutcome[p.outcome]),
+      );
+    assert.deepEqual(await planned(), ["WOULD_CHANGE", "WOULD_CHANGE"]);
+    assert.equal(logins(hosts.get("h5")!) > 0, true, "the plan logged in (read-only)");
+    const loginsBefore = logins(hosts.get("h5")!);
     const { rollout } = await alice.rollouts.startRollout(configure(["h4", "h5"], { canarySize: 1, pauseAfterCanary: true }));
     let paused: Rollout | undefined;
     for (let i = 0; i < 600 && paused?.status !== RolloutStatus.PAUSED; i++) {
@@ -122,11 +129,12 @@ describe("configure rollouts on real hosts", { timeout: 30 * 60_000 }, () => {
     assert.equal(paused?.status, RolloutStatus.PAUSED);
     assert.deepEqual(stateOf(paused!), { h4: "SUCCEEDED", h5: "PENDING" });
     await new Promise((r) => setTimeout(r, 1500));
-    assert.equal(logins(hosts.get("h5")!), 0, "still untouched while paused");
+    assert.equal(logins(hosts.get("h5")!), loginsBefore, "still untouched while paused");
     await alice.rollouts.resumeRollout({ id: rollout!.id });
     const end = await watchToEnd(rollout!.id);
     assert.equal(end.status, RolloutStatus.SUCCEEDED, end.reason);
     assert.deepEqual(stateOf(end), { h4: "SUCCEEDED", h5: "SUCCEEDED" });
+    assert.deepEqual(await planned(), ["UNCHANGED", "UNCHANGED"]);
   });
 
   test("abort mid-batch cancels the running child through the real cancellation and leaves the server operable", async () => {
@@ -159,7 +167,7 @@ describe("configure rollouts on real hosts", { timeout: 30 * 60_000 }, () => {
     const skip = await alice.rollouts.startRollout(configure(["slow", "h1"], { canarySize: 0 }));
     const skipped = await watchToEnd(skip.rollout!.id);
     assert.deepEqual(stateOf(skipped), { slow: "SKIPPED", h1: "SUCCEEDED" });
-    assert.match(skipped.servers[0]!.reason, new RegExp(direct.operation!.id));
+    assert.match(skipped.servers.find((s) => s.serverName === "slow")!.reason, new RegExp(direct.operation!.id));
     assert.equal(skipped.status, RolloutStatus.SUCCEEDED);
 
     const seen = new Set<string>();

@@ -50,7 +50,7 @@ const opening = proxyActivities<Activities>({
   retry: { initialInterval: "1 second", maximumInterval: "10 seconds" },
 });
 
-const DEFAULT_WINDOW = 200;
+const DEFAULT_WINDOW = 50;
 /** A busy server is tried again after 2 s, then less and less often, at most once a minute. */
 const BUSY_RETRY_FIRST_MS = 2_000;
 const BUSY_RETRY_MAX_MS = 60_000;
@@ -185,7 +185,8 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
     await condition(() => state.status !== "PAUSED" || state.aborting);
     if (state.aborting) return aborted();
   }
-  await condition(allHandlersFinished);
+  // An abort's handler waits for the end: let it in rather than wait for it.
+  await condition(() => allHandlersFinished() || state.aborting);
   if (state.aborting) return aborted();
   return continueAsNew<typeof rolloutWorkflow>({
     ...input,
