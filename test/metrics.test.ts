@@ -175,9 +175,7 @@ async function createServer(name: string, sshPort: number, credential: "key" | "
 
 test("/metrics answers only with the bearer token when METRICS_TOKEN is set, on the API port and the worker's own", async () => {
   for (const url of [`${api}/metrics`, workerMetrics]) {
-    const t = Date.now();
     assert.equal((await fetch(url)).status, 401, url);
-    console.log("first", url, Date.now() - t);
     assert.equal((await fetch(url, { headers: { authorization: `Bearer ${metricsToken}x` } })).status, 401, url);
     assert.equal((await fetch(url, { headers: { authorization: "Bearer short" } })).status, 401, url);
     const samples = await scrape(url);
