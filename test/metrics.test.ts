@@ -9,6 +9,7 @@ import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { sql } from "drizzle-orm";
 import { issueAgentToken } from "../core/agent-tokens.js";
+import { enqueueServerEvent } from "../core/outbox.js";
 import { type DatabaseHandle, openDatabase } from "../db/client.js";
 import { ClusterService } from "../gen/axion/infrastructure/v1/cluster_service_pb.js";
 import { ServerService } from "../gen/axion/infrastructure/v1/server_service_pb.js";
@@ -266,6 +267,11 @@ test("API requests count by method and code, refusals before routing included, w
 });
 
 test("the outbox backlog and the relay's lag are read from the database (no Kafka here: nothing is published)", async () => {
+  await scrape();
+  // A new event between two scrapes: the second shows it (each gauge reads at its own scrape, not the previous one's).
+  await database.db.transaction((tx) =>
+    enqueueServerEvent(tx, servers.good as string, "server.status_changed", { serverId: servers.good }),
+  );
   const [row] = (await database.db.execute(sql`select count(*)::int as n from outbox_events where published_at is null`)) as unknown as {
     n: number;
   }[];
