@@ -50,6 +50,21 @@ async function reading<T>(what: string, read: (db: Database) => Promise<T>): Pro
   }
 }
 
+/**
+ * One reading shared by the gauges it feeds: a scrape starts every gauge's
+ * collect in the same turn, so the first starts the statement and the others
+ * await the same answer while it is in flight; the next scrape reads anew.
+ */
+function shared<T>(what: string, read: (db: Database) => Promise<T>): () => Promise<T | undefined> {
+  let inFlight: Promise<T | undefined> | undefined;
+  return () => {
+    inFlight ??= reading(what, read).finally(() => {
+      inFlight = undefined;
+    });
+    return inFlight;
+  };
+}
+
 new client.Gauge({
   name: "axion_servers",
   help: "Servers by status (all owners).",
@@ -64,22 +79,25 @@ new client.Gauge({
   },
 });
 
-const outboxEvents = new client.Gauge({
+const outbox = shared("outbox", outboxBacklog);
+new client.Gauge({
   name: "axion_outbox_backlog_events",
   help: "Outbox events not yet published to Kafka.",
   registers: [registry],
+  async collect() {
+    const backlog = await outbox();
+    this.reset();
+    if (backlog) this.set(backlog.events);
+  },
 });
 new client.Gauge({
   name: "axion_outbox_oldest_unpublished_age_seconds",
   help: "Age of the oldest unpublished outbox event: how far the relay lags (0 when the outbox is empty).",
   registers: [registry],
   async collect() {
-    const backlog = await reading("outbox", outboxBacklog);
+    const backlog = await outbox();
     this.reset();
-    outboxEvents.reset();
-    if (!backlog) return;
-    this.set(backlog.oldestAgeSeconds);
-    outboxEvents.set(backlog.events);
+    if (backlog) this.set(backlog.oldestAgeSeconds);
   },
 });
 
@@ -112,23 +130,27 @@ export function readRolloutProgressWith(read: (db: Database) => Promise<RolloutP
   rolloutProgress = read;
 }
 
-const rolloutServers = new client.Gauge({
-  name: "axion_rollout_servers",
-  help: "Servers of running rollouts by their state in the rollout.",
-  labelNames: ["state"],
-  registers: [registry],
-});
+const rollouts = shared("rollouts", (db) => (rolloutProgress ? rolloutProgress(db) : Promise.resolve(undefined)));
 new client.Gauge({
   name: "axion_rollouts",
   help: "Rollouts by status.",
   labelNames: ["status"],
   registers: [registry],
   async collect() {
-    const progress = rolloutProgress ? await reading("rollouts", rolloutProgress) : undefined;
+    const progress = await rollouts();
     this.reset();
-    rolloutServers.reset();
     for (const { status, count } of progress?.rollouts ?? []) this.set({ status }, count);
-    for (const { state, count } of progress?.servers ?? []) rolloutServers.set({ state }, count);
+  },
+});
+new client.Gauge({
+  name: "axion_rollout_servers",
+  help: "Servers of running rollouts by their state in the rollout.",
+  labelNames: ["state"],
+  registers: [registry],
+  async collect() {
+    const progress = await rollouts();
+    this.reset();
+    for (const { state, count } of progress?.servers ?? []) this.set({ state }, count);
   },
 });
 
