@@ -38,7 +38,7 @@ export function createAgentActivities(deps: ActivityDeps) {
       if (!agent) return { changed: false, skipped: true, detail: "agent installation is not configured (AGENT_API_URL)" };
       return heartbeating(() =>
         withServerSession(deps, input.serverId, async (session) => {
-          const machine = (await runRemoteStep(session, sh`uname -m`, { root: false })).stdout.trim();
+          const machine = (await runRemoteStep(session, sh`uname -m`, { root: false, step: "machine" })).stdout.trim();
           const binary = join(agent.binaryDir, `axion-agent-linux-${archNames[machine] ?? machine}`);
           if (!existsSync(binary)) {
             throw ApplicationFailure.nonRetryable(
@@ -48,13 +48,15 @@ export function createAgentActivities(deps: ActivityDeps) {
           }
           const sha256 = sha256Of(binary);
           if (!input.force) {
-            const state = (await runRemoteStep(session, agentStateScript(sha256, agent.apiUrl), { timeoutMs: 30_000 })).stdout.trim();
+            const state = (
+              await runRemoteStep(session, agentStateScript(sha256, agent.apiUrl), { timeoutMs: 30_000, step: "agent_state" })
+            ).stdout.trim();
             const registered = await getAgent(deps.db, input.serverId);
             if (state === "ok" && registered?.registeredAt) return { changed: false, detail: "agent installed, running and registered" };
           }
           // Pending until the new agent first uses it: if anything below fails, the running agent keeps its token.
           const token = await issueAgentToken(deps.db, input.serverId, { cipher: deps.cipher, pending: true });
-          const home = (await runRemoteStep(session, sh`printf '%s' "$HOME"`, { root: false })).stdout.trim();
+          const home = (await runRemoteStep(session, sh`printf '%s' "$HOME"`, { root: false, step: "home" })).stdout.trim();
           const suffix = randomBytes(6).toString("hex");
           const remoteBinary = `${home}/.axion-agent-${suffix}`;
           const remoteConfig = `${home}/.axion-agent-config-${suffix}.json`;
@@ -73,7 +75,10 @@ export function createAgentActivities(deps: ActivityDeps) {
               await session.upload(binary, remoteBinary, 0o700);
               await session.upload(configFile, remoteConfig, 0o600);
             });
-            const { stdout } = await runRemoteStep(session, agentInstallScript(remoteBinary, remoteConfig, sha256), { timeoutMs: 120_000 });
+            const { stdout } = await runRemoteStep(session, agentInstallScript(remoteBinary, remoteConfig, sha256), {
+              timeoutMs: 120_000,
+              step: "agent_install",
+            });
             return { ...(parseStepOutput(stdout) as StepResult), installedAt };
           } finally {
             rmSync(local, { recursive: true, force: true });

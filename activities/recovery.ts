@@ -22,7 +22,7 @@ export function parseDiagnosis(stdout: string): Diagnosis {
 export function diagnose(deps: ActivityDeps, serverId: string): Promise<Diagnosis> {
   return heartbeating(() =>
     withServerSession(deps, serverId, async (session) =>
-      parseDiagnosis((await runRemoteStep(session, diagnoseScript, { timeoutMs: 60_000 })).stdout),
+      parseDiagnosis((await runRemoteStep(session, diagnoseScript, { timeoutMs: 60_000, step: "diagnose" })).stdout),
     ),
   );
 }

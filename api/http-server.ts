@@ -8,6 +8,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createAgentTokenVerifier } from "../core/agent-tokens.js";
 import { type HeartbeatIngestor, startHeartbeatIngestor } from "../core/heartbeat-ingest.js";
 import type { Database } from "../db/client.js";
+import { rpcTracingInterceptor } from "../observability/tracing.js";
 import type { AgentServiceDeps } from "./agent-service.js";
 import { type NodeHandler, ownerAuthentication, requireOwnerInterceptor } from "./auth.js";
 import { createLimitedHttp1Server, createLimitedHttp2Server, firstByteDeadline } from "./connection-limits.js";
@@ -15,6 +16,7 @@ import { defaultEdgeLimits, type EdgeLimits } from "./edge-limits.js";
 import { errorInterceptor } from "./errors.js";
 import { heartbeatFastPath } from "./heartbeat-fast-path.js";
 import { ownerLimitsInterceptor } from "./owner-limits.js";
+import { requestIdInterceptor } from "./request-id.js";
 import { type ApiDeps, routes } from "./routes.js";
 
 function healthHandler(db: Database): NodeHandler {
@@ -95,7 +97,13 @@ export function buildApiServer(deps: ApiDeps, edgeLimits: Partial<EdgeLimits> = 
       routes: routes(deps, agents),
       readMaxBytes: limits.maxRequestBytes,
       contextValues: auth.contextValues,
-      interceptors: [errorInterceptor, requireOwnerInterceptor, ownerLimitsInterceptor(limits)],
+      interceptors: [
+        requestIdInterceptor,
+        rpcTracingInterceptor,
+        errorInterceptor,
+        requireOwnerInterceptor,
+        ownerLimitsInterceptor(limits),
+      ],
     }) as NodeHandler,
   );
   const heartbeat = heartbeatFastPath(agents);

@@ -1,5 +1,7 @@
 import { ConfigError, loadConfig } from "../core/config.js";
 import { log, setLogLevel } from "../core/log.js";
+import { startTracing, stopTracing } from "../observability/tracing.js";
+import { installRuntime } from "../temporal/runtime.js";
 import { type Role, startService } from "./service.js";
 
 const roles: Role[] = ["all", "api", "worker"];
@@ -18,6 +20,8 @@ try {
   process.exit(2);
 }
 setLogLevel(config.LOG_LEVEL);
+installRuntime();
+startTracing({ endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: config.OTEL_SERVICE_NAME, role });
 
 const service = await startService(config, role);
 let stopping = false;
@@ -26,6 +30,9 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     if (stopping) return;
     stopping = true;
     log.info("stopping", { signal });
-    service.stop().then(() => process.exit(0));
+    service
+      .stop()
+      .then(stopTracing)
+      .finally(() => process.exit(0));
   });
 }

@@ -3,6 +3,7 @@ import { fileURLToPath } from "node:url";
 import { NativeConnection, Worker } from "@temporalio/worker";
 import { type ActivityDeps, createActivities } from "../activities/index.js";
 import { SshSessionPool } from "../activities/ssh/pool.js";
+import { workerObservability } from "../observability/worker-interceptors.js";
 
 export const workflowsPath = join(dirname(fileURLToPath(import.meta.url)), "..", "workflows", "index.ts");
 
@@ -32,6 +33,7 @@ export async function createWorker(
     taskQueue: options.taskQueue,
     workflowsPath: options.workflowsPath ?? workflowsPath,
     activities: createActivities({ ...deps, sshSessions }),
+    ...workerObservability(),
     // Heartbeats reach the server at most this far apart: a cancelled SSH step hears of it within seconds.
     maxHeartbeatThrottleInterval: "3 seconds",
   });

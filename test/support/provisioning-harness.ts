@@ -6,7 +6,9 @@ import type { Worker } from "@temporalio/worker";
 import { DefaultLogger, Runtime } from "@temporalio/worker";
 import type { ProviderEndpoints } from "../../activities/providers/registry.js";
 import { createCredentialsCipher } from "../../core/credentials-cipher.js";
+import type { NetworkPolicy } from "../../core/network-policy.js";
 import { openDatabase } from "../../db/client.js";
+import { clientInterceptors } from "../../temporal/client.js";
 import { type RunningDevServer, startDevServer } from "../../temporal/dev-server.js";
 import { createWorker } from "../../temporal/worker.js";
 import { startTestApi, type TestApi, testCredentialsKey } from "./api.js";
@@ -37,6 +39,8 @@ export async function startProvisioningHarness(
     noWorker?: boolean;
     /** Install the real agent: its binaries, and the address at which test hosts reach this machine. */
     agent?: { binaryDir: string; gateway: string; heartbeatIntervalSeconds: number };
+    /** Which server addresses the API and the worker accept (default: the built-in policy, no loopback). */
+    networkPolicy?: NetworkPolicy;
   } = {},
 ): Promise<ProvisioningHarness> {
   if (!runtimeInstalled) {
@@ -48,7 +52,7 @@ export async function startProvisioningHarness(
   const database = await openDatabase({ databaseUrl: options.databaseUrl, dataDir: "memory://" });
   await database.migrate();
   const connection = await Connection.connect({ address: dev.address });
-  const client = new Client({ connection, namespace: dev.spec.namespace });
+  const client = new Client({ connection, namespace: dev.spec.namespace, interceptors: clientInterceptors() });
   const taskQueue = "axion-provisioning-test";
   const api = await startTestApi({
     database,
@@ -56,6 +60,7 @@ export async function startProvisioningHarness(
     providers: options.providers,
     listenHost: options.agent ? "0.0.0.0" : undefined,
     heartbeatIntervalSeconds: options.agent?.heartbeatIntervalSeconds,
+    networkPolicy: options.networkPolicy,
   });
   const agent = options.agent && {
     binaryDir: options.agent.binaryDir,
@@ -84,6 +89,7 @@ export async function startProvisioningHarness(
           sshConnectTimeoutMs: options.sshConnectTimeoutMs ?? 5000,
           providers: options.providers,
           agent,
+          networkPolicy: options.networkPolicy,
         },
       );
       running = { worker, done: run(), close: () => workerConnection.close() };
