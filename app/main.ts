@@ -21,7 +21,7 @@ try {
 }
 setLogLevel(config.LOG_LEVEL);
 installRuntime();
-startTracing({ endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: config.OTEL_SERVICE_NAME, role });
+await startTracing({ endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: config.OTEL_SERVICE_NAME, role });
 
 const service = await startService(config, role);
 let stopping = false;

@@ -1,18 +1,26 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { context, propagation, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, type TextMapGetter, trace } from "@opentelemetry/api";
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
-import { NodeSDK, resources, tracing } from "@opentelemetry/sdk-node";
+import type { NodeSDK, resources, tracing } from "@opentelemetry/sdk-node";
 import { currentLogContext } from "../core/log.js";
+
+type TemporalTracing = typeof import("@temporalio/interceptors-opentelemetry");
 
 /**
  * OpenTelemetry tracing, on only when an OTLP endpoint is configured (or a test
- * hands in its own span processor): otherwise nothing is started, no
- * interceptor is installed, and the API's tracer is OpenTelemetry's no-op.
+ * hands in its own span processor): otherwise the SDK is not even loaded, no
+ * Temporal interceptor is installed, and the API's tracer is OpenTelemetry's no-op.
  * Spans carry names, ids and outcomes; never request bodies, arguments,
  * scripts or error messages, which could quote a secret.
  */
 
-let running: { sdk: NodeSDK; processor: tracing.SpanProcessor; resource: resources.Resource } | undefined;
+interface Running {
+  sdk: NodeSDK;
+  processor: tracing.SpanProcessor;
+  resource: resources.Resource;
+  /** The Temporal SDK's OpenTelemetry interceptors, loaded with the SDK. */
+  temporal: TemporalTracing;
+}
+let running: Running | undefined;
 
 export interface TracingOptions {
   /** OTEL_EXPORTER_OTLP_ENDPOINT: spans go to `<endpoint>/v1/traces` (OTLP over HTTP, protobuf). */
@@ -24,10 +32,15 @@ export interface TracingOptions {
   spanProcessor?: tracing.SpanProcessor;
 }
 
-/** Starts the SDK when there is somewhere to send spans; answers whether it did. Once per process. */
-export function startTracing(options: TracingOptions): boolean {
+/** Starts the SDK when there is somewhere to send spans; answers whether it did. Once per process, before the worker and the client exist. */
+export async function startTracing(options: TracingOptions): Promise<boolean> {
   if (running) return true;
   if (!options.endpoint && !options.spanProcessor) return false;
+  const [{ NodeSDK, resources, tracing }, { OTLPTraceExporter }, temporal] = await Promise.all([
+    import("@opentelemetry/sdk-node"),
+    import("@opentelemetry/exporter-trace-otlp-proto"),
+    import("@temporalio/interceptors-opentelemetry"),
+  ]);
   const processor =
     options.spanProcessor ??
     new tracing.BatchSpanProcessor(new OTLPTraceExporter({ url: `${options.endpoint?.replace(/\/+$/, "")}/v1/traces` }));
@@ -41,15 +54,13 @@ export function startTracing(options: TracingOptions): boolean {
     instrumentations: [],
   });
   sdk.start();
-  running = { sdk, processor, resource };
+  running = { sdk, processor, resource, temporal };
   return true;
 }
 
-export const tracingEnabled = (): boolean => running !== undefined;
-
-/** Where the worker's workflow spans (made in the sandbox, handed out through a sink) are processed. */
-export function tracingPipeline(): { processor: tracing.SpanProcessor; resource: resources.Resource } | undefined {
-  return running && { processor: running.processor, resource: running.resource };
+/** With tracing on: where the worker's workflow spans (made in the sandbox, handed out through a sink) go, and the Temporal interceptors. */
+export function tracingPipeline(): Omit<Running, "sdk"> | undefined {
+  return running;
 }
 
 /** Flushes and stops (at shutdown; tests start again afterwards). */

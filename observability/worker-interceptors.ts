@@ -1,10 +1,5 @@
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import {
-  makeWorkflowExporter,
-  OpenTelemetryActivityInboundInterceptor,
-  OpenTelemetryActivityOutboundInterceptor,
-} from "@temporalio/interceptors-opentelemetry";
 import type { WorkerOptions } from "@temporalio/worker";
 import { activityLogContext } from "./activity-log-context.js";
 import { tracingPipeline } from "./tracing.js";
@@ -17,18 +12,20 @@ const here = dirname(fileURLToPath(import.meta.url));
  */
 export function workerObservability(): Pick<WorkerOptions, "interceptors" | "sinks"> {
   const tracing = tracingPipeline();
-  if (!tracing) return { interceptors: { workflowModules: [join(here, "workflow-interceptors.ts")], activity: [activityLogContext] } };
+  const otel = tracing?.temporal;
+  if (!tracing || !otel)
+    return { interceptors: { workflowModules: [join(here, "workflow-interceptors.ts")], activity: [activityLogContext] } };
   return {
     interceptors: {
       workflowModules: [join(here, "workflow-interceptors.ts"), join(here, "workflow-tracing.ts")],
       activity: [
         activityLogContext,
         (ctx) => ({
-          inbound: new OpenTelemetryActivityInboundInterceptor(ctx),
-          outbound: new OpenTelemetryActivityOutboundInterceptor(ctx),
+          inbound: new otel.OpenTelemetryActivityInboundInterceptor(ctx),
+          outbound: new otel.OpenTelemetryActivityOutboundInterceptor(ctx),
         }),
       ],
     },
-    sinks: { exporter: makeWorkflowExporter(tracing.processor, tracing.resource) },
+    sinks: { exporter: otel.makeWorkflowExporter(tracing.processor, tracing.resource) },
   };
 }

@@ -1,6 +1,5 @@
 import { Client, type ClientInterceptors, Connection } from "@temporalio/client";
-import { OpenTelemetryWorkflowClientInterceptor } from "@temporalio/interceptors-opentelemetry";
-import { tracingEnabled } from "../observability/tracing.js";
+import { tracingPipeline } from "../observability/tracing.js";
 
 export async function connectClient(address: string, namespace: string): Promise<Client> {
   const connection = await Connection.connect({ address });
@@ -9,5 +8,6 @@ export async function connectClient(address: string, namespace: string): Promise
 
 /** With tracing on, a workflow start (signal, query) is a span whose context the workflow continues through its headers. */
 export function clientInterceptors(): ClientInterceptors | undefined {
-  return tracingEnabled() ? { workflow: [new OpenTelemetryWorkflowClientInterceptor()] } : undefined;
+  const tracing = tracingPipeline();
+  return tracing ? { workflow: [new tracing.temporal.OpenTelemetryWorkflowClientInterceptor()] } : undefined;
 }

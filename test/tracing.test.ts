@@ -28,7 +28,7 @@ let harness: ProvisioningHarness;
 let sshd: TestSshServer;
 
 before(async () => {
-  startTracing({ serviceName: "axion-tracing-test", role: "all", spanProcessor: new tracing.SimpleSpanProcessor(exporter) });
+  await startTracing({ serviceName: "axion-tracing-test", role: "all", spanProcessor: new tracing.SimpleSpanProcessor(exporter) });
   sshd = await startTestSshServer(key.publicKey);
   harness = await startProvisioningHarness({ networkPolicy: loopbackToo });
 });
@@ -134,7 +134,7 @@ test("with OTEL_EXPORTER_OTLP_ENDPOINT set, spans are exported over OTLP/HTTP to
     const endpoint = `http://127.0.0.1:${(collector.address() as AddressInfo).port}`;
     const script = `import { trace } from "@opentelemetry/api";
 import { startTracing, stopTracing } from "./observability/tracing.ts";
-startTracing({ endpoint: ${JSON.stringify(endpoint)}, serviceName: "axion-otlp-test", role: "api" });
+await startTracing({ endpoint: ${JSON.stringify(endpoint)}, serviceName: "axion-otlp-test", role: "api" });
 trace.getTracer("t").startActiveSpan("one", (s) => s.end());
 await stopTracing();`;
     // Not execFileSync: this process' collector must answer while the child exports.
