@@ -207,7 +207,7 @@ describe("a bootstrap as operators run it (API and worker processes, LOG_LEVEL=d
       "the worker's own lines go through the logger",
     );
     assert.ok(
-      sdk.some((l) => l.json?.sdkComponent === "activity"),
+      sdk.some((l) => l.json?.msg === "Activity completed" && l.json.activityType),
       "activity lines go through the logger",
     );
     assert.ok(
