@@ -64,13 +64,15 @@ export interface AgentInspection {
 export async function inspectAgent(deps: ActivityDeps, session: SshSession, serverId: string): Promise<AgentInspection> {
   const agent = deps.agent;
   if (!agent) throw new Error(AGENT_UNCONFIGURED);
-  const machine = (await runRemoteStep(session, sh`uname -m`, { root: false })).stdout.trim();
+  const machine = (await runRemoteStep(session, sh`uname -m`, { root: false, step: "machine" })).stdout.trim();
   const binary = join(agent.binaryDir, `axion-agent-linux-${archNames[machine] ?? machine}`);
   if (!existsSync(binary)) {
     throw ApplicationFailure.nonRetryable(`no agent binary for ${machine} at ${binary}: run scripts/build-agent.sh`, "AgentBinaryMissing");
   }
   const sha256 = sha256Of(binary);
-  const state = (await runRemoteStep(session, agentStateScript(sha256, agent.apiUrl), { timeoutMs: 30_000 })).stdout.trim();
+  const state = (
+    await runRemoteStep(session, agentStateScript(sha256, agent.apiUrl), { timeoutMs: 30_000, step: "agent_state" })
+  ).stdout.trim();
   const registered = Boolean((await getAgent(deps.db, serverId))?.registeredAt);
   return { binary, sha256, version: versionOf(binary, sha256), state, registered };
 }
@@ -97,7 +99,7 @@ export function createAgentActivities(deps: ActivityDeps) {
           const { binary, sha256 } = found;
           // Pending until the new agent first uses it: if anything below fails, the running agent keeps its token.
           const token = await issueAgentToken(deps.db, input.serverId, { cipher: deps.cipher, pending: true });
-          const home = (await runRemoteStep(session, sh`printf '%s' "$HOME"`, { root: false })).stdout.trim();
+          const home = (await runRemoteStep(session, sh`printf '%s' "$HOME"`, { root: false, step: "home" })).stdout.trim();
           const suffix = randomBytes(6).toString("hex");
           const remoteBinary = `${home}/.axion-agent-${suffix}`;
           const remoteConfig = `${home}/.axion-agent-config-${suffix}.json`;
@@ -116,7 +118,10 @@ export function createAgentActivities(deps: ActivityDeps) {
               await session.upload(binary, remoteBinary, 0o700);
               await session.upload(configFile, remoteConfig, 0o600);
             });
-            const { stdout } = await runRemoteStep(session, agentInstallScript(remoteBinary, remoteConfig, sha256), { timeoutMs: 120_000 });
+            const { stdout } = await runRemoteStep(session, agentInstallScript(remoteBinary, remoteConfig, sha256), {
+              timeoutMs: 120_000,
+              step: "agent_install",
+            });
             const { changed, detail } = parseStepOutput(stdout);
             return { changed, detail, installedAt };
           } finally {

@@ -47,7 +47,10 @@ const outcomeOfState: Record<StepState, PlanOutcome> = {
 };
 
 async function checkHostStep(ctx: PlanContext, name: string, step: HostStep): Promise<StepPlan> {
-  const { stdout } = await runRemoteStep(ctx.session, step.script(ctx.deps, ctx.server, "check"), { timeoutMs: CHECK_TIMEOUT_MS });
+  const { stdout } = await runRemoteStep(ctx.session, step.script(ctx.deps, ctx.server, "check"), {
+    timeoutMs: CHECK_TIMEOUT_MS,
+    step: `check ${name}`,
+  });
   const parsed = parseStepOutput(stdout);
   const detail = parsed.state === "changed" ? `the check reported a change: ${parsed.detail}` : parsed.detail;
   return { name, outcome: outcomeOfState[parsed.state], detail };

@@ -21,7 +21,7 @@ export function parseDiagnosis(stdout: string): Diagnosis {
 
 /** Disk use per mount, Docker answering, journal size (read-only): the recovery's diagnosis and a plan's check. */
 export async function readDiagnosis(session: SshSession): Promise<Diagnosis> {
-  return parseDiagnosis((await runRemoteStep(session, diagnoseScript, { timeoutMs: 60_000 })).stdout);
+  return parseDiagnosis((await runRemoteStep(session, diagnoseScript, { timeoutMs: 60_000, step: "diagnose" })).stdout);
 }
 
 /** The diagnosis in a session of its own, through the remote-step helper. */

@@ -9,6 +9,7 @@ import { createAgentTokenVerifier } from "../core/agent-tokens.js";
 import { type HeartbeatIngestor, startHeartbeatIngestor } from "../core/heartbeat-ingest.js";
 import type { Database } from "../db/client.js";
 import { metricsHandler, metricsInterceptor } from "../observability/metrics.js";
+import { rpcTracingInterceptor } from "../observability/tracing.js";
 import type { AgentServiceDeps } from "./agent-service.js";
 import { type NodeHandler, ownerAuthentication, requireOwnerInterceptor } from "./auth.js";
 import { createLimitedHttp1Server, createLimitedHttp2Server, firstByteDeadline } from "./connection-limits.js";
@@ -16,6 +17,7 @@ import { defaultEdgeLimits, type EdgeLimits } from "./edge-limits.js";
 import { errorInterceptor } from "./errors.js";
 import { heartbeatFastPath } from "./heartbeat-fast-path.js";
 import { ownerLimitsInterceptor } from "./owner-limits.js";
+import { requestIdInterceptor } from "./request-id.js";
 import { type ApiDeps, routes } from "./routes.js";
 
 function healthHandler(db: Database): NodeHandler {
@@ -97,7 +99,14 @@ export function buildApiServer(deps: ApiDeps, edgeLimits: Partial<EdgeLimits> = 
       routes: routes(deps, agents),
       readMaxBytes: limits.maxRequestBytes,
       contextValues: auth.contextValues,
-      interceptors: [metricsInterceptor, errorInterceptor, requireOwnerInterceptor, ownerLimitsInterceptor(limits)],
+      interceptors: [
+        requestIdInterceptor,
+        rpcTracingInterceptor,
+        metricsInterceptor,
+        errorInterceptor,
+        requireOwnerInterceptor,
+        ownerLimitsInterceptor(limits),
+      ],
     }) as NodeHandler,
   );
   const heartbeat = heartbeatFastPath(agents);

@@ -1,7 +1,8 @@
-import { Runtime } from "@temporalio/worker";
 import { ConfigError, loadConfig } from "../core/config.js";
 import { log, setLogLevel } from "../core/log.js";
 import { temporalMetricsTelemetry } from "../observability/metrics.js";
+import { startTracing, stopTracing } from "../observability/tracing.js";
+import { installRuntime } from "../temporal/runtime.js";
 import { type Role, startService } from "./service.js";
 
 const roles: Role[] = ["all", "api", "worker"];
@@ -20,9 +21,9 @@ try {
   process.exit(2);
 }
 setLogLevel(config.LOG_LEVEL);
-// Once per process, before any worker or native connection exists: the SDK's own metrics to Prometheus.
-if (role !== "api" && config.TEMPORAL_METRICS_ADDRESS)
-  Runtime.install({ telemetryOptions: temporalMetricsTelemetry(config.TEMPORAL_METRICS_ADDRESS) });
+// Once per process, before any worker or native connection exists: the SDK's logs on pino, its metrics to Prometheus.
+installRuntime(role !== "api" ? temporalMetricsTelemetry(config.TEMPORAL_METRICS_ADDRESS) : undefined);
+await startTracing({ endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: config.OTEL_SERVICE_NAME, role });
 
 const service = await startService(config, role);
 let stopping = false;
@@ -31,6 +32,9 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     if (stopping) return;
     stopping = true;
     log.info("stopping", { signal });
-    service.stop().then(() => process.exit(0));
+    service
+      .stop()
+      .then(stopTracing)
+      .finally(() => process.exit(0));
   });
 }

@@ -21,6 +21,7 @@ import { startHeartbeatConsumer } from "../events/heartbeat-consumer.js";
 import { startOutboxRelay } from "../events/relay.js";
 import { readMetricsFrom } from "../observability/metrics.js";
 import { serveMetrics } from "../observability/metrics-server.js";
+import { clientInterceptors } from "../temporal/client.js";
 import { startDevServer } from "../temporal/dev-server.js";
 import { ensureSearchAttributes } from "../temporal/ensure-search-attributes.js";
 import { ensureHeartbeatMonitor } from "../temporal/heartbeat-monitor.js";
@@ -80,7 +81,7 @@ export async function startService(config: Config, role: Role = "all"): Promise<
     stops.push(() => clientConnection.close());
     if (config.TEMPORAL_ADDRESS) await ensureSearchAttributes(clientConnection, config.TEMPORAL_NAMESPACE);
     const workflows = {
-      client: new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE }),
+      client: new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE, interceptors: clientInterceptors() }),
       taskQueue: config.TEMPORAL_TASK_QUEUE,
     };
 

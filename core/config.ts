@@ -194,6 +194,16 @@ const schema = z.object({
     .min(10, "must be at least 10")
     .default(15 * 60_000),
   NOTIFICATION_MAX_ATTEMPTS: z.coerce.number({ error: "must be a whole number" }).int().min(1).max(1000).default(20),
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalText.pipe(
+    z
+      .string()
+      .regex(/^https?:\/\/[^\s"]+$/, "must be an http(s) URL of an OTLP collector")
+      .optional(),
+  ),
+  OTEL_SERVICE_NAME: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,64}$/, "must be 1-64 letters, digits, dots, dashes or underscores")
+    .default("axion-infra"),
 });
 
 /** Rules that involve more than one variable. */

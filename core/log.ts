@@ -1,23 +1,102 @@
-/** JSON-lines logger. Callers pass ids and outcomes, never credentials or tokens. */
-type Level = "debug" | "info" | "warn" | "error";
-const order: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
-let threshold: Level = (process.env.LOG_LEVEL as Level) in order ? (process.env.LOG_LEVEL as Level) : "info";
+import { AsyncLocalStorage } from "node:async_hooks";
+import { pino } from "pino";
 
-export function setLogLevel(level: Level): void {
-  threshold = level;
+/**
+ * JSON-lines logger on pino (stdout: `level`, `time`, `msg`, then fields).
+ * Callers pass ids and outcomes, never credentials or tokens; secret-shaped
+ * fields are redacted anyway, in case one slips through.
+ */
+export type Level = "debug" | "info" | "warn" | "error";
+type Fields = Record<string, unknown>;
+
+/** What every line written while serving one RPC, or running one activity, carries. */
+export interface LogContext {
+  requestId?: string;
+  operationId?: string;
+  workflowId?: string;
+  runId?: string;
+  activityType?: string;
 }
 
-function write(level: Level, msg: string, fields?: Record<string, unknown>): void {
-  if (order[level] < order[threshold]) return;
-  const line = JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields });
-  (level === "error" || level === "warn" ? process.stderr : process.stdout).write(`${line}\n`);
+const context = new AsyncLocalStorage<LogContext>();
+
+/** Runs `work` with `fields` added to every line it logs (nested contexts keep the outer fields). */
+export function withLogContext<T>(fields: LogContext, work: () => T): T {
+  return context.run({ ...context.getStore(), ...fields }, work);
+}
+
+export function currentLogContext(): LogContext | undefined {
+  return context.getStore();
+}
+
+/** Field names that hold secrets wherever they appear. */
+export const SECRET_FIELDS = [
+  "password",
+  "passphrase",
+  "privateKey",
+  "private_key",
+  "token",
+  "accessToken",
+  "access_token",
+  "refreshToken",
+  "agentToken",
+  "ownerToken",
+  "adminToken",
+  "taskToken",
+  "authorization",
+  "Authorization",
+  "cookie",
+  "secret",
+  "clientSecret",
+  "client_secret",
+  "signingKey",
+  "signature",
+  "credential",
+  "credentials",
+  "credentialsKey",
+  "CREDENTIALS_KEY",
+  "apiKey",
+  "api_key",
+];
+
+/** pino's redaction takes explicit paths: each secret field at the top and up to four levels deep. */
+export const redactPaths = SECRET_FIELDS.flatMap((field) => [0, 1, 2, 3, 4].map((depth) => [...Array(depth).fill("*"), field].join(".")));
+
+const levels: Level[] = ["debug", "info", "warn", "error"];
+const envLevel = process.env.LOG_LEVEL as Level;
+
+/**
+ * The process' pino logger; `log` below is the call shape the code uses.
+ * Lines up to info go to stdout, warn and error to stderr, through the process'
+ * streams (synchronous for files and pipes).
+ */
+export const logger = pino(
+  {
+    level: levels.includes(envLevel) ? envLevel : "info",
+    base: undefined,
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+    redact: { paths: redactPaths, censor: "[redacted]" },
+    mixin: () => context.getStore() ?? {},
+  },
+  pino.multistream(
+    [
+      { level: "trace", stream: process.stdout },
+      { level: "warn", stream: process.stderr },
+    ],
+    { dedupe: true },
+  ),
+);
+
+export function setLogLevel(level: Level): void {
+  logger.level = level;
 }
 
 export const log = {
-  debug: (msg: string, fields?: Record<string, unknown>) => write("debug", msg, fields),
-  info: (msg: string, fields?: Record<string, unknown>) => write("info", msg, fields),
-  warn: (msg: string, fields?: Record<string, unknown>) => write("warn", msg, fields),
-  error: (msg: string, fields?: Record<string, unknown>) => write("error", msg, fields),
+  debug: (msg: string, fields?: Fields) => logger.debug(fields ?? {}, msg),
+  info: (msg: string, fields?: Fields) => logger.info(fields ?? {}, msg),
+  warn: (msg: string, fields?: Fields) => logger.warn(fields ?? {}, msg),
+  error: (msg: string, fields?: Fields) => logger.error(fields ?? {}, msg),
 };
 
 /** An error and its causes, outermost first (drizzle wraps the driver's error in `cause`). */

@@ -3,6 +3,7 @@ import { fileURLToPath } from "node:url";
 import { NativeConnection, Worker } from "@temporalio/worker";
 import { type ActivityDeps, createActivities } from "../activities/index.js";
 import { SshSessionPool } from "../activities/ssh/pool.js";
+import { workerObservability } from "../observability/worker-interceptors.js";
 
 export const workflowsPath = join(dirname(fileURLToPath(import.meta.url)), "..", "workflows", "index.ts");
 
@@ -39,6 +40,7 @@ export async function createWorker(
     workflowsPath: options.workflowsPath ?? workflowsPath,
     activities: createActivities({ ...deps, sshSessions }),
     ...workerTuning,
+    ...workerObservability(),
   });
   const run = () => worker.run().finally(() => sshSessions?.closeAll());
   return { worker, connection, run };

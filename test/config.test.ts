@@ -37,6 +37,8 @@ for (const [name, value] of [
   ["KAFKA_BROKERS", "a:1,b"],
   ["ORCHESTRATOR_SSH_PUBLIC_KEY", "not a key"],
   ["AXION_ADMIN_TOKEN", "short"],
+  ["OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"],
+  ["OTEL_SERVICE_NAME", "has spaces"],
 ] as const) {
   test(`a malformed ${name} (${value}) is refused with a line naming it`, () => {
     assert.throws(

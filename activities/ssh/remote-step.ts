@@ -1,4 +1,6 @@
+import { SpanStatusCode, trace } from "@opentelemetry/api";
 import { Context } from "@temporalio/activity";
+import { ApplicationFailure } from "@temporalio/common";
 import { SshErrorType, sshFailure } from "./errors.js";
 import type { CommandResult, RunOptions, SshSession } from "./session.js";
 import { type ShellFragment, sh } from "./shell.js";
@@ -70,12 +72,37 @@ const stripMark = (text: string) =>
     .join("\n")
     .trim();
 
+export interface StepOptions extends RunOptions {
+  /** The step's name for its trace span (default: the activity's type); never the command text. */
+  step?: string;
+}
+
 /**
  * Runs `command` on the server (as root unless `root: false`), heartbeating;
  * a non-zero exit throws unless `allowFailure`. On cancellation the remote
- * session is killed first, then the activity's cancellation is thrown.
+ * session is killed first, then the activity's cancellation is thrown. Each
+ * step is a span `ssh <step>` (with tracing on): its name, exit code and
+ * failure type, never the command, its arguments or its output.
  */
-export async function runRemoteStep(session: SshSession, command: ShellFragment, options: RunOptions = {}): Promise<CommandResult> {
+export function runRemoteStep(session: SshSession, command: ShellFragment, options: StepOptions = {}): Promise<CommandResult> {
+  const { step, ...runOptions } = options;
+  const name = step ?? activityContext()?.info.activityType ?? "command";
+  return trace.getTracer("axion-ssh").startActiveSpan(`ssh ${name}`, { attributes: { "axion.ssh.step": name } }, async (span) => {
+    try {
+      const result = await runInOwnSession(session, command, runOptions);
+      span.setAttribute("axion.ssh.exit_code", result.code);
+      return result;
+    } catch (error) {
+      const type = error instanceof ApplicationFailure ? error.type : undefined;
+      span.setStatus({ code: SpanStatusCode.ERROR, message: type ?? "error" });
+      throw error;
+    } finally {
+      span.end();
+    }
+  });
+}
+
+async function runInOwnSession(session: SshSession, command: ShellFragment, options: RunOptions): Promise<CommandResult> {
   const context = activityContext();
   const signal = context?.cancellationSignal;
   if (signal?.aborted) throw signal.reason;

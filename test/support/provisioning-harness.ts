@@ -6,7 +6,9 @@ import type { Worker } from "@temporalio/worker";
 import { DefaultLogger, Runtime } from "@temporalio/worker";
 import type { ProviderEndpoints } from "../../activities/providers/registry.js";
 import { createCredentialsCipher } from "../../core/credentials-cipher.js";
+import type { NetworkPolicy } from "../../core/network-policy.js";
 import { openDatabase } from "../../db/client.js";
+import { clientInterceptors } from "../../temporal/client.js";
 import { type RunningDevServer, startDevServer } from "../../temporal/dev-server.js";
 import { createWorker } from "../../temporal/worker.js";
 import { startTestApi, type TestApi, testCredentialsKey } from "./api.js";
@@ -39,6 +41,8 @@ export async function startProvisioningHarness(
     maxServersPerOwner?: number;
     /** Install the real agent: its binaries, and the address at which test hosts reach this machine. */
     agent?: { binaryDir: string; gateway: string; heartbeatIntervalSeconds: number };
+    /** Which server addresses the API and the worker accept (default: the built-in policy, no loopback). */
+    networkPolicy?: NetworkPolicy;
   } = {},
 ): Promise<ProvisioningHarness> {
   if (!runtimeInstalled) {
@@ -50,7 +54,7 @@ export async function startProvisioningHarness(
   const database = await openDatabase({ databaseUrl: options.databaseUrl, dataDir: "memory://" });
   await database.migrate();
   const connection = await Connection.connect({ address: dev.address });
-  const client = new Client({ connection, namespace: dev.spec.namespace });
+  const client = new Client({ connection, namespace: dev.spec.namespace, interceptors: clientInterceptors() });
   const taskQueue = "axion-provisioning-test";
   const api = await startTestApi({
     database,
@@ -59,6 +63,7 @@ export async function startProvisioningHarness(
     maxServersPerOwner: options.maxServersPerOwner,
     listenHost: options.agent ? "0.0.0.0" : undefined,
     heartbeatIntervalSeconds: options.agent?.heartbeatIntervalSeconds,
+    networkPolicy: options.networkPolicy,
   });
   const agent = options.agent && {
     binaryDir: options.agent.binaryDir,
@@ -87,6 +92,7 @@ export async function startProvisioningHarness(
           sshConnectTimeoutMs: options.sshConnectTimeoutMs ?? 5000,
           providers: options.providers,
           agent,
+          networkPolicy: options.networkPolicy,
         },
       );
       running = { worker, done: run(), close: () => workerConnection.close() };
