@@ -19,8 +19,12 @@ export const rolloutKinds = [
   "test_connection",
 ] as const satisfies readonly RolloutKind[];
 
-/** The most servers one plan checks: its result is one workflow payload. */
-export const MAX_PLAN_SERVERS = 2000;
+/**
+ * The most servers one plan checks: its result is one workflow payload (about
+ * 1 KB per server for a configure plan; Temporal refuses payloads over 2 MB).
+ * A larger fleet is planned in several calls (a rollout: per batch).
+ */
+export const MAX_PLAN_SERVERS = 1000;
 
 export interface PlanDeps {
   db: Database;
