@@ -228,6 +228,7 @@ try {
       `  Axion ${axion.perHost} (target <= 0.4); machine busy ${axion.machineBusyPct} %, load before ${axion.loadavgBefore[0]?.toFixed(1)}`,
       `  Ansible controller ${((ansible.controllerCpuS ?? Number.NaN) / n).toFixed(3)} CPU-s per host; machine busy ${ansible.machineBusyPct} %`,
     );
+    say(lines.slice(-3).join("\n"));
   }
 
   if (!skip.has("ping")) {
@@ -244,6 +245,7 @@ try {
       `  Axion ${axion.perHost}; machine busy ${axion.machineBusyPct} %, load before ${axion.loadavgBefore[0]?.toFixed(1)}`,
       `  Ansible controller ${((ansible.controllerCpuS ?? Number.NaN) / m).toFixed(3)} CPU-s per host; machine busy ${ansible.machineBusyPct} %`,
     );
+    say(lines.slice(-3).join("\n"));
   }
 } finally {
   await cleanUp();
