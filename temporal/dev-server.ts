@@ -230,10 +230,7 @@ async function waitForFrontend(address: string, namespace: string, child: ChildP
  * answers must be the child's own socket. Its pid and ports are recorded in
  * `<data folder>/temporal/dev-server.json` for the next start.
  */
-export async function startDevServer(
-  dataDir: string,
-  overrides: DevServerOverrides = {},
-): Promise<RunningDevServer> {
+export async function startDevServer(dataDir: string, overrides: DevServerOverrides = {}): Promise<RunningDevServer> {
   const spec = devServerSpec(dataDir, overrides);
   mkdirSync(dirname(spec.dbFile), { recursive: true });
   await endOrphan(spec);
