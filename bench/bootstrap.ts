@@ -23,7 +23,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { setLogLevel } from "../core/log.js";
 import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
-import { downHosts, type Fleet } from "../test/support/testhosts.js";
+import { downHosts } from "../test/support/testhosts.js";
 import {
   type AxionStack,
   busyPct,
@@ -39,11 +39,13 @@ import {
   say,
   startAxion,
   treeCpuS,
+  verifyHosts,
+  writeAnsibleFiles,
 } from "./stack.js";
 
-const execFileAsync = promisify(execFile);
+const _execFileAsync = promisify(execFile);
 process.chdir(root); // test/support/testhosts.ts finds scripts/ from the working directory
-const testhosts = join(root, "scripts", "testhosts");
+const _testhosts = join(root, "scripts", "testhosts");
 const playbook = join(root, "bench", "ansible", "bootstrap.yml");
 const resultsDir = join(root, "bench", "results");
 
@@ -138,39 +140,6 @@ function treeRssKb(rootPid: number, marker: string): number {
 }
 
 // --- hosts --------------------------------------------------------------------------------------
-
-/** What both tools must leave on every host (checked after the clock stops). */
-const verifyScript = `set -e
-systemctl is-active --quiet docker; docker info >/dev/null 2>&1
-sudo -l -U axion | grep -q 'NOPASSWD: ALL'; test "$(stat -c %a /etc/sudoers.d/90-axion-axion)" = 440
-nft list table inet axion_filter | grep -q 'tcp dport 22 accept'
-sshd -T | grep -qix 'passwordauthentication no'; test -f /etc/ssh/sshd_config.d/10-axion-hardening.conf
-grep -qxF "$1" /home/axion/.ssh/authorized_keys; test "$(stat -c %a /home/axion/.ssh)" = 700
-echo verified`;
-
-async function verifyHosts(fleet: Fleet): Promise<string[]> {
-  const problems: string[] = [];
-  await mapLimit(fleet.hosts, 4, async (host) => {
-    try {
-      await execFileAsync("bash", [join(testhosts, "exec.sh"), host.name, "sh", "-c", verifyScript, "sh", ORCHESTRATOR_KEY], {
-        timeout: 60_000,
-      });
-    } catch (error) {
-      problems.push(
-        `${host.name}: not configured (${String((error as { stderr?: string }).stderr ?? error)
-          .trim()
-          .slice(0, 200)})`,
-      );
-    }
-  });
-  return problems;
-}
-
-/**
- * --docker-preinstalled: hosts boot from a copy of the test-host image with docker.io already
- * installed and enabled (bench/docker-image.sh, built once), so the clock sees Docker present
- * and running, as on a provider image that ships Docker. One dpkg run instead of one per host.
- */
 
 // --- the Axion side -----------------------------------------------------------------------------
 interface AxionRun {
@@ -380,26 +349,7 @@ async function runAnsible(n: number, mode: Mode, stamp: string): Promise<Ansible
   const cpDir = join(dir, "cp");
   mkdirSync(cpDir);
   try {
-    writeFileSync(
-      join(dir, "ansible.cfg"),
-      `[defaults]
-forks = ${n}
-host_key_checking = False
-private_key_file = ${fleet.privateKeyPath}
-interpreter_python = /usr/bin/python3
-retry_files_enabled = False
-deprecation_warnings = False
-
-[ssh_connection]
-pipelining = True
-control_path_dir = ${cpDir}
-ssh_args = -C -o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR
-`,
-    );
-    writeFileSync(
-      join(dir, "inventory.ini"),
-      `[bench]\n${fleet.hosts.map((h) => `${h.name} ansible_host=${h.ip} ansible_port=${h.port} ansible_user=${h.user}`).join("\n")}\n`,
-    );
+    writeAnsibleFiles(dir, cpDir, fleet, n);
     const log = join(resultsDir, `${stamp}-ansible-${mode}-${n}.log`);
     const loadBefore = loadavg();
     const cpuBefore = { hosts: hostsCpuS(fleet), machine: machineCpu() };

@@ -3,11 +3,12 @@
  * temporal-dev.yml, the API in this process, the worker in a child process: bench/worker.ts),
  * test-host fleets, and CPU accounting from /proc split by process.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { Client, Connection } from "@temporalio/client";
 import type { EdgeLimits } from "../api/edge-limits.js";
 import { openDatabase } from "../db/client.js";
@@ -18,6 +19,7 @@ import { freePort } from "../test/support/ports.js";
 import { startPostgres } from "../test/support/postgres.js";
 import { downHosts, type Fleet, upHosts } from "../test/support/testhosts.js";
 
+const execFileAsync = promisify(execFile);
 export const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const say = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 export const round1 = (v: number | undefined) => (v === undefined ? undefined : Math.round(v * 10) / 10);
@@ -127,13 +129,18 @@ export function dockerImagePath(): string {
 }
 
 /** N fresh test hosts of `prefix` (any left by an earlier run are torn down first), optionally from `image`. */
-export async function freshFleet(prefix: string, n: number, image?: string): Promise<{ fleet: Fleet; upMs: number }> {
+export async function freshFleet(
+  prefix: string,
+  n: number,
+  image?: string,
+  upOptions: string[] = [],
+): Promise<{ fleet: Fleet; upMs: number }> {
   downHosts(prefix);
   const started = Date.now();
   if (image) process.env.AXION_TESTHOST_IMAGE = image; // read by scripts/testhosts/up.sh
   let fleet: Fleet;
   try {
-    fleet = upHosts(prefix, n);
+    fleet = upHosts(prefix, n, "fresh", upOptions);
   } finally {
     delete process.env.AXION_TESTHOST_IMAGE;
   }
@@ -236,4 +243,59 @@ export function cpuSince(before: StackCpu, after: StackCpu): StackCpu & { total:
 export function perHost(cpu: StackCpu & { total: number }, n: number): string {
   const f = (v: number) => (v / n).toFixed(3);
   return `${f(cpu.total)} CPU-s per host (worker ${f(cpu.worker)}, Temporal ${f(cpu.temporal)}, PostgreSQL ${f(cpu.postgres)}, API ${f(cpu.api)})`;
+}
+
+/** A configured host, as both tools must leave it: checked after the clock stops. */
+const verifyScript = `set -e
+systemctl is-active --quiet docker; docker info >/dev/null 2>&1
+sudo -l -U axion | grep -q 'NOPASSWD: ALL'; test "$(stat -c %a /etc/sudoers.d/90-axion-axion)" = 440
+nft list table inet axion_filter | grep -q 'tcp dport 22 accept'
+sshd -T | grep -qix 'passwordauthentication no'; test -f /etc/ssh/sshd_config.d/10-axion-hardening.conf
+grep -qxF "$1" /home/axion/.ssh/authorized_keys; test "$(stat -c %a /home/axion/.ssh)" = 700
+echo verified`;
+
+export async function verifyHosts(fleet: Fleet): Promise<string[]> {
+  const problems: string[] = [];
+  await mapLimit(fleet.hosts, 4, async (host) => {
+    try {
+      await execFileAsync(
+        "bash",
+        [join(root, "scripts", "testhosts", "exec.sh"), host.name, "sh", "-c", verifyScript, "sh", ORCHESTRATOR_KEY],
+        {
+          timeout: 60_000,
+        },
+      );
+    } catch (error) {
+      problems.push(
+        `${host.name}: not configured (${String((error as { stderr?: string }).stderr ?? error)
+          .trim()
+          .slice(0, 200)})`,
+      );
+    }
+  });
+  return problems;
+}
+
+/** ansible.cfg (forks, pipelining, ControlPersist masters under `cpDir`) and inventory.ini for `fleet` in `dir`. */
+export function writeAnsibleFiles(dir: string, cpDir: string, fleet: Fleet, forks: number): void {
+  writeFileSync(
+    join(dir, "ansible.cfg"),
+    `[defaults]
+forks = ${forks}
+host_key_checking = False
+private_key_file = ${fleet.privateKeyPath}
+interpreter_python = /usr/bin/python3
+retry_files_enabled = False
+deprecation_warnings = False
+
+[ssh_connection]
+pipelining = True
+control_path_dir = ${cpDir}
+ssh_args = -C -o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR
+`,
+  );
+  writeFileSync(
+    join(dir, "inventory.ini"),
+    `[bench]\n${fleet.hosts.map((h) => `${h.name} ansible_host=${h.ip} ansible_port=${h.port} ansible_user=${h.user}`).join("\n")}\n`,
+  );
 }

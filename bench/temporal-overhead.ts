@@ -74,6 +74,7 @@ if (args[0] === "--worker") {
     workflowsPath,
     activities,
     ...workerTuning,
+    ...(process.env.OVERHEAD_HEARTBEAT_THROTTLE ? { maxHeartbeatThrottleInterval: process.env.OVERHEAD_HEARTBEAT_THROTTLE } : {}),
   });
   process.on("SIGTERM", () => worker.shutdown());
   const running = worker.run();

@@ -144,6 +144,10 @@ export async function openSsh(target: SshTarget, credential: SshCredentialInput,
     signal?.addEventListener("abort", abort, { once: true });
   };
   let closed = false;
+  // A connection error after login (the host went away while the session idled in the pool) ends the session, not the worker.
+  ssh.connection?.on("error", () => {
+    closed = true;
+  });
 
   const sudoPassword = credential.kind === "password" ? credential.password : undefined;
   const asRoot = (command: ShellFragment): { text: string; stdin?: string } => {

@@ -1,0 +1,263 @@
+/**
+ * The fleet benchmark (`node --import tsx bench/rollout.ts`, root: it boots test hosts), one run:
+ *   1. configure: N Docker-preinstalled hosts (bench/docker-image.sh) configured by Axion, batch
+ *      100 %, against `ansible-playbook bench/ansible/bootstrap.yml` (serial 100 %, forks N) on
+ *      another N such hosts;
+ *   2. test connection: M fresh hosts, Axion's connection test on all of them at once against
+ *      `ansible all -m ping -f M` on the same hosts (both read-only).
+ * Prints wall time, the ratio and the orchestrator's CPU per host split by process (worker,
+ * Temporal dev server, PostgreSQL, API with this process's client); JSON in bench/results/.
+ *
+ *   node --import tsx bench/rollout.ts [--configure-hosts 50] [--ping-hosts 200] [--skip configure|ping]
+ *
+ * How the fleet is operated is one function, operateFleet: N parallel ConfigureServer /
+ * TestServerConnection calls through the API today. With RolloutService merged it becomes one
+ * StartRollout (kind configure / test_connection, batch 100 %) followed by WatchRollout.
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { setLogLevel } from "../core/log.js";
+import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
+import { ConnectionOutcome } from "../gen/axion/infrastructure/v1/server_service_pb.js";
+import { downHosts, type Fleet } from "../test/support/testhosts.js";
+import {
+  type AxionStack,
+  busyPct,
+  cpuSince,
+  dockerImagePath,
+  freshFleet,
+  machineCpu,
+  mapLimit,
+  ORCHESTRATOR_KEY,
+  perHost,
+  root,
+  say,
+  stackCpu,
+  startAxion,
+  verifyHosts,
+  writeAnsibleFiles,
+} from "./stack.js";
+
+const args = process.argv.slice(2);
+const option = (name: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const configureHosts = Number(option("--configure-hosts") ?? 50);
+const pingHosts = Number(option("--ping-hosts") ?? 200);
+const skip = new Set((option("--skip") ?? "").split(",").filter(Boolean));
+const resultsDir = join(root, "bench", "results");
+const prefixes = { configure: "bench-ro-axion", configureAnsible: "bench-ro-ansible", ping: "bench-ro-ping" };
+setLogLevel("warn");
+
+type Owner = ReturnType<AxionStack["api"]["clients"]>;
+type Kind = "configure" | "test_connection";
+interface FleetOutcome {
+  wallMs: number;
+  ok: number;
+  failures: string[];
+}
+
+/** Operates every server of the list at once and waits until each has ended. The one place to switch to StartRollout. */
+async function operateFleet(stack: AxionStack, owner: Owner, kind: Kind, serverIds: string[]): Promise<FleetOutcome> {
+  const started = Date.now();
+  const failures: string[] = [];
+  if (kind === "test_connection") {
+    const answers = await Promise.all(
+      serverIds.map((id) => owner.servers.testServerConnection({ id }).catch((e: unknown) => ({ outcome: undefined, message: String(e) }))),
+    );
+    const wallMs = Date.now() - started;
+    answers.forEach((a, i) => {
+      if (a.outcome !== ConnectionOutcome.OK) failures.push(`${serverIds[i]}: ${a.outcome ?? "error"} ${a.message}`);
+    });
+    return { wallMs, ok: serverIds.length - failures.length, failures };
+  }
+  const operations = await Promise.all(serverIds.map(async (id) => (await owner.servers.configureServer({ id })).operation!));
+  const finals = await Promise.all(
+    operations.map(async (op) => {
+      await stack.client.workflow
+        .getHandle(op.workflowId)
+        .result()
+        .catch(() => undefined); // the operation row says how it ended
+      return (await owner.operations.getOperation({ id: op.id })).operation!;
+    }),
+  );
+  const wallMs = Date.now() - started;
+  for (const op of finals)
+    if (op.status !== OperationStatus.SUCCEEDED) failures.push(`${op.serverId}: ${OperationStatus[op.status]} ${op.error}`);
+  return { wallMs, ok: finals.length - failures.length, failures };
+}
+
+async function registerFleet(stack: AxionStack, fleet: Fleet, name: string): Promise<{ owner: Owner; serverIds: string[] }> {
+  const owner = stack.api.clients((await stack.api.newOwner(name)).token);
+  const clusterId = (await owner.clusters.createCluster({ name })).cluster!.id;
+  const serverIds = await mapLimit(fleet.hosts, 10, async (host, i) => {
+    const { server } = await owner.servers.createServer({
+      clusterId,
+      name: `${name}-${i + 1}`,
+      host: host.ip,
+      credential: { method: { case: "privateKey", value: { key: fleet.privateKey } } },
+    });
+    return server!.id;
+  });
+  return { owner, serverIds };
+}
+
+async function axionRun(stack: AxionStack, fleet: Fleet, kind: Kind) {
+  const { owner, serverIds } = await registerFleet(stack, fleet, `bench-${kind.replace("_", "-")}`);
+  const machineBefore = machineCpu();
+  const load = loadavg();
+  const before = stackCpu(stack);
+  say(`axion: ${kind} on ${serverIds.length} servers at once`);
+  const outcome = await operateFleet(stack, owner, kind, serverIds);
+  const cpu = cpuSince(before, stackCpu(stack));
+  return {
+    ...outcome,
+    cpu,
+    perHost: perHost(cpu, serverIds.length),
+    machineBusyPct: busyPct(machineBefore, machineCpu()),
+    loadavgBefore: load,
+  };
+}
+
+/** Runs an ansible command with forks = the fleet's size; its CPU is that of every process it started (bash `times`). */
+async function ansibleRun(fleet: Fleet, command: string[], log: string) {
+  const dir = mkdtempSync(join(tmpdir(), "axion-bench-ansible-"));
+  const cpDir = join(dir, "cp");
+  mkdirSync(cpDir);
+  try {
+    writeAnsibleFiles(dir, cpDir, fleet, fleet.hosts.length);
+    const timesFile = join(dir, "times");
+    const machineBefore = machineCpu();
+    const load = loadavg();
+    say(`ansible: ${command[0]} on ${fleet.hosts.length} hosts, forks ${fleet.hosts.length}`);
+    const started = Date.now();
+    const child = spawn(
+      "bash",
+      ["-c", '"$@"; rc=$?; times > "$BENCH_TIMES"; exit $rc', "bash", ...command, "-i", join(dir, "inventory.ini")],
+      {
+        env: { ...process.env, ANSIBLE_CONFIG: join(dir, "ansible.cfg"), ANSIBLE_NOCOLOR: "1", BENCH_TIMES: timesFile },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let output = "";
+    child.stdout.on("data", (d) => {
+      output += d;
+    });
+    child.stderr.on("data", (d) => {
+      output += d;
+    });
+    const code = await new Promise<number>((resolve) => child.once("close", (c) => resolve(c ?? 1)));
+    const wallMs = Date.now() - started;
+    const machineBusy = busyPct(machineBefore, machineCpu());
+    writeFileSync(log, output);
+    const childTimes = existsSync(timesFile) ? readFileSync(timesFile, "utf8").trim().split("\n")[1] : undefined;
+    const controllerCpuS = childTimes
+      ?.split(/\s+/)
+      .map((t) => t.match(/^(\d+)m([\d.]+)s$/))
+      .reduce((sum, m) => sum + (m ? Number(m[1]) * 60 + Number(m[2]) : 0), 0);
+    // Recap lines (playbook) or "host | SUCCESS" lines (ad hoc).
+    const recap = [...output.matchAll(/^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)/gm)];
+    const ok = recap.length ? recap.filter((m) => m[4] === "0" && m[5] === "0").length : (output.match(/^\S+ \| SUCCESS/gm) ?? []).length;
+    const failures = ok === fleet.hosts.length ? [] : [`${fleet.hosts.length - ok} hosts not ok, exit ${code} (see ${log})`];
+    return { wallMs, ok, failures, controllerCpuS, machineBusyPct: machineBusy, loadavgBefore: load };
+  } finally {
+    for (const socket of existsSync(cpDir) ? readdirSync(cpDir) : []) {
+      try {
+        execFileSync("ssh", ["-o", `ControlPath=${join(cpDir, socket)}`, "-O", "exit", "bench"], { stdio: "ignore", timeout: 5000 });
+      } catch {
+        /* already gone */
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+mkdirSync(resultsDir, { recursive: true });
+const results: Record<string, unknown> = {};
+const lines: string[] = [];
+const s = (ms: number) => (ms / 1000).toFixed(1);
+let stack: AxionStack | undefined;
+const cleanUp = async () => {
+  await stack?.close();
+  stack = undefined;
+  for (const p of Object.values(prefixes)) {
+    try {
+      downHosts(p);
+    } catch (e) {
+      say(`down ${p}: ${String(e)}`);
+    }
+  }
+};
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => void cleanUp().finally(() => process.exit(130)));
+
+try {
+  say("starting PostgreSQL, the Temporal dev server, the API and the worker (child process)");
+  // The benchmark is one owner operating a fleet: the per-owner edge limits would pace it, not measure it.
+  const unlimited = { burst: 100_000, perMinute: 100_000 };
+  stack = await startAxion({ limits: { connectionTests: unlimited, provisioningStarts: unlimited } });
+
+  if (!skip.has("configure")) {
+    const image = dockerImagePath();
+    const n = configureHosts;
+    const { fleet, upMs } = await freshFleet(prefixes.configure, n, image, ["--timeout", "600"]);
+    say(`${n} Docker-preinstalled hosts up in ${s(upMs)} s`);
+    const axion = await axionRun(stack, fleet, "configure");
+    axion.failures.push(...(await verifyHosts(fleet)));
+    downHosts(prefixes.configure);
+    const other = await freshFleet(prefixes.configureAnsible, n, image, ["--timeout", "600"]);
+    const ansible = await ansibleRun(
+      other.fleet,
+      [
+        "ansible-playbook",
+        join(root, "bench", "ansible", "bootstrap.yml"),
+        "-e",
+        JSON.stringify({ orchestrator_public_key: ORCHESTRATOR_KEY }),
+      ],
+      join(resultsDir, `${stamp}-rollout-ansible-configure.log`),
+    );
+    ansible.failures.push(...(await verifyHosts(other.fleet)));
+    downHosts(prefixes.configureAnsible);
+    results.configure = { n, axion, ansible, ratio: ansible.wallMs / axion.wallMs };
+    lines.push(
+      `configure, ${n} Docker-preinstalled hosts, batch 100 %: Axion ${s(axion.wallMs)} s (${axion.ok}/${n} ok), ` +
+        `Ansible serial 100 % ${s(ansible.wallMs)} s (${ansible.ok}/${n} ok): ${(ansible.wallMs / axion.wallMs).toFixed(2)}x (target >= 8x)`,
+      `  Axion ${axion.perHost} (target <= 0.4); machine busy ${axion.machineBusyPct} %, load before ${axion.loadavgBefore[0]?.toFixed(1)}`,
+      `  Ansible controller ${((ansible.controllerCpuS ?? Number.NaN) / n).toFixed(3)} CPU-s per host; machine busy ${ansible.machineBusyPct} %`,
+    );
+    say(lines.slice(-3).join("\n"));
+  }
+
+  if (!skip.has("ping")) {
+    const m = pingHosts;
+    const { fleet, upMs } = await freshFleet(prefixes.ping, m, undefined, ["--timeout", "900", "--jobs", "16"]);
+    say(`${m} fresh hosts up in ${s(upMs)} s`);
+    const axion = await axionRun(stack, fleet, "test_connection");
+    const ansible = await ansibleRun(fleet, ["ansible", "all", "-m", "ping"], join(resultsDir, `${stamp}-rollout-ansible-ping.log`));
+    downHosts(prefixes.ping);
+    results.testConnection = { n: m, axion, ansible, ratio: ansible.wallMs / axion.wallMs };
+    lines.push(
+      `test connection, ${m} fresh hosts: Axion ${s(axion.wallMs)} s (${axion.ok}/${m} ok), ` +
+        `ansible -m ping -f ${m} ${s(ansible.wallMs)} s (${ansible.ok}/${m} ok): ${(ansible.wallMs / axion.wallMs).toFixed(2)}x (target >= 5x)`,
+      `  Axion ${axion.perHost}; machine busy ${axion.machineBusyPct} %, load before ${axion.loadavgBefore[0]?.toFixed(1)}`,
+      `  Ansible controller ${((ansible.controllerCpuS ?? Number.NaN) / m).toFixed(3)} CPU-s per host; machine busy ${ansible.machineBusyPct} %`,
+    );
+    say(lines.slice(-3).join("\n"));
+  }
+} finally {
+  await cleanUp();
+}
+
+const failures = Object.entries(results).flatMap(([phase, r]) => {
+  const { axion, ansible } = r as { axion: FleetOutcome; ansible: FleetOutcome };
+  return [...axion.failures.map((f) => `${phase} axion: ${f}`), ...ansible.failures.map((f) => `${phase} ansible: ${f}`)];
+});
+lines.unshift(`Axion vs Ansible on a fleet (${cpus().length} CPUs, ${Math.round(totalmem() / 2 ** 30)} GB), one run`);
+lines.push(failures.length ? `FAILURES (${failures.length}):\n  ${failures.slice(0, 40).join("\n  ")}` : "all operations succeeded");
+const file = join(resultsDir, `${stamp}-rollout.json`);
+writeFileSync(file, `${JSON.stringify({ startedAt: stamp, results, failures, table: lines.join("\n") }, null, 2)}\n`);
+lines.push(`results: ${file}`);
+console.log(lines.join("\n"));
