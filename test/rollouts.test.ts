@@ -7,12 +7,15 @@ import type { Database } from "../db/client.js";
 import { RolloutKind } from "../gen/axion/infrastructure/v1/plan_pb.js";
 import { BusyServerPolicy, type Rollout, RolloutServerState, RolloutStatus } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
 import { expectCode } from "./support/assertions.js";
+import { startPostgres, type TestPostgres } from "./support/postgres.js";
 import { type ProvisioningHarness, startProvisioningHarness } from "./support/provisioning-harness.js";
 
 type Clients = ReturnType<ProvisioningHarness["api"]["clients"]>;
 
-const rows = async <T>(db: Database, query: ReturnType<typeof sql>): Promise<T[]> =>
-  ((await db.execute(query)) as unknown as { rows: T[] }).rows;
+const rows = async <T>(db: Database, query: ReturnType<typeof sql>): Promise<T[]> => {
+  const result = (await db.execute(query)) as unknown as T[] | { rows: T[] };
+  return Array.isArray(result) ? result : result.rows;
+};
 
 /**
  * `n` servers of an owner that exist only in the database (no credential, at loopback addresses
@@ -75,8 +78,11 @@ describe("rollouts through the API and a real Temporal server (no hosts)", { tim
   let alice: Clients;
   let aliceId: string;
   let db: Database;
+  let postgres: TestPostgres;
   before(async () => {
-    harness = await startProvisioningHarness({ sshConnectTimeoutMs: 2000, maxServersPerOwner: 5000 });
+    // PostgreSQL, not in-process PGlite: thousands of children's activities would queue on this process' event loop.
+    postgres = await startPostgres();
+    harness = await startProvisioningHarness({ sshConnectTimeoutMs: 2000, maxServersPerOwner: 5000, databaseUrl: postgres.url });
     db = harness.api.database.db;
     const owner = await harness.api.newOwner("rollout-alice");
     alice = harness.api.clients(owner.token);
@@ -84,6 +90,7 @@ describe("rollouts through the API and a real Temporal server (no hosts)", { tim
   });
   after(async () => {
     await harness?.close();
+    await postgres?.stop();
   });
 
   test("bad requests are InvalidArgument naming the field, and nothing is written", async () => {
