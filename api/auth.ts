@@ -82,6 +82,12 @@ function refuse(req: NodeRequest, res: NodeResponse, error: ConnectError): void 
   if (/^application\/grpc(-web)?(\+|;|$)/i.test(type)) {
     const status = new Headers({ "content-type": type });
     setTrailerStatus(status, error);
+    // gRPC over HTTP/2 needs a trailers-only answer: one HEADERS frame that ends the stream (grpc-go reads a
+    // status in headers followed by an empty DATA frame as "closed the stream without sending trailers").
+    if ("stream" in res && !/^application\/grpc-web/i.test(type)) {
+      res.stream.respond({ ":status": 200, ...Object.fromEntries(status) }, { endStream: true });
+      return;
+    }
     res.writeHead(200, Object.fromEntries(status));
     res.end();
   } else if (/^application\/connect\+/i.test(type)) {

@@ -36,3 +36,21 @@ export async function ingestionBehindSeconds(db: Database): Promise<number | und
   );
   return row?.behind === null || row?.behind === undefined ? undefined : Math.max(0, Number(row.behind));
 }
+
+/** Rollouts by status, and the servers of unfinished (running or paused) rollouts by their state in the rollout. */
+export async function rolloutProgress(
+  db: Database,
+): Promise<{ rollouts: { status: string; count: number }[]; servers: { state: string; count: number }[] }> {
+  const rollouts = rowsOf<{ status: string; count: number | string }>(
+    await db.execute(sql`select status, count(*)::int as count from rollouts group by status`),
+  );
+  const servers = rowsOf<{ state: string; count: number | string }>(
+    await db.execute(sql`
+      select rs.state, count(*)::int as count from rollout_servers rs join rollouts r on r.id = rs.rollout_id
+      where r.status in ('RUNNING', 'PAUSED') group by rs.state`),
+  );
+  return {
+    rollouts: rollouts.map((r) => ({ status: r.status, count: Number(r.count) })),
+    servers: servers.map((r) => ({ state: r.state, count: Number(r.count) })),
+  };
+}

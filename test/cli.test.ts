@@ -431,14 +431,13 @@ test("gRPC server reflection v1 and v1alpha: buf curl lists every service and ca
   assert.match(anonymous.stderr, /authenticated/i);
 });
 
-/** grpcurl (Go, `go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3`): from GRPCURL or the PATH. */
+/** grpcurl (installed by scripts/install-test-deps.sh with `go install`): from GRPCURL, the PATH or Go's bin folder. */
 const grpcurl =
   process.env.GRPCURL ||
   ["/usr/local/bin/grpcurl", "/usr/bin/grpcurl", join(process.env.HOME ?? "", "go", "bin", "grpcurl")].find((p) => existsSync(p));
 
-test("gRPC server reflection with grpcurl: list, describe a method and a message, call an RPC", {
-  skip: grpcurl ? false : "grpcurl is not installed (set GRPCURL)",
-}, async () => {
+test("gRPC server reflection with grpcurl: list, describe a method and a message, call an RPC; without a token Unauthenticated", async () => {
+  assert.ok(grpcurl, "grpcurl is installed by scripts/install-test-deps.sh (or set GRPCURL)");
   const address = harness.api.baseUrl.replace("http://", "");
   const run = (args: string[]) =>
     new Promise<Run>((resolve) =>
@@ -459,4 +458,11 @@ test("gRPC server reflection with grpcurl: list, describe a method and a message
   const called = await run(["-d", "{}", address, "axion.infrastructure.v1.ClusterService/ListClusters"]);
   assert.equal(called.code, 0, called.stderr);
   assert.equal(JSON.parse(called.stdout).clusters[0].name, "prod");
+  // A refusal before any handler runs is a trailers-only answer grpc-go reads as the status itself.
+  const anonymous = await new Promise<Run>((resolve) =>
+    execFile(grpcurl as string, ["-plaintext", address, "list"], (error, stdout, stderr) =>
+      resolve({ code: error ? 1 : 0, stdout, stderr }),
+    ),
+  );
+  assert.match(anonymous.stderr, /code = Unauthenticated/);
 });

@@ -12,6 +12,8 @@ import { issueAgentToken } from "../core/agent-tokens.js";
 import { enqueueServerEvent } from "../core/outbox.js";
 import { type DatabaseHandle, openDatabase } from "../db/client.js";
 import { ClusterService } from "../gen/axion/infrastructure/v1/cluster_service_pb.js";
+import { RolloutKind } from "../gen/axion/infrastructure/v1/plan_pb.js";
+import { RolloutService, RolloutStatus } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
 import { ServerService } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { type RunningDevServer, startDevServer } from "../temporal/dev-server.js";
 import { ed25519KeyPair } from "./support/keys.js";
@@ -113,7 +115,11 @@ function clients(token?: string) {
     return next(req);
   };
   const transport = createConnectTransport({ baseUrl: api, httpVersion: "1.1", interceptors: [auth] });
-  return { clusters: createClient(ClusterService, transport), servers: createClient(ServerService, transport) };
+  return {
+    clusters: createClient(ClusterService, transport),
+    servers: createClient(ServerService, transport),
+    rollouts: createClient(RolloutService, transport),
+  };
 }
 
 type Samples = { name: string; labels: Record<string, string>; value: number }[];
@@ -292,4 +298,20 @@ test("the Temporal SDK's own metrics are served in the Prometheus format", async
     [...names].some((n) => /^temporal_(workflow|activity)_/.test(n)),
     "workflow and activity series from the connection tests",
   );
+});
+
+test("rollouts count by status, and their children as operations started by a rollout", async () => {
+  const before = await scrape();
+  const { rollout } = await clients(adminToken).rollouts.startRollout({ kind: RolloutKind.TEST_CONNECTION, target: { clusterId } });
+  let status = rollout?.status;
+  for (let i = 0; i < 300 && (status === RolloutStatus.RUNNING || status === RolloutStatus.PAUSED); i++) {
+    await new Promise((r) => setTimeout(r, 200));
+    status = (await clients(adminToken).rollouts.getRollout({ id: rollout?.id as string })).rollout?.status;
+  }
+  const ended = RolloutStatus[status ?? 0] as string;
+  assert.ok(["SUCCEEDED", "FAILED"].includes(ended), ended);
+  const after = await scrape();
+  const delta = (name: string, labels: Record<string, string>) => value(after, name, labels) - value(before, name, labels);
+  assert.equal(delta("axion_rollouts", { status: ended }), 1);
+  assert.ok(delta("axion_operations_started_total", { kind: "test_connection", started_by: "rollout" }) >= 1);
 });
