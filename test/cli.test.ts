@@ -338,8 +338,11 @@ test("rollout: plan, start --watch on three hosts on a terminal (a bar per batch
   const target = ["--cluster", "prod", "--canary", "1", "--batch", "2"];
   const plan = await ok(["rollout", "plan", "deploy-key-add", ...target]);
   assert.match(plan, /^3 servers in 2 batches; stops after 1 failed$/m);
-  assert.match(plan, /^1 \(canary\)\s+web-1$/m);
-  assert.match(plan, /^2\s+web-2, web-3$/m);
+  // With the API's checks: a row per server (its batch, * for the canary) and a column per step of the kind.
+  assert.match(plan, /^SERVER\s+BATCH\s+PLAN\s+CONNECT\s+DEPLOY_KEY_ADD\s+REASON$/m);
+  assert.match(plan, /^web-1\s+1\*\s+(unchanged|would change)\s/m);
+  assert.match(plan, /^web-2\s+2\s+(unchanged|would change)\s/m);
+  assert.match(plan, /^web-3\s+2\s+(unchanged|would change)\s/m);
   assert.equal((await json(["rollout", "plan", "deploy-key-add", ...target])).total, 3);
 
   inTerminal("rollout", ["rollout", "start", "deploy-key-add", ...target, "--watch"]);
