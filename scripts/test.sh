@@ -6,16 +6,19 @@
 # The whole suite runs in two lanes at once: the files that boot test hosts (systemd
 # containers: they share the image cache and the host's network namespaces) one after
 # another, and every other file one after another beside them. Every server a test starts
-# listens on a free port of its own, so the lanes never meet. Given files run in one lane.
+# listens on a free port of its own, so the lanes never meet. Files that bound a latency say
+# `// test lane: alone` and run after both lanes, by themselves. Given files run in one lane.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-test-deps.sh
 run() { node --import tsx --test --test-concurrency=1 "$@"; }
 if [ "$#" -gt 0 ]; then run "$@"; exit 0; fi
 
-hosts=() rest=()
+hosts=() rest=() alone=()
 for file in test/*.test.ts; do
-  if grep -q "support/testhosts" "$file"; then hosts+=("$file"); else rest+=("$file"); fi
+  if grep -q "^// test lane: alone" "$file"; then alone+=("$file")
+  elif grep -q "support/testhosts" "$file"; then hosts+=("$file")
+  else rest+=("$file"); fi
 done
 
 # Each lane's lines carry its name; a lane's own exit status is kept, so one failing lane
@@ -38,4 +41,5 @@ rest_pid=$!
 status=0
 wait "$hosts_pid" || status=1
 wait "$rest_pid" || status=1
+if [ "${#alone[@]}" -gt 0 ]; then lane alone "${alone[@]}" || status=1; fi
 exit "$status"

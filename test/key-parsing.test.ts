@@ -16,6 +16,8 @@ import { ed25519KeyPair } from "./support/keys.js";
 import { startTestSshServer, type TestSshServer } from "./support/ssh-server.js";
 
 const PASSPHRASE = "correct horse";
+// test lane: alone. It bounds latency (200 ms), so scripts/test.sh runs it after the other files, on a quiet machine.
+
 /** At the cap (64 rounds): allowed, and slow enough (seconds) to be seen if it ran on the event loop. */
 const atCap = ed25519KeyPair(PASSPHRASE, 64);
 const plain = ed25519KeyPair();
@@ -86,8 +88,7 @@ describe("private keys are parsed off the event loop, bounded", { timeout: 5 * 6
     await api?.close();
   });
 
-  // A parse on the event loop stalls it for seconds (2.4 s at the cap); 500 ms leaves room for a loaded 2-core machine.
-  test("/healthz answers within 500 ms while a key at the KDF cap is being parsed", async () => {
+  test("/healthz answers within 200 ms while a key at the KDF cap is being parsed", async () => {
     let done = false;
     const creating = create(keyCredential(atCap.privateKey, PASSPHRASE)).finally(() => {
       done = true;
@@ -104,7 +105,7 @@ describe("private keys are parsed off the event loop, bounded", { timeout: 5 * 6
     const created = (await creating).server!;
     assert.ok(created.id, "a key at the cap is accepted");
     const worst = Math.max(...latencies);
-    assert.ok(worst < 500, `every /healthz answered within 500 ms while the key was parsed (worst ${worst.toFixed(0)} ms)`);
+    assert.ok(worst < 200, `every /healthz answered within 200 ms while the key was parsed (worst ${worst.toFixed(0)} ms)`);
     assert.ok(latencies.length >= 5, `the parse was watched (${latencies.length} health checks)`);
   });
 
@@ -218,7 +219,7 @@ describe("private keys are parsed off the event loop, bounded", { timeout: 5 * 6
       } finally {
         clearInterval(ticker);
       }
-      assert.ok(worstGap < 500, `the event loop never stalled for 500 ms (worst ${worstGap.toFixed(0)} ms)`);
+      assert.ok(worstGap < 200, `the event loop never stalled for 200 ms (worst ${worstGap.toFixed(0)} ms)`);
     });
 
     test("a stored key past the parse deadline fails as a typed non-retryable failure, before any connection", async () => {
