@@ -10,17 +10,16 @@
  *
  *   node --import tsx bench/rollout.ts [--configure-hosts 50] [--ping-hosts 200] [--skip configure|ping]
  *
- * How the fleet is operated is one function, operateFleet: N parallel ConfigureServer /
- * TestServerConnection calls through the API today. With RolloutService merged it becomes one
- * StartRollout (kind configure / test_connection, batch 100 %) followed by WatchRollout.
+ * The fleet is operated by one StartRollout (kind configure / test_connection, no canary, batch
+ * 100 %) watched with WatchRollout until it ends (operateFleet).
  */
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { setLogLevel } from "../core/log.js";
-import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
-import { ConnectionOutcome } from "../gen/axion/infrastructure/v1/server_service_pb.js";
+import { RolloutKind } from "../gen/axion/infrastructure/v1/plan_pb.js";
+import { RolloutServerState, RolloutStatus } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
 import { downHosts, type Fleet } from "../test/support/testhosts.js";
 import {
   type AxionStack,
@@ -60,34 +59,29 @@ interface FleetOutcome {
   failures: string[];
 }
 
-/** Operates every server of the list at once and waits until each has ended. The one place to switch to StartRollout. */
-async function operateFleet(stack: AxionStack, owner: Owner, kind: Kind, serverIds: string[]): Promise<FleetOutcome> {
+/**
+ * One rollout over the list (no canary, one batch of 100 %, no failure budget: every server is
+ * operated), watched through WatchRollout until it ends.
+ */
+async function operateFleet(_stack: AxionStack, owner: Owner, kind: Kind, serverIds: string[]): Promise<FleetOutcome> {
   const started = Date.now();
-  const failures: string[] = [];
-  if (kind === "test_connection") {
-    const answers = await Promise.all(
-      serverIds.map((id) => owner.servers.testServerConnection({ id }).catch((e: unknown) => ({ outcome: undefined, message: String(e) }))),
-    );
-    const wallMs = Date.now() - started;
-    answers.forEach((a, i) => {
-      if (a.outcome !== ConnectionOutcome.OK) failures.push(`${serverIds[i]}: ${a.outcome ?? "error"} ${a.message}`);
-    });
-    return { wallMs, ok: serverIds.length - failures.length, failures };
-  }
-  const operations = await Promise.all(serverIds.map(async (id) => (await owner.servers.configureServer({ id })).operation!));
-  const finals = await Promise.all(
-    operations.map(async (op) => {
-      await stack.client.workflow
-        .getHandle(op.workflowId)
-        .result()
-        .catch(() => undefined); // the operation row says how it ended
-      return (await owner.operations.getOperation({ id: op.id })).operation!;
-    }),
-  );
+  const { rollout } = await owner.rollouts.startRollout({
+    kind: kind === "configure" ? RolloutKind.CONFIGURE : RolloutKind.TEST_CONNECTION,
+    target: { serverIds },
+    strategy: {
+      canarySize: 0,
+      batchSize: { value: { case: "percent", value: 100 } },
+      maxFailures: { value: { case: "percent", value: 100 } },
+    },
+  });
+  let last = rollout;
+  for await (const update of owner.rollouts.watchRollout({ id: rollout!.id })) last = update.rollout;
   const wallMs = Date.now() - started;
-  for (const op of finals)
-    if (op.status !== OperationStatus.SUCCEEDED) failures.push(`${op.serverId}: ${OperationStatus[op.status]} ${op.error}`);
-  return { wallMs, ok: finals.length - failures.length, failures };
+  const failures = (last?.servers ?? [])
+    .filter((s) => s.state !== RolloutServerState.SUCCEEDED)
+    .map((s) => `${s.serverName}: ${RolloutServerState[s.state]} ${s.reason}`);
+  if (last?.status !== RolloutStatus.SUCCEEDED) failures.unshift(`rollout ${RolloutStatus[last?.status ?? 0]}: ${last?.reason ?? ""}`);
+  return { wallMs, ok: last?.counts?.succeeded ?? 0, failures };
 }
 
 async function registerFleet(stack: AxionStack, fleet: Fleet, name: string): Promise<{ owner: Owner; serverIds: string[] }> {
