@@ -23,14 +23,24 @@ done
 
 # Each lane's lines carry its name; a lane's own exit status is kept, so one failing lane
 # fails the run after both finished (the other lane's results are still printed).
+# Each lane's output is also kept, so the failures are repeated at the very end, where a
+# truncated CI log still shows them.
+logs=$(mktemp -d)
 lane() {
   local name=$1
   shift
   set +e
-  run "$@" 2>&1 | sed -u "s/^/[$name] /"
+  run "$@" 2>&1 | sed -u "s/^/[$name] /" | tee "$logs/$name.log"
   local status=${PIPESTATUS[0]}
   echo "[$name] lane finished with status $status"
   return "$status"
+}
+# Every failing test (innermost first, as TAP prints them) with its diagnostic block.
+print_failures() {
+  cat "$logs"/*.log 2>/dev/null | awk '
+    /^\[[a-z]+\] *not ok / { show = 1; lines = 0; print "----"; }
+    show { print; lines++; }
+    show && (/^\[[a-z]+\] *\.\.\.$/ || lines >= 60) { show = 0; }'
 }
 
 trap 'kill 0 2>/dev/null' INT TERM
@@ -42,4 +52,9 @@ status=0
 wait "$hosts_pid" || status=1
 wait "$rest_pid" || status=1
 if [ "${#alone[@]}" -gt 0 ]; then lane alone "${alone[@]}" || status=1; fi
+if [ "$status" -ne 0 ]; then
+  echo "==== failing tests ===="
+  print_failures
+fi
+rm -rf "$logs"
 exit "$status"
