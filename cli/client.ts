@@ -6,6 +6,7 @@ import { OperationService } from "../gen/axion/infrastructure/v1/operation_servi
 import { RolloutService } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
 import { ServerService } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { TokenService } from "../gen/axion/infrastructure/v1/token_service_pb.js";
+import { setApiUrl } from "./api-url.js";
 import { connection } from "./config.js";
 
 export interface Api {
@@ -43,9 +44,7 @@ export function api(): Api {
   if (!current) {
     const { api: url, token } = connection();
     current = apiClient(url, token);
+    setApiUrl(url);
   }
   return current;
 }
-
-/** The API URL in use, for error messages (undefined before any call). */
-export const apiUrl = (): string | undefined => current?.url;
