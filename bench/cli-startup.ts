@@ -1,7 +1,8 @@
 /**
  * Start-up cost of the `axion` command (not a test): a real API (PGlite, in this process) holding a few
  * clusters and servers, then N runs each of `axion --help`, `axion clusters list -o json` and
- * `axion servers list -o json` through the package's bin, one after another. Prints the median CPU
+ * `axion servers list -o json` through the package's bin, one after another, and of `node -e ''` for
+ * the floor under the same conditions. Prints the median CPU
  * (user + sys of the whole `axion` process, from the kernel's accounting of a reaped child via bash's
  * `times`) and wall time of each; the first run of each command is reported apart (it may build).
  *
@@ -44,8 +45,11 @@ interface Sample {
   wallMs: number;
 }
 
-/** One `axion …` run; CPU is bash's `times` line for its reaped children (the node process). */
-function run(args: string[]): Promise<Sample> {
+/**
+ * One `axion …` run (with `bare`, node on an empty script instead: the floor on this machine at this
+ * moment); CPU is bash's `times` line for its reaped children (the node process).
+ */
+function run(args: string[], bare = false): Promise<Sample> {
   const started = performance.now();
   return new Promise((done, fail) => {
     execFile(
@@ -55,8 +59,7 @@ function run(args: string[]): Promise<Sample> {
         '"$@" >/dev/null 2>"$AXION_BENCH_ERR" || { cat "$AXION_BENCH_ERR" >&2; exit 1; }; times',
         "axion",
         process.execPath,
-        bin,
-        ...args,
+        ...(bare ? ["-e", ""] : [bin, ...args]),
       ],
       {
         cwd: tmpdir(),
@@ -86,16 +89,17 @@ const median = (xs: number[]) => {
   return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 };
 
-const commands = [["--help"], ["clusters", "list", "-o", "json"], ["servers", "list", "-o", "json"]];
+const commands = [[], ["--help"], ["clusters", "list", "-o", "json"], ["servers", "list", "-o", "json"]];
 const rows: string[] = [];
 try {
   for (const args of commands) {
-    const first = await run(args);
+    const bare = args.length === 0;
+    const first = await run(args, bare);
     const samples: Sample[] = [];
-    for (let i = 0; i < runs; i++) samples.push(await run(args));
+    for (let i = 0; i < runs; i++) samples.push(await run(args, bare));
     const cpu = samples.map((s) => s.cpuS);
     rows.push(
-      `| axion ${args.join(" ")} | ${median(cpu).toFixed(3)} | ${Math.min(...cpu).toFixed(3)} | ${median(samples.map((s) => s.wallMs)).toFixed(0)} | ${first.cpuS.toFixed(3)} / ${first.wallMs.toFixed(0)} |`,
+      `| ${bare ? "node -e '' (the floor)" : `axion ${args.join(" ")}`} | ${median(cpu).toFixed(3)} | ${Math.min(...cpu).toFixed(3)} | ${median(samples.map((s) => s.wallMs)).toFixed(0)} | ${first.cpuS.toFixed(3)} / ${first.wallMs.toFixed(0)} |`,
     );
     say(rows.at(-1) as string);
   }
