@@ -1,4 +1,4 @@
-import { GetAgentStatusResponseSchema } from "../../gen/axion/infrastructure/v1/agent_service_pb.js";
+import { AgentService, GetAgentStatusResponseSchema } from "../../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { ServerStatus } from "../../gen/axion/infrastructure/v1/server_service_pb.js";
 import { api } from "../client.js";
 import { commandBody } from "../command.js";
@@ -15,7 +15,7 @@ export const agents = commandBody((t) =>
       async (argv) => {
         const client = api();
         const server = await resolveServer(client, argv.server);
-        const r = await client.agents.getAgentStatus({ id: server.id });
+        const r = await client.service(AgentService).getAgentStatus({ id: server.id });
         if (isJson(argv)) return printJson(messageJson(GetAgentStatusResponseSchema, r));
         const m = r.latestMetrics;
         const info = r.info;

@@ -1,4 +1,4 @@
-import { type Cluster, ClusterSchema } from "../../gen/axion/infrastructure/v1/cluster_service_pb.js";
+import { type Cluster, ClusterSchema, ClusterService } from "../../gen/axion/infrastructure/v1/cluster_service_pb.js";
 import { api } from "../client.js";
 import { commandBody } from "../command.js";
 import { type GlobalOptions, globals, isJson } from "../context.js";
@@ -52,7 +52,9 @@ export const clusters = commandBody((t) =>
           .option("description", { type: "string", default: "" })
           .option("label", labelOption),
       async (argv) => {
-        const r = await api().clusters.createCluster({ name: argv.name, description: argv.description, labels: parseLabels(argv.label) });
+        const r = await api()
+          .service(ClusterService)
+          .createCluster({ name: argv.name, description: argv.description, labels: parseLabels(argv.label) });
         show(r.cluster, globals(argv));
       },
     )
@@ -68,7 +70,7 @@ export const clusters = commandBody((t) =>
       async (argv) => {
         const client = api();
         const cluster = await resolveCluster(client, argv.cluster);
-        const r = await client.clusters.updateCluster({
+        const r = await client.service(ClusterService).updateCluster({
           id: cluster.id,
           name: argv.name,
           description: argv.description,
@@ -84,7 +86,7 @@ export const clusters = commandBody((t) =>
       async (argv) => {
         const client = api();
         const cluster = await resolveCluster(client, argv.cluster);
-        await client.clusters.deleteCluster({ id: cluster.id });
+        await client.service(ClusterService).deleteCluster({ id: cluster.id });
         if (isJson(argv)) return printJson({ deleted: { id: cluster.id, name: cluster.name } });
         process.stdout.write(`Cluster ${cluster.name} deleted\n`);
       },

@@ -1,4 +1,4 @@
-import { type Token, TokenSchema } from "../../gen/axion/infrastructure/v1/token_service_pb.js";
+import { type Token, TokenSchema, TokenService } from "../../gen/axion/infrastructure/v1/token_service_pb.js";
 import type { Api } from "../client.js";
 import { api, apiClient } from "../client.js";
 import { commandBody } from "../command.js";
@@ -11,7 +11,7 @@ import { promptSecret, readStdin } from "../secrets.js";
 
 async function currentToken(client: Api): Promise<Token | undefined> {
   const tokens = await listAll(async (pageToken) => {
-    const r = await client.tokens.listTokens({ pageSize: 500, pageToken });
+    const r = await client.service(TokenService).listTokens({ pageSize: 500, pageToken });
     return { items: r.tokens, next: r.nextPageToken };
   });
   return tokens.find((t) => t.current);

@@ -9,6 +9,7 @@ import {
   type RolloutAmount,
   RolloutAmountSchema,
   RolloutSchema,
+  RolloutService,
   RolloutStatus,
 } from "../../gen/axion/infrastructure/v1/rollout_service_pb.js";
 import { type Api, api } from "../client.js";
@@ -86,14 +87,14 @@ async function request(client: Api, argv: TargetArgs) {
 
 const allRollouts = (client: Api) =>
   listAll(async (pageToken) => {
-    const r = await client.rollouts.listRollouts({ pageSize: 500, pageToken });
+    const r = await client.service(RolloutService).listRollouts({ pageSize: 500, pageToken });
     return { items: r.rollouts, next: r.nextPageToken };
   });
 
 /** A rollout by full id or a unique id prefix. */
 async function resolveRollout(client: Api, handle: string): Promise<Rollout> {
   try {
-    const r = (await client.rollouts.getRollout({ id: handle })).rollout;
+    const r = (await client.service(RolloutService).getRollout({ id: handle })).rollout;
     if (r) return r;
   } catch (error) {
     if (!(error instanceof ConnectError && (error.code === Code.NotFound || error.code === Code.InvalidArgument))) throw error;
@@ -115,7 +116,7 @@ async function watch(client: Api, id: string, json: boolean): Promise<Rollout> {
   let latest: Rollout | undefined;
   let drawn = 0;
   try {
-    for await (const m of client.rollouts.watchRollout({ id }, { signal: abort.signal })) {
+    for await (const m of client.service(RolloutService).watchRollout({ id }, { signal: abort.signal })) {
       if (!m.rollout) continue;
       latest = m.rollout;
       if (json) continue;
@@ -163,13 +164,16 @@ export const rollout = commandBody((t) =>
       async (argv) => {
         const client = api();
         const req = await request(client, argv as TargetArgs);
-        const r = await client.rollouts.planRollout({ ...req, checks: argv.checks }).catch(async (error) => {
-          // An API without per-step checks still answers the batches.
-          if (!(argv.checks && error instanceof ConnectError && error.code === Code.Unavailable && /checks/.test(error.rawMessage)))
-            throw error;
-          process.stderr.write(`note: ${error.rawMessage}; showing the batches only\n`);
-          return client.rollouts.planRollout({ ...req, checks: false });
-        });
+        const r = await client
+          .service(RolloutService)
+          .planRollout({ ...req, checks: argv.checks })
+          .catch(async (error) => {
+            // An API without per-step checks still answers the batches.
+            if (!(argv.checks && error instanceof ConnectError && error.code === Code.Unavailable && /checks/.test(error.rawMessage)))
+              throw error;
+            process.stderr.write(`note: ${error.rawMessage}; showing the batches only\n`);
+            return client.service(RolloutService).planRollout({ ...req, checks: false });
+          });
         if (isJson(argv)) return printJson(messageJson(PlanRolloutResponseSchema, r));
         const plans = r.batches.flatMap((b) => b.plans.map((p) => ({ batch: b, plan: p })));
         const steps = [...new Set(plans.flatMap(({ plan }) => plan.steps.map((s) => s.name)))];
@@ -205,7 +209,7 @@ export const rollout = commandBody((t) =>
       (c) => targetOptions(c).option("watch", { alias: "w", type: "boolean", default: false, describe: "follow it live until it ends" }),
       async (argv) => {
         const client = api();
-        const r = (await client.rollouts.startRollout(await request(client, argv as TargetArgs))).rollout;
+        const r = (await client.service(RolloutService).startRollout(await request(client, argv as TargetArgs))).rollout;
         if (!r) throw CliError.failed("the API answered without a rollout");
         if (!argv.watch) {
           if (!isJson(argv)) process.stdout.write(`Rollout ${r.id} started; follow it with: axion rollout watch ${r.id}\n`);
@@ -263,7 +267,7 @@ export const rollout = commandBody((t) =>
       async (argv) => {
         const client = api();
         const r = await resolveRollout(client, argv.rollout);
-        finish((await client.rollouts.pauseRollout({ id: r.id })).rollout, globals(argv));
+        finish((await client.service(RolloutService).pauseRollout({ id: r.id })).rollout, globals(argv));
       },
     )
     .command(
@@ -273,7 +277,7 @@ export const rollout = commandBody((t) =>
       async (argv) => {
         const client = api();
         const r = await resolveRollout(client, argv.rollout);
-        finish((await client.rollouts.resumeRollout({ id: r.id })).rollout, globals(argv));
+        finish((await client.service(RolloutService).resumeRollout({ id: r.id })).rollout, globals(argv));
       },
     )
     .command(
@@ -283,7 +287,7 @@ export const rollout = commandBody((t) =>
       async (argv) => {
         const client = api();
         const r = await resolveRollout(client, argv.rollout);
-        const after = (await client.rollouts.abortRollout({ id: r.id, reason: argv.reason })).rollout;
+        const after = (await client.service(RolloutService).abortRollout({ id: r.id, reason: argv.reason })).rollout;
         if (isJson(argv)) return printJson({ rollout: after ? messageJson(RolloutSchema, after) : null });
         process.stdout.write(`Rollout ${r.id}: ${after ? rolloutStatus(after) : "?"}\n`);
       },

@@ -1,4 +1,5 @@
-import { type Server, ServerSchema, ServerStatus } from "../../gen/axion/infrastructure/v1/server_service_pb.js";
+import { ClusterService } from "../../gen/axion/infrastructure/v1/cluster_service_pb.js";
+import { type Server, ServerSchema, ServerService, ServerStatus } from "../../gen/axion/infrastructure/v1/server_service_pb.js";
 import { api } from "../client.js";
 import { commandBody } from "../command.js";
 import { type GlobalOptions, globals, isJson } from "../context.js";
@@ -85,7 +86,7 @@ export const servers = commandBody((t) => {
       async (argv) => {
         const client = api();
         const server = await resolveServer(client, argv.server);
-        const cluster = await client.clusters.getCluster({ id: server.clusterId });
+        const cluster = await client.service(ClusterService).getCluster({ id: server.clusterId });
         show(server, cluster.cluster?.name ?? server.clusterId, globals(argv));
       },
     )
@@ -106,7 +107,7 @@ export const servers = commandBody((t) => {
         const credential = await credentialFrom(argv);
         if (!credential) throw CliError.usage("give --key-file PATH or --password-stdin");
         const cluster = await resolveCluster(client, argv.cluster);
-        const r = await client.servers.createServer({
+        const r = await client.service(ServerService).createServer({
           clusterId: cluster.id,
           name: argv.name,
           host: argv.host,
@@ -135,7 +136,7 @@ export const servers = commandBody((t) => {
         const client = api();
         const server = await resolveServer(client, argv.server);
         const cluster = argv.cluster ? await resolveCluster(client, argv.cluster) : undefined;
-        const r = await client.servers.updateServer({
+        const r = await client.service(ServerService).updateServer({
           id: server.id,
           name: argv.name,
           clusterId: cluster?.id,
@@ -145,7 +146,8 @@ export const servers = commandBody((t) => {
           credential: await credentialFrom(argv),
           labels: argv.label ? { entries: parseLabels(argv.label) } : undefined,
         });
-        const clusterName = cluster?.name ?? (await client.clusters.getCluster({ id: server.clusterId })).cluster?.name ?? "";
+        const clusterName =
+          cluster?.name ?? (await client.service(ClusterService).getCluster({ id: server.clusterId })).cluster?.name ?? "";
         show(r.server, clusterName, globals(argv));
       },
     )
@@ -156,7 +158,7 @@ export const servers = commandBody((t) => {
       async (argv) => {
         const client = api();
         const server = await resolveServer(client, argv.server);
-        await client.servers.deleteServer({ id: server.id });
+        await client.service(ServerService).deleteServer({ id: server.id });
         if (isJson(argv)) return printJson({ deleted: { id: server.id, name: server.name } });
         process.stdout.write(`Server ${server.name} deleted\n`);
       },

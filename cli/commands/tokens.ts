@@ -1,5 +1,5 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { type Token, TokenSchema } from "../../gen/axion/infrastructure/v1/token_service_pb.js";
+import { type Token, TokenSchema, TokenService } from "../../gen/axion/infrastructure/v1/token_service_pb.js";
 import { type Api, api } from "../client.js";
 import { commandBody } from "../command.js";
 import { isJson } from "../context.js";
@@ -9,7 +9,7 @@ import { listAll, pick } from "../resolve.js";
 
 const allTokens = (client: Api) =>
   listAll(async (pageToken) => {
-    const r = await client.tokens.listTokens({ pageSize: 500, pageToken });
+    const r = await client.service(TokenService).listTokens({ pageSize: 500, pageToken });
     return { items: r.tokens, next: r.nextPageToken };
   });
 
@@ -60,7 +60,7 @@ export const tokens = commandBody((t) =>
           .option("expires", { type: "string", describe: "lifetime, e.g. 30d, 12h, 90m (default: never)" }),
       async (argv) => {
         const expireTime = argv.expires ? timestampFromDate(parseLifetime(argv.expires)) : undefined;
-        const r = await api().tokens.createToken({ label: argv.label, expireTime });
+        const r = await api().service(TokenService).createToken({ label: argv.label, expireTime });
         if (isJson(argv)) {
           return printJson({ token: r.token ? messageJson(TokenSchema, r.token) : null, bearer_token: r.bearerToken });
         }
@@ -79,7 +79,7 @@ export const tokens = commandBody((t) =>
           argv.token,
           (await allTokens(client)).map((t) => Object.assign(t, { name: t.label })),
         );
-        const r = await client.tokens.revokeToken({ id: token.id });
+        const r = await client.service(TokenService).revokeToken({ id: token.id });
         if (isJson(argv)) return printJson({ token: r.token ? messageJson(TokenSchema, r.token) : null });
         process.stdout.write(`Token ${token.label || token.id} revoked\n`);
       },
