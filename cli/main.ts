@@ -1,17 +1,13 @@
 import yargs, { type Argv } from "yargs";
-import { apiUrl } from "./client.js";
-import { agentsCommand } from "./commands/agents.js";
-import { clustersCommand } from "./commands/clusters.js";
+import { apiUrl } from "./api-url.js";
+import { chosen, topCommands } from "./catalogue.js";
+import type { CommandBody } from "./command.js";
 import { completionCommand, selectCompletionShell } from "./commands/completion.js";
-import { loginCommands } from "./commands/login.js";
-import { opsCommand } from "./commands/ops.js";
-import { rolloutCommand } from "./commands/rollout.js";
-import { serversCommand } from "./commands/servers.js";
-import { tokensCommand } from "./commands/tokens.js";
-import { CliError, describeError, Exit } from "./errors.js";
+import { CliError, Exit } from "./errors.js";
 import { refuseSecretArguments } from "./secrets.js";
 
-export function parser(argv: string[]): Argv {
+/** The parser; `bodies` holds the loaded commands, every other one is listed by name and description only. */
+export function parser(argv: string[], bodies: Map<string, CommandBody>): Argv {
   let y: Argv = yargs(argv)
     .scriptName("axion")
     .usage("$0 <command> [options]\n\nThe Axion Infra command line: inventory, provisioning and fleet rollouts over the API.")
@@ -35,18 +31,11 @@ export function parser(argv: string[]): Argv {
     .fail((message, error) => {
       throw error ?? CliError.usage(message);
     });
-  for (const add of [
-    loginCommands,
-    tokensCommand,
-    clustersCommand,
-    serversCommand,
-    opsCommand,
-    rolloutCommand,
-    agentsCommand,
-    completionCommand,
-  ])
-    y = add(y);
-  return y;
+  for (const top of topCommands) {
+    const body = bodies.get(top.command);
+    y = y.command([top.command, ...(top.aliases ?? [])], top.describe, body?.builder ?? {}, body?.handler);
+  }
+  return completionCommand(y);
 }
 
 async function main(): Promise<void> {
@@ -54,8 +43,11 @@ async function main(): Promise<void> {
   try {
     refuseSecretArguments(argv);
     selectCompletionShell(argv);
-    await parser(argv).parseAsync();
+    const bodies = new Map(await Promise.all(chosen(argv).map(async (c) => [c.command, await c.load()] as const)));
+    await parser(argv, bodies).parseAsync();
   } catch (error) {
+    // Loaded only now: it needs the Connect runtime, which --help and usage errors do without.
+    const { describeError } = await import("./error-report.js");
     const { message, exitCode } = describeError(error, apiUrl());
     process.stderr.write(`axion: ${message}\n`);
     process.exitCode = exitCode;

@@ -1,4 +1,4 @@
-import { type Operation, OperationSchema } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
+import { type Operation, OperationSchema, OperationService } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import type { Api } from "./client.js";
 import type { GlobalOptions } from "./context.js";
 import { CliError } from "./errors.js";
@@ -17,7 +17,7 @@ export async function followStarted(
   if (argv.watch) {
     if (argv.output === "json") {
       // Scripts get the final state only: one document.
-      for await (const m of client.operations.watchOperation({ id: op.id })) if (m.operation) op = m.operation;
+      for await (const m of client.service(OperationService).watchOperation({ id: op.id })) if (m.operation) op = m.operation;
     } else {
       op = await watchOperation(client, op.id, serverName);
     }

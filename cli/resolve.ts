@@ -1,6 +1,8 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Cluster } from "../gen/axion/infrastructure/v1/cluster_service_pb.js";
+import { ClusterService } from "../gen/axion/infrastructure/v1/cluster_service_pb.js";
 import type { Server, ServerStatus } from "../gen/axion/infrastructure/v1/server_service_pb.js";
+import { ServerService } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import type { Api } from "./client.js";
 import { CliError } from "./errors.js";
 
@@ -20,13 +22,13 @@ export async function listAll<T>(page: (pageToken: string) => Promise<{ items: T
 
 export const allServers = (api: Api, filters: { clusterId?: string; statuses?: ServerStatus[]; selector?: string } = {}) =>
   listAll(async (pageToken) => {
-    const r = await api.servers.listServers({ ...filters, pageSize: 500, pageToken });
+    const r = await api.service(ServerService).listServers({ ...filters, pageSize: 500, pageToken });
     return { items: r.servers, next: r.nextPageToken };
   });
 
 export const allClusters = (api: Api) =>
   listAll(async (pageToken) => {
-    const r = await api.clusters.listClusters({ pageSize: 500, pageToken });
+    const r = await api.service(ClusterService).listClusters({ pageSize: 500, pageToken });
     return { items: r.clusters, next: r.nextPageToken };
   });
 
@@ -71,7 +73,7 @@ export const resolveServer = (api: Api, handle: string): Promise<Server> =>
   byIdOrList(
     "server",
     handle,
-    async (id) => (await api.servers.getServer({ id })).server,
+    async (id) => (await api.service(ServerService).getServer({ id })).server,
     () => allServers(api),
   );
 
@@ -79,6 +81,6 @@ export const resolveCluster = (api: Api, handle: string): Promise<Cluster> =>
   byIdOrList(
     "cluster",
     handle,
-    async (id) => (await api.clusters.getCluster({ id })).cluster,
+    async (id) => (await api.service(ClusterService).getCluster({ id })).cluster,
     () => allClusters(api),
   );

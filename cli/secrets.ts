@@ -32,8 +32,9 @@ export function readStdin(what: string): string {
 export async function promptSecret(question: string, hint: string): Promise<string> {
   const input = process.stdin;
   if (!input.isTTY) throw CliError.usage(`no terminal to ask on: ${hint}`);
-  process.stderr.write(question);
+  // Echo off before the question shows: what is typed as soon as it appears is not echoed either.
   input.setRawMode(true);
+  process.stderr.write(question);
   input.resume();
   input.setEncoding("utf8");
   return new Promise((resolve, reject) => {

@@ -1,6 +1,12 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { type Operation, OperationKind, OperationStatus, type OperationStep } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
+import {
+  type Operation,
+  OperationKind,
+  OperationService,
+  OperationStatus,
+  type OperationStep,
+} from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import type { Api } from "./client.js";
 import { CliError, Exit } from "./errors.js";
 import { colourEnabled, duration, enumName, fitToTerminal, paint } from "./output.js";
@@ -86,7 +92,7 @@ export async function watchOperation(api: Api, id: string, serverName: string): 
   const onInterrupt = () => abort.abort();
   process.once("SIGINT", onInterrupt);
   try {
-    for await (const message of api.operations.watchOperation({ id }, { signal: abort.signal })) {
+    for await (const message of api.service(OperationService).watchOperation({ id }, { signal: abort.signal })) {
       if (!message.operation) continue;
       latest = message.operation;
       draw();

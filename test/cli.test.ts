@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -65,9 +65,9 @@ async function fails(args: string[], code: number, pattern: RegExp, options?: Pa
 const shellQuote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
 
 /** Starts `axion …` in a tmux window (a real terminal, 120×40); the exit code is printed after it. */
-function inTerminal(session: string, args: string[]): void {
+function inTerminal(session: string, args: string[], configHome = home): void {
   const command = [
-    `XDG_CONFIG_HOME=${shellQuote(home)}`,
+    `XDG_CONFIG_HOME=${shellQuote(configHome)}`,
     "TERM=xterm-256color",
     shellQuote(process.execPath),
     shellQuote(bin),
@@ -77,6 +77,12 @@ function inTerminal(session: string, args: string[]): void {
 }
 
 const screen = (session: string) => execFileSync("tmux", [...tmux, "capture-pane", "-p", "-J", "-t", session], { encoding: "utf8" });
+
+/** Types `text` on the terminal, then Enter. */
+function typeLine(session: string, text: string): void {
+  execFileSync("tmux", [...tmux, "send-keys", "-t", session, "-l", text]);
+  execFileSync("tmux", [...tmux, "send-keys", "-t", session, "Enter"]);
+}
 
 async function screenUntil(session: string, pattern: RegExp, withinMs = 900_000): Promise<string> {
   const deadline = Date.now() + withinMs;
@@ -147,6 +153,27 @@ test("login checks the token against the API and stores it owner-only; whoami na
   assert.equal(me.api, harness.api.baseUrl);
   assert.equal(me.token.current, true);
   assert.equal(me.token.prefix, token.slice(0, me.token.prefix.length));
+});
+
+test("login on a terminal asks for the token with echo off, stores it owner-only, and whoami then works", async () => {
+  const fresh = mkdtempSync(join(tmpdir(), "axion-cli-tty-"));
+  try {
+    inTerminal("login", ["login", "--api", harness.api.baseUrl], fresh);
+    await screenUntil("login", /^Token:/m);
+    typeLine("login", token);
+    const done = await screenUntil("login", /EXIT=\d+/);
+    assert.match(done, /EXIT=0/, done);
+    assert.match(done, /Logged in to http:\/\/127\.0\.0\.1:\d+ with token/);
+    assert.ok(!done.includes(token) && !done.includes(token.slice(-12)), `the token is not echoed:\n${done}`);
+    const file = join(fresh, "axion", "config.json");
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    assert.equal(JSON.parse(readFileSync(file, "utf8")).token, token);
+    const me = await json(["whoami"], { env: { XDG_CONFIG_HOME: fresh } });
+    assert.equal(me.api, harness.api.baseUrl);
+    assert.equal(me.token.current, true);
+  } finally {
+    rmSync(fresh, { recursive: true, force: true });
+  }
 });
 
 test("exit codes: 4 when the API cannot be reached, 3 for a refused token or a missing name, 2 for usage errors", async () => {
@@ -229,6 +256,21 @@ test("an encrypted key takes its passphrase from AXION_KEY_PASSPHRASE, never an 
   assert.equal(added.server.auth_method, "SSH_AUTH_METHOD_PRIVATE_KEY");
   const updated = await json(["servers", "update", "vault", "--password-stdin"], { input: "s3cret\n" });
   assert.equal(updated.server.auth_method, "SSH_AUTH_METHOD_PASSWORD");
+});
+
+test("an encrypted key's passphrase is asked for on a terminal with echo off when AXION_KEY_PASSPHRASE is not set", async () => {
+  const passphrase = "typed at the prompt";
+  const file = join(home, "encrypted_key_prompt");
+  writeFileSync(file, ed25519KeyPair(passphrase, 4).privateKey, { mode: 0o600 });
+  inTerminal("passphrase", ["servers", "add", "vault-tty", "--cluster", "prod", "--host", "203.0.113.8", "--key-file", file]);
+  await screenUntil("passphrase", /^Passphrase for .*encrypted_key_prompt:/m);
+  typeLine("passphrase", passphrase);
+  const done = await screenUntil("passphrase", /EXIT=\d+/);
+  assert.match(done, /EXIT=0/, done);
+  assert.match(done, /^name:\s+vault-tty$/m);
+  assert.ok(!done.includes(passphrase), `the passphrase is not echoed:\n${done}`);
+  assert.equal((await json(["servers", "get", "vault-tty"])).server.auth_method, "SSH_AUTH_METHOD_PRIVATE_KEY");
+  await ok(["servers", "delete", "vault-tty"]);
 });
 
 test("servers test: ok with the host's facts (exit 0); an unreachable host is exit 1 naming the outcome", async () => {
@@ -380,6 +422,20 @@ test("tokens: create (shown once), list, revoke by label; the revoked token is r
   assert.equal((await json(["whoami"], { env: { AXION_TOKEN: created.bearer_token } })).token.label, "ci");
   assert.match(await ok(["tokens", "revoke", "ci"]), /Token ci revoked/);
   await fails(["clusters", "list"], 3, /run axion login/, { env: { AXION_TOKEN: created.bearer_token } });
+});
+
+test("the command runs from a build of its sources, made again when a source file changes", async () => {
+  const manifest = join(process.cwd(), "cli", ".build", "manifest.json");
+  const build = () => JSON.parse(readFileSync(manifest, "utf8")).entry as string;
+  await ok(["--help"]);
+  const first = build();
+  assert.match(await ok(["clusters", "list"]), /^NAME\s+ID/);
+  assert.equal(build(), first, "unchanged sources start the same build");
+  const source = join(process.cwd(), "cli", "labels.ts");
+  const { atime, mtime } = statSync(source);
+  utimesSync(source, atime, mtime); // same content and times, a new change time: as a checkout rewriting the file
+  assert.match(await ok(["clusters", "list"]), /^NAME\s+ID/);
+  assert.notEqual(build(), first, "a changed source is built again");
 });
 
 test("completion scripts for bash and zsh", async () => {

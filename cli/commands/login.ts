@@ -1,7 +1,7 @@
-import type { Argv } from "yargs";
-import { type Token, TokenSchema } from "../../gen/axion/infrastructure/v1/token_service_pb.js";
+import { type Token, TokenSchema, TokenService } from "../../gen/axion/infrastructure/v1/token_service_pb.js";
 import type { Api } from "../client.js";
 import { api, apiClient } from "../client.js";
+import { commandBody } from "../command.js";
 import { configPath, normaliseApi, readConfig, writeConfig } from "../config.js";
 import { isJson } from "../context.js";
 import { CliError } from "../errors.js";
@@ -11,7 +11,7 @@ import { promptSecret, readStdin } from "../secrets.js";
 
 async function currentToken(client: Api): Promise<Token | undefined> {
   const tokens = await listAll(async (pageToken) => {
-    const r = await client.tokens.listTokens({ pageSize: 500, pageToken });
+    const r = await client.service(TokenService).listTokens({ pageSize: 500, pageToken });
     return { items: r.tokens, next: r.nextPageToken };
   });
   return tokens.find((t) => t.current);
@@ -21,59 +21,52 @@ function describeToken(t: Token | undefined): string {
   return t ? `token "${t.label || "(no label)"}" (${t.prefix}…)` : "a token";
 }
 
-export function loginCommands(y: Argv): Argv {
-  return y
-    .command(
-      "login",
-      "Log in to an API: the token is checked against it, then stored in the config file (mode 0600)",
-      (c) =>
-        c
-          .option("api", { type: "string", demandOption: true, describe: "the API's URL, e.g. http://127.0.0.1:8080" })
-          .option("token-stdin", { type: "boolean", default: false, describe: "read the token from stdin instead of a prompt" }),
-      async (argv) => {
-        const url = normaliseApi(argv.api);
-        const token = argv["token-stdin"] ? readStdin("--token-stdin") : await promptSecret("Token: ", "pipe it with --token-stdin");
-        if (!/^\S+$/.test(token)) throw CliError.usage("the token must be one word without spaces");
-        const client = apiClient(url, token);
-        const current = await currentToken(client);
-        writeConfig({ ...readConfig(), api: url, token });
-        if (isJson(argv)) {
-          printJson({ api: url, config_file: configPath(), token: current ? messageJson(TokenSchema, current) : null });
-        } else {
-          process.stdout.write(`Logged in to ${url} with ${describeToken(current)}; saved in ${configPath()}\n`);
-        }
-      },
-    )
-    .command(
-      "logout",
-      "Forget the stored token (the token itself stays valid: revoke it with axion tokens revoke)",
-      (c) => c,
-      () => {
-        const stored = readConfig();
-        writeConfig({ api: stored.api });
-        process.stdout.write(`Token removed from ${configPath()}\n`);
-      },
-    )
-    .command(
-      "whoami",
-      "The API in use and the token it knows you by",
-      (c) => c,
-      async (argv) => {
-        const client = api();
-        const current = await currentToken(client);
-        const source = process.env.AXION_TOKEN?.trim() ? "AXION_TOKEN" : configPath();
-        if (isJson(argv)) {
-          printJson({ api: client.url, token_source: source, token: current ? messageJson(TokenSchema, current) : null });
-          return;
-        }
-        printFields([
-          ["api", client.url],
-          ["token", current ? `${current.label || "(no label)"} (${current.prefix}…)` : "(admin token)"],
-          ["from", source],
-          ["created", current ? time(current.createTime) : "-"],
-          ["expires", current?.expireTime ? time(current.expireTime) : "never"],
-          ["last used", current ? ago(current.lastUseTime) : "-"],
-        ]);
-      },
-    );
-}
+export const login = commandBody(
+  (c) =>
+    c
+      .option("api", { type: "string", demandOption: true, describe: "the API's URL, e.g. http://127.0.0.1:8080" })
+      .option("token-stdin", { type: "boolean", default: false, describe: "read the token from stdin instead of a prompt" }),
+  async (argv) => {
+    const url = normaliseApi(argv.api);
+    const token = argv["token-stdin"] ? readStdin("--token-stdin") : await promptSecret("Token: ", "pipe it with --token-stdin");
+    if (!/^\S+$/.test(token)) throw CliError.usage("the token must be one word without spaces");
+    const client = apiClient(url, token);
+    const current = await currentToken(client);
+    writeConfig({ ...readConfig(), api: url, token });
+    if (isJson(argv)) {
+      printJson({ api: url, config_file: configPath(), token: current ? messageJson(TokenSchema, current) : null });
+    } else {
+      process.stdout.write(`Logged in to ${url} with ${describeToken(current)}; saved in ${configPath()}\n`);
+    }
+  },
+);
+
+export const logout = commandBody(
+  (c) => c,
+  () => {
+    const stored = readConfig();
+    writeConfig({ api: stored.api });
+    process.stdout.write(`Token removed from ${configPath()}\n`);
+  },
+);
+
+export const whoami = commandBody(
+  (c) => c,
+  async (argv) => {
+    const client = api();
+    const current = await currentToken(client);
+    const source = process.env.AXION_TOKEN?.trim() ? "AXION_TOKEN" : configPath();
+    if (isJson(argv)) {
+      printJson({ api: client.url, token_source: source, token: current ? messageJson(TokenSchema, current) : null });
+      return;
+    }
+    printFields([
+      ["api", client.url],
+      ["token", current ? `${current.label || "(no label)"} (${current.prefix}…)` : "(admin token)"],
+      ["from", source],
+      ["created", current ? time(current.createTime) : "-"],
+      ["expires", current?.expireTime ? time(current.expireTime) : "never"],
+      ["last used", current ? ago(current.lastUseTime) : "-"],
+    ]);
+  },
+);

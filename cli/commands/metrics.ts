@@ -1,6 +1,6 @@
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Argv } from "yargs";
-import { ListMetricsResponseSchema, type MetricsSample } from "../../gen/axion/infrastructure/v1/agent_service_pb.js";
+import { AgentService, ListMetricsResponseSchema, type MetricsSample } from "../../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { api } from "../client.js";
 import { isJson } from "../context.js";
 import { CliError } from "../errors.js";
@@ -64,7 +64,7 @@ export function metricsCommand(y: Argv): Argv {
       const since = parseSince(argv.since);
       const server = await resolveServer(client, argv.server);
       const now = new Date();
-      const r = await client.agents.listMetrics({
+      const r = await client.service(AgentService).listMetrics({
         id: server.id,
         startTime: timestampFromDate(new Date(now.getTime() - since)),
         endTime: timestampFromDate(now),

@@ -1,7 +1,8 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import type { Argv } from "yargs";
-import { type Operation, OperationSchema } from "../../gen/axion/infrastructure/v1/operation_service_pb.js";
+import { type Operation, OperationSchema, OperationService } from "../../gen/axion/infrastructure/v1/operation_service_pb.js";
+import { ServerService } from "../../gen/axion/infrastructure/v1/server_service_pb.js";
 import { type Api, api } from "../client.js";
+import { commandBody } from "../command.js";
 import { isJson } from "../context.js";
 import { CliError } from "../errors.js";
 import { duration, messageJson, printJson, printTable, statusText, time } from "../output.js";
@@ -13,16 +14,28 @@ const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** An operation by its id, or a server's (name or id) latest operation. */
 async function resolveOperation(client: Api, handle: string): Promise<{ op: Operation; serverName: string }> {
   if (uuid.test(handle)) {
-    const op = (await client.operations.getOperation({ id: handle.toLowerCase() }).catch(() => undefined))?.operation;
+    const op = (
+      await client
+        .service(OperationService)
+        .getOperation({ id: handle.toLowerCase() })
+        .catch(() => undefined)
+    )?.operation;
     if (op) {
-      const server = op.serverId ? (await client.servers.getServer({ id: op.serverId }).catch(() => undefined))?.server : undefined;
+      const server = op.serverId
+        ? (
+            await client
+              .service(ServerService)
+              .getServer({ id: op.serverId })
+              .catch(() => undefined)
+          )?.server
+        : undefined;
       return { op, serverName: server?.name ?? (op.serverId || "-") };
     }
   }
   const server = await resolveServer(client, handle).catch((error) => {
     throw uuid.test(handle) ? CliError.notFound(`no operation or server with id ${handle}`) : error;
   });
-  const latest = (await client.operations.listOperations({ serverId: server.id, pageSize: 1 })).operations[0];
+  const latest = (await client.service(OperationService).listOperations({ serverId: server.id, pageSize: 1 })).operations[0];
   if (!latest) throw CliError.notFound(`server ${server.name} has no operations`);
   return { op: latest, serverName: server.name };
 }
@@ -38,72 +51,71 @@ const handleArg = {
   describe: "operation id, or a server (name or id) for its latest operation",
 } as const;
 
-export function opsCommand(y: Argv): Argv {
-  return y.command(["ops", "operations"], "Operations: list, get, watch, cancel", (t) =>
-    t
-      .command(
-        "list <server>",
-        "A server's operations, newest first",
-        (c) => c.positional("server", { type: "string", demandOption: true }).option("limit", { type: "number", default: 20 }),
-        async (argv) => {
-          const client = api();
-          const server = await resolveServer(client, argv.server);
-          const ops = (await client.operations.listOperations({ serverId: server.id, pageSize: Math.min(500, Math.max(1, argv.limit)) }))
-            .operations;
-          if (isJson(argv)) return printJson({ operations: ops.map((o) => messageJson(OperationSchema, o)) });
-          printTable(
-            ["ID", "KIND", "STATUS", "STARTED", "TOOK", "STEP / ERROR"],
-            ops.map((o) => [
-              o.id,
-              operationKind(o),
-              statusText(operationStatus(o)),
-              time(o.startTime),
-              took(o),
-              (o.error || o.currentStep).replace(/\s+/g, " ").slice(0, 80),
-            ]),
-          );
-        },
-      )
-      .command(
-        "get <operation>",
-        "Show an operation and its steps",
-        (c) => c.positional("operation", handleArg),
-        async (argv) => {
-          const { op, serverName } = await resolveOperation(api(), argv.operation);
-          if (isJson(argv)) return printJson({ operation: messageJson(OperationSchema, op) });
-          process.stdout.write(`${render(op, serverName).join("\n")}\n`);
-        },
-      )
-      .command(
-        "watch <operation>",
-        "Follow an operation live until it ends (Ctrl-C stops watching, not the operation)",
-        (c) => c.positional("operation", handleArg),
-        async (argv) => {
-          const client = api();
-          const { op, serverName } = await resolveOperation(client, argv.operation);
-          let final = op;
-          if (isJson(argv)) {
-            for await (const m of client.operations.watchOperation({ id: op.id })) if (m.operation) final = m.operation;
-            printJson({ operation: messageJson(OperationSchema, final) });
-          } else {
-            final = await watchOperation(client, op.id, serverName);
-          }
-          exitFor(final);
-        },
-      )
-      .command(
-        "cancel <operation>",
-        "Cancel a running operation (its remote commands are stopped)",
-        (c) => c.positional("operation", handleArg),
-        async (argv) => {
-          const client = api();
-          const { op } = await resolveOperation(client, argv.operation);
-          const r = await client.operations.cancelOperation({ id: op.id });
-          const after = r.operation ?? op;
-          if (isJson(argv)) return printJson({ operation: messageJson(OperationSchema, after) });
-          process.stdout.write(`Operation ${op.id}: ${operationStatus(after)}\n`);
-        },
-      )
-      .demandCommand(1, "name an ops command: list, get, watch, cancel"),
-  );
-}
+export const ops = commandBody((t) =>
+  t
+    .command(
+      "list <server>",
+      "A server's operations, newest first",
+      (c) => c.positional("server", { type: "string", demandOption: true }).option("limit", { type: "number", default: 20 }),
+      async (argv) => {
+        const client = api();
+        const server = await resolveServer(client, argv.server);
+        const ops = (
+          await client.service(OperationService).listOperations({ serverId: server.id, pageSize: Math.min(500, Math.max(1, argv.limit)) })
+        ).operations;
+        if (isJson(argv)) return printJson({ operations: ops.map((o) => messageJson(OperationSchema, o)) });
+        printTable(
+          ["ID", "KIND", "STATUS", "STARTED", "TOOK", "STEP / ERROR"],
+          ops.map((o) => [
+            o.id,
+            operationKind(o),
+            statusText(operationStatus(o)),
+            time(o.startTime),
+            took(o),
+            (o.error || o.currentStep).replace(/\s+/g, " ").slice(0, 80),
+          ]),
+        );
+      },
+    )
+    .command(
+      "get <operation>",
+      "Show an operation and its steps",
+      (c) => c.positional("operation", handleArg),
+      async (argv) => {
+        const { op, serverName } = await resolveOperation(api(), argv.operation);
+        if (isJson(argv)) return printJson({ operation: messageJson(OperationSchema, op) });
+        process.stdout.write(`${render(op, serverName).join("\n")}\n`);
+      },
+    )
+    .command(
+      "watch <operation>",
+      "Follow an operation live until it ends (Ctrl-C stops watching, not the operation)",
+      (c) => c.positional("operation", handleArg),
+      async (argv) => {
+        const client = api();
+        const { op, serverName } = await resolveOperation(client, argv.operation);
+        let final = op;
+        if (isJson(argv)) {
+          for await (const m of client.service(OperationService).watchOperation({ id: op.id })) if (m.operation) final = m.operation;
+          printJson({ operation: messageJson(OperationSchema, final) });
+        } else {
+          final = await watchOperation(client, op.id, serverName);
+        }
+        exitFor(final);
+      },
+    )
+    .command(
+      "cancel <operation>",
+      "Cancel a running operation (its remote commands are stopped)",
+      (c) => c.positional("operation", handleArg),
+      async (argv) => {
+        const client = api();
+        const { op } = await resolveOperation(client, argv.operation);
+        const r = await client.service(OperationService).cancelOperation({ id: op.id });
+        const after = r.operation ?? op;
+        if (isJson(argv)) return printJson({ operation: messageJson(OperationSchema, after) });
+        process.stdout.write(`Operation ${op.id}: ${operationStatus(after)}\n`);
+      },
+    )
+    .demandCommand(1, "name an ops command: list, get, watch, cancel"),
+);

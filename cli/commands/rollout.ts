@@ -9,9 +9,11 @@ import {
   type RolloutAmount,
   RolloutAmountSchema,
   RolloutSchema,
+  RolloutService,
   RolloutStatus,
 } from "../../gen/axion/infrastructure/v1/rollout_service_pb.js";
 import { type Api, api } from "../client.js";
+import { commandBody } from "../command.js";
 import { type GlobalOptions, globals, isJson } from "../context.js";
 import { CliError, Exit } from "../errors.js";
 import { enumName, fitToTerminal, messageJson, paint, printJson, printTable, statusText, time } from "../output.js";
@@ -85,14 +87,14 @@ async function request(client: Api, argv: TargetArgs) {
 
 const allRollouts = (client: Api) =>
   listAll(async (pageToken) => {
-    const r = await client.rollouts.listRollouts({ pageSize: 500, pageToken });
+    const r = await client.service(RolloutService).listRollouts({ pageSize: 500, pageToken });
     return { items: r.rollouts, next: r.nextPageToken };
   });
 
 /** A rollout by full id or a unique id prefix. */
 async function resolveRollout(client: Api, handle: string): Promise<Rollout> {
   try {
-    const r = (await client.rollouts.getRollout({ id: handle })).rollout;
+    const r = (await client.service(RolloutService).getRollout({ id: handle })).rollout;
     if (r) return r;
   } catch (error) {
     if (!(error instanceof ConnectError && (error.code === Code.NotFound || error.code === Code.InvalidArgument))) throw error;
@@ -114,7 +116,7 @@ async function watch(client: Api, id: string, json: boolean): Promise<Rollout> {
   let latest: Rollout | undefined;
   let drawn = 0;
   try {
-    for await (const m of client.rollouts.watchRollout({ id }, { signal: abort.signal })) {
+    for await (const m of client.service(RolloutService).watchRollout({ id }, { signal: abort.signal })) {
       if (!m.rollout) continue;
       latest = m.rollout;
       if (json) continue;
@@ -148,149 +150,147 @@ function finish(r: Rollout | undefined, argv: GlobalOptions, printed = false): v
 
 const idArg = { type: "string", demandOption: true, describe: "rollout id (or a unique prefix)" } as const;
 
-export function rolloutCommand(y: Argv): Argv {
-  return y.command(["rollout", "rollouts"], "Fleet rollouts: plan, start, get, list, watch, pause, resume, abort", (t) =>
-    t
-      .command(
-        "plan <kind>",
-        "The batches a rollout would run; with --checks, per server and step what would change (nothing changes)",
-        (c) =>
-          targetOptions(c).option("checks", {
-            type: "boolean",
-            default: true,
-            describe: "connect to each server and read what would change",
-          }),
-        async (argv) => {
-          const client = api();
-          const req = await request(client, argv as TargetArgs);
-          const r = await client.rollouts.planRollout({ ...req, checks: argv.checks }).catch(async (error) => {
+export const rollout = commandBody((t) =>
+  t
+    .command(
+      "plan <kind>",
+      "The batches a rollout would run; with --checks, per server and step what would change (nothing changes)",
+      (c) =>
+        targetOptions(c).option("checks", {
+          type: "boolean",
+          default: true,
+          describe: "connect to each server and read what would change",
+        }),
+      async (argv) => {
+        const client = api();
+        const req = await request(client, argv as TargetArgs);
+        const r = await client
+          .service(RolloutService)
+          .planRollout({ ...req, checks: argv.checks })
+          .catch(async (error) => {
             // An API without per-step checks still answers the batches.
             if (!(argv.checks && error instanceof ConnectError && error.code === Code.Unavailable && /checks/.test(error.rawMessage)))
               throw error;
             process.stderr.write(`note: ${error.rawMessage}; showing the batches only\n`);
-            return client.rollouts.planRollout({ ...req, checks: false });
+            return client.service(RolloutService).planRollout({ ...req, checks: false });
           });
-          if (isJson(argv)) return printJson(messageJson(PlanRolloutResponseSchema, r));
-          const plans = r.batches.flatMap((b) => b.plans.map((p) => ({ batch: b, plan: p })));
-          const steps = [...new Set(plans.flatMap(({ plan }) => plan.steps.map((s) => s.name)))];
-          process.stdout.write(`${r.total} servers in ${r.batches.length} batches; stops after ${r.maxFailures} failed\n`);
-          if (plans.length === 0) {
-            const names = new Map((await allServers(client)).map((srv) => [srv.id, srv.name]));
-            printTable(
-              ["BATCH", "SERVERS"],
-              r.batches.map((b) => [
-                `${b.index + 1}${b.canary ? " (canary)" : ""}`,
-                b.serverIds.map((id) => names.get(id) ?? id).join(", "),
-              ]),
-            );
-            return;
-          }
+        if (isJson(argv)) return printJson(messageJson(PlanRolloutResponseSchema, r));
+        const plans = r.batches.flatMap((b) => b.plans.map((p) => ({ batch: b, plan: p })));
+        const steps = [...new Set(plans.flatMap(({ plan }) => plan.steps.map((s) => s.name)))];
+        process.stdout.write(`${r.total} servers in ${r.batches.length} batches; stops after ${r.maxFailures} failed\n`);
+        if (plans.length === 0) {
+          const names = new Map((await allServers(client)).map((srv) => [srv.id, srv.name]));
           printTable(
-            ["SERVER", "BATCH", "PLAN", ...steps.map((s) => s.toUpperCase()), "REASON"],
-            plans.map(({ batch, plan }) => [
-              plan.serverName,
-              `${batch.index + 1}${batch.canary ? "*" : ""}`,
-              statusText(outcome(plan.outcome)),
-              ...steps.map((name) => {
-                const step = plan.steps.find((s) => s.name === name);
-                return step ? statusText(outcome(step.outcome)) : "-";
-              }),
-              plan.reason || plan.steps.find((s) => s.outcome === PlanOutcome.CANNOT)?.detail || "",
-            ]),
+            ["BATCH", "SERVERS"],
+            r.batches.map((b) => [`${b.index + 1}${b.canary ? " (canary)" : ""}`, b.serverIds.map((id) => names.get(id) ?? id).join(", ")]),
           );
-          if (plans.some(({ plan }) => plan.outcome === PlanOutcome.CANNOT))
-            process.stderr.write(paint("yellow", "some servers cannot be rolled out (see REASON)\n", process.stderr));
-        },
-      )
-      .command(
-        "start <kind>",
-        "Start a rollout",
-        (c) => targetOptions(c).option("watch", { alias: "w", type: "boolean", default: false, describe: "follow it live until it ends" }),
-        async (argv) => {
-          const client = api();
-          const r = (await client.rollouts.startRollout(await request(client, argv as TargetArgs))).rollout;
-          if (!r) throw CliError.failed("the API answered without a rollout");
-          if (!argv.watch) {
-            if (!isJson(argv)) process.stdout.write(`Rollout ${r.id} started; follow it with: axion rollout watch ${r.id}\n`);
-            return finish(r, globals(argv), !isJson(argv));
-          }
-          finish(await watch(client, r.id, isJson(argv)), globals(argv), true);
-        },
-      )
-      .command(
-        "get <rollout>",
-        "Show a rollout",
-        (c) => c.positional("rollout", idArg),
-        async (argv) => {
-          const r = await resolveRollout(api(), argv.rollout);
-          if (isJson(argv)) return printJson({ rollout: messageJson(RolloutSchema, r) });
-          process.stdout.write(`${renderRollout(r).join("\n")}\n`);
-        },
-      )
-      .command(
-        "list",
-        "List rollouts",
-        (c) => c,
-        async (argv) => {
-          const rollouts = await allRollouts(api());
-          if (isJson(argv)) return printJson({ rollouts: rollouts.map((r) => messageJson(RolloutSchema, r)) });
-          printTable(
-            ["ID", "KIND", "STATUS", "SERVERS", "FAILED", "STARTED", "REASON"],
-            rollouts.map((r) => [
-              r.id,
-              rolloutKind(r),
-              statusText(rolloutStatus(r)),
-              String(r.counts?.total ?? 0),
-              String(r.counts?.failed ?? 0),
-              time(r.startTime),
-              r.reason,
-            ]),
-          );
-        },
-      )
-      .command(
-        "watch <rollout>",
-        "Follow a rollout live: a progress bar per batch and a line per server",
-        (c) => c.positional("rollout", idArg),
-        async (argv) => {
-          const client = api();
-          const r = await resolveRollout(client, argv.rollout);
-          const json = isJson(argv);
-          finish(rolloutEnded(r) ? r : await watch(client, r.id, json), globals(argv), !json && !rolloutEnded(r));
-        },
-      )
-      .command(
-        "pause <rollout>",
-        "Hold a rollout after its running batch",
-        (c) => c.positional("rollout", idArg),
-        async (argv) => {
-          const client = api();
-          const r = await resolveRollout(client, argv.rollout);
-          finish((await client.rollouts.pauseRollout({ id: r.id })).rollout, globals(argv));
-        },
-      )
-      .command(
-        "resume <rollout>",
-        "Continue a paused rollout",
-        (c) => c.positional("rollout", idArg),
-        async (argv) => {
-          const client = api();
-          const r = await resolveRollout(client, argv.rollout);
-          finish((await client.rollouts.resumeRollout({ id: r.id })).rollout, globals(argv));
-        },
-      )
-      .command(
-        "abort <rollout>",
-        "Stop a rollout: running operations are cancelled, the rest is not touched",
-        (c) => c.positional("rollout", idArg).option("reason", { type: "string", default: "aborted from the command line" }),
-        async (argv) => {
-          const client = api();
-          const r = await resolveRollout(client, argv.rollout);
-          const after = (await client.rollouts.abortRollout({ id: r.id, reason: argv.reason })).rollout;
-          if (isJson(argv)) return printJson({ rollout: after ? messageJson(RolloutSchema, after) : null });
-          process.stdout.write(`Rollout ${r.id}: ${after ? rolloutStatus(after) : "?"}\n`);
-        },
-      )
-      .demandCommand(1, "name a rollout command: plan, start, get, list, watch, pause, resume, abort"),
-  );
-}
+          return;
+        }
+        printTable(
+          ["SERVER", "BATCH", "PLAN", ...steps.map((s) => s.toUpperCase()), "REASON"],
+          plans.map(({ batch, plan }) => [
+            plan.serverName,
+            `${batch.index + 1}${batch.canary ? "*" : ""}`,
+            statusText(outcome(plan.outcome)),
+            ...steps.map((name) => {
+              const step = plan.steps.find((s) => s.name === name);
+              return step ? statusText(outcome(step.outcome)) : "-";
+            }),
+            plan.reason || plan.steps.find((s) => s.outcome === PlanOutcome.CANNOT)?.detail || "",
+          ]),
+        );
+        if (plans.some(({ plan }) => plan.outcome === PlanOutcome.CANNOT))
+          process.stderr.write(paint("yellow", "some servers cannot be rolled out (see REASON)\n", process.stderr));
+      },
+    )
+    .command(
+      "start <kind>",
+      "Start a rollout",
+      (c) => targetOptions(c).option("watch", { alias: "w", type: "boolean", default: false, describe: "follow it live until it ends" }),
+      async (argv) => {
+        const client = api();
+        const r = (await client.service(RolloutService).startRollout(await request(client, argv as TargetArgs))).rollout;
+        if (!r) throw CliError.failed("the API answered without a rollout");
+        if (!argv.watch) {
+          if (!isJson(argv)) process.stdout.write(`Rollout ${r.id} started; follow it with: axion rollout watch ${r.id}\n`);
+          return finish(r, globals(argv), !isJson(argv));
+        }
+        finish(await watch(client, r.id, isJson(argv)), globals(argv), true);
+      },
+    )
+    .command(
+      "get <rollout>",
+      "Show a rollout",
+      (c) => c.positional("rollout", idArg),
+      async (argv) => {
+        const r = await resolveRollout(api(), argv.rollout);
+        if (isJson(argv)) return printJson({ rollout: messageJson(RolloutSchema, r) });
+        process.stdout.write(`${renderRollout(r).join("\n")}\n`);
+      },
+    )
+    .command(
+      "list",
+      "List rollouts",
+      (c) => c,
+      async (argv) => {
+        const rollouts = await allRollouts(api());
+        if (isJson(argv)) return printJson({ rollouts: rollouts.map((r) => messageJson(RolloutSchema, r)) });
+        printTable(
+          ["ID", "KIND", "STATUS", "SERVERS", "FAILED", "STARTED", "REASON"],
+          rollouts.map((r) => [
+            r.id,
+            rolloutKind(r),
+            statusText(rolloutStatus(r)),
+            String(r.counts?.total ?? 0),
+            String(r.counts?.failed ?? 0),
+            time(r.startTime),
+            r.reason,
+          ]),
+        );
+      },
+    )
+    .command(
+      "watch <rollout>",
+      "Follow a rollout live: a progress bar per batch and a line per server",
+      (c) => c.positional("rollout", idArg),
+      async (argv) => {
+        const client = api();
+        const r = await resolveRollout(client, argv.rollout);
+        const json = isJson(argv);
+        finish(rolloutEnded(r) ? r : await watch(client, r.id, json), globals(argv), !json && !rolloutEnded(r));
+      },
+    )
+    .command(
+      "pause <rollout>",
+      "Hold a rollout after its running batch",
+      (c) => c.positional("rollout", idArg),
+      async (argv) => {
+        const client = api();
+        const r = await resolveRollout(client, argv.rollout);
+        finish((await client.service(RolloutService).pauseRollout({ id: r.id })).rollout, globals(argv));
+      },
+    )
+    .command(
+      "resume <rollout>",
+      "Continue a paused rollout",
+      (c) => c.positional("rollout", idArg),
+      async (argv) => {
+        const client = api();
+        const r = await resolveRollout(client, argv.rollout);
+        finish((await client.service(RolloutService).resumeRollout({ id: r.id })).rollout, globals(argv));
+      },
+    )
+    .command(
+      "abort <rollout>",
+      "Stop a rollout: running operations are cancelled, the rest is not touched",
+      (c) => c.positional("rollout", idArg).option("reason", { type: "string", default: "aborted from the command line" }),
+      async (argv) => {
+        const client = api();
+        const r = await resolveRollout(client, argv.rollout);
+        const after = (await client.service(RolloutService).abortRollout({ id: r.id, reason: argv.reason })).rollout;
+        if (isJson(argv)) return printJson({ rollout: after ? messageJson(RolloutSchema, after) : null });
+        process.stdout.write(`Rollout ${r.id}: ${after ? rolloutStatus(after) : "?"}\n`);
+      },
+    )
+    .demandCommand(1, "name a rollout command: plan, start, get, list, watch, pause, resume, abort"),
+);

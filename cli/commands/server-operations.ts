@@ -1,8 +1,10 @@
 import type { Argv } from "yargs";
+import { AgentService } from "../../gen/axion/infrastructure/v1/agent_service_pb.js";
 import {
   ConnectionOutcome,
   DeployKeyAction,
   ServerSchema,
+  ServerService,
   TestServerConnectionResponseSchema,
 } from "../../gen/axion/infrastructure/v1/server_service_pb.js";
 import { type Api, api } from "../client.js";
@@ -22,31 +24,33 @@ const starts: { command: string; describe: string; options?: (c: Argv) => Argv; 
   {
     command: "configure <server>",
     describe: "Bootstrap a server: preflight, admin user, Docker, firewall, SSH hardening, deploy key",
-    start: (c, id) => c.servers.configureServer({ id }),
+    start: (c, id) => c.service(ServerService).configureServer({ id }),
   },
   {
     command: "deploy-key <server>",
     describe: "Add (or with --remove, remove) the orchestrator's deploy key",
     options: (c) => c.option("remove", { type: "boolean", default: false }),
-    start: (c, id, argv) => c.servers.setupDeployKey({ id, action: argv.remove ? DeployKeyAction.REMOVE : DeployKeyAction.ADD }),
+    start: (c, id, argv) =>
+      c.service(ServerService).setupDeployKey({ id, action: argv.remove ? DeployKeyAction.REMOVE : DeployKeyAction.ADD }),
   },
   {
     command: "recover <server>",
     describe: "Diagnose and fix disk use and a hung Docker",
     options: (c) =>
       c.option("threshold", { type: "number", describe: "disk use percent that triggers a cleanup (default: the service's)" }),
-    start: (c, id, argv) => c.servers.recoverServer({ id, diskThresholdPercent: (argv.threshold as number | undefined) ?? 0 }),
+    start: (c, id, argv) =>
+      c.service(ServerService).recoverServer({ id, diskThresholdPercent: (argv.threshold as number | undefined) ?? 0 }),
   },
   {
     command: "reinstall <server>",
     describe: "Rebuild the OS through the VPS provider, then bootstrap",
     options: (c) => c.option("os", { type: "string", default: "", describe: "the provider's OS template (default: the service's)" }),
-    start: (c, id, argv) => c.servers.reinstallServer({ id, os: argv.os as string }),
+    start: (c, id, argv) => c.service(ServerService).reinstallServer({ id, os: argv.os as string }),
   },
   {
     command: "install-agent <server>",
     describe: "(Re)install the axion-agent",
-    start: (c, id) => c.agents.installAgent({ id }),
+    start: (c, id) => c.service(AgentService).installAgent({ id }),
   },
 ];
 
@@ -58,7 +62,7 @@ export function serverOperationCommands(y: Argv): Argv {
     async (argv) => {
       const client = api();
       const server = await resolveServer(client, argv.server);
-      const r = await client.servers.testServerConnection({ id: server.id });
+      const r = await client.service(ServerService).testServerConnection({ id: server.id });
       const outcome = enumName(ConnectionOutcome, r.outcome, "CONNECTION_OUTCOME");
       if (isJson(argv)) printJson(messageJson(TestServerConnectionResponseSchema, r));
       else {
@@ -112,7 +116,7 @@ export function serverOperationCommands(y: Argv): Argv {
     async (argv) => {
       const client = api();
       const server = await resolveServer(client, argv.server);
-      const r = await client.servers.acceptHostKey({ id: server.id, expectedFingerprint: argv.fingerprint });
+      const r = await client.service(ServerService).acceptHostKey({ id: server.id, expectedFingerprint: argv.fingerprint });
       if (isJson(argv)) return printJson({ server: r.server ? messageJson(ServerSchema, r.server) : null });
       process.stdout.write(`Host key of ${server.name} pinned: ${r.server?.hostKeyFingerprint}\n`);
     },

@@ -1,7 +1,7 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { Argv } from "yargs";
-import { type Token, TokenSchema } from "../../gen/axion/infrastructure/v1/token_service_pb.js";
+import { type Token, TokenSchema, TokenService } from "../../gen/axion/infrastructure/v1/token_service_pb.js";
 import { type Api, api } from "../client.js";
+import { commandBody } from "../command.js";
 import { isJson } from "../context.js";
 import { CliError } from "../errors.js";
 import { ago, messageJson, printJson, printTable, time } from "../output.js";
@@ -9,7 +9,7 @@ import { listAll, pick } from "../resolve.js";
 
 const allTokens = (client: Api) =>
   listAll(async (pageToken) => {
-    const r = await client.tokens.listTokens({ pageSize: 500, pageToken });
+    const r = await client.service(TokenService).listTokens({ pageSize: 500, pageToken });
     return { items: r.tokens, next: r.nextPageToken };
   });
 
@@ -27,64 +27,62 @@ export function parseLifetime(text: string): Date {
   return new Date(Date.now() + Number(m[1]) * unit);
 }
 
-export function tokensCommand(y: Argv): Argv {
-  return y.command("tokens", "Your API tokens: list, create, revoke", (t) =>
-    t
-      .command(
-        "list",
-        "List your tokens",
-        (c) => c,
-        async (argv) => {
-          const tokens = await allTokens(api());
-          if (isJson(argv)) return printJson({ tokens: tokens.map((t) => messageJson(TokenSchema, t)) });
-          printTable(
-            ["ID", "LABEL", "PREFIX", "STATE", "CREATED", "EXPIRES", "LAST USED", "CURRENT"],
-            tokens.map((t) => [
-              t.id,
-              t.label || "-",
-              `${t.prefix}…`,
-              state(t),
-              time(t.createTime),
-              t.expireTime ? time(t.expireTime) : "never",
-              ago(t.lastUseTime),
-              t.current ? "*" : "",
-            ]),
-          );
-        },
-      )
-      .command(
-        "create <label>",
-        "Create a token; it is shown once",
-        (c) =>
-          c
-            .positional("label", { type: "string", demandOption: true })
-            .option("expires", { type: "string", describe: "lifetime, e.g. 30d, 12h, 90m (default: never)" }),
-        async (argv) => {
-          const expireTime = argv.expires ? timestampFromDate(parseLifetime(argv.expires)) : undefined;
-          const r = await api().tokens.createToken({ label: argv.label, expireTime });
-          if (isJson(argv)) {
-            return printJson({ token: r.token ? messageJson(TokenSchema, r.token) : null, bearer_token: r.bearerToken });
-          }
-          process.stderr.write(`Token "${argv.label}" created (${r.token?.id}). It is shown only this once:\n`);
-          process.stdout.write(`${r.bearerToken}\n`);
-        },
-      )
-      .command(
-        "revoke <token>",
-        "Revoke a token by id or label",
-        (c) => c.positional("token", { type: "string", demandOption: true }),
-        async (argv) => {
-          const client = api();
-          const token = pick(
-            "token",
-            argv.token,
-            (await allTokens(client)).map((t) => Object.assign(t, { name: t.label })),
-          );
-          const r = await client.tokens.revokeToken({ id: token.id });
-          if (isJson(argv)) return printJson({ token: r.token ? messageJson(TokenSchema, r.token) : null });
-          process.stdout.write(`Token ${token.label || token.id} revoked\n`);
-        },
-      )
-      .demandCommand(1, "name a tokens command: list, create, revoke"),
-  );
-}
+export const tokens = commandBody((t) =>
+  t
+    .command(
+      "list",
+      "List your tokens",
+      (c) => c,
+      async (argv) => {
+        const tokens = await allTokens(api());
+        if (isJson(argv)) return printJson({ tokens: tokens.map((t) => messageJson(TokenSchema, t)) });
+        printTable(
+          ["ID", "LABEL", "PREFIX", "STATE", "CREATED", "EXPIRES", "LAST USED", "CURRENT"],
+          tokens.map((t) => [
+            t.id,
+            t.label || "-",
+            `${t.prefix}…`,
+            state(t),
+            time(t.createTime),
+            t.expireTime ? time(t.expireTime) : "never",
+            ago(t.lastUseTime),
+            t.current ? "*" : "",
+          ]),
+        );
+      },
+    )
+    .command(
+      "create <label>",
+      "Create a token; it is shown once",
+      (c) =>
+        c
+          .positional("label", { type: "string", demandOption: true })
+          .option("expires", { type: "string", describe: "lifetime, e.g. 30d, 12h, 90m (default: never)" }),
+      async (argv) => {
+        const expireTime = argv.expires ? timestampFromDate(parseLifetime(argv.expires)) : undefined;
+        const r = await api().service(TokenService).createToken({ label: argv.label, expireTime });
+        if (isJson(argv)) {
+          return printJson({ token: r.token ? messageJson(TokenSchema, r.token) : null, bearer_token: r.bearerToken });
+        }
+        process.stderr.write(`Token "${argv.label}" created (${r.token?.id}). It is shown only this once:\n`);
+        process.stdout.write(`${r.bearerToken}\n`);
+      },
+    )
+    .command(
+      "revoke <token>",
+      "Revoke a token by id or label",
+      (c) => c.positional("token", { type: "string", demandOption: true }),
+      async (argv) => {
+        const client = api();
+        const token = pick(
+          "token",
+          argv.token,
+          (await allTokens(client)).map((t) => Object.assign(t, { name: t.label })),
+        );
+        const r = await client.service(TokenService).revokeToken({ id: token.id });
+        if (isJson(argv)) return printJson({ token: r.token ? messageJson(TokenSchema, r.token) : null });
+        process.stdout.write(`Token ${token.label || token.id} revoked\n`);
+      },
+    )
+    .demandCommand(1, "name a tokens command: list, create, revoke"),
+);
