@@ -75,38 +75,48 @@ export function startHeartbeatIngestor(
    * sample, and (with `caughtUpTo`) how far this instance has caught up. A
    * sample time left undefined by the intake is the database's `now()`. The
    * batch goes in as one typed array per column (unnest), which PostgreSQL
-   * reads several times cheaper than a JSON document of the same batch.
+   * reads several times cheaper than a JSON document of the same batch; the
+   * latest metrics go in as JSON text the database stores without parsing.
+   * Only each server's newest heartbeat of the batch (the last one: receipt
+   * times never decrease along a batch) carries them. The agents are found by
+   * primary key (`= any(array(...))`): a join alone is planned as a scan of
+   * every agent per batch.
    */
   const write = async (batch: Pending[], caughtUpTo?: Date) => {
-    const latest = new Map<string, Pending>();
-    for (const h of batch) {
-      const seen = latest.get(h.serverId);
-      if (!seen || seen.receivedAt <= h.receivedAt) latest.set(h.serverId, h);
-    }
+    const newest = new Map<string, number>();
+    for (const [i, h] of batch.entries()) newest.set(h.serverId, i);
     const values = batch.map((h) => rawSampleValues(h.metrics));
-    const numeric = RAW_NUMERIC_COLUMNS.map(({ type }, i) => sql`${pgArray(values.map((v) => v.numbers[i]))}::${sql.raw(type)}[]`);
+    const serverIds = batch.map((h) => h.serverId);
+    const sampledAt = batch.map((h) => h.sampledAt?.toISOString());
+    const receivedAt = batch.map((h) => h.receivedAt.toISOString());
+    const disks = values.map((v) => v.disks);
+    const latest = batch.map((h, i) => (newest.get(h.serverId) === i ? JSON.stringify(h.metrics) : undefined));
+    const column = (type: string, items: readonly (string | undefined)[]) => sql`${pgArray(items)}::${sql.raw(type)}[]`;
+    const sources = [
+      column("uuid", serverIds),
+      column("timestamptz", sampledAt),
+      column("timestamptz", receivedAt),
+      ...RAW_NUMERIC_COLUMNS.map(({ type }, i) =>
+        column(
+          type,
+          values.map((v) => v.numbers[i]),
+        ),
+      ),
+      column("text", disks),
+      column("text", latest),
+    ];
     const columns = sql.raw(RAW_NUMERIC_COLUMNS.map((c) => c.column).join(", "));
-    const newest = [...latest.values()];
     const sentAt = Date.now();
     const result = await db.execute(sql`
-      with v as (
-        select * from unnest(
-          ${pgArray(batch.map((h) => h.serverId))}::uuid[],
-          ${pgArray(batch.map((h) => h.sampledAt?.toISOString()))}::timestamptz[],
-          ${sql.join(numeric, sql`, `)},
-          ${pgArray(values.map((v) => v.disks))}::text[]
-        ) as v(server_id, sampled_at, ${columns}, disks)
-      ),
-      latest as (
-        select l.server_id, l.received_at, m.metrics
-        from unnest(${pgArray(newest.map((h) => h.serverId))}::uuid[], ${pgArray(newest.map((h) => h.receivedAt.toISOString()))}::timestamptz[])
-          with ordinality as l(server_id, received_at, n)
-        join jsonb_array_elements(${JSON.stringify(newest.map((h) => h.metrics))}::jsonb) with ordinality as m(metrics, n) using (n)
+      with v as materialized (
+        select * from unnest(${sql.join(sources, sql`, `)}) as v(server_id, sampled_at, received_at, ${columns}, disks, latest)
       ),
       state as (
-        update agents a set last_heartbeat_at = l.received_at, latest_metrics = l.metrics
-        from latest l
-        where a.server_id = l.server_id and (a.last_heartbeat_at is null or a.last_heartbeat_at < l.received_at)
+        update agents a set last_heartbeat_at = v.received_at, latest_metrics = v.latest
+        from v
+        where a.server_id = any(array(select server_id from v where latest is not null))
+          and a.server_id = v.server_id and v.latest is not null
+          and (a.last_heartbeat_at is null or a.last_heartbeat_at < v.received_at)
       ),
       history as (
         insert into metric_samples_raw (server_id, sampled_at, ${columns}, disks)
