@@ -5,11 +5,13 @@
  * gets the same heartbeats, parsed by the real intake, in rounds of `--batch`
  * (one group-commit batch each). The phases alternate (before, after, before,
  * after, ...) on the same database, each on its own table layout: before, the
- * jsonb `metrics_samples` table with its foreign key and two indexes plus the
- * index on agents.last_heartbeat_at; after, the schema as migrated. CPU is read
+ * jsonb `metrics_samples` table with its foreign key and two indexes, the
+ * index on agents.last_heartbeat_at, jsonb latest metrics and agents packed
+ * full; after, the schema as migrated. CPU is read
  * from /proc for every PostgreSQL process (postmaster, backends, autovacuum,
  * WAL writer, checkpointer; exited backends through the postmaster's
- * children's time) and from process.cpuUsage() for the ingestor's process.
+ * children's time) and from process.cpuUsage() for the ingestor's process;
+ * the share of agent row updates that were HOT from pg_stat_user_tables.
  *
  *   node --import tsx bench/heartbeat-write.ts [--agents 10000] [--batch 500] [--rounds 100] [--pairs 2]
  */
@@ -95,6 +97,17 @@ const body = (serverId: string, cpu: number) =>
     },
   });
 
+const rowsOf = <T>(result: unknown): T[] => (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[];
+/** The agents table's storage parameters as migrated (fillfactor), restored after each "before" phase. */
+const agentsOptions = rowsOf<{ options: string[] | null }>(
+  await db.execute(sql`select reloptions as options from pg_class where relname = 'agents'`),
+)[0]?.options;
+
+/**
+ * The layout before this work (migration 0005): the jsonb samples table with its foreign key and two indexes,
+ * the index on agents.last_heartbeat_at, latest metrics as jsonb and agents packed full (fillfactor 100). The
+ * type changes rewrite the agents table, so each phase starts with its own layout's pages.
+ */
 async function previousLayout(action: "create" | "drop"): Promise<void> {
   const statements =
     action === "create"
@@ -104,13 +117,30 @@ async function previousLayout(action: "create" | "drop"): Promise<void> {
           "create index metrics_samples_server_id_sampled_at_idx on metrics_samples (server_id, sampled_at)",
           "create index metrics_samples_received_at_idx on metrics_samples (received_at)",
           "create index agents_last_heartbeat_at_idx on agents (last_heartbeat_at)",
+          "alter table agents reset (fillfactor)",
+          "alter table agents alter column latest_metrics type jsonb using latest_metrics::jsonb",
         ]
-      : ["drop table metrics_samples", "drop index agents_last_heartbeat_at_idx"];
+      : [
+          "drop table metrics_samples",
+          "drop index agents_last_heartbeat_at_idx",
+          agentsOptions?.length ? `alter table agents set (${agentsOptions.join(", ")})` : "alter table agents reset (fillfactor)",
+          "alter table agents alter column latest_metrics type text",
+        ];
   for (const statement of statements) await db.execute(sql.raw(statement));
 }
 
+/** Agent row updates so far and how many of them were HOT (in place, no index entry), from the statistics. */
+async function agentUpdates(): Promise<{ updates: number; hot: number }> {
+  // Backends report their counts within a second of going idle.
+  await new Promise((r) => setTimeout(r, 1500));
+  const [row] = rowsOf<{ updates: string; hot: string }>(
+    await db.execute(sql`select n_tup_upd as updates, n_tup_hot_upd as hot from pg_stat_user_tables where relname = 'agents'`),
+  );
+  return { updates: Number(row?.updates), hot: Number(row?.hot) };
+}
+
 let cursor = 0;
-async function phase(name: "before" | "after"): Promise<{ postgres: number; ingestor: number; wall: number }> {
+async function phase(name: "before" | "after"): Promise<{ postgres: number; ingestor: number; wall: number; hot: number }> {
   if (name === "before") await previousLayout("create");
   await db.execute(sql`truncate metric_samples_raw`);
   await db.execute(sql.raw("vacuum analyze"));
@@ -126,6 +156,7 @@ async function phase(name: "before" | "after"): Promise<{ postgres: number; inge
       }),
     );
   for (let i = 0; i < 10; i++) await round();
+  const updatesBefore = await agentUpdates();
   const pgBefore = postgresCpu();
   const ownBefore = ownCpu();
   const started = Date.now();
@@ -134,7 +165,10 @@ async function phase(name: "before" | "after"): Promise<{ postgres: number; inge
     postgres: ((postgresCpu() - pgBefore) / (rounds * batchSize)) * 1e6,
     ingestor: ((ownCpu() - ownBefore) / (rounds * batchSize)) * 1e6,
     wall: (Date.now() - started) / rounds,
+    hot: 0,
   };
+  const updatesAfter = await agentUpdates();
+  result.hot = (updatesAfter.hot - updatesBefore.hot) / (updatesAfter.updates - updatesBefore.updates);
   await ingestor.stop();
   if (name === "before") await previousLayout("drop");
   return result;
@@ -152,7 +186,7 @@ for (let p = 0; p < pairs; p++) {
     totals[name].postgres += r.postgres / pairs;
     totals[name].ingestor += r.ingestor / pairs;
     console.log(
-      `${name.padEnd(7)} #${p + 1}  PostgreSQL ${r.postgres.toFixed(1).padStart(6)} µs/heartbeat  ingestor process ${r.ingestor.toFixed(1).padStart(6)} µs/heartbeat  ${r.wall.toFixed(0)} ms per batch  (load ${loadavg()[0]?.toFixed(1)})`,
+      `${name.padEnd(7)} #${p + 1}  PostgreSQL ${r.postgres.toFixed(1).padStart(6)} µs/heartbeat  ingestor process ${r.ingestor.toFixed(1).padStart(6)} µs/heartbeat  ${r.wall.toFixed(0)} ms per batch  agent updates HOT ${(r.hot * 100).toFixed(0)} %  (load ${loadavg()[0]?.toFixed(1)})`,
     );
   }
 }

@@ -48,6 +48,18 @@ export async function recordIngestionProgress(db: Database, instanceId: string, 
   }
 }
 
+/** A column of a batch as one typed array parameter, unnested in a `rows from (...)`. */
+const typedColumn = (type: string, items: readonly (string | undefined)[]) => sql`unnest(${pgArray(items)}::${sql.raw(type)}[])`;
+
+/**
+ * A column of JSON texts as one parameter, one text per line: JSON has no raw
+ * newline, so nothing is quoted or escaped, neither here nor in PostgreSQL.
+ */
+const linesColumn = (texts: readonly string[]) => sql`unnest(string_to_array(${texts.join("\n")}, E'\n'))`;
+
+/** A time as epoch seconds (milliseconds exact), which PostgreSQL reads cheaper than ISO text. */
+const epochSeconds = (at: Date) => String(at.getTime() / 1000);
+
 /**
  * Batches heartbeats: many heartbeats, one statement per table. Batching is
  * group commit: while one batch is being written, new heartbeats gather; when
@@ -73,44 +85,53 @@ export function startHeartbeatIngestor(
   /**
    * One statement (one round trip, atomic): latest state per server, every
    * sample, and (with `caughtUpTo`) how far this instance has caught up. A
-   * sample time left undefined by the intake is the database's `now()`. The
-   * batch goes in as one typed array per column (unnest), which PostgreSQL
-   * reads several times cheaper than a JSON document of the same batch.
+   * sample time left undefined by the intake is the database's `now()`.
+   *
+   * What PostgreSQL spends per heartbeat is kept small: each column goes in as
+   * one parameter (a typed array, or JSON texts one per line, which need no
+   * quoting; times as epoch seconds, read cheaper than ISO text); the latest
+   * metrics are stored as the JSON text they came as, never parsed; only each
+   * server's newest heartbeat of the batch (the last: receipt times never
+   * decrease along a batch) updates its agent row, found by primary key
+   * (`= any(array(...))`: a join alone is planned as a scan of every agent);
+   * the samples are inserted straight from their arrays.
    */
   const write = async (batch: Pending[], caughtUpTo?: Date) => {
-    const latest = new Map<string, Pending>();
-    for (const h of batch) {
-      const seen = latest.get(h.serverId);
-      if (!seen || seen.receivedAt <= h.receivedAt) latest.set(h.serverId, h);
-    }
+    const newestIndex = new Map<string, number>();
+    for (const [i, h] of batch.entries()) newestIndex.set(h.serverId, i);
+    const newest = batch.filter((h, i) => newestIndex.get(h.serverId) === i);
     const values = batch.map((h) => rawSampleValues(h.metrics));
-    const numeric = RAW_NUMERIC_COLUMNS.map(({ type }, i) => sql`${pgArray(values.map((v) => v.numbers[i]))}::${sql.raw(type)}[]`);
+    const latestIds = newest.map((h) => h.serverId);
+    const receivedAt = newest.map((h) => epochSeconds(h.receivedAt));
+    const sampleIds = batch.map((h) => h.serverId);
+    const sampledAt = batch.map((h) => h.sampledAt && epochSeconds(h.sampledAt));
+    const numbers = RAW_NUMERIC_COLUMNS.map(({ type }, i) =>
+      typedColumn(
+        type,
+        values.map((v) => v.numbers[i]),
+      ),
+    );
     const columns = sql.raw(RAW_NUMERIC_COLUMNS.map((c) => c.column).join(", "));
-    const newest = [...latest.values()];
     const sentAt = Date.now();
     const result = await db.execute(sql`
-      with v as (
-        select * from unnest(
-          ${pgArray(batch.map((h) => h.serverId))}::uuid[],
-          ${pgArray(batch.map((h) => h.sampledAt?.toISOString()))}::timestamptz[],
-          ${sql.join(numeric, sql`, `)},
-          ${pgArray(values.map((v) => v.disks))}::text[]
-        ) as v(server_id, sampled_at, ${columns}, disks)
-      ),
-      latest as (
-        select l.server_id, l.received_at, m.metrics
-        from unnest(${pgArray(newest.map((h) => h.serverId))}::uuid[], ${pgArray(newest.map((h) => h.receivedAt.toISOString()))}::timestamptz[])
-          with ordinality as l(server_id, received_at, n)
-        join jsonb_array_elements(${JSON.stringify(newest.map((h) => h.metrics))}::jsonb) with ordinality as m(metrics, n) using (n)
+      with latest as (
+        select * from rows from (
+          ${typedColumn("uuid", latestIds)}, ${typedColumn("float8", receivedAt)}, ${linesColumn(newest.map((h) => JSON.stringify(h.metrics)))}
+        ) as l(server_id, received_at, metrics)
       ),
       state as (
-        update agents a set last_heartbeat_at = l.received_at, latest_metrics = l.metrics
+        update agents a set last_heartbeat_at = to_timestamp(l.received_at), latest_metrics = l.metrics
         from latest l
-        where a.server_id = l.server_id and (a.last_heartbeat_at is null or a.last_heartbeat_at < l.received_at)
+        where a.server_id = any(array(select server_id from latest)) and a.server_id = l.server_id
+          and (a.last_heartbeat_at is null or a.last_heartbeat_at < to_timestamp(l.received_at))
       ),
       history as (
         insert into metric_samples_raw (server_id, sampled_at, ${columns}, disks)
-        select server_id, coalesce(sampled_at, now()), ${columns}, disks from v
+        select server_id, coalesce(to_timestamp(sampled_at), now()), ${columns}, disks
+        from rows from (
+          ${typedColumn("uuid", sampleIds)}, ${typedColumn("float8", sampledAt)}, ${sql.join(numbers, sql`, `)},
+          ${linesColumn(values.map((v) => v.disks))}
+        ) as v(server_id, sampled_at, ${columns}, disks)
       )${
         caughtUpTo
           ? sql`,
