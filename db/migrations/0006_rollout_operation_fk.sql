@@ -1,0 +1,3 @@
+UPDATE "rollout_servers" SET "operation_id" = NULL WHERE "operation_id" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "operations" WHERE "operations"."id" = "rollout_servers"."operation_id");--> statement-breakpoint
+ALTER TABLE "rollout_servers" ADD CONSTRAINT "rollout_servers_operation_id_operations_id_fk" FOREIGN KEY ("operation_id") REFERENCES "public"."operations"("id") ON DELETE set null ON UPDATE no action;--> statement-breakpoint
+CREATE INDEX "rollout_servers_operation_id_idx" ON "rollout_servers" USING btree ("operation_id");
