@@ -6,10 +6,13 @@ import { sql } from "drizzle-orm";
 import { sqlState } from "../core/db-errors.js";
 import { type Cidr, createNetworkPolicy, parseCidr } from "../core/network-policy.js";
 import { reconcileOperations } from "../core/reconcile.js";
-import { NOT_RUN } from "../core/rollouts.js";
+import { normaliseStrategy } from "../core/rollout-strategy.js";
+import { createRollout, NOT_RUN } from "../core/rollouts.js";
 import type { Database } from "../db/client.js";
+import { newId } from "../db/ids.js";
 import { RolloutKind } from "../gen/axion/infrastructure/v1/plan_pb.js";
 import { BusyServerPolicy, type Rollout, RolloutServerState, RolloutStatus } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
+import { ROLLOUT_ALREADY_ENDED, rolloutWorkflow } from "../workflows/rollout.js";
 import { expectCode } from "./support/assertions.js";
 import { startPostgres, type TestPostgres } from "./support/postgres.js";
 import { type ProvisioningHarness, startProvisioningHarness } from "./support/provisioning-harness.js";
@@ -75,6 +78,17 @@ const testConnection = (clusterId: string, strategy: Record<string, unknown> = {
 
 /** Silent hosts listen on 127.0.0.2 (loopback stays refused everywhere else); 127.0.0.1 stays refused for the database-only servers. */
 const silentHostsAllowed = createNetworkPolicy({ allow: ["127.0.0.2/32", "0.0.0.0/0", "::/0"].map((c) => parseCidr(c) as Cidr) });
+
+/** A one-batch connection-test rollout's workflow input, without its id and size. */
+const rolloutInput = {
+  kind: "test_connection",
+  hasCanary: false,
+  failureBudget: 1,
+  batchPauseSeconds: 0,
+  pauseAfterCanary: false,
+  busyPolicy: "skip",
+  busyWaitSeconds: 0,
+} as const;
 
 /** The outbox events of one rollout, in order. */
 const eventsOf = async (db: Database, rolloutId: string) =>
@@ -443,6 +457,43 @@ describe("rollouts through the API and a real Temporal server (no hosts)", { tim
     assert.ok(ended.finishTime, "the end is recorded");
     await reconcileOperations(db, harness.client);
     assert.deepEqual(await eventsOf(db, rollout.id), ["rollout.started", "rollout.failed"], "one end, one event");
+  });
+
+  test("a rollout whose workflow never started is FAILED by the reconciler after the grace period; a start that arrives later does nothing", async () => {
+    const dora = await harness.api.newOwner("rollout-dora");
+    const clusterId = await insertServers(db, dora.ownerId, "late", 1);
+    const [server] = await rows<{ id: string; name: string }>(db, sql`select id, name from servers where cluster_id = ${clusterId}`);
+    // The API process stopped between writing the rollout and starting its workflow.
+    const row = await createRollout(db, {
+      id: newId(),
+      ownerId: dora.ownerId,
+      kind: "test_connection",
+      target: { clusterId },
+      strategy: { ...normaliseStrategy(undefined) },
+      options: {},
+      servers: [{ ...server!, batch: 0 }],
+      batchCount: 1,
+    });
+    assert.deepEqual((await reconcileOperations(db, harness.client)).settledRollouts, [], "its start may still be on the way");
+    const report = await reconcileOperations(db, harness.client, { missingGraceMs: 0 });
+    assert.deepEqual(report.settledRollouts, [{ rolloutId: row.id, status: "FAILED" }]);
+    const ended = (await harness.api.clients(dora.token).rollouts.getRollout({ id: row.id })).rollout!;
+    assert.equal(ended.status, RolloutStatus.FAILED);
+    assert.match(ended.reason, /^no workflow found: it was never started/);
+    assert.deepEqual(
+      ended.servers.map((s) => [s.state, s.reason]),
+      [[RolloutServerState.PENDING, NOT_RUN]],
+    );
+
+    const late = await harness.client.workflow.execute(rolloutWorkflow, {
+      workflowId: row.workflowId,
+      taskQueue: harness.taskQueue,
+      args: [{ ...rolloutInput, rolloutId: row.id, total: 1, batchCount: 1 }],
+    });
+    assert.deepEqual(late, { status: "FAILED", reason: ROLLOUT_ALREADY_ENDED });
+    const [opened] = await rows<{ n: number }>(db, sql`select count(*)::int as n from operations where rollout_id = ${row.id}`);
+    assert.equal(opened?.n, 0, "no server was touched");
+    assert.deepEqual(await eventsOf(db, row.id), ["rollout.started", "rollout.failed"]);
   });
 
   test("a rollout server names an existing operation or none: the database refuses a dangling operation id", async () => {

@@ -54,6 +54,7 @@ const opening = proxyActivities<Activities>({
 const DEFAULT_WINDOW = 50;
 /** The rollout's reason when its workflow is cancelled from Temporal (Web UI, `temporal workflow cancel`) rather than by AbortRollout. */
 export const CANCELLED_FROM_TEMPORAL = "the rollout workflow was cancelled (a Temporal cancellation request, not AbortRollout)";
+export const ROLLOUT_ALREADY_ENDED = "the rollout had already ended when this run started: nothing was done";
 /** A busy server is tried again after 2 s, then less and less often, at most once a minute. */
 const BUSY_RETRY_FIRST_MS = 2_000;
 const BUSY_RETRY_MAX_MS = 60_000;
@@ -176,7 +177,11 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
 
   if (state.status === "PAUSED") await settled(() => condition(() => state.status !== "PAUSED" || stopping()));
   if (stopping()) return aborted();
-  await settled(() => db.setRolloutStatus({ rolloutId: input.rolloutId, currentBatch: batch }));
+  if (!(await settled(() => db.setRolloutStatus({ rolloutId: input.rolloutId, currentBatch: batch })))) {
+    // The row ended without this run (the reconciler found no workflow while its start was on the way): do nothing.
+    state.ended = true;
+    return { status: "FAILED", reason: ROLLOUT_ALREADY_ENDED };
+  }
 
   const pending = await settled(() => db.rolloutPendingOfBatch({ rolloutId: input.rolloutId, batch, limit: windowSize }));
   for (const p of pending) window.push({ position: p.position, serverId: p.serverId ?? undefined, state: "pending" });
