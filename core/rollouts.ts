@@ -392,6 +392,9 @@ export async function settleClosedRollout(
   rolloutId: string,
   end: { status: Exclude<RolloutStatus, "RUNNING" | "PAUSED">; reason: string },
 ): Promise<boolean> {
+  const [row] = await db.select({ status: rollouts.status }).from(rollouts).where(eq(rollouts.id, rolloutId));
+  // Its last run recorded the end after all (between the caller's read and its look at Temporal).
+  if (!row || TERMINAL_ROLLOUT_STATUSES.includes(row.status)) return false;
   const [stillRunning] = await db
     .select({ id: operations.id })
     .from(operations)
