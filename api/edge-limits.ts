@@ -16,6 +16,8 @@ export interface EdgeLimits {
   watchStreamsPerOwner: number;
   connectionTests: RateLimit;
   provisioningStarts: RateLimit;
+  /** TestNotificationChannel: each one is a request from us to an owner-chosen URL. */
+  notificationTests: RateLimit;
 }
 
 /** Agents send small messages; the HTTP/1.1 heartbeat fast path has the same bound. */
@@ -31,6 +33,7 @@ export function edgeLimitsFromConfig(config: Config): EdgeLimits {
     watchStreamsPerOwner: config.WATCH_STREAMS_PER_OWNER,
     connectionTests: { burst: config.CONNECTION_TEST_BURST, perMinute: config.CONNECTION_TESTS_PER_MINUTE },
     provisioningStarts: { burst: config.PROVISIONING_BURST, perMinute: config.PROVISIONING_STARTS_PER_MINUTE },
+    notificationTests: { burst: config.NOTIFICATION_TEST_BURST, perMinute: config.NOTIFICATION_TESTS_PER_MINUTE },
   };
 }
 

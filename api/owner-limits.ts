@@ -2,6 +2,7 @@ import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { createRateLimiter, type RateLimit } from "../core/rate-limit.js";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
+import { NotificationService } from "../gen/axion/infrastructure/v1/notification_service_pb.js";
 import { OperationService } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { RolloutService } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
 import { ServerService } from "../gen/axion/infrastructure/v1/server_service_pb.js";
@@ -37,13 +38,19 @@ function bucket(what: string, limit: RateLimit, variables: string) {
 
 /**
  * Per-owner limits, applied before the handler runs: open WatchOperation streams
- * (each polls the database and Temporal) and token buckets on connection tests
- * and provisioning starts. Each owner has its own counters. In this process'
+ * (each polls the database and Temporal) and token buckets on connection tests,
+ * provisioning starts and notification channel tests (each sends a request to a
+ * URL the owner chose). Each owner has its own counters. In this process'
  * memory: with several API processes, each allows this much.
  */
 export function ownerLimitsInterceptor(limits: EdgeLimits): Interceptor {
   const connectionTest = bucket("connection tests", limits.connectionTests, "CONNECTION_TEST_BURST, CONNECTION_TESTS_PER_MINUTE");
   const provisioningStart = bucket("provisioning starts", limits.provisioningStarts, "PROVISIONING_BURST, PROVISIONING_STARTS_PER_MINUTE");
+  const notificationTest = bucket(
+    "notification channel tests",
+    limits.notificationTests,
+    "NOTIFICATION_TEST_BURST, NOTIFICATION_TESTS_PER_MINUTE",
+  );
   const openWatches = new Map<string, number>();
 
   const openWatch = (ownerId: string, signal: AbortSignal): (() => void) => {
@@ -74,6 +81,7 @@ export function ownerLimitsInterceptor(limits: EdgeLimits): Interceptor {
     if (!owner) return next(req);
     if (req.method === ServerService.method.testServerConnection) connectionTest(owner.id);
     else if (provisioningStarts.has(req.method)) provisioningStart(owner.id);
+    else if (req.method === NotificationService.method.testNotificationChannel) notificationTest(owner.id);
     if (!watches.has(req.method)) return next(req);
 
     const release = openWatch(owner.id, req.signal);

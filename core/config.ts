@@ -194,6 +194,8 @@ const schema = z.object({
     .min(10, "must be at least 10")
     .default(15 * 60_000),
   NOTIFICATION_MAX_ATTEMPTS: z.coerce.number({ error: "must be a whole number" }).int().min(1).max(1000).default(20),
+  NOTIFICATION_TEST_BURST: z.coerce.number({ error: "must be a whole number" }).int().min(1, "must be at least 1").default(5),
+  NOTIFICATION_TESTS_PER_MINUTE: z.coerce.number({ error: "must be a number" }).positive("must be more than 0").default(2),
   OTEL_EXPORTER_OTLP_ENDPOINT: optionalText.pipe(
     z
       .string()

@@ -1,9 +1,11 @@
 import { type Client, WorkflowFailedError, WorkflowNotFoundError } from "@temporalio/client";
 import { and, asc, desc, eq, inArray, ne, notExists, sql } from "drizzle-orm";
 import type { Database } from "../db/client.js";
-import { type OperationStatus, operations, servers } from "../db/schema.js";
+import { type OperationStatus, operations, type RolloutStatus, servers } from "../db/schema.js";
 import { progressQuery, type StepProgress } from "../workflows/contract.js";
+import type { RolloutResult } from "../workflows/rollout-definitions.js";
 import { finishOperation, isOperationEnded, type OperationRow, setOperationRunId } from "./operations.js";
+import { settleClosedRollout, TERMINAL_ROLLOUT_STATUSES, unendedRollouts } from "./rollouts.js";
 import { setServerStatus, TRANSITIONAL_STATUSES } from "./server-status.js";
 
 /**
@@ -41,41 +43,57 @@ async function startedForOperation(client: Client, workflowId: string, runId: st
   return typeof input?.operationId === "string" ? input.operationId : undefined;
 }
 
-/** What Temporal knows about the workflow of `row`. A workflow id is reused by later operations: the run must be this row's. */
-export async function describeOperationWorkflow(client: Client, row: OperationRow): Promise<WorkflowState> {
-  const handle = client.workflow.getHandle(row.workflowId, row.runId ?? undefined);
-  let description: Awaited<ReturnType<typeof handle.describe>>;
+/** How a closed run ended, in the words the rows use. */
+export type ClosedRun =
+  | { as: "completed"; result: () => Promise<unknown> }
+  | { as: "cancelled"; error: string }
+  | { as: "failed"; error: string };
+
+type RunState = { state: "missing" } | { state: "running"; runId: string } | { state: "closed"; runId: string; temporalStatus: string };
+
+/** The latest run of `workflowId` (or run `runId`): missing, running (continued-as-new counts as running), or closed. */
+async function describeRun(client: Client, workflowId: string, runId?: string): Promise<RunState> {
+  let description: Awaited<ReturnType<ReturnType<Client["workflow"]["getHandle"]>["describe"]>>;
   try {
-    description = await handle.describe();
+    description = await client.workflow.getHandle(workflowId, runId).describe();
   } catch (error) {
     if (error instanceof WorkflowNotFoundError) return { state: "missing" };
     throw error;
   }
-  const runId = description.runId;
-  if (!row.runId && (await startedForOperation(client, row.workflowId, runId)) !== row.id) return { state: "missing" };
   const status = description.status.name;
-  if (status === "RUNNING" || status === "CONTINUED_AS_NEW") return { state: "running", runId };
-  if (status === "COMPLETED") return { state: "closed", runId, status: "SUCCEEDED" };
-  if (status === "CANCELLED") return { state: "closed", runId, status: "CANCELLED", error: "cancelled" };
-  if (status === "TERMINATED") {
-    const reason = await client.workflow
-      .getHandle(row.workflowId, runId)
-      .result()
-      .then(
-        () => "",
-        (error) => (error instanceof WorkflowFailedError ? innermost(error) : ""),
-      );
-    return { state: "closed", runId, status: "FAILED", error: `the workflow was terminated${reason ? `: ${reason}` : ""}` };
-  }
-  if (status === "TIMED_OUT") return { state: "closed", runId, status: "FAILED", error: "the workflow timed out" };
-  const failure = await client.workflow
-    .getHandle(row.workflowId, runId)
-    .result()
-    .then(
-      () => "the workflow failed",
-      (error) => innermost(error),
+  if (status === "RUNNING" || status === "CONTINUED_AS_NEW") return { state: "running", runId: description.runId };
+  return { state: "closed", runId: description.runId, temporalStatus: status };
+}
+
+/** What a closed run's end was: its result, a cancellation, or why it failed (terminated, timed out, failed). */
+async function closedRun(client: Client, workflowId: string, runId: string, temporalStatus: string): Promise<ClosedRun> {
+  const outcome = () => client.workflow.getHandle(workflowId, runId).result();
+  if (temporalStatus === "COMPLETED") return { as: "completed", result: outcome };
+  if (temporalStatus === "CANCELLED") return { as: "cancelled", error: "cancelled" };
+  if (temporalStatus === "TERMINATED") {
+    const reason = await outcome().then(
+      () => "",
+      (error) => (error instanceof WorkflowFailedError ? innermost(error) : ""),
     );
-  return { state: "closed", runId, status: "FAILED", error: failure };
+    return { as: "failed", error: `the workflow was terminated${reason ? `: ${reason}` : ""}` };
+  }
+  if (temporalStatus === "TIMED_OUT") return { as: "failed", error: "the workflow timed out" };
+  const failure = await outcome().then(
+    () => "the workflow failed",
+    (error) => innermost(error),
+  );
+  return { as: "failed", error: failure };
+}
+
+/** What Temporal knows about the workflow of `row`. A workflow id is reused by later operations: the run must be this row's. */
+export async function describeOperationWorkflow(client: Client, row: OperationRow): Promise<WorkflowState> {
+  const run = await describeRun(client, row.workflowId, row.runId ?? undefined);
+  if (run.state === "missing") return run;
+  if (!row.runId && (await startedForOperation(client, row.workflowId, run.runId)) !== row.id) return { state: "missing" };
+  if (run.state === "running") return run;
+  const closed = await closedRun(client, row.workflowId, run.runId, run.temporalStatus);
+  if (closed.as === "completed") return { state: "closed", runId: run.runId, status: "SUCCEEDED" };
+  return { state: "closed", runId: run.runId, status: closed.as === "cancelled" ? "CANCELLED" : "FAILED", error: closed.error };
 }
 
 /** The steps a closed run had got through (a worker answers the query by replaying its history); [] when none answers soon. */
@@ -130,20 +148,23 @@ export interface ReconcileReport {
   settled: { operationId: string; status: OperationStatus }[];
   /** Servers moved out of PROVISIONING/REINSTALLING that no running operation owned. */
   repairedServers: string[];
+  /** Rollouts whose workflow had closed without recording their end, ended here. */
+  settledRollouts: { rolloutId: string; status: RolloutStatus }[];
 }
 
 /**
  * One reconciler pass (run by the `operations-reconciler` schedule): every
  * RUNNING row is checked against Temporal, then every
  * server left PROVISIONING or REINSTALLING with no running operation goes to
- * ERROR with a reason naming the operation that left it so.
+ * ERROR with a reason naming the operation that left it so, then every
+ * rollout not ended whose workflow has closed is ended (`reconcileRollouts`).
  */
 export async function reconcileOperations(
   db: Database,
   client: Client,
   options: { missingGraceMs?: number; limit?: number } = {},
 ): Promise<ReconcileReport> {
-  const report: ReconcileReport = { checked: 0, settled: [], repairedServers: [] };
+  const report: ReconcileReport = { checked: 0, settled: [], repairedServers: [], settledRollouts: [] };
   const rows = await db
     .select()
     .from(operations)
@@ -190,5 +211,47 @@ export async function reconcileOperations(
     );
     if (write.changed) report.repairedServers.push(server.id);
   }
+  report.settledRollouts = await reconcileRollouts(db, client, options);
   return report;
+}
+
+type RolloutEnd = { status: Exclude<RolloutStatus, "RUNNING" | "PAUSED">; reason: string };
+
+/** How a rollout whose workflow closed really ended: the workflow's own result, cancelled = ABORTED, anything else FAILED with why. */
+async function rolloutEnd(closed: ClosedRun): Promise<RolloutEnd> {
+  if (closed.as === "cancelled") return { status: "ABORTED", reason: "the rollout workflow was cancelled" };
+  if (closed.as === "failed") return { status: "FAILED", reason: closed.error };
+  const result = (await closed.result()) as RolloutResult | undefined;
+  if (result && TERMINAL_ROLLOUT_STATUSES.includes(result.status))
+    return { status: result.status as RolloutEnd["status"], reason: result.reason };
+  return { status: "FAILED", reason: "the workflow completed without recording the rollout's end" };
+}
+
+/**
+ * Rollouts RUNNING or PAUSED whose workflow (`rollout/<id>`, its latest run)
+ * has closed: terminated from the Web UI, timed out, or failed, so nothing in
+ * it recorded the end. Each is ended with what really happened
+ * (`settleClosedRollout`); one whose workflow Temporal does not know is FAILED
+ * after the grace period. A rollout whose children are still stopping is left
+ * for the next pass.
+ */
+export async function reconcileRollouts(
+  db: Database,
+  client: Client,
+  options: { missingGraceMs?: number; limit?: number; now?: Date } = {},
+): Promise<{ rolloutId: string; status: RolloutStatus }[]> {
+  const settled: { rolloutId: string; status: RolloutStatus }[] = [];
+  for (const row of await unendedRollouts(db, options.limit ?? 1000)) {
+    const run = await describeRun(client, row.workflowId);
+    let end: RolloutEnd;
+    if (run.state === "running") continue;
+    if (run.state === "closed") end = await rolloutEnd(await closedRun(client, row.workflowId, run.runId, run.temporalStatus));
+    else {
+      const age = (options.now ?? new Date()).getTime() - row.startedAt.getTime();
+      if (age < (options.missingGraceMs ?? DEFAULT_MISSING_GRACE_MS)) continue;
+      end = { status: "FAILED", reason: "no workflow found: it was never started, or Temporal no longer keeps it" };
+    }
+    if (await settleClosedRollout(db, row.id, end)) settled.push({ rolloutId: row.id, status: end.status });
+  }
+  return settled;
 }

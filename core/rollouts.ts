@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, inArray, isNull, lt, sql } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, isNotNull, isNull, lt, sql } from "drizzle-orm";
 import type { Database } from "../db/client.js";
 import { newId } from "../db/ids.js";
 import { operations, outboxEvents, type RolloutServerState, type RolloutStatus, rolloutServers, rollouts, servers } from "../db/schema.js";
@@ -363,4 +363,52 @@ export async function recordBatchFinished(db: Database, rolloutId: string, batch
     await enqueueRolloutEvent(tx, rolloutId, "rollout.batch_finished", { batch, batches: batchCount, counts });
     return counts;
   });
+}
+
+/** Rollouts not ended (RUNNING or PAUSED), oldest first: the reconciler asks Temporal about each. */
+export async function unendedRollouts(db: Database, limit: number): Promise<RolloutRow[]> {
+  return db
+    .select()
+    .from(rollouts)
+    .where(sql`${rollouts.status} not in ('SUCCEEDED', 'FAILED', 'ABORTED')`)
+    .orderBy(asc(rollouts.startedAt))
+    .limit(limit);
+}
+
+/** Why a server of a rollout that ended before reaching it was not run. */
+export const NOT_RUN = "not run: the rollout ended first";
+
+/**
+ * Ends a rollout whose workflow closed without recording its end (terminated,
+ * timed out, failed): each RUNNING server takes its operation's end
+ * (`finishRolloutChild`: one that never started is cancelled before it can),
+ * servers never reached stay PENDING with `NOT_RUN`, then the status and its
+ * event (`setRolloutStatus`, once). While a child's operation still runs (a
+ * child cancelled by the parent-close policy is stopping) nothing is written:
+ * false, and the next pass comes back.
+ */
+export async function settleClosedRollout(
+  db: Database,
+  rolloutId: string,
+  end: { status: Exclude<RolloutStatus, "RUNNING" | "PAUSED">; reason: string },
+): Promise<boolean> {
+  const [row] = await db.select({ status: rollouts.status }).from(rollouts).where(eq(rollouts.id, rolloutId));
+  // Its last run recorded the end after all (between the caller's read and its look at Temporal).
+  if (!row || TERMINAL_ROLLOUT_STATUSES.includes(row.status)) return false;
+  const [stillRunning] = await db
+    .select({ id: operations.id })
+    .from(operations)
+    .where(and(eq(operations.rolloutId, rolloutId), eq(operations.status, "RUNNING"), isNotNull(operations.runId)))
+    .limit(1);
+  if (stillRunning) return false;
+  const running = await db
+    .select({ position: rolloutServers.position })
+    .from(rolloutServers)
+    .where(and(eq(rolloutServers.rolloutId, rolloutId), eq(rolloutServers.state, "RUNNING")));
+  for (const { position } of running) await finishRolloutChild(db, rolloutId, position);
+  await db
+    .update(rolloutServers)
+    .set({ state: "PENDING", reason: NOT_RUN })
+    .where(and(eq(rolloutServers.rolloutId, rolloutId), inArray(rolloutServers.state, ["PENDING", "WAITING"])));
+  return setRolloutStatus(db, rolloutId, end);
 }

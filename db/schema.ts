@@ -248,13 +248,15 @@ export const rolloutServers = pgTable(
     serverName: text("server_name").notNull(),
     batch: integer("batch").notNull(),
     state: text("state", { enum: rolloutServerStates }).notNull().default("PENDING"),
-    operationId: uuid("operation_id"),
+    /** Operations are removed only with their owner (then the rollout goes too); set null keeps the row if one ever is. */
+    operationId: uuid("operation_id").references(() => operations.id, { onDelete: "set null" }),
     reason: text("reason").notNull().default(""),
   },
   (t) => [
     primaryKey({ columns: [t.rolloutId, t.position] }),
     index("rollout_servers_rollout_id_batch_idx").on(t.rolloutId, t.batch),
     index("rollout_servers_server_id_idx").on(t.serverId),
+    index("rollout_servers_operation_id_idx").on(t.operationId),
   ],
 );
 

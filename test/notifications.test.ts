@@ -4,6 +4,7 @@ import { after, before, test } from "node:test";
 import { Code, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { eq, sql } from "drizzle-orm";
+import { defaultEdgeLimits } from "../api/edge-limits.js";
 import { pruneEndedAlerts } from "../core/alert-retention.js";
 import { type AlertingOptions, startAlerting } from "../core/alerting.js";
 import { createCredentialsCipher } from "../core/credentials-cipher.js";
@@ -338,6 +339,31 @@ test("a receiver that fails three times then accepts gets the message exactly on
     .from(notificationDeliveries)
     .where(eq(notificationDeliveries.id, String([...ids][0])));
   assert.deepEqual([row?.status, row?.attempts], ["delivered", 4]);
+});
+
+test("TestNotificationChannel is limited per owner: the receiver gets the burst, the next call is ResourceExhausted naming the limit, another owner is unaffected", async () => {
+  const { burst } = defaultEdgeLimits.notificationTests;
+  const webhook = (path: string) => ({
+    name: "flood",
+    kind: NotificationChannelKind.WEBHOOK,
+    url: `${receiver.url}${path}`,
+    secret: SECRET,
+  });
+  const reached = (path: string) => receiver.received.filter((r) => r.path === path).length;
+  const hostile = await ownerWithServer("flooder");
+  const target = (await hostile.notifications.createNotificationChannel(webhook("/hook/flooded"))).channel!;
+  for (let i = 0; i < burst; i++) assert.equal((await hostile.notifications.testNotificationChannel({ id: target.id })).delivered, true);
+  await expectCode(
+    hostile.notifications.testNotificationChannel({ id: target.id }),
+    Code.ResourceExhausted,
+    /^rate limit of notification channel tests reached: 5 at once, then 2 per minute per owner \(NOTIFICATION_TEST_BURST, NOTIFICATION_TESTS_PER_MINUTE\)/,
+  );
+  assert.equal(reached("/hook/flooded"), burst, "the refused call sent nothing");
+
+  const other = await ownerWithServer("bystander");
+  const own = (await other.notifications.createNotificationChannel(webhook("/hook/bystander"))).channel!;
+  assert.equal((await other.notifications.testNotificationChannel({ id: own.id })).delivered, true);
+  assert.equal(reached("/hook/bystander"), 1);
 });
 
 test("channel secrets and URLs appear in no response, log line, outbox event or delivery row", async () => {

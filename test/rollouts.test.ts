@@ -3,12 +3,20 @@ import { after, before, describe, test } from "node:test";
 import { Code } from "@connectrpc/connect";
 import type { Client } from "@temporalio/client";
 import { sql } from "drizzle-orm";
+import { sqlState } from "../core/db-errors.js";
+import { type Cidr, createNetworkPolicy, parseCidr } from "../core/network-policy.js";
+import { reconcileOperations } from "../core/reconcile.js";
+import { normaliseStrategy } from "../core/rollout-strategy.js";
+import { createRollout, NOT_RUN } from "../core/rollouts.js";
 import type { Database } from "../db/client.js";
+import { newId } from "../db/ids.js";
 import { RolloutKind } from "../gen/axion/infrastructure/v1/plan_pb.js";
 import { BusyServerPolicy, type Rollout, RolloutServerState, RolloutStatus } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
+import { ROLLOUT_ALREADY_ENDED, rolloutWorkflow } from "../workflows/rollout.js";
 import { expectCode } from "./support/assertions.js";
 import { startPostgres, type TestPostgres } from "./support/postgres.js";
 import { type ProvisioningHarness, startProvisioningHarness } from "./support/provisioning-harness.js";
+import { type SilentHost, startSilentHost } from "./support/silent-host.js";
 
 type Clients = ReturnType<ProvisioningHarness["api"]["clients"]>;
 
@@ -68,6 +76,26 @@ const testConnection = (clusterId: string, strategy: Record<string, unknown> = {
   strategy: { maxFailures: { value: { case: "percent" as const, value: 100 } }, ...strategy },
 });
 
+/** Silent hosts listen on 127.0.0.2 (loopback stays refused everywhere else); 127.0.0.1 stays refused for the database-only servers. */
+const silentHostsAllowed = createNetworkPolicy({ allow: ["127.0.0.2/32", "0.0.0.0/0", "::/0"].map((c) => parseCidr(c) as Cidr) });
+
+/** A one-batch connection-test rollout's workflow input, without its id and size. */
+const rolloutInput = {
+  kind: "test_connection",
+  hasCanary: false,
+  failureBudget: 1,
+  batchPauseSeconds: 0,
+  pauseAfterCanary: false,
+  busyPolicy: "skip",
+  busyWaitSeconds: 0,
+} as const;
+
+/** The outbox events of one rollout, in order. */
+const eventsOf = async (db: Database, rolloutId: string) =>
+  (await rows<{ type: string }>(db, sql`select type from outbox_events where key = ${rolloutId} order by created_at, id`)).map(
+    (e) => e.type,
+  );
+
 /** The history test's fleet (ROLLOUT_HISTORY_FLEET to change; 2,000 by default). */
 const FLEET = Number(process.env.ROLLOUT_HISTORY_FLEET ?? 2000);
 /** The rollout workflow's window: each run starts at most this many children. */
@@ -79,10 +107,17 @@ describe("rollouts through the API and a real Temporal server (no hosts)", { tim
   let aliceId: string;
   let db: Database;
   let postgres: TestPostgres;
+  const silentHosts: SilentHost[] = [];
   before(async () => {
     // PostgreSQL, not in-process PGlite: thousands of children's activities would queue on this process' event loop.
     postgres = await startPostgres();
-    harness = await startProvisioningHarness({ sshConnectTimeoutMs: 2000, maxServersPerOwner: 5000, databaseUrl: postgres.url });
+    // A connect to a silent host hangs this long per attempt; with the retries' pauses a configure child runs about 30 s.
+    harness = await startProvisioningHarness({
+      sshConnectTimeoutMs: 5000,
+      maxServersPerOwner: 5000,
+      databaseUrl: postgres.url,
+      networkPolicy: silentHostsAllowed,
+    });
     db = harness.api.database.db;
     const owner = await harness.api.newOwner("rollout-alice");
     alice = harness.api.clients(owner.token);
@@ -90,8 +125,60 @@ describe("rollouts through the API and a real Temporal server (no hosts)", { tim
   });
   after(async () => {
     await harness?.close();
+    await Promise.all(silentHosts.map((h) => h.close()));
     await postgres?.stop();
   });
+
+  /** A cluster of `n` servers on silent hosts, in name order: a configure child stays in its connect step until cancelled. */
+  async function silentCluster(clients: Clients, name: string, n: number): Promise<{ clusterId: string; hosts: SilentHost[] }> {
+    const clusterId = (await clients.clusters.createCluster({ name })).cluster!.id;
+    const hosts: SilentHost[] = [];
+    for (let i = 1; i <= n; i++) {
+      const host = await startSilentHost();
+      silentHosts.push(host);
+      hosts.push(host);
+      await clients.servers.createServer({
+        clusterId,
+        name: `${name}-${i}`,
+        host: host.host,
+        sshPort: host.port,
+        credential: { method: { case: "password", value: "never-gets-that-far" } },
+      });
+    }
+    return { clusterId, hosts };
+  }
+
+  /** Configure over three silent hosts in batches of two; answers once both children of the first batch are connecting. */
+  async function rolloutStuckInFirstBatch(clients: Clients, name: string): Promise<Rollout> {
+    const { clusterId, hosts } = await silentCluster(clients, name, 3);
+    const { rollout } = await clients.rollouts.startRollout({
+      kind: RolloutKind.CONFIGURE,
+      target: { clusterId },
+      strategy: {
+        canarySize: 0,
+        batchSize: { value: { case: "count", value: 2 } },
+        maxFailures: { value: { case: "percent", value: 100 } },
+      },
+    });
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const [claimed] = await rows<{ n: number }>(
+        db,
+        sql`select count(*)::int as n from operations where rollout_id = ${rollout!.id} and status = 'RUNNING' and run_id is not null`,
+      );
+      if (claimed?.n === 2 && hosts[0]!.accepted() > 0 && hosts[1]!.accepted() > 0) return rollout!;
+      if (Date.now() > deadline) assert.fail(`the first batch of ${name} did not start connecting: ${claimed?.n} children claimed`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  /** Every operation of a rollout, in rollout order. */
+  const operationsOf = (rolloutId: string) =>
+    rows<{ status: string; error: string | null; workflow_id: string; run_id: string }>(
+      db,
+      sql`select o.status, o.error, o.workflow_id, o.run_id from rollout_servers rs join operations o on o.id = rs.operation_id
+        where rs.rollout_id = ${rolloutId} order by rs.position`,
+    );
 
   test("bad requests are InvalidArgument naming the field, and nothing is written", async () => {
     const clusterId = await insertServers(db, aliceId, "valid", 6);
@@ -302,6 +389,127 @@ describe("rollouts through the API and a real Temporal server (no hosts)", { tim
     const aborted = await alice.rollouts.listRollouts({ status: RolloutStatus.ABORTED });
     assert.equal(aborted.rollouts.length, 1);
     await expectCode(alice.rollouts.listRollouts({ pageToken: "garbage" }), Code.InvalidArgument, /^page_token/);
+  });
+
+  test("a rollout whose workflow is cancelled from Temporal (not AbortRollout) ends ABORTED once its children have stopped, with one event", async () => {
+    const carol = harness.api.clients((await harness.api.newOwner("rollout-carol")).token);
+    const rollout = await rolloutStuckInFirstBatch(carol, "cancelled");
+    const handle = harness.client.workflow.getHandle(rollout.workflowId);
+    await handle.cancel();
+    await assert.rejects(handle.result());
+    assert.equal((await handle.describe()).status.name, "CANCELLED", "Temporal shows the run cancelled");
+
+    const ended = (await carol.rollouts.getRollout({ id: rollout.id })).rollout!;
+    assert.equal(ended.status, RolloutStatus.ABORTED);
+    assert.match(ended.reason, /cancelled \(a Temporal cancellation request, not AbortRollout\)/);
+    assert.deepEqual(
+      ended.servers.map((s) => s.state),
+      [RolloutServerState.CANCELLED, RolloutServerState.CANCELLED, RolloutServerState.PENDING],
+    );
+    // Each child stopped through its own cancellation: its connect step was cut, it recorded CANCELLED, its run closed cancelled.
+    const ops = await operationsOf(rollout.id);
+    assert.deepEqual(
+      ops.map((o) => [o.status, o.error]),
+      [
+        ["CANCELLED", "cancelled during step connect"],
+        ["CANCELLED", "cancelled during step connect"],
+      ],
+    );
+    for (const op of ops)
+      assert.equal((await harness.client.workflow.getHandle(op.workflow_id, op.run_id).describe()).status.name, "CANCELLED");
+    assert.deepEqual(await eventsOf(db, rollout.id), ["rollout.started", "rollout.aborted"]);
+    await reconcileOperations(db, harness.client);
+    assert.deepEqual(await eventsOf(db, rollout.id), ["rollout.started", "rollout.aborted"], "a reconciler pass adds nothing");
+  });
+
+  test("a rollout whose workflow is terminated: its children are cancelled, and one reconciler pass ends it FAILED with what happened", async () => {
+    const carol = harness.api.clients((await harness.api.newOwner("rollout-carol-2")).token);
+    const rollout = await rolloutStuckInFirstBatch(carol, "terminated");
+    await harness.client.workflow.getHandle(rollout.workflowId).terminate("pulled from the Web UI");
+    // The parent-close policy cancels the children; each records its own end.
+    const deadline = Date.now() + 60_000;
+    while ((await operationsOf(rollout.id)).some((o) => o.status === "RUNNING")) {
+      if (Date.now() > deadline) assert.fail("the terminated rollout's children did not stop");
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(
+      (await carol.rollouts.getRollout({ id: rollout.id })).rollout!.status,
+      RolloutStatus.RUNNING,
+      "nothing in the workflow ran",
+    );
+
+    const report = await reconcileOperations(db, harness.client);
+    assert.deepEqual(
+      report.settledRollouts.filter((r) => r.rolloutId === rollout.id),
+      [{ rolloutId: rollout.id, status: "FAILED" }],
+    );
+    const ended = (await carol.rollouts.getRollout({ id: rollout.id })).rollout!;
+    assert.equal(ended.status, RolloutStatus.FAILED);
+    assert.equal(ended.reason, "the workflow was terminated: pulled from the Web UI");
+    assert.deepEqual(
+      ended.servers.map((s) => [s.state, s.reason]),
+      [
+        [RolloutServerState.CANCELLED, "cancelled during step connect"],
+        [RolloutServerState.CANCELLED, "cancelled during step connect"],
+        [RolloutServerState.PENDING, NOT_RUN],
+      ],
+    );
+    assert.ok(ended.finishTime, "the end is recorded");
+    await reconcileOperations(db, harness.client);
+    assert.deepEqual(await eventsOf(db, rollout.id), ["rollout.started", "rollout.failed"], "one end, one event");
+  });
+
+  test("a rollout whose workflow never started is FAILED by the reconciler after the grace period; a start that arrives later does nothing", async () => {
+    const dora = await harness.api.newOwner("rollout-dora");
+    const clusterId = await insertServers(db, dora.ownerId, "late", 1);
+    const [server] = await rows<{ id: string; name: string }>(db, sql`select id, name from servers where cluster_id = ${clusterId}`);
+    // The API process stopped between writing the rollout and starting its workflow.
+    const row = await createRollout(db, {
+      id: newId(),
+      ownerId: dora.ownerId,
+      kind: "test_connection",
+      target: { clusterId },
+      strategy: { ...normaliseStrategy(undefined) },
+      options: {},
+      servers: [{ ...server!, batch: 0 }],
+      batchCount: 1,
+    });
+    assert.deepEqual((await reconcileOperations(db, harness.client)).settledRollouts, [], "its start may still be on the way");
+    const report = await reconcileOperations(db, harness.client, { missingGraceMs: 0 });
+    assert.deepEqual(report.settledRollouts, [{ rolloutId: row.id, status: "FAILED" }]);
+    const ended = (await harness.api.clients(dora.token).rollouts.getRollout({ id: row.id })).rollout!;
+    assert.equal(ended.status, RolloutStatus.FAILED);
+    assert.match(ended.reason, /^no workflow found: it was never started/);
+    assert.deepEqual(
+      ended.servers.map((s) => [s.state, s.reason]),
+      [[RolloutServerState.PENDING, NOT_RUN]],
+    );
+
+    const late = await harness.client.workflow.execute(rolloutWorkflow, {
+      workflowId: row.workflowId,
+      taskQueue: harness.taskQueue,
+      args: [{ ...rolloutInput, rolloutId: row.id, total: 1, batchCount: 1 }],
+    });
+    assert.deepEqual(late, { status: "FAILED", reason: ROLLOUT_ALREADY_ENDED });
+    const [opened] = await rows<{ n: number }>(db, sql`select count(*)::int as n from operations where rollout_id = ${row.id}`);
+    assert.equal(opened?.n, 0, "no server was touched");
+    assert.deepEqual(await eventsOf(db, row.id), ["rollout.started", "rollout.failed"]);
+  });
+
+  test("a rollout server names an existing operation or none: the database refuses a dangling operation id", async () => {
+    const [linked] = await rows<{ rollout_id: string; position: number }>(
+      db,
+      sql`select rollout_id, position from rollout_servers where operation_id is not null limit 1`,
+    );
+    assert.ok(linked, "an earlier test left a linked rollout server");
+    await assert.rejects(
+      db.execute(
+        sql`update rollout_servers set operation_id = gen_random_uuid() where rollout_id = ${linked.rollout_id} and position = ${linked.position}`,
+      ),
+      (error) =>
+        sqlState(error) === "23503" &&
+        /rollout_servers_operation_id_operations_id_fk/.test(String((error as { cause?: unknown }).cause ?? error)),
+    );
   });
 
   test(`a rollout to ${FLEET} servers whose children end at once: every child ends, counts add up, each run's history stays bounded`, async () => {

@@ -16,6 +16,7 @@ import {
 import type { Activities } from "../activities/index.js";
 import type { OpenedChild } from "../core/rollouts.js";
 import type { OperationKindName } from "../core/server-status.js";
+import type { RolloutServerState } from "../db/schema.js";
 import {
   clusterIdAttribute,
   operationAttribute,
@@ -51,6 +52,9 @@ const opening = proxyActivities<Activities>({
 });
 
 const DEFAULT_WINDOW = 50;
+/** The rollout's reason when its workflow is cancelled from Temporal (Web UI, `temporal workflow cancel`) rather than by AbortRollout. */
+export const CANCELLED_FROM_TEMPORAL = "the rollout workflow was cancelled (a Temporal cancellation request, not AbortRollout)";
+export const ROLLOUT_ALREADY_ENDED = "the rollout had already ended when this run started: nothing was done";
 /** A busy server is tried again after 2 s, then less and less often, at most once a minute. */
 const BUSY_RETRY_FIRST_MS = 2_000;
 const BUSY_RETRY_MAX_MS = 60_000;
@@ -63,6 +67,9 @@ const BUSY_RETRY_MAX_MS = 60_000;
  * bounded whatever the fleet's size. The failure budget is checked after each
  * window; pause takes effect before the next batch; abort cancels the running
  * children (each records CANCELLED once its step has stopped) and starts no other.
+ * A cancellation request on the workflow itself is an abort too: the children's
+ * scope inherits it, the database steps run in non-cancellable scopes, and the
+ * run ends cancelled once its row is ABORTED.
  */
 export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResult> {
   const windowSize = input.windowSize ?? DEFAULT_WINDOW;
@@ -75,7 +82,26 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
     ended: false,
   };
   const window: RolloutChildProgress[] = [];
+  // Created in the root scope: a cancellation of the workflow cancels the children as an abort does.
   const children = new CancellationScope();
+  const root = CancellationScope.current();
+  let cancelledBy: unknown;
+  /** Aborted by the owner, or cancelled from Temporal (noted here, so every check below sees one flag). */
+  const stopping = (): boolean => {
+    if (!state.aborting && root.consideredCancelled) {
+      state.aborting = true;
+      state.reason = CANCELLED_FROM_TEMPORAL;
+    }
+    return state.aborting;
+  };
+  root.cancelRequested.catch((error) => {
+    cancelledBy = error;
+    stopping();
+  });
+  /** Database steps must finish even while the workflow is being cancelled. */
+  const settled = <T>(step: () => Promise<T>): Promise<T> => CancellationScope.nonCancellable(step);
+  const setServerState = (position: number, serverState: RolloutServerState, reason: string) =>
+    settled(() => db.setRolloutServerState({ rolloutId: input.rolloutId, positions: [position], state: serverState, reason }));
   const snapshot = (): RolloutProgress => ({
     rolloutId: input.rolloutId,
     status: state.status,
@@ -84,7 +110,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
     reason: state.reason,
     window: window.map((w) => ({ ...w })),
   });
-  const ended = () => state.ended || state.aborting;
+  const ended = () => state.ended || stopping();
 
   setHandler(rolloutProgressQuery, snapshot);
   setHandler(
@@ -123,7 +149,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
       state.aborting = true;
       state.reason = reason || "aborted by the owner";
       children.cancel();
-      await condition(() => state.ended);
+      await settled(() => condition(() => state.ended));
       return snapshot();
     },
     {
@@ -133,36 +159,50 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
     },
   );
 
-  const finish = async (status: RolloutStatusName, reason: string): Promise<RolloutResult> => {
-    state.status = status;
-    state.reason = reason;
-    await db.setRolloutStatus({ rolloutId: input.rolloutId, status, reason });
-    state.ended = true;
-    await condition(allHandlersFinished);
-    return { status, reason };
+  const finish = (status: RolloutStatusName, reason: string): Promise<RolloutResult> =>
+    settled(async () => {
+      state.status = status;
+      state.reason = reason;
+      await db.setRolloutStatus({ rolloutId: input.rolloutId, status, reason });
+      state.ended = true;
+      await condition(allHandlersFinished);
+      return { status, reason };
+    });
+  const aborted = async (): Promise<RolloutResult> => {
+    const result = await finish("ABORTED", state.reason);
+    // Cancelled from Temporal: the run ends cancelled there too, once the row says ABORTED.
+    if (cancelledBy !== undefined) throw cancelledBy;
+    return result;
   };
-  const aborted = () => finish("ABORTED", state.reason);
 
-  if (state.status === "PAUSED") await condition(() => state.status !== "PAUSED" || state.aborting);
-  if (state.aborting) return aborted();
-  await db.setRolloutStatus({ rolloutId: input.rolloutId, currentBatch: batch });
+  if (state.status === "PAUSED") await settled(() => condition(() => state.status !== "PAUSED" || stopping()));
+  if (stopping()) return aborted();
+  if (!(await settled(() => db.setRolloutStatus({ rolloutId: input.rolloutId, currentBatch: batch })))) {
+    // The row ended without this run (the reconciler found no workflow while its start was on the way): do nothing.
+    state.ended = true;
+    return { status: "FAILED", reason: ROLLOUT_ALREADY_ENDED };
+  }
 
-  const pending = await db.rolloutPendingOfBatch({ rolloutId: input.rolloutId, batch, limit: windowSize });
+  const pending = await settled(() => db.rolloutPendingOfBatch({ rolloutId: input.rolloutId, batch, limit: windowSize }));
   for (const p of pending) window.push({ position: p.position, serverId: p.serverId ?? undefined, state: "pending" });
   if (pending.length > 0) {
-    const opened = await opening.openRolloutChildren({
-      rolloutId: input.rolloutId,
-      positions: pending.map((p) => p.position),
-      kind: operationKind,
-    });
+    const opened = await settled(() =>
+      opening.openRolloutChildren({
+        rolloutId: input.rolloutId,
+        positions: pending.map((p) => p.position),
+        kind: operationKind,
+      }),
+    );
     await Promise.all(opened.map((child, i) => runChild(child, window[i] as RolloutChildProgress)));
   }
-  if (state.aborting) return aborted();
+  if (stopping()) return aborted();
 
   const batchDone = pending.length < windowSize;
-  const counts = batchDone
-    ? await db.recordRolloutBatchFinished({ rolloutId: input.rolloutId, batch, batchCount: input.batchCount })
-    : await db.rolloutCounts({ rolloutId: input.rolloutId });
+  const counts = await settled(() =>
+    batchDone
+      ? db.recordRolloutBatchFinished({ rolloutId: input.rolloutId, batch, batchCount: input.batchCount })
+      : db.rolloutCounts({ rolloutId: input.rolloutId }),
+  );
   const lastBatch = batch + 1 >= input.batchCount;
   if (counts.failed >= input.failureBudget) {
     const untouched = counts.pending;
@@ -179,15 +219,15 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
     if (batch === 0 && input.hasCanary && input.pauseAfterCanary && state.status !== "PAUSED") {
       state.status = "PAUSED";
       state.reason = "paused after the canary: ResumeRollout continues";
-      await db.setRolloutStatus({ rolloutId: input.rolloutId, status: "PAUSED", reason: state.reason });
+      await settled(() => db.setRolloutStatus({ rolloutId: input.rolloutId, status: "PAUSED", reason: state.reason }));
     }
-    if (input.batchPauseSeconds > 0) await condition(() => state.aborting, input.batchPauseSeconds * 1000);
-    await condition(() => state.status !== "PAUSED" || state.aborting);
-    if (state.aborting) return aborted();
+    if (input.batchPauseSeconds > 0) await settled(() => condition(stopping, input.batchPauseSeconds * 1000));
+    await settled(() => condition(() => state.status !== "PAUSED" || stopping()));
+    if (stopping()) return aborted();
   }
   // An abort's handler waits for the end: let it in rather than wait for it.
-  await condition(() => allHandlersFinished() || state.aborting);
-  if (state.aborting) return aborted();
+  await settled(() => condition(() => allHandlersFinished() || stopping()));
+  if (stopping()) return aborted();
   return continueAsNew<typeof rolloutWorkflow>({
     ...input,
     batch: batchDone ? batch + 1 : batch,
@@ -200,10 +240,10 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
     let child = first;
     if (!child.opened && child.busy && input.busyPolicy === "wait") {
       progress.state = "waiting";
-      await db.setRolloutServerState({ rolloutId: input.rolloutId, positions: [child.position], state: "WAITING", reason: child.reason });
+      await setServerState(child.position, "WAITING", child.reason);
       const deadline = Date.now() + input.busyWaitSeconds * 1000;
       let delay = BUSY_RETRY_FIRST_MS;
-      while (!child.opened && child.busy && Date.now() < deadline && !state.aborting) {
+      while (!child.opened && child.busy && Date.now() < deadline && !stopping()) {
         try {
           await children.run(() => sleep(Math.min(delay, Math.max(1, deadline - Date.now()))));
         } catch (error) {
@@ -211,31 +251,28 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
           break;
         }
         delay = Math.min(delay * 2, BUSY_RETRY_MAX_MS);
-        [child] = (await opening.openRolloutChildren({
-          rolloutId: input.rolloutId,
-          positions: [child.position],
-          kind: operationKind,
-        })) as [OpenedChild];
+        [child] = (await settled(() =>
+          opening.openRolloutChildren({
+            rolloutId: input.rolloutId,
+            positions: [child.position],
+            kind: operationKind,
+          }),
+        )) as [OpenedChild];
       }
-      if (!child.opened && state.aborting) {
+      if (!child.opened && stopping()) {
         // Never touched: back to pending, as the rest of an aborted rollout.
-        await db.setRolloutServerState({ rolloutId: input.rolloutId, positions: [child.position], state: "PENDING", reason: "" });
+        await setServerState(child.position, "PENDING", "");
         progress.state = "pending";
         return;
       }
       if (!child.opened && child.busy) {
-        await db.setRolloutServerState({
-          rolloutId: input.rolloutId,
-          positions: [child.position],
-          state: "FAILED",
-          reason: `still busy after ${input.busyWaitSeconds} s: ${child.reason}`,
-        });
+        await setServerState(child.position, "FAILED", `still busy after ${input.busyWaitSeconds} s: ${child.reason}`);
         progress.state = "ended";
         return;
       }
     }
     if (!child.opened) {
-      await db.setRolloutServerState({ rolloutId: input.rolloutId, positions: [child.position], state: "SKIPPED", reason: child.reason });
+      await setServerState(child.position, "SKIPPED", child.reason);
       progress.state = "ended";
       return;
     }
@@ -250,14 +287,18 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
     } catch (error) {
       // The child recorded its own end on its operation row (failed or cancelled); a start that never happened is recorded here.
       if (error instanceof WorkflowExecutionAlreadyStartedError) {
-        await db.finishOperation({ operationId: opened.operationId, status: "FAILED", error: "the workflow could not be started" });
+        await settled(() =>
+          db.finishOperation({ operationId: opened.operationId, status: "FAILED", error: "the workflow could not be started" }),
+        );
       }
     }
-    await db.finishRolloutChild({
-      rolloutId: input.rolloutId,
-      position: opened.position,
-      testOutcome: testOutcome && { outcome: testOutcome.outcome, message: testOutcome.message },
-    });
+    await settled(() =>
+      db.finishRolloutChild({
+        rolloutId: input.rolloutId,
+        position: opened.position,
+        testOutcome: testOutcome && { outcome: testOutcome.outcome, message: testOutcome.message },
+      }),
+    );
     progress.state = "ended";
   }
 
@@ -283,7 +324,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
           }),
         );
       } catch (error) {
-        if (!(error instanceof WorkflowExecutionAlreadyStartedError) || attempt >= 5 || state.aborting) throw error;
+        if (!(error instanceof WorkflowExecutionAlreadyStartedError) || attempt >= 5 || stopping()) throw error;
         await sleep(2_000 * (attempt + 1));
       }
     }

@@ -1,0 +1,39 @@
+import { type AddressInfo, createServer, type Socket } from "node:net";
+
+export interface SilentHost {
+  host: string;
+  port: number;
+  /** Connections accepted so far. */
+  accepted(): number;
+  close(): Promise<void>;
+}
+
+/**
+ * A TCP listener that accepts connections and never says a word: an SSH server
+ * that hangs before its banner. An operation on it stays in its connect step
+ * until the connect timeout, or until it is cancelled. No test host needed.
+ */
+export async function startSilentHost(host = "127.0.0.2"): Promise<SilentHost> {
+  const sockets = new Set<Socket>();
+  let accepted = 0;
+  const server = createServer((socket) => {
+    accepted += 1;
+    sockets.add(socket);
+    socket.on("error", () => {});
+    socket.on("close", () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, host, resolve);
+  });
+  return {
+    host,
+    port: (server.address() as AddressInfo).port,
+    accepted: () => accepted,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
