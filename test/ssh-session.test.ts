@@ -6,10 +6,11 @@ import { openSsh } from "../activities/ssh/session.js";
 import { sh } from "../activities/ssh/shell.js";
 import { type Cidr, createNetworkPolicy, parseCidr } from "../core/network-policy.js";
 import { ed25519KeyPair } from "./support/keys.js";
+import { startSilentHost } from "./support/silent-host.js";
 import { startTestSshServer, type TestSshServer } from "./support/ssh-server.js";
 
 /** The test SSH server listens on loopback, which the built-in policy refuses. */
-const loopbackToo = createNetworkPolicy({ allow: ["127.0.0.1/32"].map((c) => parseCidr(c) as Cidr) });
+const loopbackToo = createNetworkPolicy({ allow: ["127.0.0.1/32", "127.0.0.2/32"].map((c) => parseCidr(c) as Cidr) });
 
 /** A TCP hop in front of the SSH server whose connections can be reset, as a host that reboots or vanishes does. */
 async function startResettableHop(targetPort: number) {
@@ -66,6 +67,48 @@ describe("SSH sessions", () => {
       process.off("uncaughtException", onUncaught);
       pool.closeAll();
       await hop.close();
+    }
+  });
+
+  test("cancelling a connection to a host that never sends its SSH banner closes the socket at once, not at the connect timeout", {
+    timeout: 30_000,
+  }, async () => {
+    const silent = await startSilentHost();
+    const closed = new Promise<void>((resolve) => silent.onClose(resolve));
+    const cancel = new AbortController();
+    const reason = new Error("cancelled by the operator");
+    try {
+      const opening = openSsh(
+        { host: silent.host, port: silent.port, username: "root" },
+        { kind: "private_key", privateKey: keys.privateKey },
+        { networkPolicy: loopbackToo, connectTimeoutMs: 120_000, signal: cancel.signal },
+      );
+      while (silent.accepted() === 0) await new Promise((r) => setTimeout(r, 20));
+      const cancelledAt = Date.now();
+      cancel.abort(reason);
+      await assert.rejects(opening, (error) => error === reason);
+      await closed;
+      assert.ok(Date.now() - cancelledAt < 10_000, "ended by the cancellation, long before the 120 s connect timeout");
+    } finally {
+      await silent.close();
+    }
+  });
+
+  test("a connection cancelled before it starts (while its name resolves) never connects", { timeout: 30_000 }, async () => {
+    const silent = await startSilentHost();
+    const reason = new Error("cancelled by the operator");
+    try {
+      await assert.rejects(
+        openSsh(
+          { host: silent.host, port: silent.port, username: "root" },
+          { kind: "private_key", privateKey: keys.privateKey },
+          { networkPolicy: loopbackToo, connectTimeoutMs: 120_000, signal: AbortSignal.abort(reason) },
+        ),
+        (error) => error === reason,
+      );
+      assert.equal(silent.accepted(), 0, "no connection was made");
+    } finally {
+      await silent.close();
     }
   });
 });

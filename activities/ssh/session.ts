@@ -101,6 +101,8 @@ class CappedBuffer {
 
 export async function openSsh(target: SshTarget, credential: SshCredentialInput, options: OpenOptions = {}): Promise<SshSession> {
   const address = await allowedAddress(target, options);
+  // A cancellation that came while the name resolved has already fired: no listener would see it.
+  options.signal?.throwIfAborted();
   const ssh = new NodeSSH();
   let seen = "";
   let refused = false;

@@ -5,6 +5,8 @@ export interface SilentHost {
   port: number;
   /** Connections accepted so far. */
   accepted(): number;
+  /** Calls `listener` when a connection this host accepted is closed by the other side. */
+  onClose(listener: () => void): void;
   close(): Promise<void>;
 }
 
@@ -16,11 +18,15 @@ export interface SilentHost {
 export async function startSilentHost(host = "127.0.0.2"): Promise<SilentHost> {
   const sockets = new Set<Socket>();
   let accepted = 0;
+  const closeListeners: (() => void)[] = [];
   const server = createServer((socket) => {
     accepted += 1;
     sockets.add(socket);
     socket.on("error", () => {});
-    socket.on("close", () => sockets.delete(socket));
+    socket.resume(); // reads (and drops) what the client says, so its end is seen
+    socket.on("close", () => {
+      if (sockets.delete(socket)) for (const listener of closeListeners) listener();
+    });
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -30,9 +36,13 @@ export async function startSilentHost(host = "127.0.0.2"): Promise<SilentHost> {
     host,
     port: (server.address() as AddressInfo).port,
     accepted: () => accepted,
+    onClose: (listener) => closeListeners.push(listener),
     close: () =>
       new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
+        for (const socket of [...sockets]) {
+          sockets.delete(socket);
+          socket.destroy();
+        }
         server.close(() => resolve());
       }),
   };
