@@ -9,9 +9,13 @@
  * Temporal dev server, PostgreSQL, API with this process's client); JSON in bench/results/.
  *
  *   node --import tsx bench/rollout.ts [--configure-hosts 50] [--ping-hosts 200] [--skip configure|ping]
+ *        [--wait watch|result] [--profile-worker <dir>]
  *
  * The fleet is operated by one StartRollout (kind configure / test_connection, no canary, batch
- * 100 %) watched with WatchRollout until it ends (operateFleet).
+ * 100 %) watched with WatchRollout until it ends (operateFleet). `--wait result` awaits the
+ * rollout workflow's result instead (what the watch's per-second step queries cost).
+ * `--profile-worker <dir>`: the worker runs under `node --cpu-prof` (one profile per thread, in
+ * <dir> when it exits); each phase prints its window for bench/profile-summary.ts --from/--to.
  */
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -21,6 +25,7 @@ import { setLogLevel } from "../core/log.js";
 import { RolloutKind } from "../gen/axion/infrastructure/v1/plan_pb.js";
 import { RolloutServerState, RolloutStatus } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
 import { downHosts, type Fleet } from "../test/support/testhosts.js";
+import { threadCpuS } from "./cpu.js";
 import {
   type AxionStack,
   busyPct,
@@ -47,6 +52,11 @@ const option = (name: string) => {
 const configureHosts = Number(option("--configure-hosts") ?? 50);
 const pingHosts = Number(option("--ping-hosts") ?? 200);
 const skip = new Set((option("--skip") ?? "").split(",").filter(Boolean));
+const waitFor = option("--wait") ?? "watch";
+if (waitFor !== "watch" && waitFor !== "result") throw new Error("--wait: watch or result");
+const profileDir = option("--profile-worker");
+/** The clock of V8's CPU profiles (µs, monotonic): marks the measured phases. */
+const profileClockUs = () => Number(process.hrtime.bigint() / 1000n);
 const resultsDir = join(root, "bench", "results");
 const prefixes = { configure: "bench-ro-axion", configureAnsible: "bench-ro-ansible", ping: "bench-ro-ping" };
 setLogLevel("warn");
@@ -63,7 +73,7 @@ interface FleetOutcome {
  * One rollout over the list (no canary, one batch of 100 %, no failure budget: every server is
  * operated), watched through WatchRollout until it ends.
  */
-async function operateFleet(_stack: AxionStack, owner: Owner, kind: Kind, serverIds: string[]): Promise<FleetOutcome> {
+async function operateFleet(stack: AxionStack, owner: Owner, kind: Kind, serverIds: string[]): Promise<FleetOutcome> {
   const started = Date.now();
   const { rollout } = await owner.rollouts.startRollout({
     kind: kind === "configure" ? RolloutKind.CONFIGURE : RolloutKind.TEST_CONNECTION,
@@ -75,7 +85,11 @@ async function operateFleet(_stack: AxionStack, owner: Owner, kind: Kind, server
     },
   });
   let last = rollout;
-  for await (const update of owner.rollouts.watchRollout({ id: rollout!.id })) last = update.rollout;
+  if (waitFor === "watch") for await (const update of owner.rollouts.watchRollout({ id: rollout!.id })) last = update.rollout;
+  else {
+    await stack.client.workflow.getHandle(rollout!.workflowId).result();
+    last = (await owner.rollouts.getRollout({ id: rollout!.id })).rollout;
+  }
   const wallMs = Date.now() - started;
   const failures = (last?.servers ?? [])
     .filter((s) => s.state !== RolloutServerState.SUCCEEDED)
@@ -104,12 +118,22 @@ async function axionRun(stack: AxionStack, fleet: Fleet, kind: Kind) {
   const machineBefore = machineCpu();
   const load = loadavg();
   const before = stackCpu(stack);
+  const threadsBefore = threadCpuS(stack.workerPid);
+  const fromUs = profileClockUs();
   say(`axion: ${kind} on ${serverIds.length} servers at once`);
   const outcome = await operateFleet(stack, owner, kind, serverIds);
   const cpu = cpuSince(before, stackCpu(stack));
+  const threads = Object.entries(threadCpuS(stack.workerPid))
+    .map(([name, s]) => [name, s - (threadsBefore[name] ?? 0)] as const)
+    .filter(([, s]) => s >= 0.05)
+    .map(([name, s]) => `${name} ${s.toFixed(2)}`)
+    .join(", ");
+  say(`worker threads (CPU-s): ${threads}`);
+  if (profileDir) say(`profile window: --from ${fromUs} --to ${profileClockUs()}`);
   return {
     ...outcome,
     cpu,
+    workerThreads: threads,
     perHost: perHost(cpu, serverIds.length),
     machineBusyPct: busyPct(machineBefore, machineCpu()),
     loadavgBefore: load,
@@ -192,7 +216,10 @@ try {
   say("starting PostgreSQL, the Temporal dev server, the API and the worker (child process)");
   // The benchmark is one owner operating a fleet: the per-owner edge limits would pace it, not measure it.
   const unlimited = { burst: 100_000, perMinute: 100_000 };
-  stack = await startAxion({ limits: { connectionTests: unlimited, provisioningStarts: unlimited } });
+  stack = await startAxion({
+    limits: { connectionTests: unlimited, provisioningStarts: unlimited },
+    workerNodeArgs: profileDir ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : [],
+  });
 
   if (!skip.has("configure")) {
     const image = dockerImagePath();

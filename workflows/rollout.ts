@@ -16,6 +16,7 @@ import {
 import type { Activities } from "../activities/index.js";
 import type { OpenedChild } from "../core/rollouts.js";
 import type { OperationKindName } from "../core/server-status.js";
+import type { RolloutServerState } from "../db/schema.js";
 import {
   clusterIdAttribute,
   operationAttribute,
@@ -44,13 +45,21 @@ const db = proxyLocalActivities<Activities>({
   retry: { initialInterval: "1 second", maximumInterval: "10 seconds" },
 });
 
-/** Opening a window's operations (up to `windowSize` transactions) may outlast a workflow task: a regular activity. */
+/** Opening a chunk of operations (up to OPEN_CHUNK transactions) may outlast a workflow task: a regular activity. */
 const opening = proxyActivities<Activities>({
   startToCloseTimeout: "10 minutes",
   retry: { initialInterval: "1 second", maximumInterval: "10 seconds" },
 });
 
-const DEFAULT_WINDOW = 50;
+/** Children in flight at most: the rest of a run's servers start as others end. */
+const DEFAULT_WINDOW = 200;
+/** Servers one run operates before it continues as new: each adds about 8 events to its history. */
+const SERVERS_PER_RUN = 400;
+/**
+ * Operations opened per activity, their children started in one activation: on an overloaded
+ * worker a 200-child activation ran past Temporal's 2 s deadlock detector.
+ */
+const OPEN_CHUNK = 50;
 /** A busy server is tried again after 2 s, then less and less often, at most once a minute. */
 const BUSY_RETRY_FIRST_MS = 2_000;
 const BUSY_RETRY_MAX_MS = 60_000;
@@ -58,10 +67,11 @@ const BUSY_RETRY_MAX_MS = 60_000;
 /**
  * A rollout (`rollout/<id>`): its servers in batches, each server's existing
  * operation workflow as a child (its operation row linked to the rollout, the
- * one-operation-per-server rule kept by that row). One window of at most
- * `windowSize` servers per run, then continue-as-new, so each run's history is
- * bounded whatever the fleet's size. The failure budget is checked after each
- * window; pause takes effect before the next batch; abort cancels the running
+ * one-operation-per-server rule kept by that row). Each run operates at most
+ * SERVERS_PER_RUN servers of a batch, at most `windowSize` children at once (the
+ * next start as others end), then continues as new, so each run's history is
+ * bounded whatever the fleet's size. Once the failure budget is spent no other
+ * child starts; pause takes effect before the next batch; abort cancels the running
  * children (each records CANCELLED once its step has stopped) and starts no other.
  */
 export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResult> {
@@ -147,19 +157,12 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
   if (state.aborting) return aborted();
   await db.setRolloutStatus({ rolloutId: input.rolloutId, currentBatch: batch });
 
-  const pending = await db.rolloutPendingOfBatch({ rolloutId: input.rolloutId, batch, limit: windowSize });
+  const pending = await db.rolloutPendingOfBatch({ rolloutId: input.rolloutId, batch, limit: SERVERS_PER_RUN });
   for (const p of pending) window.push({ position: p.position, serverId: p.serverId ?? undefined, state: "pending" });
-  if (pending.length > 0) {
-    const opened = await opening.openRolloutChildren({
-      rolloutId: input.rolloutId,
-      positions: pending.map((p) => p.position),
-      kind: operationKind,
-    });
-    await Promise.all(opened.map((child, i) => runChild(child, window[i] as RolloutChildProgress)));
-  }
+  const started = pending.length > 0 ? await runWindow() : 0;
   if (state.aborting) return aborted();
 
-  const batchDone = pending.length < windowSize;
+  const batchDone = pending.length < SERVERS_PER_RUN && started === pending.length;
   const counts = batchDone
     ? await db.recordRolloutBatchFinished({ rolloutId: input.rolloutId, batch, batchCount: input.batchCount })
     : await db.rolloutCounts({ rolloutId: input.rolloutId });
@@ -195,8 +198,45 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
     pauseReason: state.status === "PAUSED" ? state.reason : undefined,
   });
 
+  /**
+   * This run's servers, at most `windowSize` children in flight: operations opened OPEN_CHUNK at a
+   * time, topped up as children end; no start once the failure budget is spent or on abort.
+   * Answers how many servers were started.
+   */
+  async function runWindow(): Promise<number> {
+    const failedBefore = (await db.rolloutCounts({ rolloutId: input.rolloutId })).failed;
+    let failed = 0;
+    let active = 0;
+    let next = 0;
+    const stopStarting = () => state.aborting || failedBefore + failed >= input.failureBudget;
+    const ends: Promise<void>[] = [];
+    while (next < pending.length) {
+      const chunk = Math.min(OPEN_CHUNK, windowSize, pending.length - next);
+      await condition(() => windowSize - active >= chunk || stopStarting());
+      if (stopStarting()) break;
+      const servers = window.slice(next, next + chunk);
+      next += chunk;
+      active += chunk;
+      const opened = await opening.openRolloutChildren({
+        rolloutId: input.rolloutId,
+        positions: servers.map((w) => w.position),
+        kind: operationKind,
+      });
+      for (const [i, child] of opened.entries()) {
+        ends.push(
+          runChild(child, servers[i] as RolloutChildProgress).then((end) => {
+            active--;
+            if (end === "FAILED") failed++;
+          }),
+        );
+      }
+    }
+    await Promise.all(ends);
+    return next;
+  }
+
   /** One server: wait for it if it is busy and the strategy says so, run its operation as a child, record how it ended. */
-  async function runChild(first: OpenedChild, progress: RolloutChildProgress): Promise<void> {
+  async function runChild(first: OpenedChild, progress: RolloutChildProgress): Promise<RolloutServerState | undefined> {
     let child = first;
     if (!child.opened && child.busy && input.busyPolicy === "wait") {
       progress.state = "waiting";
@@ -231,7 +271,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
           reason: `still busy after ${input.busyWaitSeconds} s: ${child.reason}`,
         });
         progress.state = "ended";
-        return;
+        return "FAILED";
       }
     }
     if (!child.opened) {
@@ -253,12 +293,13 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
         await db.finishOperation({ operationId: opened.operationId, status: "FAILED", error: "the workflow could not be started" });
       }
     }
-    await db.finishRolloutChild({
+    const end = await db.finishRolloutChild({
       rolloutId: input.rolloutId,
       position: opened.position,
       testOutcome: testOutcome && { outcome: testOutcome.outcome, message: testOutcome.message },
     });
     progress.state = "ended";
+    return end;
   }
 
   /** A previous run of a per-server workflow id may still be closing (its row ended first): wait a little, then start. */
