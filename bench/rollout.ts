@@ -9,11 +9,12 @@
  * Temporal dev server, PostgreSQL, API with this process's client); JSON in bench/results/.
  *
  *   node --import tsx bench/rollout.ts [--configure-hosts 50] [--ping-hosts 200] [--skip configure|ping]
- *        [--wait watch|result] [--profile-worker <dir>]
+ *        [--wait watch|result] [--axion-runs watch,result,...] [--no-ansible] [--profile-worker <dir>]
  *
  * The fleet is operated by one StartRollout (kind configure / test_connection, no canary, batch
  * 100 %) watched with WatchRollout until it ends (operateFleet). `--wait result` awaits the
- * rollout workflow's result instead (what the watch's per-second step queries cost).
+ * rollout workflow's result instead (what the watch's per-second step queries cost);
+ * `--axion-runs` repeats the Axion phase on the same hosts, once per mode listed (A/B on one fleet).
  * `--profile-worker <dir>`: the worker runs under `node --cpu-prof` (one profile per thread, in
  * <dir> when it exits); each phase prints its window for bench/profile-summary.ts --from/--to.
  */
@@ -52,8 +53,11 @@ const option = (name: string) => {
 const configureHosts = Number(option("--configure-hosts") ?? 50);
 const pingHosts = Number(option("--ping-hosts") ?? 200);
 const skip = new Set((option("--skip") ?? "").split(",").filter(Boolean));
-const waitFor = option("--wait") ?? "watch";
-if (waitFor !== "watch" && waitFor !== "result") throw new Error("--wait: watch or result");
+type WaitMode = "watch" | "result";
+/** One Axion run per entry, on the same hosts (a configure after the first finds them configured). */
+const axionWaits = (option("--axion-runs") ?? option("--wait") ?? "watch").split(",") as WaitMode[];
+if (axionWaits.some((w) => w !== "watch" && w !== "result")) throw new Error("--wait / --axion-runs: watch or result");
+const withAnsible = !args.includes("--no-ansible");
 const profileDir = option("--profile-worker");
 /** The clock of V8's CPU profiles (µs, monotonic): marks the measured phases. */
 const profileClockUs = () => Number(process.hrtime.bigint() / 1000n);
@@ -73,7 +77,7 @@ interface FleetOutcome {
  * One rollout over the list (no canary, one batch of 100 %, no failure budget: every server is
  * operated), watched through WatchRollout until it ends.
  */
-async function operateFleet(stack: AxionStack, owner: Owner, kind: Kind, serverIds: string[]): Promise<FleetOutcome> {
+async function operateFleet(stack: AxionStack, owner: Owner, kind: Kind, serverIds: string[], waitFor: WaitMode): Promise<FleetOutcome> {
   const started = Date.now();
   const { rollout } = await owner.rollouts.startRollout({
     kind: kind === "configure" ? RolloutKind.CONFIGURE : RolloutKind.TEST_CONNECTION,
@@ -113,15 +117,16 @@ async function registerFleet(stack: AxionStack, fleet: Fleet, name: string): Pro
   return { owner, serverIds };
 }
 
-async function axionRun(stack: AxionStack, fleet: Fleet, kind: Kind) {
-  const { owner, serverIds } = await registerFleet(stack, fleet, `bench-${kind.replace("_", "-")}`);
+let fleetsRegistered = 0;
+async function axionRun(stack: AxionStack, fleet: Fleet, kind: Kind, waitFor: WaitMode) {
+  const { owner, serverIds } = await registerFleet(stack, fleet, `bench-${kind.replace("_", "-")}-${++fleetsRegistered}`);
   const machineBefore = machineCpu();
   const load = loadavg();
   const before = stackCpu(stack);
   const threadsBefore = threadCpuS(stack.workerPid);
   const fromUs = profileClockUs();
-  say(`axion: ${kind} on ${serverIds.length} servers at once`);
-  const outcome = await operateFleet(stack, owner, kind, serverIds);
+  say(`axion: ${kind} on ${serverIds.length} servers at once, awaited by ${waitFor}`);
+  const outcome = await operateFleet(stack, owner, kind, serverIds, waitFor);
   const cpu = cpuSince(before, stackCpu(stack));
   const threads = Object.entries(threadCpuS(stack.workerPid))
     .map(([name, s]) => [name, s - (threadsBefore[name] ?? 0)] as const)
@@ -193,6 +198,22 @@ async function ansibleRun(fleet: Fleet, command: string[], log: string) {
   }
 }
 
+type AxionOutcome = Awaited<ReturnType<typeof axionRun>>;
+/** The Axion phase once per --axion-runs entry, on the same hosts. */
+async function repeatedRuns(fleet: Fleet, kind: Kind): Promise<(AxionOutcome & { waitFor: WaitMode })[]> {
+  const out: (AxionOutcome & { waitFor: WaitMode })[] = [];
+  for (const waitFor of axionWaits) out.push({ ...(await axionRun(stack as AxionStack, fleet, kind, waitFor)), waitFor });
+  return out;
+}
+const againLines = (again: (AxionOutcome & { waitFor: WaitMode })[]) =>
+  again.map(
+    (r, i) => `  again #${i + 2} (same hosts, awaited by ${r.waitFor}): ${(r.wallMs / 1000).toFixed(1)} s, ${r.ok} ok, Axion ${r.perHost}`,
+  );
+/** --no-ansible: the Ansible side is not run. */
+async function skippedAnsible(_fleet: Fleet, _command: string[], _log: string): ReturnType<typeof ansibleRun> {
+  return { wallMs: Number.NaN, ok: 0, failures: [], controllerCpuS: undefined, machineBusyPct: 0, loadavgBefore: loadavg() };
+}
+
 const stamp = new Date().toISOString().replace(/[:.]/g, "-");
 mkdirSync(resultsDir, { recursive: true });
 const results: Record<string, unknown> = {};
@@ -226,12 +247,13 @@ try {
     const n = configureHosts;
     const { fleet, upMs } = await freshFleet(prefixes.configure, n, image, ["--timeout", "600"]);
     say(`${n} Docker-preinstalled hosts up in ${s(upMs)} s`);
-    const axion = await axionRun(stack, fleet, "configure");
+    const [axion, ...again] = await repeatedRuns(fleet, "configure");
+    if (!axion) throw new Error("--axion-runs: at least one");
     axion.failures.push(...(await verifyHosts(fleet)));
     downHosts(prefixes.configure);
-    const other = await freshFleet(prefixes.configureAnsible, n, image, ["--timeout", "600"]);
-    const ansible = await ansibleRun(
-      other.fleet,
+    const other = withAnsible ? await freshFleet(prefixes.configureAnsible, n, image, ["--timeout", "600"]) : undefined;
+    const ansible = await (other ? ansibleRun : skippedAnsible)(
+      other?.fleet as Fleet,
       [
         "ansible-playbook",
         join(root, "bench", "ansible", "bootstrap.yml"),
@@ -240,33 +262,40 @@ try {
       ],
       join(resultsDir, `${stamp}-rollout-ansible-configure.log`),
     );
-    ansible.failures.push(...(await verifyHosts(other.fleet)));
+    if (other) ansible.failures.push(...(await verifyHosts(other.fleet)));
     downHosts(prefixes.configureAnsible);
-    results.configure = { n, axion, ansible, ratio: ansible.wallMs / axion.wallMs };
+    results.configure = { n, axion, again, ansible, ratio: ansible.wallMs / axion.wallMs };
     lines.push(
       `configure, ${n} Docker-preinstalled hosts, batch 100 %: Axion ${s(axion.wallMs)} s (${axion.ok}/${n} ok), ` +
         `Ansible serial 100 % ${s(ansible.wallMs)} s (${ansible.ok}/${n} ok): ${(ansible.wallMs / axion.wallMs).toFixed(2)}x (target >= 8x)`,
       `  Axion ${axion.perHost} (target <= 0.4); machine busy ${axion.machineBusyPct} %, load before ${axion.loadavgBefore[0]?.toFixed(1)}`,
       `  Ansible controller ${((ansible.controllerCpuS ?? Number.NaN) / n).toFixed(3)} CPU-s per host; machine busy ${ansible.machineBusyPct} %`,
     );
-    say(lines.slice(-3).join("\n"));
+    lines.push(...againLines(again));
+    say(lines.slice(-3 - again.length).join("\n"));
   }
 
   if (!skip.has("ping")) {
     const m = pingHosts;
     const { fleet, upMs } = await freshFleet(prefixes.ping, m, undefined, ["--timeout", "900", "--jobs", "16"]);
     say(`${m} fresh hosts up in ${s(upMs)} s`);
-    const axion = await axionRun(stack, fleet, "test_connection");
-    const ansible = await ansibleRun(fleet, ["ansible", "all", "-m", "ping"], join(resultsDir, `${stamp}-rollout-ansible-ping.log`));
+    const [axion, ...again] = await repeatedRuns(fleet, "test_connection");
+    if (!axion) throw new Error("--axion-runs: at least one");
+    const ansible = await (withAnsible ? ansibleRun : skippedAnsible)(
+      fleet,
+      ["ansible", "all", "-m", "ping"],
+      join(resultsDir, `${stamp}-rollout-ansible-ping.log`),
+    );
     downHosts(prefixes.ping);
-    results.testConnection = { n: m, axion, ansible, ratio: ansible.wallMs / axion.wallMs };
+    results.testConnection = { n: m, axion, again, ansible, ratio: ansible.wallMs / axion.wallMs };
     lines.push(
       `test connection, ${m} fresh hosts: Axion ${s(axion.wallMs)} s (${axion.ok}/${m} ok), ` +
         `ansible -m ping -f ${m} ${s(ansible.wallMs)} s (${ansible.ok}/${m} ok): ${(ansible.wallMs / axion.wallMs).toFixed(2)}x (target >= 5x)`,
       `  Axion ${axion.perHost}; machine busy ${axion.machineBusyPct} %, load before ${axion.loadavgBefore[0]?.toFixed(1)}`,
       `  Ansible controller ${((ansible.controllerCpuS ?? Number.NaN) / m).toFixed(3)} CPU-s per host; machine busy ${ansible.machineBusyPct} %`,
+      ...againLines(again),
     );
-    say(lines.slice(-3).join("\n"));
+    say(lines.slice(-3 - again.length).join("\n"));
   }
 } finally {
   await cleanUp();
