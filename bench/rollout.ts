@@ -9,7 +9,7 @@
  * Temporal dev server, PostgreSQL, API with this process's client); JSON in bench/results/.
  *
  *   node --import tsx bench/rollout.ts [--configure-hosts 50] [--ping-hosts 200] [--skip configure|ping]
- *        [--wait watch|result] [--axion-runs watch,result,...] [--no-ansible] [--profile-worker <dir>]
+ *        [--wait watch|result] [--axion-runs watch,result,...] [--ansible configure,ping|none] [--profile-worker <dir>]
  *
  * The fleet is operated by one StartRollout (kind configure / test_connection, no canary, batch
  * 100 %) watched with WatchRollout until it ends (operateFleet). `--wait result` awaits the
@@ -57,7 +57,8 @@ type WaitMode = "watch" | "result";
 /** One Axion run per entry, on the same hosts (a configure after the first finds them configured). */
 const axionWaits = (option("--axion-runs") ?? option("--wait") ?? "watch").split(",") as WaitMode[];
 if (axionWaits.some((w) => w !== "watch" && w !== "result")) throw new Error("--wait / --axion-runs: watch or result");
-const withAnsible = !args.includes("--no-ansible");
+/** Phases whose Ansible side runs (`--ansible configure,ping`, the default; `--ansible none`). */
+const ansiblePhases = new Set((option("--ansible") ?? "configure,ping").split(","));
 const profileDir = option("--profile-worker");
 /** The clock of V8's CPU profiles (µs, monotonic): marks the measured phases. */
 const profileClockUs = () => Number(process.hrtime.bigint() / 1000n);
@@ -209,7 +210,7 @@ const againLines = (again: (AxionOutcome & { waitFor: WaitMode })[]) =>
   again.map(
     (r, i) => `  again #${i + 2} (same hosts, awaited by ${r.waitFor}): ${(r.wallMs / 1000).toFixed(1)} s, ${r.ok} ok, Axion ${r.perHost}`,
   );
-/** --no-ansible: the Ansible side is not run. */
+/** A phase left out of --ansible: its Ansible side is not run. */
 async function skippedAnsible(_fleet: Fleet, _command: string[], _log: string): ReturnType<typeof ansibleRun> {
   return { wallMs: Number.NaN, ok: 0, failures: [], controllerCpuS: undefined, machineBusyPct: 0, loadavgBefore: loadavg() };
 }
@@ -251,7 +252,7 @@ try {
     if (!axion) throw new Error("--axion-runs: at least one");
     axion.failures.push(...(await verifyHosts(fleet)));
     downHosts(prefixes.configure);
-    const other = withAnsible ? await freshFleet(prefixes.configureAnsible, n, image, ["--timeout", "600"]) : undefined;
+    const other = ansiblePhases.has("configure") ? await freshFleet(prefixes.configureAnsible, n, image, ["--timeout", "600"]) : undefined;
     const ansible = await (other ? ansibleRun : skippedAnsible)(
       other?.fleet as Fleet,
       [
@@ -281,7 +282,7 @@ try {
     say(`${m} fresh hosts up in ${s(upMs)} s`);
     const [axion, ...again] = await repeatedRuns(fleet, "test_connection");
     if (!axion) throw new Error("--axion-runs: at least one");
-    const ansible = await (withAnsible ? ansibleRun : skippedAnsible)(
+    const ansible = await (ansiblePhases.has("ping") ? ansibleRun : skippedAnsible)(
       fleet,
       ["ansible", "all", "-m", "ping"],
       join(resultsDir, `${stamp}-rollout-ansible-ping.log`),

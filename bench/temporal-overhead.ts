@@ -6,9 +6,10 @@
  * (the client) per workflow, so settings of either side can be compared in seconds, not minutes.
  *
  *   node --import tsx bench/temporal-overhead.ts [--n 50] [--step-ms 3000] [--dev-args "--flag=v ..."] [--queries 20]
- *        [--observability]
+ *        [--observability] [--profile-worker <dir>]
  *
  * --observability: the worker with the service's runtime logger and interceptors (default: the SDK's bare logger).
+ * --profile-worker <dir>: the worker under node --cpu-prof (bench/profile-summary.ts with the printed window).
  * --queries Q: a second phase on N more workflows while the client asks Q running ones for their
  * progress every second, as WatchRollout does for the first 20 running servers; prints what a query costs.
  *
@@ -105,7 +106,9 @@ if (args[0] === "--worker") {
   const dev = await startDevServer(dataDir, { port: await freePort(), uiPort: await freePort(), headless: true, extraArgs: devArgs });
   const connection = await Connection.connect({ address: dev.address });
   const client = new Client({ connection, namespace: dev.spec.namespace });
-  const worker: ChildProcess = spawn(process.execPath, ["--import", "tsx", here, "--worker"], {
+  const profileDir = option("--profile-worker");
+  const profileArgs = profileDir ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : [];
+  const worker: ChildProcess = spawn(process.execPath, [...profileArgs, "--import", "tsx", here, "--worker"], {
     stdio: ["ignore", "inherit", "inherit", "ipc"],
     env: {
       ...process.env,
@@ -165,8 +168,10 @@ if (args[0] === "--worker") {
     };
     const load = loadavg()[0];
     const started = Date.now();
+    const fromUs = process.hrtime.bigint() / 1000n;
     await run("bench", n);
     const wallS = (Date.now() - started) / 1000;
+    if (profileDir) console.log(`  profile window: --from ${fromUs} --to ${process.hrtime.bigint() / 1000n}`);
     const after = {
       temporal: processCpuS(dev.pid),
       worker: processCpuS(worker.pid!),
