@@ -204,7 +204,9 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
    * Answers how many servers were started.
    */
   async function runWindow(): Promise<number> {
-    const failedBefore = (await db.rolloutCounts({ rolloutId: input.rolloutId })).failed;
+    // A run starts below the budget: what earlier runs spent matters from its second chunk on.
+    const failedBefore =
+      pending.length > Math.min(OPEN_CHUNK, windowSize) ? (await db.rolloutCounts({ rolloutId: input.rolloutId })).failed : 0;
     let failed = 0;
     let active = 0;
     let next = 0;
