@@ -9,9 +9,14 @@
  * Temporal dev server, PostgreSQL, API with this process's client); JSON in bench/results/.
  *
  *   node --import tsx bench/rollout.ts [--configure-hosts 50] [--ping-hosts 200] [--skip configure|ping]
+ *        [--wait watch|result] [--axion-runs watch,result,...] [--ansible configure,ping|none] [--profile-worker <dir>]
  *
  * The fleet is operated by one StartRollout (kind configure / test_connection, no canary, batch
- * 100 %) watched with WatchRollout until it ends (operateFleet).
+ * 100 %) watched with WatchRollout until it ends (operateFleet). `--wait result` awaits the
+ * rollout workflow's result instead (what the watch's per-second step queries cost);
+ * `--axion-runs` repeats the Axion phase on the same hosts, once per mode listed (A/B on one fleet).
+ * `--profile-worker <dir>`: the worker runs under `node --cpu-prof` (one profile per thread, in
+ * <dir> when it exits); each phase prints its window for bench/profile-summary.ts --from/--to.
  */
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -21,6 +26,7 @@ import { setLogLevel } from "../core/log.js";
 import { RolloutKind } from "../gen/axion/infrastructure/v1/plan_pb.js";
 import { RolloutServerState, RolloutStatus } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
 import { downHosts, type Fleet } from "../test/support/testhosts.js";
+import { threadCpuS } from "./cpu.js";
 import {
   type AxionStack,
   busyPct,
@@ -47,6 +53,15 @@ const option = (name: string) => {
 const configureHosts = Number(option("--configure-hosts") ?? 50);
 const pingHosts = Number(option("--ping-hosts") ?? 200);
 const skip = new Set((option("--skip") ?? "").split(",").filter(Boolean));
+type WaitMode = "watch" | "result";
+/** One Axion run per entry, on the same hosts (a configure after the first finds them configured). */
+const axionWaits = (option("--axion-runs") ?? option("--wait") ?? "watch").split(",") as WaitMode[];
+if (axionWaits.some((w) => w !== "watch" && w !== "result")) throw new Error("--wait / --axion-runs: watch or result");
+/** Phases whose Ansible side runs (`--ansible configure,ping`, the default; `--ansible none`). */
+const ansiblePhases = new Set((option("--ansible") ?? "configure,ping").split(","));
+const profileDir = option("--profile-worker");
+/** The clock of V8's CPU profiles (µs, monotonic): marks the measured phases. */
+const profileClockUs = () => Number(process.hrtime.bigint() / 1000n);
 const resultsDir = join(root, "bench", "results");
 const prefixes = { configure: "bench-ro-axion", configureAnsible: "bench-ro-ansible", ping: "bench-ro-ping" };
 setLogLevel("warn");
@@ -63,7 +78,7 @@ interface FleetOutcome {
  * One rollout over the list (no canary, one batch of 100 %, no failure budget: every server is
  * operated), watched through WatchRollout until it ends.
  */
-async function operateFleet(_stack: AxionStack, owner: Owner, kind: Kind, serverIds: string[]): Promise<FleetOutcome> {
+async function operateFleet(stack: AxionStack, owner: Owner, kind: Kind, serverIds: string[], waitFor: WaitMode): Promise<FleetOutcome> {
   const started = Date.now();
   const { rollout } = await owner.rollouts.startRollout({
     kind: kind === "configure" ? RolloutKind.CONFIGURE : RolloutKind.TEST_CONNECTION,
@@ -75,7 +90,11 @@ async function operateFleet(_stack: AxionStack, owner: Owner, kind: Kind, server
     },
   });
   let last = rollout;
-  for await (const update of owner.rollouts.watchRollout({ id: rollout!.id })) last = update.rollout;
+  if (waitFor === "watch") for await (const update of owner.rollouts.watchRollout({ id: rollout!.id })) last = update.rollout;
+  else {
+    await stack.client.workflow.getHandle(rollout!.workflowId).result();
+    last = (await owner.rollouts.getRollout({ id: rollout!.id })).rollout;
+  }
   const wallMs = Date.now() - started;
   const failures = (last?.servers ?? [])
     .filter((s) => s.state !== RolloutServerState.SUCCEEDED)
@@ -99,17 +118,28 @@ async function registerFleet(stack: AxionStack, fleet: Fleet, name: string): Pro
   return { owner, serverIds };
 }
 
-async function axionRun(stack: AxionStack, fleet: Fleet, kind: Kind) {
-  const { owner, serverIds } = await registerFleet(stack, fleet, `bench-${kind.replace("_", "-")}`);
+let fleetsRegistered = 0;
+async function axionRun(stack: AxionStack, fleet: Fleet, kind: Kind, waitFor: WaitMode) {
+  const { owner, serverIds } = await registerFleet(stack, fleet, `bench-${kind.replace("_", "-")}-${++fleetsRegistered}`);
   const machineBefore = machineCpu();
   const load = loadavg();
   const before = stackCpu(stack);
-  say(`axion: ${kind} on ${serverIds.length} servers at once`);
-  const outcome = await operateFleet(stack, owner, kind, serverIds);
+  const threadsBefore = threadCpuS(stack.workerPid);
+  const fromUs = profileClockUs();
+  say(`axion: ${kind} on ${serverIds.length} servers at once, awaited by ${waitFor}`);
+  const outcome = await operateFleet(stack, owner, kind, serverIds, waitFor);
   const cpu = cpuSince(before, stackCpu(stack));
+  const threads = Object.entries(threadCpuS(stack.workerPid))
+    .map(([name, s]) => [name, s - (threadsBefore[name] ?? 0)] as const)
+    .filter(([, s]) => s >= 0.05)
+    .map(([name, s]) => `${name} ${s.toFixed(2)}`)
+    .join(", ");
+  say(`worker threads (CPU-s): ${threads}`);
+  if (profileDir) say(`profile window: --from ${fromUs} --to ${profileClockUs()}`);
   return {
     ...outcome,
     cpu,
+    workerThreads: threads,
     perHost: perHost(cpu, serverIds.length),
     machineBusyPct: busyPct(machineBefore, machineCpu()),
     loadavgBefore: load,
@@ -169,6 +199,22 @@ async function ansibleRun(fleet: Fleet, command: string[], log: string) {
   }
 }
 
+type AxionOutcome = Awaited<ReturnType<typeof axionRun>>;
+/** The Axion phase once per --axion-runs entry, on the same hosts. */
+async function repeatedRuns(fleet: Fleet, kind: Kind): Promise<(AxionOutcome & { waitFor: WaitMode })[]> {
+  const out: (AxionOutcome & { waitFor: WaitMode })[] = [];
+  for (const waitFor of axionWaits) out.push({ ...(await axionRun(stack as AxionStack, fleet, kind, waitFor)), waitFor });
+  return out;
+}
+const againLines = (again: (AxionOutcome & { waitFor: WaitMode })[]) =>
+  again.map(
+    (r, i) => `  again #${i + 2} (same hosts, awaited by ${r.waitFor}): ${(r.wallMs / 1000).toFixed(1)} s, ${r.ok} ok, Axion ${r.perHost}`,
+  );
+/** A phase left out of --ansible: its Ansible side is not run. */
+async function skippedAnsible(_fleet: Fleet, _command: string[], _log: string): ReturnType<typeof ansibleRun> {
+  return { wallMs: Number.NaN, ok: 0, failures: [], controllerCpuS: undefined, machineBusyPct: 0, loadavgBefore: loadavg() };
+}
+
 const stamp = new Date().toISOString().replace(/[:.]/g, "-");
 mkdirSync(resultsDir, { recursive: true });
 const results: Record<string, unknown> = {};
@@ -192,19 +238,23 @@ try {
   say("starting PostgreSQL, the Temporal dev server, the API and the worker (child process)");
   // The benchmark is one owner operating a fleet: the per-owner edge limits would pace it, not measure it.
   const unlimited = { burst: 100_000, perMinute: 100_000 };
-  stack = await startAxion({ limits: { connectionTests: unlimited, provisioningStarts: unlimited } });
+  stack = await startAxion({
+    limits: { connectionTests: unlimited, provisioningStarts: unlimited },
+    workerNodeArgs: profileDir ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : [],
+  });
 
   if (!skip.has("configure")) {
     const image = dockerImagePath();
     const n = configureHosts;
     const { fleet, upMs } = await freshFleet(prefixes.configure, n, image, ["--timeout", "600"]);
     say(`${n} Docker-preinstalled hosts up in ${s(upMs)} s`);
-    const axion = await axionRun(stack, fleet, "configure");
+    const [axion, ...again] = await repeatedRuns(fleet, "configure");
+    if (!axion) throw new Error("--axion-runs: at least one");
     axion.failures.push(...(await verifyHosts(fleet)));
     downHosts(prefixes.configure);
-    const other = await freshFleet(prefixes.configureAnsible, n, image, ["--timeout", "600"]);
-    const ansible = await ansibleRun(
-      other.fleet,
+    const other = ansiblePhases.has("configure") ? await freshFleet(prefixes.configureAnsible, n, image, ["--timeout", "600"]) : undefined;
+    const ansible = await (other ? ansibleRun : skippedAnsible)(
+      other?.fleet as Fleet,
       [
         "ansible-playbook",
         join(root, "bench", "ansible", "bootstrap.yml"),
@@ -213,33 +263,40 @@ try {
       ],
       join(resultsDir, `${stamp}-rollout-ansible-configure.log`),
     );
-    ansible.failures.push(...(await verifyHosts(other.fleet)));
+    if (other) ansible.failures.push(...(await verifyHosts(other.fleet)));
     downHosts(prefixes.configureAnsible);
-    results.configure = { n, axion, ansible, ratio: ansible.wallMs / axion.wallMs };
+    results.configure = { n, axion, again, ansible, ratio: ansible.wallMs / axion.wallMs };
     lines.push(
       `configure, ${n} Docker-preinstalled hosts, batch 100 %: Axion ${s(axion.wallMs)} s (${axion.ok}/${n} ok), ` +
         `Ansible serial 100 % ${s(ansible.wallMs)} s (${ansible.ok}/${n} ok): ${(ansible.wallMs / axion.wallMs).toFixed(2)}x (target >= 8x)`,
       `  Axion ${axion.perHost} (target <= 0.4); machine busy ${axion.machineBusyPct} %, load before ${axion.loadavgBefore[0]?.toFixed(1)}`,
       `  Ansible controller ${((ansible.controllerCpuS ?? Number.NaN) / n).toFixed(3)} CPU-s per host; machine busy ${ansible.machineBusyPct} %`,
     );
-    say(lines.slice(-3).join("\n"));
+    lines.push(...againLines(again));
+    say(lines.slice(-3 - again.length).join("\n"));
   }
 
   if (!skip.has("ping")) {
     const m = pingHosts;
     const { fleet, upMs } = await freshFleet(prefixes.ping, m, undefined, ["--timeout", "900", "--jobs", "16"]);
     say(`${m} fresh hosts up in ${s(upMs)} s`);
-    const axion = await axionRun(stack, fleet, "test_connection");
-    const ansible = await ansibleRun(fleet, ["ansible", "all", "-m", "ping"], join(resultsDir, `${stamp}-rollout-ansible-ping.log`));
+    const [axion, ...again] = await repeatedRuns(fleet, "test_connection");
+    if (!axion) throw new Error("--axion-runs: at least one");
+    const ansible = await (ansiblePhases.has("ping") ? ansibleRun : skippedAnsible)(
+      fleet,
+      ["ansible", "all", "-m", "ping"],
+      join(resultsDir, `${stamp}-rollout-ansible-ping.log`),
+    );
     downHosts(prefixes.ping);
-    results.testConnection = { n: m, axion, ansible, ratio: ansible.wallMs / axion.wallMs };
+    results.testConnection = { n: m, axion, again, ansible, ratio: ansible.wallMs / axion.wallMs };
     lines.push(
       `test connection, ${m} fresh hosts: Axion ${s(axion.wallMs)} s (${axion.ok}/${m} ok), ` +
         `ansible -m ping -f ${m} ${s(ansible.wallMs)} s (${ansible.ok}/${m} ok): ${(ansible.wallMs / axion.wallMs).toFixed(2)}x (target >= 5x)`,
       `  Axion ${axion.perHost}; machine busy ${axion.machineBusyPct} %, load before ${axion.loadavgBefore[0]?.toFixed(1)}`,
       `  Ansible controller ${((ansible.controllerCpuS ?? Number.NaN) / m).toFixed(3)} CPU-s per host; machine busy ${ansible.machineBusyPct} %`,
+      ...againLines(again),
     );
-    say(lines.slice(-3).join("\n"));
+    say(lines.slice(-3 - again.length).join("\n"));
   }
 } finally {
   await cleanUp();

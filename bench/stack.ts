@@ -158,7 +158,13 @@ export interface AxionStack {
   close(): Promise<void>;
 }
 
-export async function startAxion(options: { limits?: Partial<EdgeLimits> } = {}): Promise<AxionStack> {
+export interface StackOptions {
+  limits?: Partial<EdgeLimits>;
+  /** Node flags for the worker process (`--cpu-prof`, ...). */
+  workerNodeArgs?: string[];
+}
+
+export async function startAxion(options: StackOptions = {}): Promise<AxionStack> {
   const stops: (() => Promise<unknown>)[] = [];
   const close = async () => {
     for (const stop of stops.reverse()) await stop().catch((e) => say(`shutdown: ${String(e)}`));
@@ -179,18 +185,22 @@ export async function startAxion(options: { limits?: Partial<EdgeLimits> } = {})
     const api = await startTestApi({ database, workflows: { client, taskQueue }, limits: options.limits });
     stops.push(() => api.close()); // closes the database too
 
-    const worker: ChildProcess = spawn(process.execPath, ["--import", "tsx", join(root, "bench", "worker.ts")], {
-      stdio: ["ignore", "inherit", "inherit", "ipc"],
-      env: {
-        ...process.env,
-        BENCH_TEMPORAL_ADDRESS: dev.address,
-        BENCH_TEMPORAL_NAMESPACE: dev.spec.namespace,
-        BENCH_TASK_QUEUE: taskQueue,
-        BENCH_DATABASE_URL: pg.url,
-        BENCH_CREDENTIALS_KEY: testCredentialsKey,
-        BENCH_ORCHESTRATOR_KEY: ORCHESTRATOR_KEY,
+    const worker: ChildProcess = spawn(
+      process.execPath,
+      [...(options.workerNodeArgs ?? []), "--import", "tsx", join(root, "bench", "worker.ts")],
+      {
+        stdio: ["ignore", "inherit", "inherit", "ipc"],
+        env: {
+          ...process.env,
+          BENCH_TEMPORAL_ADDRESS: dev.address,
+          BENCH_TEMPORAL_NAMESPACE: dev.spec.namespace,
+          BENCH_TASK_QUEUE: taskQueue,
+          BENCH_DATABASE_URL: pg.url,
+          BENCH_CREDENTIALS_KEY: testCredentialsKey,
+          BENCH_ORCHESTRATOR_KEY: ORCHESTRATOR_KEY,
+        },
       },
-    });
+    );
     const exited = new Promise<void>((r) => worker.once("exit", () => r()));
     stops.push(async () => {
       if (worker.exitCode === null && worker.signalCode === null) worker.kill("SIGTERM");

@@ -5,7 +5,13 @@
  * running SSH steps or SQL. Prints the CPU of the Temporal dev server, the worker and this process
  * (the client) per workflow, so settings of either side can be compared in seconds, not minutes.
  *
- *   node --import tsx bench/temporal-overhead.ts [--n 50] [--step-ms 3000] [--dev-args "--flag=v ..."]
+ *   node --import tsx bench/temporal-overhead.ts [--n 50] [--step-ms 3000] [--dev-args "--flag=v ..."] [--queries 20]
+ *        [--observability] [--profile-worker <dir>]
+ *
+ * --observability: the worker with the service's runtime logger and interceptors (default: the SDK's bare logger).
+ * --profile-worker <dir>: the worker under node --cpu-prof (bench/profile-summary.ts with the printed window).
+ * --queries Q: a second phase on N more workflows while the client asks Q running ones for their
+ * progress every second, as WatchRollout does for the first 20 running servers; prints what a query costs.
  *
  * --dev-args: extra `temporal server start-dev` flags on top of temporal-dev.yml's, to try settings.
  */
@@ -17,7 +23,10 @@ import { fileURLToPath } from "node:url";
 import { Context } from "@temporalio/activity";
 import { Client, Connection } from "@temporalio/client";
 import { DefaultLogger, NativeConnection, Runtime, Worker } from "@temporalio/worker";
+import { setLogLevel } from "../core/log.js";
+import { workerObservability } from "../observability/worker-interceptors.js";
 import { startDevServer } from "../temporal/dev-server.js";
+import { installRuntime } from "../temporal/runtime.js";
 import { workerTuning, workflowsPath } from "../temporal/worker.js";
 import { freePort } from "../test/support/ports.js";
 import { processCpuS, threadCpuS } from "./cpu.js";
@@ -32,7 +41,12 @@ const taskQueue = "axion-overhead";
 
 if (args[0] === "--worker") {
   // The child: the real workflows, activities that wait like SSH steps do (heartbeating every 3 s).
-  Runtime.install({ logger: new DefaultLogger("WARN") });
+  // --observability: the service's runtime logger (pino) and worker interceptors (log context), as temporal/worker.ts wires them.
+  const observability = process.env.OVERHEAD_OBSERVABILITY === "1";
+  if (observability) {
+    setLogLevel("warn");
+    installRuntime();
+  } else Runtime.install({ logger: new DefaultLogger("WARN") });
   const stepMs = Number(process.env.OVERHEAD_STEP_MS ?? 3000);
   const wait = async () => {
     const context = Context.current();
@@ -74,6 +88,7 @@ if (args[0] === "--worker") {
     workflowsPath,
     activities,
     ...workerTuning,
+    ...(observability ? workerObservability() : {}),
     ...(process.env.OVERHEAD_HEARTBEAT_THROTTLE ? { maxHeartbeatThrottleInterval: process.env.OVERHEAD_HEARTBEAT_THROTTLE } : {}),
   });
   process.on("SIGTERM", () => worker.shutdown());
@@ -91,9 +106,17 @@ if (args[0] === "--worker") {
   const dev = await startDevServer(dataDir, { port: await freePort(), uiPort: await freePort(), headless: true, extraArgs: devArgs });
   const connection = await Connection.connect({ address: dev.address });
   const client = new Client({ connection, namespace: dev.spec.namespace });
-  const worker: ChildProcess = spawn(process.execPath, ["--import", "tsx", here, "--worker"], {
+  const profileDir = option("--profile-worker");
+  const profileArgs = profileDir ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : [];
+  const worker: ChildProcess = spawn(process.execPath, [...profileArgs, "--import", "tsx", here, "--worker"], {
     stdio: ["ignore", "inherit", "inherit", "ipc"],
-    env: { ...process.env, OVERHEAD_ADDRESS: dev.address, OVERHEAD_NAMESPACE: dev.spec.namespace, OVERHEAD_STEP_MS: String(stepMs) },
+    env: {
+      ...process.env,
+      OVERHEAD_ADDRESS: dev.address,
+      OVERHEAD_NAMESPACE: dev.spec.namespace,
+      OVERHEAD_STEP_MS: String(stepMs),
+      OVERHEAD_OBSERVABILITY: args.includes("--observability") ? "1" : "0",
+    },
   });
   try {
     await new Promise<void>((resolve, reject) => {
@@ -101,7 +124,8 @@ if (args[0] === "--worker") {
       worker.once("exit", (code) => reject(new Error(`worker exited with ${code}`)));
     });
     // Warm up: one workflow, so that bundling and first-run costs stay out of the figures.
-    const run = async (prefix: string, count: number) => {
+    let queries = 0;
+    const run = async (prefix: string, count: number, queriesPerSecond = 0) => {
       const handles = await Promise.all(
         Array.from({ length: count }, (_, i) =>
           client.workflow.start("bootstrapWorkflow", {
@@ -112,7 +136,23 @@ if (args[0] === "--worker") {
           }),
         ),
       );
-      await Promise.all(handles.map((h) => h.result()));
+      const running = new Set(handles);
+      let asking = true;
+      const asker = (async () => {
+        while (asking && queriesPerSecond > 0) {
+          const tick = new Promise((r) => setTimeout(r, 1000));
+          await Promise.all(
+            [...running].slice(0, queriesPerSecond).map((h) => {
+              queries++;
+              return h.query("progress").catch(() => undefined);
+            }),
+          );
+          await tick;
+        }
+      })();
+      await Promise.all(handles.map((h) => h.result().finally(() => running.delete(h))));
+      asking = false;
+      await asker;
     };
     await run("warm", 1);
     await new Promise((r) => setTimeout(r, 2000));
@@ -128,8 +168,10 @@ if (args[0] === "--worker") {
     };
     const load = loadavg()[0];
     const started = Date.now();
+    const fromUs = process.hrtime.bigint() / 1000n;
     await run("bench", n);
     const wallS = (Date.now() - started) / 1000;
+    if (profileDir) console.log(`  profile window: --from ${fromUs} --to ${process.hrtime.bigint() / 1000n}`);
     const after = {
       temporal: processCpuS(dev.pid),
       worker: processCpuS(worker.pid!),
@@ -153,6 +195,26 @@ if (args[0] === "--worker") {
     );
     const history = await client.workflow.getHandle("bench-0").fetchHistory();
     console.log(`  history events per workflow: ${history.events?.length}`);
+
+    const queriesPerSecond = Number(option("--queries") ?? 0);
+    if (queriesPerSecond > 0) {
+      const b = { temporal: processCpuS(dev.pid), worker: processCpuS(worker.pid!), self: process.cpuUsage() };
+      await run("queried", n, queriesPerSecond);
+      const d = {
+        temporal: processCpuS(dev.pid) - b.temporal,
+        worker: processCpuS(worker.pid!) - b.worker,
+        self: (() => {
+          const u = process.cpuUsage(b.self);
+          return (u.user + u.system) / 1e6;
+        })(),
+      };
+      const extra = (now: number, then: number) => (((now - then) * 1000) / Math.max(1, queries)).toFixed(2);
+      console.log(
+        `  with ${queriesPerSecond} progress queries a second (${queries} queries): CPU-s per workflow Temporal ${per(d.temporal)}, ` +
+          `worker ${per(d.worker)}, client ${per(d.self)}; per query (against the phase without) Temporal ${extra(d.temporal, temporal)} ms, ` +
+          `worker ${extra(d.worker, workerCpu)} ms, client ${extra(d.self, self)} ms`,
+      );
+    }
   } finally {
     worker.kill("SIGTERM");
     await new Promise((r) => worker.once("exit", r));

@@ -7,10 +7,10 @@
  * BENCH_CREDENTIALS_KEY, BENCH_ORCHESTRATOR_KEY, BENCH_SSH_CONNECT_TIMEOUT_MS (default 10000,
  * the service's default). Sends {ready: true} over IPC once polling; SIGTERM shuts it down.
  */
-import { DefaultLogger, Runtime } from "@temporalio/worker";
 import { createCredentialsCipher } from "../core/credentials-cipher.js";
 import { setLogLevel } from "../core/log.js";
 import { openDatabase } from "../db/client.js";
+import { installRuntime } from "../temporal/runtime.js";
 import { createWorker } from "../temporal/worker.js";
 
 function env(name: string): string {
@@ -20,7 +20,8 @@ function env(name: string): string {
 }
 
 setLogLevel("warn");
-Runtime.install({ logger: new DefaultLogger("WARN") });
+// The service's runtime: the SDK's logs on pino (app/main.ts), here at warn.
+installRuntime();
 
 const database = await openDatabase({ databaseUrl: env("BENCH_DATABASE_URL"), dataDir: "memory://" });
 const { worker, connection, run } = await createWorker(

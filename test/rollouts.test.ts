@@ -98,8 +98,8 @@ const eventsOf = async (db: Database, rolloutId: string) =>
 
 /** The history test's fleet (ROLLOUT_HISTORY_FLEET to change; 2,000 by default). */
 const FLEET = Number(process.env.ROLLOUT_HISTORY_FLEET ?? 2000);
-/** The rollout workflow's window: each run starts at most this many children. */
-const WINDOW = 50;
+/** The rollout workflow's runs: each operates at most this many servers, then continues as new. */
+const SERVERS_PER_RUN = 400;
 
 describe("rollouts through the API and a real Temporal server (no hosts)", { timeout: 60 * 60_000 }, () => {
   let harness: ProvisioningHarness;
@@ -529,8 +529,8 @@ describe("rollouts through the API and a real Temporal server (no hosts)", { tim
     );
     assert.deepEqual([ended?.n, ended?.running], [FLEET, 0], "every child ended");
     let runs = await runsOf(harness.client, end.workflowId);
-    // The canary's run, then windows of at most WINDOW children each.
-    const expectedRuns = 1 + Math.ceil((FLEET - 1) / WINDOW);
+    // The canary's run, then runs of at most SERVERS_PER_RUN children each.
+    const expectedRuns = 1 + Math.ceil((FLEET - 1) / SERVERS_PER_RUN);
     for (let i = 0; i < 50 && runs.length < expectedRuns; i++) {
       await new Promise((r) => setTimeout(r, 200));
       runs = await runsOf(harness.client, end.workflowId);
@@ -538,6 +538,7 @@ describe("rollouts through the API and a real Temporal server (no hosts)", { tim
     const longest = Math.max(...runs.map((r) => r.events));
     console.log(`${FLEET}-server rollout: ${seconds} s, ${runs.length} runs, longest history ${longest} events`);
     assert.equal(runs.length, expectedRuns);
-    assert.ok(longest < 600, `longest run: ${longest} events`);
+    // About 5 events per child (1,924 for a run of 400 measured); Temporal warns from 10,240.
+    assert.ok(longest < 10 * SERVERS_PER_RUN, `longest run: ${longest} events`);
   });
 });

@@ -39,7 +39,7 @@ export interface RolloutInput {
   pauseAfterCanary: boolean;
   busyPolicy: "skip" | "wait";
   busyWaitSeconds: number;
-  /** Children started at once at most: a larger batch runs in windows, one workflow run each. Default 50. */
+  /** Children in flight at once at most (default 200); the rest of a run's servers start as others end. */
   windowSize?: number;
   /** Where this run starts (continue-as-new carries it). */
   batch?: number;

@@ -45,13 +45,21 @@ const db = proxyLocalActivities<Activities>({
   retry: { initialInterval: "1 second", maximumInterval: "10 seconds" },
 });
 
-/** Opening a window's operations (up to `windowSize` transactions) may outlast a workflow task: a regular activity. */
+/** Opening a chunk of operations (up to OPEN_CHUNK transactions) may outlast a workflow task: a regular activity. */
 const opening = proxyActivities<Activities>({
   startToCloseTimeout: "10 minutes",
   retry: { initialInterval: "1 second", maximumInterval: "10 seconds" },
 });
 
-const DEFAULT_WINDOW = 50;
+/** Children in flight at most: the rest of a run's servers start as others end. */
+const DEFAULT_WINDOW = 200;
+/** Servers one run operates before it continues as new: each adds about 8 events to its history. */
+const SERVERS_PER_RUN = 400;
+/**
+ * Operations opened per activity, their children started in one activation: on an overloaded
+ * worker a 200-child activation ran past Temporal's 2 s deadlock detector.
+ */
+const OPEN_CHUNK = 50;
 /** The rollout's reason when its workflow is cancelled from Temporal (Web UI, `temporal workflow cancel`) rather than by AbortRollout. */
 export const CANCELLED_FROM_TEMPORAL = "the rollout workflow was cancelled (a Temporal cancellation request, not AbortRollout)";
 export const ROLLOUT_ALREADY_ENDED = "the rollout had already ended when this run started: nothing was done";
@@ -62,10 +70,11 @@ const BUSY_RETRY_MAX_MS = 60_000;
 /**
  * A rollout (`rollout/<id>`): its servers in batches, each server's existing
  * operation workflow as a child (its operation row linked to the rollout, the
- * one-operation-per-server rule kept by that row). One window of at most
- * `windowSize` servers per run, then continue-as-new, so each run's history is
- * bounded whatever the fleet's size. The failure budget is checked after each
- * window; pause takes effect before the next batch; abort cancels the running
+ * one-operation-per-server rule kept by that row). Each run operates at most
+ * SERVERS_PER_RUN servers of a batch, at most `windowSize` children at once (the
+ * next start as others end), then continues as new, so each run's history is
+ * bounded whatever the fleet's size. Once the failure budget is spent no other
+ * child starts; pause takes effect before the next batch; abort cancels the running
  * children (each records CANCELLED once its step has stopped) and starts no other.
  * A cancellation request on the workflow itself is an abort too: the children's
  * scope inherits it, the database steps run in non-cancellable scopes, and the
@@ -183,21 +192,12 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
     return { status: "FAILED", reason: ROLLOUT_ALREADY_ENDED };
   }
 
-  const pending = await settled(() => db.rolloutPendingOfBatch({ rolloutId: input.rolloutId, batch, limit: windowSize }));
+  const pending = await settled(() => db.rolloutPendingOfBatch({ rolloutId: input.rolloutId, batch, limit: SERVERS_PER_RUN }));
   for (const p of pending) window.push({ position: p.position, serverId: p.serverId ?? undefined, state: "pending" });
-  if (pending.length > 0) {
-    const opened = await settled(() =>
-      opening.openRolloutChildren({
-        rolloutId: input.rolloutId,
-        positions: pending.map((p) => p.position),
-        kind: operationKind,
-      }),
-    );
-    await Promise.all(opened.map((child, i) => runChild(child, window[i] as RolloutChildProgress)));
-  }
+  const started = pending.length > 0 ? await runWindow() : 0;
   if (stopping()) return aborted();
 
-  const batchDone = pending.length < windowSize;
+  const batchDone = pending.length < SERVERS_PER_RUN && started === pending.length;
   const counts = await settled(() =>
     batchDone
       ? db.recordRolloutBatchFinished({ rolloutId: input.rolloutId, batch, batchCount: input.batchCount })
@@ -235,8 +235,51 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
     pauseReason: state.status === "PAUSED" ? state.reason : undefined,
   });
 
+  /**
+   * This run's servers, at most `windowSize` children in flight: operations opened OPEN_CHUNK at a
+   * time, topped up as children end; no start once the failure budget is spent or on abort.
+   * Answers how many servers were started.
+   */
+  async function runWindow(): Promise<number> {
+    // A run starts below the budget: what earlier runs spent matters from its second chunk on.
+    const failedBefore =
+      pending.length > Math.min(OPEN_CHUNK, windowSize)
+        ? (await settled(() => db.rolloutCounts({ rolloutId: input.rolloutId }))).failed
+        : 0;
+    let failed = 0;
+    let active = 0;
+    let next = 0;
+    const stopStarting = () => stopping() || failedBefore + failed >= input.failureBudget;
+    const ends: Promise<void>[] = [];
+    while (next < pending.length) {
+      const chunk = Math.min(OPEN_CHUNK, windowSize, pending.length - next);
+      await settled(() => condition(() => windowSize - active >= chunk || stopStarting()));
+      if (stopStarting()) break;
+      const servers = window.slice(next, next + chunk);
+      next += chunk;
+      active += chunk;
+      const opened = await settled(() =>
+        opening.openRolloutChildren({
+          rolloutId: input.rolloutId,
+          positions: servers.map((w) => w.position),
+          kind: operationKind,
+        }),
+      );
+      for (const [i, child] of opened.entries()) {
+        ends.push(
+          runChild(child, servers[i] as RolloutChildProgress).then((end) => {
+            active--;
+            if (end === "FAILED") failed++;
+          }),
+        );
+      }
+    }
+    await Promise.all(ends);
+    return next;
+  }
+
   /** One server: wait for it if it is busy and the strategy says so, run its operation as a child, record how it ended. */
-  async function runChild(first: OpenedChild, progress: RolloutChildProgress): Promise<void> {
+  async function runChild(first: OpenedChild, progress: RolloutChildProgress): Promise<RolloutServerState | undefined> {
     let child = first;
     if (!child.opened && child.busy && input.busyPolicy === "wait") {
       progress.state = "waiting";
@@ -268,7 +311,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
       if (!child.opened && child.busy) {
         await setServerState(child.position, "FAILED", `still busy after ${input.busyWaitSeconds} s: ${child.reason}`);
         progress.state = "ended";
-        return;
+        return "FAILED";
       }
     }
     if (!child.opened) {
@@ -292,7 +335,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
         );
       }
     }
-    await settled(() =>
+    const end = await settled(() =>
       db.finishRolloutChild({
         rolloutId: input.rolloutId,
         position: opened.position,
@@ -300,6 +343,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
       }),
     );
     progress.state = "ended";
+    return end;
   }
 
   /** A previous run of a per-server workflow id may still be closing (its row ended first): wait a little, then start. */
