@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, inArray, isNotNull, isNull, lt, sql } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, isNotNull, isNull, lt, notInArray, sql } from "drizzle-orm";
 import type { Database } from "../db/client.js";
 import { newId } from "../db/ids.js";
 import { operations, outboxEvents, type RolloutServerState, type RolloutStatus, rolloutServers, rollouts, servers } from "../db/schema.js";
@@ -342,7 +342,7 @@ export async function setRolloutStatus(
         ...(change.currentBatch !== undefined ? { currentBatch: change.currentBatch } : {}),
         ...(terminal ? { finishedAt: new Date() } : {}),
       })
-      .where(and(eq(rollouts.id, rolloutId), sql`${rollouts.status} not in ('SUCCEEDED', 'FAILED', 'ABORTED')`))
+      .where(and(eq(rollouts.id, rolloutId), notInArray(rollouts.status, [...TERMINAL_ROLLOUT_STATUSES])))
       .returning();
     if (!row || !terminal) return Boolean(row);
     const type = change.status === "SUCCEEDED" ? "rollout.finished" : change.status === "FAILED" ? "rollout.failed" : "rollout.aborted";
@@ -370,7 +370,7 @@ export async function unendedRollouts(db: Database, limit: number): Promise<Roll
   return db
     .select()
     .from(rollouts)
-    .where(sql`${rollouts.status} not in ('SUCCEEDED', 'FAILED', 'ABORTED')`)
+    .where(notInArray(rollouts.status, [...TERMINAL_ROLLOUT_STATUSES]))
     .orderBy(asc(rollouts.startedAt))
     .limit(limit);
 }
