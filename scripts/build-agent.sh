@@ -15,11 +15,12 @@ mkdir -p dist
 pids=()
 for arch in "${arches[@]}"; do
   out="dist/axion-agent-linux-$arch"
-  # Build to a temporary name and rename, so a reader never sees half a binary.
+  # Build to a temporary name of this run's own and rename, so a reader never sees half a
+  # binary and two builds at once (test files in parallel) never take each other's file.
   CGO_ENABLED=0 GOOS=linux GOARCH="$arch" GOFLAGS="${GOFLAGS:-} -mod=readonly" \
     go build -trimpath -buildvcs=false \
       -ldflags "-s -w -X main.version=$version" \
-      -o "$out.tmp" . && mv -f "$out.tmp" "$out" &
+      -o "$out.tmp.$$" . && mv -f "$out.tmp.$$" "$out" &
   pids+=($!)
 done
 status=0
@@ -30,8 +31,8 @@ for pid in "${pids[@]}"; do wait "$pid" || status=1; done
   cd dist
   files=()
   for arch in "${arches[@]}"; do files+=("axion-agent-linux-$arch"); done
-  if command -v sha256sum >/dev/null; then sha256sum "${files[@]}"; else shasum -a 256 "${files[@]}"; fi > SHA256SUMS.tmp
-  mv -f SHA256SUMS.tmp SHA256SUMS
+  if command -v sha256sum >/dev/null; then sha256sum "${files[@]}"; else shasum -a 256 "${files[@]}"; fi > "SHA256SUMS.tmp.$$"
+  mv -f "SHA256SUMS.tmp.$$" SHA256SUMS
 )
 
 for arch in "${arches[@]}"; do
