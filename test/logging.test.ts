@@ -189,7 +189,9 @@ describe("a bootstrap as operators run it (API and worker processes, LOG_LEVEL=d
     const procedures = new Set(lines.filter((l) => l.from === "api").map((l) => l.json?.procedure));
     for (const rpc of ["TokenService/CreateToken", "ServerService/CreateServer", "ServerService/UpdateServer"])
       assert.ok(procedures.has(`axion.infrastructure.v1.${rpc}`), `the API logged ${rpc} (${lines.length} lines in all)`);
-    const activities = new Set(lines.filter((l) => l.from === "worker" && l.json?.workflowId === workflowId).map((l) => l.json?.activityType));
+    const activities = new Set(
+      lines.filter((l) => l.from === "worker" && l.json?.workflowId === workflowId).map((l) => l.json?.activityType),
+    );
     for (const activity of ["connect", "installAgent"]) assert.ok(activities.has(activity), `the worker logged ${activity}`);
     assert.ok(
       lines.some((l) => l.json?.level === "debug"),
