@@ -4,19 +4,15 @@
 # so the files are listed explicitly.
 #
 # The whole suite runs in two lanes at once: the files that boot test hosts (systemd
-# containers in network namespaces, each file under its own host-name prefix), two at a
-# time, slowest first; and every other file one after another beside them. Every server a
-# test starts listens on a free port of its own, so files never meet. The test-host image
-# and the agent binaries are built once before the lanes start. Files that bound a latency
-# say `// test lane: alone` and run after both lanes, by themselves. Given files run in one lane.
+# containers: they share the image cache and the host's network namespaces) one after
+# another, and every other file one after another beside them. Every server a test starts
+# listens on a free port of its own, so the lanes never meet. Files that bound a latency say
+# `// test lane: alone` and run after both lanes, by themselves. Given files run in one lane.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-test-deps.sh
-run() { node --import tsx --test --test-concurrency="${concurrency:-1}" "$@"; }
+run() { node --import tsx --test --test-concurrency=1 "$@"; }
 if [ "$#" -gt 0 ]; then run "$@"; exit 0; fi
-
-# Host files that take the longest (minutes each), started first so the two slots end together.
-slowest_hosts=(operations scale-out agent provisioning cancellation host-hardening cli notifications-hosts)
 
 hosts=() rest=() alone=()
 for file in test/*.test.ts; do
@@ -24,12 +20,6 @@ for file in test/*.test.ts; do
   elif grep -q "support/testhosts" "$file"; then hosts+=("$file")
   else rest+=("$file"); fi
 done
-ordered=()
-for name in "${slowest_hosts[@]}"; do [ -f "test/$name.test.ts" ] && ordered+=("test/$name.test.ts"); done
-for file in "${hosts[@]}"; do [[ " ${ordered[*]} " == *" $file "* ]] || ordered+=("$file"); done
-hosts=("${ordered[@]}")
-bash scripts/testhosts/build-image.sh >/dev/null
-bash scripts/build-agent.sh >/dev/null
 
 # Each lane's lines carry its name; a lane's own exit status is kept, so one failing lane
 # fails the run after both finished (the other lane's results are still printed).
@@ -54,7 +44,7 @@ print_failures() {
 }
 
 trap 'kill 0 2>/dev/null' INT TERM
-concurrency=2 lane hosts "${hosts[@]}" &
+lane hosts "${hosts[@]}" &
 hosts_pid=$!
 lane rest "${rest[@]}" &
 rest_pid=$!
