@@ -45,6 +45,12 @@ export const topCommands: TopCommand[] = [
     load: async () => (await import("./commands/servers.js")).servers,
   },
   {
+    command: "providers",
+    aliases: ["provider"],
+    describe: "VPS provider accounts (Time4VPS) that reinstall rebuilds through: list, get, create, update, delete",
+    load: async () => (await import("./commands/providers.js")).providers,
+  },
+  {
     command: "ops",
     aliases: ["operations"],
     describe: "Operations: list, get, watch, cancel",

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { ProviderCredentialsSchema } from "../gen/axion/infrastructure/v1/provider_account_service_pb.js";
 import type { SshCredentialSchema } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { CliError } from "./errors.js";
 import { promptSecret, readStdin } from "./secrets.js";
@@ -43,4 +44,22 @@ export async function credentialFrom(argv: {
     passphrase = await promptSecret(`Passphrase for ${argv["key-file"]}: `, "the key is encrypted: set AXION_KEY_PASSPHRASE");
   }
   return { method: { case: "privateKey", value: { key, passphrase } } };
+}
+
+/**
+ * A provider account's credentials: the user name as given, the password from --password-stdin, else
+ * AXION_PROVIDER_PASSWORD, else an echo-off prompt on the terminal.
+ */
+export async function providerCredentialsFrom(
+  username: string,
+  passwordStdin: boolean | undefined,
+  where: string,
+): Promise<MessageInitShape<typeof ProviderCredentialsSchema>> {
+  if (username === "") throw CliError.usage("--username must not be empty");
+  const password = passwordStdin
+    ? readStdin("--password-stdin")
+    : process.env.AXION_PROVIDER_PASSWORD ||
+      (await promptSecret(`Password of ${username} at ${where}: `, "give --password-stdin or set AXION_PROVIDER_PASSWORD"));
+  if (password === "") throw CliError.usage("the provider password must not be empty");
+  return { username, password };
 }

@@ -26,7 +26,7 @@ export function parser(argv: string[], bodies: Map<string, CommandBody>): Argv {
     .version(false)
     .wrap(Math.min(120, process.stdout.columns || 100))
     .epilogue(
-      "Exit codes: 0 ok, 1 the operation failed, 2 usage error, 3 not found or not allowed, 4 the API cannot be reached.\nAXION_API and AXION_TOKEN override the config file written by axion login.",
+      "Exit codes: 0 ok, 1 the operation failed or cannot start, 2 usage error, 3 not found or not allowed, 4 the API cannot be reached.\nAXION_API and AXION_TOKEN override the config file written by axion login.",
     )
     .fail((message, error) => {
       throw error ?? CliError.usage(message);

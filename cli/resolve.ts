@@ -52,7 +52,7 @@ export function pick<T extends { id: string; name: string }>(what: string, handl
 }
 
 /** A full id is looked up directly (one call); anything else through the list. */
-async function byIdOrList<T extends { id: string; name: string }>(
+export async function byIdOrList<T extends { id: string; name: string }>(
   what: string,
   handle: string,
   get: (id: string) => Promise<T | undefined>,

@@ -3,20 +3,33 @@ import { CliError } from "./errors.js";
 
 /** Flags that would put a secret on the command line (shell history, `ps`), with the safe way instead. */
 const refused: Record<string, string> = {
-  "--password": "use --password-stdin (e.g. `axion servers add … --password-stdin < file`)",
+  "--password":
+    "use --password-stdin (e.g. `axion servers add … --password-stdin < file`), or for a provider account AXION_PROVIDER_PASSWORD or the prompt",
   "--token": "use --token-stdin, the prompt of axion login, or the AXION_TOKEN environment variable",
   "--passphrase": "answer the prompt or set AXION_KEY_PASSPHRASE",
   "--private-key": "use --key-file PATH",
   "--key": "use --key-file PATH",
 };
 
-/** Refuses a secret given as an argument before anything else runs (exit 2). */
+const refusal = (what: string, safe: string) =>
+  CliError.usage(`${what} is refused: a secret on the command line lands in shell history and ps; ${safe}`);
+
+/**
+ * Refuses a secret given as an argument before anything else runs (exit 2): the secret flags above, a value
+ * given to a `--…-stdin` flag (yargs would read `--password-stdin=hunter2` as false and carry on), and a
+ * `user:password` pair as a provider account's `--username`.
+ */
 export function refuseSecretArguments(argv: string[]): void {
-  for (const arg of argv) {
+  for (const [i, arg] of argv.entries()) {
     if (arg === "--") return;
-    const flag = arg.split("=", 1)[0] as string;
+    const eq = arg.indexOf("=");
+    const flag = eq < 0 ? arg : arg.slice(0, eq);
     const safe = refused[flag];
-    if (safe) throw CliError.usage(`${flag} is refused: a secret on the command line lands in shell history and ps; ${safe}`);
+    if (safe) throw refusal(flag, safe);
+    if (eq >= 0 && /^--[\w-]+-stdin$/.test(flag)) throw refusal(`a value for ${flag}`, `${flag} takes none: pipe the secret in on stdin`);
+    const username = flag === "--username" ? (eq < 0 ? argv[i + 1] : arg.slice(eq + 1)) : undefined;
+    if (username?.includes(":"))
+      throw refusal("--username user:password", "give the user name alone and the password with --password-stdin");
   }
 }
 

@@ -7,7 +7,8 @@ import { after, before, test } from "node:test";
 import { ed25519KeyPair } from "./support/keys.js";
 import { freePort } from "./support/ports.js";
 import { type ProvisioningHarness, startProvisioningHarness } from "./support/provisioning-harness.js";
-import { buildImage, downHosts, type Fleet, upHosts } from "./support/testhosts.js";
+import { buildImage, downHosts, type Fleet, hostExec, upHosts } from "./support/testhosts.js";
+import { startTime4vpsStandIn, type Time4vpsStandIn } from "./support/time4vps-standin.js";
 
 /**
  * The `axion` command as an operator runs it: a subprocess (the package's bin shim) against a real API with a
@@ -18,10 +19,13 @@ const bin = join(process.cwd(), "cli", "bin", "axion.mjs");
 const tmux = ["-L", `axion-cli-test-${process.pid}`];
 let harness: ProvisioningHarness;
 let fleet: Fleet;
+let standIn: Time4vpsStandIn;
 let home: string;
 let keyFile: string;
 let token: string;
 const names = ["web-1", "web-2", "web-3"];
+/** The Time4VPS account's password as first registered, and as rotated on the prompt: the stand-in knows only the second. */
+const providerPasswords = { first: "t4v-first-password", rotated: "t4v-rotated-password" };
 
 interface Run {
   code: number;
@@ -101,7 +105,16 @@ before(async () => {
   // Docker preinstalled (bench/docker-image.sh): the CLI is under test here, not the dpkg run, which takes minutes on a busy machine.
   process.env.AXION_TESTHOST_IMAGE = execFileSync("bash", ["bench/docker-image.sh"], { encoding: "utf8", timeout: 15 * 60_000 }).trim();
   fleet = upHosts(prefix, 3, "fresh");
+  // web-3 is VPS 101 of the stand-in's account (the API's reinstall check matches its address).
+  standIn = await startTime4vpsStandIn({
+    username: "axion-test",
+    password: providerPasswords.rotated,
+    servers: [{ id: 101, oses: ["debian-12", "ubuntu-24.04"], os: "debian-11", ip: fleet.hosts[2]?.ip }],
+    // The rebuild task is done by the workflow's first poll (the next comes 15 s later).
+    taskPhase: { ms: 1 },
+  });
   harness = await startProvisioningHarness({
+    providers: { time4vps: { baseUrl: standIn.baseUrl, timeoutMs: 5000 } },
     orchestratorPublicKey: ed25519KeyPair().publicKey.trim(),
     sshConnectTimeoutMs: 4000,
     agent: { binaryDir: join(process.cwd(), "agent", "dist"), gateway: fleet.gateway, heartbeatIntervalSeconds: 1 },
@@ -119,6 +132,7 @@ after(async () => {
     // no session left
   }
   await harness?.close();
+  await standIn?.close();
   downHosts(prefix);
   if (home) rmSync(home, { recursive: true, force: true });
 });
@@ -136,6 +150,21 @@ test("a secret on the command line is refused with exit 2 before anything is sen
     2,
     /--passphrase is refused: .*AXION_KEY_PASSPHRASE/,
   );
+  // With a working API and token: had any of these been sent, the account would have been created (exit 0).
+  const reachable = { env: { AXION_API: harness.api.baseUrl, AXION_TOKEN: token } };
+  const create = ["providers", "create", "leak", "--username", "ops@example.com"];
+  await fails([...create, "--password", "hunter2"], 2, /--password is refused: .*AXION_PROVIDER_PASSWORD/, reachable);
+  await fails([...create, "--password-stdin=hunter2"], 2, /a value for --password-stdin is refused: .*pipe the secret in/, reachable);
+  await fails(["providers", "create", "leak", "--username=ops@example.com:hunter2"], 2, /--username user:password is refused/, reachable);
+  await fails(
+    ["providers", "create", "leak", "--username", "ops@example.com:hunter2"],
+    2,
+    /--username user:password is refused/,
+    reachable,
+  );
+  await fails(["servers", "add", "x", "--cluster", "c", "--host", "h", "--password-stdin=hunter2"], 2, /--password-stdin is refused/);
+  const listed = await axion(["providers", "list", "-o", "json"], reachable);
+  assert.deepEqual(JSON.parse(listed.stdout).provider_accounts, [], "nothing was created");
 });
 
 test("login checks the token against the API and stores it owner-only; whoami names the token", async () => {
@@ -203,6 +232,60 @@ test("clusters: create, list, get, update and delete by name, -o json with snake
     (await json(["clusters", "list"])).clusters.map((c: { name: string }) => c.name),
     ["prod"],
   );
+});
+
+/** Runs `axion …`, expecting exit 0 and none of the provider passwords in anything it printed. */
+async function withoutSecrets(args: string[], options?: Parameters<typeof axion>[1]): Promise<string> {
+  const r = await axion(args, options);
+  assert.equal(r.code, 0, `axion ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
+  for (const secret of [...Object.values(providerPasswords), "spare-secret"]) {
+    assert.ok(!r.stdout.includes(secret) && !r.stderr.includes(secret), `axion ${args.join(" ")} printed a password`);
+  }
+  return r.stdout;
+}
+
+test("providers: create (password from stdin, AXION_PROVIDER_PASSWORD), list, get, update (password on an echo-off prompt), delete by name; no password ever shown", async () => {
+  const created = JSON.parse(
+    await withoutSecrets(["providers", "create", "t4v", "--username", "axion-test", "--password-stdin", "-o", "json"], {
+      input: `${providerPasswords.first}\n`,
+    }),
+  );
+  assert.deepEqual(Object.keys(created.provider_account), ["id", "name", "kind", "server_count", "create_time", "update_time"]);
+  assert.equal(created.provider_account.name, "t4v");
+  assert.equal(created.provider_account.kind, "PROVIDER_KIND_TIME4VPS");
+  assert.equal(created.provider_account.server_count, 0);
+  await fails(["providers", "create", "spare", "--username", "ops@example.com"], 2, /no terminal to ask on: .*AXION_PROVIDER_PASSWORD/);
+  const spare = await withoutSecrets(["providers", "create", "spare", "--username", "ops@example.com"], {
+    env: { AXION_PROVIDER_PASSWORD: "spare-secret" },
+  });
+  assert.match(spare, /^name:\s+spare\nkind:\s+time4vps\nservers:\s+0$/m);
+  await fails(["providers", "create", "Bad Name!", "--username", "u", "--password-stdin"], 2, /InvalidArgument: .*name/, { input: "pw" });
+
+  const table = await withoutSecrets(["providers", "list"]);
+  assert.match(table, /^NAME\s+KIND\s+SERVERS\s+ID\s+CREATED\n/);
+  assert.match(table, new RegExp(`\\nt4v\\s+time4vps\\s+0\\s+${created.provider_account.id}\\s+\\d{4}-`));
+  assert.deepEqual(
+    JSON.parse(await withoutSecrets(["providers", "list", "-o", "json"])).provider_accounts.map((a: { name: string }) => a.name),
+    ["t4v", "spare"],
+  );
+  const byId = JSON.parse(await withoutSecrets(["providers", "get", created.provider_account.id, "-o", "json"]));
+  assert.equal(byId.provider_account.name, "t4v", "an id works as well as a name");
+  assert.match(await withoutSecrets(["provider", "get", "spare"]), /^servers:\s+0$/m);
+
+  const renamed = JSON.parse(await withoutSecrets(["providers", "update", "spare", "--name", "spare-2", "-o", "json"]));
+  assert.equal(renamed.provider_account.name, "spare-2");
+  await fails(["providers", "update", "spare-2", "--password-stdin"], 2, /give --username with the new password/, { input: "pw" });
+  // New credentials on the terminal: the reinstall at the end of this file logs in with them.
+  inTerminal("provider-password", ["providers", "update", "t4v", "--username", "axion-test"]);
+  await screenUntil("provider-password", /^Password of axion-test at time4vps:/m);
+  typeLine("provider-password", providerPasswords.rotated);
+  const done = await screenUntil("provider-password", /EXIT=\d+/);
+  assert.match(done, /EXIT=0/, done);
+  assert.match(done, /^name:\s+t4v$/m);
+  assert.ok(!done.includes(providerPasswords.rotated), `the password is not echoed:\n${done}`);
+
+  assert.match(await withoutSecrets(["providers", "delete", "spare-2"]), /^Provider account spare-2 deleted$/m);
+  await fails(["providers", "get", "spare-2"], 3, /no provider account named or with id "spare-2"/);
 });
 
 test("servers: add three hosts from a key file, list with filters, get, update, names and id prefixes resolved", async () => {
@@ -446,6 +529,12 @@ test("completion scripts for bash and zsh", async () => {
   assert.match(zsh, /#compdef axion/);
   const words = await ok(["--get-yargs-completions", "axion", "servers", ""], { env: { SHELL: "/bin/bash" } });
   for (const sub of ["list", "add", "configure", "metrics"]) assert.match(words, new RegExp(`^${sub}$`, "m"));
+  const top = await ok(["--get-yargs-completions", "axion", ""], { env: { SHELL: "/bin/bash" } });
+  assert.match(top, /^providers$/m);
+  const providerWords = await ok(["--get-yargs-completions", "axion", "providers", ""], { env: { SHELL: "/bin/bash" } });
+  for (const sub of ["list", "get", "create", "update", "delete"]) assert.match(providerWords, new RegExp(`^${sub}$`, "m"));
+  const flags = await ok(["--get-yargs-completions", "axion", "servers", "update", "web-1", "--prov"], { env: { SHELL: "/bin/bash" } });
+  for (const flag of ["--provider", "--provider-server-id"]) assert.match(flags, new RegExp(`^${flag}$`, "m"));
 });
 
 test("gRPC server reflection v1 and v1alpha: buf curl lists every service and calls an RPC without proto files", async () => {
@@ -524,4 +613,76 @@ test("gRPC server reflection with grpcurl: list, describe a method and a message
     ),
   );
   assert.match(anonymous.stderr, /code = Unauthenticated/);
+});
+
+// Last: the reinstall makes web-3 a freshly bootstrapped host with a new host key.
+test("servers add/update --provider link a server to an account (--no-provider unlinks it); servers reinstall --watch rebuilds through it", async () => {
+  const account = JSON.parse(await withoutSecrets(["providers", "get", "t4v", "-o", "json"])).provider_account;
+  const added = JSON.parse(
+    await withoutSecrets([
+      "servers",
+      "add",
+      "lb-1",
+      "--cluster",
+      "prod",
+      "--host",
+      "203.0.113.9",
+      "--key-file",
+      keyFile,
+      "--provider",
+      "t4v",
+      "--provider-server-id",
+      "102",
+      "-o",
+      "json",
+    ]),
+  );
+  assert.equal(added.server.provider_account_id, account.id);
+  assert.equal(added.server.provider, "time4vps");
+  assert.equal(added.server.provider_server_id, "102");
+  assert.match(await withoutSecrets(["servers", "get", "lb-1"]), /^provider:\s+t4v \(time4vps\), VPS 102$/m);
+  const unlinked = JSON.parse(await withoutSecrets(["servers", "update", "lb-1", "--no-provider", "-o", "json"]));
+  assert.equal(unlinked.server.provider_account_id, "");
+  assert.equal(unlinked.server.provider_server_id, "");
+  await fails(
+    ["servers", "reinstall", "lb-1"],
+    1,
+    /^axion: lb-1 is linked to no provider account to rebuild through: link it with axion servers update lb-1 --provider ACCOUNT --provider-server-id ID/,
+  );
+  await ok(["servers", "delete", "lb-1"]);
+  await fails(["servers", "update", "web-3", "--provider", "no-such-account"], 3, /no provider account named or with id "no-such-account"/);
+
+  const linked = JSON.parse(
+    await withoutSecrets(["servers", "update", "web-3", "--provider", account.id, "--provider-server-id", "101", "-o", "json"]),
+  );
+  assert.equal(linked.server.provider_account_id, account.id, "an account id works as well as its name");
+  assert.equal(linked.server.provider_server_id, "101");
+  assert.match(await withoutSecrets(["providers", "list"]), /\nt4v\s+time4vps\s+1\s/);
+  await fails(["providers", "delete", "t4v"], 1, /FailedPrecondition: .*named by 1 server/);
+  const oldPin = linked.server.host_key_fingerprint as string;
+
+  // What a rebuild does to the machine (the stand-in only answers the API): new host keys, none of our configuration.
+  // Done up front: nothing logs in to web-3 before the workflow's reset_host_key step forgets the old key.
+  hostExec(
+    fleet.hosts[2]?.name as string,
+    "rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && systemctl restart ssh && userdel -f -r axion && rm -f /etc/sudoers.d/90-axion-axion",
+  );
+  const r = await axion(["servers", "reinstall", "web-3", "--watch", "-o", "json"]);
+  assert.equal(r.code, 0, r.stderr);
+  const op = JSON.parse(r.stdout).operation;
+  assert.equal(op.kind, "OPERATION_KIND_REINSTALL");
+  assert.equal(op.status, "OPERATION_STATUS_SUCCEEDED", op.error);
+  assert.deepEqual(
+    op.steps.map((s: { name: string }) => s.name),
+    ["request_rebuild", "wait_rebuild", "reset_host_key", "wait_ssh", "bootstrap"],
+  );
+  const rebuild = standIn.requests.filter((q) => q.method === "POST" && q.path === "server/101/reinstall");
+  assert.equal(rebuild.length, 1, "one rebuild request");
+  assert.equal(rebuild[0]?.user, "axion-test");
+  assert.equal((rebuild[0]?.body as { os?: string } | undefined)?.os, "debian-12", "the provider's first offered OS");
+  const after = JSON.parse(await withoutSecrets(["servers", "get", "web-3", "-o", "json"])).server;
+  assert.equal(after.status, "SERVER_STATUS_CONFIGURED");
+  assert.ok(after.host_key_fingerprint && after.host_key_fingerprint !== oldPin, "the rebuilt host's new key is pinned");
+  assert.match(hostExec(fleet.hosts[2]?.name as string, "id -u axion"), /^\d+/, "the bootstrap ran again on the rebuilt host");
+  assert.ok(!r.stdout.includes(providerPasswords.rotated) && !r.stderr.includes(providerPasswords.rotated));
 });

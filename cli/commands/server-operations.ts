@@ -3,6 +3,7 @@ import { AgentService } from "../../gen/axion/infrastructure/v1/agent_service_pb
 import {
   ConnectionOutcome,
   DeployKeyAction,
+  type Server,
   ServerSchema,
   ServerService,
   TestServerConnectionResponseSchema,
@@ -20,7 +21,23 @@ type Start = (
   argv: Record<string, unknown>,
 ) => Promise<{ operation?: import("../../gen/axion/infrastructure/v1/operation_service_pb.js").Operation }>;
 
-const starts: { command: string; describe: string; options?: (c: Argv) => Argv; start: Start }[] = [
+/**
+ * What a reinstall needs that the server lacks, said in this command's terms (the API refuses it too, in
+ * its field names): exit 1 before anything starts.
+ */
+function requireProviderLink(server: Server): void {
+  const link = `axion servers update ${server.name} --provider ACCOUNT --provider-server-id ID`;
+  if (!server.providerAccountId) {
+    throw CliError.failed(
+      `${server.name} is linked to no provider account to rebuild through: link it with ${link} (accounts: axion providers list)`,
+    );
+  }
+  if (!server.providerServerId) {
+    throw CliError.failed(`${server.name} has no provider server id (its VPS at the provider): set it with ${link}`);
+  }
+}
+
+const starts: { command: string; describe: string; options?: (c: Argv) => Argv; check?: (server: Server) => void; start: Start }[] = [
   {
     command: "configure <server>",
     describe: "Bootstrap a server: preflight, admin user, Docker, firewall, SSH hardening, deploy key",
@@ -43,7 +60,8 @@ const starts: { command: string; describe: string; options?: (c: Argv) => Argv; 
   },
   {
     command: "reinstall <server>",
-    describe: "Rebuild the OS through the VPS provider, then bootstrap",
+    describe: "Rebuild the OS through the server's provider account (servers update --provider), then bootstrap",
+    check: requireProviderLink,
     options: (c) => c.option("os", { type: "string", default: "", describe: "the provider's OS template (default: the service's)" }),
     start: (c, id, argv) => c.service(ServerService).reinstallServer({ id, os: argv.os as string }),
   },
@@ -101,6 +119,7 @@ export function serverOperationCommands(y: Argv): Argv {
       async (argv) => {
         const client = api();
         const server = await resolveServer(client, argv.server as string);
+        s.check?.(server);
         const r = await s.start(client, server.id, argv);
         await followStarted(client, r.operation, server.name, { ...globals(argv), watch: argv.watch as boolean });
       },

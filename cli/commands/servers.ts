@@ -1,12 +1,14 @@
 import { ClusterService } from "../../gen/axion/infrastructure/v1/cluster_service_pb.js";
+import { ProviderAccountService } from "../../gen/axion/infrastructure/v1/provider_account_service_pb.js";
 import { type Server, ServerSchema, ServerService, ServerStatus } from "../../gen/axion/infrastructure/v1/server_service_pb.js";
-import { api } from "../client.js";
+import { type Api, api } from "../client.js";
 import { commandBody } from "../command.js";
 import { type GlobalOptions, globals, isJson } from "../context.js";
 import { credentialFrom } from "../credentials.js";
 import { CliError } from "../errors.js";
 import { parseLabels } from "../labels.js";
 import { enumName, labels, messageJson, printFields, printJson, printTable, statusText, time } from "../output.js";
+import { resolveProviderAccount } from "../provider-accounts.js";
 import { allClusters, allServers, resolveCluster, resolveServer } from "../resolve.js";
 import { metricsCommand } from "./metrics.js";
 import { serverOperationCommands } from "./server-operations.js";
@@ -17,7 +19,14 @@ const statusNames = Object.keys(ServerStatus)
   .filter((k) => Number.isNaN(Number(k)) && k !== "UNSPECIFIED")
   .map((k) => k.toLowerCase());
 
-function show(server: Server | undefined, clusterName: string, argv: GlobalOptions) {
+/** "t4v (time4vps), VPS 101": the account the server is rebuilt through, and its VPS there. */
+function providerLink(server: Server, accountName: string | undefined): string {
+  const vps = server.providerServerId ? `VPS ${server.providerServerId}` : "no VPS id";
+  if (server.providerAccountId) return `${accountName ?? server.providerAccountId} (${server.provider}), ${vps}`;
+  return server.provider || server.providerServerId ? `${server.provider || "no account"}, ${vps}` : "-";
+}
+
+function show(server: Server | undefined, clusterName: string, argv: GlobalOptions, accountName?: string) {
   if (!server) return;
   if (argv.output === "json") return printJson({ server: messageJson(ServerSchema, server) });
   printFields([
@@ -30,7 +39,7 @@ function show(server: Server | undefined, clusterName: string, argv: GlobalOptio
     ["status since", time(server.statusChangeTime)],
     ["labels", labels(server.labels)],
     ["host key", server.hostKeyFingerprint || "-"],
-    ["provider", server.provider ? `${server.provider} ${server.providerServerId}` : "-"],
+    ["provider", providerLink(server, accountName)],
     ["created", time(server.createTime)],
   ]);
 }
@@ -40,6 +49,30 @@ const credentialOptions = {
   "password-stdin": { type: "boolean", describe: "read the SSH password from stdin" },
 } as const;
 const labelOption = { type: "string", array: true, describe: "key=value (repeatable)" } as const;
+const providerOptions = {
+  provider: { type: "string", describe: "the provider account (name or id) servers reinstall rebuilds through" },
+  "provider-server-id": { type: "string", describe: "the server's id at that provider (Time4VPS: the numeric VPS id)" },
+} as const;
+
+/**
+ * The provider link of `--provider ACCOUNT --provider-server-id ID` as request fields; `--no-provider` (or
+ * `--provider ""`) unlinks: the API clears the account and the VPS id when both are empty.
+ */
+async function providerFields(client: Api, argv: { provider?: string; "provider-server-id"?: string }) {
+  const provider = argv.provider as string | false | undefined;
+  if (provider === false || provider === "") {
+    if (argv["provider-server-id"]) throw CliError.usage("--no-provider unlinks the server: give no --provider-server-id with it");
+    return { fields: { providerAccountId: "", providerServerId: "" }, accountName: undefined };
+  }
+  const account = provider === undefined ? undefined : await resolveProviderAccount(client, provider);
+  return { fields: { providerAccountId: account?.id, providerServerId: argv["provider-server-id"] }, accountName: account?.name };
+}
+
+/** The name of the account a server names, for showing it; none when it names none. */
+async function accountNameOf(client: Api, server: Server | undefined): Promise<string | undefined> {
+  if (!server?.providerAccountId) return undefined;
+  return (await client.service(ProviderAccountService).getProviderAccount({ id: server.providerAccountId })).providerAccount?.name;
+}
 
 export const servers = commandBody((t) => {
   let s = t
@@ -86,8 +119,11 @@ export const servers = commandBody((t) => {
       async (argv) => {
         const client = api();
         const server = await resolveServer(client, argv.server);
-        const cluster = await client.service(ClusterService).getCluster({ id: server.clusterId });
-        show(server, cluster.cluster?.name ?? server.clusterId, globals(argv));
+        const [cluster, accountName] = await Promise.all([
+          client.service(ClusterService).getCluster({ id: server.clusterId }),
+          accountNameOf(client, server),
+        ]);
+        show(server, cluster.cluster?.name ?? server.clusterId, globals(argv), accountName);
       },
     )
     .command(
@@ -101,13 +137,16 @@ export const servers = commandBody((t) => {
           .option("port", { type: "number", default: 22 })
           .option("user", { type: "string", default: "root", describe: "SSH user" })
           .options(credentialOptions)
-          .option("label", labelOption),
+          .option("label", labelOption)
+          .options(providerOptions),
       async (argv) => {
         const client = api();
         const credential = await credentialFrom(argv);
         if (!credential) throw CliError.usage("give --key-file PATH or --password-stdin");
         const cluster = await resolveCluster(client, argv.cluster);
+        const link = await providerFields(client, argv);
         const r = await client.service(ServerService).createServer({
+          ...link.fields,
           clusterId: cluster.id,
           name: argv.name,
           host: argv.host,
@@ -116,12 +155,12 @@ export const servers = commandBody((t) => {
           credential,
           labels: parseLabels(argv.label),
         });
-        show(r.server, cluster.name, globals(argv));
+        show(r.server, cluster.name, globals(argv), link.accountName);
       },
     )
     .command(
       "update <server>",
-      "Change a server (--label replaces all labels)",
+      "Change a server (--label replaces all labels; --no-provider unlinks it from its provider account)",
       (c) =>
         c
           .positional("server", { type: "string", demandOption: true })
@@ -131,12 +170,15 @@ export const servers = commandBody((t) => {
           .option("port", { type: "number" })
           .option("user", { type: "string" })
           .options(credentialOptions)
-          .option("label", labelOption),
+          .option("label", labelOption)
+          .options(providerOptions),
       async (argv) => {
         const client = api();
         const server = await resolveServer(client, argv.server);
         const cluster = argv.cluster ? await resolveCluster(client, argv.cluster) : undefined;
+        const link = await providerFields(client, argv);
         const r = await client.service(ServerService).updateServer({
+          ...link.fields,
           id: server.id,
           name: argv.name,
           clusterId: cluster?.id,
@@ -148,7 +190,7 @@ export const servers = commandBody((t) => {
         });
         const clusterName =
           cluster?.name ?? (await client.service(ClusterService).getCluster({ id: server.clusterId })).cluster?.name ?? "";
-        show(r.server, clusterName, globals(argv));
+        show(r.server, clusterName, globals(argv), link.accountName ?? (await accountNameOf(client, r.server)));
       },
     )
     .command(
