@@ -72,8 +72,8 @@ async function requireAgent(deps: AgentServiceDeps, authorization: string | null
 /** Heartbeat handling shared by the Connect route and the HTTP/1.1 JSON fast path. */
 export function acceptHeartbeat(deps: AgentServiceDeps, authorization: string | null, req: HeartbeatRequest): Promise<void> {
   return countHeartbeat(
-    requireAgent(deps, authorization, req.serverId).then((serverId) =>
-      deps.ingestor.submit(heartbeatRecord(serverId, req, deps.ingestor.databaseNow())),
+    deps.ingestor.take(async () =>
+      heartbeatRecord(await requireAgent(deps, authorization, req.serverId), req, deps.ingestor.databaseNow()),
     ),
   );
 }

@@ -35,6 +35,9 @@ const perHeartbeat: HeartbeatIngestor = {
         values (${hb.serverId}, coalesce(${hb.sampledAt?.toISOString() ?? null}::timestamptz, now()), now(), ${metrics}::jsonb)`);
     });
   },
+  async take(intake) {
+    await this.submit(await intake());
+  },
   databaseNow: () => Date.now(),
   async stop() {},
 };

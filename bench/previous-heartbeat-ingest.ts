@@ -19,6 +19,8 @@ interface Pending extends HeartbeatRecord {
 interface HeartbeatIngestor {
   /** Resolves once the heartbeat is in the database. */
   submit(heartbeat: HeartbeatRecord): Promise<void>;
+  /** Authenticates, then submits (the intake of that time: no hold on progress while authenticating). */
+  take(intake: () => Promise<HeartbeatRecord>): Promise<void>;
   /** The database's clock as of now, estimated from the last write (the local clock until the first one). */
   databaseNow(): number;
   stop(): Promise<void>;
@@ -163,6 +165,9 @@ export function startPreviousHeartbeatIngestor(
         pending.push({ ...heartbeat, receivedAt: new Date(), done: (error) => (error ? reject(error) : resolve()) });
         schedule();
       });
+    },
+    async take(intake) {
+      await this.submit(await intake());
     },
     databaseNow: () => Date.now() + clockOffsetMs,
     async stop() {

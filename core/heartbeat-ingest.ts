@@ -18,6 +18,13 @@ interface Pending extends HeartbeatRecord {
 export interface HeartbeatIngestor {
   /** Resolves once the heartbeat is in the database. */
   submit(heartbeat: HeartbeatRecord): Promise<void>;
+  /**
+   * Takes a heartbeat that just arrived: `intake` authenticates it (a database
+   * lookup, which a stalled database holds up) and answers its record, which is
+   * then submitted. Until `intake` ends, the progress this instance records stays
+   * before the heartbeat's arrival: it was heard, just not yet written.
+   */
+  take(intake: () => Promise<HeartbeatRecord>): Promise<void>;
   /** The database's clock as of now, estimated from the last write (the local clock until the first one). */
   databaseNow(): number;
   stop(): Promise<void>;
@@ -29,6 +36,9 @@ export interface HeartbeatIngestor {
  * database is unavailable: worth splitting the batch to find it.
  */
 const isDataError = (error: unknown): boolean => /^2[23]/.test(sqlState(error) ?? "") || error instanceof RangeError;
+
+/** A heartbeat still being taken in holds progress back at most this long: a request that never ends must not hold it forever. */
+const ARRIVAL_HOLD_MS = 60_000;
 
 /**
  * Records how far a heartbeat source other than the ingestor itself (the Kafka
@@ -75,6 +85,8 @@ export function startHeartbeatIngestor(
 ): HeartbeatIngestor {
   const maxBatch = options.maxBatch ?? 5000;
   let pending: Pending[] = [];
+  /** Arrival times of the heartbeats being taken in (in arrival order: the first is the oldest). */
+  const arriving = new Set<{ at: Date }>();
   let scheduled = false;
   let writing: Promise<void> | undefined;
   let stopped = false;
@@ -102,7 +114,6 @@ export function startHeartbeatIngestor(
     const newest = batch.filter((h, i) => newestIndex.get(h.serverId) === i);
     const values = batch.map((h) => rawSampleValues(h.metrics));
     const latestIds = newest.map((h) => h.serverId);
-    const receivedAt = newest.map((h) => epochSeconds(h.receivedAt));
     const sampleIds = batch.map((h) => h.serverId);
     const sampledAt = batch.map((h) => h.sampledAt && epochSeconds(h.sampledAt));
     const numbers = RAW_NUMERIC_COLUMNS.map(({ type }, i) =>
@@ -113,17 +124,22 @@ export function startHeartbeatIngestor(
     );
     const columns = sql.raw(RAW_NUMERIC_COLUMNS.map((c) => c.column).join(", "));
     const sentAt = Date.now();
+    // A server counts as heard when the database takes its heartbeat (the statement's now()), which is when the agent
+    // gets its answer, not when the heartbeat came in: an agent sends its next heartbeat only after that answer, so the
+    // time a write waited on a stalled database is not the agent's silence. The batch's progress below was cut before
+    // the statement was sent, so it never claims past this instant.
+    const heardAt = sql`now()`;
     const result = await db.execute(sql`
       with latest as (
         select * from rows from (
-          ${typedColumn("uuid", latestIds)}, ${typedColumn("float8", receivedAt)}, ${linesColumn(newest.map((h) => JSON.stringify(h.metrics)))}
-        ) as l(server_id, received_at, metrics)
+          ${typedColumn("uuid", latestIds)}, ${linesColumn(newest.map((h) => JSON.stringify(h.metrics)))}
+        ) as l(server_id, metrics)
       ),
       state as (
-        update agents a set last_heartbeat_at = to_timestamp(l.received_at), latest_metrics = l.metrics
+        update agents a set last_heartbeat_at = ${heardAt}, latest_metrics = l.metrics
         from latest l
         where a.server_id = any(array(select server_id from latest)) and a.server_id = l.server_id
-          and (a.last_heartbeat_at is null or a.last_heartbeat_at < to_timestamp(l.received_at))
+          and (a.last_heartbeat_at is null or a.last_heartbeat_at < ${heardAt})
       ),
       history as (
         insert into metric_samples_raw (server_id, sampled_at, ${columns}, disks)
@@ -178,13 +194,25 @@ export function startHeartbeatIngestor(
     await writeSplitting(batch.slice(half), caughtUpTo);
   };
 
+  /** The instant before which every heartbeat that reached this instance is written once what is now pending is. */
+  const progressCut = (): Date => {
+    let cut = pending.length > 0 ? (pending[0] as Pending).receivedAt : new Date();
+    for (const arrival of arriving) {
+      if (Date.now() - arrival.at.getTime() > ARRIVAL_HOLD_MS) continue;
+      if (arrival.at < cut) cut = arrival.at;
+      break;
+    }
+    return cut;
+  };
+
   /** Writes what is pending (at most `maxBatch` at a time), then keeps going while more has gathered. */
   const drain = async (): Promise<void> => {
     do {
       const batch = pending.slice(0, maxBatch);
       pending = pending.slice(batch.length);
-      // Every heartbeat received before this instant is in this batch or an earlier one; later ones are still pending.
-      const cutAt = pending.length > 0 ? (pending[0] as Pending).receivedAt : new Date();
+      // Every heartbeat received before this instant is in this batch or an earlier one; later ones are still pending
+      // or being taken in.
+      const cutAt = progressCut();
       await writeSplitting(batch, cutAt);
     } while (pending.length > 0);
     // Cleared in the same turn as the last check, so no heartbeat can slip in unnoticed.
@@ -206,13 +234,27 @@ export function startHeartbeatIngestor(
     if (pending.length === 0 && !writing) void flush();
   }, options.idleProgressMs ?? 1000);
 
+  const submit = (heartbeat: HeartbeatRecord) => {
+    if (stopped) return Promise.reject(new Error("heartbeat ingestion stopped"));
+    return new Promise<void>((resolve, reject) => {
+      pending.push({ ...heartbeat, receivedAt: new Date(), done: (error) => (error ? reject(error) : resolve()) });
+      schedule();
+    });
+  };
+
   return {
-    submit(heartbeat) {
-      if (stopped) return Promise.reject(new Error("heartbeat ingestion stopped"));
-      return new Promise<void>((resolve, reject) => {
-        pending.push({ ...heartbeat, receivedAt: new Date(), done: (error) => (error ? reject(error) : resolve()) });
-        schedule();
-      });
+    submit,
+    async take(intake) {
+      const arrival = { at: new Date() };
+      arriving.add(arrival);
+      let written: Promise<void>;
+      try {
+        // Pending from the same turn it stops arriving, so no progress write sees it in neither.
+        written = submit(await intake());
+      } finally {
+        arriving.delete(arrival);
+      }
+      await written;
     },
     databaseNow: () => Date.now() + clockOffsetMs,
     async stop() {

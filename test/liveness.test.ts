@@ -6,6 +6,7 @@ import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect
 import { eq } from "drizzle-orm";
 import { issueAgentToken } from "../core/agent-tokens.js";
 import { recordRegistration } from "../core/agents.js";
+import { startHeartbeatIngestor } from "../core/heartbeat-ingest.js";
 import { sweepLiveness } from "../core/liveness.js";
 import { startSystemOperation } from "../core/operations.js";
 import { setServerStatus } from "../core/server-status.js";
@@ -72,6 +73,19 @@ for (const backend of ["pglite", "postgres"] as Backend[]) {
     const statusOf = async (id: string) => (await owner.servers.getServer({ id })).server!;
     /** This API's ingestion has been running for an hour: silence before that would not count. */
     const ingestionRanLongEnough = () => api.database.db.update(ingestionProgress).set({ runningSince: new Date(Date.now() - 3600_000) });
+
+    /** Waits until every ingestion instance reporting since `at` (among them `instances`) claims to have caught up past it. */
+    const ingestionCaughtUpPast = async (at: number, instances: string[] = []) => {
+      const deadline = Date.now() + 15_000;
+      for (;;) {
+        const rows = await api.database.db.select().from(ingestionProgress);
+        const reporting = rows.filter((r) => r.updatedAt.getTime() >= at);
+        const ids = new Set(reporting.map((r) => r.instanceId));
+        if (reporting.length > 0 && instances.every((i) => ids.has(i)) && reporting.every((r) => r.caughtUpTo.getTime() >= at)) return;
+        if (Date.now() > deadline) assert.fail(`ingestion did not catch up past the pause: ${JSON.stringify(rows)}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
 
     before(async () => {
       if (backend === "postgres") pg = await startPostgres();
@@ -284,6 +298,40 @@ for (const backend of ["pglite", "postgres"] as Backend[]) {
       await api.database.db.delete(ingestionProgress).where(eq(ingestionProgress.instanceId, "gone-instance"));
     });
 
+    test("a heartbeat taken in while the database is paused counts as heard when it is written, not when it came in", {
+      skip: backend !== "postgres",
+    }, async () => {
+      const { server, token } = await newServer("CONFIGURED");
+      await heartbeat(token, server.id);
+      await sweepLiveness(api.database.db, 5);
+      assert.equal((await statusOf(server.id)).status, ServerStatus.ONLINE);
+      const ingestor = startHeartbeatIngestor(api.database.db, { instanceId: "paused-write" });
+      try {
+        pg!.pause();
+        const written = ingestor.submit({ serverId: server.id, metrics: { cpuPercent: 3 } });
+        await new Promise((r) => setTimeout(r, 7000)); // longer than the 5 s timeout
+        pg!.resume();
+        const resumedAt = Date.now();
+        await written;
+        const [agent] = await api.database.db
+          .select({ heardAt: agents.lastHeartbeatAt })
+          .from(agents)
+          .where(eq(agents.serverId, server.id));
+        assert.ok(
+          agent!.heardAt!.getTime() >= resumedAt - 50,
+          `heard at ${agent?.heardAt?.toISOString()}, resumed at ${new Date(resumedAt).toISOString()}`,
+        );
+        // Once both ingestion instances claim to have caught up past the pause, the agent was silent only while it waited.
+        await ingestionCaughtUpPast(resumedAt, ["paused-write"]);
+        const swept = await sweepLiveness(api.database.db, 5);
+        assert.ok(!swept.offlineIds.includes(server.id), "not OFFLINE once the waiting heartbeat is written");
+      } finally {
+        pg!.resume();
+        await ingestor.stop();
+        await api.database.db.delete(ingestionProgress).where(eq(ingestionProgress.instanceId, "paused-write"));
+      }
+    });
+
     test("a paused database does not flip healthy servers OFFLINE", { skip: backend !== "postgres" }, async () => {
       const { server, token } = await newServer("CONFIGURED");
       await heartbeat(token, server.id);
@@ -301,6 +349,10 @@ for (const backend of ["pglite", "postgres"] as Backend[]) {
         pg!.pause();
         await new Promise((r) => setTimeout(r, 8000)); // longer than the 5 s timeout
         pg!.resume();
+        const resumedAt = Date.now();
+        // The sweep that matters runs once ingestion has written what it held during the pause: it then claims to have
+        // caught up past the pause, while the agent, waiting for that heartbeat's answer, sent nothing else meanwhile.
+        await ingestionCaughtUpPast(resumedAt);
         const afterPause = await sweepLiveness(api.database.db, 5);
         assert.ok(!afterPause.offlineIds.includes(server.id), "not OFFLINE right after the database comes back");
         await new Promise((r) => setTimeout(r, 2000));
