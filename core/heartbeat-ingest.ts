@@ -197,6 +197,7 @@ export function startHeartbeatIngestor(
   /** The instant before which every heartbeat that reached this instance is written once what is now pending is. */
   const progressCut = (): Date => {
     let cut = pending.length > 0 ? (pending[0] as Pending).receivedAt : new Date();
+    // The oldest arrival still within its hold (the set keeps arrival order).
     for (const arrival of arriving) {
       if (Date.now() - arrival.at.getTime() > ARRIVAL_HOLD_MS) continue;
       if (arrival.at < cut) cut = arrival.at;
@@ -249,7 +250,7 @@ export function startHeartbeatIngestor(
       arriving.add(arrival);
       let written: Promise<void>;
       try {
-        // Pending from the same turn it stops arriving, so no progress write sees it in neither.
+        // It becomes pending in the same turn it stops arriving, so no progress cut can miss it.
         written = submit(await intake());
       } finally {
         arriving.delete(arrival);
