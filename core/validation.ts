@@ -4,6 +4,7 @@ import { AppError } from "./errors.js";
 import { type KeyParsingPool, sharedKeyParsing } from "./key-parsing.js";
 import type { NetworkPolicy } from "./network-policy.js";
 import { isOpenSshKeyFile, KeyFileProblem, readOpenSshKeyFile } from "./openssh-key.js";
+import { excerpt } from "./text.js";
 
 /**
  * Field rules for everything a client sends. `parseInput` turns the first
@@ -36,11 +37,7 @@ export function cleanText(max: number, options: { multiline?: boolean } = {}) {
 
 /** How a client's value may appear inside an error message: short, with control characters escaped. */
 export function shown(value: unknown, max = 40): string {
-  const text = String(value);
-  return JSON.stringify(text.length > max ? `${text.slice(0, max)}…` : text).replace(
-    /\p{Cc}/gu,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
-  );
+  return excerpt(value, max);
 }
 
 const dnsLabel = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$/;

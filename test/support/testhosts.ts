@@ -29,7 +29,18 @@ export function buildImage(): void {
   execFileSync("bash", [join(scripts, "build-image.sh")], { stdio: ["ignore", "ignore", "inherit"], timeout: 15 * 60_000 });
 }
 
-export function upHosts(prefix: string, count: number, state = "fresh", extra: string[] = []): Fleet {
+/**
+ * `AXION_TESTHOST_TAG` (a few [a-z0-9]) is appended to every prefix, so that checkouts running the
+ * same test file at once on one machine get fleets of their own.
+ */
+function tagged(prefix: string): string {
+  const tag = process.env.AXION_TESTHOST_TAG ?? "";
+  if (!/^[a-z0-9]{0,4}$/.test(tag)) throw new Error("AXION_TESTHOST_TAG must be at most 4 of [a-z0-9]");
+  return prefix + tag;
+}
+
+export function upHosts(untaggedPrefix: string, count: number, state = "fresh", extra: string[] = []): Fleet {
+  const prefix = tagged(untaggedPrefix);
   execFileSync("bash", [join(scripts, "up.sh"), String(count), "--prefix", prefix, "--state", state, ...extra], {
     stdio: ["ignore", "ignore", "inherit"],
     timeout: 10 * 60_000,
@@ -39,7 +50,7 @@ export function upHosts(prefix: string, count: number, state = "fresh", extra: s
 }
 
 export function downHosts(prefix: string): void {
-  execFileSync("bash", [join(scripts, "down.sh"), "--prefix", prefix, "--kill"], {
+  execFileSync("bash", [join(scripts, "down.sh"), "--prefix", tagged(prefix), "--kill"], {
     stdio: ["ignore", "ignore", "inherit"],
     timeout: 5 * 60_000,
   });
