@@ -1,5 +1,5 @@
 import { and, asc, eq, inArray, isNull, sql } from "drizzle-orm";
-import type { Database } from "../db/client.js";
+import type { Database, Transaction } from "../db/client.js";
 import { newId } from "../db/ids.js";
 import {
   agents,
@@ -23,7 +23,6 @@ import { type AlertNotice, messageFor } from "./notification-messages.js";
  * (others skip the pass) and events are read in commit-independent `created_at, id` order.
  */
 
-type Tx = Parameters<Parameters<Database["transaction"]>[0]>[0];
 type AlertRow = typeof alerts.$inferSelect;
 
 export interface EvaluationSettings {
@@ -44,7 +43,7 @@ const STATUS_OF_RULE = Object.fromEntries(Object.entries(STATUS_RULES).map(([sta
 /** The event types the evaluation reads; everything else is only marked as read. */
 export const ALERTING_EVENT_TYPES = ["server.status_changed", "operation.failed", "rollout.failed"] as const;
 
-async function underEvaluationLock<T>(db: Database, idle: T, work: (tx: Tx) => Promise<T>): Promise<T> {
+async function underEvaluationLock<T>(db: Database, idle: T, work: (tx: Transaction) => Promise<T>): Promise<T> {
   return db.transaction(async (tx) => {
     const rows = await tx.execute(sql`select pg_try_advisory_xact_lock(${evaluationLockSpace}, 1) as locked`);
     const list = (Array.isArray(rows) ? rows : (rows as { rows: unknown[] }).rows) as { locked: boolean }[];
@@ -53,7 +52,7 @@ async function underEvaluationLock<T>(db: Database, idle: T, work: (tx: Tx) => P
   });
 }
 
-async function rulesOf(tx: Tx, ownerId: string, defaults: AlertDefaults): Promise<AlertRules> {
+async function rulesOf(tx: Transaction, ownerId: string, defaults: AlertDefaults): Promise<AlertRules> {
   const [row] = await tx.select({ rules: alertRuleSettings.rules }).from(alertRuleSettings).where(eq(alertRuleSettings.ownerId, ownerId));
   return mergeRules(defaultAlertRules(defaults), row?.rules);
 }
@@ -76,7 +75,7 @@ function noticeOf(alert: AlertRow, event: AlertNotice["event"], id: string): Ale
 }
 
 /** One delivery per channel of the alert's owner; the delivery id is the message's dedupe id. */
-async function enqueueNotices(tx: Tx, alert: AlertRow, event: "firing" | "resolved"): Promise<number> {
+async function enqueueNotices(tx: Transaction, alert: AlertRow, event: "firing" | "resolved"): Promise<number> {
   const channels = await tx
     .select({ id: notificationChannels.id, kind: notificationChannels.kind })
     .from(notificationChannels)
@@ -98,7 +97,7 @@ async function enqueueNotices(tx: Tx, alert: AlertRow, event: "firing" | "resolv
   return channels.length;
 }
 
-async function openAlert(tx: Tx, ownerId: string, rule: string, subject: string): Promise<AlertRow | undefined> {
+async function openAlert(tx: Transaction, ownerId: string, rule: string, subject: string): Promise<AlertRow | undefined> {
   const [row] = await tx
     .select()
     .from(alerts)
@@ -110,7 +109,7 @@ async function openAlert(tx: Tx, ownerId: string, rule: string, subject: string)
 }
 
 /** Ends an open alert: a pending one is dropped silently (flapping), a firing one is resolved with a notice. */
-async function endAlert(tx: Tx, alert: AlertRow, details: Record<string, unknown> = {}): Promise<void> {
+async function endAlert(tx: Transaction, alert: AlertRow, details: Record<string, unknown> = {}): Promise<void> {
   const state = alert.state === "firing" ? "resolved" : "dropped";
   const [ended] = await tx
     .update(alerts)
@@ -121,7 +120,7 @@ async function endAlert(tx: Tx, alert: AlertRow, details: Record<string, unknown
 }
 
 async function insertAlert(
-  tx: Tx,
+  tx: Transaction,
   values: {
     ownerId: string;
     serverId?: string;
@@ -145,7 +144,7 @@ async function insertAlert(
 
 type OutboxRow = typeof outboxEvents.$inferSelect;
 
-async function serverOf(tx: Tx, serverId: unknown) {
+async function serverOf(tx: Transaction, serverId: unknown) {
   if (typeof serverId !== "string") return undefined;
   const [row] = await tx
     .select({ id: servers.id, ownerId: servers.ownerId, name: servers.name })
@@ -155,12 +154,12 @@ async function serverOf(tx: Tx, serverId: unknown) {
 }
 
 /** A rollout's owner, from its row: an event's payload names the rollout, never whom to alert. */
-async function rolloutOwnerOf(tx: Tx, rolloutId: string): Promise<string | undefined> {
+async function rolloutOwnerOf(tx: Transaction, rolloutId: string): Promise<string | undefined> {
   const [row] = await tx.select({ ownerId: rollouts.ownerId }).from(rollouts).where(eq(rollouts.id, rolloutId));
   return row?.ownerId;
 }
 
-async function applyEvent(tx: Tx, event: OutboxRow, settings: EvaluationSettings): Promise<void> {
+async function applyEvent(tx: Transaction, event: OutboxRow, settings: EvaluationSettings): Promise<void> {
   const p = event.payload;
   if (event.type === "server.status_changed") {
     const server = await serverOf(tx, p.serverId);

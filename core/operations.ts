@@ -1,7 +1,7 @@
 import { and, desc, eq, isNull, lt, ne, or } from "drizzle-orm";
-import type { Database } from "../db/client.js";
+import type { Database, Transaction } from "../db/client.js";
 
-export type Transaction = Parameters<Parameters<Database["transaction"]>[0]>[0];
+export type { Transaction };
 
 import { newId } from "../db/ids.js";
 import { type OperationStatus, operations, servers } from "../db/schema.js";

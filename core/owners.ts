@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { and, asc, count, eq, gt, isNull, lt, ne, or, sql } from "drizzle-orm";
 import { z } from "zod";
-import type { Database } from "../db/client.js";
+import type { Database, Transaction } from "../db/client.js";
 import { newId } from "../db/ids.js";
 import { apiTokens, owners } from "../db/schema.js";
 import { ConfigError } from "./config.js";
@@ -193,6 +193,20 @@ export async function listTokens(db: Database, owner: Owner, page: PageRequest):
   return toPage(rows, page);
 }
 
+/**
+ * A token never outlives the token that made it: with a calling token that expires, a new token's
+ * expiry (and any moved expiry) must be given and must not be after the caller's own. Read in the
+ * transaction, so a caller whose expiry was just shortened is held to the new one.
+ */
+async function checkWithinCallerExpiry(tx: Transaction, owner: Owner, expireTimeMs: number | undefined): Promise<void> {
+  if (!owner.tokenId) return;
+  const [caller] = await tx.select({ expiresAt: apiTokens.expiresAt }).from(apiTokens).where(eq(apiTokens.id, owner.tokenId));
+  const limit = caller?.expiresAt;
+  if (!limit) return;
+  if (expireTimeMs === undefined || expireTimeMs > limit.getTime())
+    throw AppError.invalid("expire_time", `must be given and not after the calling token's expiry (${limit.toISOString()})`);
+}
+
 const createSchema = z.object({ label, expireTime: expireTime(true).optional() });
 
 export async function createToken(
@@ -204,6 +218,7 @@ export async function createToken(
   const bearerToken = generateToken();
   const token = await db.transaction(async (tx) => {
     await tx.select({ id: owners.id }).from(owners).where(eq(owners.id, owner.id)).for("update");
+    await checkWithinCallerExpiry(tx, owner, data.expireTime);
     const [held] = await tx
       .select({ n: count() })
       .from(apiTokens)
@@ -260,11 +275,15 @@ export async function setTokenExpiry(db: Database, owner: Owner, id: string, exp
   const existing = await requireToken(db, owner, id);
   const { expireTime: ms } = parseInput(expirySchema, { expireTime: expireTimeMs });
   if (!existing.isLive) throw new AppError("failed_precondition", `token ${existing.id} is already revoked or expired`);
-  const [row] = await db
-    .update(apiTokens)
-    .set({ expiresAt: new Date(ms as number) })
-    .where(and(eq(apiTokens.id, existing.id), eq(apiTokens.ownerId, owner.id), live()))
-    .returning(tokenColumns);
+  const row = await db.transaction(async (tx) => {
+    await checkWithinCallerExpiry(tx, owner, ms);
+    const [updated] = await tx
+      .update(apiTokens)
+      .set({ expiresAt: new Date(ms as number) })
+      .where(and(eq(apiTokens.id, existing.id), eq(apiTokens.ownerId, owner.id), live()))
+      .returning(tokenColumns);
+    return updated;
+  });
   if (!row) throw new AppError("failed_precondition", `token ${existing.id} is already revoked or expired`);
   return row;
 }

@@ -11,6 +11,8 @@ import postgres from "postgres";
 import * as schema from "./schema.js";
 
 export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
+/** The handle a `db.transaction` callback receives. */
+export type Transaction = Parameters<Parameters<Database["transaction"]>[0]>[0];
 
 /** PostgreSQL LISTEN: `onMessage` gets each NOTIFY payload; `onListening` runs on every (re)connect, after which missed messages must be assumed. */
 export type Listen = (channel: string, onMessage: (payload: string) => void, onListening: () => void) => Promise<() => Promise<void>>;

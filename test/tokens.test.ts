@@ -117,6 +117,36 @@ for (const backend of ["pglite", "postgres"] as Backend[]) {
       await use(token);
     });
 
+    test("a token never creates a token, or moves an expiry, past its own expiry", async () => {
+      const { token: owner } = await api.newOwner();
+      const in30Minutes = Date.now() + 30 * 60_000;
+      const shortLived = (await tokens(owner).createToken({ label: "ci job", expireTime: timestampFromMs(in30Minutes) })).bearerToken;
+      const ownExpiry = Number((await tokens(shortLived).listTokens({})).tokens.find((t) => t.current)!.expireTime!.seconds);
+
+      const forever = tokens(shortLived).createToken({ label: "forever" });
+      await expectCode(forever, Code.InvalidArgument, /expire_time.*calling token/);
+      const tenYears = timestampFromMs(Date.now() + 3650 * 86_400_000 - 60_000);
+      await expectCode(tokens(shortLived).createToken({ label: "later", expireTime: tenYears }), Code.InvalidArgument, /expire_time/);
+      const ownId = (await tokens(shortLived).listTokens({})).tokens.find((t) => t.current)!.id;
+      await expectCode(tokens(shortLived).setTokenExpiry({ id: ownId, expireTime: tenYears }), Code.InvalidArgument, /expire_time/);
+      const ownerTokens = (await tokens(owner).listTokens({})).tokens;
+      const longLivedId = ownerTokens.find((t) => t.current)!.id;
+      await expectCode(tokens(shortLived).setTokenExpiry({ id: longLivedId, expireTime: tenYears }), Code.InvalidArgument, /expire_time/);
+      assert.equal((await tokens(owner).listTokens({})).tokens.length, 2, "nothing was created");
+      assert.equal(
+        Number((await tokens(shortLived).listTokens({})).tokens.find((t) => t.current)!.expireTime!.seconds),
+        ownExpiry,
+        "its own expiry did not move",
+      );
+
+      const earlier = timestampFromMs(in30Minutes - 10 * 60_000);
+      const child = await tokens(shortLived).createToken({ label: "shorter", expireTime: earlier });
+      assert.equal(Number(child.token!.expireTime!.seconds), Number(earlier.seconds), "a shorter expiry is allowed");
+      await tokens(shortLived).setTokenExpiry({ id: ownId, expireTime: earlier });
+      const unlimited = await tokens(owner).createToken({ label: "no expiry from a token without one" });
+      assert.equal(unlimited.token!.expireTime, undefined);
+    });
+
     test("bad token requests are InvalidArgument naming the field, and nothing is written", async () => {
       const { token, ownerId } = await api.newOwner();
       const client = tokens(token);
