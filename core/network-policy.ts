@@ -1,11 +1,13 @@
 import { lookup } from "node:dns/promises";
 import { BlockList, isIP, isIPv4 } from "node:net";
-import { hostname, networkInterfaces } from "node:os";
+import { hostname } from "node:os";
+import { localAddressRanges } from "./local-addresses.js";
 
 /**
  * Which addresses the worker may open SSH connections to. Refused always:
  * loopback, unspecified, link-local (cloud metadata endpoints included),
- * multicast, broadcast/reserved, and this machine's own interface addresses;
+ * multicast, broadcast/reserved, and this machine's own addresses (from the
+ * kernel, interfaces without carrier included: core/local-addresses.ts);
  * private ranges are allowed (real fleets live there). IPv4 embedded in IPv6
  * (IPv4-mapped ::ffff:a.b.c.d, NAT64 64:ff9b::a.b.c.d) is judged as the IPv4.
  *
@@ -102,17 +104,10 @@ const within = (inner: Cidr, outer: Cidr) =>
 
 const refusedClasses = REFUSED_CLASSES.map(([cidr, why]) => ({ range: parseCidr(cidr) as Cidr, why }));
 
-function ownAddresses(): string[] {
-  return Object.values(networkInterfaces())
-    .flat()
-    .map((i) => i?.address.replace(/%.*$/, ""))
-    .filter((a): a is string => Boolean(a));
-}
-
 export interface NetworkPolicyOptions {
   allow?: Cidr[];
   deny?: Cidr[];
-  /** This machine's addresses; by default its interfaces', read at each check. */
+  /** This machine's addresses and local ranges ("a.b.c.d", "a.b.c.d/n"); by default the kernel's (core/local-addresses.ts). */
   ownAddresses?: () => string[];
 }
 
@@ -126,14 +121,16 @@ export interface NetworkPolicy {
 export function createNetworkPolicy(options: NetworkPolicyOptions = {}): NetworkPolicy {
   const allow = options.allow ?? [];
   const deny = options.deny ?? [];
-  const own = options.ownAddresses ?? ownAddresses;
+  const own = options.ownAddresses ?? (() => localAddressRanges());
 
   const classOf = (address: string): { range: Cidr; why: string } | undefined => {
     const found = refusedClasses.find((c) => contains(c.range, address));
     if (found) return found;
-    // Through a one-address range: "fd00::2" and "fd00:0::2" are the same address.
-    const self = own().some((a) => {
-      const range = parseCidr(embeddedIpv4(a) ?? a);
+    // Through ranges: "fd00::2" and "fd00:0::2" are the same address.
+    const self = own().some((entry) => {
+      const [bare = "", prefix] = entry.split("/");
+      const v4 = embeddedIpv4(bare);
+      const range = parseCidr(v4 ?? (prefix === undefined ? bare : entry));
       return range !== undefined && contains(range, address);
     });
     return self ? { range: parseCidr(address) as Cidr, why: "an address of this service's own machine" } : undefined;

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { hostname, networkInterfaces } from "node:os";
@@ -169,6 +170,53 @@ describe("CreateServer and UpdateServer refuse addresses the policy refuses", ()
       assert.ok((await client.servers.createServer({ clusterId: cluster.id, name: "elsewhere", host: "192.168.7.7", credential })).server);
     } finally {
       await strict.close();
+    }
+  });
+});
+
+/**
+ * An interface without carrier (here a veth whose peer is down; an idle docker0 or a bridge
+ * without ports elsewhere): Node's interface list leaves it out, Linux still delivers to its
+ * addresses. One pair per test-host tag, so checkouts running this file at once do not collide.
+ */
+describe("this machine's addresses come from the kernel, interfaces without carrier included", () => {
+  const tag = process.env.AXION_TESTHOST_TAG ?? "";
+  const link = `axnc${tag}a`;
+  const peer = `axnc${tag}b`;
+  const third = 100 + ([...tag].reduce((sum, c) => sum + c.charCodeAt(0), 0) % 150);
+  const v4 = `198.18.${third}.1`;
+  const v6 = `fd00:a${third}::1`;
+  let api: TestApi;
+  let alice: ReturnType<TestApi["clients"]>;
+  let clusterId: string;
+  const ip = (...args: string[]) => execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
+
+  before(async () => {
+    execFileSync("sh", ["-c", `ip link del ${link} 2>/dev/null || true`]);
+    ip("link", "add", link, "type", "veth", "peer", "name", peer);
+    ip("addr", "add", `${v4}/24`, "dev", link);
+    ip("-6", "addr", "add", `${v6}/64`, "dev", link, "nodad");
+    ip("link", "set", link, "up");
+    api = await startTestApi();
+    alice = api.clients((await api.newOwner()).token);
+    clusterId = (await alice.clusters.createCluster({ name: "carrier" })).cluster!.id;
+  });
+  after(async () => {
+    await api?.close();
+    execFileSync("sh", ["-c", `ip link del ${link} 2>/dev/null || true`]);
+  });
+
+  test("a server at the address of an interface without carrier is refused", async () => {
+    const listed = Object.values(networkInterfaces())
+      .flat()
+      .map((i) => i?.address);
+    assert.ok(!listed.includes(v4), "Node's interface list leaves the interface out (no carrier)");
+    for (const host of [v4, v6, `::ffff:${v4}`]) {
+      await expectCode(
+        alice.servers.createServer({ clusterId, name: "self", host, credential }),
+        Code.InvalidArgument,
+        /^host: refused by policy: .* is an address of this service's own machine/,
+      );
     }
   });
 });
