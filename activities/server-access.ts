@@ -106,6 +106,7 @@ export async function withServerSession<T>(
           connectTimeoutMs: deps.sshConnectTimeoutMs,
           signal: activitySignal(),
           networkPolicy: deps.networkPolicy,
+          owner: server.ownerId,
         },
       );
     } catch (error) {

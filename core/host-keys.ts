@@ -50,6 +50,7 @@ export async function acceptHostKey(deps: HostKeyDeps, owner: Owner, id: string,
       pinnedFingerprint: expected,
       connectTimeoutMs: deps.sshConnectTimeoutMs,
       networkPolicy: deps.networkPolicy,
+      owner: server.ownerId,
     });
     session.close();
   } catch (error) {

@@ -1,7 +1,7 @@
-import { lookup } from "node:dns/promises";
 import { BlockList, isIP, isIPv4 } from "node:net";
 import { hostname } from "node:os";
 import { localAddressRanges } from "./local-addresses.js";
+import { defaultNameResolver, type NameResolver } from "./name-resolution.js";
 
 /**
  * Which addresses the worker may open SSH connections to. Refused always:
@@ -109,6 +109,8 @@ export interface NetworkPolicyOptions {
   deny?: Cidr[];
   /** This machine's addresses and local ranges ("a.b.c.d", "a.b.c.d/n"); by default the kernel's (core/local-addresses.ts). */
   ownAddresses?: () => string[];
+  /** How names are resolved before their addresses are checked; default: the process' shared resolver. */
+  resolver?: NameResolver;
 }
 
 export interface NetworkPolicy {
@@ -116,6 +118,8 @@ export interface NetworkPolicy {
   addressProblem(address: string): string | undefined;
   /** Why a host as registered (address or name) is refused before any resolution ("127.0.0.1 is a loopback address"), or undefined. */
   hostProblem(host: string): string | undefined;
+  /** Resolves the names checked with this policy (core/name-resolution.ts). */
+  readonly resolver: NameResolver;
 }
 
 export function createNetworkPolicy(options: NetworkPolicyOptions = {}): NetworkPolicy {
@@ -137,6 +141,7 @@ export function createNetworkPolicy(options: NetworkPolicyOptions = {}): Network
   };
 
   const policy: NetworkPolicy = {
+    resolver: options.resolver ?? defaultNameResolver(),
     addressProblem(address) {
       if (isIP(address) === 0) return "is not an IP address";
       const v4 = embeddedIpv4(address);
@@ -171,29 +176,21 @@ export function createNetworkPolicy(options: NetworkPolicyOptions = {}): Network
 export class RefusedByPolicy extends Error {}
 
 /**
- * Resolves a host once and checks every address it resolves to; the caller
- * connects to the returned address, so a second resolution (DNS rebinding)
- * cannot switch the target after the check.
+ * Resolves a host once (through the policy's resolver, as `owner`'s lookup) and checks every
+ * address it resolves to; the caller connects to the returned address, so a second resolution
+ * (DNS rebinding) cannot switch the target after the check.
  */
-export async function resolveAllowedAddress(policy: NetworkPolicy, host: string, timeoutMs: number): Promise<string> {
+export async function resolveAllowedAddress(policy: NetworkPolicy, host: string, timeoutMs: number, owner?: string): Promise<string> {
   const early = policy.hostProblem(host);
   if (early) throw new RefusedByPolicy(`refused by policy: ${early}`);
   if (isIP(host) !== 0) return host;
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(Object.assign(new Error(`resolving ${host} timed out`), { code: "ETIMEOUT" })), timeoutMs);
-  });
-  try {
-    const addresses = await Promise.race([lookup(host, { all: true, verbatim: true }), timeout]);
-    if (addresses.length === 0) throw Object.assign(new Error(`${host} has no address`), { code: "ENOTFOUND" });
-    for (const { address } of addresses) {
-      const problem = policy.addressProblem(address);
-      if (problem) throw new RefusedByPolicy(`refused by policy: ${host} resolves to ${address}, ${problem}`);
-    }
-    return (addresses[0] as { address: string }).address;
-  } finally {
-    clearTimeout(timer);
+  const addresses = await policy.resolver.resolve(host, { owner, timeoutMs });
+  if (addresses.length === 0) throw Object.assign(new Error(`${host} has no address`), { code: "ENOTFOUND" });
+  for (const { address } of addresses) {
+    const problem = policy.addressProblem(address);
+    if (problem) throw new RefusedByPolicy(`refused by policy: ${host} resolves to ${address}, ${problem}`);
   }
+  return (addresses[0] as { address: string }).address;
 }
 
 let shared: NetworkPolicy | undefined;
