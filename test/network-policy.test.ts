@@ -7,6 +7,7 @@ import { after, before, describe, test } from "node:test";
 import { Code } from "@connectrpc/connect";
 import { count, eq } from "drizzle-orm";
 import { ConfigError, loadConfig } from "../core/config.js";
+import { parseFibTrieLocal, parseIfInet6 } from "../core/local-addresses.js";
 import { type Cidr, createNetworkPolicy, parseCidr } from "../core/network-policy.js";
 import { servers } from "../db/schema.js";
 import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
@@ -204,6 +205,33 @@ describe("this machine's addresses come from the kernel, interfaces without carr
   after(async () => {
     await api?.close();
     execFileSync("sh", ["-c", `ip link del ${link} 2>/dev/null || true`]);
+  });
+
+  test("the kernel's tables are read as they are written: local routes with their prefix, every IPv6 address", () => {
+    const fibTrie = [
+      "Main:",
+      "  +-- 0.0.0.0/0 3 0 5",
+      "     |-- 0.0.0.0",
+      "        /0 universe UNICAST",
+      "     |-- 198.18.7.0",
+      "        /24 link UNICAST",
+      "Local:",
+      "  +-- 0.0.0.0/0 3 0 5",
+      "     |-- 10.0.0.0",
+      "        /8 host LOCAL",
+      "     |-- 198.18.7.1",
+      "        /32 host LOCAL",
+      "     |-- 198.18.7.255",
+      "        /32 link BROADCAST",
+    ].join("\n");
+    assert.deepEqual(parseFibTrieLocal(fibTrie), ["10.0.0.0/8", "198.18.7.1/32"]);
+    const ifInet6 =
+      "fd00000000000000000000000000a001 07 40 00 82    axnc0a\nnot a line\n00000000000000000000000000000001 01 80 10 80       lo\n";
+    assert.deepEqual(parseIfInet6(ifInet6), ["fd00:0000:0000:0000:0000:0000:0000:a001/128", "0000:0000:0000:0000:0000:0000:0000:0001/128"]);
+    const policy = createNetworkPolicy({ ownAddresses: () => [...parseFibTrieLocal(fibTrie), ...parseIfInet6(ifInet6)] });
+    assert.match(policy.addressProblem("10.200.3.4") ?? "", /own machine/, "a range routed locally (AnyIP) is this machine's");
+    assert.match(policy.addressProblem("fd00::a001") ?? "", /own machine/);
+    assert.equal(policy.addressProblem("198.18.7.2"), undefined, "a neighbour on the link is not");
   });
 
   test("a server at the address of an interface without carrier is refused", async () => {
