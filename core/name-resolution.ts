@@ -13,12 +13,14 @@ import type { Config } from "./config.js";
  * - Queries go out through c-ares (node:dns `Resolver`), on the event loop's
  *   own sockets; a lookup past its deadline is cancelled, so its slot is free
  *   again when it is answered as failed.
- * - At most `maxInFlight` lookups run at once, at most `maxInFlightPerOwner` of
- *   them one owner's; further lookups wait in their owner's queue, and a freed
- *   slot goes to the next owner in turn (round robin), not to the earliest
- *   lookup. So one owner's slow names hold at most its own share: another
- *   owner's lookup starts at once while fewer than maxInFlight / perOwner
- *   owners are saturated, and otherwise waits at most one lookup deadline.
+ * - At most `maxInFlightPerOwner` of one owner's lookups run at once, and at
+ *   most `maxInFlight` of everyone's, except that an owner with none running
+ *   may always start one (so at most maxInFlight + one per owner). Further
+ *   lookups wait in their owner's queue; a freed slot goes to the next owner
+ *   in turn (round robin), not to the earliest lookup. The bound this gives:
+ *   an owner's first lookup starts at once whatever other owners do, its
+ *   further ones wait only for their turn, and every lookup, its wait
+ *   included, is answered or fails within the timeout.
  * - Names in the hosts file (/etc/hosts: c-ares' resolver never reads it) are
  *   answered from it, as getaddrinfo would.
  */
@@ -108,14 +110,16 @@ export function createNameResolver(options: NameResolutionOptions = {}): NameRes
 
   const pump = () => {
     let scanned = 0;
-    while (inFlight < maxInFlight && turn.length > 0 && scanned < turn.length) {
+    while (turn.length > 0 && scanned < turn.length) {
       const owner = turn.shift() as string;
       const queue = queues.get(owner);
       if (!queue || queue.length === 0) {
         queues.delete(owner);
         continue;
       }
-      if ((running.get(owner) ?? 0) >= perOwner) {
+      const mine = running.get(owner) ?? 0;
+      // An owner's first lookup never waits for anyone else's: past the shared cap by at most one per owner.
+      if (mine >= perOwner || (inFlight >= maxInFlight && mine > 0)) {
         turn.push(owner);
         scanned += 1;
         continue;

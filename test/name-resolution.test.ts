@@ -77,6 +77,20 @@ describe("names are resolved through one resolver with bounded concurrency, real
     assert.ok(asked.size <= 8, `at most the per-owner share went out at once, not all 20 (${asked.size} names asked)`);
   });
 
+  test("when flooding owners fill every shared slot, another owner's lookup still starts at once", async () => {
+    const small = nameResolverFromConfig(
+      loadConfig({ DNS_SERVERS: dns.address, DNS_TIMEOUT_MS: String(TIMEOUT_MS), DNS_LOOKUPS_IN_FLIGHT: "8", DNS_LOOKUPS_PER_OWNER: "4" }),
+    );
+    // Three owners, four hanging lookups each: more than the 8 shared slots.
+    const flood = Array.from({ length: 12 }, (_, i) => small.resolve(`s${i}.slow.example`, { owner: `flooder-${i % 3}` }).catch(codeOf));
+    const first = await Promise.race([
+      small.resolve("other.example", { owner: "b" }).then(() => "the other owner's lookup answered"),
+      Promise.race(flood).then(() => "a flood lookup ended"),
+    ]);
+    assert.equal(first, "the other owner's lookup answered");
+    assert.deepEqual(new Set(await Promise.all(flood)), new Set(["ETIMEOUT"]));
+  });
+
   test("names in the hosts file are answered from it, as getaddrinfo would; DNS is not asked", async () => {
     const dir = mkdtempSync(join(tmpdir(), "axion-hosts-"));
     const hostsFile = join(dir, "hosts");
