@@ -38,6 +38,8 @@ export interface NameResolutionOptions {
   maxQueuedPerOwner?: number;
   /** Default /etc/hosts. */
   hostsFile?: string;
+  /** Where the search domains for names without a dot are read ("search"/"domain"); default /etc/resolv.conf. */
+  resolvConf?: string;
 }
 
 export interface ResolvedAddress {
@@ -76,6 +78,19 @@ export function parseHostsFile(text: string): Map<string, ResolvedAddress[]> {
   return names;
 }
 
+/** The search domains of a resolv.conf: its last "search" or "domain" line, as glibc reads it. */
+export function parseSearchDomains(text: string): string[] {
+  let domains: string[] = [];
+  for (const line of text.split("\n")) {
+    const [keyword, ...values] = line
+      .replace(/[#;].*/, "")
+      .trim()
+      .split(/\s+/);
+    if (keyword === "search" || keyword === "domain") domains = values.filter((d) => d !== "" && d !== ".").slice(0, 6);
+  }
+  return domains;
+}
+
 interface Waiting {
   start(): void;
   abandon(): void;
@@ -87,19 +102,37 @@ export function createNameResolver(options: NameResolutionOptions = {}): NameRes
   const perOwner = Math.max(1, options.maxInFlightPerOwner ?? 4);
   const maxQueued = Math.max(0, options.maxQueuedPerOwner ?? 256);
   const hostsFile = options.hostsFile ?? "/etc/hosts";
+  const resolvConf = options.resolvConf ?? "/etc/resolv.conf";
   const servers = options.servers ?? [];
 
-  let hosts: { at: number; names: Map<string, ResolvedAddress[]> } | undefined;
-  const fromHostsFile = (name: string): ResolvedAddress[] | undefined => {
-    // Read again after a second: edits take effect as they do for getaddrinfo, without a read per lookup.
-    if (!hosts || performance.now() - hosts.at >= 1000) {
-      let text = "";
-      try {
-        text = readFileSync(hostsFile, "utf8");
-      } catch {}
-      hosts = { at: performance.now(), names: parseHostsFile(text) };
+  const readText = (file: string) => {
+    try {
+      return readFileSync(file, "utf8");
+    } catch {
+      return "";
     }
-    return hosts.names.get(name.toLowerCase().replace(/\.$/, ""));
+  };
+  let system: { at: number; names: Map<string, ResolvedAddress[]>; search: string[] } | undefined;
+  /** The hosts file and search domains, read again after a second: edits take effect as they do for getaddrinfo. */
+  const systemFiles = () => {
+    if (!system || performance.now() - system.at >= 1000) {
+      system = { at: performance.now(), names: parseHostsFile(readText(hostsFile)), search: parseSearchDomains(readText(resolvConf)) };
+    }
+    return system;
+  };
+  const fromHostsFile = (name: string) => systemFiles().names.get(name.toLowerCase().replace(/\.$/, ""));
+
+  /** A name without a dot is tried under each search domain first, then alone (glibc's order with ndots:1). */
+  const lookupName = async (name: string, deadline: number): Promise<ResolvedAddress[]> => {
+    const candidates = name.includes(".") ? [name] : [...systemFiles().search.map((d) => `${name}.${d}`), name];
+    for (const [i, candidate] of candidates.entries()) {
+      try {
+        return await query(candidate, deadline);
+      } catch (error) {
+        if ((error as { code?: string }).code !== "ENOTFOUND" || i === candidates.length - 1) throw error;
+      }
+    }
+    throw coded(`${name} has no address`, "ENOTFOUND");
   };
 
   let inFlight = 0;
@@ -186,7 +219,7 @@ export function createNameResolver(options: NameResolutionOptions = {}): NameRes
           start() {
             clearTimeout(timer);
             acquire(owner);
-            query(bare, deadline)
+            lookupName(bare, deadline)
               .then(resolve, reject)
               .finally(() => release(owner));
           },

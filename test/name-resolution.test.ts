@@ -22,6 +22,7 @@ describe("names are resolved through one resolver with bounded concurrency, real
         "other.example": ["203.0.113.11"],
         "denied.example": ["10.1.2.3"],
         "metadata.example": ["198.51.100.7", "169.254.169.254"],
+        "web1.fleet.example": ["203.0.113.51"],
       },
       (name) => name.endsWith(".slow.example"),
     );
@@ -108,6 +109,16 @@ describe("names are resolved through one resolver with bounded concurrency, real
       (await createNameResolver({ servers: [dns.address] }).resolve("localhost")).map((a) => a.address).includes("127.0.0.1"),
       true,
     );
+  });
+
+  test("a name without a dot is tried under the search domains of resolv.conf, as getaddrinfo does", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "axion-resolv-"));
+    const resolvConf = join(dir, "resolv.conf");
+    writeFileSync(resolvConf, "nameserver 192.0.2.53\nsearch other.example fleet.example\n");
+    const searching = createNameResolver({ servers: [dns.address], resolvConf, timeoutMs: TIMEOUT_MS });
+    assert.deepEqual(await searching.resolve("web1"), [{ address: "203.0.113.51", family: 4 }]);
+    await assert.rejects(searching.resolve("web2"), (e: unknown) => codeOf(e) === "ENOTFOUND");
+    await assert.rejects(searching.resolve("web1.example"), (e: unknown) => codeOf(e) === "ENOTFOUND", "a name with a dot is asked as is");
   });
 
   test("the policy checks every address a name resolves to through this resolver", async () => {
