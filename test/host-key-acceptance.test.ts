@@ -2,10 +2,13 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Code } from "@connectrpc/connect";
 import { eq } from "drizzle-orm";
+import ssh2 from "ssh2";
+import { createNameResolver } from "../core/name-resolution.js";
 import { type Cidr, createNetworkPolicy, parseCidr } from "../core/network-policy.js";
 import { servers } from "../db/schema.js";
 import { startTestApi, type TestApi } from "./support/api.js";
 import { expectCode } from "./support/assertions.js";
+import { startTestDnsServer, type TestDnsServer } from "./support/dns-server.js";
 import { ed25519KeyPair } from "./support/keys.js";
 import { buildImage, downHosts, type Fleet, hostExec, type TestHost, upHosts } from "./support/testhosts.js";
 
@@ -32,6 +35,9 @@ describe("AcceptHostKey", { timeout: 10 * 60_000 }, () => {
   /** The same database behind an API whose operator denies the test host's address. */
   let strict: TestApi;
   let n = 0;
+  /** Answers NAME with the test host's address, for both APIs' resolvers. */
+  let dns: TestDnsServer;
+  const NAME = "rebuilt.fleet.example";
 
   /** A new owner: `client` on the API given, `lenient` on the one that may reach the host, `create` a server at the host. */
   const newOwner = async (on: TestApi = api) => {
@@ -39,9 +45,8 @@ describe("AcceptHostKey", { timeout: 10 * 60_000 }, () => {
     const client = on.clients(token);
     const lenient = api.clients(token);
     const clusterId = (await lenient.clusters.createCluster({ name: "hk" })).cluster!.id;
-    const create = async (credential = keyCredential(fleet.privateKey), port = 22) =>
-      (await lenient.servers.createServer({ clusterId, name: `hk-${++n}`, host: host.ip, sshPort: port, sshUser: "root", credential }))
-        .server!;
+    const create = async (credential = keyCredential(fleet.privateKey), port = 22, at = host.ip) =>
+      (await lenient.servers.createServer({ clusterId, name: `hk-${++n}`, host: at, sshPort: port, sshUser: "root", credential })).server!;
     /** The key the host presents, as named by AcceptHostKey's refusal of another (through the API that may reach it). */
     const presentedKey = async (id: string): Promise<string> => {
       const refused = await expectCode(lenient.servers.acceptHostKey({ id, expectedFingerprint: wrongKey }), Code.FailedPrecondition);
@@ -58,10 +63,16 @@ describe("AcceptHostKey", { timeout: 10 * 60_000 }, () => {
     fleet = upHosts(prefix, 1, "fresh");
     host = fleet.hosts[0]!;
     hostExec(host.name, `echo '${atCap.publicKey.trim()}' >> /root/.ssh/authorized_keys`);
-    api = await startTestApi({ sshConnectTimeoutMs: 5000, limits: { connectionTests: { burst: 100, perMinute: 100 } } });
+    dns = await startTestDnsServer({ [NAME]: [host.ip] }, () => false);
+    const resolver = createNameResolver({ servers: [dns.address] });
+    api = await startTestApi({
+      networkPolicy: createNetworkPolicy({ resolver }),
+      sshConnectTimeoutMs: 5000,
+      limits: { connectionTests: { burst: 100, perMinute: 100 } },
+    });
     strict = await startTestApi({
       database: api.database,
-      networkPolicy: createNetworkPolicy({ deny: [parseCidr(`${host.ip}/32`) as Cidr] }),
+      networkPolicy: createNetworkPolicy({ deny: [parseCidr(`${host.ip}/32`) as Cidr], resolver }),
       sshConnectTimeoutMs: 5000,
       limits: { connectionTests: { burst: 3, perMinute: 1 } },
     });
@@ -71,23 +82,35 @@ describe("AcceptHostKey", { timeout: 10 * 60_000 }, () => {
     await strict?.close().catch(() => {});
     // Both share one database: the first close ends it.
     await api?.close().catch(() => {});
+    await dns?.close();
     downHosts(prefix);
   });
 
-  test("an address in SERVER_ADDRESS_DENY is refused by policy: no login, nothing pinned", async () => {
+  test("an address in SERVER_ADDRESS_DENY, or a name resolving into it, is refused by policy: no login, nothing pinned", async () => {
     const { client, create, presentedKey } = await newOwner(strict);
-    const server = await create();
-    const key = await presentedKey(server.id);
-    const refused = await expectCode(client.servers.acceptHostKey({ id: server.id, expectedFingerprint: key }), Code.FailedPrecondition);
-    assert.match(refused.rawMessage, new RegExp(`refused by policy: .*${host.ip.replaceAll(".", "\\.")}.*SERVER_ADDRESS_DENY`));
-    const [row] = await api.database.db.select().from(servers).where(eq(servers.id, server.id));
-    assert.equal(row?.hostKeyFingerprint ?? null, null, "no host key was pinned");
+    const ip = host.ip.replaceAll(".", "\\.");
+    for (const [at, why] of [
+      [host.ip, new RegExp(`^host: refused by policy: ${ip} is in SERVER_ADDRESS_DENY`)],
+      [NAME, new RegExp(`^host: refused by policy: ${NAME.replaceAll(".", "\\.")} resolves to ${ip}, in SERVER_ADDRESS_DENY`)],
+    ] as const) {
+      const server = await create(keyCredential(fleet.privateKey), 22, at);
+      // Where it is allowed, the host answers at that address or name.
+      const key = await presentedKey(server.id);
+      const refused = await expectCode(client.servers.acceptHostKey({ id: server.id, expectedFingerprint: key }), Code.FailedPrecondition);
+      assert.match(refused.rawMessage, why);
+      const [row] = await api.database.db.select().from(servers).where(eq(servers.id, server.id));
+      assert.equal(row?.hostKeyFingerprint ?? null, null, `${at}: no host key was pinned`);
+    }
   });
 
   test("an encrypted stored key is decrypted off the API's event loop", async () => {
     const { client, create, presentedKey } = await newOwner();
     const server = await create(keyCredential(atCap.privateKey, PASSPHRASE));
     const key = await presentedKey(server.id);
+    // One decryption of this key on this event loop, now, on this machine as loaded as it is: the stall it would cause.
+    const kdfStarted = performance.now();
+    assert.ok(!(ssh2.utils.parseKey(atCap.privateKey, PASSPHRASE) instanceof Error));
+    const kdfMs = performance.now() - kdfStarted;
     let last = performance.now();
     let worstGap = 0;
     const ticker = setInterval(() => {
@@ -101,7 +124,10 @@ describe("AcceptHostKey", { timeout: 10 * 60_000 }, () => {
     } finally {
       clearInterval(ticker);
     }
-    assert.ok(worstGap < 200, `the API's event loop never stalled for 200 ms (worst ${worstGap.toFixed(0)} ms)`);
+    assert.ok(
+      worstGap < kdfMs / 2,
+      `the API's event loop never stalled for half a decryption (${(kdfMs / 2).toFixed(0)} ms; worst ${worstGap.toFixed(0)} ms)`,
+    );
   });
 
   test("is rate limited per owner, with connection tests; another owner is not affected", async () => {
