@@ -3,9 +3,9 @@ import { Context } from "@temporalio/activity";
 import { ApplicationFailure } from "@temporalio/common";
 import { eq } from "drizzle-orm";
 import { AppError } from "../core/errors.js";
-import { sharedKeyParsing } from "../core/key-parsing.js";
 import { pinHostKey, setServerStatus } from "../core/server-status.js";
 import { loadServerCredential } from "../core/servers.js";
+import { credentialForLogin } from "../core/ssh-credential.js";
 import type { SshCredentialInput } from "../core/validation.js";
 import { servers } from "../db/schema.js";
 import { FailureType } from "../workflows/failure-types.js";
@@ -49,15 +49,10 @@ function sessionKey(server: ServerRecord, credential: SshCredentialInput): strin
   return `${run.workflowId}/${run.runId}/${server.id}/${identity}`;
 }
 
-/**
- * ssh2 parses (and decrypts) a key synchronously when it connects; an encrypted
- * key is decrypted in a key-parsing thread first, so ssh2 gets one that needs no KDF.
- */
 async function usableCredential(deps: ActivityDeps, credential: SshCredentialInput): Promise<SshCredentialInput> {
-  if (credential.kind !== "private_key") return credential;
-  const prepared = await (deps.keyParsing ?? sharedKeyParsing()).prepare(credential.privateKey, credential.passphrase || undefined);
-  if (!prepared.ok) throw sshFailure(SshErrorType.KeyUnusable, `the stored private key ${prepared.problem}`);
-  return { kind: "private_key", privateKey: prepared.privateKey, passphrase: prepared.passphrase };
+  const usable = await credentialForLogin(credential, deps.keyParsing);
+  if (!usable.ok) throw sshFailure(SshErrorType.KeyUnusable, usable.problem);
+  return usable.credential;
 }
 
 export interface SessionOptions {
@@ -111,6 +106,7 @@ export async function withServerSession<T>(
           connectTimeoutMs: deps.sshConnectTimeoutMs,
           signal: activitySignal(),
           networkPolicy: deps.networkPolicy,
+          owner: server.ownerId,
         },
       );
     } catch (error) {

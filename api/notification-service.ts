@@ -83,7 +83,8 @@ export function notificationService(deps: NotificationServiceDeps): ServiceImpl<
       return { channels: (await listNotificationChannels(deps.db, requireOwner(ctx))).map(channelMessage) };
     },
     async testNotificationChannel(req, ctx) {
-      const channel = await ownerChannelForSending(core, requireOwner(ctx), req.id);
+      const owner = requireOwner(ctx);
+      const channel = await ownerChannelForSending(core, owner, req.id);
       const id = newId();
       const message = messageFor(channel.kind, {
         id,
@@ -91,7 +92,7 @@ export function notificationService(deps: NotificationServiceDeps): ServiceImpl<
         rule: "test",
         summary: "a test message from Axion Infra: this channel receives alerts",
       });
-      const outcome = await sendToChannel(core.networkPolicy, channel, id, message, settings.timeoutMs);
+      const outcome = await sendToChannel(core.networkPolicy, channel, id, message, settings.timeoutMs, owner.id);
       return { delivered: outcome.delivered, httpStatus: outcome.httpStatus, error: outcome.error ?? "" };
     },
     async deleteNotificationChannel(req, ctx) {

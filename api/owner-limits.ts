@@ -21,6 +21,9 @@ const provisioningStarts: ReadonlySet<DescMethod> = new Set([
   RolloutService.method.planRollout,
 ]);
 
+/** Calls that log in to one server to look at it: a test, or AcceptHostKey's check of a key. */
+const connectionTests: ReadonlySet<DescMethod> = new Set([ServerService.method.testServerConnection, ServerService.method.acceptHostKey]);
+
 /** Streams that poll the database and Temporal while open: one count per owner. */
 const watches: ReadonlySet<DescMethod> = new Set([OperationService.method.watchOperation, RolloutService.method.watchRollout]);
 
@@ -44,7 +47,11 @@ function bucket(what: string, limit: RateLimit, variables: string) {
  * memory: with several API processes, each allows this much.
  */
 export function ownerLimitsInterceptor(limits: EdgeLimits): Interceptor {
-  const connectionTest = bucket("connection tests", limits.connectionTests, "CONNECTION_TEST_BURST, CONNECTION_TESTS_PER_MINUTE");
+  const connectionTest = bucket(
+    "connection tests (TestServerConnection, AcceptHostKey)",
+    limits.connectionTests,
+    "CONNECTION_TEST_BURST, CONNECTION_TESTS_PER_MINUTE",
+  );
   const provisioningStart = bucket("provisioning starts", limits.provisioningStarts, "PROVISIONING_BURST, PROVISIONING_STARTS_PER_MINUTE");
   const notificationTest = bucket(
     "notification channel tests",
@@ -79,7 +86,7 @@ export function ownerLimitsInterceptor(limits: EdgeLimits): Interceptor {
   return (next) => async (req) => {
     const owner = req.contextValues.get(ownerKey);
     if (!owner) return next(req);
-    if (req.method === ServerService.method.testServerConnection) connectionTest(owner.id);
+    if (connectionTests.has(req.method)) connectionTest(owner.id);
     else if (provisioningStarts.has(req.method)) provisioningStart(owner.id);
     else if (req.method === NotificationService.method.testNotificationChannel) notificationTest(owner.id);
     if (!watches.has(req.method)) return next(req);

@@ -13,6 +13,7 @@ import { createCredentialsCipher, resolveCredentialsKey } from "../core/credenti
 import { KeyParsingPool } from "../core/key-parsing.js";
 import { errorSummary, log } from "../core/log.js";
 import { metricTierSettings } from "../core/metric-tiers.js";
+import { nameResolverFromConfig } from "../core/name-resolution.js";
 import { createNetworkPolicy } from "../core/network-policy.js";
 import { ensureAdminToken } from "../core/owners.js";
 import { syncEnvProviderAccount } from "../core/provider-accounts.js";
@@ -57,7 +58,11 @@ export async function startService(config: Config, role: Role = "all"): Promise<
     const keyParsing = new KeyParsingPool({ threads: config.SSH_KEY_PARSE_THREADS, deadlineMs: config.SSH_KEY_PARSE_TIMEOUT_MS });
     stops.push(() => keyParsing.close());
     keyParsing.warm();
-    const networkPolicy = createNetworkPolicy({ allow: config.SERVER_ADDRESS_ALLOW, deny: config.SERVER_ADDRESS_DENY });
+    const networkPolicy = createNetworkPolicy({
+      allow: config.SERVER_ADDRESS_ALLOW,
+      deny: config.SERVER_ADDRESS_DENY,
+      resolver: nameResolverFromConfig(config),
+    });
 
     const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.AXION_DATA_DIR });
     stops.push(() => database.close());

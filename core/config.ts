@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { resolve } from "node:path";
 import { z } from "zod";
 import { type Cidr, parseCidr } from "./network-policy.js";
@@ -26,6 +27,30 @@ const cidrList = z
         });
     }
     return ranges;
+  });
+
+/** A comma-separated list of DNS servers: "address", "address:port" or "[IPv6]:port"; empty: /etc/resolv.conf's. */
+const dnsServerList = z
+  .string()
+  .default("")
+  .transform((v, ctx) => {
+    const servers: string[] = [];
+    for (const item of v
+      .split(",")
+      .map((i) => i.trim())
+      .filter((i) => i !== "")) {
+      const bracketed = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(item);
+      const v4WithPort = /^([\d.]+):(\d{1,5})$/.exec(item);
+      const address = bracketed?.[1] ?? v4WithPort?.[1] ?? item;
+      const port = Number(bracketed?.[2] ?? v4WithPort?.[2] ?? 53);
+      if (isIP(address) === 0 || port < 1 || port > 65535) {
+        ctx.addIssue({
+          code: "custom",
+          message: `must be a comma-separated list of DNS server addresses (address, address:port or [IPv6]:port): "${item.slice(0, 60)}" is not one`,
+        });
+      } else servers.push(item);
+    }
+    return servers;
   });
 
 /** Every environment variable the service reads, with its rule and default. */
@@ -99,6 +124,26 @@ const schema = z.object({
     .default(1),
   SERVER_ADDRESS_ALLOW: cidrList,
   SERVER_ADDRESS_DENY: cidrList,
+  /** Names of servers and webhook URLs are resolved by these (core/name-resolution.ts); the hosts file first. */
+  DNS_SERVERS: dnsServerList,
+  DNS_TIMEOUT_MS: z.coerce
+    .number({ error: "must be milliseconds" })
+    .int()
+    .min(100, "must be 100-60000")
+    .max(60_000, "must be 100-60000")
+    .default(5000),
+  DNS_LOOKUPS_IN_FLIGHT: z.coerce
+    .number({ error: "must be a whole number" })
+    .int()
+    .min(1, "must be 1-1024")
+    .max(1024, "must be 1-1024")
+    .default(64),
+  DNS_LOOKUPS_PER_OWNER: z.coerce
+    .number({ error: "must be a whole number" })
+    .int()
+    .min(1, "must be 1-1024")
+    .max(1024, "must be 1-1024")
+    .default(4),
   TIME4VPS_API_URL: z
     .string()
     .regex(/^https?:\/\/.+/, "must be an http(s) URL")

@@ -2,15 +2,23 @@ import { ApplicationFailure } from "@temporalio/common";
 import { SshErrorType } from "../activities/ssh/errors.js";
 import { openSsh, presentedFingerprint } from "../activities/ssh/session.js";
 import { AppError } from "./errors.js";
+import { errorSummary, log } from "./log.js";
 import { runningOperation } from "./operations.js";
 import type { Owner } from "./owners.js";
 import { setServerStatus } from "./server-status.js";
 import { type InventoryDeps, loadServerCredential, repinHostKey, requireServer, type ServerRow } from "./servers.js";
+import { credentialForLogin } from "./ssh-credential.js";
 
 /** As `ssh-keygen -lf` prints a SHA-256 fingerprint: 32 bytes in unpadded base64. */
 const FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}$/;
 
-export type HostKeyDeps = Pick<InventoryDeps, "db" | "cipher"> & { sshConnectTimeoutMs?: number };
+export type HostKeyDeps = Pick<InventoryDeps, "db" | "cipher" | "keyParsing" | "networkPolicy"> & { sshConnectTimeoutMs?: number };
+
+/**
+ * Every failure to reach or verify the host gets this one answer (the details go to the log):
+ * otherwise the answers would tell a closed port from an open one, or one that speaks SSH.
+ */
+const UNVERIFIED = "could not reach or verify the host: nothing was changed (TestServerConnection tells why)";
 
 /**
  * The owner trusts a changed host key, explicitly and only that one: one login
@@ -34,20 +42,31 @@ export async function acceptHostKey(deps: HostKeyDeps, owner: Owner, id: string,
       `the host key cannot change while the ${running.kind} operation ${running.id} runs: cancel it or wait`,
     );
   }
-  const credential = await loadServerCredential(deps, server.id);
+  const usable = await credentialForLogin(await loadServerCredential(deps, server.id), deps.keyParsing);
+  if (!usable.ok) throw new AppError("failed_precondition", `could not check the host key: ${usable.problem}`, { field: "credential" });
   try {
-    const session = await openSsh({ host: server.host, port: server.sshPort, username: server.sshUser }, credential, {
+    // The same check on the resolved address as every other login; ssh2 connects to the address checked.
+    const session = await openSsh({ host: server.host, port: server.sshPort, username: server.sshUser }, usable.credential, {
       pinnedFingerprint: expected,
       connectTimeoutMs: deps.sshConnectTimeoutMs,
+      networkPolicy: deps.networkPolicy,
+      owner: server.ownerId,
     });
     session.close();
   } catch (error) {
     const seen = presentedFingerprint(error);
     if (seen) throw new AppError("failed_precondition", `the host presents key ${seen}, not ${expected}: nothing was changed`);
     const type = error instanceof ApplicationFailure ? error.type : undefined;
-    const why = error instanceof Error ? error.message : String(error);
-    if (type === SshErrorType.AuthFailed) throw new AppError("failed_precondition", `could not check the host key: ${why}`);
-    throw new AppError("unavailable", `could not check the host key: ${why}`);
+    if (type === SshErrorType.RefusedByPolicy) throw new AppError("failed_precondition", (error as Error).message, { field: "host" });
+    // Our own failure texts (ssh/errors.ts), never the host's words.
+    const reason = type ? (error as Error).message : undefined;
+    log.warn("AcceptHostKey could not reach or verify the host", {
+      serverId: server.id,
+      failureType: type,
+      reason,
+      ...errorSummary(error),
+    });
+    throw new AppError("unavailable", UNVERIFIED);
   }
   if (!(await repinHostKey(deps.db, server.id, server, expected))) {
     throw new AppError("failed_precondition", "the server's address changed while its host key was checked: try again");

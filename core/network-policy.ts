@@ -1,11 +1,13 @@
-import { lookup } from "node:dns/promises";
 import { BlockList, isIP, isIPv4 } from "node:net";
-import { hostname, networkInterfaces } from "node:os";
+import { hostname } from "node:os";
+import { localAddressRanges } from "./local-addresses.js";
+import { defaultNameResolver, type NameResolver } from "./name-resolution.js";
 
 /**
  * Which addresses the worker may open SSH connections to. Refused always:
  * loopback, unspecified, link-local (cloud metadata endpoints included),
- * multicast, broadcast/reserved, and this machine's own interface addresses;
+ * multicast, broadcast/reserved, and this machine's own addresses (from the
+ * kernel, interfaces without carrier included: core/local-addresses.ts);
  * private ranges are allowed (real fleets live there). IPv4 embedded in IPv6
  * (IPv4-mapped ::ffff:a.b.c.d, NAT64 64:ff9b::a.b.c.d) is judged as the IPv4.
  *
@@ -102,18 +104,13 @@ const within = (inner: Cidr, outer: Cidr) =>
 
 const refusedClasses = REFUSED_CLASSES.map(([cidr, why]) => ({ range: parseCidr(cidr) as Cidr, why }));
 
-function ownAddresses(): string[] {
-  return Object.values(networkInterfaces())
-    .flat()
-    .map((i) => i?.address.replace(/%.*$/, ""))
-    .filter((a): a is string => Boolean(a));
-}
-
 export interface NetworkPolicyOptions {
   allow?: Cidr[];
   deny?: Cidr[];
-  /** This machine's addresses; by default its interfaces', read at each check. */
+  /** This machine's addresses and local ranges ("a.b.c.d", "a.b.c.d/n"); by default the kernel's (core/local-addresses.ts). */
   ownAddresses?: () => string[];
+  /** How names are resolved before their addresses are checked; default: the process' shared resolver. */
+  resolver?: NameResolver;
 }
 
 export interface NetworkPolicy {
@@ -121,25 +118,30 @@ export interface NetworkPolicy {
   addressProblem(address: string): string | undefined;
   /** Why a host as registered (address or name) is refused before any resolution ("127.0.0.1 is a loopback address"), or undefined. */
   hostProblem(host: string): string | undefined;
+  /** Resolves the names checked with this policy (core/name-resolution.ts). */
+  readonly resolver: NameResolver;
 }
 
 export function createNetworkPolicy(options: NetworkPolicyOptions = {}): NetworkPolicy {
   const allow = options.allow ?? [];
   const deny = options.deny ?? [];
-  const own = options.ownAddresses ?? ownAddresses;
+  const own = options.ownAddresses ?? (() => localAddressRanges());
 
   const classOf = (address: string): { range: Cidr; why: string } | undefined => {
     const found = refusedClasses.find((c) => contains(c.range, address));
     if (found) return found;
-    // Through a one-address range: "fd00::2" and "fd00:0::2" are the same address.
-    const self = own().some((a) => {
-      const range = parseCidr(embeddedIpv4(a) ?? a);
+    // Through ranges: "fd00::2" and "fd00:0::2" are the same address.
+    const self = own().some((entry) => {
+      const [bare = "", prefix] = entry.split("/");
+      const v4 = embeddedIpv4(bare);
+      const range = parseCidr(v4 ?? (prefix === undefined ? bare : entry));
       return range !== undefined && contains(range, address);
     });
     return self ? { range: parseCidr(address) as Cidr, why: "an address of this service's own machine" } : undefined;
   };
 
   const policy: NetworkPolicy = {
+    resolver: options.resolver ?? defaultNameResolver(),
     addressProblem(address) {
       if (isIP(address) === 0) return "is not an IP address";
       const v4 = embeddedIpv4(address);
@@ -174,29 +176,21 @@ export function createNetworkPolicy(options: NetworkPolicyOptions = {}): Network
 export class RefusedByPolicy extends Error {}
 
 /**
- * Resolves a host once and checks every address it resolves to; the caller
- * connects to the returned address, so a second resolution (DNS rebinding)
- * cannot switch the target after the check.
+ * Resolves a host once (through the policy's resolver, as `owner`'s lookup) and checks every
+ * address it resolves to; the caller connects to the returned address, so a second resolution
+ * (DNS rebinding) cannot switch the target after the check.
  */
-export async function resolveAllowedAddress(policy: NetworkPolicy, host: string, timeoutMs: number): Promise<string> {
+export async function resolveAllowedAddress(policy: NetworkPolicy, host: string, timeoutMs: number, owner?: string): Promise<string> {
   const early = policy.hostProblem(host);
   if (early) throw new RefusedByPolicy(`refused by policy: ${early}`);
   if (isIP(host) !== 0) return host;
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(Object.assign(new Error(`resolving ${host} timed out`), { code: "ETIMEOUT" })), timeoutMs);
-  });
-  try {
-    const addresses = await Promise.race([lookup(host, { all: true, verbatim: true }), timeout]);
-    if (addresses.length === 0) throw Object.assign(new Error(`${host} has no address`), { code: "ENOTFOUND" });
-    for (const { address } of addresses) {
-      const problem = policy.addressProblem(address);
-      if (problem) throw new RefusedByPolicy(`refused by policy: ${host} resolves to ${address}, ${problem}`);
-    }
-    return (addresses[0] as { address: string }).address;
-  } finally {
-    clearTimeout(timer);
+  const addresses = await policy.resolver.resolve(host, { owner, timeoutMs });
+  if (addresses.length === 0) throw Object.assign(new Error(`${host} has no address`), { code: "ENOTFOUND" });
+  for (const { address } of addresses) {
+    const problem = policy.addressProblem(address);
+    if (problem) throw new RefusedByPolicy(`refused by policy: ${host} resolves to ${address}, ${problem}`);
   }
+  return (addresses[0] as { address: string }).address;
 }
 
 let shared: NetworkPolicy | undefined;

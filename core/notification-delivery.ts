@@ -26,10 +26,12 @@ export async function sendToChannel(
   deliveryId: string,
   message: Record<string, unknown>,
   timeoutMs: number,
+  /** Whose channel: its name is resolved as this owner's lookup. */
+  owner?: string,
 ): Promise<PostOutcome> {
   const body = JSON.stringify(message);
   const headers = channel.kind === "webhook" ? { ...signedHeaders(channel.secrets.secret, body), "x-axion-delivery": deliveryId } : {};
-  return postNotification(policy, channel.secrets.url, body, headers, timeoutMs);
+  return postNotification(policy, channel.secrets.url, body, headers, timeoutMs, owner);
 }
 
 /** Before attempt n+1: doubling from the initial delay up to the maximum, with up to 25 % jitter against synchronised retries. */
@@ -38,7 +40,15 @@ export function retryDelayMs(settings: Pick<DeliverySettings, "retryInitialMs" |
   return Math.round(base * (1 + Math.random() * 0.25));
 }
 
-type Claimed = { id: string; attempts: number; message: Record<string, unknown>; channelId: string; kind: string; envelope: string };
+type Claimed = {
+  id: string;
+  attempts: number;
+  message: Record<string, unknown>;
+  channelId: string;
+  ownerId: string;
+  kind: string;
+  envelope: string;
+};
 
 /**
  * Claims due deliveries with a lease (SKIP LOCKED, so two processes never take one row), sends
@@ -58,7 +68,7 @@ export async function deliverDue(settings: DeliverySettings): Promise<{ delivere
       order by next_attempt_at
       limit ${settings.batchSize ?? 20}
       for update skip locked)
-    returning d.id, d.attempts, d.message, d.channel_id as "channelId", c.kind, c.envelope`);
+    returning d.id, d.attempts, d.message, d.channel_id as "channelId", c.owner_id as "ownerId", c.kind, c.envelope`);
   const claimed = (Array.isArray(result) ? result : (result as { rows: unknown[] }).rows) as Claimed[];
   let delivered = 0;
   let failed = 0;
@@ -68,7 +78,7 @@ export async function deliverDue(settings: DeliverySettings): Promise<{ delivere
       try {
         const channel = sendable(settings.cipher, { id: row.channelId, kind: row.kind as SendableChannel["kind"], envelope: row.envelope });
         const message = typeof row.message === "string" ? JSON.parse(row.message) : row.message;
-        outcome = await sendToChannel(settings.networkPolicy, channel, row.id, message, settings.timeoutMs);
+        outcome = await sendToChannel(settings.networkPolicy, channel, row.id, message, settings.timeoutMs, row.ownerId);
       } catch (error) {
         log.warn("notification: send failed unexpectedly", { deliveryId: row.id, ...errorSummary(error) });
         outcome = { delivered: false, httpStatus: 0, error: "internal error while sending" };

@@ -41,12 +41,14 @@ export async function postNotification(
   body: string,
   headers: Record<string, string>,
   timeoutMs: number,
+  /** Whose request: the URL's name is resolved as this owner's lookup (core/name-resolution.ts). */
+  owner?: string,
 ): Promise<PostOutcome> {
   const url = new URL(target);
   const started = Date.now();
   let address: string;
   try {
-    address = await resolveAllowedAddress(policy, urlHost(url), timeoutMs);
+    address = await resolveAllowedAddress(policy, urlHost(url), timeoutMs, owner);
   } catch (error) {
     if (error instanceof RefusedByPolicy) return { delivered: false, httpStatus: 0, error: error.message };
     return { delivered: false, httpStatus: 0, error: `cannot resolve ${url.hostname} (${(error as { code?: string }).code ?? "error"})` };

@@ -1,12 +1,16 @@
-import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { ProviderError, type VpsProvider } from "../activities/providers/provider.js";
 import type { ProviderEndpoints } from "../activities/providers/registry.js";
 import { AppError } from "./errors.js";
+import { defaultNetworkPolicy, type NetworkPolicy } from "./network-policy.js";
 import { type ProviderAccountDeps, providerClientFor } from "./provider-accounts.js";
 import type { ServerRow } from "./servers.js";
 
-export type ReinstallCheckDeps = ProviderAccountDeps & { providers?: ProviderEndpoints };
+export type ReinstallCheckDeps = ProviderAccountDeps & {
+  providers?: ProviderEndpoints;
+  /** Its resolver answers what the server's host resolves to; default: the built-in policy's. */
+  networkPolicy?: NetworkPolicy;
+};
 
 const refuse = (message: string, field?: string) => new AppError("failed_precondition", message, { field });
 
@@ -37,10 +41,11 @@ function canonical(address: string): string {
   return new URL(`http://[${address}]/`).hostname.slice(1, -1);
 }
 
-async function resolveHost(host: string): Promise<string[]> {
+async function resolveHost(deps: ReinstallCheckDeps, server: ServerRow): Promise<string[]> {
+  const host = server.host;
   if (isIP(host)) return [canonical(host)];
   try {
-    const answers = await lookup(host, { all: true, verbatim: true });
+    const answers = await (deps.networkPolicy ?? defaultNetworkPolicy()).resolver.resolve(host, { owner: server.ownerId });
     return [...new Set(answers.map((a) => canonical(a.address)))];
   } catch {
     throw refuse(`host ${host} does not resolve, so it cannot be matched with the provider's record of the VPS`, "host");
@@ -80,7 +85,7 @@ export async function checkReinstallable(deps: ReinstallCheckDeps, server: Serve
   const ref = server.providerServerId;
   const record = await provider.getServer(ref).catch((error: unknown) => providerFailure(error, server));
   const known = new Set(record.addresses.map(canonical));
-  const resolved = await resolveHost(server.host);
+  const resolved = await resolveHost(deps, server);
   const foreign = resolved.filter((address) => !known.has(address));
   if (foreign.length > 0) {
     const via = isIP(server.host) ? "" : ` (resolves to ${resolved.join(", ")})`;

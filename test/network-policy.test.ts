@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { hostname, networkInterfaces } from "node:os";
@@ -6,6 +7,7 @@ import { after, before, describe, test } from "node:test";
 import { Code } from "@connectrpc/connect";
 import { count, eq } from "drizzle-orm";
 import { ConfigError, loadConfig } from "../core/config.js";
+import { parseFibTrieLocal, parseIfInet6 } from "../core/local-addresses.js";
 import { type Cidr, createNetworkPolicy, parseCidr } from "../core/network-policy.js";
 import { servers } from "../db/schema.js";
 import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
@@ -169,6 +171,80 @@ describe("CreateServer and UpdateServer refuse addresses the policy refuses", ()
       assert.ok((await client.servers.createServer({ clusterId: cluster.id, name: "elsewhere", host: "192.168.7.7", credential })).server);
     } finally {
       await strict.close();
+    }
+  });
+});
+
+/**
+ * An interface without carrier (here a veth whose peer is down; an idle docker0 or a bridge
+ * without ports elsewhere): Node's interface list leaves it out, Linux still delivers to its
+ * addresses. One pair per test-host tag, so checkouts running this file at once do not collide.
+ */
+describe("this machine's addresses come from the kernel, interfaces without carrier included", () => {
+  const tag = process.env.AXION_TESTHOST_TAG ?? "";
+  const link = `axnc${tag}a`;
+  const peer = `axnc${tag}b`;
+  const third = 100 + ([...tag].reduce((sum, c) => sum + c.charCodeAt(0), 0) % 150);
+  const v4 = `198.18.${third}.1`;
+  const v6 = `fd00:a${third}::1`;
+  let api: TestApi;
+  let alice: ReturnType<TestApi["clients"]>;
+  let clusterId: string;
+  const ip = (...args: string[]) => execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
+
+  before(async () => {
+    execFileSync("sh", ["-c", `ip link del ${link} 2>/dev/null || true`]);
+    ip("link", "add", link, "type", "veth", "peer", "name", peer);
+    ip("addr", "add", `${v4}/24`, "dev", link);
+    ip("-6", "addr", "add", `${v6}/64`, "dev", link, "nodad");
+    ip("link", "set", link, "up");
+    api = await startTestApi();
+    alice = api.clients((await api.newOwner()).token);
+    clusterId = (await alice.clusters.createCluster({ name: "carrier" })).cluster!.id;
+  });
+  after(async () => {
+    await api?.close();
+    execFileSync("sh", ["-c", `ip link del ${link} 2>/dev/null || true`]);
+  });
+
+  test("the kernel's tables are read as they are written: local routes with their prefix, every IPv6 address", () => {
+    const fibTrie = [
+      "Main:",
+      "  +-- 0.0.0.0/0 3 0 5",
+      "     |-- 0.0.0.0",
+      "        /0 universe UNICAST",
+      "     |-- 198.18.7.0",
+      "        /24 link UNICAST",
+      "Local:",
+      "  +-- 0.0.0.0/0 3 0 5",
+      "     |-- 10.0.0.0",
+      "        /8 host LOCAL",
+      "     |-- 198.18.7.1",
+      "        /32 host LOCAL",
+      "     |-- 198.18.7.255",
+      "        /32 link BROADCAST",
+    ].join("\n");
+    assert.deepEqual(parseFibTrieLocal(fibTrie), ["10.0.0.0/8", "198.18.7.1/32"]);
+    const ifInet6 =
+      "fd00000000000000000000000000a001 07 40 00 82    axnc0a\nnot a line\n00000000000000000000000000000001 01 80 10 80       lo\n";
+    assert.deepEqual(parseIfInet6(ifInet6), ["fd00:0000:0000:0000:0000:0000:0000:a001/128", "0000:0000:0000:0000:0000:0000:0000:0001/128"]);
+    const policy = createNetworkPolicy({ ownAddresses: () => [...parseFibTrieLocal(fibTrie), ...parseIfInet6(ifInet6)] });
+    assert.match(policy.addressProblem("10.200.3.4") ?? "", /own machine/, "a range routed locally (AnyIP) is this machine's");
+    assert.match(policy.addressProblem("fd00::a001") ?? "", /own machine/);
+    assert.equal(policy.addressProblem("198.18.7.2"), undefined, "a neighbour on the link is not");
+  });
+
+  test("a server at the address of an interface without carrier is refused", async () => {
+    const listed = Object.values(networkInterfaces())
+      .flat()
+      .map((i) => i?.address);
+    assert.ok(!listed.includes(v4), "Node's interface list leaves the interface out (no carrier)");
+    for (const host of [v4, v6, `::ffff:${v4}`]) {
+      await expectCode(
+        alice.servers.createServer({ clusterId, name: "self", host, credential }),
+        Code.InvalidArgument,
+        /^host: refused by policy: .* is an address of this service's own machine/,
+      );
     }
   });
 });

@@ -51,12 +51,19 @@ export interface OpenOptions {
   signal?: AbortSignal;
   /** Which addresses may be connected to; default: the built-in policy without operator lists. */
   networkPolicy?: NetworkPolicy;
+  /** Whose server: its name is resolved as this owner's lookup (core/name-resolution.ts). */
+  owner?: string;
 }
 
 /** Resolves once and checks every address; ssh2 then connects to the checked address, never resolving again. */
 async function allowedAddress(target: SshTarget, options: OpenOptions): Promise<string> {
   try {
-    return await resolveAllowedAddress(options.networkPolicy ?? defaultNetworkPolicy(), target.host, options.connectTimeoutMs ?? 10_000);
+    return await resolveAllowedAddress(
+      options.networkPolicy ?? defaultNetworkPolicy(),
+      target.host,
+      options.connectTimeoutMs ?? 10_000,
+      options.owner,
+    );
   } catch (error) {
     if (error instanceof RefusedByPolicy) throw sshFailure(SshErrorType.RefusedByPolicy, error.message);
     const code = (error as { code?: string }).code ?? "";

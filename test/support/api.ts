@@ -61,6 +61,8 @@ export async function startTestApi(
     keyParsing?: KeyParsingPool;
     networkPolicy?: NetworkPolicy;
     notifications?: ApiDeps["notifications"];
+    /** AcceptHostKey's login timeout (SSH_CONNECT_TIMEOUT_MS); default 10 s. */
+    sshConnectTimeoutMs?: number;
   } = {},
 ): Promise<TestApi> {
   const database = options.database ?? (await openDatabase({ databaseUrl: options.databaseUrl, dataDir: "memory://", poolSize: 20 }));
@@ -78,6 +80,7 @@ export async function startTestApi(
       keyParsing: options.keyParsing,
       networkPolicy: options.networkPolicy,
       notifications: options.notifications,
+      sshConnectTimeoutMs: options.sshConnectTimeoutMs,
     },
     options.limits,
   );
