@@ -1,5 +1,6 @@
 import { Context } from "@temporalio/activity";
 import { pruneMetrics } from "../core/agents.js";
+import { defaultInstanceDeadAfter } from "../core/config.js";
 import { AppError } from "../core/errors.js";
 import { type SweepResult, sweepLiveness } from "../core/liveness.js";
 import { errorSummary, log } from "../core/log.js";
@@ -13,13 +14,16 @@ import type { ActivityDeps } from "./deps.js";
 let lastHeldBy = "";
 
 /** Says when a silent ingestion instance starts and stops holding back OFFLINE detection: an operator may need to act. */
-function reportHeldBy(heldBy: SweepResult["heldBy"]): void {
+function reportHeldBy(heldBy: SweepResult["heldBy"], deadAfterSeconds: number): void {
   const now = heldBy.map((h) => h.instanceId).join(",");
   if (now === lastHeldBy) return;
   lastHeldBy = now;
   if (heldBy.length > 0)
     log.warn("liveness held back: servers heard since these API instances stopped reporting wait until they report or are declared dead", {
-      instances: heldBy,
+      instances: heldBy.map((h) => ({
+        ...h,
+        declaredDeadAt: new Date(new Date(h.lastReportedAt).getTime() + deadAfterSeconds * 1000).toISOString(),
+      })),
     });
   else log.info("liveness no longer held back by a silent API instance");
 }
@@ -30,7 +34,7 @@ export function createLivenessActivities(deps: ActivityDeps) {
       const result = await timedSweep(() =>
         sweepLiveness(deps.db, input.timeoutSeconds, { instanceDeadAfterSeconds: input.instanceDeadAfterSeconds }),
       );
-      reportHeldBy(result.heldBy);
+      reportHeldBy(result.heldBy, input.instanceDeadAfterSeconds ?? defaultInstanceDeadAfter(input.timeoutSeconds));
       return result;
     },
 
