@@ -1,5 +1,6 @@
 import { Context } from "@temporalio/activity";
 import { pruneMetrics } from "../core/agents.js";
+import { defaultInstanceDeadAfter } from "../core/config.js";
 import { AppError } from "../core/errors.js";
 import { type SweepResult, sweepLiveness } from "../core/liveness.js";
 import { errorSummary, log } from "../core/log.js";
@@ -9,10 +10,33 @@ import { type PruneResult, pruneRetained, type RetentionSettings } from "../core
 import { timedSweep } from "../observability/metrics.js";
 import type { ActivityDeps } from "./deps.js";
 
+/** The instances that held the last sweep of this worker back, so a change is logged once, not every sweep. */
+let lastHeldBy = "";
+
+/** Says when a silent ingestion instance starts and stops holding back OFFLINE detection: an operator may need to act. */
+function reportHeldBy(heldBy: SweepResult["heldBy"], deadAfterSeconds: number): void {
+  const now = heldBy.map((h) => h.instanceId).join(",");
+  if (now === lastHeldBy) return;
+  lastHeldBy = now;
+  if (heldBy.length > 0)
+    log.warn("liveness held back: servers heard since these API instances stopped reporting wait until they report or are declared dead", {
+      instances: heldBy.map((h) => ({
+        ...h,
+        declaredDeadAt: new Date(new Date(h.lastReportedAt).getTime() + deadAfterSeconds * 1000).toISOString(),
+      })),
+    });
+  else log.info("liveness no longer held back by a silent API instance");
+}
+
 export function createLivenessActivities(deps: ActivityDeps) {
   return {
-    sweepLiveness: (input: { timeoutSeconds: number }): Promise<SweepResult> =>
-      timedSweep(() => sweepLiveness(deps.db, input.timeoutSeconds)),
+    sweepLiveness: async (input: { timeoutSeconds: number; instanceDeadAfterSeconds?: number }): Promise<SweepResult> => {
+      const result = await timedSweep(() =>
+        sweepLiveness(deps.db, input.timeoutSeconds, { instanceDeadAfterSeconds: input.instanceDeadAfterSeconds }),
+      );
+      reportHeldBy(result.heldBy, input.instanceDeadAfterSeconds ?? defaultInstanceDeadAfter(input.timeoutSeconds));
+      return result;
+    },
 
     /** Metric samples, published outbox events and gone ingestion instances past their retention. */
     pruneExpiredRows: async (input: RetentionSettings & { metricsRetentionHours: number }): Promise<PruneResult> => {

@@ -141,6 +141,7 @@ export async function startService(config: Config, role: Role = "all"): Promise<
         metricsRetentionHours: config.METRICS_RETENTION_HOURS,
         outboxRetentionHours: config.OUTBOX_RETENTION_HOURS,
         ingestionProgressRetentionHours: config.INGESTION_PROGRESS_RETENTION_HOURS,
+        instanceDeadAfterSeconds: config.AGENT_INSTANCE_DEAD_AFTER,
       });
     }
 

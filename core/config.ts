@@ -163,6 +163,17 @@ const schema = z.object({
   AGENT_BINARY_DIR: z.string().default("agent/dist"),
   AGENT_HEARTBEAT_INTERVAL: z.coerce.number({ error: "must be seconds" }).int().min(1).max(3600).default(10),
   AGENT_HEARTBEAT_TIMEOUT: z.coerce.number({ error: "must be seconds" }).int().min(5).max(86400).default(40),
+  // An API instance that stopped reporting ingestion progress (frozen, crashed, cut off) holds the liveness sweep back
+  // this long, then counts as dead (core/liveness.ts). At least two heartbeat timeouts (checked below); unset: 300 s
+  // or two timeouts, whichever is longer.
+  AGENT_INSTANCE_DEAD_AFTER: optionalText.pipe(
+    z
+      .string()
+      .regex(/^\d{1,6}$/, "must be whole seconds")
+      .transform(Number)
+      .pipe(z.number().min(10, "must be at least 10").max(86400, "must be at most 86400"))
+      .optional(),
+  ),
   LIVENESS_SWEEP_INTERVAL: z.coerce.number({ error: "must be seconds" }).int().min(1).max(3600).default(5),
   RECOVER_OFFLINE_SERVERS: z.enum(["true", "false"], { error: "must be true or false" }).default("false"),
   // Raw heartbeat samples; at least 2 h: the hour rollup reads them (core/metric-tiers.ts).
@@ -257,9 +268,21 @@ const schema = z.object({
 const checkedSchema = schema.superRefine((config, ctx) => {
   if (config.REDIS_URL && !config.REDIS_QUEUE_OWNER)
     ctx.addIssue({ code: "custom", path: ["REDIS_QUEUE_OWNER"], message: "is required when REDIS_URL is set" });
+  if (config.AGENT_INSTANCE_DEAD_AFTER !== undefined && config.AGENT_INSTANCE_DEAD_AFTER < 2 * config.AGENT_HEARTBEAT_TIMEOUT)
+    ctx.addIssue({
+      code: "custom",
+      path: ["AGENT_INSTANCE_DEAD_AFTER"],
+      message: `must be at least twice AGENT_HEARTBEAT_TIMEOUT (${2 * config.AGENT_HEARTBEAT_TIMEOUT})`,
+    });
 });
 
-export type Config = Omit<z.infer<typeof schema>, "AXION_DATA_DIR"> & { AXION_DATA_DIR: string };
+export type Config = Omit<z.infer<typeof schema>, "AXION_DATA_DIR" | "AGENT_INSTANCE_DEAD_AFTER"> & {
+  AXION_DATA_DIR: string;
+  AGENT_INSTANCE_DEAD_AFTER: number;
+};
+
+/** Unset, an ingestion instance counts as dead after 5 minutes without a report, or two heartbeat timeouts when longer. */
+export const defaultInstanceDeadAfter = (heartbeatTimeoutSeconds: number) => Math.max(300, 2 * heartbeatTimeoutSeconds);
 
 export class ConfigError extends Error {}
 
@@ -271,5 +294,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const name = String(issue?.path[0] ?? "environment");
     throw new ConfigError(`invalid configuration: ${name} ${issue?.message ?? "is invalid"}`);
   }
-  return { ...parsed.data, AXION_DATA_DIR: resolve(parsed.data.AXION_DATA_DIR) };
+  const { AGENT_INSTANCE_DEAD_AFTER, AGENT_HEARTBEAT_TIMEOUT } = parsed.data;
+  return {
+    ...parsed.data,
+    AXION_DATA_DIR: resolve(parsed.data.AXION_DATA_DIR),
+    AGENT_INSTANCE_DEAD_AFTER: AGENT_INSTANCE_DEAD_AFTER ?? defaultInstanceDeadAfter(AGENT_HEARTBEAT_TIMEOUT),
+  };
 }

@@ -27,6 +27,7 @@ export interface HeartbeatIngestor {
   take(intake: () => Promise<HeartbeatRecord>): Promise<void>;
   /** The database's clock as of now, estimated from the last write (the local clock until the first one). */
   databaseNow(): number;
+  /** Writes what is pending, then removes this instance's progress row (a stopped instance holds nothing back). */
   stop(): Promise<void>;
 }
 
@@ -39,6 +40,11 @@ const isDataError = (error: unknown): boolean => /^2[23]/.test(sqlState(error) ?
 
 /** A heartbeat still being taken in holds progress back at most this long: a request that never ends must not hold it forever. */
 const ARRIVAL_HOLD_MS = 60_000;
+
+/** The idle tick this much later than due means the process was frozen or its event loop blocked. */
+const LOOP_GAP_MS = 2000;
+/** After such a gap, progress stays before it this long: requests that waited in the sockets are read meanwhile. */
+const RESUME_HOLD_MS = 2000;
 
 /**
  * Records how far a heartbeat source other than the ingestor itself (the Kafka
@@ -93,6 +99,24 @@ export function startHeartbeatIngestor(
 
   /** Database clock minus local clock, measured at every write. */
   let clockOffsetMs = 0;
+
+  const idleMs = options.idleProgressMs ?? 1000;
+  /**
+   * A frozen process (SIGSTOP, a paused VM) or a blocked event loop has requests waiting in its sockets that
+   * no code has seen: not even `take` knows they arrived. When the loop turns again, which is noticed here
+   * before a cut is made, progress stays at the last turn before the gap until those requests had time to be
+   * read.
+   */
+  let loopSeenAt = Date.now();
+  let resumed: { before: Date; until: number } | undefined;
+  const heldByLoopGap = (): Date | undefined => {
+    const now = Date.now();
+    if (now - loopSeenAt > idleMs + LOOP_GAP_MS) resumed = { before: new Date(loopSeenAt), until: now + RESUME_HOLD_MS };
+    loopSeenAt = now;
+    if (resumed && now < resumed.until) return resumed.before;
+    resumed = undefined;
+    return undefined;
+  };
 
   /**
    * One statement (one round trip, atomic): latest state per server, every
@@ -203,7 +227,8 @@ export function startHeartbeatIngestor(
       if (arrival.at < cut) cut = arrival.at;
       break;
     }
-    return cut;
+    const held = heldByLoopGap();
+    return held && held < cut ? held : cut;
   };
 
   /** Writes what is pending (at most `maxBatch` at a time), then keeps going while more has gathered. */
@@ -232,8 +257,9 @@ export function startHeartbeatIngestor(
 
   // With no heartbeats at all, progress still advances (nothing is pending).
   const idle = setInterval(() => {
+    heldByLoopGap();
     if (pending.length === 0 && !writing) void flush();
-  }, options.idleProgressMs ?? 1000);
+  }, idleMs);
 
   const submit = (heartbeat: HeartbeatRecord) => {
     if (stopped) return Promise.reject(new Error("heartbeat ingestion stopped"));
@@ -263,6 +289,7 @@ export function startHeartbeatIngestor(
       clearInterval(idle);
       await writing;
       await flush();
+      await db.execute(sql`delete from ingestion_progress where instance_id = ${options.instanceId}`);
     },
   };
 }

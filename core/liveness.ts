@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import type { Database } from "../db/client.js";
+import { defaultInstanceDeadAfter } from "./config.js";
 import { SERVER_EVENTS_TOPIC } from "./outbox.js";
 import { LIVENESS_REVIVES, LIVENESS_REVIVES_AFTER_REGISTRATION } from "./server-status.js";
 
@@ -10,6 +11,16 @@ export interface SweepResult {
   online: number;
   /** Heartbeats received before this instant are known to be in the database; undefined when no ingester reported. */
   caughtUpTo?: string;
+  /** Ingestion instances that stopped reporting and are not yet declared dead: they hold `caughtUpTo` back. */
+  heldBy: { instanceId: string; lastReportedAt: string }[];
+}
+
+export interface SweepOptions {
+  /**
+   * An ingestion instance that has not reported for this long is dead: its progress no longer holds the
+   * sweep back (`AGENT_INSTANCE_DEAD_AFTER`; at least two timeouts). Unset: the configuration's default.
+   */
+  instanceDeadAfterSeconds?: number;
 }
 
 /**
@@ -22,9 +33,18 @@ export const INGESTION_STALL_SECONDS = 5;
  * One statement: servers whose last heartbeat is older than the timeout become
  * OFFLINE, servers heard from again become ONLINE, each change with a reason,
  * a time and an outbox event. "Older" is measured from how far heartbeat
- * ingestion has caught up (the slowest ingester seen in the last two timeouts),
- * never from the wall clock alone, so a stalled database or a backlog of
- * unwritten heartbeats cannot turn healthy servers OFFLINE.
+ * ingestion has caught up (the slowest ingester not declared dead), never from
+ * the wall clock alone, so a stalled database, a backlog of unwritten
+ * heartbeats or a frozen API instance cannot turn healthy servers OFFLINE.
+ *
+ * An instance that stops reporting (frozen, cut off from the database,
+ * crashed: from here they look alike) may hold heartbeats it has not written,
+ * from any agent: behind a load balancer an agent last heard by one instance
+ * may have its next heartbeat waiting in another. So its last progress keeps
+ * holding the cut: a server silent since a timeout before that instance
+ * stopped is still judged; one heard later waits until the instance reports
+ * again (its held heartbeats are then written), stops cleanly (it deletes its
+ * row) or is declared dead after `instanceDeadAfterSeconds` without a report.
  *
  * Only silence that could have been heard counts: after an outage of ingestion
  * (no instance reporting progress: the service stopped, restarted, frozen), the
@@ -39,7 +59,8 @@ export const INGESTION_STALL_SECONDS = 5;
  * full scan of servers); `id = any(array(...))` is planned as primary-key
  * lookups for the few that really are silent.
  */
-export async function sweepLiveness(db: Database, timeoutSeconds: number): Promise<SweepResult> {
+export async function sweepLiveness(db: Database, timeoutSeconds: number, options: SweepOptions = {}): Promise<SweepResult> {
+  const deadAfterSeconds = Math.max(options.instanceDeadAfterSeconds ?? defaultInstanceDeadAfter(timeoutSeconds), 2 * timeoutSeconds);
   // The liveness moves of the state machine (core/server-status.ts), made in one statement.
   const list = (statuses: readonly string[]) =>
     sql.join(
@@ -51,7 +72,7 @@ export async function sweepLiveness(db: Database, timeoutSeconds: number): Promi
   const result = await db.execute(sql`
     with progress as (
       select min(caught_up_to) as caught_up_to from ingestion_progress
-      where updated_at > now() - make_interval(secs => ${timeoutSeconds * 2})
+      where updated_at > now() - make_interval(secs => ${deadAfterSeconds})
     ),
     running as (
       select instance_id, updated_at >= now() - make_interval(secs => ${INGESTION_STALL_SECONDS}) as live, running_since
@@ -99,13 +120,18 @@ export async function sweepLiveness(db: Database, timeoutSeconds: number): Promi
     select (select count(*) from went_offline)::int as offline, (select count(*) from came_online)::int as online,
       (select caught_up_to from progress) as caught_up_to, (select count(*) from events)::int as events,
       (select count(*) from marked)::int as marked,
-      (select coalesce(json_agg(id), '[]'::json) from went_offline) as offline_ids
+      (select coalesce(json_agg(id), '[]'::json) from went_offline) as offline_ids,
+      (select coalesce(json_agg(json_build_object('instanceId', instance_id, 'lastReportedAt', updated_at) order by instance_id), '[]'::json)
+        from ingestion_progress
+        where updated_at < now() - make_interval(secs => ${INGESTION_STALL_SECONDS})
+          and updated_at > now() - make_interval(secs => ${deadAfterSeconds})) as held_by
   `);
   const rows = (Array.isArray(result) ? result : (result as { rows: unknown[] }).rows) as {
     offline: number;
     online: number;
     caught_up_to: string | Date | null;
     offline_ids: string[] | string;
+    held_by: SweepResult["heldBy"] | string;
   }[];
   const row = rows[0];
   return {
@@ -113,5 +139,6 @@ export async function sweepLiveness(db: Database, timeoutSeconds: number): Promi
     offlineIds: typeof row?.offline_ids === "string" ? JSON.parse(row.offline_ids) : (row?.offline_ids ?? []),
     online: Number(row?.online ?? 0),
     caughtUpTo: row?.caught_up_to ? new Date(row.caught_up_to).toISOString() : undefined,
+    heldBy: typeof row?.held_by === "string" ? JSON.parse(row.held_by) : (row?.held_by ?? []),
   };
 }

@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import type { Database } from "../db/client.js";
+import { defaultInstanceDeadAfter } from "./config.js";
 import { INGESTION_STALL_SECONDS } from "./liveness.js";
 
 export interface RetentionSettings {
@@ -9,6 +10,8 @@ export interface RetentionSettings {
   ingestionProgressRetentionHours: number;
   /** The liveness timeout: rows the sweep still reads are never deleted, whatever the retention says. */
   heartbeatTimeoutSeconds: number;
+  /** How long the sweep reads a silent instance's row (`AGENT_INSTANCE_DEAD_AFTER`); unset: its default. */
+  instanceDeadAfterSeconds?: number;
 }
 
 export interface PruneResult {
@@ -29,8 +32,8 @@ async function countOf(db: Database, statement: ReturnType<typeof sql>): Promise
  * Keeps the tables that only grow bounded, by the database's clock. Published
  * outbox events are deleted in batches once older than the retention. An
  * ingestion progress row is deleted only when the liveness sweep can no longer
- * read it: the sweep looks at rows updated within two timeouts (how far
- * ingestion has caught up) and within the stall window (who is listening now),
+ * read it: the sweep looks at rows updated within the instance dead-after
+ * (how far ingestion has caught up) and within the stall window (who is listening now),
  * so the cutoff is the longer of the retention and those windows.
  */
 export async function pruneRetained(db: Database, settings: RetentionSettings): Promise<PruneResult> {
@@ -51,7 +54,10 @@ export async function pruneRetained(db: Database, settings: RetentionSettings): 
   }
   const keepSeconds = Math.max(
     settings.ingestionProgressRetentionHours * 3600,
-    settings.heartbeatTimeoutSeconds * 2 + INGESTION_STALL_SECONDS,
+    Math.max(
+      settings.heartbeatTimeoutSeconds * 2,
+      settings.instanceDeadAfterSeconds ?? defaultInstanceDeadAfter(settings.heartbeatTimeoutSeconds),
+    ) + INGESTION_STALL_SECONDS,
   );
   const ingestionProgress = await countOf(
     db,

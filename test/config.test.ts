@@ -69,3 +69,22 @@ test("REDIS_URL without REDIS_QUEUE_OWNER is refused with a line naming the owne
     (error: Error) => error.message.startsWith("invalid configuration: REDIS_QUEUE_OWNER "),
   );
 });
+
+test("AGENT_INSTANCE_DEAD_AFTER: 5 minutes or two heartbeat timeouts unless set; never below two timeouts", () => {
+  assert.equal(loadConfig({}).AGENT_INSTANCE_DEAD_AFTER, 300);
+  assert.equal(loadConfig({ AGENT_HEARTBEAT_TIMEOUT: "600" }).AGENT_INSTANCE_DEAD_AFTER, 1200);
+  assert.equal(loadConfig({ AGENT_INSTANCE_DEAD_AFTER: "90" }).AGENT_INSTANCE_DEAD_AFTER, 90);
+  for (const [value, message] of [
+    ["79", "must be at least twice AGENT_HEARTBEAT_TIMEOUT (80)"],
+    ["5", "must be at least 10"],
+    ["1e3", "must be whole seconds"],
+    ["soon", "must be whole seconds"],
+    ["90000", "must be at most 86400"],
+  ]) {
+    assert.throws(
+      () => loadConfig({ AGENT_INSTANCE_DEAD_AFTER: value }),
+      (error: Error) => error.message === `invalid configuration: AGENT_INSTANCE_DEAD_AFTER ${message}`,
+      value,
+    );
+  }
+});

@@ -280,7 +280,7 @@ for (const backend of ["pglite", "postgres"] as Backend[]) {
       await api.database.db.delete(ingestionProgress).where(eq(ingestionProgress.instanceId, "stuck-instance"));
     });
 
-    test("the progress row of a gone API instance no longer holds liveness back", async () => {
+    test("the progress row of an API instance declared dead no longer holds liveness back", async () => {
       const { server, token } = await newServer("CONFIGURED");
       await heartbeat(token, server.id);
       await sweepLiveness(api.database.db, TIMEOUT);
@@ -288,13 +288,19 @@ for (const backend of ["pglite", "postgres"] as Backend[]) {
         .update(agents)
         .set({ lastHeartbeatAt: new Date(Date.now() - (TIMEOUT + 5) * 1000) })
         .where(eq(agents.serverId, server.id));
-      // An instance that stopped three timeouts ago, far behind: what it held is long written or lost.
+      // An instance that stopped three timeouts ago, far behind, and is declared dead after two: what it held is lost.
       const gone = new Date(Date.now() - 3 * TIMEOUT * 1000);
       await api.database.db
         .insert(ingestionProgress)
         .values({ instanceId: "gone-instance", caughtUpTo: new Date(gone.getTime() - 600_000), updatedAt: gone, runningSince: gone });
       await ingestionRanLongEnough();
-      assert.ok((await sweepLiveness(api.database.db, TIMEOUT)).offlineIds.includes(server.id));
+      const held = await sweepLiveness(api.database.db, TIMEOUT);
+      assert.ok(!held.offlineIds.includes(server.id), "not yet declared dead (the default: 300 s)");
+      assert.deepEqual(
+        held.heldBy.map((h) => h.instanceId),
+        ["gone-instance"],
+      );
+      assert.ok((await sweepLiveness(api.database.db, TIMEOUT, { instanceDeadAfterSeconds: 2 * TIMEOUT })).offlineIds.includes(server.id));
       await api.database.db.delete(ingestionProgress).where(eq(ingestionProgress.instanceId, "gone-instance"));
     });
 

@@ -69,6 +69,13 @@ for (const backend of ["pglite", "postgres"] as Backend[]) {
         .where(eq(ingestionProgress.instanceId, "recent"));
       const short = await pruneRetained(database.db, { ...settings, ingestionProgressRetentionHours: 0 });
       assert.equal(short.ingestionProgress, 0, "60 s old is within two 40 s timeouts");
+      // Nor one of an instance not yet declared dead (AGENT_INSTANCE_DEAD_AFTER), which still holds the sweep back.
+      await database.db
+        .update(ingestionProgress)
+        .set({ updatedAt: sql`now() - interval '90 minutes'` })
+        .where(eq(ingestionProgress.instanceId, "recent"));
+      const frozen = await pruneRetained(database.db, { ...settings, ingestionProgressRetentionHours: 1, instanceDeadAfterSeconds: 7200 });
+      assert.equal(frozen.ingestionProgress, 0, "90 minutes without a report is within a 2 h dead-after");
       await database.db.delete(ingestionProgress).where(inArray(ingestionProgress.instanceId, ["live", "recent"]));
     });
   });

@@ -99,6 +99,8 @@ export interface HeartbeatMonitorInput {
   metricsRetentionHours: number;
   outboxRetentionHours: number;
   ingestionProgressRetentionHours: number;
+  /** An ingestion instance silent this long no longer holds the sweep back (`AGENT_INSTANCE_DEAD_AFTER`); unset: its default. */
+  instanceDeadAfterSeconds?: number;
 }
 
 /**

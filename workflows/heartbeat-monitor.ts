@@ -29,7 +29,10 @@ export async function heartbeatMonitorWorkflow(initial: HeartbeatMonitorInput): 
   setHandler(monitorSettingsQuery, () => input);
   let recoveriesWaiting = true;
   while (sweeps < SWEEPS_PER_RUN && !restart) {
-    const result = await recordActivities.sweepLiveness({ timeoutSeconds: input.timeoutSeconds });
+    const result = await recordActivities.sweepLiveness({
+      timeoutSeconds: input.timeoutSeconds,
+      instanceDeadAfterSeconds: input.instanceDeadAfterSeconds,
+    });
     sweeps += 1;
     if (input.recoverOffline && (result.offline > 0 || recoveriesWaiting)) {
       const recoveries = await maintenanceActivities.startOfflineRecoveries({ maxRunning: input.maxOfflineRecoveries });
@@ -41,6 +44,7 @@ export async function heartbeatMonitorWorkflow(initial: HeartbeatMonitorInput): 
         outboxRetentionHours: input.outboxRetentionHours,
         ingestionProgressRetentionHours: input.ingestionProgressRetentionHours,
         heartbeatTimeoutSeconds: input.timeoutSeconds,
+        instanceDeadAfterSeconds: input.instanceDeadAfterSeconds,
       });
     }
     await condition(() => restart, `${input.intervalSeconds} seconds`);
