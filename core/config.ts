@@ -301,3 +301,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     AGENT_INSTANCE_DEAD_AFTER: AGENT_INSTANCE_DEAD_AFTER ?? defaultInstanceDeadAfter(AGENT_HEARTBEAT_TIMEOUT),
   };
 }
+
+/** Every variable the service reads, by name (docs/configuration.md is generated from these). */
+export type ConfigVariable = keyof typeof schema.shape;
+export const configSchemaShape = schema.shape;
