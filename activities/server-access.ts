@@ -53,9 +53,13 @@ function sessionKey(server: ServerRecord, credential: SshCredentialInput): strin
  * ssh2 parses (and decrypts) a key synchronously when it connects; an encrypted
  * key is decrypted in a key-parsing thread first, so ssh2 gets one that needs no KDF.
  */
-async function usableCredential(deps: ActivityDeps, credential: SshCredentialInput): Promise<SshCredentialInput> {
+async function usableCredential(deps: ActivityDeps, ownerId: string, credential: SshCredentialInput): Promise<SshCredentialInput> {
   if (credential.kind !== "private_key") return credential;
-  const prepared = await (deps.keyParsing ?? sharedKeyParsing()).prepare(credential.privateKey, credential.passphrase || undefined);
+  const prepared = await (deps.keyParsing ?? sharedKeyParsing()).prepare({
+    ownerId,
+    key: credential.privateKey,
+    passphrase: credential.passphrase || undefined,
+  });
   if (!prepared.ok) throw sshFailure(SshErrorType.KeyUnusable, `the stored private key ${prepared.problem}`);
   return { kind: "private_key", privateKey: prepared.privateKey, passphrase: prepared.passphrase };
 }
@@ -105,7 +109,7 @@ export async function withServerSession<T>(
     try {
       session = await openSsh(
         { host: server.host, port: server.sshPort, username: server.sshUser },
-        await usableCredential(deps, credential),
+        await usableCredential(deps, server.ownerId, credential),
         {
           pinnedFingerprint: server.hostKeyFingerprint,
           connectTimeoutMs: deps.sshConnectTimeoutMs,

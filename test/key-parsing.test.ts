@@ -247,7 +247,7 @@ describe("private keys are parsed off the event loop, bounded", { timeout: 5 * 6
 test("ssh2 is handed an unencrypted key: the same key, no KDF left", async () => {
   const pool = new KeyParsingPool();
   try {
-    const prepared = await pool.prepare(atCap.privateKey, PASSPHRASE);
+    const prepared = await pool.prepare({ ownerId: "owner", key: atCap.privateKey, passphrase: PASSPHRASE });
     assert.ok(prepared.ok, prepared.ok ? "" : prepared.problem);
     assert.equal(prepared.passphrase, undefined);
     assert.match(prepared.privateKey, /^-----BEGIN OPENSSH PRIVATE KEY-----/);
@@ -257,7 +257,7 @@ test("ssh2 is handed an unencrypted key: the same key, no KDF left", async () =>
     assert.ok(!(parsed instanceof Error));
     const key = Array.isArray(parsed) ? parsed[0]! : parsed;
     assert.equal(`${key.type} ${key.getPublicSSH().toString("base64")}`, atCap.publicKey.trim().split(" ").slice(0, 2).join(" "));
-    const wrong = await pool.prepare(atCap.privateKey, "wrong");
+    const wrong = await pool.prepare({ ownerId: "owner", key: atCap.privateKey, passphrase: "wrong" });
     assert.deepEqual(wrong, { ok: false, problem: "is encrypted: a passphrase is required or the given one is wrong" });
   } finally {
     await pool.close();
