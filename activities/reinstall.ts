@@ -18,6 +18,7 @@ async function publicKeyFor(deps: ActivityDeps, server: { id: string; ownerId: s
     ownerId: server.ownerId,
     key: credential.privateKey,
     passphrase: credential.passphrase || undefined,
+    overShare: "queue",
   });
   return prepared.ok ? `${prepared.publicKey} axion` : undefined;
 }

@@ -59,6 +59,7 @@ async function usableCredential(deps: ActivityDeps, ownerId: string, credential:
     ownerId,
     key: credential.privateKey,
     passphrase: credential.passphrase || undefined,
+    overShare: "queue",
   });
   if (!prepared.ok) throw sshFailure(SshErrorType.KeyUnusable, `the stored private key ${prepared.problem}`);
   return { kind: "private_key", privateKey: prepared.privateKey, passphrase: prepared.passphrase };

@@ -32,6 +32,12 @@ export interface KeyParseRequest {
   ownerId: string;
   key: string;
   passphrase?: string;
+  /**
+   * Past the owner's `maxPerOwner`: "refuse" (default; an API call answers ResourceExhausted at once)
+   * or "queue" (a workflow's activity, which has nobody to answer: it waits its owner's turn, not counted
+   * against the owner's API keys).
+   */
+  overShare?: "refuse" | "queue";
 }
 
 interface Task {
@@ -50,6 +56,13 @@ interface Slot {
   timer?: NodeJS.Timeout;
 }
 
+/** Adds `by` to a per-owner count; a count of 0 is no entry. */
+function count(counts: Map<string, number>, ownerId: string, by: number): void {
+  const next = (counts.get(ownerId) ?? 0) + by;
+  if (next > 0) counts.set(ownerId, next);
+  else counts.delete(ownerId);
+}
+
 const bootFile = new URL("./key-worker-boot.mjs", import.meta.url);
 const workerEntry = new URL(`./key-worker${import.meta.url.endsWith(".ts") ? ".ts" : ".js"}`, import.meta.url).href;
 
@@ -62,7 +75,8 @@ export class KeyParsingPool {
   /** Waiting keys per owner; Map order is the round-robin turn (an owner served goes to the back). */
   private readonly waiting = new Map<string, Task[]>();
   private waitingCount = 0;
-  /** Keys per owner waiting or being parsed. */
+  /** Keys per owner waiting or being parsed: all of them, and those counted against `maxPerOwner`. */
+  private readonly active = new Map<string, number>();
   private readonly held = new Map<string, number>();
   private nextId = 1;
 
@@ -76,7 +90,8 @@ export class KeyParsingPool {
   /** Parses, checks and (when encrypted) decrypts a key off the event loop, in its owner's turn. */
   prepare(request: KeyParseRequest): Promise<PreparedKey> {
     const { ownerId, key, passphrase } = request;
-    if ((this.held.get(ownerId) ?? 0) >= this.maxPerOwner) {
+    const counted = request.overShare !== "queue";
+    if (counted && (this.held.get(ownerId) ?? 0) >= this.maxPerOwner) {
       return Promise.reject(
         new AppError(
           "resource_exhausted",
@@ -88,12 +103,15 @@ export class KeyParsingPool {
       return Promise.reject(new AppError("resource_exhausted", "too many private keys are being checked at once; try again shortly"));
     }
     return new Promise<PreparedKey>((resolve, reject) => {
-      const idle = !this.held.has(ownerId);
-      this.held.set(ownerId, (this.held.get(ownerId) ?? 0) + 1);
+      const idle = !this.active.has(ownerId);
+      count(this.active, ownerId, 1);
+      if (counted) count(this.held, ownerId, 1);
+      let released = false;
       const release = () => {
-        const left = (this.held.get(ownerId) ?? 1) - 1;
-        if (left > 0) this.held.set(ownerId, left);
-        else this.held.delete(ownerId);
+        if (released) return;
+        released = true;
+        count(this.active, ownerId, -1);
+        if (counted) count(this.held, ownerId, -1);
       };
       const task: Task = {
         id: this.nextId++,
