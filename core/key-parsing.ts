@@ -75,6 +75,8 @@ export class KeyParsingPool {
   /** Waiting keys per owner; Map order is the round-robin turn (an owner served goes to the back). */
   private readonly waiting = new Map<string, Task[]>();
   private waitingCount = 0;
+  /** Owners at the front of the turn that joined idle and have not been served since. */
+  private readonly fresh = new Set<string>();
   /** Keys per owner waiting or being parsed: all of them, and those counted against `maxPerOwner`. */
   private readonly active = new Map<string, number>();
   private readonly held = new Map<string, number>();
@@ -130,11 +132,15 @@ export class KeyParsingPool {
       const queue = this.waiting.get(ownerId);
       if (queue) queue.push(task);
       else if (idle) {
-        // An owner with nothing running goes first: it has had no share yet, the busy ones have.
-        const rest = [...this.waiting];
+        // An owner with nothing running goes ahead of the busy ones (it has had no share yet, they have),
+        // behind other owners that joined idle before it.
+        const turn = [...this.waiting];
+        let at = 0;
+        while (at < turn.length && this.fresh.has(turn[at]?.[0] as string)) at += 1;
+        turn.splice(at, 0, [ownerId, [task]]);
         this.waiting.clear();
-        this.waiting.set(ownerId, [task]);
-        for (const [id, tasks] of rest) this.waiting.set(id, tasks);
+        for (const [id, tasks] of turn) this.waiting.set(id, tasks);
+        this.fresh.add(ownerId);
       } else this.waiting.set(ownerId, [task]);
       this.waitingCount += 1;
       this.pump();
@@ -148,6 +154,7 @@ export class KeyParsingPool {
     const [ownerId, queue] = first.value;
     const task = queue.shift() as Task;
     this.waiting.delete(ownerId);
+    this.fresh.delete(ownerId);
     if (queue.length > 0) this.waiting.set(ownerId, queue);
     this.waitingCount -= 1;
     return task;
@@ -156,6 +163,7 @@ export class KeyParsingPool {
   private drainWaiting(): Task[] {
     const all = [...this.waiting.values()].flat();
     this.waiting.clear();
+    this.fresh.clear();
     this.waitingCount = 0;
     return all;
   }
