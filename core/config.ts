@@ -97,7 +97,7 @@ const schema = z.object({
     .min(1, "must be 1-16")
     .max(16, "must be 1-16")
     .default(1),
-  SSH_KEY_PARSE_PER_OWNER: z.coerce.number({ error: "must be a whole number" }).int().min(1, "must be at least 1").default(4),
+  SSH_KEY_PARSE_PER_OWNER: z.coerce.number({ error: "must be a whole number" }).int().min(1, "must be at least 1").default(16),
   SERVER_ADDRESS_ALLOW: cidrList,
   SERVER_ADDRESS_DENY: cidrList,
   TIME4VPS_API_URL: z

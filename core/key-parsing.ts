@@ -22,7 +22,7 @@ export interface KeyParsingOptions {
   deadlineMs?: number;
   /** Keys waiting for a thread (all owners) before further ones are refused. Default 64. */
   maxQueued?: number;
-  /** Keys of one owner waiting or being parsed before that owner's further ones are refused. Default 4. */
+  /** Keys of one owner waiting or being parsed before that owner's further ones are refused. Default 16. */
   maxPerOwner?: number;
 }
 
@@ -86,7 +86,7 @@ export class KeyParsingPool {
     this.threads = Math.max(1, options.threads ?? 1);
     this.deadlineMs = options.deadlineMs ?? 10_000;
     this.maxQueued = options.maxQueued ?? 64;
-    this.maxPerOwner = Math.max(1, options.maxPerOwner ?? 4);
+    this.maxPerOwner = Math.max(1, options.maxPerOwner ?? 16);
   }
 
   /** Parses, checks and (when encrypted) decrypts a key off the event loop, in its owner's turn. */
@@ -97,7 +97,7 @@ export class KeyParsingPool {
       return Promise.reject(
         new AppError(
           "resource_exhausted",
-          `too many private keys of this owner are being checked at once: at most ${this.maxPerOwner} (SSH_KEY_PARSE_PER_OWNER); try again when they are answered`,
+          `limit of private keys being checked at once reached: at most ${this.maxPerOwner} per owner (SSH_KEY_PARSE_PER_OWNER); retry when they are answered`,
         ),
       );
     }

@@ -52,7 +52,7 @@ describe("fair shares at the API (PGlite, no Temporal)", { timeout: 5 * 60_000 }
   let n = 0;
 
   before(async () => {
-    pool = new CountingPool({ threads: 1, deadlineMs: 30_000 });
+    pool = new CountingPool({ threads: 1, deadlineMs: 30_000, maxPerOwner: 4 });
     api = await startTestApi({
       keyParsing: pool,
       limits: {
@@ -87,7 +87,11 @@ describe("fair shares at the API (PGlite, no Temporal)", { timeout: 5 * 60_000 }
         (error: unknown) => {
           events.push(codeOf(error) === Code.ResourceExhausted ? "A refused" : "A parsed");
           if (codeOf(error) !== Code.ResourceExhausted) throw error;
-          assert.match((error as ConnectError).rawMessage, /at most \d+ \(SSH_KEY_PARSE_PER_OWNER\)/, "the refusal names the limit");
+          assert.match(
+            (error as ConnectError).rawMessage,
+            /at most \d+ per owner \(SSH_KEY_PARSE_PER_OWNER\)/,
+            "the refusal names the limit",
+          );
         },
       ),
     );

@@ -278,7 +278,7 @@ test("owners are served in turn: an owner's keys past its share are refused; a n
     await assert.rejects(pool.prepare({ ownerId: "owner-a", key: plain.privateKey }), (error: unknown) => {
       assert.ok(error instanceof AppError);
       assert.equal(error.kind, "resource_exhausted");
-      assert.match(error.message, /at most 4 \(SSH_KEY_PARSE_PER_OWNER\)/);
+      assert.match(error.message, /at most 4 per owner \(SSH_KEY_PARSE_PER_OWNER\)/);
       return true;
     });
     // A workflow's activity is not refused: it waits in its owner's queue.
