@@ -10,11 +10,16 @@ import { ProviderErrorType, type ProviderTaskState, type VpsProvider } from "./p
 import { loadServer } from "./server-access.js";
 
 /** The public half of the server's stored key, so the rebuilt OS accepts the same credential. Public: safe to send. */
-async function publicKeyFor(deps: ActivityDeps, serverId: string): Promise<string | undefined> {
-  const credential = await loadServerCredential(deps, serverId);
+async function publicKeyFor(deps: ActivityDeps, server: { id: string; ownerId: string }): Promise<string | undefined> {
+  const credential = await loadServerCredential(deps, server.id);
   if (credential.kind !== "private_key") return undefined;
   // Off the event loop: an encrypted key costs a bcrypt KDF.
-  const prepared = await (deps.keyParsing ?? sharedKeyParsing()).prepare(credential.privateKey, credential.passphrase || undefined);
+  const prepared = await (deps.keyParsing ?? sharedKeyParsing()).prepare({
+    ownerId: server.ownerId,
+    key: credential.privateKey,
+    passphrase: credential.passphrase || undefined,
+    overShare: "queue",
+  });
   return prepared.ok ? `${prepared.publicKey} axion` : undefined;
 }
 
@@ -48,7 +53,7 @@ export function createReinstallActivities(deps: ActivityDeps) {
       });
       const os = input.os || (await provider.listOperatingSystems(ref))[0];
       if (!os) throw ApplicationFailure.nonRetryable("the provider offers no operating system for this server", ProviderErrorType.invalid);
-      const { taskId } = await provider.reinstall(ref, { os, sshKey: await publicKeyFor(deps, input.serverId) });
+      const { taskId } = await provider.reinstall(ref, { os, sshKey: await publicKeyFor(deps, server) });
       return { taskId, os };
     },
     async reinstallTaskState(input: { serverId: string; taskId: string }): Promise<{ state: ProviderTaskState; detail: string }> {

@@ -49,8 +49,9 @@ function sessionKey(server: ServerRecord, credential: SshCredentialInput): strin
   return `${run.workflowId}/${run.runId}/${server.id}/${identity}`;
 }
 
-async function usableCredential(deps: ActivityDeps, credential: SshCredentialInput): Promise<SshCredentialInput> {
-  const usable = await credentialForLogin(credential, deps.keyParsing);
+/** Workflow steps wait their owner's turn for a key-parsing thread rather than fail into retries. */
+async function usableCredential(deps: ActivityDeps, ownerId: string, credential: SshCredentialInput): Promise<SshCredentialInput> {
+  const usable = await credentialForLogin(credential, { ownerId, pool: deps.keyParsing, overShare: "queue" });
   if (!usable.ok) throw sshFailure(SshErrorType.KeyUnusable, usable.problem);
   return usable.credential;
 }
@@ -100,7 +101,7 @@ export async function withServerSession<T>(
     try {
       session = await openSsh(
         { host: server.host, port: server.sshPort, username: server.sshUser },
-        await usableCredential(deps, credential),
+        await usableCredential(deps, server.ownerId, credential),
         {
           pinnedFingerprint: server.hostKeyFingerprint,
           connectTimeoutMs: deps.sshConnectTimeoutMs,

@@ -18,6 +18,14 @@ export interface EdgeLimits {
   provisioningStarts: RateLimit;
   /** TestNotificationChannel: each one is a request from us to an owner-chosen URL. */
   notificationTests: RateLimit;
+  /** CreateServer, UpdateServer: each may parse (decrypt) a private key in the shared key-parsing threads. */
+  serverWrites: RateLimit;
+  /** Plans, per server checked: each is a read-only login to that server. */
+  planChecks: RateLimit;
+  /** Calls to a VPS provider's API with an owner's provider account (ReinstallServer's checks). */
+  providerChecks: RateLimit;
+  /** Temporal queries in flight for one owner's rollout reads (GetRollout, WatchRollout, Pause/Resume/Abort answers). */
+  rolloutQueriesPerOwner: number;
 }
 
 /** Agents send small messages; the HTTP/1.1 heartbeat fast path has the same bound. */
@@ -34,6 +42,10 @@ export function edgeLimitsFromConfig(config: Config): EdgeLimits {
     connectionTests: { burst: config.CONNECTION_TEST_BURST, perMinute: config.CONNECTION_TESTS_PER_MINUTE },
     provisioningStarts: { burst: config.PROVISIONING_BURST, perMinute: config.PROVISIONING_STARTS_PER_MINUTE },
     notificationTests: { burst: config.NOTIFICATION_TEST_BURST, perMinute: config.NOTIFICATION_TESTS_PER_MINUTE },
+    serverWrites: { burst: config.SERVER_WRITE_BURST, perMinute: config.SERVER_WRITES_PER_MINUTE },
+    planChecks: { burst: config.PLAN_CHECK_BURST, perMinute: config.PLAN_CHECKS_PER_MINUTE },
+    providerChecks: { burst: config.PROVIDER_CHECK_BURST, perMinute: config.PROVIDER_CHECKS_PER_MINUTE },
+    rolloutQueriesPerOwner: config.ROLLOUT_QUERIES_PER_OWNER,
   };
 }
 

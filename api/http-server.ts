@@ -16,7 +16,7 @@ import { createLimitedHttp1Server, createLimitedHttp2Server, firstByteDeadline }
 import { defaultEdgeLimits, type EdgeLimits } from "./edge-limits.js";
 import { errorInterceptor } from "./errors.js";
 import { heartbeatFastPath } from "./heartbeat-fast-path.js";
-import { ownerLimitsInterceptor } from "./owner-limits.js";
+import { createOwnerBudgets, ownerLimitsInterceptor } from "./owner-limits.js";
 import { requestIdInterceptor } from "./request-id.js";
 import { type ApiDeps, routes } from "./routes.js";
 
@@ -82,6 +82,8 @@ const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
  */
 export function buildApiServer(deps: ApiDeps, edgeLimits: Partial<EdgeLimits> = {}, metricsToken?: string): ApiServer {
   const limits: EdgeLimits = { ...defaultEdgeLimits, ...edgeLimits };
+  // One set of per-owner budgets: the interceptor charges a call, handlers charge what only they can count.
+  const budgets = createOwnerBudgets(limits);
   const ingestor =
     deps.ingestor ?? startHeartbeatIngestor(deps.db, { instanceId: `api-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}` });
   const agents: AgentServiceDeps = {
@@ -96,7 +98,7 @@ export function buildApiServer(deps: ApiDeps, edgeLimits: Partial<EdgeLimits> = 
   const auth = ownerAuthentication(deps.db);
   const connect = auth.handler(
     connectNodeAdapter({
-      routes: routes(deps, agents),
+      routes: routes({ ...deps, budgets, rolloutQueriesPerOwner: limits.rolloutQueriesPerOwner }, agents),
       readMaxBytes: limits.maxRequestBytes,
       contextValues: auth.contextValues,
       interceptors: [
@@ -105,7 +107,7 @@ export function buildApiServer(deps: ApiDeps, edgeLimits: Partial<EdgeLimits> = 
         metricsInterceptor,
         errorInterceptor,
         requireOwnerInterceptor,
-        ownerLimitsInterceptor(limits),
+        ownerLimitsInterceptor(limits, budgets),
       ],
     }) as NodeHandler,
   );

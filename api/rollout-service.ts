@@ -6,6 +6,7 @@ import { parsePageRequest } from "../core/pagination.js";
 import { MAX_PLAN_SERVERS, runPlan } from "../core/plans.js";
 import type { WorkflowGateway } from "../core/provisioning.js";
 import { type RolloutRequest, resolveRollout, rolloutDetail, startRollout, steerRollout } from "../core/rollout-control.js";
+import { createRolloutStepQueries } from "../core/rollout-step-queries.js";
 import type { RolloutStrategy as Strategy, StrategyInput } from "../core/rollout-strategy.js";
 import { listRollouts, type RolloutRow, requireRollout, TERMINAL_ROLLOUT_STATUSES } from "../core/rollouts.js";
 import type { Database } from "../db/client.js";
@@ -25,6 +26,7 @@ import {
 import type { RolloutKind as KindName } from "../workflows/contract.js";
 import { serverPlanMessage } from "./convert.js";
 import { requireOwner } from "./owner.js";
+import type { OwnerBudgets } from "./owner-limits.js";
 import { requireGateway } from "./server-service.js";
 
 const WATCH_INTERVAL_MS = 1000;
@@ -155,9 +157,12 @@ export function rolloutService(deps: {
   db: Database;
   workflows?: WorkflowGateway;
   maxServersPerOwner: number;
+  budgets: OwnerBudgets;
+  rolloutQueriesPerOwner: number;
 }): ServiceImpl<typeof RolloutService> {
-  const { db } = deps;
-  const detailed = async (row: RolloutRow) => rolloutMessage(await rolloutDetail(db, deps.workflows, row, true));
+  const { db, budgets } = deps;
+  const steps = deps.workflows && createRolloutStepQueries(deps.workflows, { perOwner: deps.rolloutQueriesPerOwner });
+  const detailed = async (row: RolloutRow) => rolloutMessage(await rolloutDetail(db, steps, row, true));
 
   return {
     async planRollout(req, ctx) {
@@ -166,6 +171,8 @@ export function rolloutService(deps: {
       const ids = plan.batches.flat().map((s) => s.id);
       if (req.checks && ids.length > MAX_PLAN_SERVERS)
         throw AppError.invalid("checks", `checks plan at most ${MAX_PLAN_SERVERS} servers; narrow the target`);
+      // Each server checked is a login: charged per server, before any starts.
+      if (req.checks) budgets.charge(owner.id, "planChecks", ids.length);
       // The same read-only checks the steps run, per server per step (core/plans.ts).
       const checked = req.checks
         ? (await runPlan({ db, workflows: requireGateway(deps.workflows) }, owner, plan.kind, ids)).servers
@@ -184,7 +191,12 @@ export function rolloutService(deps: {
     },
     async startRollout(req, ctx) {
       const owner = requireOwner(ctx);
-      const row = await startRollout(db, requireGateway(deps.workflows), owner, requestOf(req), deps.maxServersPerOwner);
+      const request = requestOf(req);
+      const gateway = requireGateway(deps.workflows);
+      const row = await startRollout(db, gateway, owner, request, deps.maxServersPerOwner, (plan) => {
+        // A connection-test rollout probes every target: charged per probe, like TestServerConnection.
+        if (plan.kind === "test_connection") budgets.charge(owner.id, "connectionTests", plan.total);
+      });
       return { rollout: await detailed(await requireRollout(db, owner, row.id)) };
     },
     async getRollout(req, ctx) {
@@ -201,18 +213,18 @@ export function rolloutService(deps: {
     async *watchRollout(req, ctx) {
       const owner = requireOwner(ctx);
       let last = "";
-      const steps = new Map<number, string | undefined>();
+      const shown = new Map<number, string | undefined>();
       let askAfter = 0;
       for (;;) {
         const row = await requireRollout(db, owner, req.id);
         const ask = Date.now() >= askAfter;
-        const detail = await rolloutDetail(db, ask ? deps.workflows : undefined, row, true);
+        const detail = await rolloutDetail(db, ask ? steps : undefined, row, true);
         const running = (detail.servers ?? []).filter((s) => s.state === "RUNNING");
         if (ask) {
-          steps.clear();
-          for (const s of running) steps.set(s.position, s.currentStep);
+          shown.clear();
+          for (const s of running) shown.set(s.position, s.currentStep);
           askAfter = Date.now() + Math.min(running.length, STEP_QUERIES_SHOWN) * STEP_QUERY_SPACING_MS;
-        } else for (const s of running) s.currentStep = steps.get(s.position);
+        } else for (const s of running) s.currentStep = shown.get(s.position);
         const rollout = rolloutMessage(detail);
         const fingerprint = JSON.stringify({
           s: rollout.status,

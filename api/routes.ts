@@ -20,6 +20,7 @@ import { answerUndecodableBodiesAsInvalidArgument } from "./decode-errors.js";
 import { AGENT_MAX_REQUEST_BYTES } from "./edge-limits.js";
 import { type NotificationServiceDeps, notificationService } from "./notification-service.js";
 import { operationService } from "./operation-service.js";
+import type { OwnerBudgets } from "./owner-limits.js";
 import { providerAccountService } from "./provider-account-service.js";
 import { registerReflection } from "./reflection-service.js";
 import { requirementsService } from "./requirements-service.js";
@@ -48,7 +49,14 @@ export type ApiDeps = InventoryDeps & {
   notifications?: NotificationServiceDeps["notifications"];
 };
 
-export function routes(deps: ApiDeps, agents: AgentServiceDeps) {
+/** What buildApiServer adds: the per-owner budgets its interceptor shares with the handlers. */
+export type RoutedApiDeps = ApiDeps & {
+  budgets: OwnerBudgets;
+  /** ROLLOUT_QUERIES_PER_OWNER. */
+  rolloutQueriesPerOwner: number;
+};
+
+export function routes(deps: RoutedApiDeps, agents: AgentServiceDeps) {
   return (router: ConnectRouter) => {
     router.service(AgentService, agentService(agents), { readMaxBytes: AGENT_MAX_REQUEST_BYTES });
     router.service(ClusterService, clusterService(deps.db));

@@ -20,6 +20,7 @@ import type { ConnectionTestResult } from "../workflows/contract.js";
 import { rolloutKindFromProto, serverMessage, serverPlanMessage, statusFromProto } from "./convert.js";
 import { operationMessage } from "./operation-message.js";
 import { requireOwner } from "./owner.js";
+import type { OwnerBudgets } from "./owner-limits.js";
 
 function credentialInput(credential: SshCredential | undefined): SshCredentialInput | undefined {
   switch (credential?.method.case) {
@@ -55,7 +56,7 @@ export function requireGateway(gateway: WorkflowGateway | undefined): WorkflowGa
 }
 
 export function serverService(
-  deps: InventoryDeps & ReinstallCheckDeps & { workflows?: WorkflowGateway; sshConnectTimeoutMs?: number },
+  deps: InventoryDeps & ReinstallCheckDeps & { workflows?: WorkflowGateway; sshConnectTimeoutMs?: number; budgets: OwnerBudgets },
 ): ServiceImpl<typeof ServerService> {
   return {
     async testServerConnection(req, ctx) {
@@ -140,7 +141,7 @@ export function serverService(
       const server = await requireServer(deps.db, owner, req.id);
       const gateway = requireGateway(deps.workflows);
       // The activity checks again right before the rebuild; this answers the caller now, before anything starts.
-      await checkReinstallable(deps, server);
+      await checkReinstallable(deps, server, { beforeProviderCall: () => deps.budgets.charge(owner.id, "providerChecks") });
       const { operation } = await startServerOperation(deps.db, gateway, owner, server.id, "reinstall", {
         os: req.os || undefined,
       });

@@ -55,7 +55,11 @@ export async function startService(config: Config, role: Role = "all"): Promise<
       });
     }
     const cipher = createCredentialsCipher(key.spec);
-    const keyParsing = new KeyParsingPool({ threads: config.SSH_KEY_PARSE_THREADS, deadlineMs: config.SSH_KEY_PARSE_TIMEOUT_MS });
+    const keyParsing = new KeyParsingPool({
+      threads: config.SSH_KEY_PARSE_THREADS,
+      deadlineMs: config.SSH_KEY_PARSE_TIMEOUT_MS,
+      maxPerOwner: config.SSH_KEY_PARSE_PER_OWNER,
+    });
     stops.push(() => keyParsing.close());
     keyParsing.warm();
     const networkPolicy = createNetworkPolicy({

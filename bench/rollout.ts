@@ -239,7 +239,7 @@ try {
   // The benchmark is one owner operating a fleet: the per-owner edge limits would pace it, not measure it.
   const unlimited = { burst: 100_000, perMinute: 100_000 };
   stack = await startAxion({
-    limits: { connectionTests: unlimited, provisioningStarts: unlimited },
+    limits: { connectionTests: unlimited, provisioningStarts: unlimited, serverWrites: unlimited, planChecks: unlimited },
     workerNodeArgs: profileDir ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : [],
   });
 

@@ -79,7 +79,10 @@ export const configReference: Record<ConfigVariable, { meaning: string; unset?: 
   },
   HTTP_IDLE_TIMEOUT_MS: { meaning: "HTTP/1.1 keep-alive between requests; an HTTP/2 session with no open stream is closed (GOAWAY)" },
   WATCH_STREAMS_PER_OWNER: { meaning: "open `WatchOperation` streams per owner" },
-  CONNECTION_TEST_BURST: { meaning: "`TestServerConnection` calls per owner at once (token bucket)" },
+  CONNECTION_TEST_BURST: {
+    meaning:
+      "connection probes per owner at once (token bucket): `TestServerConnection`, `AcceptHostKey`, and one per server of a test-connection rollout",
+  },
   CONNECTION_TESTS_PER_MINUTE: { meaning: "refill of that bucket" },
   PROVISIONING_BURST: {
     meaning:
@@ -130,4 +133,18 @@ export const configReference: Record<ConfigVariable, { meaning: string; unset?: 
     unset: "no tracing",
   },
   OTEL_SERVICE_NAME: { meaning: "`service.name` of the spans" },
+  SSH_KEY_PARSE_PER_OWNER: {
+    meaning:
+      "private keys one organization may have queued or being parsed at once (beyond: `ResourceExhausted`; workflow steps wait their turn instead); the threads serve organizations in turn",
+  },
+  SERVER_WRITE_BURST: { meaning: "`CreateServer`/`UpdateServer` calls per owner at once (token bucket; each may parse a key)" },
+  SERVER_WRITES_PER_MINUTE: { meaning: "refill of that bucket" },
+  PLAN_CHECK_BURST: { meaning: "servers planned per owner at once (`PlanServer` costs 1, `PlanRollout` one per server)" },
+  PLAN_CHECKS_PER_MINUTE: { meaning: "refill of that bucket" },
+  PROVIDER_CHECK_BURST: { meaning: "`ReinstallServer` checks that ask the provider, per owner at once" },
+  PROVIDER_CHECKS_PER_MINUTE: { meaning: "refill of that bucket" },
+  ROLLOUT_QUERIES_PER_OWNER: {
+    meaning:
+      "Temporal progress queries in flight per owner for rollout reads (concurrent reads of one rollout share one round and its answer for 1 s)",
+  },
 };

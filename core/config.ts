@@ -122,6 +122,7 @@ const schema = z.object({
     .min(1, "must be 1-16")
     .max(16, "must be 1-16")
     .default(1),
+  SSH_KEY_PARSE_PER_OWNER: z.coerce.number({ error: "must be a whole number" }).int().min(1, "must be at least 1").default(16),
   SERVER_ADDRESS_ALLOW: cidrList,
   SERVER_ADDRESS_DENY: cidrList,
   /** Names of servers and webhook URLs are resolved by these (core/name-resolution.ts); the hosts file first. */
@@ -192,10 +193,17 @@ const schema = z.object({
   HTTP_REQUEST_TIMEOUT_MS: z.coerce.number({ error: "must be milliseconds" }).int().min(100, "must be at least 100").default(60_000),
   HTTP_IDLE_TIMEOUT_MS: z.coerce.number({ error: "must be milliseconds" }).int().min(100, "must be at least 100").default(65_000),
   WATCH_STREAMS_PER_OWNER: z.coerce.number({ error: "must be a whole number" }).int().min(1, "must be at least 1").default(20),
-  CONNECTION_TEST_BURST: z.coerce.number({ error: "must be a whole number" }).int().min(1, "must be at least 1").default(20),
+  CONNECTION_TEST_BURST: z.coerce.number({ error: "must be a whole number" }).int().min(1, "must be at least 1").default(100),
   CONNECTION_TESTS_PER_MINUTE: z.coerce.number({ error: "must be a number" }).positive("must be more than 0").default(10),
   PROVISIONING_BURST: z.coerce.number({ error: "must be a whole number" }).int().min(1, "must be at least 1").default(60),
   PROVISIONING_STARTS_PER_MINUTE: z.coerce.number({ error: "must be a number" }).positive("must be more than 0").default(30),
+  SERVER_WRITE_BURST: z.coerce.number({ error: "must be a whole number" }).int().min(1, "must be at least 1").default(100),
+  SERVER_WRITES_PER_MINUTE: z.coerce.number({ error: "must be a number" }).positive("must be more than 0").default(60),
+  PLAN_CHECK_BURST: z.coerce.number({ error: "must be a whole number" }).int().min(1, "must be at least 1").default(200),
+  PLAN_CHECKS_PER_MINUTE: z.coerce.number({ error: "must be a number" }).positive("must be more than 0").default(100),
+  PROVIDER_CHECK_BURST: z.coerce.number({ error: "must be a whole number" }).int().min(1, "must be at least 1").default(5),
+  PROVIDER_CHECKS_PER_MINUTE: z.coerce.number({ error: "must be a number" }).positive("must be more than 0").default(2),
+  ROLLOUT_QUERIES_PER_OWNER: z.coerce.number({ error: "must be a whole number" }).int().min(1, "must be at least 1").default(40),
   AGENT_RATE_LIMIT: z.coerce.number({ error: "must be a whole number" }).int().min(1).max(1000).default(5),
   OUTBOX_RETENTION_HOURS: z.coerce.number({ error: "must be hours" }).int().min(1, "must be at least 1").default(168),
   INGESTION_PROGRESS_RETENTION_HOURS: z.coerce.number({ error: "must be hours" }).int().min(1, "must be at least 1").default(24),

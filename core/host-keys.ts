@@ -42,7 +42,7 @@ export async function acceptHostKey(deps: HostKeyDeps, owner: Owner, id: string,
       `the host key cannot change while the ${running.kind} operation ${running.id} runs: cancel it or wait`,
     );
   }
-  const usable = await credentialForLogin(await loadServerCredential(deps, server.id), deps.keyParsing);
+  const usable = await credentialForLogin(await loadServerCredential(deps, server.id), { ownerId: server.ownerId, pool: deps.keyParsing });
   if (!usable.ok) throw new AppError("failed_precondition", `could not check the host key: ${usable.problem}`, { field: "credential" });
   try {
     // The same check on the resolved address as every other login; ssh2 connects to the address checked.

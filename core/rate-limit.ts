@@ -6,8 +6,11 @@ export interface RateLimit {
 }
 
 export interface RateLimiter {
-  /** Takes one call from `key`'s bucket: 0 when allowed, else the milliseconds until the next call would be. */
-  take(key: string): number;
+  /**
+   * Takes `cost` units (default 1) from `key`'s bucket, all or nothing: 0 when allowed, else the
+   * milliseconds until they would be (Infinity when `cost` is more than the burst: never).
+   */
+  take(key: string, cost?: number): number;
 }
 
 /** Buckets kept before full ones are forgotten (a full bucket is the same as none). */
@@ -21,11 +24,12 @@ export function createRateLimiter(limit: RateLimit, now: () => number = () => pe
     bucket ? Math.min(limit.burst, bucket.tokens + (t - bucket.at) * perMs) : limit.burst;
 
   return {
-    take(key) {
+    take(key, cost = 1) {
+      if (cost > limit.burst) return Number.POSITIVE_INFINITY;
       const t = now();
       const tokens = tokensAt(buckets.get(key), t);
-      if (tokens < 1) return Math.ceil((1 - tokens) / perMs);
-      buckets.set(key, { tokens: tokens - 1, at: t });
+      if (tokens < cost) return Math.ceil((cost - tokens) / perMs);
+      buckets.set(key, { tokens: tokens - cost, at: t });
       if (buckets.size > SWEEP_AT) {
         for (const [k, bucket] of buckets) if (tokensAt(bucket, t) >= limit.burst) buckets.delete(k);
       }

@@ -2,6 +2,7 @@ import { isIP } from "node:net";
 import { ProviderError, type VpsProvider } from "../activities/providers/provider.js";
 import type { ProviderEndpoints } from "../activities/providers/registry.js";
 import { AppError } from "./errors.js";
+import { log } from "./log.js";
 import { defaultNetworkPolicy, type NetworkPolicy } from "./network-policy.js";
 import { type ProviderAccountDeps, providerClientFor } from "./provider-accounts.js";
 import type { ServerRow } from "./servers.js";
@@ -52,18 +53,28 @@ async function resolveHost(deps: ReinstallCheckDeps, server: ServerRow): Promise
   }
 }
 
-function providerFailure(error: unknown, server: ServerRow): never {
-  if (!(error instanceof ProviderError)) throw error;
-  switch (error.kind) {
-    case "not_found":
-      throw refuse(`the provider account has no VPS ${server.providerServerId}`, "provider_server_id");
-    case "auth":
-      throw refuse("the provider refused the account's credentials: update them with UpdateProviderAccount", "provider_account_id");
-    case "invalid":
-      throw refuse(`the provider refused the request for VPS ${server.providerServerId}: ${error.message}`, "provider_server_id");
-    default:
-      throw new AppError("unavailable", `the provider could not be asked about VPS ${server.providerServerId}: ${error.message}`);
-  }
+/**
+ * The one answer to every way the provider's record does not confirm the server:
+ * credentials refused, no such VPS for the account, a request refused, or an
+ * address that is not the VPS's. Telling them apart would make the check an
+ * oracle for a provider password (an owner can store any credentials) and show
+ * another account's VPS addresses; the provider's own text is never quoted.
+ */
+function unconfirmed(server: ServerRow, ref: string, why: string): AppError {
+  log.info("reinstall check: the provider's record did not confirm the server", {
+    serverId: server.id,
+    providerAccountId: server.providerAccountId,
+    why,
+  });
+  return refuse(
+    `VPS ${ref} at host ${server.host} could not be confirmed with the server's provider account: its credentials, provider_server_id and host must all match the provider's record (which one does not is not told); nothing was started`,
+    "provider_server_id",
+  );
+}
+
+export interface ReinstallCheckOptions {
+  /** Called right before the provider is asked, after every local check passed: throws to refuse (a per-owner budget). */
+  beforeProviderCall?: () => void;
 }
 
 /**
@@ -71,28 +82,38 @@ function providerFailure(error: unknown, server: ServerRow): never {
  * before it starts the workflow and again by the activity right before the
  * provider call: the rebuilt machine can be logged into, the server names one of
  * its owner's provider accounts and a VPS of that account, and the provider's own
- * record of that VPS holds every address the server's host resolves to. Answers
- * the provider client to rebuild with; throws FailedPrecondition naming why not.
+ * record of that VPS holds every address the server's host resolves to. Only the
+ * account's stored credentials are used. Answers the provider client to rebuild
+ * with; throws FailedPrecondition naming why not (one uniform answer for whatever
+ * the provider's record does not confirm), Unavailable when the provider cannot be asked.
  */
-export async function checkReinstallable(deps: ReinstallCheckDeps, server: ServerRow): Promise<{ provider: VpsProvider; ref: string }> {
+export async function checkReinstallable(
+  deps: ReinstallCheckDeps,
+  server: ServerRow,
+  options: ReinstallCheckOptions = {},
+): Promise<{ provider: VpsProvider; ref: string }> {
   const loginProblem = rebuildLoginProblem(server);
   if (loginProblem) throw loginProblem;
   if (!server.providerAccountId) {
     throw refuse("the server names no provider account: set provider_account_id (see ProviderAccountService)", "provider_account_id");
   }
   if (!server.providerServerId) throw refuse("the server has no provider_server_id", "provider_server_id");
+  // The owner's own data first: nothing about the provider is learnt from these answers.
+  const resolved = await resolveHost(deps, server);
   const { provider } = await providerClientFor(deps, server.ownerId, server.providerAccountId);
   const ref = server.providerServerId;
-  const record = await provider.getServer(ref).catch((error: unknown) => providerFailure(error, server));
-  const known = new Set(record.addresses.map(canonical));
-  const resolved = await resolveHost(deps, server);
-  const foreign = resolved.filter((address) => !known.has(address));
-  if (foreign.length > 0) {
-    const via = isIP(server.host) ? "" : ` (resolves to ${resolved.join(", ")})`;
-    throw refuse(
-      `host ${server.host}${via} is not an address of VPS ${ref} at the provider (${record.addresses.join(", ") || "no address"}): refusing to rebuild a machine the server does not point at`,
-      "host",
-    );
+  options.beforeProviderCall?.();
+  let addresses: string[];
+  try {
+    addresses = (await provider.getServer(ref)).addresses;
+  } catch (error) {
+    if (!(error instanceof ProviderError)) throw error;
+    if (error.kind === "unavailable") {
+      throw new AppError("unavailable", `the provider could not be asked about VPS ${ref}; try again later`, { cause: error });
+    }
+    throw unconfirmed(server, ref, error.kind);
   }
+  const known = new Set(addresses.map(canonical));
+  if (resolved.some((address) => !known.has(address))) throw unconfirmed(server, ref, "address");
   return { provider, ref };
 }

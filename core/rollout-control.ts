@@ -6,13 +6,14 @@ import type { Database } from "../db/client.js";
 import { newId } from "../db/ids.js";
 import { servers } from "../db/schema.js";
 import { clusterIdAttribute, operationAttribute, ownerIdAttribute, rolloutIdAttribute } from "../temporal/search-attributes.js";
-import { type OperationProgress, progressQuery, type RolloutKind } from "../workflows/contract.js";
+import type { RolloutKind } from "../workflows/contract.js";
 import { rolloutWorkflow } from "../workflows/rollout.js";
 import { abortRolloutUpdate, pauseRolloutUpdate, resumeRolloutUpdate } from "../workflows/rollout-definitions.js";
 import { AppError } from "./errors.js";
 import { requireId } from "./ids.js";
 import type { Owner } from "./owners.js";
 import type { WorkflowGateway } from "./provisioning.js";
+import type { RolloutStepQueries } from "./rollout-step-queries.js";
 import { cutBatches, failureBudget, normaliseStrategy, type RolloutStrategy, type StrategyInput } from "./rollout-strategy.js";
 import {
   countStates,
@@ -115,8 +116,11 @@ export async function startRollout(
   owner: Owner,
   request: RolloutRequest,
   maxServers: number,
+  /** Runs once the targets are known, before anything is written or started: throws to refuse (a budget). */
+  admit: (plan: ResolvedRollout) => void = () => {},
 ): Promise<RolloutRow> {
   const plan = await resolveRollout(db, owner, request, maxServers);
+  admit(plan);
   const id = newId();
   const row = await createRollout(db, {
     id,
@@ -212,28 +216,20 @@ export interface RolloutDetail {
 /** Running servers whose current step is asked of their workflow per read; the others show their state only. */
 const MAX_STEP_QUERIES = 20;
 
-/** The rollout with counts, and with servers (their current step from their workflow's progress query). */
+/** The rollout with counts, and with servers (their current step from their workflow's progress query, shared per rollout). */
 export async function rolloutDetail(
   db: Database,
-  gateway: WorkflowGateway | undefined,
+  steps: RolloutStepQueries | undefined,
   row: RolloutRow,
   withServers: boolean,
 ): Promise<RolloutDetail> {
   if (!withServers) return { row, counts: await rolloutCounts(db, row.id) };
   const list = await rolloutServersOf(db, row.id);
   const counts = countStates(list.map((s) => s.state));
-  const running = list.filter((s) => s.state === "RUNNING" && s.workflowId).slice(0, MAX_STEP_QUERIES);
-  const steps = new Map<number, string>();
-  if (gateway) {
-    await Promise.all(
-      running.map(async (s) => {
-        const progress = await gateway.client.workflow
-          .getHandle(s.workflowId as string, s.runId ?? undefined)
-          .query<OperationProgress>(progressQuery)
-          .catch(() => undefined);
-        if (progress?.currentStep) steps.set(s.position, progress.currentStep);
-      }),
-    );
-  }
-  return { row, counts, servers: list.map((s) => ({ ...s, currentStep: steps.get(s.position) })) };
+  const running = list
+    .filter((s) => s.state === "RUNNING" && s.workflowId)
+    .slice(0, MAX_STEP_QUERIES)
+    .map((s) => ({ position: s.position, workflowId: s.workflowId as string, runId: s.runId }));
+  const current = steps ? await steps.stepsOf(row.ownerId, row.id, running) : new Map<number, string>();
+  return { row, counts, servers: list.map((s) => ({ ...s, currentStep: current.get(s.position) })) };
 }

@@ -163,7 +163,7 @@ export async function requireServer(db: Database, owner: Owner, id: string, fiel
 export async function createServer(deps: InventoryDeps, owner: Owner, input: CreateServerInput): Promise<ServerRow> {
   const data = parseInput(createSchema, input);
   requireAllowedHost(deps.networkPolicy ?? defaultNetworkPolicy(), data.host);
-  await requireUsableCredential(data.credential, deps.keyParsing);
+  await requireUsableCredential(owner.id, data.credential, deps.keyParsing);
   const cluster = await requireCluster(deps.db, owner, data.clusterId, "cluster_id");
   const binding = await providerBinding(deps.db, owner, data.provider ?? "", data.providerAccountId ?? "");
   const id = newId();
@@ -203,7 +203,7 @@ export async function updateServer(deps: InventoryDeps, owner: Owner, id: string
   const existing = await requireServer(deps.db, owner, id);
   const data = parseInput(updateSchema, input);
   requireAllowedHost(deps.networkPolicy ?? defaultNetworkPolicy(), data.host);
-  await requireUsableCredential(data.credential, deps.keyParsing);
+  await requireUsableCredential(owner.id, data.credential, deps.keyParsing);
   const cluster = data.clusterId === undefined ? undefined : await requireCluster(deps.db, owner, data.clusterId, "cluster_id");
   const changes: Partial<typeof servers.$inferInsert> = { updatedAt: new Date() };
   if (cluster) changes.clusterId = cluster.id;

@@ -8,10 +8,15 @@ import type { SshCredentialInput } from "./validation.js";
  */
 export async function credentialForLogin(
   credential: SshCredentialInput,
-  pool: KeyParsingPool = sharedKeyParsing(),
+  share: { ownerId: string; pool?: KeyParsingPool; overShare?: "refuse" | "queue" },
 ): Promise<{ ok: true; credential: SshCredentialInput } | { ok: false; problem: string }> {
   if (credential.kind !== "private_key") return { ok: true, credential };
-  const prepared = await pool.prepare(credential.privateKey, credential.passphrase || undefined);
+  const prepared = await (share.pool ?? sharedKeyParsing()).prepare({
+    ownerId: share.ownerId,
+    key: credential.privateKey,
+    passphrase: credential.passphrase || undefined,
+    overShare: share.overShare,
+  });
   if (!prepared.ok) return { ok: false, problem: `the stored private key ${prepared.problem}` };
   return { ok: true, credential: { kind: "private_key", privateKey: prepared.privateKey, passphrase: prepared.passphrase } };
 }

@@ -130,10 +130,15 @@ export function privateKeyHeaderProblem(key: string): string | undefined {
  * Parses (and decrypts) the key with ssh2's own parser, so a key the SSH layer
  * cannot use is refused at the door: in a key-parsing thread under a deadline.
  */
-export async function privateKeyProblem(key: string, passphrase?: string, parsing = sharedKeyParsing()): Promise<string | undefined> {
+export async function privateKeyProblem(
+  ownerId: string,
+  key: string,
+  passphrase?: string,
+  parsing = sharedKeyParsing(),
+): Promise<string | undefined> {
   const header = privateKeyHeaderProblem(key);
   if (header) return header;
-  const prepared = await parsing.prepare(key, passphrase || undefined);
+  const prepared = await parsing.prepare({ ownerId, key, passphrase: passphrase || undefined });
   return prepared.ok ? undefined : prepared.problem;
 }
 
@@ -145,9 +150,13 @@ export function requireAllowedHost(policy: NetworkPolicy, value: string | undefi
 }
 
 /** The async step after `parseInput`: InvalidArgument on `credential.private_key.key` for a key that cannot be used. */
-export async function requireUsableCredential(credential: SshCredentialInput | undefined, parsing?: KeyParsingPool): Promise<void> {
+export async function requireUsableCredential(
+  ownerId: string,
+  credential: SshCredentialInput | undefined,
+  parsing?: KeyParsingPool,
+): Promise<void> {
   if (credential?.kind !== "private_key") return;
-  const problem = await privateKeyProblem(credential.privateKey, credential.passphrase, parsing);
+  const problem = await privateKeyProblem(ownerId, credential.privateKey, credential.passphrase, parsing);
   if (problem) throw AppError.invalid("credential.private_key.key", problem);
 }
 

@@ -7,6 +7,7 @@ import ssh2 from "ssh2";
 import { withServerSession } from "../activities/server-access.js";
 import { sh } from "../activities/ssh/shell.js";
 import { createCredentialsCipher } from "../core/credentials-cipher.js";
+import { AppError } from "../core/errors.js";
 import { KeyParsingPool } from "../core/key-parsing.js";
 import { type Cidr, createNetworkPolicy, parseCidr } from "../core/network-policy.js";
 import { serverCredentials, servers } from "../db/schema.js";
@@ -247,7 +248,7 @@ describe("private keys are parsed off the event loop, bounded", { timeout: 5 * 6
 test("ssh2 is handed an unencrypted key: the same key, no KDF left", async () => {
   const pool = new KeyParsingPool();
   try {
-    const prepared = await pool.prepare(atCap.privateKey, PASSPHRASE);
+    const prepared = await pool.prepare({ ownerId: "owner", key: atCap.privateKey, passphrase: PASSPHRASE });
     assert.ok(prepared.ok, prepared.ok ? "" : prepared.problem);
     assert.equal(prepared.passphrase, undefined);
     assert.match(prepared.privateKey, /^-----BEGIN OPENSSH PRIVATE KEY-----/);
@@ -257,8 +258,34 @@ test("ssh2 is handed an unencrypted key: the same key, no KDF left", async () =>
     assert.ok(!(parsed instanceof Error));
     const key = Array.isArray(parsed) ? parsed[0]! : parsed;
     assert.equal(`${key.type} ${key.getPublicSSH().toString("base64")}`, atCap.publicKey.trim().split(" ").slice(0, 2).join(" "));
-    const wrong = await pool.prepare(atCap.privateKey, "wrong");
+    const wrong = await pool.prepare({ ownerId: "owner", key: atCap.privateKey, passphrase: "wrong" });
     assert.deepEqual(wrong, { ok: false, problem: "is encrypted: a passphrase is required or the given one is wrong" });
+  } finally {
+    await pool.close();
+  }
+});
+
+test("owners are served in turn: an owner's keys past its share are refused; a newcomer's key goes ahead of a busy owner's queue", async () => {
+  const pool = new KeyParsingPool({ threads: 1, maxPerOwner: 4 });
+  const order: string[] = [];
+  const parse = (ownerId: string, label: string) =>
+    pool.prepare({ ownerId, key: plain.privateKey }).then((prepared) => {
+      assert.ok(prepared.ok);
+      order.push(label);
+    });
+  try {
+    const a = [1, 2, 3, 4].map((i) => parse("owner-a", `A${i}`));
+    await assert.rejects(pool.prepare({ ownerId: "owner-a", key: plain.privateKey }), (error: unknown) => {
+      assert.ok(error instanceof AppError);
+      assert.equal(error.kind, "resource_exhausted");
+      assert.match(error.message, /at most 4 per owner \(SSH_KEY_PARSE_PER_OWNER\)/);
+      return true;
+    });
+    // A workflow's activity is not refused: it waits in its owner's queue.
+    const queued = pool.prepare({ ownerId: "owner-a", key: plain.privateKey, overShare: "queue" }).then(() => order.push("A5"));
+    const others = [parse("owner-b", "B1"), parse("owner-c", "C1")];
+    await Promise.all([...a, ...others, queued]);
+    assert.deepEqual(order, ["A1", "B1", "C1", "A2", "A3", "A4", "A5"]);
   } finally {
     await pool.close();
   }

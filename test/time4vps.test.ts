@@ -5,7 +5,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, beforeEach, describe, test } from "node:test";
-import { Code, createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { ensureApplicationFailure } from "@temporalio/common";
 import { eq } from "drizzle-orm";
@@ -439,7 +439,7 @@ describe("provider accounts belong to owners: reinstall through the API and real
     await expectCode(
       bob.servers.reinstallServer({ id: viaOwnAccount.id, os: "debian-12" }),
       Code.FailedPrecondition,
-      /^provider_server_id: the provider account has no VPS 201/,
+      /^provider_server_id: VPS 201 at host 203\.0\.113\.21 could not be confirmed with the server's provider account/,
     );
     // Through A's account id: it is not B's to name.
     const viaAliceAccount = await serverOf(bob, { host: "203.0.113.21", sshPort: 2222, providerServerId: "201" });
@@ -481,7 +481,7 @@ describe("provider accounts belong to owners: reinstall through the API and real
     await expectCode(
       alice.servers.reinstallServer({ id: elsewhere.id }),
       Code.FailedPrecondition,
-      /^host: host 203\.0\.113\.99 is not an address of VPS 202 at the provider \(203\.0\.113\.22\)/,
+      /^provider_server_id: VPS 202 at host 203\.0\.113\.99 could not be confirmed with the server's provider account/,
     );
     await alice.servers.updateServer({ id: elsewhere.id, host: "no-such-host.invalid" });
     await expectCode(
@@ -515,7 +515,44 @@ describe("provider accounts belong to owners: reinstall through the API and real
     }
     assert.deepEqual(rebuildsOf(203), [], "no rebuild was requested");
     assert.equal(op.status, OperationStatus.FAILED);
-    assert.match(op.error, /host 203\.0\.113\.77 is not an address of VPS 203/);
+    assert.match(op.error, /VPS 203 at host 203\.0\.113\.77 could not be confirmed/);
+  });
+
+  test("the reinstall check is no password oracle: a wrong password, a VPS the account has not and a wrong host answer alike, without the provider's data; checks are budgeted per owner", async () => {
+    const mallory = harness.api.clients((await harness.api.newOwner()).token);
+    const guessed = await account(mallory, bobUser, "guess-1");
+    const right = await account(mallory, bobUser, bobPass);
+    const cases = [
+      ["a wrong password", { providerAccountId: guessed.id, providerServerId: "301" }],
+      ["the right password, a VPS id the account has not", { providerAccountId: right.id, providerServerId: "399" }],
+      ["the right password and VPS, a host that is not the VPS's", { providerAccountId: right.id, providerServerId: "301" }],
+    ] as const;
+    const answers: string[] = [];
+    for (const [i, [what, binding]] of cases.entries()) {
+      const server = await serverOf(mallory, { host: "203.0.113.98", sshPort: 2200 + i, ...binding });
+      const refused = await expectCode(mallory.servers.reinstallServer({ id: server.id }), Code.FailedPrecondition);
+      assert.ok(!refused.rawMessage.includes("203.0.113.31"), `${what}: the VPS's address at the provider is not told`);
+      answers.push(refused.rawMessage.replace(/VPS \d+/, "VPS <id>"));
+    }
+    assert.equal(new Set(answers).size, 1, `one answer whatever was wrong: ${JSON.stringify(answers)}`);
+    assert.deepEqual(rebuildsOf(301), []);
+    // The provider is asked at most PROVIDER_CHECK_BURST (5) times at once per owner; then ResourceExhausted naming the limit.
+    const probe = await serverOf(mallory, { host: "203.0.113.98", sshPort: 2299, providerAccountId: guessed.id, providerServerId: "302" });
+    const asked = () => standIn.requests.filter((r) => r.user === bobUser).length;
+    const before = asked();
+    let refusedAt = -1;
+    for (let i = 0; i < 10 && refusedAt < 0; i++) {
+      const error = await mallory.servers.reinstallServer({ id: probe.id }).then(
+        () => assert.fail("a check with a wrong password passed"),
+        (e: unknown) => ConnectError.from(e),
+      );
+      if (error.code === Code.ResourceExhausted) {
+        assert.match(error.rawMessage, /provider checks.*PROVIDER_CHECK_BURST, PROVIDER_CHECKS_PER_MINUTE/);
+        refusedAt = i;
+      }
+    }
+    assert.equal(refusedAt, 2, "3 checks above, 2 more, then the budget of 5 is spent");
+    assert.equal(asked() - before, 2, "the refused check did not reach the provider");
   });
 
   test("a reinstall the rebuilt machine could not be logged into is refused up front", async () => {
@@ -596,7 +633,7 @@ describe("provider accounts belong to owners: reinstall through the API and real
       await expectCode(
         admin.servers.reinstallServer({ id: adminServer.id }),
         Code.FailedPrecondition,
-        /not an address of VPS 202 at the provider/,
+        /VPS 202 at host .* could not be confirmed/,
       );
       assert.equal(standIn.requests.at(-1)?.user, aliceUser);
 

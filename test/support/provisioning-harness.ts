@@ -5,6 +5,7 @@ import { Client, Connection } from "@temporalio/client";
 import type { Worker } from "@temporalio/worker";
 import { DefaultLogger, Runtime } from "@temporalio/worker";
 import type { ProviderEndpoints } from "../../activities/providers/registry.js";
+import type { EdgeLimits } from "../../api/edge-limits.js";
 import { createCredentialsCipher } from "../../core/credentials-cipher.js";
 import type { NetworkPolicy } from "../../core/network-policy.js";
 import { openDatabase } from "../../db/client.js";
@@ -43,6 +44,8 @@ export async function startProvisioningHarness(
     agent?: { binaryDir: string; gateway: string; heartbeatIntervalSeconds: number };
     /** Which server addresses the API and the worker accept (default: the built-in policy, no loopback). */
     networkPolicy?: NetworkPolicy;
+    /** The API's per-owner limits where not the defaults of core/config.ts. */
+    limits?: Partial<EdgeLimits>;
   } = {},
 ): Promise<ProvisioningHarness> {
   if (!runtimeInstalled) {
@@ -64,6 +67,7 @@ export async function startProvisioningHarness(
     listenHost: options.agent ? "0.0.0.0" : undefined,
     heartbeatIntervalSeconds: options.agent?.heartbeatIntervalSeconds,
     networkPolicy: options.networkPolicy,
+    limits: options.limits,
   });
   const agent = options.agent && {
     binaryDir: options.agent.binaryDir,
