@@ -10,7 +10,7 @@ import { ensureHeartbeatMonitor } from "../temporal/heartbeat-monitor.js";
 import { expectCode } from "./support/assertions.js";
 import { watchUntilEnd } from "./support/operations.js";
 import { type ProvisioningHarness, startProvisioningHarness } from "./support/provisioning-harness.js";
-import { buildImage, downHosts, type Fleet, hostExec, upHosts } from "./support/testhosts.js";
+import { buildImage, DOCKER_PREINSTALLED, downHosts, type Fleet, hostExec, upHosts } from "./support/testhosts.js";
 
 /** The real axion-agent, installed by the bootstrap on real hosts, heartbeating to the real API. */
 const prefix = "pagent";
@@ -37,7 +37,7 @@ before(async () => {
   execFileSync("bash", ["scripts/build-agent.sh"], { stdio: ["ignore", "ignore", "inherit"], timeout: 10 * 60_000 });
   buildImage();
   downHosts(prefix);
-  fleet = upHosts(prefix, 2, "fresh");
+  fleet = upHosts(prefix, 2, "fresh", DOCKER_PREINSTALLED);
   harness = await startProvisioningHarness({
     sshConnectTimeoutMs: 4000,
     agent: { binaryDir: join(process.cwd(), "agent", "dist"), gateway: fleet.gateway, heartbeatIntervalSeconds: 1 },

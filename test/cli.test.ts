@@ -7,7 +7,7 @@ import { after, before, test } from "node:test";
 import { ed25519KeyPair } from "./support/keys.js";
 import { freePort } from "./support/ports.js";
 import { type ProvisioningHarness, startProvisioningHarness } from "./support/provisioning-harness.js";
-import { buildImage, downHosts, type Fleet, hostExec, upHosts } from "./support/testhosts.js";
+import { buildImage, DOCKER_PREINSTALLED, downHosts, type Fleet, hostExec, upHosts } from "./support/testhosts.js";
 import { startTime4vpsStandIn, type Time4vpsStandIn } from "./support/time4vps-standin.js";
 
 /**
@@ -102,9 +102,8 @@ before(async () => {
   execFileSync("bash", ["scripts/build-agent.sh"], { stdio: ["ignore", "ignore", "inherit"], timeout: 10 * 60_000 });
   buildImage();
   downHosts(prefix);
-  // Docker preinstalled (bench/docker-image.sh): the CLI is under test here, not the dpkg run, which takes minutes on a busy machine.
-  process.env.AXION_TESTHOST_IMAGE = execFileSync("bash", ["bench/docker-image.sh"], { encoding: "utf8", timeout: 15 * 60_000 }).trim();
-  fleet = upHosts(prefix, 3, "fresh");
+  // Docker preinstalled: the CLI is under test here, not the dpkg run, which takes minutes on a busy machine.
+  fleet = upHosts(prefix, 3, "fresh", DOCKER_PREINSTALLED);
   // web-3 is VPS 101 of the stand-in's account (the API's reinstall check matches its address).
   standIn = await startTime4vpsStandIn({
     username: "axion-test",

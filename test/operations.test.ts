@@ -8,7 +8,7 @@ import { ensureFleetCheckSchedule, FLEET_CHECK_SCHEDULE_ID } from "../temporal/s
 import { holdCommand } from "./support/host-gate.js";
 import { watchUntilEnd } from "./support/operations.js";
 import { type ProvisioningHarness, startProvisioningHarness } from "./support/provisioning-harness.js";
-import { buildImage, downHosts, type Fleet, hostExec, upHosts } from "./support/testhosts.js";
+import { buildImage, DOCKER_PREINSTALLED, downHosts, type Fleet, hostExec, upHosts } from "./support/testhosts.js";
 import { startTime4vpsStandIn, type Time4vpsStandIn } from "./support/time4vps-standin.js";
 import { activityScheduled } from "./support/workflow-history.js";
 
@@ -41,7 +41,7 @@ describe("recovery, fleet-check schedule, reinstall and cancel on real hosts", {
   before(async () => {
     buildImage();
     downHosts(prefix);
-    fleet = upHosts(prefix, 4, "fresh");
+    fleet = upHosts(prefix, 4, "fresh", DOCKER_PREINSTALLED);
     standIn = await startTime4vpsStandIn({
       username: "axion-test",
       password: "t4v-secret-password",

@@ -14,7 +14,7 @@ import { testCredentialsKey } from "./support/api.js";
 import { holdCommand } from "./support/host-gate.js";
 import { watchUntilEnd } from "./support/operations.js";
 import { type ProvisioningHarness, startProvisioningHarness } from "./support/provisioning-harness.js";
-import { buildImage, downHosts, type Fleet, upHosts } from "./support/testhosts.js";
+import { buildImage, DOCKER_PREINSTALLED, downHosts, type Fleet, upHosts } from "./support/testhosts.js";
 import { activityScheduled } from "./support/workflow-history.js";
 
 const prefix = "precon";
@@ -74,7 +74,7 @@ describe("operations and workflows agree (real Temporal, real host)", { timeout:
   before(async () => {
     buildImage();
     downHosts(prefix);
-    fleet = upHosts(prefix, 1, "fresh");
+    fleet = upHosts(prefix, 1, "fresh", DOCKER_PREINSTALLED);
     harness = await startProvisioningHarness({ sshConnectTimeoutMs: 4000 });
     const created = await harness.api.newOwner();
     owner = { id: created.ownerId, name: "" };

@@ -1,6 +1,4 @@
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { sql } from "drizzle-orm";
 import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
@@ -11,7 +9,7 @@ import { holdDpkgConfigure } from "./support/host-gate.js";
 import { ed25519KeyPair } from "./support/keys.js";
 import { watchUntilEnd } from "./support/operations.js";
 import { type ProvisioningHarness, startProvisioningHarness } from "./support/provisioning-harness.js";
-import { buildImage, downHosts, type Fleet, hostExec, type TestHost, upHosts } from "./support/testhosts.js";
+import { buildImage, DOCKER_PREINSTALLED, downHosts, type Fleet, hostExec, type TestHost, upHosts } from "./support/testhosts.js";
 
 const prefixes = { fresh: "rofresh", wrongOs: "rowrong", slow: "roslow" };
 const S = RolloutServerState;
@@ -19,21 +17,6 @@ const S = RolloutServerState;
 /** How many times sshd let anyone in on this host. */
 const logins = (host: TestHost) =>
   Number(hostExec(host.name, "journalctl --no-pager -o cat -t sshd | grep -c '^Accepted ' || true").trim());
-
-/** The test-host image with docker.io installed (bench/docker-image.sh): the rollout, not dpkg, is under test. */
-function withDockerImage<T>(up: () => T): T {
-  const image = execFileSync("bash", [join(process.cwd(), "bench", "docker-image.sh")], {
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "inherit"],
-    timeout: 15 * 60_000,
-  }).trim();
-  process.env.AXION_TESTHOST_IMAGE = image;
-  try {
-    return up();
-  } finally {
-    delete process.env.AXION_TESTHOST_IMAGE;
-  }
-}
 
 describe("configure rollouts on real hosts", { timeout: 30 * 60_000 }, () => {
   let harness: ProvisioningHarness;
@@ -72,8 +55,9 @@ describe("configure rollouts on real hosts", { timeout: 30 * 60_000 }, () => {
   before(async () => {
     buildImage();
     for (const p of Object.values(prefixes)) downHosts(p);
-    fresh = withDockerImage(() => upHosts(prefixes.fresh, 5, "fresh"));
-    wrongOs = withDockerImage(() => upHosts(prefixes.wrongOs, 1, "wrong-os"));
+    // Docker preinstalled where the rollout, not dpkg, is under test; "slow" installs it.
+    fresh = upHosts(prefixes.fresh, 5, "fresh", DOCKER_PREINSTALLED);
+    wrongOs = upHosts(prefixes.wrongOs, 1, "wrong-os", DOCKER_PREINSTALLED);
     slow = upHosts(prefixes.slow, 1, "fresh");
     harness = await startProvisioningHarness({ orchestratorPublicKey: ed25519KeyPair().publicKey.trim(), sshConnectTimeoutMs: 4000 });
     alice = harness.api.clients((await harness.api.newOwner()).token);

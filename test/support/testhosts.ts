@@ -39,6 +39,12 @@ function tagged(prefix: string): string {
   return prefix + tag;
 }
 
+/**
+ * `upHosts` extra arguments for hosts booted with docker.io installed and running: for tests where
+ * Docker is not what is checked (the install is a minute of dpkg on a busy machine).
+ */
+export const DOCKER_PREINSTALLED = ["--docker-preinstalled"];
+
 export function upHosts(untaggedPrefix: string, count: number, state = "fresh", extra: string[] = []): Fleet {
   const prefix = tagged(untaggedPrefix);
   execFileSync("bash", [join(scripts, "up.sh"), String(count), "--prefix", prefix, "--state", state, ...extra], {
