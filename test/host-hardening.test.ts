@@ -51,7 +51,7 @@ describe("firewall and SSH hardening on real hosts", { timeout: 20 * 60_000 }, (
     buildImage();
     for (const p of Object.values(prefixes)) downHosts(p);
     forwarded = upHosts(prefixes.forwarded, 1, "fresh", DOCKER_PREINSTALLED);
-    sudo = upHosts(prefixes.sudo, 1, "sudo-user");
+    sudo = upHosts(prefixes.sudo, 1, "sudo-user", DOCKER_PREINSTALLED);
     harness = await startProvisioningHarness({ sshConnectTimeoutMs: 4000 });
     alice = harness.api.clients((await harness.api.newOwner()).token);
     clusterId = (await alice.clusters.createCluster({ name: "fleet" })).cluster!.id;

@@ -11,7 +11,7 @@ import { expectCode } from "./support/assertions.js";
 import { ed25519KeyPair } from "./support/keys.js";
 import { watchUntilEnd } from "./support/operations.js";
 import { type ProvisioningHarness, startProvisioningHarness } from "./support/provisioning-harness.js";
-import { buildImage, downHosts, type Fleet, hostExec, regenHostKey, upHosts } from "./support/testhosts.js";
+import { buildImage, DOCKER_PREINSTALLED, downHosts, type Fleet, hostExec, regenHostKey, upHosts } from "./support/testhosts.js";
 
 const orchestratorKey = ed25519KeyPair().publicKey.trim();
 const prefixes = { fresh: "pfresh", sudo: "psudo", wrongOs: "pwrongos", down: "pdown" };
@@ -41,7 +41,8 @@ describe("provisioning over real SSH", { timeout: 30 * 60_000 }, () => {
     buildImage();
     for (const p of Object.values(prefixes)) downHosts(p);
     fleet = upHosts(prefixes.fresh, 3, "fresh");
-    sudoFleet = upHosts(prefixes.sudo, 1, "sudo-user");
+    // Docker is installed from scratch on fleet.hosts[1] (the known-good test); elsewhere it is preinstalled.
+    sudoFleet = upHosts(prefixes.sudo, 1, "sudo-user", DOCKER_PREINSTALLED);
     wrongOs = upHosts(prefixes.wrongOs, 1, "wrong-os");
     down = upHosts(prefixes.down, 1, "sshd-down");
     // sshd answers a wrong password only after PAM's 2 s failure delay: on a loaded machine the handshake and that
