@@ -9,7 +9,7 @@ import { holdDpkgConfigure } from "./support/host-gate.js";
 import { ed25519KeyPair } from "./support/keys.js";
 import { watchUntilEnd } from "./support/operations.js";
 import { type ProvisioningHarness, startProvisioningHarness } from "./support/provisioning-harness.js";
-import { buildImage, DOCKER_PREINSTALLED, downHosts, type Fleet, hostExec, type TestHost, upHosts } from "./support/testhosts.js";
+import { buildImage, DOCKER_PREINSTALLED, downHosts, type Fleet, hostExec, type TestHost, upFleets } from "./support/testhosts.js";
 
 const prefixes = { fresh: "rofresh", wrongOs: "rowrong", slow: "roslow" };
 const S = RolloutServerState;
@@ -56,9 +56,11 @@ describe("configure rollouts on real hosts", { timeout: 30 * 60_000 }, () => {
     buildImage();
     for (const p of Object.values(prefixes)) downHosts(p);
     // Docker preinstalled where the rollout, not dpkg, is under test; "slow" installs it.
-    fresh = upHosts(prefixes.fresh, 5, "fresh", DOCKER_PREINSTALLED);
-    wrongOs = upHosts(prefixes.wrongOs, 1, "wrong-os", DOCKER_PREINSTALLED);
-    slow = upHosts(prefixes.slow, 1, "fresh");
+    ({ fresh, wrongOs, slow } = await upFleets({
+      fresh: { prefix: prefixes.fresh, count: 5, extra: DOCKER_PREINSTALLED },
+      wrongOs: { prefix: prefixes.wrongOs, count: 1, state: "wrong-os", extra: DOCKER_PREINSTALLED },
+      slow: { prefix: prefixes.slow, count: 1 },
+    }));
     harness = await startProvisioningHarness({ orchestratorPublicKey: ed25519KeyPair().publicKey.trim(), sshConnectTimeoutMs: 4000 });
     alice = harness.api.clients((await harness.api.newOwner()).token);
     clusterId = (await alice.clusters.createCluster({ name: "rollout" })).cluster!.id;
