@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { eq } from "drizzle-orm";
-import { operations } from "../db/schema.js";
 import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { ServerStatus } from "../gen/axion/infrastructure/v1/server_service_pb.js";
-import { waitForStep, watchUntilEnd } from "./support/operations.js";
+import { holdDpkgConfigure } from "./support/host-gate.js";
+import { watchUntilEnd } from "./support/operations.js";
 import { type ProvisioningHarness, startProvisioningHarness } from "./support/provisioning-harness.js";
 import { buildImage, downHosts, type Fleet, hostExec, upHosts } from "./support/testhosts.js";
 
@@ -44,28 +43,22 @@ describe("cancellation and slow steps on real hosts", { timeout: 20 * 60_000 }, 
   test("CancelOperation during the Docker step kills apt/dpkg on the host, records CANCELLED only after, and the server can be configured again", async () => {
     const host = fleet.hosts[0]!;
     const server = await register(host.ip);
+    // dpkg is held on the host as it starts configuring docker.io: apt and dpkg run when the cancel comes.
+    const gate = await holdDpkgConfigure(fleet, host);
     const started = await alice.servers.configureServer({ id: server.id });
-    await waitForStep(harness.client, started.operation!.workflowId, "docker");
-    let running = "";
-    for (let i = 0; i < 300 && !running; i++) {
-      running = hostExec(host.name, PACKAGE_PROCESSES).trim();
-      if (!running) await new Promise((r) => setTimeout(r, 100));
-    }
-    assert.ok(running, "apt is installing docker.io when the cancel comes");
-
-    await alice.operations.cancelOperation({ id: started.operation!.id });
-    let leftOnHost = "";
-    for (;;) {
-      const [row] = await harness.api.database.db.select().from(operations).where(eq(operations.id, started.operation!.id));
-      if (row?.status !== "RUNNING") {
-        // The instant the operation is recorded as ended, nothing of the step may still run on the host.
-        leftOnHost = hostExec(host.name, PACKAGE_PROCESSES).trim();
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 100));
+    let leftOnHost: string;
+    let op: Awaited<ReturnType<typeof watchUntilEnd>>;
+    try {
+      await gate.reached;
+      assert.match(hostExec(host.name, PACKAGE_PROCESSES), /dpkg/, "apt is installing docker.io when the cancel comes");
+      await alice.operations.cancelOperation({ id: started.operation!.id });
+      op = await watchUntilEnd(alice.operations, started.operation!.id);
+      // Once the operation is recorded as ended, nothing of the step may still run on the host.
+      leftOnHost = hostExec(host.name, PACKAGE_PROCESSES).trim();
+    } finally {
+      await gate.release();
     }
     assert.equal(leftOnHost, "", "no apt or dpkg process left when the operation says CANCELLED");
-    const op = await watchUntilEnd(alice.operations, started.operation!.id);
     assert.equal(op.status, OperationStatus.CANCELLED);
     assert.match(op.error, /docker/);
 

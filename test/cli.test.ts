@@ -4,10 +4,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, wr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { holdCommand } from "./support/host-gate.js";
 import { ed25519KeyPair } from "./support/keys.js";
 import { freePort } from "./support/ports.js";
 import { type ProvisioningHarness, startProvisioningHarness } from "./support/provisioning-harness.js";
-import { buildImage, downHosts, type Fleet, hostExec, upHosts } from "./support/testhosts.js";
+import { buildImage, DOCKER_PREINSTALLED, downHosts, type Fleet, hostExec, upHosts } from "./support/testhosts.js";
 import { startTime4vpsStandIn, type Time4vpsStandIn } from "./support/time4vps-standin.js";
 
 /**
@@ -102,9 +103,8 @@ before(async () => {
   execFileSync("bash", ["scripts/build-agent.sh"], { stdio: ["ignore", "ignore", "inherit"], timeout: 10 * 60_000 });
   buildImage();
   downHosts(prefix);
-  // Docker preinstalled (bench/docker-image.sh): the CLI is under test here, not the dpkg run, which takes minutes on a busy machine.
-  process.env.AXION_TESTHOST_IMAGE = execFileSync("bash", ["bench/docker-image.sh"], { encoding: "utf8", timeout: 15 * 60_000 }).trim();
-  fleet = upHosts(prefix, 3, "fresh");
+  // Docker preinstalled: the CLI is under test here, not the dpkg run, which takes minutes on a busy machine.
+  fleet = upHosts(prefix, 3, "fresh", DOCKER_PREINSTALLED);
   // web-3 is VPS 101 of the stand-in's account (the API's reinstall check matches its address).
   standIn = await startTime4vpsStandIn({
     username: "axion-test",
@@ -366,20 +366,27 @@ test("servers test: ok with the host's facts (exit 0); an unreachable host is ex
 });
 
 test("servers configure --watch on a real terminal: steps live with a spinner, marks, durations, the end state; Ctrl-C on ops watch only stops watching", async () => {
-  // web-2 runs meanwhile: Ctrl-C on its watch must leave it running.
+  // web-2 runs meanwhile (held on its host in admin_user): Ctrl-C on its watch must leave it running.
+  const web2Gate = await holdCommand(fleet, fleet.hosts[1]!, "useradd", "/usr/sbin/useradd");
   const started = await json(["servers", "configure", "web-2"]);
   const web2 = started.operation.id as string;
   inTerminal("watch2", ["ops", "watch", "web-2"]);
+  await web2Gate.reached;
   await screenUntil("watch2", /^ {2}[✓=] connect/m);
   execFileSync("tmux", [...tmux, "send-keys", "-t", "watch2", "C-c"]);
   const interrupted = await screenUntil("watch2", /EXIT=\d+/);
+  await web2Gate.release();
   assert.match(interrupted, /EXIT=130/, interrupted);
   assert.match(interrupted, new RegExp(`stopped watching; operation ${web2} keeps running\\. Cancel it with: axion ops cancel ${web2}`));
 
   const web3 = axion(["servers", "configure", "web-3", "--watch", "-o", "json"]);
+  // web-1's admin_user step is held on its host, so the spinner of a running step is surely on screen.
+  const web1Gate = await holdCommand(fleet, fleet.hosts[0]!, "useradd", "/usr/sbin/useradd");
   inTerminal("configure1", ["servers", "configure", "web-1", "--watch"]);
-  const running = await screenUntil("configure1", /^ {2}[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] \w+\s+(\d+\.\ds|\d+m\d\ds)$/m);
+  await web1Gate.reached;
+  const running = await screenUntil("configure1", /^ {2}[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] admin_user\s+(\d+\.\ds|\d+m\d\ds)$/m);
   assert.match(running, /^bootstrap on web-1 \(operation [0-9a-f-]{36}\)$/m);
+  await web1Gate.release();
   const done = await screenUntil("configure1", /EXIT=\d+/);
   assert.match(done, /EXIT=0/, done);
   for (const step of [

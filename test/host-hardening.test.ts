@@ -4,7 +4,7 @@ import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_servic
 import { ConnectionOutcome } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { watchUntilEnd } from "./support/operations.js";
 import { type ProvisioningHarness, startProvisioningHarness } from "./support/provisioning-harness.js";
-import { buildImage, downHosts, type Fleet, hostExec, upHosts } from "./support/testhosts.js";
+import { buildImage, DOCKER_PREINSTALLED, downHosts, type Fleet, hostExec, upFleets } from "./support/testhosts.js";
 
 const prefixes = { forwarded: "hhfwd", sudo: "hhsudo" };
 
@@ -50,8 +50,10 @@ describe("firewall and SSH hardening on real hosts", { timeout: 20 * 60_000 }, (
   before(async () => {
     buildImage();
     for (const p of Object.values(prefixes)) downHosts(p);
-    forwarded = upHosts(prefixes.forwarded, 1, "fresh");
-    sudo = upHosts(prefixes.sudo, 1, "sudo-user");
+    ({ forwarded, sudo } = await upFleets({
+      forwarded: { prefix: prefixes.forwarded, count: 1, extra: DOCKER_PREINSTALLED },
+      sudo: { prefix: prefixes.sudo, count: 1, state: "sudo-user", extra: DOCKER_PREINSTALLED },
+    }));
     harness = await startProvisioningHarness({ sshConnectTimeoutMs: 4000 });
     alice = harness.api.clients((await harness.api.newOwner()).token);
     clusterId = (await alice.clusters.createCluster({ name: "fleet" })).cluster!.id;

@@ -17,7 +17,7 @@ import { watchUntilEnd } from "./support/operations.js";
 import { freePort } from "./support/ports.js";
 import { startPostgres, type TestPostgres } from "./support/postgres.js";
 import { type ServiceProcess, startServiceProcess, waitForHealthy, waitForPolling } from "./support/service-process.js";
-import { buildImage, downHosts, type Fleet, hostExec, upHosts } from "./support/testhosts.js";
+import { buildImage, DOCKER_PREINSTALLED, downHosts, type Fleet, hostExec, upHosts } from "./support/testhosts.js";
 
 /**
  * The service as operators run it (`main.ts api` and `main.ts worker`, LOG_LEVEL=debug) bootstraps a real host
@@ -100,7 +100,7 @@ describe("a bootstrap as operators run it (API and worker processes, LOG_LEVEL=d
     keyDir = mkdtempSync(join(tmpdir(), "axion-logging-key-"));
     writeFileSync(join(keyDir, "id"), key.privateKey, { mode: 0o600 });
     writeFileSync(join(keyDir, "id.pub"), key.publicKey);
-    fleet = upHosts(prefix, 1, "fresh", ["--pubkey", join(keyDir, "id.pub"), "--root-password", rootPassword]);
+    fleet = upHosts(prefix, 1, "fresh", [...DOCKER_PREINSTALLED, "--pubkey", join(keyDir, "id.pub"), "--root-password", rootPassword]);
     logDir = mkdtempSync(join(tmpdir(), "axion-logging-"));
     pg = await startPostgres();
     dev = await startDevServer(mkdtempSync(join(tmpdir(), "axion-logging-temporal-")), {

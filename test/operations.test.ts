@@ -5,10 +5,12 @@ import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_servic
 import { ProviderKind } from "../gen/axion/infrastructure/v1/provider_account_service_pb.js";
 import { ServerStatus } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { ensureFleetCheckSchedule, FLEET_CHECK_SCHEDULE_ID } from "../temporal/schedules.js";
-import { waitForStep as waitForStepOf, watchUntilEnd } from "./support/operations.js";
+import { holdCommand } from "./support/host-gate.js";
+import { watchUntilEnd } from "./support/operations.js";
 import { type ProvisioningHarness, startProvisioningHarness } from "./support/provisioning-harness.js";
-import { buildImage, downHosts, type Fleet, hostExec, upHosts } from "./support/testhosts.js";
+import { buildImage, DOCKER_PREINSTALLED, downHosts, type Fleet, hostExec, upHosts } from "./support/testhosts.js";
 import { startTime4vpsStandIn, type Time4vpsStandIn } from "./support/time4vps-standin.js";
+import { activityScheduled } from "./support/workflow-history.js";
 
 const prefix = "pops";
 
@@ -35,17 +37,16 @@ describe("recovery, fleet-check schedule, reinstall and cancel on real hosts", {
     const op = await waitForEnd((await alice.servers.configureServer({ id: serverId })).operation!.id);
     assert.equal(op.status, OperationStatus.SUCCEEDED, op.error);
   };
-  const waitForStep = (workflowId: string, step: string) => waitForStepOf(harness.client, workflowId, step);
 
   before(async () => {
     buildImage();
     downHosts(prefix);
-    fleet = upHosts(prefix, 4, "fresh");
+    fleet = upHosts(prefix, 4, "fresh", DOCKER_PREINSTALLED);
     standIn = await startTime4vpsStandIn({
       username: "axion-test",
       password: "t4v-secret-password",
       servers: [{ id: 101, oses: ["debian-12", "ubuntu-24.04"], os: "debian-11", ip: fleet.hosts[2]!.ip }],
-      taskPhase: { ms: 3000 },
+      taskPhase: "held",
     });
     harness = await startProvisioningHarness({
       sshConnectTimeoutMs: 4000,
@@ -128,13 +129,15 @@ describe("recovery, fleet-check schedule, reinstall and cancel on real hosts", {
     const oldPin = (await alice.servers.getServer({ id: server.id })).server!.hostKeyFingerprint;
 
     const started = await alice.servers.reinstallServer({ id: server.id, os: "debian-12" });
-    await waitForStep(started.operation!.workflowId, "wait_rebuild");
+    // The stand-in holds the rebuild task running until the host below has been rebuilt.
+    await activityScheduled(harness.client, started.operation!.workflowId, "reinstallTaskState");
     assert.equal((await alice.servers.getServer({ id: server.id })).server?.status, ServerStatus.REINSTALLING);
     // What a rebuild does to the machine: new host keys, none of our configuration.
     hostExec(
       host.name,
       "rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && systemctl restart ssh && userdel -r axion && rm -f /etc/sudoers.d/90-axion-axion",
     );
+    standIn.releaseTasks();
     const op = await waitForEnd(started.operation!.id);
     assert.equal(op.status, OperationStatus.SUCCEEDED, op.error);
     assert.deepEqual(
@@ -169,9 +172,16 @@ describe("recovery, fleet-check schedule, reinstall and cancel on real hosts", {
   test("CancelOperation stops a running bootstrap and records it as cancelled", async () => {
     const host = fleet.hosts[3]!;
     const server = await register(host.ip);
+    // The admin_user step is held on the host: the bootstrap is surely running when the cancel comes.
+    const gate = await holdCommand(fleet, host, "useradd", "/usr/sbin/useradd");
     const started = await alice.servers.configureServer({ id: server.id });
-    await waitForStep(started.operation!.workflowId, "docker");
-    const cancelled = await alice.operations.cancelOperation({ id: started.operation!.id });
+    let cancelled: Awaited<ReturnType<typeof alice.operations.cancelOperation>>;
+    try {
+      await gate.reached;
+      cancelled = await alice.operations.cancelOperation({ id: started.operation!.id });
+    } finally {
+      await gate.release();
+    }
     assert.equal(cancelled.operation?.id, started.operation?.id);
     const op = await waitForEnd(started.operation!.id);
     assert.equal(op.status, OperationStatus.CANCELLED);

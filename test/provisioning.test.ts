@@ -11,7 +11,7 @@ import { expectCode } from "./support/assertions.js";
 import { ed25519KeyPair } from "./support/keys.js";
 import { watchUntilEnd } from "./support/operations.js";
 import { type ProvisioningHarness, startProvisioningHarness } from "./support/provisioning-harness.js";
-import { buildImage, downHosts, type Fleet, hostExec, regenHostKey, upHosts } from "./support/testhosts.js";
+import { buildImage, DOCKER_PREINSTALLED, downHosts, type Fleet, hostExec, regenHostKey, upFleets } from "./support/testhosts.js";
 
 const orchestratorKey = ed25519KeyPair().publicKey.trim();
 const prefixes = { fresh: "pfresh", sudo: "psudo", wrongOs: "pwrongos", down: "pdown" };
@@ -40,10 +40,13 @@ describe("provisioning over real SSH", { timeout: 30 * 60_000 }, () => {
   before(async () => {
     buildImage();
     for (const p of Object.values(prefixes)) downHosts(p);
-    fleet = upHosts(prefixes.fresh, 3, "fresh");
-    sudoFleet = upHosts(prefixes.sudo, 1, "sudo-user");
-    wrongOs = upHosts(prefixes.wrongOs, 1, "wrong-os");
-    down = upHosts(prefixes.down, 1, "sshd-down");
+    // Docker is installed from scratch on fleet.hosts[1] (the known-good test); elsewhere it is preinstalled.
+    ({ fleet, sudoFleet, wrongOs, down } = await upFleets({
+      fleet: { prefix: prefixes.fresh, count: 3 },
+      sudoFleet: { prefix: prefixes.sudo, count: 1, state: "sudo-user", extra: DOCKER_PREINSTALLED },
+      wrongOs: { prefix: prefixes.wrongOs, count: 1, state: "wrong-os" },
+      down: { prefix: prefixes.down, count: 1, state: "sshd-down" },
+    }));
     // sshd answers a wrong password only after PAM's 2 s failure delay: on a loaded machine the handshake and that
     // delay together once took longer than 4 s, and an auth failure read as a timeout.
     harness = await startProvisioningHarness({ orchestratorPublicKey: orchestratorKey, sshConnectTimeoutMs: 8000 });

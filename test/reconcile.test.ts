@@ -11,9 +11,11 @@ import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_servic
 import { ServerStatus } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { ensureReconcilerSchedule, RECONCILER_SCHEDULE_ID } from "../temporal/schedules.js";
 import { testCredentialsKey } from "./support/api.js";
-import { waitForStep, watchUntilEnd } from "./support/operations.js";
+import { holdCommand } from "./support/host-gate.js";
+import { watchUntilEnd } from "./support/operations.js";
 import { type ProvisioningHarness, startProvisioningHarness } from "./support/provisioning-harness.js";
-import { buildImage, downHosts, type Fleet, upHosts } from "./support/testhosts.js";
+import { buildImage, DOCKER_PREINSTALLED, downHosts, type Fleet, upHosts } from "./support/testhosts.js";
+import { activityScheduled } from "./support/workflow-history.js";
 
 const prefix = "precon";
 
@@ -72,7 +74,7 @@ describe("operations and workflows agree (real Temporal, real host)", { timeout:
   before(async () => {
     buildImage();
     downHosts(prefix);
-    fleet = upHosts(prefix, 1, "fresh");
+    fleet = upHosts(prefix, 1, "fresh", DOCKER_PREINSTALLED);
     harness = await startProvisioningHarness({ sshConnectTimeoutMs: 4000 });
     const created = await harness.api.newOwner();
     owner = { id: created.ownerId, name: "" };
@@ -86,9 +88,15 @@ describe("operations and workflows agree (real Temporal, real host)", { timeout:
 
   test("a bootstrap terminated from Temporal: the reconciler schedule records the real outcome and the server can be configured again", async () => {
     const server = await register(fleet.hosts[0]!.ip);
+    // The admin_user step is held on the host: the run is terminated in the middle of it.
+    const gate = await holdCommand(fleet, fleet.hosts[0]!, "useradd", "/usr/sbin/useradd");
     const started = await alice.servers.configureServer({ id: server.id });
-    await waitForStep(harness.client, started.operation!.workflowId, "docker");
-    await harness.client.workflow.getHandle(started.operation!.workflowId).terminate("operator pressed terminate");
+    try {
+      await gate.reached;
+      await harness.client.workflow.getHandle(started.operation!.workflowId).terminate("operator pressed terminate");
+    } finally {
+      await gate.release();
+    }
 
     await ensureReconcilerSchedule(harness.client, { intervalSeconds: 3600, taskQueue: harness.taskQueue });
     await harness.client.schedule.getHandle(RECONCILER_SCHEDULE_ID).trigger();
@@ -96,7 +104,7 @@ describe("operations and workflows agree (real Temporal, real host)", { timeout:
     assert.equal(row.status, "FAILED");
     assert.match(row.error ?? "", /terminated: operator pressed terminate/);
     const steps = ((row.result?.steps ?? []) as { name: string; status: string }[]).map((s) => `${s.name}:${s.status}`);
-    assert.equal(steps.at(-1), "docker:running", "the steps it got through, read from the closed run");
+    assert.equal(steps.at(-1), "admin_user:running", "the steps it got through, read from the closed run");
 
     const stranded = (await alice.servers.getServer({ id: server.id })).server!;
     assert.equal(stranded.status, ServerStatus.ERROR, "no longer PROVISIONING");
@@ -114,7 +122,7 @@ describe("operations and workflows agree (real Temporal, real host)", { timeout:
   test("CancelOperation on an operation whose workflow was terminated answers the final state", async () => {
     const server = await register("10.213.254.254");
     const started = await alice.servers.configureServer({ id: server.id });
-    await waitForStep(harness.client, started.operation!.workflowId, "connect");
+    await activityScheduled(harness.client, started.operation!.workflowId, "connect");
     await harness.client.workflow.getHandle(started.operation!.workflowId).terminate("stuck");
     const answer = await alice.operations.cancelOperation({ id: started.operation!.id });
     assert.equal(answer.operation?.status, OperationStatus.FAILED);
@@ -124,7 +132,7 @@ describe("operations and workflows agree (real Temporal, real host)", { timeout:
   test("RecoverServer right after a bootstrap was terminated: the orphaned row is settled first, not FailedPrecondition", async () => {
     const server = await register("10.213.254.250");
     const started = await alice.servers.configureServer({ id: server.id });
-    await waitForStep(harness.client, started.operation!.workflowId, "connect");
+    await activityScheduled(harness.client, started.operation!.workflowId, "connect");
     await harness.client.workflow.getHandle(started.operation!.workflowId).terminate("gone");
     const recovery = await alice.servers.recoverServer({ id: server.id });
     assert.notEqual(recovery.operation?.id, started.operation!.id);

@@ -1,16 +1,15 @@
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { sql } from "drizzle-orm";
 import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { PlanOutcome, RolloutKind } from "../gen/axion/infrastructure/v1/plan_pb.js";
 import { BusyServerPolicy, type Rollout, RolloutServerState, RolloutStatus } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
 import { ServerStatus } from "../gen/axion/infrastructure/v1/server_service_pb.js";
+import { holdDpkgConfigure } from "./support/host-gate.js";
 import { ed25519KeyPair } from "./support/keys.js";
-import { waitForStep, watchUntilEnd } from "./support/operations.js";
+import { watchUntilEnd } from "./support/operations.js";
 import { type ProvisioningHarness, startProvisioningHarness } from "./support/provisioning-harness.js";
-import { buildImage, downHosts, type Fleet, hostExec, type TestHost, upHosts } from "./support/testhosts.js";
+import { buildImage, DOCKER_PREINSTALLED, downHosts, type Fleet, hostExec, type TestHost, upFleets } from "./support/testhosts.js";
 
 const prefixes = { fresh: "rofresh", wrongOs: "rowrong", slow: "roslow" };
 const S = RolloutServerState;
@@ -18,21 +17,6 @@ const S = RolloutServerState;
 /** How many times sshd let anyone in on this host. */
 const logins = (host: TestHost) =>
   Number(hostExec(host.name, "journalctl --no-pager -o cat -t sshd | grep -c '^Accepted ' || true").trim());
-
-/** The test-host image with docker.io installed (bench/docker-image.sh): the rollout, not dpkg, is under test. */
-function withDockerImage<T>(up: () => T): T {
-  const image = execFileSync("bash", [join(process.cwd(), "bench", "docker-image.sh")], {
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "inherit"],
-    timeout: 15 * 60_000,
-  }).trim();
-  process.env.AXION_TESTHOST_IMAGE = image;
-  try {
-    return up();
-  } finally {
-    delete process.env.AXION_TESTHOST_IMAGE;
-  }
-}
 
 describe("configure rollouts on real hosts", { timeout: 30 * 60_000 }, () => {
   let harness: ProvisioningHarness;
@@ -71,9 +55,12 @@ describe("configure rollouts on real hosts", { timeout: 30 * 60_000 }, () => {
   before(async () => {
     buildImage();
     for (const p of Object.values(prefixes)) downHosts(p);
-    fresh = withDockerImage(() => upHosts(prefixes.fresh, 5, "fresh"));
-    wrongOs = withDockerImage(() => upHosts(prefixes.wrongOs, 1, "wrong-os"));
-    slow = upHosts(prefixes.slow, 1, "fresh");
+    // Docker preinstalled where the rollout, not dpkg, is under test; "slow" installs it.
+    ({ fresh, wrongOs, slow } = await upFleets({
+      fresh: { prefix: prefixes.fresh, count: 5, extra: DOCKER_PREINSTALLED },
+      wrongOs: { prefix: prefixes.wrongOs, count: 1, state: "wrong-os", extra: DOCKER_PREINSTALLED },
+      slow: { prefix: prefixes.slow, count: 1 },
+    }));
     harness = await startProvisioningHarness({ orchestratorPublicKey: ed25519KeyPair().publicKey.trim(), sshConnectTimeoutMs: 4000 });
     alice = harness.api.clients((await harness.api.newOwner()).token);
     clusterId = (await alice.clusters.createCluster({ name: "rollout" })).cluster!.id;
@@ -138,9 +125,16 @@ describe("configure rollouts on real hosts", { timeout: 30 * 60_000 }, () => {
   });
 
   test("abort mid-batch cancels the running child through the real cancellation and leaves the server operable", async () => {
+    // dpkg is held on the slow host while it installs docker.io: the abort comes mid-step.
+    const gate = await holdDpkgConfigure(slow, hosts.get("slow")!);
     const { rollout } = await alice.rollouts.startRollout(configure(["slow", "h6"], { canarySize: 2 }));
-    await waitForStep(harness.client, `bootstrap/${ids.get("slow")}`, "docker");
-    const aborted = await alice.rollouts.abortRollout({ id: rollout!.id });
+    let aborted: Awaited<ReturnType<typeof alice.rollouts.abortRollout>>;
+    try {
+      await gate.reached;
+      aborted = await alice.rollouts.abortRollout({ id: rollout!.id });
+    } finally {
+      await gate.release();
+    }
     assert.equal(aborted.rollout?.status, RolloutStatus.ABORTED);
     const states = stateOf(aborted.rollout!);
     assert.equal(states.slow, "CANCELLED");
@@ -162,18 +156,30 @@ describe("configure rollouts on real hosts", { timeout: 30 * 60_000 }, () => {
   });
 
   test("a server busy with another operation is skipped, or waited for, as the strategy asks", async () => {
-    // The aborted server is operable: configuring it again starts (and finishes the interrupted install).
+    // The aborted server is operable: configuring it again starts (and finishes the interrupted install),
+    // held on the host (dpkg configuring) until both rollouts have met it busy.
+    const gate = await holdDpkgConfigure(slow, hosts.get("slow")!);
     const direct = await alice.servers.configureServer({ id: ids.get("slow")! });
+    await gate.reached;
     const skip = await alice.rollouts.startRollout(configure(["slow", "h1"], { canarySize: 0 }));
     const skipped = await watchToEnd(skip.rollout!.id);
     assert.deepEqual(stateOf(skipped), { slow: "SKIPPED", h1: "SUCCEEDED" });
     assert.match(skipped.servers.find((s) => s.serverName === "slow")!.reason, new RegExp(direct.operation!.id));
     assert.equal(skipped.status, RolloutStatus.SUCCEEDED);
 
-    const seen = new Set<string>();
     const wait = await alice.rollouts.startRollout(configure(["slow"], { busyPolicy: BusyServerPolicy.WAIT }));
-    const waited = await watchToEnd(wait.rollout!.id, seen);
-    assert.ok(seen.has("slow:WAITING"), [...seen].join(", "));
+    let waiting = false;
+    try {
+      // WAITING lasts while the gate holds the other operation: the stream cannot pass it by.
+      for await (const update of alice.rollouts.watchRollout({ id: wait.rollout!.id })) {
+        waiting = update.rollout?.servers.some((s) => s.serverName === "slow" && s.state === S.WAITING) ?? false;
+        if (waiting) break;
+      }
+    } finally {
+      await gate.release();
+    }
+    assert.ok(waiting, "the rollout waits for the server's running operation");
+    const waited = await watchToEnd(wait.rollout!.id);
     const first = await watchUntilEnd(alice.operations, direct.operation!.id);
     assert.equal(first.status, OperationStatus.SUCCEEDED, first.error);
     assert.equal(waited.status, RolloutStatus.SUCCEEDED, waited.reason);

@@ -14,8 +14,8 @@ import { ClusterService } from "../gen/axion/infrastructure/v1/cluster_service_p
 import { ServerService, ServerStatus } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { type RunningDevServer, startDevServer } from "../temporal/dev-server.js";
 import { testCredentialsKey } from "./support/api.js";
+import { holdDpkgConfigure } from "./support/host-gate.js";
 import { ed25519KeyPair } from "./support/keys.js";
-import { waitForStep } from "./support/operations.js";
 import { freePort } from "./support/ports.js";
 import { startPostgres, type TestPostgres } from "./support/postgres.js";
 import { type ServiceProcess, startServiceProcess, waitForHealthy, waitForPolling } from "./support/service-process.js";
@@ -164,19 +164,22 @@ test("bootstraps through two APIs spread over two workers; kill -9 of one worker
     ).server!;
     servers.push({ id: server.id, host: host.name });
   }
+  // Held on the host while dpkg installs docker.io, so the kill surely comes in the middle of the step.
+  const gate = await holdDpkgConfigure(fleet, fleet.hosts[0]!, 300_000);
   for (const [i, s] of servers.entries()) {
     const via = i % 2 === 0 ? one : two;
     s.operationWorkflowId = (await via.servers.configureServer({ id: s.id })).operation!.workflowId;
   }
 
   // Mid-run: once a bootstrap is in its Docker step, worker #1 and API #1 die without a word.
-  await waitForStep(temporal, servers[0]!.operationWorkflowId!, "docker", 300_000);
+  await gate.reached;
   const busyWorkerPid = await workerRunningActivity(servers[0]!.operationWorkflowId!);
   const victim = workers.findIndex((w) => w.child.pid === Number(busyWorkerPid));
   assert.ok(victim >= 0, `the Docker step runs on one of our workers (${busyWorkerPid})`);
   const killedWorkerPid = workers[victim]!.child.pid!;
   const survivor = workers[1 - victim]!;
   await Promise.all([workers[victim]!.kill(), apis[0]!.kill()]);
+  await gate.release();
   apis[0] = startApi(0); // an API restarted on its address, as a supervisor would
   await waitForHealthy(baseUrl(0), apis[0]);
 

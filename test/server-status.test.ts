@@ -9,8 +9,9 @@ import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_servic
 import { ConnectionOutcome, ServerStatus as ProtoStatus } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { startTestApi, type TestApi } from "./support/api.js";
 import { expectCode } from "./support/assertions.js";
+import { holdCommand } from "./support/host-gate.js";
 import { ed25519KeyPair } from "./support/keys.js";
-import { waitForStep, watchUntilEnd } from "./support/operations.js";
+import { watchUntilEnd } from "./support/operations.js";
 import { type ProvisioningHarness, startProvisioningHarness } from "./support/provisioning-harness.js";
 import { buildImage, downHosts, type Fleet, upHosts } from "./support/testhosts.js";
 
@@ -210,11 +211,17 @@ describe("statuses on real hosts: probes never overwrite what operations and age
 
   test("UpdateServer of the host during a running bootstrap is FailedPrecondition", async () => {
     const server = await register(fleet.hosts[0]!.ip);
+    // The admin_user step is held on the host (its useradd): the bootstrap runs until the test lets it go.
+    const gate = await holdCommand(fleet, fleet.hosts[0]!, "useradd", "/usr/sbin/useradd");
     const started = await alice.servers.configureServer({ id: server.id });
-    await waitForStep(harness.client, started.operation!.workflowId, "admin_user");
-    await expectCode(alice.servers.updateServer({ id: server.id, host: "10.213.250.250" }), Code.FailedPrecondition, /bootstrap/);
-    assert.equal((await alice.servers.getServer({ id: server.id })).server?.status, ProtoStatus.PROVISIONING);
-    await alice.operations.cancelOperation({ id: started.operation!.id });
+    try {
+      await gate.reached;
+      await expectCode(alice.servers.updateServer({ id: server.id, host: "10.213.250.250" }), Code.FailedPrecondition, /bootstrap/);
+      assert.equal((await alice.servers.getServer({ id: server.id })).server?.status, ProtoStatus.PROVISIONING);
+      await alice.operations.cancelOperation({ id: started.operation!.id });
+    } finally {
+      await gate.release();
+    }
     const op = await watchUntilEnd(alice.operations, started.operation!.id);
     assert.equal(op.status, OperationStatus.CANCELLED);
     assert.equal((await alice.servers.getServer({ id: server.id })).server?.host, fleet.hosts[0]!.ip);

@@ -31,10 +31,11 @@ import { ServerService } from "../gen/axion/infrastructure/v1/server_service_pb.
 import { testCredentialsKey } from "./support/api.js";
 import { expectCode } from "./support/assertions.js";
 import { ed25519KeyPair } from "./support/keys.js";
-import { waitForStep, watchUntilEnd } from "./support/operations.js";
+import { watchUntilEnd } from "./support/operations.js";
 import { startPostgres } from "./support/postgres.js";
 import { type ProvisioningHarness, startProvisioningHarness } from "./support/provisioning-harness.js";
 import { startTime4vpsStandIn, type Time4vpsStandIn } from "./support/time4vps-standin.js";
+import { activityScheduled } from "./support/workflow-history.js";
 
 const username = "ops@axion.example";
 const password = "s3cret-Pa55word-4-time4vps";
@@ -469,7 +470,7 @@ describe("provider accounts belong to owners: reinstall through the API and real
 
     // A rebuilds its own VPS through its own account (and its own key goes to it).
     const started = await alice.servers.reinstallServer({ id: aliceServer.id, os: "debian-12" });
-    await waitForStep(harness.client, started.operation!.workflowId, "wait_rebuild");
+    await activityScheduled(harness.client, started.operation!.workflowId, "reinstallTaskState");
     assert.equal(rebuildsOf(201).length, 1);
     assert.equal(rebuildsOf(201)[0]?.user, aliceUser);
     await alice.operations.cancelOperation({ id: started.operation!.id });

@@ -3,8 +3,9 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { after, before, test } from "node:test";
 import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { testCredentialsKey } from "./support/api.js";
+import { holdDpkgConfigure } from "./support/host-gate.js";
 import { ed25519KeyPair } from "./support/keys.js";
-import { waitForStep, watchUntilEnd } from "./support/operations.js";
+import { watchUntilEnd } from "./support/operations.js";
 import { startPostgres, type TestPostgres } from "./support/postgres.js";
 import { type ProvisioningHarness, startProvisioningHarness } from "./support/provisioning-harness.js";
 import { buildImage, downHosts, type Fleet, hostExec, upHosts } from "./support/testhosts.js";
@@ -60,12 +61,18 @@ test("a worker killed with SIGKILL in the middle of a bootstrap: a new worker fi
     })
   ).server!;
 
+  // dpkg is held on the host while it installs docker.io: the worker dies in the middle of the step.
+  const gate = await holdDpkgConfigure(fleet, host);
   const first = startWorkerProcess();
   const started = await alice.servers.configureServer({ id: server.id });
-  await waitForStep(harness.client, started.operation!.workflowId, "docker", 180_000);
-  const killed = new Promise((r) => first.once("exit", r));
-  first.kill("SIGKILL");
-  await killed;
+  try {
+    await gate.reached;
+    const killed = new Promise((r) => first.once("exit", r));
+    first.kill("SIGKILL");
+    await killed;
+  } finally {
+    await gate.release();
+  }
 
   const second = startWorkerProcess();
   try {

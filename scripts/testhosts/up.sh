@@ -3,7 +3,7 @@
 #
 #   scripts/testhosts/up.sh N [--prefix NAME] [--state STATE] [--pubkey FILE]
 #                             [--root-password PW] [--user-password PW] [--disk-size SIZE]
-#                             [--jobs J] [--timeout SECONDS]
+#                             [--jobs J] [--timeout SECONDS] [--docker-preinstalled]
 #
 #   --prefix         fleet name, [a-z0-9-], default "t"; one inventory per prefix
 #   --state          fresh (default) | sudo-user | wrong-os | tiny-disk | sshd-down
@@ -14,6 +14,9 @@
 #   --disk-size      size of the root file system's writable layer for tiny-disk (default 20M)
 #   --jobs           hosts prepared in parallel (default 8)
 #   --timeout        seconds to wait for every host to be ready (default 120)
+#   --docker-preinstalled  boot from the image with docker.io installed and enabled
+#                    (build-docker-image.sh, built on first use): for tests that do not check
+#                    the Docker install; any state
 #
 # Hosts that already exist and run are left alone (idempotent); dead leftovers are rebuilt.
 # stdout: one line "NAME IP" per host of the prefix. Inventory: $STATE/<prefix>.json.
@@ -24,10 +27,10 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$SCRIPT_DIR/lib/common.sh"
 source "$SCRIPT_DIR/lib/hosts.sh"
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 count="" prefix="t" state="fresh" pubkey_file="" root_password="" user_password=""
-disk_size="20M" jobs=8 timeout=120
+disk_size="20M" jobs=8 timeout=120 docker_preinstalled=0
 while (($#)); do
   case "$1" in
     --prefix) prefix=$2; shift ;;
@@ -38,6 +41,7 @@ while (($#)); do
     --disk-size) disk_size=$2; shift ;;
     --jobs) jobs=$2; shift ;;
     --timeout) timeout=$2; shift ;;
+    --docker-preinstalled) docker_preinstalled=1 ;;
     -h|--help) usage ;;
     -*) die "unknown option $1" ;;
     *) [[ -z "$count" ]] || die "unexpected argument $1"; count=$1 ;;
@@ -48,6 +52,10 @@ done
 validate_prefix "$prefix"
 case "$state" in fresh|sudo-user|wrong-os|tiny-disk|sshd-down) ;; *) die "unknown state '$state'" ;; esac
 require_root
+if ((docker_preinstalled)); then
+  IMAGE_DIR="$(bash "$SCRIPT_DIR/build-docker-image.sh")"
+  IMAGE_STAMP="$IMAGE_DIR/.axion-testhost-image"
+fi
 [[ -f "$IMAGE_STAMP" ]] || die "no image at $IMAGE_DIR; run scripts/testhosts/build-image.sh first"
 ensure_tools nsenter:util-linux unshare:util-linux ssh-keygen:openssh-client flock:util-linux openssl:openssl
 

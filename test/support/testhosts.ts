@@ -1,6 +1,7 @@
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { promisify } from "node:util";
 
 /** Node side of scripts/testhosts: real Debian hosts in network namespaces with systemd and sshd. */
 
@@ -39,14 +40,47 @@ function tagged(prefix: string): string {
   return prefix + tag;
 }
 
+/**
+ * `upHosts` extra arguments for hosts booted with docker.io installed and running: for tests where
+ * Docker is not what is checked (the install is a minute of dpkg on a busy machine).
+ */
+export const DOCKER_PREINSTALLED = ["--docker-preinstalled"];
+
 export function upHosts(untaggedPrefix: string, count: number, state = "fresh", extra: string[] = []): Fleet {
   const prefix = tagged(untaggedPrefix);
   execFileSync("bash", [join(scripts, "up.sh"), String(count), "--prefix", prefix, "--state", state, ...extra], {
     stdio: ["ignore", "ignore", "inherit"],
     timeout: 10 * 60_000,
   });
+  return readFleet(prefix);
+}
+
+function readFleet(prefix: string): Fleet {
   const inventory = JSON.parse(readFileSync(join(stateDir, `${prefix}.json`), "utf8"));
   return { ...inventory, privateKey: readFileSync(inventory.privateKeyPath, "utf8") };
+}
+
+export interface FleetSpec {
+  prefix: string;
+  count: number;
+  state?: string;
+  extra?: string[];
+}
+
+/** Several fleets booted at once (up.sh runs of different prefixes never collide): a file waits for one boot, not one per fleet. */
+export async function upFleets<K extends string>(specs: Record<K, FleetSpec>): Promise<Record<K, Fleet>> {
+  const up = async ({ prefix: untagged, count, state = "fresh", extra = [] }: FleetSpec): Promise<Fleet> => {
+    const prefix = tagged(untagged);
+    const child = promisify(execFile)("bash", [join(scripts, "up.sh"), String(count), "--prefix", prefix, "--state", state, ...extra], {
+      timeout: 10 * 60_000,
+    });
+    child.child.stderr?.pipe(process.stderr);
+    await child;
+    return readFleet(prefix);
+  };
+  const keys = Object.keys(specs) as K[];
+  const fleets = await Promise.all(keys.map((k) => up(specs[k])));
+  return Object.fromEntries(keys.map((k, i) => [k, fleets[i]])) as Record<K, Fleet>;
 }
 
 export function downHosts(prefix: string): void {

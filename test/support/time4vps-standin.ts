@@ -28,8 +28,11 @@ export interface Time4vpsStandInOptions {
   servers: StandInServer[];
   /** More client-area accounts, each seeing only the servers whose `account` is its user name. */
   otherAccounts?: { username: string; password: string }[];
-  /** How far a task moves per phase (queued → running → completed): by polls (default 1) or by time. */
-  taskPhase?: { polls: number } | { ms: number };
+  /**
+   * How far a task moves per phase (queued → running → completed): by polls (default 1), by time,
+   * or "held": running until `releaseTasks()`, so a test acts while the rebuild is surely under way.
+   */
+  taskPhase?: { polls: number } | { ms: number } | "held";
   /** The status that carries `{"error": ["wronglogin"]}` (default 401). */
   wrongLoginStatus?: number;
 }
@@ -50,6 +53,8 @@ export interface Time4vpsStandIn {
   server(id: number): StandInServer;
   /** The next reinstall task completes with these results instead of reinstalling. */
   failNextTask(results?: string): void;
+  /** With `taskPhase: "held"`: every task completes at its next poll. */
+  releaseTasks(): void;
   /** The next `count` requests get this status (default 500) and body (default an HTML page), before any other check. */
   failNextRequests(count: number, answer?: { status?: number; body?: unknown }): void;
   /** The next `count` requests are answered only after `ms`. */
@@ -83,6 +88,7 @@ export async function startTime4vpsStandIn(options: Time4vpsStandInOptions): Pro
   let nextTaskFailure: string | undefined;
   let failures: { count: number; status: number; body?: unknown } = { count: 0, status: 500 };
   let delays = { count: 0, ms: 0 };
+  let tasksReleased = false;
 
   const send = (res: ServerResponse, status: number, body: unknown) => {
     res.writeHead(status, { "content-type": "application/json" });
@@ -94,7 +100,13 @@ export async function startTime4vpsStandIn(options: Time4vpsStandInOptions): Pro
   const advance = (task: Task, polled: boolean) => {
     if (task.completed) return;
     const step =
-      "polls" in phase ? Math.floor(task.polls / Math.max(phase.polls, 1)) : Math.floor((Date.now() - task.createdAt) / phase.ms);
+      phase === "held"
+        ? tasksReleased
+          ? 2
+          : 1
+        : "polls" in phase
+          ? Math.floor(task.polls / Math.max(phase.polls, 1))
+          : Math.floor((Date.now() - task.createdAt) / phase.ms);
     if (polled) task.polls += 1;
     if (step >= 1 && !task.assigned) task.assigned = iso();
     if (step >= 2) {
@@ -239,6 +251,9 @@ export async function startTime4vpsStandIn(options: Time4vpsStandInOptions): Pro
     },
     failNextTask(results = "Error: image deployment failed") {
       nextTaskFailure = results;
+    },
+    releaseTasks() {
+      tasksReleased = true;
     },
     failNextRequests(count, answer = {}) {
       failures = { count, status: answer.status ?? 500, body: answer.body };

@@ -10,6 +10,8 @@ AXION_TESTHOST_CACHE="${AXION_TESTHOST_CACHE:-/var/cache/axion-testhosts}"
 AXION_TESTHOST_STATE="${AXION_TESTHOST_STATE:-/var/lib/axion-testhosts}"
 IMAGE_DIR="${AXION_TESTHOST_IMAGE:-$AXION_TESTHOST_CACHE/image}"
 IMAGE_STAMP="$IMAGE_DIR/.axion-testhost-image"
+# The image with docker.io installed (build-docker-image.sh, up.sh --docker-preinstalled).
+docker_image_dir() { printf '%s/image-docker' "$AXION_TESTHOST_CACHE"; }
 
 BRIDGE="axbr0"
 BRIDGE_CIDR="10.213.0.1/16"
