@@ -15,9 +15,9 @@ export function createLivenessActivities(deps: ActivityDeps) {
       timedSweep(() => sweepLiveness(deps.db, input.timeoutSeconds)),
 
     /** Metric samples, published outbox events and gone ingestion instances past their retention. */
-    pruneExpiredRows: async (input: RetentionSettings & { metricsRetentionHours: number }): Promise<PruneResult> => {
+    pruneExpiredRows: async (input: Omit<RetentionSettings, "outboxRelayed"> & { metricsRetentionHours: number }): Promise<PruneResult> => {
       await pruneMetrics(deps.db, new Date(Date.now() - input.metricsRetentionHours * 3600_000));
-      return pruneRetained(deps.db, input);
+      return pruneRetained(deps.db, { ...input, outboxRelayed: deps.outboxRelayed ?? true });
     },
 
     /**

@@ -97,6 +97,7 @@ export async function startService(config: Config, role: Role = "all"): Promise<
           keyParsing,
           networkPolicy,
           providers,
+          outboxRelayed: Boolean(config.KAFKA_BROKERS),
           agent: config.AGENT_API_URL
             ? {
                 binaryDir: resolve(config.AGENT_BINARY_DIR),
