@@ -58,6 +58,7 @@ export async function startService(config: Config, role: Role = "all"): Promise<
     stops.push(() => keyParsing.close());
     keyParsing.warm();
     const networkPolicy = createNetworkPolicy({ allow: config.SERVER_ADDRESS_ALLOW, deny: config.SERVER_ADDRESS_DENY });
+    const metricsAccess = { token: config.METRICS_TOKEN, public: config.METRICS_PUBLIC };
 
     const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.AXION_DATA_DIR });
     stops.push(() => database.close());
@@ -114,7 +115,7 @@ export async function startService(config: Config, role: Role = "all"): Promise<
         await connection.close();
       });
       if (config.WORKER_METRICS_PORT) {
-        const metrics = await serveMetrics(config.WORKER_METRICS_PORT, config.METRICS_TOKEN);
+        const metrics = await serveMetrics(config.WORKER_METRICS_PORT, metricsAccess);
         stops.push(() => metrics.close());
       }
       log.info("worker polling", { taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE });
@@ -204,7 +205,7 @@ export async function startService(config: Config, role: Role = "all"): Promise<
           },
         },
         edgeLimitsFromConfig(config),
-        config.METRICS_TOKEN,
+        metricsAccess,
       );
       apiPort = await api.listen(config.PORT);
       stops.push(() => api.close());
