@@ -3,7 +3,8 @@ import { after, before, describe, test } from "node:test";
 import { toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq, type SQL, sql } from "drizzle-orm";
+import { PgDialect } from "drizzle-orm/pg-core";
 import { DEFAULT_METRIC_TIERS, type MetricTierSettings, rollUpMetrics } from "../core/metric-tiers.js";
 import { metricRollups, metricSamplesRaw } from "../db/schema.js";
 import { ListMetricsResponseSchema, MetricsTier } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
@@ -320,6 +321,25 @@ for (const backend of ["pglite", "postgres"] as Backend[]) {
       assert.equal((await rollups(bad, 60)).length, 0);
       assert.ok(result.failedServers >= 1, JSON.stringify(result));
       assert.ok(result.pruned.raw >= 1, "the sample of 20 hours ago is pruned");
+    });
+
+    test("pruning runs even when the database fails a rollup, and the failure is still reported", async () => {
+      await emptyTiers();
+      const id = await newServer();
+      await api.database.db.insert(metricSamplesRaw).values([sample(id, (await hourAgo(20)) + 5_000, 50)]);
+      // The database answers every statement but the rollups' writes, which fail as on a lost connection.
+      const dialect = new PgDialect();
+      const failingRollups = new Proxy(api.database.db, {
+        get(target, property, receiver) {
+          if (property !== "execute") return Reflect.get(target, property, receiver);
+          return (query: SQL) =>
+            /insert into metric_rollups/.test(dialect.sqlToQuery(query).sql)
+              ? Promise.reject(Object.assign(new Error("connection terminated"), { code: "ECONNRESET" }))
+              : target.execute(query);
+        },
+      });
+      await assert.rejects(rollUpMetrics(failingRollups, { ...keepAll, rawRetentionHours: 12 }), /connection terminated/);
+      assert.equal((await api.database.db.select().from(metricSamplesRaw).where(eq(metricSamplesRaw.serverId, id))).length, 0, "pruned");
     });
 
     test("ListMetrics answers at most a few MB, whatever the rows hold", async () => {
