@@ -3,8 +3,8 @@ import { after, before, describe, test } from "node:test";
 import { toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
-import { and, eq, type SQL, sql } from "drizzle-orm";
-import { PgDialect } from "drizzle-orm/pg-core";
+import { and, eq, sql } from "drizzle-orm";
+import { sqlState } from "../core/db-errors.js";
 import { DEFAULT_METRIC_TIERS, type MetricTierSettings, rollUpMetrics } from "../core/metric-tiers.js";
 import { metricRollups, metricSamplesRaw } from "../db/schema.js";
 import { ListMetricsResponseSchema, MetricsTier } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
@@ -327,18 +327,18 @@ for (const backend of ["pglite", "postgres"] as Backend[]) {
       await emptyTiers();
       const id = await newServer();
       await api.database.db.insert(metricSamplesRaw).values([sample(id, (await hourAgo(20)) + 5_000, 50)]);
-      // The database answers every statement but the rollups' writes, which fail as on a lost connection.
-      const dialect = new PgDialect();
-      const failingRollups = new Proxy(api.database.db, {
-        get(target, property, receiver) {
-          if (property !== "execute") return Reflect.get(target, property, receiver);
-          return (query: SQL) =>
-            /insert into metric_rollups/.test(dialect.sqlToQuery(query).sql)
-              ? Promise.reject(Object.assign(new Error("connection terminated"), { code: "ECONNRESET" }))
-              : target.execute(query);
-        },
-      });
-      await assert.rejects(rollUpMetrics(failingRollups, { ...keepAll, rawRetentionHours: 12 }), /connection terminated/);
+      // The database refuses the rollups' writes as it would while shutting down (not a data error: nothing to split).
+      await api.database.db.execute(sql`create function refuse_rollups() returns trigger language plpgsql as $$
+        begin raise exception 'rollups unavailable' using errcode = '57P01'; end $$`);
+      await api.database.db.execute(
+        sql`create trigger refuse_rollups before insert on metric_rollups for each row execute function refuse_rollups()`,
+      );
+      try {
+        await assert.rejects(rollUpMetrics(api.database.db, { ...keepAll, rawRetentionHours: 12 }), (error) => sqlState(error) === "57P01");
+      } finally {
+        await api.database.db.execute(sql`drop trigger refuse_rollups on metric_rollups`);
+        await api.database.db.execute(sql`drop function refuse_rollups()`);
+      }
       assert.equal((await api.database.db.select().from(metricSamplesRaw).where(eq(metricSamplesRaw.serverId, id))).length, 0, "pruned");
     });
 
