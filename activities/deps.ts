@@ -24,4 +24,6 @@ export interface ActivityDeps {
   keyParsing?: KeyParsingPool;
   /** Which server addresses may be connected to (checked after name resolution); default: the built-in policy. */
   networkPolicy?: NetworkPolicy;
+  /** Whether a Kafka relay publishes the outbox (KAFKA_BROKERS set); default true: unpublished events are kept for it. */
+  outboxRelayed?: boolean;
 }

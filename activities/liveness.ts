@@ -39,9 +39,9 @@ export function createLivenessActivities(deps: ActivityDeps) {
     },
 
     /** Metric samples, published outbox events and gone ingestion instances past their retention. */
-    pruneExpiredRows: async (input: RetentionSettings & { metricsRetentionHours: number }): Promise<PruneResult> => {
+    pruneExpiredRows: async (input: Omit<RetentionSettings, "outboxRelayed"> & { metricsRetentionHours: number }): Promise<PruneResult> => {
       await pruneMetrics(deps.db, new Date(Date.now() - input.metricsRetentionHours * 3600_000));
-      return pruneRetained(deps.db, input);
+      return pruneRetained(deps.db, { ...input, outboxRelayed: deps.outboxRelayed ?? true });
     },
 
     /**

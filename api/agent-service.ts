@@ -1,5 +1,5 @@
 import { fromJson, type JsonValue } from "@bufbuild/protobuf";
-import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { createAgentRateLimiter } from "../core/agent-rate-limit.js";
 import { getAgent, recordRegistration } from "../core/agents.js";
@@ -10,6 +10,7 @@ import { requireId } from "../core/ids.js";
 import { DEFAULT_METRIC_TIERS, listMetricHistory, type MetricTier, type MetricTierSettings } from "../core/metric-tiers.js";
 import { startServerOperation, type WorkflowGateway } from "../core/provisioning.js";
 import { requireServer } from "../core/servers.js";
+import { timestampField } from "../core/validation.js";
 import type { Database } from "../db/client.js";
 import {
   AgentInfoSchema,
@@ -112,8 +113,8 @@ export function agentService(deps: AgentServiceDeps): ServiceImpl<typeof AgentSe
       const server = await requireServer(deps.db, requireOwner(ctx), req.id);
       if (req.limit > 5000) throw AppError.invalid("limit", "must be at most 5000");
       if (req.stepSeconds > 366 * 86400) throw AppError.invalid("step_seconds", "must be at most a year");
-      const from = req.startTime ? timestampDate(req.startTime) : undefined;
-      const to = req.endTime ? timestampDate(req.endTime) : undefined;
+      const from = req.startTime ? timestampField("start_time", req.startTime) : undefined;
+      const to = req.endTime ? timestampField("end_time", req.endTime) : undefined;
       if (from && to && from > to) throw AppError.invalid("start_time", "must not be after end_time");
       const history = await listMetricHistory(deps.db, deps.metricTiers ?? DEFAULT_METRIC_TIERS, server.id, {
         from,
@@ -124,6 +125,7 @@ export function agentService(deps: AgentServiceDeps): ServiceImpl<typeof AgentSe
       const metrics = (json: Record<string, unknown>) => fromJson(MetricsSchema, json as JsonValue, { ignoreUnknownFields: true });
       return {
         tier: tierToProto[history.tier],
+        truncated: history.truncated,
         samples: history.points.map((p) => ({
           sampleTime: timestampFromDate(p.time),
           metrics: metrics(p.avg),

@@ -8,7 +8,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createAgentTokenVerifier } from "../core/agent-tokens.js";
 import { type HeartbeatIngestor, startHeartbeatIngestor } from "../core/heartbeat-ingest.js";
 import type { Database } from "../db/client.js";
-import { metricsHandler, metricsInterceptor } from "../observability/metrics.js";
+import { type MetricsAccess, metricsHandler, metricsInterceptor } from "../observability/metrics.js";
 import { rpcTracingInterceptor } from "../observability/tracing.js";
 import type { AgentServiceDeps } from "./agent-service.js";
 import { type NodeHandler, ownerAuthentication, requireOwnerInterceptor } from "./auth.js";
@@ -80,7 +80,7 @@ const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
  * prior knowledge), curl and browsers speak HTTP/1.1: the first bytes of each
  * connection say which, and the socket is handed to the matching server.
  */
-export function buildApiServer(deps: ApiDeps, edgeLimits: Partial<EdgeLimits> = {}, metricsToken?: string): ApiServer {
+export function buildApiServer(deps: ApiDeps, edgeLimits: Partial<EdgeLimits> = {}, metricsAccess: MetricsAccess = {}): ApiServer {
   const limits: EdgeLimits = { ...defaultEdgeLimits, ...edgeLimits };
   // One set of per-owner budgets: the interceptor charges a call, handlers charge what only they can count.
   const budgets = createOwnerBudgets(limits);
@@ -113,7 +113,7 @@ export function buildApiServer(deps: ApiDeps, edgeLimits: Partial<EdgeLimits> = 
   );
   const heartbeat = heartbeatFastPath(agents);
   const health = healthHandler(deps.db);
-  const metrics = metricsHandler(metricsToken);
+  const metrics = metricsHandler(metricsAccess);
   const handler: NodeHandler = (req, res) => {
     if (req.url === "/healthz" && req.method === "GET") return health(req, res);
     if (req.url === "/metrics" && req.method === "GET") return metrics(req, res);

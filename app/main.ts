@@ -23,7 +23,12 @@ try {
 setLogLevel(config.LOG_LEVEL);
 // Once per process, before any worker or native connection exists: the SDK's logs on pino, its metrics to Prometheus.
 installRuntime(role !== "api" ? temporalMetricsTelemetry(config.TEMPORAL_METRICS_ADDRESS) : undefined);
-await startTracing({ endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: config.OTEL_SERVICE_NAME, role });
+await startTracing({
+  endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
+  serviceName: config.OTEL_SERVICE_NAME,
+  role,
+  sampleRatio: config.OTEL_TRACES_SAMPLE_RATIO,
+});
 
 const service = await startService(config, role);
 let stopping = false;

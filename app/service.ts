@@ -67,6 +67,7 @@ export async function startService(config: Config, role: Role = "all"): Promise<
       deny: config.SERVER_ADDRESS_DENY,
       resolver: nameResolverFromConfig(config),
     });
+    const metricsAccess = { token: config.METRICS_TOKEN, public: config.METRICS_PUBLIC };
 
     const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.AXION_DATA_DIR });
     stops.push(() => database.close());
@@ -106,6 +107,7 @@ export async function startService(config: Config, role: Role = "all"): Promise<
           keyParsing,
           networkPolicy,
           providers,
+          outboxRelayed: Boolean(config.KAFKA_BROKERS),
           agent: config.AGENT_API_URL
             ? {
                 binaryDir: resolve(config.AGENT_BINARY_DIR),
@@ -122,7 +124,7 @@ export async function startService(config: Config, role: Role = "all"): Promise<
         await connection.close();
       });
       if (config.WORKER_METRICS_PORT) {
-        const metrics = await serveMetrics(config.WORKER_METRICS_PORT, config.METRICS_TOKEN);
+        const metrics = await serveMetrics(config.WORKER_METRICS_PORT, metricsAccess);
         stops.push(() => metrics.close());
       }
       log.info("worker polling", { taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE });
@@ -213,7 +215,7 @@ export async function startService(config: Config, role: Role = "all"): Promise<
           },
         },
         edgeLimitsFromConfig(config),
-        config.METRICS_TOKEN,
+        metricsAccess,
       );
       apiPort = await api.listen(config.PORT);
       stops.push(() => api.close());

@@ -101,8 +101,9 @@ export const configReference: Record<ConfigVariable, { meaning: string; unset?: 
   LOG_LEVEL: { meaning: "`debug`, `info`, `warn`, `error`" },
   METRICS_TOKEN: {
     meaning:
-      "when set (at least 16 characters), `GET /metrics` answers only `Authorization: Bearer <token>` (compared in constant time), else 401",
-    unset: "`/metrics` open",
+      "when set (at least 16 characters), `GET /metrics` answers only `Authorization: Bearer <token>` (compared in constant time), from everywhere",
+    unset:
+      "`/metrics` answers only a Prometheus on the same machine (a loopback peer without `Forwarded`, `X-Forwarded-For` or `X-Real-IP`); others get 403",
   },
   WORKER_METRICS_PORT: {
     meaning: "a process running the worker (`main.ts worker` or `all`) also serves `GET /metrics` on this port (same token)",
@@ -146,5 +147,11 @@ export const configReference: Record<ConfigVariable, { meaning: string; unset?: 
   ROLLOUT_QUERIES_PER_OWNER: {
     meaning:
       "Temporal progress queries in flight per owner for rollout reads (concurrent reads of one rollout share one round and its answer for 1 s)",
+  },
+  METRICS_PUBLIC: {
+    meaning: "`true`: `/metrics` open to anyone who reaches the port (the old behaviour; refused together with `METRICS_TOKEN`)",
+  },
+  OTEL_TRACES_SAMPLE_RATIO: {
+    meaning: "share of traces recorded (0-1), decided by trace id; a caller's `traceparent` flag neither forces nor suppresses recording",
   },
 };

@@ -216,6 +216,11 @@ const schema = z.object({
   RECONCILE_INTERVAL_SECONDS: z.coerce.number({ error: "must be seconds" }).int().min(5, "must be at least 5").max(86400).default(60),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   METRICS_TOKEN: optionalText.pipe(z.string().min(16, "must be at least 16 characters").optional()),
+  // Without METRICS_TOKEN, /metrics answers this machine only; "true" serves it to anyone (observability/metrics.ts).
+  METRICS_PUBLIC: z
+    .enum(["true", "false"], { error: "must be true or false" })
+    .default("false")
+    .transform((v) => v === "true"),
   WORKER_METRICS_PORT: optionalText.pipe(
     z
       .string()
@@ -266,6 +271,13 @@ const schema = z.object({
       .regex(/^https?:\/\/[^\s"]+$/, "must be an http(s) URL of an OTLP collector")
       .optional(),
   ),
+  OTEL_TRACES_SAMPLE_RATIO: optionalText.pipe(
+    z.coerce
+      .number<string | undefined>({ error: "must be a number from 0 to 1" })
+      .min(0, "must be a number from 0 to 1")
+      .max(1, "must be a number from 0 to 1")
+      .default(1),
+  ),
   OTEL_SERVICE_NAME: z
     .string()
     .regex(/^[A-Za-z0-9._-]{1,64}$/, "must be 1-64 letters, digits, dots, dashes or underscores")
@@ -282,6 +294,8 @@ const checkedSchema = schema.superRefine((config, ctx) => {
       path: ["AGENT_INSTANCE_DEAD_AFTER"],
       message: `must be at least twice AGENT_HEARTBEAT_TIMEOUT (${2 * config.AGENT_HEARTBEAT_TIMEOUT})`,
     });
+  if (config.METRICS_PUBLIC && config.METRICS_TOKEN)
+    ctx.addIssue({ code: "custom", path: ["METRICS_PUBLIC"], message: "must not be true when METRICS_TOKEN is set" });
 });
 
 export type Config = Omit<z.infer<typeof schema>, "AXION_DATA_DIR" | "AGENT_INSTANCE_DEAD_AFTER"> & {

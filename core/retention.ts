@@ -4,6 +4,11 @@ import { defaultInstanceDeadAfter } from "./config.js";
 import { INGESTION_STALL_SECONDS } from "./liveness.js";
 
 export interface RetentionSettings {
+  /**
+   * Whether a Kafka relay publishes the outbox (KAFKA_BROKERS set): then an event is kept until
+   * published. Without one nothing ever publishes, and the retention counts from the event's creation.
+   */
+  outboxRelayed: boolean;
   /** Published outbox events older than this are deleted (unpublished ones, and ones the alert evaluation has not read, never are). */
   outboxRetentionHours: number;
   /** Ingestion progress of instances that have not reported for this long is deleted. */
@@ -29,8 +34,10 @@ async function countOf(db: Database, statement: ReturnType<typeof sql>): Promise
 }
 
 /**
- * Keeps the tables that only grow bounded, by the database's clock. Published
- * outbox events are deleted in batches once older than the retention. An
+ * Keeps the tables that only grow bounded, by the database's clock. Outbox
+ * events alerting has read are deleted in batches once older than the
+ * retention: published ones by their publication, and when no relay publishes,
+ * all of them by their creation. An
  * ingestion progress row is deleted only when the liveness sweep can no longer
  * read it: the sweep looks at rows updated within the instance dead-after
  * (how far ingestion has caught up) and within the stall window (who is listening now),
@@ -44,7 +51,11 @@ export async function pruneRetained(db: Database, settings: RetentionSettings): 
       sql`with d as (
         delete from outbox_events where id in (
           select id from outbox_events
-          where published_at is not null and alerts_checked_at is not null and published_at < now() - make_interval(hours => ${settings.outboxRetentionHours})
+          where alerts_checked_at is not null and ${
+            settings.outboxRelayed
+              ? sql`published_at is not null and published_at < now() - make_interval(hours => ${settings.outboxRetentionHours})`
+              : sql`created_at < now() - make_interval(hours => ${settings.outboxRetentionHours})`
+          }
           limit ${OUTBOX_BATCH})
         returning 1)
       select count(*)::int as n from d`,

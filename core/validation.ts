@@ -181,3 +181,14 @@ export function parseInput<T extends z.ZodType>(schema: T, input: unknown): z.in
   const field = flattenedFields[name] ?? name;
   throw AppError.invalid(field, issue?.message ?? "is invalid");
 }
+
+/** google.protobuf.Timestamp's own range, 0001-01-01 to 9999-12-31 (UTC), which every reader and the database can hold. */
+const TIMESTAMP_SECONDS = { min: -62_135_596_800n, max: 253_402_300_799n } as const;
+
+/** A Timestamp as a Date, or InvalidArgument naming the field when it is outside the range a Timestamp may hold. */
+export function timestampField(field: string, value: { seconds: bigint; nanos: number }): Date {
+  if (value.seconds < TIMESTAMP_SECONDS.min || value.seconds > TIMESTAMP_SECONDS.max || value.nanos < 0 || value.nanos > 999_999_999) {
+    throw AppError.invalid(field, "must be a time from 0001-01-01 to 9999-12-31");
+  }
+  return new Date(Number(value.seconds) * 1000 + Math.floor(value.nanos / 1_000_000));
+}

@@ -1,13 +1,17 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { metricsHandler } from "./metrics.js";
+import { type MetricsAccess, metricsHandler } from "./metrics.js";
 
 /**
  * A worker running alone (`main.ts worker`) has no API listener: this serves
- * its registry on a port of its own (`WORKER_METRICS_PORT`), `GET /metrics` only.
+ * its registry on a port of its own (`WORKER_METRICS_PORT`), `GET /metrics` only, to whom `access` admits.
  */
-export async function serveMetrics(port: number, token?: string, host = "0.0.0.0"): Promise<{ port: number; close(): Promise<void> }> {
-  const metrics = metricsHandler(token);
+export async function serveMetrics(
+  port: number,
+  access: MetricsAccess = {},
+  host = "0.0.0.0",
+): Promise<{ port: number; close(): Promise<void> }> {
+  const metrics = metricsHandler(access);
   const server = createServer((req, res) => {
     if (req.method === "GET" && req.url === "/metrics") return metrics(req, res);
     res.writeHead(404, { "content-type": "text/plain" });

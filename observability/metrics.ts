@@ -374,12 +374,37 @@ function bearerMatches(header: string | undefined, token: string): boolean {
   return timingSafeEqual(given.length === wanted.length ? given : wanted, wanted) && given.length === wanted.length;
 }
 
-/** `GET /metrics` in the Prometheus text format; with a token, only for `Authorization: Bearer <token>`. */
-export function metricsHandler(token?: string) {
+/**
+ * Who may scrape `/metrics` (METRICS_TOKEN, METRICS_PUBLIC). With a token: only
+ * `Authorization: Bearer <token>`, from anywhere. Without one: only a scraper on
+ * this machine, a loopback peer whose request no proxy forwarded (a reverse
+ * proxy on the machine would otherwise pass the world's requests as loopback).
+ * `public`: anyone, as before this rule (an explicit opt-in).
+ */
+export interface MetricsAccess {
+  token?: string;
+  public?: boolean;
+}
+
+const FORWARDING_HEADERS = ["forwarded", "x-forwarded-for", "x-real-ip"];
+
+function isLocalScraper(req: Request): boolean {
+  const peer = (req.socket?.remoteAddress ?? "").replace(/^::ffff:/i, "");
+  const loopback = peer === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(peer);
+  return loopback && FORWARDING_HEADERS.every((name) => req.headers[name] === undefined);
+}
+
+/** `GET /metrics` in the Prometheus text format, for whom `access` admits. */
+export function metricsHandler(access: MetricsAccess = {}) {
   return (req: Request, res: Response): void => {
-    if (token && !bearerMatches(req.headers.authorization, token)) {
+    if (access.token && !bearerMatches(req.headers.authorization, access.token)) {
       res.writeHead(401, { "content-type": "text/plain", "www-authenticate": "Bearer" });
       res.end("missing or wrong bearer token\n");
+      return;
+    }
+    if (!access.token && !access.public && !isLocalScraper(req)) {
+      res.writeHead(403, { "content-type": "text/plain" });
+      res.end("metrics are served to this machine only: set METRICS_TOKEN to scrape from another host\n");
       return;
     }
     registry.metrics().then(

@@ -30,6 +30,8 @@ export interface TracingOptions {
   role: string;
   /** Instead of the OTLP exporter (tests: an in-memory exporter). */
   spanProcessor?: tracing.SpanProcessor;
+  /** OTEL_TRACES_SAMPLE_RATIO: the share of traces recorded, decided by trace id (default 1: all). */
+  sampleRatio?: number;
 }
 
 /** Starts the SDK when there is somewhere to send spans; answers whether it did. Once per process, before the worker and the client exist. */
@@ -46,7 +48,12 @@ export async function startTracing(options: TracingOptions): Promise<boolean> {
     new tracing.BatchSpanProcessor(new OTLPTraceExporter({ url: `${options.endpoint?.replace(/\/+$/, "")}/v1/traces` }));
   // Built by hand, not detected: the process detector would record the command line.
   const resource = new resources.Resource({ "service.name": options.serviceName, "axion.role": options.role });
+  // The service's own rule decides, whatever a caller's traceparent says: a remote parent's sampled flag is
+  // ignored (a caller cannot make the service record traces, nor hide a call from it). By trace id, so every
+  // process of the service (API, worker) takes the same traces, and a taken span keeps the caller's trace id.
+  const own = new tracing.TraceIdRatioBasedSampler(options.sampleRatio ?? 1);
   const sdk = new NodeSDK({
+    sampler: new tracing.ParentBasedSampler({ root: own, remoteParentSampled: own, remoteParentNotSampled: own }),
     resource,
     autoDetectResources: false,
     spanProcessors: [processor],

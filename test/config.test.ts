@@ -11,6 +11,9 @@ test("defaults give the embedded setup", () => {
   assert.equal(config.PORT, 8080);
   assert.equal(config.MAX_SERVERS_PER_USER, 100);
   assert.match(config.AXION_DATA_DIR, /\/data$/);
+  assert.equal(config.METRICS_PUBLIC, false, "/metrics answers this machine only");
+  assert.equal(config.OTEL_TRACES_SAMPLE_RATIO, 1);
+  assert.equal(loadConfig({ OTEL_TRACES_SAMPLE_RATIO: "" }).OTEL_TRACES_SAMPLE_RATIO, 1, "empty is unset, not 0");
 });
 
 test("values are parsed", () => {
@@ -39,6 +42,9 @@ for (const [name, value] of [
   ["AXION_ADMIN_TOKEN", "short"],
   ["OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"],
   ["OTEL_SERVICE_NAME", "has spaces"],
+  ["OTEL_TRACES_SAMPLE_RATIO", "2"],
+  ["OTEL_TRACES_SAMPLE_RATIO", "half"],
+  ["METRICS_PUBLIC", "yes"],
 ] as const) {
   test(`a malformed ${name} (${value}) is refused with a line naming it`, () => {
     assert.throws(

@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { toBinary } from "@bufbuild/protobuf";
+import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { and, eq, sql } from "drizzle-orm";
+import { sqlState } from "../core/db-errors.js";
 import { DEFAULT_METRIC_TIERS, type MetricTierSettings, rollUpMetrics } from "../core/metric-tiers.js";
 import { metricRollups, metricSamplesRaw } from "../db/schema.js";
-import { MetricsTier } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
+import { ListMetricsResponseSchema, MetricsTier } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { type Backend, startTestApi, type TestApi } from "./support/api.js";
 import { expectCode } from "./support/assertions.js";
 import { ed25519KeyPair } from "./support/keys.js";
@@ -228,6 +230,168 @@ for (const backend of ["pglite", "postgres"] as Backend[]) {
           ["/", 0n, 0n],
         ],
       );
+    });
+
+    /** Bytes the database holds for a server's rollup rows of one tier: each row's, and all together. */
+    const rollupSizes = async (serverId: string, seconds: number): Promise<number[]> => {
+      const result = await api.database.db.execute(
+        sql`select (pg_column_size(avg) + pg_column_size(min) + pg_column_size(max))::int as size from metric_rollups
+          where server_id = ${serverId} and resolution_seconds = ${seconds} order by bucket`,
+      );
+      const rows = (Array.isArray(result) ? result : (result as { rows: { size: number }[] }).rows) as { size: number }[];
+      return rows.map((r) => Number(r.size));
+    };
+    const churn = (tag: string, count: number, length: number): [string, number, number][] =>
+      Array.from({ length: count }, (_, i) => [`/${tag}-${i}-`.padEnd(length, "x"), i + 1, 1000 + i]);
+    /** A row of 32 mounts of 256 characters, in three sets, with room for the numbers. */
+    const ROW_BOUND = 3 * 32 * (256 + 64) + 3 * 400;
+
+    test("a bucket keeps at most 32 distinct mounts of names up to 256 characters, the ones seen most; the rest are counted, not stored", async () => {
+      await emptyTiers();
+      const id = await newServer();
+      const base = await hourAgo(3);
+      const stable: [string, number, number][] = [
+        ["/", 10, 100],
+        ["/data", 20, 200],
+      ];
+      await api.database.db
+        .insert(metricSamplesRaw)
+        .values(
+          Array.from({ length: 6 }, (_, s) =>
+            sample(id, base + s * 5_000, 10, [...stable, ...churn(`s${s}`, 60, 200), [`/long-${s}-`.padEnd(1024, "y"), 1, 1]]),
+          ),
+        );
+      await rollUpMetrics(api.database.db, keepAll);
+      for (const seconds of [60, 3600]) {
+        const [row] = await rollups(id, seconds);
+        for (const set of [row!.avg, row!.min, row!.max]) {
+          const mounts = (set.disks as { mount: string }[]).map((d) => d.mount);
+          assert.equal(mounts.length, 32, `${seconds}: 32 of the 368 distinct mounts`);
+          assert.ok(mounts.includes("/") && mounts.includes("/data"), "the mounts of every sample are kept first");
+          assert.ok(
+            mounts.every((m) => m.length <= 256),
+            "no name over 256 characters",
+          );
+          assert.equal(set.omittedDisks, 368 - 32, "the rest are counted");
+        }
+        assert.ok((await rollupSizes(id, seconds))[0]! <= ROW_BOUND, `${seconds}: a row is bounded`);
+      }
+    });
+
+    test("mount churn over many buckets keeps every rollup row, and the tier, bounded", async () => {
+      await emptyTiers();
+      const id = await newServer();
+      const base = await hourAgo(3);
+      const rows = [];
+      for (let minute = 0; minute < 60; minute++)
+        for (let s = 0; s < 2; s++) rows.push(sample(id, base + minute * MINUTE + s * 20_000, 10, churn(`m${minute}s${s}`, 60, 200)));
+      for (let i = 0; i < rows.length; i += 20) await api.database.db.insert(metricSamplesRaw).values(rows.slice(i, i + 20));
+      await rollUpMetrics(api.database.db, keepAll);
+      const minutes = await rollupSizes(id, 60);
+      const hours = await rollupSizes(id, 3600);
+      assert.equal(minutes.length, 60);
+      assert.equal(hours.length, 1);
+      for (const size of [...minutes, ...hours]) assert.ok(size <= ROW_BOUND, `a row of ${size} bytes`);
+      const [hour] = await rollups(id, 3600);
+      assert.equal(hour!.avg.omittedDisks, 60 * 2 * 60 - 32, "the hour saw 7,200 distinct mounts and keeps 32");
+    });
+
+    test("a server whose samples cannot be rolled up fails no other server's rollup, and pruning still runs", async () => {
+      await emptyTiers();
+      const good = await newServer();
+      const bad = await newServer();
+      const base = await hourAgo(3);
+      await api.database.db
+        .insert(metricSamplesRaw)
+        .values([
+          sample(good, base, 10, [["/", 1, 2]]),
+          { ...sample(bad, base, 10), disks: '[["/","not a number","2"]]' },
+          sample(good, base + MINUTE, 30),
+          sample(good, base - 20 * HOUR, 50),
+        ]);
+      const result = await rollUpMetrics(api.database.db, { ...keepAll, rawRetentionHours: 12 });
+      assert.deepEqual(
+        (await rollups(good, 60)).map((m) => [m.bucket.getTime() - base, m.avg.cpuPercent]),
+        [
+          [-20 * HOUR, 50],
+          [0, 10],
+          [MINUTE, 30],
+        ],
+      );
+      assert.equal((await rollups(bad, 60)).length, 0);
+      assert.ok(result.failedServers >= 1, JSON.stringify(result));
+      assert.ok(result.pruned.raw >= 1, "the sample of 20 hours ago is pruned");
+    });
+
+    test("pruning runs even when the database fails a rollup, and the failure is still reported", async () => {
+      await emptyTiers();
+      const id = await newServer();
+      await api.database.db.insert(metricSamplesRaw).values([sample(id, (await hourAgo(20)) + 5_000, 50)]);
+      // The database refuses the rollups' writes as it would while shutting down (not a data error: nothing to split).
+      await api.database.db.execute(sql`create function refuse_rollups() returns trigger language plpgsql as $$
+        begin raise exception 'rollups unavailable' using errcode = '57P01'; end $$`);
+      await api.database.db.execute(
+        sql`create trigger refuse_rollups before insert on metric_rollups for each row execute function refuse_rollups()`,
+      );
+      try {
+        await assert.rejects(rollUpMetrics(api.database.db, { ...keepAll, rawRetentionHours: 12 }), (error) => sqlState(error) === "57P01");
+      } finally {
+        await api.database.db.execute(sql`drop trigger refuse_rollups on metric_rollups`);
+        await api.database.db.execute(sql`drop function refuse_rollups()`);
+      }
+      assert.equal((await api.database.db.select().from(metricSamplesRaw).where(eq(metricSamplesRaw.serverId, id))).length, 0, "pruned");
+    });
+
+    test("ListMetrics answers at most a few MB, whatever the rows hold", async () => {
+      await emptyTiers();
+      const id = await newServer();
+      const base = await hourAgo(3);
+      // Rows as an earlier version wrote them: the union of every mount seen, thousands of long names.
+      const huge = { cpuPercent: 1, disks: churn("legacy", 1500, 1000).map(([mount]) => ({ mount, usedBytes: "1", totalBytes: "2" })) };
+      for (let i = 0; i < 3; i++)
+        await api.database.db.insert(metricRollups).values({
+          serverId: id,
+          resolutionSeconds: 60,
+          bucket: new Date(base + i * MINUTE),
+          samples: 1,
+          avg: huge,
+          min: huge,
+          max: huge,
+        });
+      const minute = await owner.agents.listMetrics({ id, startTime: timestampFromMs(base), stepSeconds: 60 });
+      assert.equal(minute.tier, MetricsTier.MINUTE);
+      assert.equal(minute.samples.length, 3);
+      for (const s of minute.samples) {
+        assert.ok(s.metrics!.disks.length <= 32 && s.metrics!.disks.every((d) => d.mount.length <= 256));
+        assert.equal(s.max!.omittedDisks, 1500);
+      }
+      assert.ok(toBinary(ListMetricsResponseSchema, minute).length < 100_000, "names over 256 characters are left out");
+
+      // Raw samples of 60 mounts of 250 characters: 300 of them are more than the answer's budget.
+      const rows = Array.from({ length: 300 }, (_, i) => sample(id, base + i * 1000, i % 100, churn(`r${i}`, 60, 250)));
+      for (let i = 0; i < rows.length; i += 50) await api.database.db.insert(metricSamplesRaw).values(rows.slice(i, i + 50));
+      const first = await owner.agents.listMetrics({ id, startTime: timestampFromMs(base - 1000), limit: 5000 });
+      assert.equal(first.tier, MetricsTier.RAW);
+      const bytes = toBinary(ListMetricsResponseSchema, first).length;
+      assert.ok(bytes <= 5 * 1024 * 1024, `${bytes} bytes`);
+      assert.ok(first.truncated && first.samples.length > 0 && first.samples.length < 300, `${first.samples.length} samples`);
+      assert.equal(first.samples[0]!.metrics!.disks.length, 32);
+      assert.equal(first.samples[0]!.metrics!.omittedDisks, 28);
+      const last = timestampMs(first.samples.at(-1)!.sampleTime!);
+      const rest = await owner.agents.listMetrics({ id, startTime: timestampFromMs(last + 1), limit: 5000 });
+      assert.equal(timestampMs(rest.samples[0]!.sampleTime!), last + 1000, "asking again from after the last one goes on");
+      const all = await owner.agents.listMetrics({ id, startTime: timestampFromMs(base - 1000), limit: 10 });
+      assert.ok(all.truncated && all.samples.length === 10, "the limit truncates too");
+    });
+
+    test("ListMetrics refuses a time the database cannot hold, naming the field", async () => {
+      const id = await newServer();
+      await expectCode(
+        owner.agents.listMetrics({ id, startTime: { seconds: 10n ** 13n, nanos: 0 } }),
+        Code.InvalidArgument,
+        /^start_time:/,
+      );
+      await expectCode(owner.agents.listMetrics({ id, endTime: { seconds: -(10n ** 13n), nanos: 0 } }), Code.InvalidArgument, /^end_time:/);
     });
 
     test("ListMetrics picks the tier from the range and the step; every tier answers the same shape", async () => {

@@ -9,7 +9,7 @@ import type { Backend } from "./support/api.js";
 import { startPostgres, type TestPostgres } from "./support/postgres.js";
 
 const hoursAgo = (h: number) => new Date(Date.now() - h * 3600_000);
-const settings = { outboxRetentionHours: 24, ingestionProgressRetentionHours: 2, heartbeatTimeoutSeconds: 40 };
+const settings = { outboxRelayed: true, outboxRetentionHours: 24, ingestionProgressRetentionHours: 2, heartbeatTimeoutSeconds: 40 };
 
 for (const backend of ["pglite", "postgres"] as Backend[]) {
   describe(`retention on ${backend}`, () => {
@@ -47,6 +47,33 @@ for (const backend of ["pglite", "postgres"] as Backend[]) {
       assert.equal(pruned.outboxEvents, oldPublished.length);
       const left = await database.db.select({ id: outboxEvents.id }).from(outboxEvents);
       assert.deepEqual(left.map((r) => r.id).sort(), [recentPublished.id, oldUnpublished.id, oldUnread.id].sort());
+    });
+
+    test("without Kafka the outbox is still pruned: events older than the retention are deleted once alerting has read them", async () => {
+      await database.db.delete(outboxEvents);
+      const event = (createdHoursAgo: number, alertsRead: boolean) => ({
+        id: newId(),
+        topic: "axion.server.events",
+        key: "k",
+        type: "server.status_changed",
+        payload: {},
+        createdAt: hoursAgo(createdHoursAgo),
+        publishedAt: null,
+        alertsCheckedAt: alertsRead ? hoursAgo(createdHoursAgo) : null,
+      });
+      const old = Array.from({ length: 6_000 }, () => event(50, true));
+      const recent = event(2, true);
+      const oldUnread = event(50, false);
+      for (let i = 0; i < old.length; i += 2000) await database.db.insert(outboxEvents).values(old.slice(i, i + 2000));
+      await database.db.insert(outboxEvents).values([recent, oldUnread]);
+
+      const relayed = await pruneRetained(database.db, { ...settings, outboxRelayed: true });
+      assert.equal(relayed.outboxEvents, 0, "with a relay, an unpublished event waits for it");
+      const pruned = await pruneRetained(database.db, { ...settings, outboxRelayed: false });
+      assert.equal(pruned.outboxEvents, old.length);
+      const left = await database.db.select({ id: outboxEvents.id }).from(outboxEvents);
+      assert.deepEqual(left.map((r) => r.id).sort(), [recent.id, oldUnread.id].sort());
+      await database.db.delete(outboxEvents);
     });
 
     test("progress rows of gone ingestion instances are deleted; rows liveness still reads are kept", async () => {

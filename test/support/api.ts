@@ -18,6 +18,7 @@ import { OperationService } from "../../gen/axion/infrastructure/v1/operation_se
 import { ProviderAccountService } from "../../gen/axion/infrastructure/v1/provider_account_service_pb.js";
 import { RolloutService } from "../../gen/axion/infrastructure/v1/rollout_service_pb.js";
 import { ServerService } from "../../gen/axion/infrastructure/v1/server_service_pb.js";
+import type { MetricsAccess } from "../../observability/metrics.js";
 
 export type Backend = "pglite" | "postgres";
 export type Protocol = "connect" | "grpc" | "grpc-web";
@@ -63,6 +64,8 @@ export async function startTestApi(
     notifications?: ApiDeps["notifications"];
     /** AcceptHostKey's login timeout (SSH_CONNECT_TIMEOUT_MS); default 10 s. */
     sshConnectTimeoutMs?: number;
+    /** Who may scrape /metrics; default: the service's default (loopback peers only). */
+    metricsAccess?: MetricsAccess;
   } = {},
 ): Promise<TestApi> {
   const database = options.database ?? (await openDatabase({ databaseUrl: options.databaseUrl, dataDir: "memory://", poolSize: 20 }));
@@ -83,6 +86,7 @@ export async function startTestApi(
       sshConnectTimeoutMs: options.sshConnectTimeoutMs,
     },
     options.limits,
+    options.metricsAccess,
   );
   const port = await server.listen(0, options.listenHost ?? "127.0.0.1");
   const baseUrl = `http://127.0.0.1:${port}`;
