@@ -164,6 +164,8 @@ export async function startService(config: Config, role: Role = "all"): Promise<
         retryInitialMs: config.NOTIFICATION_RETRY_INITIAL_MS,
         retryMaxMs: config.NOTIFICATION_RETRY_MAX_MS,
         maxAttempts: config.NOTIFICATION_MAX_ATTEMPTS,
+        deliveriesPerOwner: config.NOTIFICATION_DELIVERIES_PER_OWNER,
+        deliveriesInFlight: config.NOTIFICATION_DELIVERIES_IN_FLIGHT,
         retentionHours: config.OUTBOX_RETENTION_HOURS,
       });
       stops.push(() => alerting.stop());

@@ -193,6 +193,18 @@ const schema = z.object({
     .int()
     .min(10, "must be at least 10")
     .default(15 * 60_000),
+  NOTIFICATION_DELIVERIES_PER_OWNER: z.coerce
+    .number({ error: "must be a whole number" })
+    .int()
+    .min(1, "must be 1-1000")
+    .max(1000, "must be 1-1000")
+    .default(4),
+  NOTIFICATION_DELIVERIES_IN_FLIGHT: z.coerce
+    .number({ error: "must be a whole number" })
+    .int()
+    .min(1, "must be 1-10000")
+    .max(10_000, "must be 1-10000")
+    .default(64),
   NOTIFICATION_MAX_ATTEMPTS: z.coerce.number({ error: "must be a whole number" }).int().min(1).max(1000).default(20),
   NOTIFICATION_TEST_BURST: z.coerce.number({ error: "must be a whole number" }).int().min(1, "must be at least 1").default(5),
   NOTIFICATION_TESTS_PER_MINUTE: z.coerce.number({ error: "must be a number" }).positive("must be more than 0").default(2),
