@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import { Client, Connection } from "@temporalio/client";
 import type { Worker } from "@temporalio/worker";
 import type { ProviderEndpoints } from "../activities/providers/registry.js";
+import { defaultSshShares, SshShares } from "../activities/ssh/owner-shares.js";
 import { edgeLimitsFromConfig } from "../api/edge-limits.js";
 import { buildApiServer } from "../api/http-server.js";
 import { startProvisionerQueue } from "../compat/provisioner-queue.js";
@@ -94,6 +95,11 @@ export async function startService(config: Config, role: Role = "all"): Promise<
           orchestratorPublicKey: config.ORCHESTRATOR_SSH_PUBLIC_KEY,
           adminUser: config.AXION_ADMIN_USER,
           sshConnectTimeoutMs: config.SSH_CONNECT_TIMEOUT_MS,
+          sshShares: new SshShares({
+            ...defaultSshShares,
+            perOwner: config.WORKER_SSH_SESSIONS_PER_OWNER,
+            waitingPerOwner: config.WORKER_SSH_SESSIONS_PER_OWNER,
+          }),
           keyParsing,
           networkPolicy,
           providers,

@@ -89,6 +89,12 @@ const schema = z.object({
     .string()
     .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a POSIX user name")
     .default("axion"),
+  WORKER_SSH_SESSIONS_PER_OWNER: z.coerce
+    .number({ error: "must be a whole number" })
+    .int()
+    .min(1, "must be 1-1000")
+    .max(1000, "must be 1-1000")
+    .default(8),
   SSH_CONNECT_TIMEOUT_MS: z.coerce.number({ error: "must be milliseconds" }).int().min(1000, "must be at least 1000").default(10_000),
   SSH_KEY_PARSE_TIMEOUT_MS: z.coerce.number({ error: "must be milliseconds" }).int().min(100, "must be at least 100").default(30_000),
   SSH_KEY_PARSE_THREADS: z.coerce
