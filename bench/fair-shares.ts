@@ -111,7 +111,7 @@ async function main() {
   const hangingReceiver = await startHangingReceiver();
   const receiver = await startWebhookReceiver();
   // Silent hosts on 127.0.0.2, test hosts on their bridge; the receivers on 127.0.0.1 (alerting's policy).
-  const stack = await startAxion({ serverAddressAllow: ["127.0.0.2/32", "0.0.0.0/0", "::/0"] });
+  const stack = await startAxion({ serverAddressAllow: ["127.0.0.1/32", "127.0.0.2/32", "0.0.0.0/0", "::/0"] });
   let alerting: Alerting | undefined;
   const stopFlood = new AbortController();
   try {

@@ -1,3 +1,4 @@
+import { ApplicationFailure } from "@temporalio/common";
 import { SshErrorType, sshFailure } from "./errors.js";
 
 interface Waiter {
@@ -103,3 +104,6 @@ export class SshShares {
 }
 
 const busy = (message: string) => sshFailure(SshErrorType.ShareBusy, message);
+
+/** A step that did not run for want of a share: never an outcome of the step, always rethrown (its workflow schedules it again). */
+export const isShareBusy = (error: unknown): boolean => error instanceof ApplicationFailure && error.type === SshErrorType.ShareBusy;
