@@ -86,28 +86,40 @@ async function newOwner(stack: AxionStack, name: string): Promise<{ owner: Owner
   return { owner, ownerId, clusterId };
 }
 
-/** ConfigureServer through the API, followed with WatchOperation: when its first step started, when it ended. */
-async function configure(owner: Owner, serverId: string): Promise<{ firstStepMs: number; totalMs: number; status: string }> {
+interface ConfigureFigures {
+  firstStepMs: number;
+  totalMs: number;
+  status: string;
+}
+
+/** ConfigureServer through the API, followed with WatchOperation; `seen` is filled in as it goes (read it after a timeout). */
+async function configure(owner: Owner, serverId: string, seen: ConfigureFigures): Promise<ConfigureFigures> {
   const started = Date.now();
   const { operation } = await owner.servers.configureServer({ id: serverId });
-  let firstStepMs = Number.POSITIVE_INFINITY;
-  let status = "";
   for await (const update of owner.operations.watchOperation({ id: operation!.id })) {
     const op = update.operation;
     const first = op?.steps[0];
     // The step's own start time (this machine's clock): the watch streams about once a second.
-    if (first && firstStepMs === Number.POSITIVE_INFINITY)
-      firstStepMs = (first.startTime ? timestampMs(first.startTime) : Date.now()) - started;
-    status = OperationStatus[op?.status ?? 0] ?? "";
+    if (first && seen.firstStepMs === Number.POSITIVE_INFINITY)
+      seen.firstStepMs = (first.startTime ? timestampMs(first.startTime) : Date.now()) - started;
+    seen.status = OperationStatus[op?.status ?? 0] ?? "";
   }
-  return { firstStepMs, totalMs: Date.now() - started, status };
+  seen.totalMs = Date.now() - started;
+  return seen;
 }
+
+const notYet = (): ConfigureFigures => ({
+  firstStepMs: Number.POSITIVE_INFINITY,
+  totalMs: Number.POSITIVE_INFINITY,
+  status: "not started",
+});
 
 async function main() {
   downHosts(prefix);
   const { fleet } = await freshFleet(prefix, 2, dockerImagePath());
   const silent: SilentHost[] = [];
-  for (let i = 0; i < 4; i++) silent.push(await startSilentHost());
+  // One per server of A: an owner has one server per address and port.
+  for (let i = 0; i < silentServers; i++) silent.push(await startSilentHost());
   const hangingReceiver = await startHangingReceiver();
   const receiver = await startWebhookReceiver();
   // Silent hosts on 127.0.0.2, test hosts on their bridge; the receivers on 127.0.0.1 (alerting's policy).
@@ -165,7 +177,7 @@ async function main() {
     );
 
     say("B's ConfigureServer, unloaded");
-    const unloaded = await configure(b.owner, unloadedId!);
+    const unloaded = await configure(b.owner, unloadedId!, notYet());
     say(`unloaded: first step after ${unloaded.firstStepMs} ms, done after ${unloaded.totalMs} ms (${unloaded.status})`);
 
     // --- A: servers at silent hosts, channels at a receiver that never answers, keys that cost 64 bcrypt rounds.
@@ -174,7 +186,7 @@ async function main() {
       Array.from({ length: silentServers }, (_, i) => i),
       4,
       async (i) => {
-        const host = silent[i % silent.length]!;
+        const host = silent[i]!;
         const { server } = await patiently(() =>
           a.owner.servers.createServer({
             clusterId: a.clusterId,
@@ -209,6 +221,7 @@ async function main() {
               clusterId: a.clusterId,
               name: `heavy-${lane}-${n}`,
               host: "203.0.113.20",
+              sshPort: 1024 + ((lane * 1000 + n) % 60_000),
               credential: { method: { case: "privateKey", value: { key: heavyKeys[lane % 4]!, passphrase: "correct horse battery" } } },
             }),
           );
@@ -248,11 +261,13 @@ async function main() {
           clusterId: b.clusterId,
           name: `b-extra-${i}`,
           host: "203.0.113.30",
+          sshPort: 2200 + i,
           credential: { method: { case: "privateKey", value: { key: fleet.privateKey } } },
         }),
       ).catch((error) => say(`B CreateServer failed: ${String(error)}`));
       createMs.push(Date.now() - started);
     }
+    say(`B CreateServer: ${createMs.join(", ")} ms`);
     const from = receiver.received.length;
     const offlineAt = Date.now();
     await setServerStatus(stack.api.database.db, watched!.id, "OFFLINE", "no heartbeat", { by: "liveness" });
@@ -260,7 +275,12 @@ async function main() {
       .waitFor(from + 1, 120_000)
       .then((all) => all[from]!.at - offlineAt)
       .catch(() => Number.POSITIVE_INFINITY);
-    const loaded = await configure(b.owner, loadedId!);
+    // Bounded: a flood that stalls Temporal itself would keep the watch open for as long as it lasts.
+    const cap = Math.max(60_000, 10 * unloaded.totalMs);
+    const loaded = notYet();
+    await Promise.race([configure(b.owner, loadedId!, loaded), sleep(cap)]);
+    if (loaded.totalMs === Number.POSITIVE_INFINITY) loaded.status += ` (still running after ${cap} ms)`;
+    say(`loaded: first step after ${loaded.firstStepMs} ms, done after ${loaded.totalMs} ms (${loaded.status})`);
     const alertDelay = await alertMs;
 
     const met = (ok: boolean) => (ok ? "met" : "NOT MET");

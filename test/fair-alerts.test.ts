@@ -1,14 +1,12 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import { inArray } from "drizzle-orm";
 import { type Alerting, startAlerting } from "../core/alerting.js";
 import { createCredentialsCipher } from "../core/credentials-cipher.js";
 import { createNetworkPolicy, parseCidr } from "../core/network-policy.js";
 import { setServerStatus } from "../core/server-status.js";
 import { servers } from "../db/schema.js";
-import { NotificationChannelKind, NotificationService } from "../gen/axion/infrastructure/v1/notification_service_pb.js";
+import { NotificationChannelKind } from "../gen/axion/infrastructure/v1/notification_service_pb.js";
 import { startTestApi, type TestApi, testCredentialsKey } from "./support/api.js";
 import { type HangingReceiver, startHangingReceiver } from "./support/hanging-receiver.js";
 import { startWebhookReceiver, type WebhookReceiver } from "./support/webhook-receiver.js";
@@ -42,20 +40,7 @@ async function ownerWithServers(name: string, count: number) {
   }
   // Servers whose agents heartbeat (set here, not by a heartbeat): the liveness sweep may take them OFFLINE.
   await api.database.db.update(servers).set({ status: "ONLINE" }).where(inArray(servers.id, serverIds));
-  const notifications = createClient(
-    NotificationService,
-    createConnectTransport({
-      baseUrl: api.baseUrl,
-      httpVersion: "1.1",
-      interceptors: [
-        (next) => (req) => {
-          req.header.set("authorization", `Bearer ${owner.token}`);
-          return next(req);
-        },
-      ],
-    }),
-  );
-  return { ...owner, notifications, serverIds };
+  return { ...owner, notifications: clients.notifications, serverIds };
 }
 
 before(async () => {
