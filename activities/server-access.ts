@@ -92,12 +92,17 @@ export async function withServerSession<T>(
   options: SessionOptions = {},
 ): Promise<T> {
   const server = await loadServer(deps, serverId);
-  // Waiting for the owner's share heartbeats: a long wait is not mistaken for a lost worker.
+  const credential = await loadServerCredential(deps, serverId).catch((cause) => {
+    if (cause instanceof AppError) throw ApplicationFailure.nonRetryable(cause.message, FailureType.CredentialUnavailable);
+    throw cause;
+  });
+  // The share covers what costs: decrypting the key, logging in, the session's work. Waiting for it
+  // heartbeats, so a long wait is not mistaken for a lost worker.
   const release = deps.sshShares
     ? await heartbeating(() => (deps.sshShares as SshShares).acquire(server.ownerId, activitySignal()))
     : () => {};
   try {
-    return await inSession(deps, server, work, options);
+    return await inSession(deps, server, credential, work, options);
   } finally {
     release();
   }
@@ -106,14 +111,11 @@ export async function withServerSession<T>(
 async function inSession<T>(
   deps: ActivityDeps,
   server: ServerRecord,
+  credential: SshCredentialInput,
   work: (session: SshSession, server: ServerRecord) => Promise<T>,
   options: SessionOptions,
 ): Promise<T> {
   const serverId = server.id;
-  const credential = await loadServerCredential(deps, serverId).catch((cause) => {
-    if (cause instanceof AppError) throw ApplicationFailure.nonRetryable(cause.message, FailureType.CredentialUnavailable);
-    throw cause;
-  });
   const key = deps.sshSessions && !options.readOnly ? sessionKey(server, credential) : undefined;
   let session = key && server.hostKeyFingerprint ? deps.sshSessions?.take(key) : undefined;
   if (session && session.fingerprint !== server.hostKeyFingerprint) {
