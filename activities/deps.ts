@@ -3,6 +3,7 @@ import type { KeyParsingPool } from "../core/key-parsing.js";
 import type { NetworkPolicy } from "../core/network-policy.js";
 import type { Database } from "../db/client.js";
 import type { ProviderEndpoints } from "./providers/registry.js";
+import type { SshShares } from "./ssh/owner-shares.js";
 import type { SshSessionPool } from "./ssh/pool.js";
 
 /** What activities need from the process: they load secrets by id themselves, never from workflow input. */
@@ -20,6 +21,8 @@ export interface ActivityDeps {
   providers?: ProviderEndpoints;
   /** Idle SSH sessions shared by consecutive steps of a workflow run; absent, every step logs in anew. */
   sshSessions?: SshSessionPool;
+  /** Each owner's share of the SSH sessions this worker runs at once; absent, no share is enforced. */
+  sshShares?: SshShares;
   /** Where stored private keys are decrypted before ssh2 sees them; default: the process' shared pool. */
   keyParsing?: KeyParsingPool;
   /** Which server addresses may be connected to (checked after name resolution); default: the built-in policy. */

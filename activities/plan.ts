@@ -10,6 +10,7 @@ import { parseStepOutput, type StepState } from "./host-scripts.js";
 import { DEPLOY_KEY_UNSET, deployKeyStep, type HostStep, hostSteps, outcomeOf, preflightProblem, readFacts } from "./provisioning.js";
 import { readDiagnosis } from "./recovery.js";
 import { loadServer, type ServerRecord, withServerSession } from "./server-access.js";
+import { isShareBusy } from "./ssh/owner-shares.js";
 import { heartbeating, runRemoteStep } from "./ssh/remote-step.js";
 import type { SshSession } from "./ssh/session.js";
 
@@ -207,7 +208,7 @@ export async function planServer(deps: ActivityDeps, serverId: string, kind: Rol
       ),
     );
   } catch (error) {
-    if (cancelled()) throw error;
+    if (cancelled() || isShareBusy(error)) throw error;
     if (error instanceof ApplicationFailure && error.type === FailureType.ServerNotFound) {
       return summarize({ id: serverId, name: server.name }, [], "the server no longer exists");
     }

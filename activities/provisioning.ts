@@ -14,6 +14,7 @@ import {
 } from "./host-scripts.js";
 import { type ServerRecord, type SessionOptions, withServerSession } from "./server-access.js";
 import { SshErrorType, sshFailure } from "./ssh/errors.js";
+import { isShareBusy } from "./ssh/owner-shares.js";
 import { heartbeating, runRemoteStep } from "./ssh/remote-step.js";
 import { presentedFingerprint, type SshSession } from "./ssh/session.js";
 import type { ShellFragment } from "./ssh/shell.js";
@@ -156,6 +157,7 @@ export function createProvisioningActivities(deps: ActivityDeps) {
         );
       } catch (error) {
         if (error instanceof ApplicationFailure && error.type === FailureType.ServerNotFound) throw error;
+        if (isShareBusy(error)) throw error;
         const seen = presentedFingerprint(error);
         return {
           outcome: outcomeOf(error),

@@ -11,6 +11,8 @@ import { servers } from "../db/schema.js";
 import { FailureType } from "../workflows/failure-types.js";
 import type { ActivityDeps } from "./deps.js";
 import { SshErrorType, sshFailure } from "./ssh/errors.js";
+import type { SshShares } from "./ssh/owner-shares.js";
+import { heartbeating } from "./ssh/remote-step.js";
 import { openSsh, presentedFingerprint, type SshSession } from "./ssh/session.js";
 
 export type ServerRecord = typeof servers.$inferSelect;
@@ -76,7 +78,8 @@ export interface SessionOptions {
  * pins it on first success, and marks the server HOSTKEY_MISMATCH when the key
  * changed. A session left by the previous step of the same workflow run is
  * reused when the host key is already pinned (trust on first use always
- * happens on a new connection).
+ * happens on a new connection). Opening and using the session counts against the
+ * owner's share of this worker's SSH sessions (activities/ssh/owner-shares.ts).
  */
 export async function withServerSession<T>(
   deps: ActivityDeps,
@@ -89,6 +92,26 @@ export async function withServerSession<T>(
     if (cause instanceof AppError) throw ApplicationFailure.nonRetryable(cause.message, FailureType.CredentialUnavailable);
     throw cause;
   });
+  // The share covers what costs: decrypting the key, logging in, the session's work. Waiting for it
+  // heartbeats, so a long wait is not mistaken for a lost worker.
+  const release = deps.sshShares
+    ? await heartbeating(() => (deps.sshShares as SshShares).acquire(server.ownerId, activitySignal()))
+    : () => {};
+  try {
+    return await inSession(deps, server, credential, work, options);
+  } finally {
+    release();
+  }
+}
+
+async function inSession<T>(
+  deps: ActivityDeps,
+  server: ServerRecord,
+  credential: SshCredentialInput,
+  work: (session: SshSession, server: ServerRecord) => Promise<T>,
+  options: SessionOptions,
+): Promise<T> {
+  const serverId = server.id;
   const key = deps.sshSessions && !options.readOnly ? sessionKey(server, credential) : undefined;
   let session = key && server.hostKeyFingerprint ? deps.sshSessions?.take(key) : undefined;
   if (session && session.fingerprint !== server.hostKeyFingerprint) {
@@ -132,4 +155,4 @@ export async function withServerSession<T>(
 }
 
 /** Kept here for the activities that import it from this module; implemented by the remote-step helper. */
-export { heartbeating } from "./ssh/remote-step.js";
+export { heartbeating };

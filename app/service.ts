@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import { Client, Connection } from "@temporalio/client";
 import type { Worker } from "@temporalio/worker";
 import type { ProviderEndpoints } from "../activities/providers/registry.js";
+import { defaultSshShares, SshShares } from "../activities/ssh/owner-shares.js";
 import { edgeLimitsFromConfig } from "../api/edge-limits.js";
 import { buildApiServer } from "../api/http-server.js";
 import { startProvisionerQueue } from "../compat/provisioner-queue.js";
@@ -104,6 +105,11 @@ export async function startService(config: Config, role: Role = "all"): Promise<
           orchestratorPublicKey: config.ORCHESTRATOR_SSH_PUBLIC_KEY,
           adminUser: config.AXION_ADMIN_USER,
           sshConnectTimeoutMs: config.SSH_CONNECT_TIMEOUT_MS,
+          sshShares: new SshShares({
+            ...defaultSshShares,
+            perOwner: config.WORKER_SSH_SESSIONS_PER_OWNER,
+            waitingPerOwner: config.WORKER_SSH_SESSIONS_PER_OWNER,
+          }),
           keyParsing,
           networkPolicy,
           providers,
@@ -176,6 +182,8 @@ export async function startService(config: Config, role: Role = "all"): Promise<
         retryInitialMs: config.NOTIFICATION_RETRY_INITIAL_MS,
         retryMaxMs: config.NOTIFICATION_RETRY_MAX_MS,
         maxAttempts: config.NOTIFICATION_MAX_ATTEMPTS,
+        deliveriesPerOwner: config.NOTIFICATION_DELIVERIES_PER_OWNER,
+        deliveriesInFlight: config.NOTIFICATION_DELIVERIES_IN_FLIGHT,
         retentionHours: config.OUTBOX_RETENTION_HOURS,
       });
       stops.push(() => alerting.stop());

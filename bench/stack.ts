@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { Client, Connection } from "@temporalio/client";
 import type { EdgeLimits } from "../api/edge-limits.js";
+import { type Cidr, createNetworkPolicy, type NetworkPolicy, parseCidr } from "../core/network-policy.js";
 import { openDatabase } from "../db/client.js";
 import { startDevServer } from "../temporal/dev-server.js";
 import { startTestApi, testCredentialsKey } from "../test/support/api.js";
@@ -162,6 +163,13 @@ export interface StackOptions {
   limits?: Partial<EdgeLimits>;
   /** Node flags for the worker process (`--cpu-prof`, ...). */
   workerNodeArgs?: string[];
+  /** SERVER_ADDRESS_ALLOW of the API and the worker (CIDRs), e.g. to admit silent hosts on 127.0.0.2. */
+  serverAddressAllow?: string[];
+}
+
+/** The network policy of a SERVER_ADDRESS_ALLOW list (the built-in policy when it is absent). */
+export function allowPolicy(cidrs: string[] | undefined): NetworkPolicy | undefined {
+  return cidrs ? createNetworkPolicy({ allow: cidrs.map((c) => parseCidr(c) as Cidr) }) : undefined;
 }
 
 export async function startAxion(options: StackOptions = {}): Promise<AxionStack> {
@@ -182,7 +190,12 @@ export async function startAxion(options: StackOptions = {}): Promise<AxionStack
     stops.push(() => connection.close());
     const client = new Client({ connection, namespace: dev.spec.namespace });
     const taskQueue = "axion-bench";
-    const api = await startTestApi({ database, workflows: { client, taskQueue }, limits: options.limits });
+    const api = await startTestApi({
+      database,
+      workflows: { client, taskQueue },
+      limits: options.limits,
+      networkPolicy: allowPolicy(options.serverAddressAllow),
+    });
     stops.push(() => api.close()); // closes the database too
 
     const worker: ChildProcess = spawn(
@@ -198,6 +211,7 @@ export async function startAxion(options: StackOptions = {}): Promise<AxionStack
           BENCH_DATABASE_URL: pg.url,
           BENCH_CREDENTIALS_KEY: testCredentialsKey,
           BENCH_ORCHESTRATOR_KEY: ORCHESTRATOR_KEY,
+          ...(options.serverAddressAllow ? { BENCH_SERVER_ADDRESS_ALLOW: options.serverAddressAllow.join(",") } : {}),
         },
       },
     );

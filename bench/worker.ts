@@ -5,13 +5,15 @@
  *
  * Env: BENCH_TEMPORAL_ADDRESS, BENCH_TEMPORAL_NAMESPACE, BENCH_TASK_QUEUE, BENCH_DATABASE_URL,
  * BENCH_CREDENTIALS_KEY, BENCH_ORCHESTRATOR_KEY, BENCH_SSH_CONNECT_TIMEOUT_MS (default 10000,
- * the service's default). Sends {ready: true} over IPC once polling; SIGTERM shuts it down.
+ * the service's default), BENCH_SERVER_ADDRESS_ALLOW (CIDRs, comma-separated; default: the built-in
+ * policy). Sends {ready: true} over IPC once polling; SIGTERM shuts it down.
  */
 import { createCredentialsCipher } from "../core/credentials-cipher.js";
 import { setLogLevel } from "../core/log.js";
 import { openDatabase } from "../db/client.js";
 import { installRuntime } from "../temporal/runtime.js";
 import { createWorker } from "../temporal/worker.js";
+import { allowPolicy } from "./stack.js";
 
 function env(name: string): string {
   const value = process.env[name];
@@ -37,6 +39,7 @@ const { worker, connection, run } = await createWorker(
     orchestratorPublicKey: env("BENCH_ORCHESTRATOR_KEY"),
     adminUser: "axion",
     sshConnectTimeoutMs: Number(process.env.BENCH_SSH_CONNECT_TIMEOUT_MS ?? 10_000),
+    networkPolicy: allowPolicy(process.env.BENCH_SERVER_ADDRESS_ALLOW?.split(",")),
   },
 );
 const running = run();

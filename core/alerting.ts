@@ -5,7 +5,7 @@ import type { AlertDefaults } from "./alert-rules.js";
 import type { CredentialsCipher } from "./credentials-cipher.js";
 import { errorSummary, log } from "./log.js";
 import type { NetworkPolicy } from "./network-policy.js";
-import { deliverDue } from "./notification-delivery.js";
+import { DeliveriesInFlight, startDueDeliveries } from "./notification-delivery.js";
 
 export interface AlertingOptions {
   db: Database;
@@ -19,6 +19,10 @@ export interface AlertingOptions {
   retryInitialMs: number;
   retryMaxMs: number;
   maxAttempts: number;
+  /** Deliveries in flight at once per owner in this process (NOTIFICATION_DELIVERIES_PER_OWNER). */
+  deliveriesPerOwner?: number;
+  /** Deliveries in flight at once in this process, all owners together (NOTIFICATION_DELIVERIES_IN_FLIGHT). */
+  deliveriesInFlight?: number;
   /** Pause between passes (events, grace, deliveries). */
   pollIntervalMs?: number;
   /** Ended alerts and their deliveries are kept this long (OUTBOX_RETENTION_HOURS); pruned once an hour. */
@@ -28,7 +32,7 @@ export interface AlertingOptions {
 }
 
 export interface Alerting {
-  /** One pass: read new outbox events, fire alerts past their grace period, evaluate resources when due, send due deliveries. */
+  /** One pass: read new outbox events, fire alerts past their grace period, evaluate resources when due, send due deliveries (resolves once they are sent). */
   runOnce(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -36,7 +40,9 @@ export interface Alerting {
 /**
  * The alerting loop of a worker process. All state is in PostgreSQL (alerts, deliveries, the
  * outbox's alerts_checked_at), so a restart continues where it stopped, and several processes
- * may run it: evaluation passes take a try-lock, deliveries are claimed with leases.
+ * may run it: evaluation passes take a try-lock, deliveries are claimed with leases. The loop
+ * does not wait for the deliveries it starts: a receiver that never answers holds its owner's
+ * share of deliveries in flight until the request deadline, never the next pass.
  */
 export function startAlerting(options: AlertingOptions): Alerting {
   const settings = { graceSeconds: options.graceSeconds, defaults: options.defaults };
@@ -44,15 +50,17 @@ export function startAlerting(options: AlertingOptions): Alerting {
   let lastResourcePass = 0;
   let lastPrune = 0;
   let stopped = false;
+  const inFlight = new DeliveriesInFlight(options.deliveriesPerOwner, options.deliveriesInFlight);
 
-  const pass = async () => {
+  const pass = async (waitForDeliveries: boolean) => {
     while ((await evaluateOutboxEvents(options.db, settings)) === 200) {}
     await firePendingAlerts(options.db, options.graceSeconds);
     if (Date.now() - lastResourcePass >= options.resourceIntervalSeconds * 1000) {
       lastResourcePass = Date.now();
       await evaluateResourceAlerts(options.db, settings);
     }
-    await deliverDue(options);
+    const { sent } = await startDueDeliveries(options, inFlight);
+    if (waitForDeliveries) await sent;
     if (Date.now() - lastPrune >= 3_600_000) {
       lastPrune = Date.now();
       await pruneEndedAlerts(options.db, options.retentionHours ?? 168);
@@ -60,8 +68,9 @@ export function startAlerting(options: AlertingOptions): Alerting {
   };
 
   let queue: Promise<unknown> = Promise.resolve();
-  const runOnce = () => {
-    const run = queue.then(pass, pass);
+  const runPass = (waitForDeliveries: boolean) => {
+    const once = () => pass(waitForDeliveries);
+    const run = queue.then(once, once);
     queue = run.catch(() => {});
     return run;
   };
@@ -70,7 +79,7 @@ export function startAlerting(options: AlertingOptions): Alerting {
   let failures = 0;
   const loop = () => {
     if (stopped) return;
-    runOnce()
+    runPass(false)
       .then(() => {
         failures = 0;
       })
@@ -85,11 +94,12 @@ export function startAlerting(options: AlertingOptions): Alerting {
   if (options.loop !== false) timer = setTimeout(loop, 0);
 
   return {
-    runOnce,
+    runOnce: () => runPass(true),
     async stop() {
       stopped = true;
       clearTimeout(timer);
       await queue;
+      await inFlight.settled();
     },
   };
 }

@@ -154,4 +154,12 @@ export const configReference: Record<ConfigVariable, { meaning: string; unset?: 
   OTEL_TRACES_SAMPLE_RATIO: {
     meaning: "share of traces recorded (0-1), decided by trace id; a caller's `traceparent` flag neither forces nor suppresses recording",
   },
+  WORKER_SSH_SESSIONS_PER_OWNER: {
+    meaning:
+      "SSH sessions one organization's steps use at once on each worker; as many more may wait up to 20 s, beyond that a step is postponed by its workflow (1-30 s), never failed: an organization holds at most twice this many of a worker's activity slots",
+  },
+  NOTIFICATION_DELIVERIES_PER_OWNER: {
+    meaning: "alert deliveries in flight per organization per worker process (claimed round-robin across organizations)",
+  },
+  NOTIFICATION_DELIVERIES_IN_FLIGHT: { meaning: "alert deliveries in flight per worker process in all" },
 };

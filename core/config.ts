@@ -114,6 +114,12 @@ const schema = z.object({
     .string()
     .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a POSIX user name")
     .default("axion"),
+  WORKER_SSH_SESSIONS_PER_OWNER: z.coerce
+    .number({ error: "must be a whole number" })
+    .int()
+    .min(1, "must be 1-1000")
+    .max(1000, "must be 1-1000")
+    .default(8),
   SSH_CONNECT_TIMEOUT_MS: z.coerce.number({ error: "must be milliseconds" }).int().min(1000, "must be at least 1000").default(10_000),
   SSH_KEY_PARSE_TIMEOUT_MS: z.coerce.number({ error: "must be milliseconds" }).int().min(100, "must be at least 100").default(30_000),
   SSH_KEY_PARSE_THREADS: z.coerce
@@ -262,6 +268,18 @@ const schema = z.object({
     .int()
     .min(10, "must be at least 10")
     .default(15 * 60_000),
+  NOTIFICATION_DELIVERIES_PER_OWNER: z.coerce
+    .number({ error: "must be a whole number" })
+    .int()
+    .min(1, "must be 1-1000")
+    .max(1000, "must be 1-1000")
+    .default(4),
+  NOTIFICATION_DELIVERIES_IN_FLIGHT: z.coerce
+    .number({ error: "must be a whole number" })
+    .int()
+    .min(1, "must be 1-10000")
+    .max(10_000, "must be 1-10000")
+    .default(64),
   NOTIFICATION_MAX_ATTEMPTS: z.coerce.number({ error: "must be a whole number" }).int().min(1).max(1000).default(20),
   NOTIFICATION_TEST_BURST: z.coerce.number({ error: "must be a whole number" }).int().min(1, "must be at least 1").default(5),
   NOTIFICATION_TESTS_PER_MINUTE: z.coerce.number({ error: "must be a number" }).positive("must be more than 0").default(2),

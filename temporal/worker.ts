@@ -2,6 +2,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { NativeConnection, Worker } from "@temporalio/worker";
 import { type ActivityDeps, createActivities } from "../activities/index.js";
+import { SshShares } from "../activities/ssh/owner-shares.js";
 import { SshSessionPool } from "../activities/ssh/pool.js";
 import { workerObservability } from "../observability/worker-interceptors.js";
 
@@ -38,7 +39,7 @@ export async function createWorker(
     namespace: options.namespace,
     taskQueue: options.taskQueue,
     workflowsPath: options.workflowsPath ?? workflowsPath,
-    activities: createActivities({ ...deps, sshSessions }),
+    activities: createActivities({ ...deps, sshSessions, sshShares: deps.sshShares ?? new SshShares() }),
     ...workerTuning,
     ...workerObservability(),
   });

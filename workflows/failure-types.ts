@@ -10,6 +10,12 @@ export const SshErrorType = {
   KeyUnusable: "SshKeyUnusable",
   /** The address (after name resolution) is refused by the network policy (core/network-policy.ts). */
   RefusedByPolicy: "RefusedByPolicy",
+  /**
+   * The owner's share of the worker's SSH sessions stayed in use (activities/ssh/owner-shares.ts).
+   * Not retried by Temporal (a retry would count as an attempt): the workflow waits and schedules
+   * the step again (workflows/ssh-share.ts).
+   */
+  ShareBusy: "SshShareBusy",
 } as const;
 export type SshErrorType = (typeof SshErrorType)[keyof typeof SshErrorType];
 
@@ -39,6 +45,7 @@ export const nonRetryableErrorTypes: string[] = [
   SshErrorType.UnsupportedOs,
   SshErrorType.KeyUnusable,
   SshErrorType.RefusedByPolicy,
+  SshErrorType.ShareBusy,
   FailureType.InsufficientResources,
   FailureType.ServerNotFound,
   FailureType.CredentialUnavailable,

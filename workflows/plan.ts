@@ -2,17 +2,20 @@ import { ActivityCancellationType, isCancellation, proxyActivities } from "@temp
 import type { Activities } from "../activities/index.js";
 import type { PlanInput, PlanResult, ServerPlan } from "./definitions.js";
 import { failureMessage } from "./failure-types.js";
+import { waitingForSshShare } from "./ssh-share.js";
 
 /** How many servers a plan checks at once unless its input says otherwise. */
 export const PLAN_CONCURRENCY = 20;
 
 /** One activity per server; it classifies every failure itself, so one retry covers only a lost worker. */
-const planActivities = proxyActivities<Activities>({
-  startToCloseTimeout: "10 minutes",
-  heartbeatTimeout: "30 seconds",
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  retry: { maximumAttempts: 2, initialInterval: "2 seconds" },
-});
+const planActivities = waitingForSshShare(
+  proxyActivities<Activities>({
+    startToCloseTimeout: "10 minutes",
+    heartbeatTimeout: "30 seconds",
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { maximumAttempts: 2, initialInterval: "2 seconds" },
+  }),
+);
 
 /**
  * A plan (check mode): each server's read-only checks for the kind, a bounded

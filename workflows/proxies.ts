@@ -1,6 +1,7 @@
 import { ActivityCancellationType, proxyActivities, proxyLocalActivities } from "@temporalio/workflow";
 import type { Activities } from "../activities/index.js";
 import { nonRetryableErrorTypes } from "./failure-types.js";
+import { waitingForSshShare } from "./ssh-share.js";
 
 /**
  * SSH steps: 1 try + 3 retries with exponential backoff; heartbeats (every SSH
@@ -8,20 +9,30 @@ import { nonRetryableErrorTypes } from "./failure-types.js";
  * A cancelled step is waited for: the workflow goes on only once the activity
  * has killed its remote command and stopped.
  */
-export const sshActivities = proxyActivities<Activities>({
-  startToCloseTimeout: "20 minutes",
-  heartbeatTimeout: "30 seconds",
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  retry: { maximumAttempts: 4, initialInterval: "2 seconds", backoffCoefficient: 2, maximumInterval: "30 seconds", nonRetryableErrorTypes },
-});
+export const sshActivities = waitingForSshShare(
+  proxyActivities<Activities>({
+    startToCloseTimeout: "20 minutes",
+    heartbeatTimeout: "30 seconds",
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: {
+      maximumAttempts: 4,
+      initialInterval: "2 seconds",
+      backoffCoefficient: 2,
+      maximumInterval: "30 seconds",
+      nonRetryableErrorTypes,
+    },
+  }),
+);
 
 /** A connection test answers in seconds: one attempt, classified by the activity. */
-export const probeActivities = proxyActivities<Activities>({
-  startToCloseTimeout: "90 seconds",
-  heartbeatTimeout: "30 seconds",
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  retry: { maximumAttempts: 1 },
-});
+export const probeActivities = waitingForSshShare(
+  proxyActivities<Activities>({
+    startToCloseTimeout: "90 seconds",
+    heartbeatTimeout: "30 seconds",
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { maximumAttempts: 1 },
+  }),
+);
 
 /**
  * Database reads and writes: short, idempotent, retried until the database

@@ -6,6 +6,7 @@ import { FailureType, nonRetryableErrorTypes } from "./failure-types.js";
 import { runOperation } from "./operation.js";
 import { ProgressTracker } from "./progress.js";
 import { recordActivities } from "./proxies.js";
+import { waitingForSshShare } from "./ssh-share.js";
 
 /** The rebuild request is sent once: Time4VPS has no request id, and a retry could start a second rebuild. */
 const provider = proxyActivities<Activities>({ startToCloseTimeout: "1 minute", retry: { maximumAttempts: 1 } });
@@ -14,17 +15,19 @@ const providerPolls = proxyActivities<Activities>({
   retry: { maximumAttempts: 5, initialInterval: "5 seconds", nonRetryableErrorTypes },
 });
 /** A rebuilt server takes minutes to boot: keep trying to connect, durably. */
-const waitForSsh = proxyActivities<Activities>({
-  startToCloseTimeout: "1 minute",
-  heartbeatTimeout: "30 seconds",
-  retry: {
-    maximumAttempts: 60,
-    initialInterval: "5 seconds",
-    backoffCoefficient: 1.5,
-    maximumInterval: "30 seconds",
-    nonRetryableErrorTypes,
-  },
-});
+const waitForSsh = waitingForSshShare(
+  proxyActivities<Activities>({
+    startToCloseTimeout: "1 minute",
+    heartbeatTimeout: "30 seconds",
+    retry: {
+      maximumAttempts: 60,
+      initialInterval: "5 seconds",
+      backoffCoefficient: 1.5,
+      maximumInterval: "30 seconds",
+      nonRetryableErrorTypes,
+    },
+  }),
+);
 
 const REBUILD_DEADLINE_MS = 2 * 60 * 60 * 1000;
 

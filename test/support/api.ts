@@ -14,6 +14,7 @@ import type { WorkflowGateway } from "../../core/provisioning.js";
 import { type DatabaseHandle, openDatabase } from "../../db/client.js";
 import { AgentService } from "../../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { ClusterService } from "../../gen/axion/infrastructure/v1/cluster_service_pb.js";
+import { NotificationService } from "../../gen/axion/infrastructure/v1/notification_service_pb.js";
 import { OperationService } from "../../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { ProviderAccountService } from "../../gen/axion/infrastructure/v1/provider_account_service_pb.js";
 import { RolloutService } from "../../gen/axion/infrastructure/v1/rollout_service_pb.js";
@@ -39,6 +40,7 @@ export interface TestApi {
     operations: Client<typeof OperationService>;
     providerAccounts: Client<typeof ProviderAccountService>;
     rollouts: Client<typeof RolloutService>;
+    notifications: Client<typeof NotificationService>;
     /** With an owner token for InstallAgent/GetAgentStatus, with an agent token for Register/Heartbeat. */
     agents: Client<typeof AgentService>;
   };
@@ -116,6 +118,7 @@ export async function startTestApi(
         operations: createClient(OperationService, transport),
         providerAccounts: createClient(ProviderAccountService, transport),
         rollouts: createClient(RolloutService, transport),
+        notifications: createClient(NotificationService, transport),
         agents: createClient(AgentService, transport),
       };
     },

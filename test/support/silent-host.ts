@@ -5,6 +5,10 @@ export interface SilentHost {
   port: number;
   /** Connections accepted so far. */
   accepted(): number;
+  /** Resolves when this host has accepted `count` connections in all. */
+  acceptedCount(count: number): Promise<void>;
+  /** The most connections that were open at once. */
+  mostOpenAtOnce(): number;
   /** Calls `listener` when a connection this host accepted is closed by the other side. */
   onClose(listener: () => void): void;
   close(): Promise<void>;
@@ -18,10 +22,17 @@ export interface SilentHost {
 export async function startSilentHost(host = "127.0.0.2"): Promise<SilentHost> {
   const sockets = new Set<Socket>();
   let accepted = 0;
+  let most = 0;
   const closeListeners: (() => void)[] = [];
+  const acceptWaiters: { count: number; resolve: () => void }[] = [];
   const server = createServer((socket) => {
     accepted += 1;
     sockets.add(socket);
+    most = Math.max(most, sockets.size);
+    for (const w of acceptWaiters.filter((w) => accepted >= w.count)) {
+      acceptWaiters.splice(acceptWaiters.indexOf(w), 1);
+      w.resolve();
+    }
     socket.on("error", () => {});
     socket.resume(); // reads (and drops) what the client says, so its end is seen
     socket.on("close", () => {
@@ -36,6 +47,9 @@ export async function startSilentHost(host = "127.0.0.2"): Promise<SilentHost> {
     host,
     port: (server.address() as AddressInfo).port,
     accepted: () => accepted,
+    acceptedCount: (count) =>
+      accepted >= count ? Promise.resolve() : new Promise<void>((resolve) => acceptWaiters.push({ count, resolve })),
+    mostOpenAtOnce: () => most,
     onClose: (listener) => closeListeners.push(listener),
     close: () =>
       new Promise<void>((resolve) => {
