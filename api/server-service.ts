@@ -1,6 +1,7 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { AppError } from "../core/errors.js";
 import { acceptHostKey } from "../core/host-keys.js";
+import type { ServerStatus as DbServerStatus } from "../core/kinds.js";
 import { requireOperation } from "../core/operations.js";
 import { parsePageRequest } from "../core/pagination.js";
 import { runPlan } from "../core/plans.js";
@@ -8,7 +9,6 @@ import { startServerOperation, type WorkflowGateway } from "../core/provisioning
 import { checkReinstallable, type ReinstallCheckDeps } from "../core/reinstall-checks.js";
 import { createServer, deleteServer, type InventoryDeps, listServers, requireServer, updateServer } from "../core/servers.js";
 import type { SshCredentialInput } from "../core/validation.js";
-import type { ServerStatus as DbServerStatus } from "../db/schema.js";
 import {
   ConnectionOutcome,
   DeployKeyAction,
@@ -17,7 +17,8 @@ import {
   type SshCredential,
 } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import type { ConnectionTestResult } from "../workflows/contract.js";
-import { rolloutKindFromProto, serverMessage, serverPlanMessage, statusFromProto } from "./convert.js";
+import { rolloutKindFromProto, serverMessage, serverPlanMessage } from "./convert.js";
+import { serverStatusProto } from "./enum-mapping.js";
 import { operationMessage } from "./operation-message.js";
 import { requireOwner } from "./owner.js";
 
@@ -35,7 +36,7 @@ function credentialInput(credential: SshCredential | undefined): SshCredentialIn
 /** A status filter from the proto: UNSPECIFIED means none for `status`, and is refused inside `statuses`. */
 function statusFilter(status: ServerStatus, field: string, required = false): DbServerStatus[] {
   if (status === ServerStatus.UNSPECIFIED && !required) return [];
-  const known = statusFromProto(status);
+  const known = serverStatusProto.fromProto(status);
   if (!known) throw AppError.invalid(field, "is not a known server status");
   return [known];
 }
