@@ -1,6 +1,6 @@
 import { Context } from "@temporalio/activity";
 import { ApplicationFailure } from "@temporalio/common";
-import type { PlanOutcome, RolloutKind } from "../core/kinds.js";
+import type { DeployKeyAction, PlanOutcome, RolloutKind } from "../core/kinds.js";
 import { runningOperation } from "../core/operations.js";
 import type { HostFacts, ServerPlan, StepPlan } from "../workflows/definitions.js";
 import { FailureType } from "../workflows/failure-types.js";
@@ -73,7 +73,7 @@ const preflightCheck: Check = {
   },
 };
 
-const deployKeyCheck = (action: "add" | "remove", name: string): Check => ({
+const deployKeyCheck = (action: DeployKeyAction, name: string): Check => ({
   name,
   run: async (ctx) => {
     const step = deployKeyStep(ctx.deps, action);

@@ -1,4 +1,7 @@
 import type {
+  BusyPolicy,
+  ConnectionOutcome,
+  DeployKeyAction,
   NotificationChannelKind,
   OperationKind,
   OperationStatus,
@@ -17,10 +20,15 @@ import {
 import { PlanOutcome as ProtoPlanOutcome, RolloutKind as ProtoRolloutKind } from "../gen/axion/infrastructure/v1/plan_pb.js";
 import { ProviderKind as ProtoProviderKind } from "../gen/axion/infrastructure/v1/provider_account_service_pb.js";
 import {
+  BusyServerPolicy as ProtoBusyServerPolicy,
   RolloutServerState as ProtoRolloutServerState,
   RolloutStatus as ProtoRolloutStatus,
 } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
-import { ServerStatus as ProtoServerStatus } from "../gen/axion/infrastructure/v1/server_service_pb.js";
+import {
+  ConnectionOutcome as ProtoConnectionOutcome,
+  DeployKeyAction as ProtoDeployKeyAction,
+  ServerStatus as ProtoServerStatus,
+} from "../gen/axion/infrastructure/v1/server_service_pb.js";
 
 /**
  * One table per enum between the internal names (core/kinds.ts) and the proto
@@ -107,6 +115,25 @@ export const rolloutServerStateProto = protoEnum<ProtoRolloutServerState>()({
   SKIPPED: ProtoRolloutServerState.SKIPPED,
   CANCELLED: ProtoRolloutServerState.CANCELLED,
 } satisfies Record<RolloutServerState, ProtoRolloutServerState>);
+
+export const busyPolicyProto = protoEnum<ProtoBusyServerPolicy>()({
+  skip: ProtoBusyServerPolicy.SKIP,
+  wait: ProtoBusyServerPolicy.WAIT,
+} satisfies Record<BusyPolicy, ProtoBusyServerPolicy>);
+
+export const connectionOutcomeProto = protoEnum<ProtoConnectionOutcome>()({
+  ok: ProtoConnectionOutcome.OK,
+  auth_failed: ProtoConnectionOutcome.AUTH_FAILED,
+  unreachable: ProtoConnectionOutcome.UNREACHABLE,
+  timeout: ProtoConnectionOutcome.TIMEOUT,
+  hostkey_mismatch: ProtoConnectionOutcome.HOSTKEY_MISMATCH,
+  refused_by_policy: ProtoConnectionOutcome.REFUSED_BY_POLICY,
+} satisfies Record<ConnectionOutcome, ProtoConnectionOutcome>);
+
+export const deployKeyActionProto = protoEnum<ProtoDeployKeyAction>()({
+  add: ProtoDeployKeyAction.ADD,
+  remove: ProtoDeployKeyAction.REMOVE,
+} satisfies Record<DeployKeyAction, ProtoDeployKeyAction>);
 
 export const planOutcomeProto = protoEnum<ProtoPlanOutcome>()({
   would_change: ProtoPlanOutcome.WOULD_CHANGE,

@@ -22,7 +22,7 @@ import {
   type RolloutTarget,
 } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
 import { serverPlanMessage } from "./convert.js";
-import { rolloutKindProto, rolloutServerStateProto, rolloutStatusProto } from "./enum-mapping.js";
+import { busyPolicyProto, rolloutKindProto, rolloutServerStateProto, rolloutStatusProto } from "./enum-mapping.js";
 import { requireOwner } from "./owner.js";
 import { requireGateway } from "./server-service.js";
 
@@ -59,7 +59,7 @@ function strategyInput(s: RolloutStrategy | undefined): StrategyInput {
     maxFailures: amountInput(s.maxFailures),
     batchPauseSeconds: durationSeconds("strategy.batch_pause", s.batchPause),
     pauseAfterCanary: s.pauseAfterCanary,
-    busyPolicy: s.busyPolicy === BusyServerPolicy.WAIT ? "wait" : "skip",
+    busyPolicy: busyPolicyProto.fromProto(s.busyPolicy) ?? "skip",
     busyWaitSeconds: durationSeconds("strategy.busy_wait_timeout", s.busyWaitTimeout),
   };
 }
@@ -99,7 +99,7 @@ function rolloutMessage(detail: Awaited<ReturnType<typeof rolloutDetail>>): Roll
       maxFailures: amount(strategy.maxFailures),
       batchPause: duration(strategy.batchPauseSeconds),
       pauseAfterCanary: strategy.pauseAfterCanary,
-      busyPolicy: strategy.busyPolicy === "wait" ? BusyServerPolicy.WAIT : BusyServerPolicy.SKIP,
+      busyPolicy: busyPolicyProto.toProto(strategy.busyPolicy),
       busyWaitTimeout: strategy.busyPolicy === "wait" ? duration(strategy.busyWaitSeconds) : undefined,
     },
     options: { diskThresholdPercent: Number((row.options as { diskThresholdPct?: number }).diskThresholdPct ?? 0) },

@@ -9,16 +9,9 @@ import { startServerOperation, type WorkflowGateway } from "../core/provisioning
 import { checkReinstallable, type ReinstallCheckDeps } from "../core/reinstall-checks.js";
 import { createServer, deleteServer, type InventoryDeps, listServers, requireServer, updateServer } from "../core/servers.js";
 import type { SshCredentialInput } from "../core/validation.js";
-import {
-  ConnectionOutcome,
-  DeployKeyAction,
-  type ServerService,
-  ServerStatus,
-  type SshCredential,
-} from "../gen/axion/infrastructure/v1/server_service_pb.js";
-import type { ConnectionTestResult } from "../workflows/contract.js";
+import { type ServerService, ServerStatus, type SshCredential } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { rolloutKindFromProto, serverMessage, serverPlanMessage } from "./convert.js";
-import { serverStatusProto } from "./enum-mapping.js";
+import { connectionOutcomeProto, deployKeyActionProto, serverStatusProto } from "./enum-mapping.js";
 import { operationMessage } from "./operation-message.js";
 import { requireOwner } from "./owner.js";
 
@@ -41,15 +34,6 @@ function statusFilter(status: ServerStatus, field: string, required = false): Db
   return [known];
 }
 
-const outcomes: Record<ConnectionTestResult["outcome"], ConnectionOutcome> = {
-  ok: ConnectionOutcome.OK,
-  auth_failed: ConnectionOutcome.AUTH_FAILED,
-  unreachable: ConnectionOutcome.UNREACHABLE,
-  timeout: ConnectionOutcome.TIMEOUT,
-  hostkey_mismatch: ConnectionOutcome.HOSTKEY_MISMATCH,
-  refused_by_policy: ConnectionOutcome.REFUSED_BY_POLICY,
-};
-
 export function requireGateway(gateway: WorkflowGateway | undefined): WorkflowGateway {
   if (!gateway) throw new AppError("unavailable", "workflows are not available on this API instance");
   return gateway;
@@ -71,7 +55,7 @@ export function serverService(
       const facts = result.facts;
       return {
         operation: operationMessage(await requireOperation(deps.db, requireOwner(ctx), operation.id)),
-        outcome: outcomes[result.outcome],
+        outcome: connectionOutcomeProto.toProto(result.outcome),
         message: result.message,
         hostKeyFingerprint: result.fingerprint ?? "",
         facts: facts && {
@@ -87,7 +71,7 @@ export function serverService(
       return { operation: operationMessage(operation) };
     },
     async setupDeployKey(req, ctx) {
-      const action = req.action === DeployKeyAction.REMOVE ? "remove" : "add";
+      const action = deployKeyActionProto.fromProto(req.action) ?? "add";
       const { operation } = await startServerOperation(deps.db, requireGateway(deps.workflows), requireOwner(ctx), req.id, "deploy_key", {
         action,
       });

@@ -57,6 +57,18 @@ export type AlertState = (typeof alertStates)[number];
 export const deliveryStatuses = ["pending", "delivered", "failed"] as const;
 export type DeliveryStatus = (typeof deliveryStatuses)[number];
 
+/** How a connection test (and a fleet check's login) ended. */
+export const connectionOutcomes = ["ok", "auth_failed", "unreachable", "timeout", "hostkey_mismatch", "refused_by_policy"] as const;
+export type ConnectionOutcome = (typeof connectionOutcomes)[number];
+
+/** What a deploy-key operation does with the owner's key in the login user's authorized_keys. */
+export const deployKeyActions = ["add", "remove"] as const;
+export type DeployKeyAction = (typeof deployKeyActions)[number];
+
+/** What a rollout does with a server that is busy with another operation. */
+export const busyPolicies = ["skip", "wait"] as const;
+export type BusyPolicy = (typeof busyPolicies)[number];
+
 /** A check's verdict on one step (and on a server), run read-only on the real host. */
 export const planOutcomes = ["would_change", "unchanged", "cannot"] as const;
 export type PlanOutcome = (typeof planOutcomes)[number];

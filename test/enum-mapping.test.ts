@@ -2,6 +2,9 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { DescEnum } from "@bufbuild/protobuf";
 import {
+  busyPolicyProto,
+  connectionOutcomeProto,
+  deployKeyActionProto,
   notificationChannelKindProto,
   operationKindProto,
   operationStatusProto,
@@ -14,6 +17,9 @@ import {
   serverStatusProto,
 } from "../api/enum-mapping.js";
 import {
+  busyPolicies,
+  connectionOutcomes,
+  deployKeyActions,
   notificationChannelKinds,
   operationKinds,
   operationStatuses,
@@ -28,8 +34,12 @@ import { NotificationChannelKindSchema } from "../gen/axion/infrastructure/v1/no
 import { OperationKindSchema, OperationStatusSchema } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { PlanOutcomeSchema, RolloutKindSchema } from "../gen/axion/infrastructure/v1/plan_pb.js";
 import { ProviderKindSchema } from "../gen/axion/infrastructure/v1/provider_account_service_pb.js";
-import { RolloutServerStateSchema, RolloutStatusSchema } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
-import { ServerStatusSchema } from "../gen/axion/infrastructure/v1/server_service_pb.js";
+import {
+  BusyServerPolicySchema,
+  RolloutServerStateSchema,
+  RolloutStatusSchema,
+} from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
+import { ConnectionOutcomeSchema, DeployKeyActionSchema, ServerStatusSchema } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 
 const enums: [DescEnum, ProtoEnum<string, number>, readonly string[]][] = [
   [ServerStatusSchema, serverStatusProto, serverStatuses],
@@ -41,6 +51,9 @@ const enums: [DescEnum, ProtoEnum<string, number>, readonly string[]][] = [
   [PlanOutcomeSchema, planOutcomeProto, planOutcomes],
   [ProviderKindSchema, providerKindProto, providerKinds],
   [NotificationChannelKindSchema, notificationChannelKindProto, notificationChannelKinds],
+  [BusyServerPolicySchema, busyPolicyProto, busyPolicies],
+  [ConnectionOutcomeSchema, connectionOutcomeProto, connectionOutcomes],
+  [DeployKeyActionSchema, deployKeyActionProto, deployKeyActions],
 ];
 
 describe("proto enums and the internal kinds map one to one", () => {

@@ -1,5 +1,5 @@
 import { defineQuery, defineSignal } from "@temporalio/workflow";
-import type { OperationKind, PlanOutcome, RolloutKind } from "../core/kinds.js";
+import type { ConnectionOutcome, OperationKind, PlanOutcome, RolloutKind } from "../core/kinds.js";
 
 /** Shared by workflows, activities and the API: typed query definitions and payload shapes. No secrets in any of them. */
 
@@ -35,8 +35,6 @@ export interface StepResult {
   changed: boolean;
   detail: string;
 }
-
-export type ConnectionOutcome = "ok" | "auth_failed" | "unreachable" | "timeout" | "hostkey_mismatch" | "refused_by_policy";
 
 export interface HostFacts {
   osId: string;

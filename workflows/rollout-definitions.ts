@@ -1,5 +1,5 @@
 import { defineQuery, defineUpdate } from "@temporalio/workflow";
-import type { OperationKind, RolloutKind, RolloutStatus } from "../core/kinds.js";
+import type { BusyPolicy, OperationKind, RolloutKind, RolloutStatus } from "../core/kinds.js";
 
 /** The rollout workflow's contract with the API: input, progress query, the pause/resume/abort updates. No secrets. */
 
@@ -34,7 +34,7 @@ export interface RolloutInput {
   failureBudget: number;
   batchPauseSeconds: number;
   pauseAfterCanary: boolean;
-  busyPolicy: "skip" | "wait";
+  busyPolicy: BusyPolicy;
   busyWaitSeconds: number;
   /** Children in flight at once at most (default 200); the rest of a run's servers start as others end. */
   windowSize?: number;
