@@ -26,6 +26,8 @@ export const endedRolloutStatuses: readonly RolloutStatus[] = ended;
 /** What became of one server of a rollout. */
 export const rolloutServerStates = ["PENDING", "WAITING", "RUNNING", "SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"] as const;
 export type RolloutServerState = (typeof rolloutServerStates)[number];
+/** A rollout server in one of these is done with (run, skipped or cancelled). */
+export const endedRolloutServerStates: readonly RolloutServerState[] = ["SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"];
 
 export const serverStatuses = [
   "PENDING",
