@@ -71,6 +71,21 @@ export type DeployKeyAction = (typeof deployKeyActions)[number];
 export const busyPolicies = ["skip", "wait"] as const;
 export type BusyPolicy = (typeof busyPolicies)[number];
 
+/** The event types on the server-events topic (core/outbox.ts, core/rollouts.ts), for alerting and Kafka consumers. */
+export const eventTypes = [
+  "server.status_changed",
+  "agent.registered",
+  "operation.started",
+  "operation.finished",
+  "operation.failed",
+  "rollout.started",
+  "rollout.batch_finished",
+  "rollout.finished",
+  "rollout.failed",
+  "rollout.aborted",
+] as const;
+export type EventType = (typeof eventTypes)[number];
+
 /** A check's verdict on one step (and on a server), run read-only on the real host. */
 export const planOutcomes = ["would_change", "unchanged", "cannot"] as const;
 export type PlanOutcome = (typeof planOutcomes)[number];

@@ -6,6 +6,7 @@ import { AppError } from "./errors.js";
 import { requireId } from "./ids.js";
 import {
   type EndedRolloutStatus,
+  type EventType,
   endedRolloutStatuses,
   type OperationKind,
   type RolloutKind,
@@ -28,7 +29,7 @@ export function rolloutWorkflowId(rolloutId: string): string {
 }
 
 /** Rollout events share the server events topic, keyed by the rollout id: one rollout's events keep their order. */
-async function enqueueRolloutEvent(tx: Tx, rolloutId: string, type: string, payload: Record<string, unknown>): Promise<void> {
+async function enqueueRolloutEvent(tx: Tx, rolloutId: string, type: EventType, payload: Record<string, unknown>): Promise<void> {
   await tx.insert(outboxEvents).values({
     id: newId(),
     topic: SERVER_EVENTS_TOPIC,
