@@ -11,9 +11,9 @@ import {
   ServerPlanSchema,
   StepPlanSchema,
 } from "../gen/axion/infrastructure/v1/plan_pb.js";
-import { type Server, ServerSchema, SshAuthMethod } from "../gen/axion/infrastructure/v1/server_service_pb.js";
+import { type Server, ServerSchema } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import type { ServerPlan } from "../workflows/contract.js";
-import { planOutcomeProto, rolloutKindProto, serverStatusProto } from "./enum-mapping.js";
+import { authMethodProto, planOutcomeProto, rolloutKindProto, serverStatusProto } from "./enum-mapping.js";
 
 /** Row → message mapping. Servers are built field by field: the credential has no field to leak into. */
 
@@ -37,7 +37,7 @@ export function serverMessage(row: ServerRow): Server {
     host: row.host,
     sshPort: row.sshPort,
     sshUser: row.sshUser,
-    authMethod: row.authMethod === "password" ? SshAuthMethod.PASSWORD : SshAuthMethod.PRIVATE_KEY,
+    authMethod: authMethodProto.toProto(row.authMethod),
     labels: row.labels,
     status: serverStatusProto.toProto(row.status),
     statusReason: row.statusReason,

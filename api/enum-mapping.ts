@@ -1,4 +1,5 @@
 import type {
+  AuthMethod,
   BusyPolicy,
   ConnectionOutcome,
   DeployKeyAction,
@@ -28,6 +29,7 @@ import {
   ConnectionOutcome as ProtoConnectionOutcome,
   DeployKeyAction as ProtoDeployKeyAction,
   ServerStatus as ProtoServerStatus,
+  SshAuthMethod as ProtoSshAuthMethod,
 } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 
 /**
@@ -115,6 +117,11 @@ export const rolloutServerStateProto = protoEnum<ProtoRolloutServerState>()({
   SKIPPED: ProtoRolloutServerState.SKIPPED,
   CANCELLED: ProtoRolloutServerState.CANCELLED,
 } satisfies Record<RolloutServerState, ProtoRolloutServerState>);
+
+export const authMethodProto = protoEnum<ProtoSshAuthMethod>()({
+  private_key: ProtoSshAuthMethod.PRIVATE_KEY,
+  password: ProtoSshAuthMethod.PASSWORD,
+} satisfies Record<AuthMethod, ProtoSshAuthMethod>);
 
 export const busyPolicyProto = protoEnum<ProtoBusyServerPolicy>()({
   skip: ProtoBusyServerPolicy.SKIP,

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { DescEnum } from "@bufbuild/protobuf";
 import {
+  authMethodProto,
   busyPolicyProto,
   connectionOutcomeProto,
   deployKeyActionProto,
@@ -17,6 +18,7 @@ import {
   serverStatusProto,
 } from "../api/enum-mapping.js";
 import {
+  authMethods,
   busyPolicies,
   connectionOutcomes,
   deployKeyActions,
@@ -39,7 +41,12 @@ import {
   RolloutServerStateSchema,
   RolloutStatusSchema,
 } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
-import { ConnectionOutcomeSchema, DeployKeyActionSchema, ServerStatusSchema } from "../gen/axion/infrastructure/v1/server_service_pb.js";
+import {
+  ConnectionOutcomeSchema,
+  DeployKeyActionSchema,
+  ServerStatusSchema,
+  SshAuthMethodSchema,
+} from "../gen/axion/infrastructure/v1/server_service_pb.js";
 
 const enums: [DescEnum, ProtoEnum<string, number>, readonly string[]][] = [
   [ServerStatusSchema, serverStatusProto, serverStatuses],
@@ -51,6 +58,7 @@ const enums: [DescEnum, ProtoEnum<string, number>, readonly string[]][] = [
   [PlanOutcomeSchema, planOutcomeProto, planOutcomes],
   [ProviderKindSchema, providerKindProto, providerKinds],
   [NotificationChannelKindSchema, notificationChannelKindProto, notificationChannelKinds],
+  [SshAuthMethodSchema, authMethodProto, authMethods],
   [BusyServerPolicySchema, busyPolicyProto, busyPolicies],
   [ConnectionOutcomeSchema, connectionOutcomeProto, connectionOutcomes],
   [DeployKeyActionSchema, deployKeyActionProto, deployKeyActions],
