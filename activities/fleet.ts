@@ -1,6 +1,7 @@
 import { and, asc, gt, notInArray } from "drizzle-orm";
 import { AppError } from "../core/errors.js";
-import { type OperationKind, startSystemOperation } from "../core/operations.js";
+import { busyStatuses, type OperationKind } from "../core/kinds.js";
+import { startSystemOperation } from "../core/operations.js";
 import { servers } from "../db/schema.js";
 import type { ConnectionTestResult, Diagnosis } from "../workflows/definitions.js";
 import type { ActivityDeps } from "./deps.js";
@@ -15,12 +16,7 @@ export function createFleetActivities(deps: ActivityDeps) {
       const rows = await deps.db
         .select({ id: servers.id })
         .from(servers)
-        .where(
-          and(
-            notInArray(servers.status, ["REINSTALLING", "PROVISIONING", "PENDING"]),
-            input.afterId ? gt(servers.id, input.afterId) : undefined,
-          ),
-        )
+        .where(and(notInArray(servers.status, [...busyStatuses, "PENDING"]), input.afterId ? gt(servers.id, input.afterId) : undefined))
         .orderBy(asc(servers.id))
         .limit(input.limit);
       return rows.map((r) => r.id);

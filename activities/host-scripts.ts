@@ -1,3 +1,4 @@
+import type { DeployKeyAction } from "../core/kinds.js";
 import { aptInstall } from "./ssh/apt.js";
 import { type ShellFragment, sh } from "./ssh/shell.js";
 
@@ -235,7 +236,7 @@ finish "sshd hardened, $root"`;
 }
 
 /** Adds or removes exactly one authorized_keys line of a user; other lines are never touched. */
-export function authorizedKeyScript(user: string, publicKey: string, action: "add" | "remove", mode: StepMode): ShellFragment {
+export function authorizedKeyScript(user: string, publicKey: string, action: DeployKeyAction, mode: StepMode): ShellFragment {
   const prepare = sh`set -e
 ${stepFrame(mode)}
 home=$(getent passwd ${user} | cut -d: -f6)

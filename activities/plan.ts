@@ -1,7 +1,8 @@
 import { Context } from "@temporalio/activity";
 import { ApplicationFailure } from "@temporalio/common";
+import type { DeployKeyAction, PlanOutcome, RolloutKind } from "../core/kinds.js";
 import { runningOperation } from "../core/operations.js";
-import type { HostFacts, PlanOutcome, RolloutKind, ServerPlan, StepPlan } from "../workflows/definitions.js";
+import type { HostFacts, ServerPlan, StepPlan } from "../workflows/definitions.js";
 import { FailureType } from "../workflows/failure-types.js";
 import { DEFAULT_DISK_THRESHOLD_PCT, DEFAULT_JOURNAL_MAX_MB, remediations } from "../workflows/remediation.js";
 import { AGENT_UNCONFIGURED, agentChange, agentCurrent, inspectAgent } from "./agent.js";
@@ -73,7 +74,7 @@ const preflightCheck: Check = {
   },
 };
 
-const deployKeyCheck = (action: "add" | "remove", name: string): Check => ({
+const deployKeyCheck = (action: DeployKeyAction, name: string): Check => ({
   name,
   run: async (ctx) => {
     const step = deployKeyStep(ctx.deps, action);

@@ -1,4 +1,5 @@
 import { ApplicationFailure } from "@temporalio/common";
+import type { DeployKeyAction } from "../core/kinds.js";
 import type { ConnectionTestResult, HostFacts, StepResult } from "../workflows/definitions.js";
 import { FailureType } from "../workflows/failure-types.js";
 import type { ActivityDeps } from "./deps.js";
@@ -105,7 +106,7 @@ export const hostSteps = {
 export const DEPLOY_KEY_UNSET = "ORCHESTRATOR_SSH_PUBLIC_KEY is not set";
 
 /** The deploy-key step: undefined when no ORCHESTRATOR_SSH_PUBLIC_KEY is configured (the step is skipped). */
-export function deployKeyStep(deps: ActivityDeps, action: "add" | "remove"): HostStep | undefined {
+export function deployKeyStep(deps: ActivityDeps, action: DeployKeyAction): HostStep | undefined {
   const publicKey = deps.orchestratorPublicKey;
   if (!publicKey) return undefined;
   return { script: (_deps, _server, mode) => authorizedKeyScript(deps.adminUser, publicKey, action, mode), timeoutMs: 60_000 };
@@ -192,7 +193,7 @@ export function createProvisioningActivities(deps: ActivityDeps) {
     hardenSsh: (input: { serverId: string }) => applyStep(deps, input.serverId, hostSteps.ssh_hardening),
 
     /** ORCHESTRATOR_SSH_PUBLIC_KEY for the admin user: added once, or removed; other lines untouched. */
-    async setDeployKey(input: { serverId: string; action: "add" | "remove" }): Promise<StepResult & { skipped?: boolean }> {
+    async setDeployKey(input: { serverId: string; action: DeployKeyAction }): Promise<StepResult & { skipped?: boolean }> {
       const step = deployKeyStep(deps, input.action);
       if (!step) return { changed: false, skipped: true, detail: DEPLOY_KEY_UNSET };
       return applyStep(deps, input.serverId, step);

@@ -1,4 +1,4 @@
-import type { OperationKind } from "../core/operations.js";
+import type { OperationKind, RolloutServerState, RolloutStatus } from "../core/kinds.js";
 import {
   finishRolloutChild,
   type OpenedChild,
@@ -10,7 +10,6 @@ import {
   setRolloutServerState,
   setRolloutStatus,
 } from "../core/rollouts.js";
-import type { RolloutServerState, RolloutStatus } from "../db/schema.js";
 import type { ActivityDeps } from "./deps.js";
 
 /** The rollout workflow's database steps (local activities): idempotent, by rollout id and position. */

@@ -20,7 +20,7 @@ import {
   MetricsTier,
 } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { countHeartbeat } from "../observability/metrics.js";
-import { statusToProto } from "./convert.js";
+import { serverStatusProto } from "./enum-mapping.js";
 import { operationMessage } from "./operation-message.js";
 import { requireOwner } from "./owner.js";
 import { requireGateway } from "./server-service.js";
@@ -99,7 +99,7 @@ export function agentService(deps: AgentServiceDeps): ServiceImpl<typeof AgentSe
       const agent = await getAgent(deps.db, server.id);
       return {
         serverId: server.id,
-        status: statusToProto[server.status],
+        status: serverStatusProto.toProto(server.status),
         installed: Boolean(agent),
         info: agent?.info ? fromJson(AgentInfoSchema, agent.info as JsonValue, { ignoreUnknownFields: true }) : undefined,
         registeredTime: agent?.registeredAt ? timestampFromDate(agent.registeredAt) : undefined,

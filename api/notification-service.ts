@@ -18,15 +18,14 @@ import {
 } from "../core/notifications.js";
 import type { Database } from "../db/client.js";
 import { newId } from "../db/ids.js";
-import type { NotificationChannelKind as DbKind } from "../db/schema.js";
 import {
   type AlertRules as AlertRulesMessage,
   AlertRulesSchema,
   type NotificationChannel,
-  NotificationChannelKind,
   NotificationChannelSchema,
   type NotificationService,
 } from "../gen/axion/infrastructure/v1/notification_service_pb.js";
+import { notificationChannelKindProto } from "./enum-mapping.js";
 import { requireOwner } from "./owner.js";
 
 export interface NotificationServiceDeps {
@@ -37,19 +36,12 @@ export interface NotificationServiceDeps {
   notifications?: { maxChannelsPerOwner: number; timeoutMs: number; defaults: AlertDefaults };
 }
 
-const kinds: Record<DbKind, NotificationChannelKind> = {
-  webhook: NotificationChannelKind.WEBHOOK,
-  slack: NotificationChannelKind.SLACK,
-};
-const kindFromProto = (kind: NotificationChannelKind): DbKind | undefined =>
-  (Object.entries(kinds) as [DbKind, NotificationChannelKind][]).find(([, v]) => v === kind)?.[0];
-
 /** Field by field: neither the URL's path nor the secret has a field to leak into. */
 function channelMessage(row: NotificationChannelView): NotificationChannel {
   return create(NotificationChannelSchema, {
     id: row.id,
     name: row.name,
-    kind: kinds[row.kind],
+    kind: notificationChannelKindProto.toProto(row.kind),
     target: row.target,
     createTime: timestampFromDate(row.createdAt),
   });
@@ -73,7 +65,7 @@ export function notificationService(deps: NotificationServiceDeps): ServiceImpl<
     async createNotificationChannel(req, ctx) {
       const channel = await createNotificationChannel(core, requireOwner(ctx), {
         name: req.name,
-        kind: kindFromProto(req.kind),
+        kind: notificationChannelKindProto.fromProto(req.kind),
         url: req.url,
         secret: req.secret,
       });

@@ -1,23 +1,9 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { OperationRow } from "../core/operations.js";
-import { type Operation, OperationKind, OperationSchema, OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
+import { type Operation, OperationSchema } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import type { OperationProgress, StepProgress } from "../workflows/contract.js";
-
-const kinds: Record<string, OperationKind> = {
-  test_connection: OperationKind.TEST_CONNECTION,
-  bootstrap: OperationKind.BOOTSTRAP,
-  deploy_key: OperationKind.DEPLOY_KEY,
-  recovery: OperationKind.RECOVERY,
-  reinstall: OperationKind.REINSTALL,
-  install_agent: OperationKind.INSTALL_AGENT,
-};
-const statuses: Record<string, OperationStatus> = {
-  RUNNING: OperationStatus.RUNNING,
-  SUCCEEDED: OperationStatus.SUCCEEDED,
-  FAILED: OperationStatus.FAILED,
-  CANCELLED: OperationStatus.CANCELLED,
-};
+import { operationKindProto, operationStatusProto } from "./enum-mapping.js";
 
 /** Steps come from the live query while running, from the stored result once ended. */
 export function operationMessage(row: OperationRow, live?: OperationProgress): Operation {
@@ -31,8 +17,8 @@ export function operationMessage(row: OperationRow, live?: OperationProgress): O
   return create(OperationSchema, {
     id: row.id,
     serverId: row.serverId ?? "",
-    kind: kinds[row.kind] ?? OperationKind.UNSPECIFIED,
-    status: statuses[row.status] ?? OperationStatus.UNSPECIFIED,
+    kind: operationKindProto.toProto(row.kind),
+    status: operationStatusProto.toProto(row.status),
     workflowId: row.workflowId,
     currentStep: live?.currentStep ?? "",
     steps,

@@ -12,31 +12,25 @@ import {
   type ProviderAccountView,
   updateProviderAccount,
 } from "../core/provider-accounts.js";
-import type { ProviderKind as DbProviderKind } from "../db/schema.js";
 import {
   type ProviderAccount,
   ProviderAccountSchema,
   type ProviderAccountService,
-  ProviderKind,
 } from "../gen/axion/infrastructure/v1/provider_account_service_pb.js";
+import { providerKindProto } from "./enum-mapping.js";
 import { requireOwner } from "./owner.js";
-
-const kinds: Record<DbProviderKind, ProviderKind> = { time4vps: ProviderKind.TIME4VPS };
 
 /** Field by field: the credentials have no field to leak into. */
 function accountMessage(row: ProviderAccountView): ProviderAccount {
   return create(ProviderAccountSchema, {
     id: row.id,
     name: row.name,
-    kind: kinds[row.kind],
+    kind: providerKindProto.toProto(row.kind),
     serverCount: row.serverCount,
     createTime: timestampFromDate(row.createdAt),
     updateTime: timestampFromDate(row.updatedAt),
   });
 }
-
-const kindFromProto = (kind: ProviderKind): DbProviderKind | undefined =>
-  (Object.entries(kinds) as [DbProviderKind, ProviderKind][]).find(([, v]) => v === kind)?.[0];
 
 export function providerAccountService(deps: ProviderAccountDeps): ServiceImpl<typeof ProviderAccountService> {
   return {
@@ -44,7 +38,7 @@ export function providerAccountService(deps: ProviderAccountDeps): ServiceImpl<t
       if (!req.credentials) throw AppError.invalid("credentials", "are required: username and password");
       const account = await createProviderAccount(deps, requireOwner(ctx), {
         name: req.name,
-        kind: kindFromProto(req.kind),
+        kind: providerKindProto.fromProto(req.kind),
         credentials: { username: req.credentials.username, password: req.credentials.password },
       });
       return { providerAccount: accountMessage(account) };

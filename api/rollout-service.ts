@@ -2,29 +2,28 @@ import { create } from "@bufbuild/protobuf";
 import { type Duration, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { AppError } from "../core/errors.js";
+import { endedRolloutStatuses } from "../core/kinds.js";
 import { parsePageRequest } from "../core/pagination.js";
 import { MAX_PLAN_SERVERS, runPlan } from "../core/plans.js";
 import type { WorkflowGateway } from "../core/provisioning.js";
 import { type RolloutRequest, resolveRollout, rolloutDetail, startRollout, steerRollout } from "../core/rollout-control.js";
 import { createRolloutStepQueries } from "../core/rollout-step-queries.js";
 import type { RolloutStrategy as Strategy, StrategyInput } from "../core/rollout-strategy.js";
-import { listRollouts, type RolloutRow, requireRollout, TERMINAL_ROLLOUT_STATUSES } from "../core/rollouts.js";
+import { listRollouts, type RolloutRow, requireRollout } from "../core/rollouts.js";
 import type { Database } from "../db/client.js";
-import type { RolloutServerState as ServerStateName, RolloutStatus as StatusName } from "../db/schema.js";
 import { RolloutKind } from "../gen/axion/infrastructure/v1/plan_pb.js";
 import {
   BusyServerPolicy,
   type Rollout,
   type RolloutAmount,
   RolloutSchema,
-  RolloutServerState,
   type RolloutService,
   RolloutStatus,
   type RolloutStrategy,
   type RolloutTarget,
 } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
-import type { RolloutKind as KindName } from "../workflows/contract.js";
 import { serverPlanMessage } from "./convert.js";
+import { busyPolicyProto, rolloutKindProto, rolloutServerStateProto, rolloutStatusProto } from "./enum-mapping.js";
 import { requireOwner } from "./owner.js";
 import type { OwnerBudgets } from "./owner-limits.js";
 import { requireGateway } from "./server-service.js";
@@ -37,34 +36,6 @@ const WATCH_INTERVAL_MS = 1000;
  */
 const STEP_QUERY_SPACING_MS = 250;
 const STEP_QUERIES_SHOWN = 20;
-
-const kinds: [RolloutKind, KindName][] = [
-  [RolloutKind.CONFIGURE, "configure"],
-  [RolloutKind.DEPLOY_KEY_ADD, "deploy_key_add"],
-  [RolloutKind.DEPLOY_KEY_REMOVE, "deploy_key_remove"],
-  [RolloutKind.RECOVER, "recover"],
-  [RolloutKind.INSTALL_AGENT, "install_agent"],
-  [RolloutKind.TEST_CONNECTION, "test_connection"],
-];
-const kindName = new Map(kinds);
-const kindEnum = new Map(kinds.map(([e, n]) => [n, e]));
-
-const statuses: Record<StatusName, RolloutStatus> = {
-  RUNNING: RolloutStatus.RUNNING,
-  PAUSED: RolloutStatus.PAUSED,
-  SUCCEEDED: RolloutStatus.SUCCEEDED,
-  FAILED: RolloutStatus.FAILED,
-  ABORTED: RolloutStatus.ABORTED,
-};
-const serverStates: Record<ServerStateName, RolloutServerState> = {
-  PENDING: RolloutServerState.PENDING,
-  WAITING: RolloutServerState.WAITING,
-  RUNNING: RolloutServerState.RUNNING,
-  SUCCEEDED: RolloutServerState.SUCCEEDED,
-  FAILED: RolloutServerState.FAILED,
-  SKIPPED: RolloutServerState.SKIPPED,
-  CANCELLED: RolloutServerState.CANCELLED,
-};
 
 function durationSeconds(field: string, d: Duration | undefined): number | undefined {
   if (!d) return undefined;
@@ -90,7 +61,7 @@ function strategyInput(s: RolloutStrategy | undefined): StrategyInput {
     maxFailures: amountInput(s.maxFailures),
     batchPauseSeconds: durationSeconds("strategy.batch_pause", s.batchPause),
     pauseAfterCanary: s.pauseAfterCanary,
-    busyPolicy: s.busyPolicy === BusyServerPolicy.WAIT ? "wait" : "skip",
+    busyPolicy: busyPolicyProto.fromProto(s.busyPolicy) ?? "skip",
     busyWaitSeconds: durationSeconds("strategy.busy_wait_timeout", s.busyWaitTimeout),
   };
 }
@@ -101,7 +72,7 @@ function requestOf(req: {
   strategy?: RolloutStrategy;
   options?: { diskThresholdPercent: number };
 }): RolloutRequest {
-  const kind = kindName.get(req.kind);
+  const kind = rolloutKindProto.fromProto(req.kind);
   if (!kind && req.kind !== RolloutKind.UNSPECIFIED) throw AppError.invalid("kind", "is not a known rollout kind");
   return {
     kind,
@@ -121,8 +92,8 @@ function rolloutMessage(detail: Awaited<ReturnType<typeof rolloutDetail>>): Roll
   const target = row.target as { clusterId?: string; selector?: string; serverIds?: string[] };
   return create(RolloutSchema, {
     id: row.id,
-    kind: kindEnum.get(row.kind as KindName) ?? RolloutKind.UNSPECIFIED,
-    status: statuses[row.status],
+    kind: rolloutKindProto.toProto(row.kind),
+    status: rolloutStatusProto.toProto(row.status),
     target: { clusterId: target.clusterId ?? "", selector: target.selector ?? "", serverIds: target.serverIds ?? [] },
     strategy: {
       canarySize: strategy.canarySize,
@@ -130,7 +101,7 @@ function rolloutMessage(detail: Awaited<ReturnType<typeof rolloutDetail>>): Roll
       maxFailures: amount(strategy.maxFailures),
       batchPause: duration(strategy.batchPauseSeconds),
       pauseAfterCanary: strategy.pauseAfterCanary,
-      busyPolicy: strategy.busyPolicy === "wait" ? BusyServerPolicy.WAIT : BusyServerPolicy.SKIP,
+      busyPolicy: busyPolicyProto.toProto(strategy.busyPolicy),
       busyWaitTimeout: strategy.busyPolicy === "wait" ? duration(strategy.busyWaitSeconds) : undefined,
     },
     options: { diskThresholdPercent: Number((row.options as { diskThresholdPct?: number }).diskThresholdPct ?? 0) },
@@ -145,7 +116,7 @@ function rolloutMessage(detail: Awaited<ReturnType<typeof rolloutDetail>>): Roll
       serverId: s.serverId ?? "",
       serverName: s.serverName,
       batch: s.batch,
-      state: serverStates[s.state],
+      state: rolloutServerStateProto.toProto(s.state),
       operationId: s.operationId ?? "",
       currentStep: s.currentStep ?? "",
       reason: s.reason || (s.state === "FAILED" || s.state === "CANCELLED" ? (s.operationError ?? "") : ""),
@@ -204,7 +175,7 @@ export function rolloutService(deps: {
     },
     async listRollouts(req, ctx) {
       const owner = requireOwner(ctx);
-      const status = (Object.entries(statuses).find(([, v]) => v === req.status)?.[0] as StatusName | undefined) ?? undefined;
+      const status = rolloutStatusProto.fromProto(req.status);
       if (req.status !== RolloutStatus.UNSPECIFIED && !status) throw AppError.invalid("status", "is not a known rollout status");
       const page = await listRollouts(db, owner, parsePageRequest(req.pageSize, req.pageToken), status);
       const rollouts = await Promise.all(page.items.map(async (row) => rolloutMessage(await rolloutDetail(db, undefined, row, false))));
@@ -236,7 +207,7 @@ export function rolloutService(deps: {
           last = fingerprint;
           yield { rollout };
         }
-        if (TERMINAL_ROLLOUT_STATUSES.includes(row.status) || ctx.signal.aborted) return;
+        if (endedRolloutStatuses.includes(row.status) || ctx.signal.aborted) return;
         await new Promise((resolve) => setTimeout(resolve, WATCH_INTERVAL_MS));
       }
     },

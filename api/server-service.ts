@@ -1,6 +1,7 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { AppError } from "../core/errors.js";
 import { acceptHostKey } from "../core/host-keys.js";
+import type { ServerStatus as DbServerStatus } from "../core/kinds.js";
 import { requireOperation } from "../core/operations.js";
 import { parsePageRequest } from "../core/pagination.js";
 import { runPlan } from "../core/plans.js";
@@ -8,16 +9,9 @@ import { startServerOperation, type WorkflowGateway } from "../core/provisioning
 import { checkReinstallable, type ReinstallCheckDeps } from "../core/reinstall-checks.js";
 import { createServer, deleteServer, type InventoryDeps, listServers, requireServer, updateServer } from "../core/servers.js";
 import type { SshCredentialInput } from "../core/validation.js";
-import type { ServerStatus as DbServerStatus } from "../db/schema.js";
-import {
-  ConnectionOutcome,
-  DeployKeyAction,
-  type ServerService,
-  ServerStatus,
-  type SshCredential,
-} from "../gen/axion/infrastructure/v1/server_service_pb.js";
-import type { ConnectionTestResult } from "../workflows/contract.js";
-import { rolloutKindFromProto, serverMessage, serverPlanMessage, statusFromProto } from "./convert.js";
+import { type ServerService, ServerStatus, type SshCredential } from "../gen/axion/infrastructure/v1/server_service_pb.js";
+import { rolloutKindFromProto, serverMessage, serverPlanMessage } from "./convert.js";
+import { connectionOutcomeProto, deployKeyActionProto, serverStatusProto } from "./enum-mapping.js";
 import { operationMessage } from "./operation-message.js";
 import { requireOwner } from "./owner.js";
 import type { OwnerBudgets } from "./owner-limits.js";
@@ -36,19 +30,10 @@ function credentialInput(credential: SshCredential | undefined): SshCredentialIn
 /** A status filter from the proto: UNSPECIFIED means none for `status`, and is refused inside `statuses`. */
 function statusFilter(status: ServerStatus, field: string, required = false): DbServerStatus[] {
   if (status === ServerStatus.UNSPECIFIED && !required) return [];
-  const known = statusFromProto(status);
+  const known = serverStatusProto.fromProto(status);
   if (!known) throw AppError.invalid(field, "is not a known server status");
   return [known];
 }
-
-const outcomes: Record<ConnectionTestResult["outcome"], ConnectionOutcome> = {
-  ok: ConnectionOutcome.OK,
-  auth_failed: ConnectionOutcome.AUTH_FAILED,
-  unreachable: ConnectionOutcome.UNREACHABLE,
-  timeout: ConnectionOutcome.TIMEOUT,
-  hostkey_mismatch: ConnectionOutcome.HOSTKEY_MISMATCH,
-  refused_by_policy: ConnectionOutcome.REFUSED_BY_POLICY,
-};
 
 export function requireGateway(gateway: WorkflowGateway | undefined): WorkflowGateway {
   if (!gateway) throw new AppError("unavailable", "workflows are not available on this API instance");
@@ -71,7 +56,7 @@ export function serverService(
       const facts = result.facts;
       return {
         operation: operationMessage(await requireOperation(deps.db, requireOwner(ctx), operation.id)),
-        outcome: outcomes[result.outcome],
+        outcome: connectionOutcomeProto.toProto(result.outcome),
         message: result.message,
         hostKeyFingerprint: result.fingerprint ?? "",
         facts: facts && {
@@ -87,7 +72,7 @@ export function serverService(
       return { operation: operationMessage(operation) };
     },
     async setupDeployKey(req, ctx) {
-      const action = req.action === DeployKeyAction.REMOVE ? "remove" : "add";
+      const action = deployKeyActionProto.fromProto(req.action) ?? "add";
       const { operation } = await startServerOperation(deps.db, requireGateway(deps.workflows), requireOwner(ctx), req.id, "deploy_key", {
         action,
       });

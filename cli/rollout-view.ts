@@ -1,3 +1,5 @@
+import { rolloutServerStateProto, rolloutStatusProto } from "../api/enum-mapping.js";
+import { endedRolloutServerStates, endedRolloutStatuses } from "../core/kinds.js";
 import { RolloutKind } from "../gen/axion/infrastructure/v1/plan_pb.js";
 import type { Rollout, RolloutServer } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
 import { RolloutServerState, RolloutStatus } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
@@ -7,7 +9,8 @@ export const rolloutStatus = (r: Rollout) => enumName(RolloutStatus, r.status, "
 export const rolloutKind = (r: Rollout) => enumName(RolloutKind, r.kind, "ROLLOUT_KIND").replaceAll("_", "-");
 export const serverState = (s: RolloutServer) => enumName(RolloutServerState, s.state, "ROLLOUT_SERVER_STATE");
 
-const ended = new Set([RolloutServerState.SUCCEEDED, RolloutServerState.FAILED, RolloutServerState.SKIPPED, RolloutServerState.CANCELLED]);
+const ended = new Set(endedRolloutServerStates.map(rolloutServerStateProto.toProto));
+const endedStatuses = new Set(endedRolloutStatuses.map(rolloutStatusProto.toProto));
 
 function bar(done: number, total: number, width = 20): string {
   const filled = total === 0 ? width : Math.round((done / total) * width);
@@ -41,5 +44,4 @@ export function renderRollout(r: Rollout): string[] {
   return lines;
 }
 
-export const rolloutEnded = (r: Rollout) =>
-  r.status === RolloutStatus.SUCCEEDED || r.status === RolloutStatus.FAILED || r.status === RolloutStatus.ABORTED;
+export const rolloutEnded = (r: Rollout) => endedStatuses.has(r.status);

@@ -13,6 +13,7 @@ import {
 } from "../db/schema.js";
 import { type AlertDefaults, type AlertRules, defaultAlertRules, mergeRules } from "./alert-rules.js";
 import { usageOverWindow } from "./alert-samples.js";
+import type { EventType } from "./kinds.js";
 import { type AlertNotice, messageFor } from "./notification-messages.js";
 
 /**
@@ -41,7 +42,7 @@ const STATUS_RULES: Record<string, { rule: string; enabled: (r: AlertRules) => b
 const STATUS_OF_RULE = Object.fromEntries(Object.entries(STATUS_RULES).map(([status, r]) => [r.rule, status]));
 
 /** The event types the evaluation reads; everything else is only marked as read. */
-export const ALERTING_EVENT_TYPES = ["server.status_changed", "operation.failed", "rollout.failed"] as const;
+export const ALERTING_EVENT_TYPES = ["server.status_changed", "operation.failed", "rollout.failed"] as const satisfies readonly EventType[];
 
 async function underEvaluationLock<T>(db: Database, idle: T, work: (tx: Transaction) => Promise<T>): Promise<T> {
   return db.transaction(async (tx) => {

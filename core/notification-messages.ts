@@ -1,4 +1,4 @@
-import type { NotificationChannelKind } from "../db/schema.js";
+import type { NotificationChannelKind } from "./kinds.js";
 
 /** What an alert notice says, the same for every channel kind. */
 export interface AlertNotice {

@@ -4,19 +4,18 @@ import type { Database, Transaction } from "../db/client.js";
 export type { Transaction };
 
 import { newId } from "../db/ids.js";
-import { type OperationStatus, operations, servers } from "../db/schema.js";
+import { operations, servers } from "../db/schema.js";
 import { operationFinished, operationStarted } from "../observability/metrics.js";
 import { isUniqueViolation } from "./db-errors.js";
 import { AppError } from "./errors.js";
 import { requireId } from "./ids.js";
+import type { OperationKind, OperationStatus } from "./kinds.js";
 import { enqueueServerEvent } from "./outbox.js";
 import type { Owner } from "./owners.js";
 import type { PageRequest } from "./pagination.js";
 import { toPage } from "./pagination.js";
 
 export type OperationRow = typeof operations.$inferSelect;
-export const operationKinds = ["test_connection", "bootstrap", "deploy_key", "recovery", "reinstall", "install_agent"] as const;
-export type OperationKind = (typeof operationKinds)[number];
 
 /** The workflow id of an operation: business data, readable in the Web UI. */
 export function workflowIdFor(kind: OperationKind, serverId: string, operationId: string): string {

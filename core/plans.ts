@@ -4,20 +4,12 @@ import { and, eq, inArray } from "drizzle-orm";
 import type { Database } from "../db/client.js";
 import { servers } from "../db/schema.js";
 import { ownerIdAttribute } from "../temporal/search-attributes.js";
-import { fleetWorkflows, type PlanResult, type RolloutKind } from "../workflows/contract.js";
+import { fleetWorkflows, type PlanResult } from "../workflows/contract.js";
 import { AppError } from "./errors.js";
 import { requireId } from "./ids.js";
+import { type RolloutKind, rolloutKinds } from "./kinds.js";
 import type { Owner } from "./owners.js";
 import type { WorkflowGateway } from "./provisioning.js";
-
-export const rolloutKinds = [
-  "configure",
-  "deploy_key_add",
-  "deploy_key_remove",
-  "recover",
-  "install_agent",
-  "test_connection",
-] as const satisfies readonly RolloutKind[];
 
 /**
  * The most servers one plan checks: its result is one workflow payload (about

@@ -12,10 +12,10 @@ import {
   progressQuery,
 } from "../workflows/contract.js";
 import { AppError } from "./errors.js";
+import type { OperationKind } from "./kinds.js";
 import {
   finishOperation,
   isOperationEnded,
-  type OperationKind,
   type OperationRow,
   type SystemActor,
   setOperationRunId,

@@ -1,12 +1,13 @@
 import { type Client, WorkflowFailedError, WorkflowNotFoundError } from "@temporalio/client";
 import { and, asc, desc, eq, inArray, ne, notExists, sql } from "drizzle-orm";
 import type { Database } from "../db/client.js";
-import { type OperationStatus, operations, type RolloutStatus, servers } from "../db/schema.js";
+import { operations, servers } from "../db/schema.js";
 import { progressQuery, type StepProgress } from "../workflows/contract.js";
 import type { RolloutResult } from "../workflows/rollout-definitions.js";
+import { busyStatuses, type EndedRolloutStatus, endedRolloutStatuses, type OperationStatus, type RolloutStatus } from "./kinds.js";
 import { finishOperation, isOperationEnded, type OperationRow, setOperationRunId } from "./operations.js";
-import { settleClosedRollout, TERMINAL_ROLLOUT_STATUSES, unendedRollouts } from "./rollouts.js";
-import { setServerStatus, TRANSITIONAL_STATUSES } from "./server-status.js";
+import { settleClosedRollout, unendedRollouts } from "./rollouts.js";
+import { setServerStatus } from "./server-status.js";
 
 /**
  * Operations and workflows agree: what Temporal says about an operation's
@@ -182,7 +183,7 @@ export async function reconcileOperations(
     .from(servers)
     .where(
       and(
-        inArray(servers.status, [...TRANSITIONAL_STATUSES]),
+        inArray(servers.status, [...busyStatuses]),
         notExists(
           db
             .select({ one: sql`1` })
@@ -215,14 +216,14 @@ export async function reconcileOperations(
   return report;
 }
 
-type RolloutEnd = { status: Exclude<RolloutStatus, "RUNNING" | "PAUSED">; reason: string };
+type RolloutEnd = { status: EndedRolloutStatus; reason: string };
 
 /** How a rollout whose workflow closed really ended: the workflow's own result, cancelled = ABORTED, anything else FAILED with why. */
 async function rolloutEnd(closed: ClosedRun): Promise<RolloutEnd> {
   if (closed.as === "cancelled") return { status: "ABORTED", reason: "the rollout workflow was cancelled" };
   if (closed.as === "failed") return { status: "FAILED", reason: closed.error };
   const result = (await closed.result()) as RolloutResult | undefined;
-  if (result && TERMINAL_ROLLOUT_STATUSES.includes(result.status))
+  if (result && endedRolloutStatuses.includes(result.status))
     return { status: result.status as RolloutEnd["status"], reason: result.reason };
   return { status: "FAILED", reason: "the workflow completed without recording the rollout's end" };
 }

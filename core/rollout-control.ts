@@ -6,11 +6,11 @@ import type { Database } from "../db/client.js";
 import { newId } from "../db/ids.js";
 import { servers } from "../db/schema.js";
 import { clusterIdAttribute, operationAttribute, ownerIdAttribute, rolloutIdAttribute } from "../temporal/search-attributes.js";
-import type { RolloutKind } from "../workflows/contract.js";
 import { rolloutWorkflow } from "../workflows/rollout.js";
 import { abortRolloutUpdate, pauseRolloutUpdate, resumeRolloutUpdate } from "../workflows/rollout-definitions.js";
 import { AppError } from "./errors.js";
 import { requireId } from "./ids.js";
+import { endedRolloutStatuses, type RolloutKind } from "./kinds.js";
 import type { Owner } from "./owners.js";
 import type { WorkflowGateway } from "./provisioning.js";
 import type { RolloutStepQueries } from "./rollout-step-queries.js";
@@ -25,7 +25,6 @@ import {
   rolloutCounts,
   rolloutServersOf,
   setRolloutStatus,
-  TERMINAL_ROLLOUT_STATUSES,
 } from "./rollouts.js";
 import { selectTargetServers } from "./server-selection.js";
 import { cleanText, parseInput } from "./validation.js";
@@ -186,7 +185,7 @@ export async function steerRollout(
   const text = parseInput(reasonField, { reason }).reason;
   const row = await requireRollout(db, owner, id);
   const ended = (r: RolloutRow) => new AppError("failed_precondition", `rollout ${r.id} has ended (${r.status}): nothing to ${action}`);
-  if (TERMINAL_ROLLOUT_STATUSES.includes(row.status)) throw ended(row);
+  if (endedRolloutStatuses.includes(row.status)) throw ended(row);
   const handle = gateway.client.workflow.getHandle(row.workflowId);
   try {
     if (action === "pause") await handle.executeUpdate(pauseRolloutUpdate, { args: [{ reason: text }] });
@@ -197,7 +196,7 @@ export async function steerRollout(
       throw new AppError("failed_precondition", error.cause?.message ?? error.message, { cause: error });
     }
     const now = await requireRollout(db, owner, id);
-    if (error instanceof WorkflowNotFoundError || TERMINAL_ROLLOUT_STATUSES.includes(now.status)) throw ended(now);
+    if (error instanceof WorkflowNotFoundError || endedRolloutStatuses.includes(now.status)) throw ended(now);
     throw error;
   }
   return requireRollout(db, owner, id);

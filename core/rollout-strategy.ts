@@ -1,4 +1,5 @@
 import { AppError } from "./errors.js";
+import type { BusyPolicy } from "./kinds.js";
 
 /**
  * How a rollout cuts its servers into batches and when it stops: pure
@@ -8,8 +9,6 @@ import { AppError } from "./errors.js";
 
 /** A number of servers, absolute or a percentage of the rollout's targets. */
 export type Amount = { count: number } | { percent: number };
-
-export type BusyPolicy = "skip" | "wait";
 
 /** As a client sends it (proto fields, absent = default). */
 export interface StrategyInput {

@@ -1,10 +1,19 @@
 import { and, asc, desc, eq, inArray, isNotNull, isNull, lt, notInArray, sql } from "drizzle-orm";
 import type { Database } from "../db/client.js";
 import { newId } from "../db/ids.js";
-import { operations, outboxEvents, type RolloutServerState, type RolloutStatus, rolloutServers, rollouts, servers } from "../db/schema.js";
+import { operations, outboxEvents, rolloutServers, rollouts, servers } from "../db/schema.js";
 import { AppError } from "./errors.js";
 import { requireId } from "./ids.js";
-import { finishOperation, type OperationKind, startRolloutOperation } from "./operations.js";
+import {
+  type EndedRolloutStatus,
+  type EventType,
+  endedRolloutStatuses,
+  type OperationKind,
+  type RolloutKind,
+  type RolloutServerState,
+  type RolloutStatus,
+} from "./kinds.js";
+import { finishOperation, startRolloutOperation } from "./operations.js";
 import { SERVER_EVENTS_TOPIC } from "./outbox.js";
 import type { Owner } from "./owners.js";
 import { type PageRequest, toPage } from "./pagination.js";
@@ -15,14 +24,12 @@ export type RolloutRow = typeof rollouts.$inferSelect;
 export type RolloutServerRow = typeof rolloutServers.$inferSelect;
 type Tx = Parameters<Parameters<Database["transaction"]>[0]>[0];
 
-export const TERMINAL_ROLLOUT_STATUSES: readonly RolloutStatus[] = ["SUCCEEDED", "FAILED", "ABORTED"];
-
 export function rolloutWorkflowId(rolloutId: string): string {
   return `rollout/${rolloutId}`;
 }
 
 /** Rollout events share the server events topic, keyed by the rollout id: one rollout's events keep their order. */
-async function enqueueRolloutEvent(tx: Tx, rolloutId: string, type: string, payload: Record<string, unknown>): Promise<void> {
+async function enqueueRolloutEvent(tx: Tx, rolloutId: string, type: EventType, payload: Record<string, unknown>): Promise<void> {
   await tx.insert(outboxEvents).values({
     id: newId(),
     topic: SERVER_EVENTS_TOPIC,
@@ -35,7 +42,7 @@ async function enqueueRolloutEvent(tx: Tx, rolloutId: string, type: string, payl
 export interface NewRollout {
   id: string;
   ownerId: string;
-  kind: string;
+  kind: RolloutKind;
   target: Record<string, unknown>;
   strategy: Record<string, unknown>;
   options: Record<string, unknown>;
@@ -333,7 +340,7 @@ export async function setRolloutStatus(
   change: { status?: RolloutStatus; reason?: string; currentBatch?: number },
 ): Promise<boolean> {
   return db.transaction(async (tx) => {
-    const terminal = change.status !== undefined && TERMINAL_ROLLOUT_STATUSES.includes(change.status);
+    const terminal = change.status !== undefined && endedRolloutStatuses.includes(change.status);
     const [row] = await tx
       .update(rollouts)
       .set({
@@ -342,7 +349,7 @@ export async function setRolloutStatus(
         ...(change.currentBatch !== undefined ? { currentBatch: change.currentBatch } : {}),
         ...(terminal ? { finishedAt: new Date() } : {}),
       })
-      .where(and(eq(rollouts.id, rolloutId), notInArray(rollouts.status, [...TERMINAL_ROLLOUT_STATUSES])))
+      .where(and(eq(rollouts.id, rolloutId), notInArray(rollouts.status, [...endedRolloutStatuses])))
       .returning();
     if (!row || !terminal) return Boolean(row);
     const type = change.status === "SUCCEEDED" ? "rollout.finished" : change.status === "FAILED" ? "rollout.failed" : "rollout.aborted";
@@ -370,7 +377,7 @@ export async function unendedRollouts(db: Database, limit: number): Promise<Roll
   return db
     .select()
     .from(rollouts)
-    .where(notInArray(rollouts.status, [...TERMINAL_ROLLOUT_STATUSES]))
+    .where(notInArray(rollouts.status, [...endedRolloutStatuses]))
     .orderBy(asc(rollouts.startedAt))
     .limit(limit);
 }
@@ -390,11 +397,11 @@ export const NOT_RUN = "not run: the rollout ended first";
 export async function settleClosedRollout(
   db: Database,
   rolloutId: string,
-  end: { status: Exclude<RolloutStatus, "RUNNING" | "PAUSED">; reason: string },
+  end: { status: EndedRolloutStatus; reason: string },
 ): Promise<boolean> {
   const [row] = await db.select({ status: rollouts.status }).from(rollouts).where(eq(rollouts.id, rolloutId));
   // Its last run recorded the end after all (between the caller's read and its look at Temporal).
-  if (!row || TERMINAL_ROLLOUT_STATUSES.includes(row.status)) return false;
+  if (!row || endedRolloutStatuses.includes(row.status)) return false;
   const [stillRunning] = await db
     .select({ id: operations.id })
     .from(operations)

@@ -1,8 +1,9 @@
 import { and, asc, eq, inArray, type SQL } from "drizzle-orm";
 import type { Database } from "../db/client.js";
-import { type ServerStatus, serverStatuses, servers } from "../db/schema.js";
+import { servers } from "../db/schema.js";
 import { requireCluster } from "./clusters.js";
 import { AppError } from "./errors.js";
+import { type ServerStatus, serverStatuses } from "./kinds.js";
 import { parseSelector, selectorCondition } from "./label-selector.js";
 
 /** Which of an owner's servers: all of them when nothing is set; every field set must hold (and). */

@@ -1,6 +1,7 @@
 import { and, eq, isNull, ne, sql } from "drizzle-orm";
 import type { Database } from "../db/client.js";
-import { operations, type ServerStatus, serverStatuses, servers } from "../db/schema.js";
+import { operations, servers } from "../db/schema.js";
+import { busyStatuses, type OperationKind, type ServerStatus, serverStatuses } from "./kinds.js";
 import { enqueueServerEvent } from "./outbox.js";
 
 /**
@@ -10,12 +11,9 @@ import { enqueueServerEvent } from "./outbox.js";
  * is one SQL statement that makes exactly the `liveness` moves below.
  */
 
-/** Operation kinds, as in core/operations.ts (not imported: that module imports this one). */
-export type OperationKindName = "test_connection" | "bootstrap" | "deploy_key" | "recovery" | "reinstall" | "install_agent";
-
 export type StatusActor =
   /** A running operation's workflow, writing for its own operation row. */
-  | { by: "operation"; kind: OperationKindName; operationId: string }
+  | { by: "operation"; kind: OperationKind; operationId: string }
   | { by: "liveness" }
   | { by: "connection_test" }
   | { by: "fleet_check" }
@@ -28,12 +26,10 @@ export type StatusActor =
   /** The owner, through AcceptHostKey: the host presented the key the owner named, now pinned. */
   | { by: "host_key_acceptance" };
 
-export type ActorName = Exclude<StatusActor["by"], "operation"> | `operation:${OperationKindName}`;
+export type ActorName = Exclude<StatusActor["by"], "operation"> | `operation:${OperationKind}`;
 
-/** A server in one of these is being changed by an operation: only that operation (or the reconciler, once it is gone) moves it on. */
-export const TRANSITIONAL_STATUSES: readonly ServerStatus[] = ["PROVISIONING", "REINSTALLING"];
 const ANY: readonly ServerStatus[] = serverStatuses;
-const SETTLED = ANY.filter((s) => !TRANSITIONAL_STATUSES.includes(s));
+const SETTLED = ANY.filter((s) => !busyStatuses.includes(s));
 const failed: ServerStatus[] = ["ERROR", "UNREACHABLE"];
 
 type Rule = { from: readonly ServerStatus[]; to: readonly ServerStatus[] };
@@ -57,7 +53,7 @@ export const STATUS_TRANSITIONS: Record<ActorName, readonly Rule[]> = {
   ],
   "operation:reinstall": [
     { from: ANY, to: ["REINSTALLING"] },
-    { from: TRANSITIONAL_STATUSES, to: ["CONFIGURED", ...failed] },
+    { from: busyStatuses, to: ["CONFIGURED", ...failed] },
     { from: SETTLED, to: failed },
   ],
   "operation:recovery": [{ from: ANY, to: failed }],
@@ -73,7 +69,7 @@ export const STATUS_TRANSITIONS: Record<ActorName, readonly Rule[]> = {
   connection_test: [{ from: SETTLED.filter((s) => s !== "ONLINE" && s !== "HOSTKEY_MISMATCH"), to: ["UNREACHABLE"] }],
   fleet_check: [{ from: SETTLED.filter((s) => s !== "ONLINE" && s !== "HOSTKEY_MISMATCH"), to: ["UNREACHABLE"] }],
   host_key_check: [{ from: ANY, to: ["HOSTKEY_MISMATCH"] }],
-  reconciler: [{ from: TRANSITIONAL_STATUSES, to: ["ERROR"] }],
+  reconciler: [{ from: busyStatuses, to: ["ERROR"] }],
   user: [{ from: SETTLED, to: ["PENDING"] }],
   host_key_acceptance: [{ from: ["HOSTKEY_MISMATCH"], to: ["PENDING"] }],
 };

@@ -9,6 +9,7 @@ import { isForeignKeyViolation, isUniqueViolation } from "./db-errors.js";
 import { AppError } from "./errors.js";
 import { requireId } from "./ids.js";
 import type { KeyParsingPool } from "./key-parsing.js";
+import type { ProviderKind } from "./kinds.js";
 import { defaultNetworkPolicy, type NetworkPolicy } from "./network-policy.js";
 import { refuseWhileOperationRuns } from "./operations.js";
 import type { Owner } from "./owners.js";
@@ -117,7 +118,7 @@ async function providerBinding(db: Database, owner: Owner, provider: string, acc
   const accounts = await db
     .select({ id: providerAccounts.id })
     .from(providerAccounts)
-    .where(and(eq(providerAccounts.ownerId, owner.id), eq(providerAccounts.kind, provider as "time4vps")))
+    .where(and(eq(providerAccounts.ownerId, owner.id), eq(providerAccounts.kind, provider as ProviderKind)))
     .limit(2);
   if (accounts.length > 1) throw AppError.invalid("provider_account_id", `is required: this owner has several ${provider} accounts`);
   return { provider, providerAccountId: accounts[0]?.id ?? null };

@@ -2,6 +2,7 @@ import { isIPv4, isIPv6 } from "node:net";
 import { z } from "zod";
 import { AppError } from "./errors.js";
 import { type KeyParsingPool, sharedKeyParsing } from "./key-parsing.js";
+import { providerKinds } from "./kinds.js";
 import type { NetworkPolicy } from "./network-policy.js";
 import { isOpenSshKeyFile, KeyFileProblem, readOpenSshKeyFile } from "./openssh-key.js";
 import { excerpt } from "./text.js";
@@ -85,7 +86,9 @@ export const labels = z.record(z.string(), z.string()).superRefine((value, ctx) 
 });
 
 /** Empty clears; otherwise a provider this service has a client for. */
-export const providerName = z.string().refine((v) => ["", "time4vps"].includes(v), "must be empty or one of: time4vps");
+export const providerName = z
+  .string()
+  .refine((v) => v === "" || (providerKinds as readonly string[]).includes(v), `must be empty or one of: ${providerKinds.join(", ")}`);
 export const providerServerId = z.string().regex(/^[0-9]{0,20}$/, "must be the provider's numeric server id");
 
 export const description = cleanText(1024, { multiline: true });

@@ -15,6 +15,19 @@ import {
   uniqueIndex,
   uuid,
 } from "drizzle-orm/pg-core";
+import {
+  alertStates,
+  authMethods,
+  deliveryStatuses,
+  notificationChannelKinds,
+  operationKinds,
+  operationStatuses,
+  providerKinds,
+  rolloutKinds,
+  rolloutServerStates,
+  rolloutStatuses,
+  serverStatuses,
+} from "../core/kinds.js";
 
 /** The drizzle schema is the source of truth; migrations in db/migrations are generated from it. */
 
@@ -74,9 +87,6 @@ export const clusters = pgTable(
   (t) => [uniqueIndex("clusters_owner_id_name_key").on(t.ownerId, t.name)],
 );
 
-export const providerKinds = ["time4vps"] as const;
-export type ProviderKind = (typeof providerKinds)[number];
-
 /** An owner's account at a VPS provider; its API credentials are an AES-256-GCM envelope bound to the account id. */
 export const providerAccounts = pgTable(
   "provider_accounts",
@@ -98,22 +108,6 @@ export const providerAccounts = pgTable(
     unique("provider_accounts_id_owner_id_key").on(t.id, t.ownerId),
   ],
 );
-
-export const serverStatuses = [
-  "PENDING",
-  "PROVISIONING",
-  "ONLINE",
-  "OFFLINE",
-  "UNREACHABLE",
-  "HOSTKEY_MISMATCH",
-  "ERROR",
-  "REINSTALLING",
-  "CONFIGURED",
-] as const;
-export type ServerStatus = (typeof serverStatuses)[number];
-
-export const authMethods = ["private_key", "password"] as const;
-export type AuthMethod = (typeof authMethods)[number];
 
 export const servers = pgTable(
   "servers",
@@ -167,9 +161,6 @@ export const serverCredentials = pgTable("server_credentials", {
   updatedAt: updatedAt(),
 });
 
-export const operationStatuses = ["RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"] as const;
-export type OperationStatus = (typeof operationStatuses)[number];
-
 /** One row per workflow run started for a server. */
 export const operations = pgTable(
   "operations",
@@ -179,7 +170,7 @@ export const operations = pgTable(
       .notNull()
       .references(() => owners.id, { onDelete: "cascade" }),
     serverId: uuid("server_id").references(() => servers.id, { onDelete: "set null" }),
-    kind: text("kind").notNull(),
+    kind: text("kind", { enum: operationKinds }).notNull(),
     workflowId: text("workflow_id").notNull(),
     runId: text("run_id"),
     status: text("status", { enum: operationStatuses }).notNull().default("RUNNING"),
@@ -203,9 +194,6 @@ export const operations = pgTable(
   ],
 );
 
-export const rolloutStatuses = ["RUNNING", "PAUSED", "SUCCEEDED", "FAILED", "ABORTED"] as const;
-export type RolloutStatus = (typeof rolloutStatuses)[number];
-
 /** One row per rollout: an operation kind run over many servers in batches (workflow `rollout/<id>`). */
 export const rollouts = pgTable(
   "rollouts",
@@ -214,7 +202,7 @@ export const rollouts = pgTable(
     ownerId: uuid("owner_id")
       .notNull()
       .references(() => owners.id, { onDelete: "cascade" }),
-    kind: text("kind").notNull(),
+    kind: text("kind", { enum: rolloutKinds }).notNull(),
     status: text("status", { enum: rolloutStatuses }).notNull().default("RUNNING"),
     /** As requested: cluster id, selector, explicit server ids. */
     target: jsonb("target").$type<Record<string, unknown>>().notNull(),
@@ -231,9 +219,6 @@ export const rollouts = pgTable(
   },
   (t) => [index("rollouts_owner_id_idx").on(t.ownerId)],
 );
-
-export const rolloutServerStates = ["PENDING", "WAITING", "RUNNING", "SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"] as const;
-export type RolloutServerState = (typeof rolloutServerStates)[number];
 
 /** Each target of a rollout, in rollout order, with its batch and what happened to it. */
 export const rolloutServers = pgTable(
@@ -380,9 +365,6 @@ export const ingestionProgress = pgTable("ingestion_progress", {
   runningSince: timestamp("running_since", { withTimezone: true, mode: "date" }).defaultNow(),
 });
 
-export const notificationChannelKinds = ["webhook", "slack"] as const;
-export type NotificationChannelKind = (typeof notificationChannelKinds)[number];
-
 /** An owner's alert receivers. URL and signing secret are one credentials-cipher envelope (associated data: the channel id). */
 export const notificationChannels = pgTable(
   "notification_channels",
@@ -410,9 +392,6 @@ export const alertRuleSettings = pgTable("alert_rule_settings", {
   rules: jsonb("rules").$type<Record<string, unknown>>().notNull(),
   updatedAt: updatedAt(),
 });
-
-export const alertStates = ["pending", "firing", "resolved", "dropped", "notified"] as const;
-export type AlertState = (typeof alertStates)[number];
 
 /**
  * One condition of one server (or one failed operation/rollout): pending while it holds for less than the
@@ -445,8 +424,6 @@ export const alerts = pgTable(
     index("alerts_pending_since_idx").on(t.since).where(sql`${t.state} = 'pending'`),
   ],
 );
-
-export const deliveryStatuses = ["pending", "delivered", "failed"] as const;
 
 /** One message to one channel; its id is the dedupe id the receiver sees on every attempt. */
 export const notificationDeliveries = pgTable(

@@ -4,6 +4,7 @@ import { and, eq } from "drizzle-orm";
 import { Redis } from "ioredis";
 import { processingListOf, QUEUE, type QueueConsumer, RESULTS, startProvisionerQueue } from "../compat/provisioner-queue.js";
 import { WORKERS } from "../compat/queue-workers.js";
+import type { OperationKind } from "../core/kinds.js";
 import { operations, servers } from "../db/schema.js";
 import { type ProvisioningHarness, startProvisioningHarness } from "./support/provisioning-harness.js";
 import { startRedis } from "./support/redis.js";
@@ -80,7 +81,7 @@ async function nextResult(): Promise<Record<string, unknown>> {
   return JSON.parse(popped[1]);
 }
 
-const operationsOf = async (id: string, kind: string) =>
+const operationsOf = async (id: string, kind: OperationKind) =>
   harness.api.database.db
     .select()
     .from(operations)

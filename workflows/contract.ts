@@ -4,7 +4,7 @@
  * rename is a compile error, not a runtime "unknown workflow type"), with the
  * input, result, query and failure type names defined here.
  */
-import type { OperationKindName } from "../core/server-status.js";
+import type { OperationKind } from "../core/kinds.js";
 import { bootstrapWorkflow } from "./bootstrap.js";
 import type { OperationInput, PlanInput, PlanResult, RecoveryInput, ReinstallInput } from "./definitions.js";
 import { type DeployKeyInput, deployKeyWorkflow } from "./deploy-key.js";
@@ -33,7 +33,7 @@ export interface OperationInputs {
 }
 
 /** What a starter adds to the operation and server ids for one kind (the rest of its input). */
-export type OperationOptions<K extends OperationKindName> = Omit<OperationInputs[K], keyof OperationInput>;
+export type OperationOptions<K extends OperationKind> = Omit<OperationInputs[K], keyof OperationInput>;
 
 /** The workflow each operation kind runs. */
 export const operationWorkflows = {
@@ -43,13 +43,13 @@ export const operationWorkflows = {
   recovery: recoveryWorkflow,
   reinstall: reinstallWorkflow,
   install_agent: installAgentWorkflow,
-} satisfies { [K in OperationKindName]: (input: OperationInputs[K]) => Promise<unknown> };
+} satisfies { [K in OperationKind]: (input: OperationInputs[K]) => Promise<unknown> };
 
 /** The workflow function of one operation kind. */
-export type OperationWorkflow<K extends OperationKindName> = (input: OperationInputs[K]) => ReturnType<(typeof operationWorkflows)[K]>;
+export type OperationWorkflow<K extends OperationKind> = (input: OperationInputs[K]) => ReturnType<(typeof operationWorkflows)[K]>;
 
 /** Looks up the workflow of a kind with its input and result types kept (an indexed access alone would lose them). */
-export function operationWorkflow<K extends OperationKindName>(kind: K): OperationWorkflow<K> {
+export function operationWorkflow<K extends OperationKind>(kind: K): OperationWorkflow<K> {
   return operationWorkflows[kind] as unknown as OperationWorkflow<K>;
 }
 

@@ -1,4 +1,5 @@
 import { defineQuery, defineSignal } from "@temporalio/workflow";
+import type { ConnectionOutcome, OperationKind, PlanOutcome, RolloutKind } from "../core/kinds.js";
 
 /** Shared by workflows, activities and the API: typed query definitions and payload shapes. No secrets in any of them. */
 
@@ -12,7 +13,7 @@ export interface StepProgress {
 
 export interface OperationProgress {
   operationId: string;
-  kind: string;
+  kind: OperationKind;
   serverId: string;
   currentStep?: string;
   steps: StepProgress[];
@@ -34,8 +35,6 @@ export interface StepResult {
   changed: boolean;
   detail: string;
 }
-
-export type ConnectionOutcome = "ok" | "auth_failed" | "unreachable" | "timeout" | "hostkey_mismatch" | "refused_by_policy";
 
 export interface HostFacts {
   osId: string;
@@ -111,12 +110,6 @@ export interface HeartbeatMonitorInput {
 export const monitorSettingsSignal = defineSignal<[HeartbeatMonitorInput]>("settings");
 /** The settings the heartbeat monitor sweeps with now. */
 export const monitorSettingsQuery = defineQuery<HeartbeatMonitorInput>("settings");
-
-/** What a fleet operation (a rollout, a plan) does to each server: one of the operation kinds, deploy key split by action. */
-export type RolloutKind = "configure" | "deploy_key_add" | "deploy_key_remove" | "recover" | "install_agent" | "test_connection";
-
-/** A check's verdict on one step, run read-only on the real host. */
-export type PlanOutcome = "would_change" | "unchanged" | "cannot";
 
 export interface StepPlan {
   name: string;

@@ -1,10 +1,11 @@
+import type { DeployKeyAction } from "../core/kinds.js";
 import type { OperationInput, StepResult } from "./definitions.js";
 import { runOperation } from "./operation.js";
 import { ProgressTracker } from "./progress.js";
 import { sshActivities } from "./proxies.js";
 
 export interface DeployKeyInput extends OperationInput {
-  action: "add" | "remove";
+  action: DeployKeyAction;
 }
 
 /** SetupDeployKey: ORCHESTRATOR_SSH_PUBLIC_KEY added to (or removed from) the admin user's authorized_keys exactly once. */

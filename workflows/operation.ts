@@ -1,10 +1,9 @@
 import { ApplicationFailure, CancellationScope, isCancellation, workflowInfo } from "@temporalio/workflow";
+import { busyStatuses } from "../core/kinds.js";
 import type { OperationInput } from "./definitions.js";
 import { FailureType, failureMessage, failureType, SshErrorType, unreachableErrorTypes } from "./failure-types.js";
 import type { ProgressTracker } from "./progress.js";
 import { recordActivities } from "./proxies.js";
-
-const TRANSITIONAL: ("PROVISIONING" | "REINSTALLING")[] = ["PROVISIONING", "REINSTALLING"];
 
 /**
  * The frame every server operation runs in: the workflow first claims its
@@ -43,7 +42,7 @@ export async function runOperation<T>(
           status: "ERROR",
           reason: `${progress.state.kind} cancelled${step ? ` during step ${step}` : ""}; run it again to finish`,
           actor: progress.actor,
-          onlyFrom: TRANSITIONAL,
+          onlyFrom: [...busyStatuses],
         });
         await recordActivities.finishOperation({
           operationId: input.operationId,

@@ -1,5 +1,6 @@
 import { setHandler, workflowInfo } from "@temporalio/workflow";
-import type { OperationKindName, StatusActor } from "../core/server-status.js";
+import type { OperationKind } from "../core/kinds.js";
+import type { StatusActor } from "../core/server-status.js";
 import { type OperationInput, type OperationProgress, progressQuery, type StepProgress, type StepResult } from "./definitions.js";
 import { failureMessage } from "./failure-types.js";
 
@@ -7,7 +8,7 @@ import { failureMessage } from "./failure-types.js";
 export class ProgressTracker {
   readonly state: OperationProgress;
 
-  constructor(input: OperationInput, kind: OperationKindName) {
+  constructor(input: OperationInput, kind: OperationKind) {
     this.state = { operationId: input.operationId, serverId: input.serverId, kind, steps: [], done: false };
     setHandler(progressQuery, () => this.state);
   }
@@ -36,7 +37,7 @@ export class ProgressTracker {
 
   /** Who writes this operation's server statuses, for the state machine. */
   get actor(): StatusActor {
-    return { by: "operation", kind: this.state.kind as OperationKindName, operationId: this.state.operationId };
+    return { by: "operation", kind: this.state.kind, operationId: this.state.operationId };
   }
 
   /** The step that was running when the operation stopped (it is marked failed by then). */

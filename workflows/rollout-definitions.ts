@@ -1,13 +1,10 @@
 import { defineQuery, defineUpdate } from "@temporalio/workflow";
-import type { OperationKindName } from "../core/server-status.js";
-import type { RolloutKind } from "./definitions.js";
+import type { BusyPolicy, OperationKind, RolloutKind, RolloutStatus } from "../core/kinds.js";
 
 /** The rollout workflow's contract with the API: input, progress query, the pause/resume/abort updates. No secrets. */
 
-export type RolloutStatusName = "RUNNING" | "PAUSED" | "SUCCEEDED" | "FAILED" | "ABORTED";
-
 /** The operation each server of a rollout runs, and the rest of its input. */
-export function childOperation(kind: RolloutKind): { kind: OperationKindName; options: Record<string, unknown> } {
+export function childOperation(kind: RolloutKind): { kind: OperationKind; options: Record<string, unknown> } {
   switch (kind) {
     case "configure":
       return { kind: "bootstrap", options: {} };
@@ -37,7 +34,7 @@ export interface RolloutInput {
   failureBudget: number;
   batchPauseSeconds: number;
   pauseAfterCanary: boolean;
-  busyPolicy: "skip" | "wait";
+  busyPolicy: BusyPolicy;
   busyWaitSeconds: number;
   /** Children in flight at once at most (default 200); the rest of a run's servers start as others end. */
   windowSize?: number;
@@ -57,7 +54,7 @@ export interface RolloutChildProgress {
 
 export interface RolloutProgress {
   rolloutId: string;
-  status: RolloutStatusName;
+  status: RolloutStatus;
   /** 0-based; the batch running now, or the next one while paused. */
   batch: number;
   batchCount: number;
@@ -67,7 +64,7 @@ export interface RolloutProgress {
 }
 
 export interface RolloutResult {
-  status: RolloutStatusName;
+  status: RolloutStatus;
   reason: string;
 }
 

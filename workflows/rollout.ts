@@ -14,9 +14,8 @@ import {
   sleep,
 } from "@temporalio/workflow";
 import type { Activities } from "../activities/index.js";
+import type { OperationKind, RolloutServerState, RolloutStatus } from "../core/kinds.js";
 import type { OpenedChild } from "../core/rollouts.js";
-import type { OperationKindName } from "../core/server-status.js";
-import type { RolloutServerState } from "../db/schema.js";
 import {
   clusterIdAttribute,
   operationAttribute,
@@ -34,7 +33,6 @@ import {
   type RolloutInput,
   type RolloutProgress,
   type RolloutResult,
-  type RolloutStatusName,
   resumeRolloutUpdate,
   rolloutProgressQuery,
 } from "./rollout-definitions.js";
@@ -85,7 +83,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
   const batch = input.batch ?? 0;
   const { kind: operationKind, options: childOptions } = childOperation(input.kind);
   const state = {
-    status: (input.paused ? "PAUSED" : "RUNNING") as RolloutStatusName,
+    status: (input.paused ? "PAUSED" : "RUNNING") as RolloutStatus,
     reason: input.pauseReason ?? "",
     aborting: false,
     ended: false,
@@ -168,7 +166,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
     },
   );
 
-  const finish = (status: RolloutStatusName, reason: string): Promise<RolloutResult> =>
+  const finish = (status: RolloutStatus, reason: string): Promise<RolloutResult> =>
     settled(async () => {
       state.status = status;
       state.reason = reason;
@@ -347,7 +345,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
   }
 
   /** A previous run of a per-server workflow id may still be closing (its row ended first): wait a little, then start. */
-  async function startWithRetry(opened: Extract<OpenedChild, { opened: true }>, kind: OperationKindName): Promise<unknown> {
+  async function startWithRetry(opened: Extract<OpenedChild, { opened: true }>, kind: OperationKind): Promise<unknown> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await children.run(() =>

@@ -2,7 +2,8 @@ import { create } from "@bufbuild/protobuf";
 import { DurationSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Argv } from "yargs";
-import { PlanOutcome, RolloutKind } from "../../gen/axion/infrastructure/v1/plan_pb.js";
+import { rolloutKindProto } from "../../api/enum-mapping.js";
+import { PlanOutcome, type RolloutKind } from "../../gen/axion/infrastructure/v1/plan_pb.js";
 import {
   PlanRolloutResponseSchema,
   type Rollout,
@@ -21,14 +22,8 @@ import { allServers, listAll, pick, resolveCluster, resolveServer } from "../res
 import { renderRollout, rolloutEnded, rolloutKind, rolloutStatus } from "../rollout-view.js";
 import { parseSince } from "./metrics.js";
 
-const kinds: Record<string, RolloutKind> = {
-  configure: RolloutKind.CONFIGURE,
-  "deploy-key-add": RolloutKind.DEPLOY_KEY_ADD,
-  "deploy-key-remove": RolloutKind.DEPLOY_KEY_REMOVE,
-  recover: RolloutKind.RECOVER,
-  "install-agent": RolloutKind.INSTALL_AGENT,
-  "test-connection": RolloutKind.TEST_CONNECTION,
-};
+/** The rollout kinds as the command line spells them (deploy-key-add), with their proto values. */
+const kinds = new Map(rolloutKindProto.names.map((name) => [name.replaceAll("_", "-"), rolloutKindProto.toProto(name)]));
 
 /** 2 → a count, 25% → a percentage. */
 function amount(text: string | undefined, flag: string): RolloutAmount | undefined {
@@ -52,7 +47,7 @@ type TargetArgs = {
 
 function targetOptions(c: Argv) {
   return c
-    .positional("kind", { choices: Object.keys(kinds), demandOption: true, describe: "what to do on each server" })
+    .positional("kind", { choices: [...kinds.keys()], demandOption: true, describe: "what to do on each server" })
     .option("cluster", { type: "string", describe: "the servers of this cluster (name or id)" })
     .option("selector", { alias: "l", type: "string", describe: "label selector: role=web,env!=dev" })
     .option("servers", { type: "string", array: true, describe: "these servers (names or ids)" })
@@ -71,7 +66,7 @@ async function request(client: Api, argv: TargetArgs) {
     (argv.servers ?? []).flatMap((s) => s.split(",")).map(async (s) => (await resolveServer(client, s)).id),
   );
   return {
-    kind: kinds[argv.kind] as RolloutKind,
+    kind: kinds.get(argv.kind) as RolloutKind,
     target: { clusterId, selector: argv.selector ?? "", serverIds },
     strategy: {
       canarySize: argv.canary,
