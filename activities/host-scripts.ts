@@ -354,7 +354,7 @@ export function agentInstallScript(uploadedBinary: string, uploadedConfig: strin
   return sh`set -e
 bin=${uploadedBinary}; cfg=${uploadedConfig}
 trap 'rm -f "$bin" "$cfg"' EXIT
-echo ${`${sha256}  `}"$bin" | sha256sum -c --quiet -
+echo ${`${sha256}  `}"$bin" | timeout -k 2 30 sha256sum -c --quiet - >/dev/null 2>&1 || { echo "sha256sum -c: the uploaded agent did not verify" >&2; exit 1; }
 id -u axion-agent >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin axion-agent
 install -m 0755 -o root -g root "$bin" ${AGENT_PATH}
 install -d -m 0750 -o root -g axion-agent /etc/axion-agent

@@ -6,7 +6,7 @@ import { badAnswer } from "./answer.js";
 /** The most a fact's answer may hold; one byte more is read to tell a longer answer apart. */
 export const MAX_FACT_BYTES = 4096;
 /** Seconds a fact's command may take on the host before it is killed. */
-export const FACT_SECONDS = 10;
+export const FACT_SECONDS = 8;
 
 /**
  * The facts read from a host, each by the command that answers it, named as an
@@ -18,7 +18,8 @@ const factCommands = {
   "/etc/os-release": sh`cat /etc/os-release`,
   "df /": sh`df -Pm /`,
   MemTotal: sh`grep -m1 MemTotal /proc/meminfo`,
-  "docker --version": sh`docker --version`,
+  // The client pings the daemon even for --version, which socket-activates a stopped Docker: pointed nowhere.
+  "docker --version": sh`DOCKER_HOST=unix:///nonexistent/docker.sock docker --version`,
   HOME: sh`printf '%s' "$HOME"`,
 } satisfies Record<string, ShellFragment>;
 
@@ -42,7 +43,12 @@ function factsScript(names: readonly FactName[]): ShellFragment {
 
 /** Reads `names` from the host in one command: each fact's raw answer (bounded), absent for an optional fact not installed. */
 export async function readHostAnswers(session: SshSession, names: readonly FactName[]): Promise<Map<FactName, Buffer>> {
-  const { stdout } = await runRemoteStep(session, factsScript(names), { root: false, timeoutMs: (FACT_SECONDS + 5) * 1000, step: "facts" });
+  const { stdout } = await runRemoteStep(session, factsScript(names), {
+    root: false,
+    // Every fact may use its whole time; the rest is the login and a loaded host's slack.
+    timeoutMs: names.length * (FACT_SECONDS + 3) * 1000 + 15_000,
+    step: "facts",
+  });
   const answers = new Map<FactName, Buffer>();
   for (const line of stdout.split("\n")) {
     if (line === "") continue;

@@ -5,6 +5,7 @@ export const kernelOf = (raw: Buffer): string => oneLine("uname -r", raw, 64, /^
 
 /** `df -Pm /`: the MB available on /, from POSIX df's one data line. */
 export function rootFreeMbOf(raw: Buffer): number {
+  if (raw.length === 0) throw badAnswer("df /", "no answer");
   const lines = raw.toString("utf8").replace(/\n$/, "").split("\n");
   if (lines.length !== 2)
     throw badAnswer("df /", `answered ${lines.length} lines, a header and one line expected`, lines.slice(0, 3).join("\n"));
