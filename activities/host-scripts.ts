@@ -285,9 +285,10 @@ finish ${`key not present for ${user}`}`;
 /**
  * Disk use per real mount (pseudo file systems left out), Docker's state, journal size; read-only.
  * A stopped Docker is asked about through systemd only: `docker info` would socket-activate it
- * (and start its restart-always containers). Each command is bounded in time on the host.
+ * (and start its restart-always containers). Each command is bounded in time on the host (df by
+ * 45 s: a slow disk may take long, and the step's 60 s bound the rest).
  */
-export const diagnoseScript = sh`timeout -k 2 10 df -P -T -x tmpfs -x devtmpfs -x squashfs -x proc -x sysfs -x cgroup -x cgroup2 2>/dev/null | head -c 65536 | awk 'NR>1{gsub("%","",$6); print "mount", $7, $6, int($5/1024)}'
+export const diagnoseScript = sh`timeout -k 2 45 df -P -T -x tmpfs -x devtmpfs -x squashfs -x proc -x sysfs -x cgroup -x cgroup2 2>/dev/null | head -c 65536 | awk 'NR>1{gsub("%","",$6); print "mount", $7, $6, int($5/1024)}'
 for m in /var/lib/docker /var/log; do mountpoint -q "$m" && timeout -k 2 10 df -P "$m" | head -c 4096 | awk -v m="$m" 'NR==2{gsub("%","",$5); print "mount", m, $5, int($4/1024)}'; done
 if ! command -v docker >/dev/null 2>&1; then echo "docker absent"
 elif ! timeout -k 2 10 systemctl is-active --quiet docker.service; then echo "docker stopped"

@@ -52,7 +52,8 @@ export async function readHostAnswers(session: SshSession, names: readonly FactN
   const answers = new Map<FactName, Buffer>();
   for (const line of stdout.split("\n")) {
     if (line === "") continue;
-    const match = /^fact(\d{1,2}) ([0-9a-f]*)$/.exec(line);
+    // An empty answer ends with its separator, which the trimmed output may have lost.
+    const match = /^fact(\d{1,2})(?: ([0-9a-f]*))?$/.exec(line);
     const name = match ? names[Number(match[1])] : undefined;
     if (!match || !name) throw badAnswer("facts", "answered a line that is no fact", line);
     if (answers.has(name)) throw badAnswer(name, "answered twice");
