@@ -40,7 +40,8 @@ export async function readFacts(session: SshSession): Promise<HostFacts> {
     kernel: kernelOf(answer("uname -r")),
     rootFreeMb: rootFreeMbOf(answer("df /")),
     memoryMb: memoryMbOf(answer("MemTotal")),
-    dockerVersion: docker ? dockerVersionOf(docker) : undefined,
+    // Silent (a half-installed package): absent, which the docker step repairs; anything said is parsed.
+    dockerVersion: docker?.length ? dockerVersionOf(docker) : undefined,
   };
 }
 
