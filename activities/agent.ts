@@ -8,13 +8,14 @@ import { issueAgentToken } from "../core/agent-tokens.js";
 import { agentRegisteredSince, databaseNow, getAgent } from "../core/agents.js";
 import type { StepResult } from "../workflows/definitions.js";
 import type { ActivityDeps } from "./deps.js";
+import { type AgentState, agentStateOf } from "./host-facts/agent-state.js";
+import { agentArchOf } from "./host-facts/arch.js";
+import { readHostAnswer } from "./host-facts/read.js";
+import { homeOf } from "./host-facts/resources.js";
 import { agentInstallScript, agentStateScript, parseStepOutput } from "./host-scripts.js";
 import { withServerSession } from "./server-access.js";
 import { heartbeating, runRemoteStep } from "./ssh/remote-step.js";
 import type { SshSession } from "./ssh/session.js";
-import { sh } from "./ssh/shell.js";
-
-const archNames: Record<string, string> = { x86_64: "amd64", aarch64: "arm64", amd64: "amd64", arm64: "arm64" };
 
 const checksums = new Map<string, string>();
 function sha256Of(path: string): string {
@@ -57,22 +58,22 @@ export interface AgentInspection {
   sha256: string;
   version: string;
   /** "ok", or what differs: "not installed", "binary differs", "service not running", "api url differs". */
-  state: string;
+  state: AgentState;
   registered: boolean;
 }
 
 export async function inspectAgent(deps: ActivityDeps, session: SshSession, serverId: string): Promise<AgentInspection> {
   const agent = deps.agent;
   if (!agent) throw new Error(AGENT_UNCONFIGURED);
-  const machine = (await runRemoteStep(session, sh`uname -m`, { root: false, step: "machine" })).stdout.trim();
-  const binary = join(agent.binaryDir, `axion-agent-linux-${archNames[machine] ?? machine}`);
+  // The host's answer selects a local file only through the allow-list: a build name, never a path.
+  const binary = join(agent.binaryDir, `axion-agent-linux-${agentArchOf(await readHostAnswer(session, "uname -m"))}`);
   if (!existsSync(binary)) {
-    throw ApplicationFailure.nonRetryable(`no agent binary for ${machine} at ${binary}: run scripts/build-agent.sh`, "AgentBinaryMissing");
+    throw ApplicationFailure.nonRetryable(`no agent binary at ${binary}: run scripts/build-agent.sh`, "AgentBinaryMissing");
   }
   const sha256 = sha256Of(binary);
-  const state = (
-    await runRemoteStep(session, agentStateScript(sha256, agent.apiUrl), { timeoutMs: 30_000, step: "agent_state" })
-  ).stdout.trim();
+  const state = agentStateOf(
+    (await runRemoteStep(session, agentStateScript(sha256, agent.apiUrl), { timeoutMs: 30_000, step: "agent_state" })).stdout,
+  );
   const registered = Boolean((await getAgent(deps.db, serverId))?.registeredAt);
   return { binary, sha256, version: versionOf(binary, sha256), state, registered };
 }
@@ -99,7 +100,7 @@ export function createAgentActivities(deps: ActivityDeps) {
           const { binary, sha256 } = found;
           // Pending until the new agent first uses it: if anything below fails, the running agent keeps its token.
           const token = await issueAgentToken(deps.db, input.serverId, { cipher: deps.cipher, pending: true });
-          const home = (await runRemoteStep(session, sh`printf '%s' "$HOME"`, { root: false, step: "home" })).stdout.trim();
+          const home = homeOf(await readHostAnswer(session, "HOME"));
           const suffix = randomBytes(6).toString("hex");
           const remoteBinary = `${home}/.axion-agent-${suffix}`;
           const remoteConfig = `${home}/.axion-agent-config-${suffix}.json`;
@@ -122,7 +123,7 @@ export function createAgentActivities(deps: ActivityDeps) {
               timeoutMs: 120_000,
               step: "agent_install",
             });
-            const { changed, detail } = parseStepOutput(stdout);
+            const { changed, detail } = parseStepOutput(stdout, "agent_install");
             return { changed, detail, installedAt };
           } finally {
             rmSync(local, { recursive: true, force: true });

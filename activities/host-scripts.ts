@@ -1,6 +1,9 @@
 import type { DeployKeyAction } from "../core/kinds.js";
+import { RESULT_MARK } from "./host-facts/step-result.js";
 import { aptInstall } from "./ssh/apt.js";
 import { type ShellFragment, sh } from "./ssh/shell.js";
+
+export { parseStepOutput, RESULT_MARK, type StepState } from "./host-facts/step-result.js";
 
 /**
  * The remote side of each bootstrap step: check first, act only when needed, and
@@ -16,8 +19,6 @@ import { type ShellFragment, sh } from "./ssh/shell.js";
  * result line. A check therefore reads exactly what the apply reads and changes nothing.
  */
 
-export const RESULT_MARK = "AXION_RESULT";
-
 /** "check": read-only, report what would change; "apply": act. */
 export type StepMode = "check" | "apply";
 
@@ -30,13 +31,6 @@ finish() {
   else echo ${RESULT_MARK} unchanged "$1"; fi
 }`;
 }
-
-export const factsScript = sh`. /etc/os-release 2>/dev/null
-printf 'os_id=%s\\nos_version=%s\\nos_pretty=%s\\n' "\${ID:-}" "\${VERSION_ID:-}" "\${PRETTY_NAME:-}"
-printf 'arch=%s\\nkernel=%s\\n' "$(uname -m)" "$(uname -r)"
-printf 'root_free_mb=%s\\n' "$(df -Pm / | awk 'NR==2{print $4}')"
-printf 'mem_mb=%s\\n' "$(awk '/MemTotal/{print int($2/1024)}' /proc/meminfo)"
-if command -v docker >/dev/null 2>&1; then printf 'docker=%s\\n' "$(docker --version 2>/dev/null | sed -E 's/^Docker version ([^,]+).*/\\1/')"; fi`;
 
 export function adminUserScript(user: string, mode: StepMode): ShellFragment {
   const sudoers = `${user} ALL=(ALL) NOPASSWD:ALL`;
@@ -55,8 +49,10 @@ finish ${`${user} has passwordless sudo`}`;
 export function dockerScript(mode: StepMode): ShellFragment {
   return sh`set -e
 ${stepFrame(mode)}
-if command -v docker >/dev/null 2>&1 && systemctl is-active --quiet docker && timeout 30 docker info >/dev/null 2>&1; then
-  finish "docker $(docker version --format '{{.Server.Version}}') running"; exit 0
+# Docker is asked only when systemd says it runs: asking a stopped one would start it.
+if command -v docker >/dev/null 2>&1 && timeout -k 2 20 systemctl is-active --quiet docker.service && timeout -k 2 30 docker info >/dev/null 2>&1; then
+  version=$(timeout -k 2 20 docker version --format '{{.Server.Version}}' 2>/dev/null | head -c 200)
+  finish "docker $version running"; exit 0
 fi
 # An attempt killed mid-install (its worker gone) leaves the binary unpacked but the package not configured.
 state=$(dpkg-query -W -f='\${Status}' docker.io 2>/dev/null || true)
@@ -67,7 +63,8 @@ if change "$what"; then
   systemctl enable --now docker >/dev/null
   for i in $(seq 1 30); do docker info >/dev/null 2>&1 && break; sleep 1; done
   docker info >/dev/null
-  did="$what: docker $(docker version --format '{{.Server.Version}}') running"
+  version=$(timeout -k 2 20 docker version --format '{{.Server.Version}}' 2>/dev/null | head -c 200)
+  did="$what: docker $version running"
 fi
 finish "docker running"`;
 }
@@ -120,10 +117,10 @@ export function firewallScript(connectPort: number, mode: StepMode): ShellFragme
   return sh`set -e
 ${stepFrame(mode)}
 if ! command -v nft >/dev/null 2>&1 && change ${"install nftables"}; then ${aptInstall(["nftables"])}; fi
-ports=$({ sshd -T 2>/dev/null | awk '$1 == "port" { print $2 } $1 == "listenaddress" { n = split($2, a, ":"); print a[n] }'
-  ss -Hltnp 2>/dev/null | awk '/"sshd"/ { n = split($4, a, ":"); print a[n] }'
-  ! systemctl is-active --quiet ssh.socket 2>/dev/null || systemctl show -p Listen --value ssh.socket | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /:[0-9]+$/) { n = split($i, a, ":"); print a[n] } }'
-  echo ${connectPort}; } | grep -xE '[0-9]{1,5}' | sort -nu | paste -sd, - | sed 's/,/, /g')
+ports=$({ timeout -k 2 20 sshd -T 2>/dev/null | head -c 262144 | awk '$1 == "port" { print $2 } $1 == "listenaddress" { n = split($2, a, ":"); print a[n] }'
+  timeout -k 2 20 ss -Hltnp 2>/dev/null | head -c 262144 | awk '/"sshd"/ { n = split($4, a, ":"); print a[n] }'
+  ! timeout -k 2 20 systemctl is-active --quiet ssh.socket 2>/dev/null || timeout -k 2 20 systemctl show -p Listen --value ssh.socket | head -c 65536 | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /:[0-9]+$/) { n = split($i, a, ":"); print a[n] } }'
+  echo ${connectPort}; } | grep -xE '[0-9]{1,5}' | sort -nu | head -n 32 | paste -sd, - | sed 's/,/, /g')
 case "$ports" in *,*) match="{ $ports }" ;; *) match=$ports ;; esac
 file=/etc/nftables.d/axion.nft conf=/etc/nftables.conf dropin=/etc/systemd/system/nftables.service.d/axion.conf
 want=$(printf ${axionRuleset} "$match")
@@ -202,7 +199,11 @@ export function sshHardeningScript(keyWorks: boolean, mode: StepMode): ShellFrag
   return sh`set -e
 ${stepFrame(mode)}
 file=/etc/ssh/sshd_config.d/10-axion-hardening.conf aside=/etc/ssh/sshd_config.d/10-axion-hardening.conf.aside
-[ -d /run/sshd ] || mkdir -p /run/sshd
+# sshd -T needs its privilege separation directory; a check creates nothing, it says so.
+if [ ! -d /run/sshd ]; then
+  [ "$mode" = apply ] || { echo ${RESULT_MARK} would_change ${"create /run/sshd, then harden sshd"}; exit 0; }
+  mkdir -p /run/sshd
+fi
 if [ -f "$aside" ] && change ${"restore the hardening drop-in an interrupted run set aside"}; then mv -f "$aside" "$file"; fi
 included=yes
 grep -qiE '^Include /etc/ssh/sshd_config.d/\\*.conf' /etc/ssh/sshd_config || included=""
@@ -210,8 +211,20 @@ view=$(mktemp -d); trap 'rm -rf "$view"' EXIT
 for f in /etc/ssh/sshd_config.d/*.conf; do [ ! -f "$f" ] || [ "$f" = "$file" ] || cp "$f" "$view/"; done
 { [ -n "$included" ] || echo 'Include /etc/ssh/sshd_config.d/*.conf'; cat /etc/ssh/sshd_config; } |
   sed -E "/^[[:space:]]*[Ii]nclude[[:space:]]/ s#(/etc/ssh/)?sshd_config\\.d/\\*\\.conf#$view/*.conf#g" > "$view/sshd_config"
-host=$(sshd -T -f "$view/sshd_config") || { echo "sshd -T failed on the host's own configuration" >&2; exit 1; }
-now=$(sshd -T 2>/dev/null || true)
+# sshd's settings, bounded in time and size, and refused unless every line is a setting in printable ASCII.
+settings_of() {
+  out=$1; shift
+  { timeout -k 2 20 sshd -T "$@" 2>/dev/null; echo "$?" > "$out.rc"; } | head -c 262145 > "$out"
+  read -r rc < "$out.rc" || rc=1
+  if [ "$(wc -c < "$out")" -gt 262144 ] || LC_ALL=C grep -aqvE '^[a-z0-9]+( [ -~]*)?$' "$out"; then
+    echo "sshd -T: answered something that is not sshd's settings" >&2; exit 1
+  fi
+  return "$rc"
+}
+settings_of "$view/host" -f "$view/sshd_config" || { echo "sshd -T failed on the host's own configuration" >&2; exit 1; }
+host=$(head -c 262144 "$view/host")
+settings_of "$view/now" || true
+now=$(head -c 262144 "$view/now")
 settings=$(printf '%s\\n' "$host" | awk -v want=${wanted} ${stricterOfHostAndWanted})
 case "$(printf '%s\\n' "$settings" | awk '$1 == "PermitRootLogin" { print $2 }')" in
   no) root="root login off" ;; forced-commands-only) root="root by forced commands only" ;; *) root="root by key only" ;;
@@ -270,26 +283,20 @@ fi
 finish ${`key not present for ${user}`}`;
 }
 
-export type StepState = "changed" | "unchanged" | "skipped" | "would_change" | "cannot";
-
-export function parseStepOutput(stdout: string): { changed: boolean; skipped: boolean; state: StepState; detail: string } {
-  const line = stdout
-    .split("\n")
-    .reverse()
-    .find((l) => l.startsWith(`${RESULT_MARK} `));
-  if (!line) return { changed: true, skipped: false, state: "changed", detail: "step finished without a result line" };
-  const [, word = "", ...rest] = line.split(" ");
-  const state: StepState = (["changed", "unchanged", "skipped", "would_change", "cannot"] as const).find((s) => s === word) ?? "changed";
-  return { changed: state === "changed", skipped: state === "skipped", state, detail: rest.join(" ") };
-}
-
-/** Disk use per real mount (pseudo file systems left out), Docker presence and responsiveness, journal size. */
-export const diagnoseScript = sh`df -P -T -x tmpfs -x devtmpfs -x squashfs -x proc -x sysfs -x cgroup -x cgroup2 2>/dev/null | awk 'NR>1{gsub("%","",$6); print "mount", $7, $6, int($5/1024)}'
-for m in /var/lib/docker /var/log; do mountpoint -q "$m" && df -P "$m" | awk -v m="$m" 'NR==2{gsub("%","",$5); print "mount", m, $5, int($4/1024)}'; done
-if command -v docker >/dev/null 2>&1; then
-  if timeout 10 docker info >/dev/null 2>&1; then echo "docker responsive"; else echo "docker unresponsive"; fi
-else echo "docker absent"; fi
-echo "journal_mb $(du -sm /var/log/journal 2>/dev/null | cut -f1 || echo 0)"`;
+/**
+ * Disk use per real mount (pseudo file systems left out), Docker's state, journal size; read-only.
+ * A stopped Docker is asked about through systemd only: `docker info` would socket-activate it
+ * (and start its restart-always containers). Each command is bounded in time on the host (df by
+ * 45 s: a slow disk may take long, and the step's 60 s bound the rest).
+ */
+export const diagnoseScript = sh`timeout -k 2 45 df -P -T -x tmpfs -x devtmpfs -x squashfs -x proc -x sysfs -x cgroup -x cgroup2 2>/dev/null | head -c 65536 | awk 'NR>1{gsub("%","",$6); print "mount", $7, $6, int($5/1024)}'
+for m in /var/lib/docker /var/log; do mountpoint -q "$m" && timeout -k 2 10 df -P "$m" | head -c 4096 | awk -v m="$m" 'NR==2{gsub("%","",$5); print "mount", m, $5, int($4/1024)}'; done
+if ! command -v docker >/dev/null 2>&1; then echo "docker absent"
+elif ! timeout -k 2 10 systemctl is-active --quiet docker.service; then echo "docker stopped"
+elif timeout -k 2 10 docker info >/dev/null 2>&1; then echo "docker responsive"
+else echo "docker unresponsive"; fi
+journal=$(timeout -k 2 10 du -sm /var/log/journal 2>/dev/null | cut -f1)
+echo "journal_mb \${journal:-0}"`;
 
 export const pruneDockerScript = sh`set -e
 before=$(df -Pm /var/lib/docker 2>/dev/null | awk 'NR==2{print $4}')
@@ -334,8 +341,8 @@ WantedBy=multi-user.target
 /** Is the wanted agent binary installed and running? Prints `ok` or what differs (read-only: the agent step's check). */
 export function agentStateScript(sha256: string, apiUrl: string): ShellFragment {
   return sh`if [ ! -f ${AGENT_PATH} ]; then echo "not installed"
-elif [ "$(sha256sum ${AGENT_PATH} 2>/dev/null | cut -d' ' -f1)" != ${sha256} ]; then echo "binary differs"
-elif ! systemctl is-active --quiet axion-agent; then echo "service not running"
+elif [ "$(timeout -k 2 10 sha256sum ${AGENT_PATH} 2>/dev/null | head -c 200 | cut -d' ' -f1)" != ${sha256} ]; then echo "binary differs"
+elif ! timeout -k 2 10 systemctl is-active --quiet axion-agent; then echo "service not running"
 elif ! grep -qF ${`"api_url":${JSON.stringify(apiUrl)}`} ${AGENT_CONFIG}; then echo "api url differs"
 else echo ok; fi`;
 }
@@ -349,7 +356,7 @@ export function agentInstallScript(uploadedBinary: string, uploadedConfig: strin
   return sh`set -e
 bin=${uploadedBinary}; cfg=${uploadedConfig}
 trap 'rm -f "$bin" "$cfg"' EXIT
-echo ${`${sha256}  `}"$bin" | sha256sum -c --quiet -
+echo ${`${sha256}  `}"$bin" | timeout -k 2 30 sha256sum -c --quiet - >/dev/null 2>&1 || { echo "sha256sum -c: the uploaded agent did not verify" >&2; exit 1; }
 id -u axion-agent >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin axion-agent
 install -m 0755 -o root -g root "$bin" ${AGENT_PATH}
 install -d -m 0750 -o root -g axion-agent /etc/axion-agent

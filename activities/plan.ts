@@ -2,6 +2,7 @@ import { Context } from "@temporalio/activity";
 import { ApplicationFailure } from "@temporalio/common";
 import type { DeployKeyAction, PlanOutcome, RolloutKind } from "../core/kinds.js";
 import { runningOperation } from "../core/operations.js";
+import { displaySafe } from "../core/text.js";
 import type { HostFacts, ServerPlan, StepPlan } from "../workflows/definitions.js";
 import { FailureType } from "../workflows/failure-types.js";
 import { DEFAULT_DISK_THRESHOLD_PCT, DEFAULT_JOURNAL_MAX_MB, remediations } from "../workflows/remediation.js";
@@ -53,7 +54,7 @@ async function checkHostStep(ctx: PlanContext, name: string, step: HostStep): Pr
     timeoutMs: CHECK_TIMEOUT_MS,
     step: `check ${name}`,
   });
-  const parsed = parseStepOutput(stdout);
+  const parsed = parseStepOutput(stdout, name);
   const detail = parsed.state === "changed" ? `the check reported a change: ${parsed.detail}` : parsed.detail;
   return { name, outcome: outcomeOfState[parsed.state], detail };
 }
@@ -159,7 +160,11 @@ function cancelled(): boolean {
   }
 }
 
-const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
+/** A failure's message as a plan shows it: it may quote a host's answer, so escaped and cut. */
+const messageOf = (error: unknown) => {
+  const text = error instanceof Error ? error.message : String(error);
+  return displaySafe(text.length > 1000 ? `${text.slice(0, 1000)}…` : text);
+};
 
 export function summarize(server: { id: string; name: string }, steps: StepPlan[], reason?: string): ServerPlan {
   const cannot = steps.find((s) => s.outcome === "cannot");

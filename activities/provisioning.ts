@@ -3,11 +3,14 @@ import type { DeployKeyAction } from "../core/kinds.js";
 import type { ConnectionTestResult, HostFacts, StepResult } from "../workflows/definitions.js";
 import { FailureType } from "../workflows/failure-types.js";
 import type { ActivityDeps } from "./deps.js";
+import { machineOf } from "./host-facts/arch.js";
+import { osReleaseOf } from "./host-facts/os-release.js";
+import { type FactName, readHostAnswers } from "./host-facts/read.js";
+import { dockerVersionOf, kernelOf, memoryMbOf, rootFreeMbOf } from "./host-facts/resources.js";
 import {
   adminUserScript,
   authorizedKeyScript,
   dockerScript,
-  factsScript,
   firewallScript,
   parseStepOutput,
   type StepMode,
@@ -25,23 +28,22 @@ const supportedArch = ["x86_64", "aarch64"];
 export const MIN_ROOT_FREE_MB = 1024;
 export const MIN_MEMORY_MB = 512;
 
+/** The facts a preflight decides on, each through its bounded parser (activities/host-facts/). */
 export async function readFacts(session: SshSession): Promise<HostFacts> {
-  const { stdout } = await runRemoteStep(session, factsScript, { root: false, timeoutMs: 20_000 });
-  const kv = Object.fromEntries(
-    stdout
-      .split("\n")
-      .map((l) => l.split(/=(.*)/s, 2) as [string, string])
-      .filter(([k]) => k),
-  );
+  const answers = await readHostAnswers(session, ["/etc/os-release", "uname -m", "uname -r", "df /", "MemTotal", "docker --version"]);
+  const answer = (name: FactName) => answers.get(name) ?? Buffer.alloc(0);
+  const os = osReleaseOf(answer("/etc/os-release"));
+  const docker = answers.get("docker --version");
   return {
-    osId: kv.os_id ?? "",
-    osVersion: kv.os_version ?? "",
-    osPrettyName: kv.os_pretty ?? "",
-    arch: kv.arch ?? "",
-    kernel: kv.kernel ?? "",
-    rootFreeMb: Number(kv.root_free_mb ?? 0),
-    memoryMb: Number(kv.mem_mb ?? 0),
-    dockerVersion: kv.docker || undefined,
+    osId: os.id,
+    osVersion: os.versionId,
+    osPrettyName: os.prettyName,
+    arch: machineOf(answer("uname -m")),
+    kernel: kernelOf(answer("uname -r")),
+    rootFreeMb: rootFreeMbOf(answer("df /")),
+    memoryMb: memoryMbOf(answer("MemTotal")),
+    // Silent (a half-installed package): absent, which the docker step repairs; anything said is parsed.
+    dockerVersion: docker?.length ? dockerVersionOf(docker) : undefined,
   };
 }
 
@@ -122,15 +124,15 @@ export function remoteStep(
   deps: ActivityDeps,
   serverId: string,
   script: (server: ServerRecord) => ShellFragment,
-  options: { timeoutMs: number } & SessionOptions,
+  options: { timeoutMs: number; step?: string } & SessionOptions,
 ): Promise<StepResult & { skipped?: boolean }> {
   return heartbeating(() =>
     withServerSession(
       deps,
       serverId,
       async (session, server) => {
-        const { stdout } = await runRemoteStep(session, script(server), { timeoutMs: options.timeoutMs });
-        const parsed = parseStepOutput(stdout);
+        const { stdout } = await runRemoteStep(session, script(server), { timeoutMs: options.timeoutMs, step: options.step });
+        const parsed = parseStepOutput(stdout, options.step);
         return { changed: parsed.changed, detail: parsed.detail, ...(parsed.skipped ? { skipped: true } : {}) };
       },
       options,
@@ -139,8 +141,12 @@ export function remoteStep(
 }
 
 /** A host step in apply mode. */
-export const applyStep = (deps: ActivityDeps, serverId: string, step: HostStep) =>
-  remoteStep(deps, serverId, (server) => step.script(deps, server, "apply"), { timeoutMs: step.timeoutMs, afterwards: step.afterwards });
+export const applyStep = (deps: ActivityDeps, serverId: string, step: HostStep, name: string) =>
+  remoteStep(deps, serverId, (server) => step.script(deps, server, "apply"), {
+    timeoutMs: step.timeoutMs,
+    afterwards: step.afterwards,
+    step: name,
+  });
 
 /** SSH activities: one idempotent step each, the server addressed by id only. */
 export function createProvisioningActivities(deps: ActivityDeps) {
@@ -159,6 +165,10 @@ export function createProvisioningActivities(deps: ActivityDeps) {
       } catch (error) {
         if (error instanceof ApplicationFailure && error.type === FailureType.ServerNotFound) throw error;
         if (isShareBusy(error)) throw error;
+        // Connected and logged in: the connection works, the host's answers do not (the message names the fact).
+        if (error instanceof ApplicationFailure && error.type === FailureType.HostAnswerInvalid) {
+          return { outcome: "ok", message: `connected, but the host's facts are unusable: ${error.message}` };
+        }
         const seen = presentedFingerprint(error);
         return {
           outcome: outcomeOf(error),
@@ -187,16 +197,16 @@ export function createProvisioningActivities(deps: ActivityDeps) {
       );
     },
 
-    ensureAdminUser: (input: { serverId: string }) => applyStep(deps, input.serverId, hostSteps.admin_user),
-    ensureDocker: (input: { serverId: string }) => applyStep(deps, input.serverId, hostSteps.docker),
-    ensureFirewall: (input: { serverId: string }) => applyStep(deps, input.serverId, hostSteps.firewall),
-    hardenSsh: (input: { serverId: string }) => applyStep(deps, input.serverId, hostSteps.ssh_hardening),
+    ensureAdminUser: (input: { serverId: string }) => applyStep(deps, input.serverId, hostSteps.admin_user, "admin_user"),
+    ensureDocker: (input: { serverId: string }) => applyStep(deps, input.serverId, hostSteps.docker, "docker"),
+    ensureFirewall: (input: { serverId: string }) => applyStep(deps, input.serverId, hostSteps.firewall, "firewall"),
+    hardenSsh: (input: { serverId: string }) => applyStep(deps, input.serverId, hostSteps.ssh_hardening, "ssh_hardening"),
 
     /** ORCHESTRATOR_SSH_PUBLIC_KEY for the admin user: added once, or removed; other lines untouched. */
     async setDeployKey(input: { serverId: string; action: DeployKeyAction }): Promise<StepResult & { skipped?: boolean }> {
       const step = deployKeyStep(deps, input.action);
       if (!step) return { changed: false, skipped: true, detail: DEPLOY_KEY_UNSET };
-      return applyStep(deps, input.serverId, step);
+      return applyStep(deps, input.serverId, step, "deploy_key");
     },
   };
 }

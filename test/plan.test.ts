@@ -14,14 +14,24 @@ import { type ProvisioningHarness, startProvisioningHarness } from "./support/pr
 import { buildImage, downHosts, type Fleet, hostExec, regenHostKey, upHosts } from "./support/testhosts.js";
 
 const orchestratorKey = ed25519KeyPair().publicKey.trim();
-const prefixes = { fresh: "plfresh", wrongOs: "plwrongos", down: "pldown" };
+const prefixes = { fresh: "plfresh", wrongOs: "plwrongos", down: "pldown", docker: "pldocker" };
 
-/** Every file and directory under the roots a step could touch: type, size, mode, owner, mtime and ctime. */
+/**
+ * What a plan must leave as it was: every file and directory under the roots a step could touch
+ * (type, size, mode, owner, mtime and ctime), the same of /run (without the message of the day
+ * PAM writes at every login), and the state of every systemd unit (`systemctl list-units --all`).
+ */
 const FS_ROOTS = "/etc /usr /home /root /var/lib /opt";
-const snapshotFs = (host: string, tag: string) =>
-  hostExec(host, `find ${FS_ROOTS} -printf '%p %y %s %m %U:%G %T@ %C@\\n' 2>/dev/null | sort > /tmp/axion-plan-fs-${tag}`);
-const fsDiff = (host: string, a: string, b: string) =>
-  hostExec(host, `diff /tmp/axion-plan-fs-${a} /tmp/axion-plan-fs-${b} || true`).trim();
+const snapshot = (host: string, tag: string) =>
+  hostExec(
+    host,
+    `find ${FS_ROOTS} -printf '%p %y %s %m %U:%G %T@ %C@\\n' 2>/dev/null | sort > /tmp/axion-plan-fs-${tag}
+find /run -mindepth 1 -path /run/motd.dynamic -prune -o -printf '%p %y %s %m %U:%G %T@ %C@\\n' 2>/dev/null | sort > /tmp/axion-plan-run-${tag}
+systemctl list-units --all --no-legend --plain | awk '{ print $1, $3, $4 }' | sort > /tmp/axion-plan-units-${tag}`,
+  );
+const changes = (host: string, a: string, b: string) =>
+  hostExec(host, `for k in fs run units; do diff /tmp/axion-plan-$k-${a} /tmp/axion-plan-$k-${b}; done || true`).trim();
+const UNCHANGED = "no file under /etc /usr /home /root /var/lib /opt or /run and no unit's state changed";
 
 /**
  * The host's processes, without this listing's own and without the traces a
@@ -51,6 +61,7 @@ describe("plans (check mode) on real hosts", { timeout: 30 * 60_000 }, () => {
   let fleet: Fleet;
   let wrongOs: Fleet;
   let down: Fleet;
+  let dockerHost: Fleet;
   let alice: ReturnType<ProvisioningHarness["api"]["clients"]>;
   let aliceId: string;
   let clusterId: string;
@@ -77,6 +88,17 @@ describe("plans (check mode) on real hosts", { timeout: 30 * 60_000 }, () => {
     fleet = upHosts(prefixes.fresh, 2, "fresh");
     wrongOs = upHosts(prefixes.wrongOs, 1, "wrong-os");
     down = upHosts(prefixes.down, 1, "sshd-down");
+    dockerHost = upHosts(prefixes.docker, 1, "fresh");
+    // Docker from the image's offline packages; a container of a local image that restarts always; then Docker
+    // stopped: its socket still listens, so anything that asks Docker starts it (and the container with it).
+    hostExec(
+      dockerHost.hosts[0]!.name,
+      `apt-get install -y -qq docker.io >/dev/null 2>&1
+tar -ch /usr/bin/sleep /lib/x86_64-linux-gnu/libc.so.6 /lib64/ld-linux-x86-64.so.2 2>/dev/null | docker import - local/sleep:1 >/dev/null
+docker run -d --restart=always --name keeper local/sleep:1 /usr/bin/sleep infinity >/dev/null
+systemctl stop docker.service 2>/dev/null
+systemctl is-active docker.socket`,
+    );
     harness = await startProvisioningHarness({
       orchestratorPublicKey: orchestratorKey,
       sshConnectTimeoutMs: 4000,
@@ -98,7 +120,7 @@ describe("plans (check mode) on real hosts", { timeout: 30 * 60_000 }, () => {
     const server = await register(host.ip, fleet.privateKey);
     configured = { id: server.id, host: host.name };
     const quiet = processes(host.name);
-    snapshotFs(host.name, "fresh-before");
+    snapshot(host.name, "fresh-before");
 
     const answer = await plan(server.id);
     assert.equal(answer.serverId, server.id);
@@ -131,8 +153,8 @@ describe("plans (check mode) on real hosts", { timeout: 30 * 60_000 }, () => {
     assert.equal(after.hostKeyFingerprint, "", "a plan pins no host key");
     assert.equal(after.status, ServerStatus.PENDING);
     assert.equal((await alice.operations.listOperations({ serverId: server.id })).operations.length, 0);
-    snapshotFs(host.name, "fresh-after");
-    assert.equal(fsDiff(host.name, "fresh-before", "fresh-after"), "", "no file under /etc /usr /home /root /var/lib /opt changed");
+    snapshot(host.name, "fresh-after");
+    assert.equal(changes(host.name, "fresh-before", "fresh-after"), "", UNCHANGED);
     assert.throws(() => hostExec(host.name, "id axion"), "no admin user");
     await processesSettleTo(host.name, quiet);
   });
@@ -147,7 +169,7 @@ describe("plans (check mode) on real hosts", { timeout: 30 * 60_000 }, () => {
     assert.equal(op.status, OperationStatus.SUCCEEDED, op.error);
 
     const quiet = processes(configured.host);
-    snapshotFs(configured.host, "configured-before");
+    snapshot(configured.host, "configured-before");
     const answer = await plan(configured.id);
     assert.equal(outcomeName(answer.outcome), "UNCHANGED", answer.reason);
     assert.equal(answer.steps.length, 8);
@@ -156,8 +178,8 @@ describe("plans (check mode) on real hosts", { timeout: 30 * 60_000 }, () => {
     assert.match(by.connect!.detail, /^host key SHA256:\S+ as pinned$/);
     assert.match(by.firewall!.detail, /firewall active, ssh open on tcp 22/);
     assert.match(by.agent!.detail, /axion-agent \d+\.\d+\.\d+ running and registered/);
-    snapshotFs(configured.host, "configured-after");
-    assert.equal(fsDiff(configured.host, "configured-before", "configured-after"), "");
+    snapshot(configured.host, "configured-after");
+    assert.equal(changes(configured.host, "configured-before", "configured-after"), "", UNCHANGED);
     await processesSettleTo(configured.host, quiet);
   });
 
@@ -231,6 +253,34 @@ describe("plans (check mode) on real hosts", { timeout: 30 * 60_000 }, () => {
     assert.equal(after.hostKeyFingerprint, pinned.hostKeyFingerprint, "the pin is kept");
     assert.equal(after.status, pinned.status, "a plan changes no status");
     assert.throws(() => hostExec(wrongOs.hosts[0]!.name, "id axion"));
+  });
+
+  test("on a host whose Docker is installed but stopped, with a restart-always container, no plan starts Docker or anything else", async () => {
+    const host = dockerHost.hosts[0]!;
+    assert.equal(hostExec(host.name, "systemctl is-active docker.service || true").trim(), "inactive");
+    const server = await register(host.ip, dockerHost.privateKey);
+    const quiet = processes(host.name);
+    snapshot(host.name, "docker-before");
+    const answers = new Map<RolloutKind, ServerPlan>();
+    for (const kind of [
+      RolloutKind.CONFIGURE,
+      RolloutKind.RECOVER,
+      RolloutKind.DEPLOY_KEY_ADD,
+      RolloutKind.DEPLOY_KEY_REMOVE,
+      RolloutKind.INSTALL_AGENT,
+      RolloutKind.TEST_CONNECTION,
+    ]) {
+      answers.set(kind, await plan(server.id, kind));
+    }
+    snapshot(host.name, "docker-after");
+    assert.equal(changes(host.name, "docker-before", "docker-after"), "", UNCHANGED);
+    await processesSettleTo(host.name, quiet);
+
+    assert.equal(steps(answers.get(RolloutKind.CONFIGURE)!).docker?.detail, "start docker");
+    const recover = steps(answers.get(RolloutKind.RECOVER)!);
+    assert.match(recover.diagnose!.detail, /^docker stopped;/);
+    assert.equal(outcomeName(recover.restart_docker!.outcome), "WOULD_CHANGE");
+    assert.equal(recover.restart_docker!.detail, "start docker: it is stopped");
   });
 
   test("PlanServer: InvalidArgument naming kind for UNSPECIFIED, NotFound for another owner's server", async () => {

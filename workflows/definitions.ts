@@ -62,7 +62,8 @@ export interface MountUsage {
 
 export interface Diagnosis {
   mounts: MountUsage[];
-  docker: "responsive" | "unresponsive" | "absent";
+  /** "stopped": installed, its service not active (found through systemd, without asking Docker). */
+  docker: "responsive" | "unresponsive" | "stopped" | "absent";
   journalMb: number;
 }
 

@@ -28,6 +28,8 @@ export const FailureType = {
   InsufficientResources: "InsufficientResources",
   /** The provider reported its rebuild task failed. */
   ProviderTaskFailed: "ProviderTaskFailed",
+  /** A host answered a fact outside its bounds (activities/host-facts/): asking again gets the same answer. */
+  HostAnswerInvalid: "HostAnswerInvalid",
 } as const;
 
 /** The failure type of each provider error kind (activities/providers/provider.ts). */
@@ -49,6 +51,7 @@ export const nonRetryableErrorTypes: string[] = [
   FailureType.InsufficientResources,
   FailureType.ServerNotFound,
   FailureType.CredentialUnavailable,
+  FailureType.HostAnswerInvalid,
   ProviderErrorType.auth,
   ProviderErrorType.not_found,
   ProviderErrorType.invalid,

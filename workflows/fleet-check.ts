@@ -24,7 +24,7 @@ export interface FleetCheckReport {
 }
 
 function needsRecovery(d: Diagnosis | undefined, thresholdPct: number): boolean {
-  return !!d && (d.docker === "unresponsive" || d.mounts.some((m) => m.usedPct >= thresholdPct));
+  return !!d && (d.docker === "unresponsive" || d.docker === "stopped" || d.mounts.some((m) => m.usedPct >= thresholdPct));
 }
 
 /**

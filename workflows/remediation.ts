@@ -8,6 +8,7 @@ export const DEFAULT_JOURNAL_MAX_MB = 200;
 export function problems(d: Diagnosis, thresholdPct: number): string[] {
   const found = d.mounts.filter((m) => m.usedPct >= thresholdPct).map((m) => `${m.mount} ${m.usedPct}% used`);
   if (d.docker === "unresponsive") found.push("docker does not answer");
+  if (d.docker === "stopped") found.push("docker is stopped");
   return found;
 }
 
@@ -40,8 +41,13 @@ export function remediations(d: Diagnosis, thresholdPct: number, journalMaxMb: n
     },
     {
       name: "restart_docker",
-      needed: d.docker === "unresponsive",
-      detail: d.docker === "unresponsive" ? "restart docker: it does not answer" : `docker ${d.docker}`,
+      needed: d.docker === "unresponsive" || d.docker === "stopped",
+      detail:
+        d.docker === "unresponsive"
+          ? "restart docker: it does not answer"
+          : d.docker === "stopped"
+            ? "start docker: it is stopped"
+            : `docker ${d.docker}`,
     },
   ];
 }

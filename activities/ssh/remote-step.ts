@@ -1,6 +1,8 @@
 import { SpanStatusCode, trace } from "@opentelemetry/api";
 import { Context } from "@temporalio/activity";
 import { ApplicationFailure } from "@temporalio/common";
+import { displaySafe } from "../../core/text.js";
+import { FailureType } from "../../workflows/failure-types.js";
 import { SshErrorType, sshFailure } from "./errors.js";
 import type { CommandResult, RunOptions, SshSession } from "./session.js";
 import { type ShellFragment, sh } from "./shell.js";
@@ -19,6 +21,8 @@ const DEFAULT_TIMEOUT_MS = 120_000;
 const SESSION_MARK = "AXION_STEP_SID";
 /** How long a killed command may take to end before the connection is closed on it. */
 const STOP_GRACE_MS = 10_000;
+/** The most output (stdout and stderr together) a step may send: beyond it the command is killed and the step fails. */
+export const MAX_STEP_OUTPUT_BYTES = 4 * 1024 * 1024;
 
 /** The command as the leader of a new session: it prints its session id first, then becomes the command. */
 export function inOwnSession(command: ShellFragment): ShellFragment {
@@ -89,7 +93,7 @@ export function runRemoteStep(session: SshSession, command: ShellFragment, optio
   const name = step ?? activityContext()?.info.activityType ?? "command";
   return trace.getTracer("axion-ssh").startActiveSpan(`ssh ${name}`, { attributes: { "axion.ssh.step": name } }, async (span) => {
     try {
-      const result = await runInOwnSession(session, command, runOptions);
+      const result = await runInOwnSession(session, command, runOptions, name);
       span.setAttribute("axion.ssh.exit_code", result.code);
       return result;
     } catch (error) {
@@ -102,7 +106,7 @@ export function runRemoteStep(session: SshSession, command: ShellFragment, optio
   });
 }
 
-async function runInOwnSession(session: SshSession, command: ShellFragment, options: RunOptions): Promise<CommandResult> {
+async function runInOwnSession(session: SshSession, command: ShellFragment, options: RunOptions, name: string): Promise<CommandResult> {
   const context = activityContext();
   const signal = context?.cancellationSignal;
   if (signal?.aborted) throw signal.reason;
@@ -114,7 +118,17 @@ async function runInOwnSession(session: SshSession, command: ShellFragment, opti
     sidSeen = resolve;
   });
   let head = "";
+  let received = 0;
+  let tooMuch = false;
+  const count = (chunk: Buffer) => {
+    received += chunk.length;
+    if (received > MAX_STEP_OUTPUT_BYTES && !tooMuch) {
+      tooMuch = true;
+      void stop();
+    }
+  };
   const onStderr = (chunk: Buffer) => {
+    count(chunk);
     options.onStderr?.(chunk);
     if (sid !== undefined || head.length > 4096) return;
     head += chunk.toString("utf8");
@@ -149,14 +163,20 @@ async function runInOwnSession(session: SshSession, command: ShellFragment, opti
   signal?.addEventListener("abort", onAbort, { once: true });
   try {
     const result = await heartbeating(() =>
-      session.run(inOwnSession(command), { ...options, timeoutMs: timeoutMs + 3 * STOP_GRACE_MS, allowFailure: true, onStderr }),
+      session.run(inOwnSession(command), {
+        ...options,
+        timeoutMs: timeoutMs + 3 * STOP_GRACE_MS,
+        allowFailure: true,
+        onStderr,
+        onStdout: count,
+      }),
     );
-    if (signal?.aborted || timedOut) throw new Error("stopped");
+    if (signal?.aborted || timedOut || tooMuch) throw new Error("stopped");
     const out = { ...result, stderr: stripMark(result.stderr) };
     if (out.code !== 0 && !options.allowFailure) {
       throw sshFailure(
         SshErrorType.CommandFailed,
-        `remote command exited with ${out.code}: ${out.stderr.slice(-500) || out.stdout.slice(-500)}`,
+        `${name}: remote command exited with ${out.code}: ${displaySafe(out.stderr.slice(-500) || out.stdout.slice(-500))}`,
       );
     }
     return out;
@@ -167,7 +187,14 @@ async function runInOwnSession(session: SshSession, command: ShellFragment, opti
     }
     if (timedOut) {
       await stopping;
-      throw sshFailure(SshErrorType.Timeout, `remote command timed out after ${timeoutMs} ms and was killed`);
+      throw sshFailure(SshErrorType.Timeout, `${name}: remote command timed out after ${timeoutMs} ms and was killed`);
+    }
+    if (tooMuch) {
+      await stopping;
+      throw ApplicationFailure.nonRetryable(
+        `${name}: answered more than ${MAX_STEP_OUTPUT_BYTES / 1024 / 1024} MB; the command was killed`,
+        FailureType.HostAnswerInvalid,
+      );
     }
     throw error;
   } finally {

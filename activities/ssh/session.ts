@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { ApplicationFailure } from "@temporalio/common";
 import { NodeSSH } from "node-ssh";
 import { defaultNetworkPolicy, type NetworkPolicy, RefusedByPolicy, resolveAllowedAddress } from "../../core/network-policy.js";
+import { displaySafe } from "../../core/text.js";
 import type { SshCredentialInput } from "../../core/validation.js";
 import { classifyConnectError, SshErrorType, sshFailure } from "./errors.js";
 import { type ShellFragment, sh } from "./shell.js";
@@ -28,6 +29,8 @@ export interface RunOptions {
   stdin?: string;
   /** Sees stderr as it arrives (the remote-step helper reads the command's process group from it). */
   onStderr?: (chunk: Buffer) => void;
+  /** Sees stdout as it arrives (the remote-step helper counts it). */
+  onStdout?: (chunk: Buffer) => void;
 }
 
 export interface SshSession {
@@ -180,7 +183,10 @@ export async function openSsh(target: SshTarget, credential: SshCredentialInput,
       try {
         const result = await ssh.execCommand(text, {
           stdin: runOptions.stdin ?? stdin,
-          onStdout: (c) => stdout.push(c),
+          onStdout: (c) => {
+            stdout.push(c);
+            runOptions.onStdout?.(c);
+          },
           onStderr: (c) => {
             stderr.push(c);
             runOptions.onStderr?.(c);
@@ -197,7 +203,7 @@ export async function openSsh(target: SshTarget, credential: SshCredentialInput,
         if (out.code !== 0 && !runOptions.allowFailure) {
           throw sshFailure(
             SshErrorType.CommandFailed,
-            `remote command exited with ${out.code}: ${out.stderr.slice(-500) || out.stdout.slice(-500)}`,
+            `remote command exited with ${out.code}: ${displaySafe(out.stderr.slice(-500) || out.stdout.slice(-500))}`,
           );
         }
         return out;
