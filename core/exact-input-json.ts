@@ -19,6 +19,7 @@ const MAX_DEPTH = 64;
 const decimalInteger = /^(0|-?[1-9][0-9]{0,19})$/;
 const jsonNumberText = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$/;
 const base64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
+const loneSurrogate = /\p{Cs}/u;
 
 /** A JSON number as written: its text decides whether it is a plain decimal integer. */
 class JsonNumber {
@@ -166,7 +167,8 @@ function scalarProblem(type: ScalarType, value: Tree, path: string): InputProble
   }
   switch (type) {
     case ScalarType.STRING:
-      return typeof value === "string" ? undefined : { field: path, message: "must be a JSON string" };
+      if (typeof value !== "string") return { field: path, message: "must be a JSON string" };
+      return loneSurrogate.test(value) ? { field: path, message: "must be valid Unicode (it holds a lone surrogate)" } : undefined;
     case ScalarType.BOOL:
       return typeof value === "boolean" ? undefined : { field: path, message: "must be true or false" };
     case ScalarType.BYTES:
@@ -182,7 +184,7 @@ function scalarProblem(type: ScalarType, value: Tree, path: string): InputProble
 }
 
 function mapKeyProblem(type: ScalarType, key: string, path: string): InputProblem | undefined {
-  if (type === ScalarType.STRING) return undefined;
+  if (type === ScalarType.STRING) return loneSurrogate.test(key) ? { field: path, message: "key must be valid Unicode" } : undefined;
   if (type === ScalarType.BOOL)
     return key === "true" || key === "false" ? undefined : { field: path, message: "key must be true or false" };
   return scalarProblem(type, key, path);

@@ -4,9 +4,8 @@ import { enumChoices, type InputProblem } from "./exact-input-json.js";
 /**
  * A decoded request checked for what the binary decoder keeps instead of refusing: fields the
  * message does not declare (kept as `$unknown`), enum numbers the enum does not declare (proto3
- * enums are open), the UNSPECIFIED zero inside a list (a filter of "unspecified" means nothing),
- * and Timestamps and Durations outside the range their JSON form allows. The same for every
- * protocol, so a typo is refused whether it came as JSON or as protobuf.
+ * enums are open) and the UNSPECIFIED zero inside a list (a filter of "unspecified" means nothing).
+ * The same for every protocol, so a typo is refused whether it came as JSON or as protobuf.
  */
 
 type Fields = Record<string, unknown> & { $unknown?: { no: number }[] };
@@ -17,8 +16,6 @@ export function messageInputProblem(desc: DescMessage, message: object, path = "
   const fields = message as Fields;
   const unknown = fields.$unknown?.[0];
   if (unknown) return { field: join(path, String(unknown.no)), message: `is not a field of ${desc.name} (unknown field number)` };
-  const range = wellKnownRangeProblem(desc, fields, path);
-  if (range !== undefined) return range ?? undefined;
   for (const field of desc.fields) {
     const problem = fieldProblem(field, fieldValue(field, fields), join(path, field.name));
     if (problem) return problem;
@@ -71,27 +68,4 @@ const declared = (desc: DescEnum, value: number) => desc.values.some((v) => v.nu
 
 function undeclared(desc: DescEnum, value: number, path: string): InputProblem {
   return { field: path, message: `${value} is not a ${desc.name}: ${enumChoices(desc)}` };
-}
-
-const TIMESTAMP_MIN_SECONDS = -62135596800n; // 0001-01-01T00:00:00Z
-const TIMESTAMP_MAX_SECONDS = 253402300799n; // 9999-12-31T23:59:59Z
-const DURATION_MAX_SECONDS = 315576000000n; // 10,000 years
-
-function wellKnownRangeProblem(desc: DescMessage, fields: Fields, path: string): InputProblem | null | undefined {
-  const seconds = BigInt((fields.seconds as bigint | undefined) ?? 0n);
-  const nanos = Number(fields.nanos ?? 0);
-  if (desc.typeName === "google.protobuf.Timestamp") {
-    if (seconds < TIMESTAMP_MIN_SECONDS || seconds > TIMESTAMP_MAX_SECONDS || nanos < 0 || nanos > 999_999_999) {
-      return { field: path || "request", message: "must be a time from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z" };
-    }
-    return null;
-  }
-  if (desc.typeName === "google.protobuf.Duration") {
-    const sameSign = seconds === 0n || nanos === 0 || seconds > 0n === nanos > 0;
-    if (seconds > DURATION_MAX_SECONDS || seconds < -DURATION_MAX_SECONDS || Math.abs(nanos) > 999_999_999 || !sameSign) {
-      return { field: path || "request", message: `must be a duration of at most ${DURATION_MAX_SECONDS} seconds` };
-    }
-    return null;
-  }
-  return undefined;
 }
