@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { finishOperation, startOperation } from "../core/operations.js";
 import { setServerStatus } from "../core/server-status.js";
+import { hasUnsafeCharacters } from "../core/text.js";
 import { startTestApi, type TestApi } from "./support/api.js";
 
 /**
@@ -17,7 +18,8 @@ import { startTestApi, type TestApi } from "./support/api.js";
 const bin = join(process.cwd(), "cli", "bin", "axion.mjs");
 const osc52 = "\u001b]52;c;ZWNobyBwd25lZA==\u0007";
 const hostile = `${osc52}disk full\u001b[2J\u009b31m\u202eevil`;
-const unsafe = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+/** Output is lines: newlines and tabs are its own. */
+const unsafe = { test: (text: string) => hasUnsafeCharacters(text, { multiline: true }) };
 
 let api: TestApi;
 let home: string;
