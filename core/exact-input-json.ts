@@ -58,13 +58,24 @@ export function keyShown(key: string): string {
 
 const join = (path: string, name: string) => (path ? `${path}.${name}` : name);
 
+const byName = new WeakMap<DescMessage, Map<string, DescField>>();
+/** A message's fields by JSON name and by proto name, as protobuf-es accepts either. */
+function fieldsByName(desc: DescMessage): Map<string, DescField> {
+  let fields = byName.get(desc);
+  if (!fields) {
+    fields = new Map(desc.fields.flatMap((f) => [[f.jsonName, f] as const, [f.name, f] as const]));
+    byName.set(desc, fields);
+  }
+  return fields;
+}
+
 function messageProblem(desc: DescMessage, value: Tree, path: string): InputProblem | undefined {
   if (!(value instanceof JsonObject)) return { field: path || "request", message: `must be a JSON object (${desc.name})` };
   if (value.duplicate !== undefined) return { field: join(path, keyShown(value.duplicate)), message: "is given more than once" };
   const seen = new Set<DescField>();
   const oneofs = new Map<string, string>();
   for (const [key, member] of value.entries) {
-    const field = desc.fields.find((f) => f.jsonName === key || f.name === key);
+    const field = fieldsByName(desc).get(key);
     if (!field) return { field: join(path, keyShown(key)), message: `is not a field of ${desc.name}` };
     const at = join(path, field.name);
     if (seen.has(field)) return { field: at, message: "is given more than once (by its proto and its JSON name)" };
