@@ -1,52 +1,108 @@
-import type { ConnectRouter } from "@connectrpc/connect";
+import { brotliDecompressSync, gunzipSync } from "node:zlib";
+import type { DescMessage } from "@bufbuild/protobuf";
+import { Code, type ConnectRouter } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
+import { codeFromString, codeToHttpStatus, codeToString } from "@connectrpc/connect/protocol-connect";
+import { binaryInputProblem } from "../core/exact-input-binary.js";
+import { type InputProblem, jsonInputProblem } from "../core/exact-input-json.js";
+import { boundedErrorMessage } from "./errors.js";
+import { firstMessageBytes, isJson, type ReceivedBody, recordingBody } from "./request-body.js";
 
 /**
- * connect-es answers `internal` when a binary protobuf body does not decode
- * ("parse binary: …"; a JSON body that does not decode is `invalid_argument`),
- * and it decodes before any interceptor runs. A body the client got wrong is
- * the client's error: this rewrites exactly that answer to `invalid_argument`,
- * in each protocol's shape (Connect unary and streaming, gRPC, gRPC-Web).
+ * The last word on every error answer, which connect-es writes before any interceptor runs when
+ * the body does not decode. A body the client got wrong is the client's error: connect-es answers
+ * `internal` for a binary body ("parse binary: …"), and both decoders' messages name no request
+ * field and embed the value (a 900 KB string comes back whole). Such an answer becomes
+ * `invalid_argument` naming the field (read from the body as received); and every error message,
+ * whatever produced it, is bounded and escaped (boundedErrorMessage). In each protocol's shape:
+ * Connect unary and streaming, gRPC, gRPC-Web.
  */
-const DECODE_FAILURE = "parse binary:";
-const GRPC_INTERNAL = "13";
-const GRPC_INVALID_ARGUMENT = "3";
+type Fix = (code: Code, message: string) => { code: Code; message: string };
 
-export function answerUndecodableBodiesAsInvalidArgument(router: ConnectRouter): void {
+export function rewriteErrorAnswers(router: ConnectRouter, maxBytes: number): void {
   router.handlers.forEach((handler, i) => {
-    const wrapped = async (req: UniversalServerRequest) => rewrite(await handler(req));
+    const input = handler.method.input;
+    const wrapped = async (req: UniversalServerRequest) => {
+      const { req: recorded, received } = await recordingBody(req, input, maxBytes);
+      const fix: Fix = (code, message) => fixed(code, message, input, received, maxBytes);
+      return rewrite(await handler(recorded), fix);
+    };
     router.handlers[i] = Object.assign(wrapped, handler) as UniversalHandler;
   });
 }
 
-async function rewrite(res: UniversalServerResponse): Promise<UniversalServerResponse> {
+function fixed(code: Code, message: string, input: DescMessage, received: ReceivedBody, maxBytes: number) {
+  const binaryFailure = code === Code.Internal && message.startsWith("parse binary:");
+  const jsonFailure = code === Code.InvalidArgument && message.startsWith("cannot decode ");
+  if (!binaryFailure && !jsonFailure) return { code, message: boundedErrorMessage(message) };
+  const problem = decodeProblem(input, received, maxBytes, message);
+  return { code: Code.InvalidArgument, message: boundedErrorMessage(`${problem.field}: ${problem.message}`) };
+}
+
+function decodeProblem(input: DescMessage, received: ReceivedBody, maxBytes: number, decoderMessage: string): InputProblem {
+  const bytes = firstMessageBytes(received, maxBytes);
+  if (!isJson(received)) return bytes ? binaryInputProblem(input, bytes) : { field: "request", message: `is not a valid ${input.name}` };
+  const problem = bytes && jsonInputProblem(input, Buffer.from(bytes).toString("utf8"));
+  if (problem) return problem;
+  // A case the reading above does not know: protobuf-es's own message names the field's type and name before the value.
+  const field = /^cannot decode field [\w.]+\.(\w+) from JSON/.exec(decoderMessage)?.[1];
+  return field ? { field, message: "has a value of the wrong form" } : { field: "request", message: `is not a valid JSON ${input.name}` };
+}
+
+async function rewrite(res: UniversalServerResponse, fix: Fix): Promise<UniversalServerResponse> {
   const type = res.header?.get("content-type") ?? "";
-  const encoded = Boolean(res.header?.get("content-encoding") || res.header?.get("grpc-encoding"));
+  if (type.startsWith("application/grpc")) fixStatusInHeader(res.header, fix);
   if (!res.body) return res;
-  if (type.startsWith("application/grpc-web")) return { ...res, body: mapFrames(res.body, 0x80, grpcWebTrailer) };
-  if (type.startsWith("application/grpc")) return { ...res, body: fixTrailerAtEnd(res.body, res.trailer) };
-  if (type.startsWith("application/connect+")) return { ...res, body: mapFrames(res.body, 0x02, connectEndStream) };
-  if (res.status === 500 && type.startsWith("application/json") && !encoded) return connectUnary(res, res.body);
+  if (type.startsWith("application/grpc-web")) return { ...res, body: mapFrames(res.body, 0x80, (p) => grpcWebTrailer(p, fix)) };
+  if (type.startsWith("application/grpc")) return { ...res, body: fixTrailerAtEnd(res.body, res.trailer, fix) };
+  if (type.startsWith("application/connect+")) return { ...res, body: mapFrames(res.body, 0x02, (p) => connectEndStream(p, fix)) };
+  if (res.status >= 400 && type.startsWith("application/json")) return connectUnary(res, res.body, fix);
   return res;
 }
 
-async function connectUnary(res: UniversalServerResponse, body: AsyncIterable<Uint8Array>): Promise<UniversalServerResponse> {
+async function connectUnary(res: UniversalServerResponse, body: AsyncIterable<Uint8Array>, fix: Fix): Promise<UniversalServerResponse> {
   const chunks: Uint8Array[] = [];
   for await (const chunk of body) chunks.push(chunk);
-  const bytes = Buffer.concat(chunks);
-  const error = parseJson(bytes) as { code?: string; message?: string } | undefined;
-  if (error?.code !== "internal" || !error.message?.startsWith(DECODE_FAILURE)) return { ...res, body: once(bytes) };
-  const fixed = Buffer.from(JSON.stringify({ ...error, code: "invalid_argument" }));
-  res.header?.set("content-length", String(fixed.byteLength));
-  return { ...res, status: 400, body: once(fixed) };
+  const encoding = res.header?.get("content-encoding");
+  const bytes = decompressed(Buffer.concat(chunks), encoding);
+  const error = bytes && (parseJson(bytes) as { code?: string; message?: string } | undefined);
+  const code = error?.code === undefined ? undefined : codeFromString(error.code);
+  if (!error || code === undefined) return { ...res, body: once(Buffer.concat(chunks)) };
+  const answer = fix(code, error.message ?? "");
+  const text = Buffer.from(JSON.stringify({ ...error, code: codeToString(answer.code), message: answer.message }));
+  res.header?.delete("content-encoding");
+  res.header?.set("content-length", String(text.byteLength));
+  return { ...res, status: codeToHttpStatus(answer.code), body: once(text) };
+}
+
+function decompressed(bytes: Buffer, encoding: string | null | undefined): Buffer | undefined {
+  try {
+    if (!encoding || encoding === "identity") return bytes;
+    if (encoding === "gzip") return gunzipSync(bytes);
+    if (encoding === "br") return brotliDecompressSync(bytes);
+  } catch {
+    // An error body this server wrote: it decompresses; if it did not, it is passed on as it is.
+  }
+  return undefined;
+}
+
+/** A gRPC or gRPC-Web answer without messages may carry its status in the headers ("trailers-only"). */
+function fixStatusInHeader(header: Headers | undefined, fix: Fix): void {
+  const status = header?.get("grpc-status");
+  if (!header || status === null || status === undefined || status === "0") return;
+  const answer = fix(Number(status) as Code, decodeMessage(header.get("grpc-message") ?? ""));
+  header.set("grpc-status", String(answer.code));
+  header.set("grpc-message", encodeURIComponent(answer.message));
 }
 
 /** gRPC sends its status in HTTP trailers, which the server fills in once the body has ended. */
-async function* fixTrailerAtEnd(body: AsyncIterable<Uint8Array>, trailer: Headers | undefined): AsyncIterable<Uint8Array> {
+async function* fixTrailerAtEnd(body: AsyncIterable<Uint8Array>, trailer: Headers | undefined, fix: Fix): AsyncIterable<Uint8Array> {
   yield* body;
-  if (trailer?.get("grpc-status") === GRPC_INTERNAL && decodeURIComponent(trailer.get("grpc-message") ?? "").startsWith(DECODE_FAILURE)) {
-    trailer.set("grpc-status", GRPC_INVALID_ARGUMENT);
-  }
+  const status = trailer?.get("grpc-status");
+  if (!trailer || status === null || status === undefined || status === "0") return;
+  const answer = fix(Number(status) as Code, decodeMessage(trailer.get("grpc-message") ?? ""));
+  trailer.set("grpc-status", String(answer.code));
+  trailer.set("grpc-message", encodeURIComponent(answer.message));
 }
 
 /** Rewrites the payload of envelopes carrying `flag` (gRPC-Web trailers, Connect end-of-stream); other bytes pass as they are. */
@@ -64,18 +120,30 @@ async function* mapFrames(body: AsyncIterable<Uint8Array>, flag: number, map: (p
   }
 }
 
-function grpcWebTrailer(payload: Buffer): Buffer {
+function grpcWebTrailer(payload: Buffer, fix: Fix): Buffer {
   const text = payload.toString("latin1");
   const status = /^grpc-status:\s*(\d+)\s*$/im.exec(text)?.[1];
-  const message = decodeURIComponent(/^grpc-message:\s*(.*?)\s*$/im.exec(text)?.[1] ?? "");
-  if (status !== GRPC_INTERNAL || !message.startsWith(DECODE_FAILURE)) return payload;
-  return Buffer.from(text.replace(/^grpc-status:\s*\d+/im, `grpc-status: ${GRPC_INVALID_ARGUMENT}`), "latin1");
+  if (status === undefined || status === "0") return payload;
+  const answer = fix(Number(status) as Code, decodeMessage(/^grpc-message:\s*(.*?)\s*$/im.exec(text)?.[1] ?? ""));
+  const others = text.split("\r\n").filter((line) => line !== "" && !/^grpc-(status|message):/i.test(line));
+  const lines = [`grpc-status: ${answer.code}`, `grpc-message: ${encodeURIComponent(answer.message)}`, ...others];
+  return Buffer.from(`${lines.join("\r\n")}\r\n`, "latin1");
 }
 
-function connectEndStream(payload: Buffer): Buffer {
+function connectEndStream(payload: Buffer, fix: Fix): Buffer {
   const end = parseJson(payload) as { error?: { code?: string; message?: string } } | undefined;
-  if (end?.error?.code !== "internal" || !end.error.message?.startsWith(DECODE_FAILURE)) return payload;
-  return Buffer.from(JSON.stringify({ ...end, error: { ...end.error, code: "invalid_argument" } }));
+  const code = end?.error?.code === undefined ? undefined : codeFromString(end.error.code);
+  if (!end?.error || code === undefined) return payload;
+  const answer = fix(code, end.error.message ?? "");
+  return Buffer.from(JSON.stringify({ ...end, error: { ...end.error, code: codeToString(answer.code), message: answer.message } }));
+}
+
+function decodeMessage(encoded: string): string {
+  try {
+    return decodeURIComponent(encoded);
+  } catch {
+    return encoded;
+  }
 }
 
 function parseJson(bytes: Uint8Array): unknown {

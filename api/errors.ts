@@ -1,6 +1,16 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { AppError, type AppErrorKind } from "../core/errors.js";
 import { errorSummary, log } from "../core/log.js";
+import { displaySafe } from "../core/text.js";
+
+/** The most characters of an error message a caller is answered: it may quote input, never much of it. */
+export const MAX_ERROR_MESSAGE = 300;
+
+/** Every error message answered, whatever wrote it: one line, unsafe characters escaped (core/text.ts), at most MAX_ERROR_MESSAGE characters. */
+export function boundedErrorMessage(message: string): string {
+  const safe = displaySafe(message);
+  return safe.length <= MAX_ERROR_MESSAGE ? safe : `${safe.slice(0, MAX_ERROR_MESSAGE - 1)}…`;
+}
 
 const codes: Record<AppErrorKind, Code> = {
   invalid_argument: Code.InvalidArgument,
@@ -15,8 +25,12 @@ const codes: Record<AppErrorKind, Code> = {
 
 /** The only place domain errors become Connect codes. Anything unexpected is logged and answered without its text. */
 export function toConnectError(error: unknown, procedure: string): ConnectError {
-  if (error instanceof ConnectError) return error;
-  if (error instanceof AppError && error.kind !== "internal") return new ConnectError(error.message, codes[error.kind]);
+  if (error instanceof ConnectError) {
+    const message = boundedErrorMessage(error.rawMessage);
+    return message === error.rawMessage ? error : new ConnectError(message, error.code, error.metadata, undefined, error.cause);
+  }
+  if (error instanceof AppError && error.kind !== "internal")
+    return new ConnectError(boundedErrorMessage(error.message), codes[error.kind]);
   log.error("request failed", { procedure, ...errorSummary(error) });
   return new ConnectError("internal error", Code.Internal);
 }

@@ -15,6 +15,7 @@ import { type NodeHandler, ownerAuthentication, requireOwnerInterceptor } from "
 import { createLimitedHttp1Server, createLimitedHttp2Server, firstByteDeadline } from "./connection-limits.js";
 import { defaultEdgeLimits, type EdgeLimits } from "./edge-limits.js";
 import { errorInterceptor } from "./errors.js";
+import { exactInputInterceptor } from "./exact-input.js";
 import { heartbeatFastPath } from "./heartbeat-fast-path.js";
 import { createOwnerBudgets, ownerLimitsInterceptor } from "./owner-limits.js";
 import { requestIdInterceptor } from "./request-id.js";
@@ -98,14 +99,17 @@ export function buildApiServer(deps: ApiDeps, edgeLimits: Partial<EdgeLimits> = 
   const auth = ownerAuthentication(deps.db);
   const connect = auth.handler(
     connectNodeAdapter({
-      routes: routes({ ...deps, budgets, rolloutQueriesPerOwner: limits.rolloutQueriesPerOwner }, agents),
+      routes: routes({ ...deps, budgets, rolloutQueriesPerOwner: limits.rolloutQueriesPerOwner }, agents, limits.maxRequestBytes),
       readMaxBytes: limits.maxRequestBytes,
+      // Unknown JSON keys and enum names are refused (connect-es ignores them by default); api/exact-input.ts does the rest.
+      jsonOptions: { ignoreUnknownFields: false },
       contextValues: auth.contextValues,
       interceptors: [
         requestIdInterceptor,
         rpcTracingInterceptor,
         metricsInterceptor,
         errorInterceptor,
+        exactInputInterceptor,
         requireOwnerInterceptor,
         ownerLimitsInterceptor(limits, budgets),
       ],

@@ -16,7 +16,7 @@ import { ServerService } from "../gen/axion/infrastructure/v1/server_service_pb.
 import { TokenService } from "../gen/axion/infrastructure/v1/token_service_pb.js";
 import { type AgentServiceDeps, agentService } from "./agent-service.js";
 import { clusterService } from "./cluster-service.js";
-import { answerUndecodableBodiesAsInvalidArgument } from "./decode-errors.js";
+import { rewriteErrorAnswers } from "./decode-errors.js";
 import { AGENT_MAX_REQUEST_BYTES } from "./edge-limits.js";
 import { type NotificationServiceDeps, notificationService } from "./notification-service.js";
 import { operationService } from "./operation-service.js";
@@ -56,7 +56,8 @@ export type RoutedApiDeps = ApiDeps & {
   rolloutQueriesPerOwner: number;
 };
 
-export function routes(deps: RoutedApiDeps, agents: AgentServiceDeps) {
+/** `maxRequestBytes`: the most a request body may decompress to (the edge limit), for reading it again. */
+export function routes(deps: RoutedApiDeps, agents: AgentServiceDeps, maxRequestBytes: number) {
   return (router: ConnectRouter) => {
     router.service(AgentService, agentService(agents), { readMaxBytes: AGENT_MAX_REQUEST_BYTES });
     router.service(ClusterService, clusterService(deps.db));
@@ -68,6 +69,6 @@ export function routes(deps: RoutedApiDeps, agents: AgentServiceDeps) {
     router.service(RolloutService, rolloutService(deps));
     router.service(NotificationService, notificationService(deps));
     registerReflection(router);
-    answerUndecodableBodiesAsInvalidArgument(router);
+    rewriteErrorAnswers(router, maxRequestBytes);
   };
 }

@@ -85,7 +85,7 @@ export function serverService(
         clusterId: req.clusterId,
         name: req.name,
         host: req.host,
-        sshPort: req.sshPort === 0 ? 22 : req.sshPort,
+        sshPort: req.sshPort ?? 22,
         sshUser: req.sshUser === "" ? "root" : req.sshUser,
         credential,
         labels: req.labels,

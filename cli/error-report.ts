@@ -1,5 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { CliError, Exit, type ExitCode } from "./errors.js";
+import { outside } from "./output.js";
 
 const exitForCode: Partial<Record<Code, ExitCode>> = {
   [Code.InvalidArgument]: Exit.usage,
@@ -12,7 +13,7 @@ const exitForCode: Partial<Record<Code, ExitCode>> = {
 
 /** Any error as the one line and exit code the user sees; never a stack trace. */
 export function describeError(error: unknown, api?: string): { message: string; exitCode: ExitCode } {
-  if (error instanceof CliError) return { message: error.message, exitCode: error.exitCode };
+  if (error instanceof CliError) return { message: oneLine(error.message), exitCode: error.exitCode };
   if (error instanceof ConnectError) {
     // A transport failure carries the network error as its cause; an Unavailable the API sent has none.
     const unreachable = exitForCode[error.code] === Exit.unreachable && error.cause !== undefined;
@@ -29,4 +30,5 @@ export function describeError(error: unknown, api?: string): { message: string; 
   return { message: oneLine(error instanceof Error ? error.message : String(error)), exitCode: Exit.failed };
 }
 
-const oneLine = (text: string) => text.replace(/\s+/g, " ").trim();
+/** The API's and a host's words reach the operator's terminal escaped (cli/output.ts). */
+const oneLine = (text: string) => outside(text).trim();

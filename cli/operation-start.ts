@@ -2,7 +2,7 @@ import { type Operation, OperationSchema, OperationService } from "../gen/axion/
 import type { Api } from "./client.js";
 import type { GlobalOptions } from "./context.js";
 import { CliError } from "./errors.js";
-import { messageJson, printJson } from "./output.js";
+import { messageJson, outside, printJson } from "./output.js";
 import { exitFor, operationKind, render, watchOperation } from "./watch.js";
 
 /** After an operation started: its id (or, with --watch, its steps live until it ends; exit 1 unless it succeeded). */
@@ -24,7 +24,9 @@ export async function followStarted(
   }
   if (argv.output === "json") printJson({ operation: messageJson(OperationSchema, op) });
   else if (!argv.watch) {
-    process.stdout.write(`${operationKind(op)} started on ${serverName}: operation ${op.id}\nFollow it with: axion ops watch ${op.id}\n`);
+    process.stdout.write(
+      `${operationKind(op)} started on ${outside(serverName)}: operation ${op.id}\nFollow it with: axion ops watch ${op.id}\n`,
+    );
   }
   exitFor(op);
 }

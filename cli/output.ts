@@ -1,6 +1,7 @@
 import { styleText } from "node:util";
 import { type DescMessage, type MessageShape, toJson } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
+import { displaySafe } from "../core/text.js";
 
 export type Format = "table" | "json";
 
@@ -19,9 +20,26 @@ export function messageJson<Desc extends DescMessage>(schema: Desc, message: Mes
   return toJson(schema, message, { useProtoFieldName: true, alwaysEmitImplicit: true });
 }
 
-/** One JSON document on stdout. */
+/**
+ * Text that came from outside (a host, an agent, another user, the API) as one line a terminal
+ * shows as it is: whitespace runs become a space; control characters (ESC, so no escape sequence:
+ * OSC 52 writes the clipboard, ESC [2J clears the screen), C1, bidi controls and lone surrogates
+ * become visible \uXXXX escapes (core/text.ts).
+ */
+export const outside = (text: string): string => displaySafe(text.replace(/\s+/g, " "));
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the colour sequences paint() writes are what is kept
+const colour = /(\u001b\[[0-9;]*m)/;
+/** A cell or field of this CLI's own making: outside text in it is escaped, only colour (paint()) is kept. */
+const cell = (text: string) =>
+  text
+    .split(colour)
+    .map((part, i) => (i % 2 === 1 ? part : outside(part)))
+    .join("");
+
+/** One JSON document on stdout; C1 and bidi controls, which JSON leaves raw, become \u escapes (the same string to a JSON reader). */
 export function printJson(document: unknown): void {
-  process.stdout.write(`${JSON.stringify(document, null, 2)}\n`);
+  process.stdout.write(`${displaySafe(JSON.stringify(document, null, 2), { multiline: true })}\n`);
 }
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI escapes are what is stripped
@@ -39,13 +57,13 @@ const pad = (text: string, width: number) => text + " ".repeat(Math.max(0, width
 
 /** An aligned table: header row, then one row per item; the last column is not padded. */
 export function table(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(visibleLength(h), ...rows.map((r) => visibleLength(r[i] ?? ""))));
+  const widths = headers.map((h, i) => Math.max(visibleLength(h), ...rows.map((r) => visibleLength(cell(r[i] ?? "")))));
   const line = (cells: string[]) =>
     cells
       .map((c, i) => (i === cells.length - 1 ? c : pad(c, widths[i] ?? 0)))
       .join("  ")
       .trimEnd();
-  return [line(headers.map((h) => paint("bold", h))), ...rows.map(line)].join("\n");
+  return [line(headers.map((h) => paint("bold", h))), ...rows.map((r) => line(r.map(cell)))].join("\n");
 }
 
 export function printTable(headers: string[], rows: string[][], empty = "(none)"): void {
@@ -55,7 +73,7 @@ export function printTable(headers: string[], rows: string[][], empty = "(none)"
 /** `key: value` lines, keys aligned. */
 export function printFields(fields: [string, string][]): void {
   const width = Math.max(...fields.map(([k]) => k.length));
-  process.stdout.write(`${fields.map(([k, v]) => `${paint("bold", `${k}:`)}${" ".repeat(width - k.length + 1)}${v}`).join("\n")}\n`);
+  process.stdout.write(`${fields.map(([k, v]) => `${paint("bold", `${k}:`)}${" ".repeat(width - k.length + 1)}${cell(v)}`).join("\n")}\n`);
 }
 
 /** An enum value's name without its type prefix, lower case: SERVER_STATUS_ONLINE → online. */
@@ -87,7 +105,7 @@ export function ago(ts: Timestamp | undefined, now = Date.now()): string {
 
 export const labels = (map: Record<string, string>) =>
   Object.entries(map)
-    .map(([k, v]) => `${k}=${v}`)
+    .map(([k, v]) => `${outside(k)}=${outside(v)}`)
     .join(",") || "-";
 
 export function bytes(n: bigint | number): string {

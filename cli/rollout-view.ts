@@ -3,7 +3,7 @@ import { endedRolloutServerStates, endedRolloutStatuses } from "../core/kinds.js
 import { RolloutKind } from "../gen/axion/infrastructure/v1/plan_pb.js";
 import type { Rollout, RolloutServer } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
 import { RolloutServerState, RolloutStatus } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
-import { enumName, paint, statusText } from "./output.js";
+import { enumName, outside, paint, statusText } from "./output.js";
 
 export const rolloutStatus = (r: Rollout) => enumName(RolloutStatus, r.status, "ROLLOUT_STATUS");
 export const rolloutKind = (r: Rollout) => enumName(RolloutKind, r.kind, "ROLLOUT_KIND").replaceAll("_", "-");
@@ -21,7 +21,7 @@ function bar(done: number, total: number, width = 20): string {
 export function renderRollout(r: Rollout): string[] {
   const c = r.counts;
   const lines = [
-    `rollout ${r.id} ${rolloutKind(r)}: ${statusText(rolloutStatus(r))}${r.reason ? ` (${r.reason})` : ""}, batch ${Math.min(r.currentBatch + 1, Math.max(r.batchCount, 1))}/${r.batchCount}` +
+    `rollout ${outside(r.id)} ${rolloutKind(r)}: ${statusText(rolloutStatus(r))}${r.reason ? ` (${outside(r.reason)})` : ""}, batch ${Math.min(r.currentBatch + 1, Math.max(r.batchCount, 1))}/${r.batchCount}` +
       (c ? `, ${c.succeeded} succeeded, ${c.failed} failed, ${c.skipped} skipped of ${c.total}` : ""),
   ];
   const batches = new Map<number, RolloutServer[]>();
@@ -34,11 +34,14 @@ export function renderRollout(r: Rollout): string[] {
       `batch ${index + 1}${canary} ${bar(done, servers.length)} ${done}/${servers.length}${failed ? paint("red", ` ${failed} failed`) : ""}`,
     );
   }
-  const width = Math.max(6, ...r.servers.map((s) => s.serverName.length));
+  const width = Math.max(6, ...r.servers.map((s) => outside(s.serverName).length));
   for (const s of r.servers) {
-    const detail = [s.currentStep && `step ${s.currentStep}`, s.operationId && `op ${s.operationId}`, s.reason].filter(Boolean).join("  ");
+    const detail = [s.currentStep && `step ${s.currentStep}`, s.operationId && `op ${s.operationId}`, s.reason]
+      .filter(Boolean)
+      .map((part) => outside(part as string))
+      .join("  ");
     lines.push(
-      `  ${s.serverName.padEnd(width)}  batch ${s.batch + 1}  ${statusText(serverState(s)).padEnd(9)}  ${paint("dim", detail)}`.trimEnd(),
+      `  ${outside(s.serverName).padEnd(width)}  batch ${s.batch + 1}  ${statusText(serverState(s)).padEnd(9)}  ${paint("dim", detail)}`.trimEnd(),
     );
   }
   return lines;

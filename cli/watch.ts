@@ -9,7 +9,7 @@ import {
 } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import type { Api } from "./client.js";
 import { CliError, Exit } from "./errors.js";
-import { colourEnabled, duration, enumName, fitToTerminal, paint } from "./output.js";
+import { colourEnabled, duration, enumName, fitToTerminal, outside, paint } from "./output.js";
 
 const frames = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 const marks: Record<string, string> = { done: "✓", unchanged: "=", skipped: "-", failed: "✗", running: "…" };
@@ -18,21 +18,21 @@ export const operationStatus = (op: Operation) => enumName(OperationStatus, op.s
 export const operationKind = (op: Operation) => enumName(OperationKind, op.kind, "OPERATION_KIND");
 
 function stepLine(step: OperationStep, width: number, frame: number, now: number): string {
-  const name = step.name.padEnd(width);
+  const name = outside(step.name).padEnd(width);
   if (step.status === "running") {
     const elapsed = step.startTime ? now - timestampDate(step.startTime).getTime() : 0;
     return `  ${paint("cyan", frames[frame % frames.length] as string)} ${name}  ${duration(Math.max(0, elapsed))}`;
   }
   const mark = marks[step.status] ?? "?";
   const coloured = step.status === "failed" ? paint("red", mark) : step.status === "running" ? mark : paint("green", mark);
-  const detail = step.detail ? `  ${paint("dim", step.detail.replace(/\s+/g, " "))}` : "";
+  const detail = step.detail ? `  ${paint("dim", outside(step.detail))}` : "";
   return `  ${coloured} ${name}  ${duration(Number(step.durationMs)).padStart(6)}  ${step.status}${detail}`;
 }
 
 /** The lines of an operation's state: a header, a line per step, the end (or the failure with its reason). */
 export function render(op: Operation, serverName: string, frame = 0, now = Date.now()): string[] {
-  const width = Math.max(8, ...op.steps.map((s) => s.name.length));
-  const lines = [`${operationKind(op)} on ${serverName} (operation ${op.id})`];
+  const width = Math.max(8, ...op.steps.map((s) => outside(s.name).length));
+  const lines = [`${operationKind(op)} on ${outside(serverName)} (operation ${outside(op.id)})`];
   for (const step of op.steps) lines.push(stepLine(step, width, frame, now));
   const status = operationStatus(op);
   if (op.status === OperationStatus.RUNNING) {
@@ -45,7 +45,7 @@ export function render(op: Operation, serverName: string, frame = 0, now = Date.
         : "";
     const end = `${status.toUpperCase()}${total}`;
     lines.push(op.status === OperationStatus.SUCCEEDED ? paint("green", end) : paint("red", end));
-    if (op.error) lines.push(`${paint("red", "error:")} ${op.error.replace(/\s+/g, " ")}`);
+    if (op.error) lines.push(`${paint("red", "error:")} ${outside(op.error)}`);
   }
   return lines;
 }
@@ -113,5 +113,5 @@ export async function watchOperation(api: Api, id: string, serverName: string): 
 /** Exit 1 unless the operation succeeded. */
 export function exitFor(op: Operation): void {
   if (op.status === OperationStatus.SUCCEEDED || op.status === OperationStatus.RUNNING) return;
-  throw new CliError(`operation ${op.id} ${operationStatus(op)}${op.error ? `: ${op.error.replace(/\s+/g, " ")}` : ""}`, Exit.failed);
+  throw new CliError(`operation ${outside(op.id)} ${operationStatus(op)}${op.error ? `: ${outside(op.error)}` : ""}`, Exit.failed);
 }

@@ -9,6 +9,8 @@ import {
   MetricsSchema,
 } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { AppError } from "./errors.js";
+import { jsonInputProblem } from "./exact-input-json.js";
+import { messageInputProblem } from "./exact-input-message.js";
 
 /**
  * The one intake of everything an agent sends (the Connect route, the HTTP/1.1
@@ -122,11 +124,20 @@ export function agentInfoRecord(info: AgentInfo | undefined): Record<string, unk
   return toJson(AgentInfoSchema, info) as Record<string, unknown>;
 }
 
-/** The JSON form of a Heartbeat request (a fast-path body, a Kafka message body), parsed strictly by the proto schema. */
+/**
+ * The JSON form of a Heartbeat request (a fast-path body, a Kafka message body), read exactly as
+ * the API's router reads JSON (core/exact-input-json.ts): a refusal names the field, never echoes the value.
+ */
 export function parseHeartbeatJson(text: string): HeartbeatRequest {
+  const problem = jsonInputProblem(HeartbeatRequestSchema, text);
+  if (problem) throw AppError.invalid(problem.field, problem.message);
+  let request: HeartbeatRequest;
   try {
-    return fromJsonString(HeartbeatRequestSchema, text);
-  } catch (error) {
-    throw AppError.invalid("request", `cannot decode: ${error instanceof Error ? error.message : String(error)}`);
+    request = fromJsonString(HeartbeatRequestSchema, text);
+  } catch {
+    throw AppError.invalid("request", "is not a valid HeartbeatRequest");
   }
+  const decoded = messageInputProblem(HeartbeatRequestSchema, request);
+  if (decoded) throw AppError.invalid(decoded.field, decoded.message);
+  return request;
 }

@@ -1,4 +1,5 @@
 import type { NotificationChannelKind } from "./kinds.js";
+import { displaySafe } from "./text.js";
 
 /** What an alert notice says, the same for every channel kind. */
 export interface AlertNotice {
@@ -22,12 +23,35 @@ const headline: Record<AlertNotice["event"], string> = {
   test: ":test_tube: TEST",
 };
 
+/**
+ * Outside text (a host's words in a status reason, a server's name) as Slack mrkdwn shows it
+ * literally: control and bidi characters escaped (core/text.ts), then &, < and > written as
+ * entities, as Slack documents for text that must not become a mention (`<!channel>`, `<@U…>`)
+ * or a link (`<https://…|click>`).
+ */
+export function slackText(text: string): string {
+  return displaySafe(text).replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
+}
+
+/** Every string in a webhook notice with its control and bidi characters escaped; the rest as it is. */
+function webhookSafe(value: unknown): unknown {
+  if (typeof value === "string") return displaySafe(value);
+  if (Array.isArray(value)) return value.map(webhookSafe);
+  if (value && typeof value === "object")
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [displaySafe(k), webhookSafe(v)]));
+  return value;
+}
+
 /** The JSON body a channel receives: the notice itself (webhook) or a Slack incoming-webhook message. */
 export function messageFor(kind: NotificationChannelKind, notice: AlertNotice): Record<string, unknown> {
-  if (kind === "webhook") return { type: `alert.${notice.event}`, ...notice };
-  const where = notice.serverName ? ` on ${notice.serverName}` : "";
-  const text = `${headline[notice.event]} ${notice.rule}${where}: ${notice.summary}`;
-  const context = [`dedupe id ${notice.id}`, notice.since && `since ${notice.since}`, notice.resolvedAt && `resolved ${notice.resolvedAt}`]
+  if (kind === "webhook") return webhookSafe({ type: `alert.${notice.event}`, ...notice }) as Record<string, unknown>;
+  const where = notice.serverName ? ` on ${slackText(notice.serverName)}` : "";
+  const text = `${headline[notice.event]} ${slackText(notice.rule)}${where}: ${slackText(notice.summary)}`;
+  const context = [
+    `dedupe id ${slackText(notice.id)}`,
+    notice.since && `since ${slackText(notice.since)}`,
+    notice.resolvedAt && `resolved ${slackText(notice.resolvedAt)}`,
+  ]
     .filter(Boolean)
     .join(" · ");
   return {

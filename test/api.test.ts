@@ -91,8 +91,9 @@ for (const backend of ["pglite", "postgres"] as Backend[]) {
     test("servers: create with a key, an encrypted key and a password; get, update, move, delete", async () => {
       const cluster = await newCluster();
       const target = await newCluster();
-      const withKey = await newServer(cluster.id, alice, { sshPort: 0, sshUser: "", labels: { role: "web" } });
-      assert.equal(withKey.sshPort, 22, "port 0 means 22");
+      await expectCode(newServer(cluster.id, alice, { sshPort: 0 }), Code.InvalidArgument, /^ssh_port:/);
+      const withKey = await newServer(cluster.id, alice, { sshUser: "", labels: { role: "web" } });
+      assert.equal(withKey.sshPort, 22, "no port means 22 (0 is not a port, as on update)");
       assert.equal(withKey.sshUser, "root", "an empty user means root");
       assert.equal(withKey.authMethod, SshAuthMethod.PRIVATE_KEY);
       assert.equal(withKey.status, ServerStatus.PENDING);

@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { type DescField, type DescMessage, ScalarType } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { count, eq, sql } from "drizzle-orm";
+import { MAX_ERROR_MESSAGE } from "../api/errors.js";
 import { startOperation } from "../core/operations.js";
 import {
   calculateRequirements,
@@ -14,12 +16,22 @@ import {
   type ServerCapacity,
   type ServiceNodeInput,
 } from "../core/requirements.js";
+import { hasUnsafeCharacters } from "../core/text.js";
 import { clusters, serverCredentials, servers } from "../db/schema.js";
+import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
+import { ClusterService } from "../gen/axion/infrastructure/v1/cluster_service_pb.js";
+import { NotificationService } from "../gen/axion/infrastructure/v1/notification_service_pb.js";
+import { OperationService } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
+import { ProviderAccountService } from "../gen/axion/infrastructure/v1/provider_account_service_pb.js";
 import { RequirementsService } from "../gen/axion/infrastructure/v1/requirements_service_pb.js";
+import { RolloutService } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
+import { ServerService } from "../gen/axion/infrastructure/v1/server_service_pb.js";
+import { TokenService } from "../gen/axion/infrastructure/v1/token_service_pb.js";
 import { type Backend, startTestApi, type TestApi } from "./support/api.js";
 import { expectCode } from "./support/assertions.js";
 import { ed25519KeyPair } from "./support/keys.js";
 import { startPostgres, type TestPostgres } from "./support/postgres.js";
+import { type RawAnswer, sendRawRpc } from "./support/raw-rpc.js";
 
 const key = ed25519KeyPair();
 const encryptedKey = ed25519KeyPair("correct horse");
@@ -353,4 +365,149 @@ describe("requirements placement bounds", () => {
     assert.equal(result.fit?.fits, true);
     assert.equal(result.fit?.placements.length, MAX_TOTAL_REPLICAS);
   });
+});
+
+/**
+ * The sweep over every RPC and every field of its request (to three levels): wrong JSON types,
+ * integers as anything but plain decimal, undeclared enum names and numbers, unknown keys, 900 KB
+ * values, and hostile text (NUL, ESC [2J, C1, U+202E, lone surrogates); in binary, invalid UTF-8
+ * in every string field and an unknown field number. Every answer: a message of at most
+ * MAX_ERROR_MESSAGE characters and no unsafe character; a value the decoder refuses is named by
+ * its field.
+ */
+describe("every RPC, every field: refusals name the field and quote little", () => {
+  let api: TestApi;
+  let token: string;
+  before(async () => {
+    api = await startTestApi();
+    token = (await api.newOwner()).token;
+  });
+  after(async () => {
+    await api?.close();
+  });
+
+  interface FieldAt {
+    /** JSON member names from the request's root; a list is entered at its first item. */
+    json: (string | 0)[];
+    /** The field as a refusal names it: proto names, `services[0].name`. */
+    proto: string;
+    field: DescField;
+  }
+  const fieldsOf = (desc: DescMessage, depth = 0, json: (string | 0)[] = [], proto = ""): FieldAt[] =>
+    desc.fields.flatMap((field) => {
+      const list = field.fieldKind === "list";
+      const at: FieldAt = {
+        json: list ? [...json, field.jsonName, 0] : [...json, field.jsonName],
+        proto: `${proto ? `${proto}.` : ""}${field.name}${list ? "[0]" : ""}`,
+        field,
+      };
+      const kind = list ? field.listKind : field.fieldKind;
+      const nested =
+        kind === "message" && depth < 2 && !(field as { message: DescMessage }).message.typeName.startsWith("google.protobuf.")
+          ? fieldsOf((field as { message: DescMessage }).message, depth + 1, at.json, at.proto)
+          : [];
+      return [at, ...nested];
+    });
+  /** A JSON request with `value` at `path`. */
+  const requestWith = (path: (string | 0)[], value: unknown): unknown => {
+    const [head, ...rest] = path;
+    if (head === undefined) return value;
+    if (head === 0) return [requestWith(rest, value)];
+    return { [head]: requestWith(rest, value) };
+  };
+  const hostileText = "\u0000\u001b[2J\u001b]52;c;aGk=\u0007\u009b31m\u202e";
+  /** Values the decoder must refuse, naming the field, by the field's kind. */
+  const refusedValues = (f: DescField): unknown[] => {
+    const kind = f.fieldKind === "list" ? f.listKind : f.fieldKind;
+    if (kind === "map") return ["not an object", { [`k${hostileText}`]: 12 }];
+    if (kind === "message") return [`${hostileText}x`, 7];
+    if (kind === "enum") return [`TYPO${hostileText}`, 99, "9".repeat(900_000)];
+    const scalar = (f as { scalar: ScalarType }).scalar;
+    if (scalar === ScalarType.STRING) return [12, `a\ud800${hostileText}`, { "9": "9".repeat(900_000) }];
+    if (scalar === ScalarType.BOOL) return [`yes${hostileText}`];
+    if (scalar === ScalarType.BYTES) return [`%${hostileText}`];
+    if (scalar === ScalarType.DOUBLE || scalar === ScalarType.FLOAT) return [`one${hostileText}`];
+    return ["0x16", "1e1", "22.0", 22.5, `${hostileText}`, "9".repeat(900_000)];
+  };
+  const services = [
+    ClusterService,
+    ServerService,
+    OperationService,
+    RequirementsService,
+    NotificationService,
+    RolloutService,
+    TokenService,
+    ProviderAccountService,
+    AgentService,
+  ];
+
+  const bounded = (what: string, a: RawAnswer) => {
+    assert.ok(a.message.length <= MAX_ERROR_MESSAGE, `${what}: a message of ${a.message.length} characters`);
+    assert.ok(!hasUnsafeCharacters(a.message), `${what}: no unsafe character in ${JSON.stringify(a.message)}`);
+    assert.ok(a.size < 2048, `${what}: answered in ${a.size} bytes`);
+  };
+
+  for (const service of services) {
+    test(`${service.name}: JSON values the decoder refuses are InvalidArgument naming the field; hostile text comes back escaped`, async () => {
+      let sent = 0;
+      for (const method of service.methods) {
+        for (const at of fieldsOf(method.input)) {
+          for (const value of refusedValues(at.field)) {
+            const what = `${method.name} ${at.proto} = ${JSON.stringify(value).slice(0, 40)}`;
+            const body = JSON.stringify(requestWith(at.json, value));
+            const a = await sendRawRpc(api.baseUrl, token, method, body, { protocol: "connect", json: true });
+            sent += 1;
+            bounded(what, a);
+            // The agents' RPCs take at most 64 KiB: a larger body is refused by its size before it is read.
+            if (a.code === "ResourceExhausted" && service === AgentService && body.length > 64 * 1024) continue;
+            assert.equal(a.code, "InvalidArgument", `${what}: ${a.code} ${a.message}`);
+            assert.ok(a.message.startsWith(`${at.proto}`), `${what}: names ${at.proto}: ${a.message}`);
+          }
+          // Text the decoder takes: whatever the service answers is bounded and escaped.
+          const kind = at.field.fieldKind === "list" ? at.field.listKind : at.field.fieldKind;
+          if (kind === "scalar" && (at.field as { scalar: ScalarType }).scalar === ScalarType.STRING) {
+            const what = `${method.name} ${at.proto} = hostile text`;
+            const a = await sendRawRpc(api.baseUrl, token, method, JSON.stringify(requestWith(at.json, hostileText.repeat(20_000))), {
+              protocol: "connect",
+              json: true,
+            });
+            sent += 1;
+            bounded(what, a);
+          }
+        }
+        // An unknown key at the top.
+        const a = await sendRawRpc(api.baseUrl, token, method, JSON.stringify({ [`typo${hostileText}`]: 1 }), {
+          protocol: "connect",
+          json: true,
+        });
+        bounded(`${method.name} unknown key`, a);
+        assert.equal(a.code, "InvalidArgument");
+        assert.ok(a.message.startsWith('"typo\\u0000'), `${method.name}: names the unknown key: ${a.message}`);
+      }
+      console.log(`${service.name}: ${sent} hostile values sent`);
+    });
+
+    test(`${service.name}: binary requests with invalid UTF-8 or an unknown field name the field, in every protocol`, async () => {
+      for (const method of service.methods) {
+        const strings = method.input.fields.filter(
+          (f) => (f.fieldKind === "scalar" || f.fieldKind === "list") && (f as { scalar?: ScalarType }).scalar === ScalarType.STRING,
+        );
+        for (const protocol of ["connect", "grpc", "grpc-web"] as const) {
+          for (const f of strings) {
+            // Field f as a length-delimited record holding 0xC3 0x28 (not UTF-8).
+            const body = Buffer.from([(f.number << 3) | 2, 2, 0xc3, 0x28]);
+            const a = await sendRawRpc(api.baseUrl, token, method, body, { protocol, json: false });
+            const name = f.fieldKind === "list" ? `${f.name}[0]` : f.name;
+            bounded(`${method.name} ${name} over ${protocol}`, a);
+            assert.equal(a.code, "InvalidArgument", `${method.name} ${name} over ${protocol}: ${a.message}`);
+            assert.ok(a.message.startsWith(`${name}:`), `${method.name} over ${protocol}: names ${name}: ${a.message}`);
+          }
+          const unknown = await sendRawRpc(api.baseUrl, token, method, Buffer.from([0x98, 0x06, 0x03]), { protocol, json: false });
+          bounded(`${method.name} unknown field over ${protocol}`, unknown);
+          assert.equal(unknown.code, "InvalidArgument", `${method.name} unknown field over ${protocol}: ${unknown.message}`);
+          assert.ok(unknown.message.startsWith("99:"), `${method.name} over ${protocol}: names field 99: ${unknown.message}`);
+        }
+      }
+    });
+  }
 });

@@ -3,7 +3,7 @@ import { api } from "../client.js";
 import { commandBody } from "../command.js";
 import { type GlobalOptions, globals, isJson } from "../context.js";
 import { parseLabels } from "../labels.js";
-import { labels, messageJson, printFields, printJson, printTable, time } from "../output.js";
+import { labels, messageJson, outside, printFields, printJson, printTable, time } from "../output.js";
 import { allClusters, resolveCluster } from "../resolve.js";
 
 function show(cluster: Cluster | undefined, argv: GlobalOptions) {
@@ -88,7 +88,7 @@ export const clusters = commandBody((t) =>
         const cluster = await resolveCluster(client, argv.cluster);
         await client.service(ClusterService).deleteCluster({ id: cluster.id });
         if (isJson(argv)) return printJson({ deleted: { id: cluster.id, name: cluster.name } });
-        process.stdout.write(`Cluster ${cluster.name} deleted\n`);
+        process.stdout.write(`Cluster ${outside(cluster.name)} deleted\n`);
       },
     )
     .demandCommand(1, "name a clusters command: list, get, create, update, delete"),

@@ -4,7 +4,7 @@ import { AgentService, ListMetricsResponseSchema, type MetricsSample } from "../
 import { api } from "../client.js";
 import { isJson } from "../context.js";
 import { CliError } from "../errors.js";
-import { messageJson, printJson, printTable, sparkline } from "../output.js";
+import { messageJson, outside, printJson, printTable, sparkline } from "../output.js";
 import { resolveServer } from "../resolve.js";
 
 /** 30s, 15m, 1h, 7d. */
@@ -76,11 +76,11 @@ export function metricsCommand(y: Argv): Argv {
       if (isJson(argv)) return printJson({ server_id: server.id, ...(messageJson(ListMetricsResponseSchema, r) as object) });
       if (samples.length === 0) {
         process.stdout.write(
-          `No metrics from ${server.name} in the last ${argv.since} (is its agent installed? axion agents status ${server.name})\n`,
+          `No metrics from ${outside(server.name)} in the last ${argv.since} (is its agent installed? axion agents status ${outside(server.name)})\n`,
         );
         return;
       }
-      process.stdout.write(`${server.name}: ${samples.length} samples in the last ${argv.since}\n`);
+      process.stdout.write(`${outside(server.name)}: ${samples.length} samples in the last ${argv.since}\n`);
       printTable(
         ["METRIC", "LAST", "MIN", "MAX", "TREND"],
         series(samples).map((s) => [

@@ -5,7 +5,7 @@ import { type Api, api } from "../client.js";
 import { commandBody } from "../command.js";
 import { isJson } from "../context.js";
 import { CliError } from "../errors.js";
-import { duration, messageJson, printJson, printTable, statusText, time } from "../output.js";
+import { duration, messageJson, outside, printJson, printTable, statusText, time } from "../output.js";
 import { resolveServer } from "../resolve.js";
 import { exitFor, operationKind, operationStatus, render, watchOperation } from "../watch.js";
 
@@ -72,7 +72,7 @@ export const ops = commandBody((t) =>
             statusText(operationStatus(o)),
             time(o.startTime),
             took(o),
-            (o.error || o.currentStep).replace(/\s+/g, " ").slice(0, 80),
+            outside(o.error || o.currentStep).slice(0, 80),
           ]),
         );
       },
@@ -114,7 +114,7 @@ export const ops = commandBody((t) =>
         const r = await client.service(OperationService).cancelOperation({ id: op.id });
         const after = r.operation ?? op;
         if (isJson(argv)) return printJson({ operation: messageJson(OperationSchema, after) });
-        process.stdout.write(`Operation ${op.id}: ${operationStatus(after)}\n`);
+        process.stdout.write(`Operation ${outside(op.id)}: ${operationStatus(after)}\n`);
       },
     )
     .demandCommand(1, "name an ops command: list, get, watch, cancel"),

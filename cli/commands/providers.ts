@@ -8,7 +8,7 @@ import { commandBody } from "../command.js";
 import { type GlobalOptions, globals, isJson } from "../context.js";
 import { providerCredentialsFrom } from "../credentials.js";
 import { CliError } from "../errors.js";
-import { messageJson, printFields, printJson, printTable, time } from "../output.js";
+import { messageJson, outside, printFields, printJson, printTable, time } from "../output.js";
 import { allProviderAccounts, kindFromName, kindName, kindNames, resolveProviderAccount } from "../provider-accounts.js";
 
 /** The account as the API answers it: it never returns the credentials, so there is nothing secret to show. */
@@ -100,7 +100,7 @@ export const providers = commandBody((t) =>
         const account = await resolveProviderAccount(client, argv.account);
         await client.service(ProviderAccountService).deleteProviderAccount({ id: account.id });
         if (isJson(argv)) return printJson({ deleted: { id: account.id, name: account.name } });
-        process.stdout.write(`Provider account ${account.name} deleted\n`);
+        process.stdout.write(`Provider account ${outside(account.name)} deleted\n`);
       },
     )
     .demandCommand(1, "name a providers command: list, get, create, update, delete"),

@@ -17,7 +17,7 @@ import { type Api, api } from "../client.js";
 import { commandBody } from "../command.js";
 import { type GlobalOptions, globals, isJson } from "../context.js";
 import { CliError, Exit } from "../errors.js";
-import { enumName, fitToTerminal, messageJson, paint, printJson, printTable, statusText, time } from "../output.js";
+import { enumName, fitToTerminal, messageJson, outside, paint, printJson, printTable, statusText, time } from "../output.js";
 import { allServers, listAll, pick, resolveCluster, resolveServer } from "../resolve.js";
 import { renderRollout, rolloutEnded, rolloutKind, rolloutStatus } from "../rollout-view.js";
 import { parseSince } from "./metrics.js";
@@ -166,7 +166,7 @@ export const rollout = commandBody((t) =>
             // An API without per-step checks still answers the batches.
             if (!(argv.checks && error instanceof ConnectError && error.code === Code.Unavailable && /checks/.test(error.rawMessage)))
               throw error;
-            process.stderr.write(`note: ${error.rawMessage}; showing the batches only\n`);
+            process.stderr.write(`note: ${outside(error.rawMessage)}; showing the batches only\n`);
             return client.service(RolloutService).planRollout({ ...req, checks: false });
           });
         if (isJson(argv)) return printJson(messageJson(PlanRolloutResponseSchema, r));
@@ -182,7 +182,7 @@ export const rollout = commandBody((t) =>
           return;
         }
         printTable(
-          ["SERVER", "BATCH", "PLAN", ...steps.map((s) => s.toUpperCase()), "REASON"],
+          ["SERVER", "BATCH", "PLAN", ...steps.map((s) => outside(s).toUpperCase()), "REASON"],
           plans.map(({ batch, plan }) => [
             plan.serverName,
             `${batch.index + 1}${batch.canary ? "*" : ""}`,

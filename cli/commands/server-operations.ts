@@ -12,7 +12,7 @@ import { type Api, api } from "../client.js";
 import { globals, isJson } from "../context.js";
 import { CliError } from "../errors.js";
 import { followStarted } from "../operation-start.js";
-import { enumName, messageJson, printFields, printJson, statusText } from "../output.js";
+import { enumName, messageJson, outside, printFields, printJson, statusText } from "../output.js";
 import { resolveServer } from "../resolve.js";
 
 type Start = (
@@ -137,7 +137,7 @@ export function serverOperationCommands(y: Argv): Argv {
       const server = await resolveServer(client, argv.server);
       const r = await client.service(ServerService).acceptHostKey({ id: server.id, expectedFingerprint: argv.fingerprint });
       if (isJson(argv)) return printJson({ server: r.server ? messageJson(ServerSchema, r.server) : null });
-      process.stdout.write(`Host key of ${server.name} pinned: ${r.server?.hostKeyFingerprint}\n`);
+      process.stdout.write(`Host key of ${outside(server.name)} pinned: ${outside(r.server?.hostKeyFingerprint ?? "")}\n`);
     },
   );
 }

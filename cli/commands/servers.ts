@@ -7,7 +7,7 @@ import { type GlobalOptions, globals, isJson } from "../context.js";
 import { credentialFrom } from "../credentials.js";
 import { CliError } from "../errors.js";
 import { parseLabels } from "../labels.js";
-import { enumName, labels, messageJson, printFields, printJson, printTable, statusText, time } from "../output.js";
+import { enumName, labels, messageJson, outside, printFields, printJson, printTable, statusText, time } from "../output.js";
 import { resolveProviderAccount } from "../provider-accounts.js";
 import { allClusters, allServers, resolveCluster, resolveServer } from "../resolve.js";
 import { metricsCommand } from "./metrics.js";
@@ -202,7 +202,7 @@ export const servers = commandBody((t) => {
         const server = await resolveServer(client, argv.server);
         await client.service(ServerService).deleteServer({ id: server.id });
         if (isJson(argv)) return printJson({ deleted: { id: server.id, name: server.name } });
-        process.stdout.write(`Server ${server.name} deleted\n`);
+        process.stdout.write(`Server ${outside(server.name)} deleted\n`);
       },
     );
   s = serverOperationCommands(s);

@@ -4,7 +4,7 @@ import { type Api, api } from "../client.js";
 import { commandBody } from "../command.js";
 import { isJson } from "../context.js";
 import { CliError } from "../errors.js";
-import { ago, messageJson, printJson, printTable, time } from "../output.js";
+import { ago, messageJson, outside, printJson, printTable, time } from "../output.js";
 import { listAll, pick } from "../resolve.js";
 
 const allTokens = (client: Api) =>
@@ -64,7 +64,7 @@ export const tokens = commandBody((t) =>
         if (isJson(argv)) {
           return printJson({ token: r.token ? messageJson(TokenSchema, r.token) : null, bearer_token: r.bearerToken });
         }
-        process.stderr.write(`Token "${argv.label}" created (${r.token?.id}). It is shown only this once:\n`);
+        process.stderr.write(`Token "${outside(argv.label ?? "")}" created (${r.token?.id}). It is shown only this once:\n`);
         process.stdout.write(`${r.bearerToken}\n`);
       },
     )
@@ -81,7 +81,7 @@ export const tokens = commandBody((t) =>
         );
         const r = await client.service(TokenService).revokeToken({ id: token.id });
         if (isJson(argv)) return printJson({ token: r.token ? messageJson(TokenSchema, r.token) : null });
-        process.stdout.write(`Token ${token.label || token.id} revoked\n`);
+        process.stdout.write(`Token ${outside(token.label || token.id)} revoked\n`);
       },
     )
     .demandCommand(1, "name a tokens command: list, create, revoke"),
