@@ -4,8 +4,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ApplicationFailure } from "@temporalio/common";
-import { issueAgentToken } from "../core/agent-tokens.js";
-import { agentRegisteredSince, databaseNow, getAgent } from "../core/agents.js";
+import { issueAgentToken } from "../core/agents/agent-tokens.js";
+import { agentRegisteredSince, databaseNow, getAgent } from "../core/agents/agents.js";
 import type { StepResult } from "../workflows/definitions.js";
 import type { ActivityDeps } from "./deps.js";
 import { type AgentState, agentStateOf } from "./host-facts/agent-state.js";

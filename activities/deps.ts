@@ -1,6 +1,6 @@
-import type { CredentialsCipher } from "../core/credentials-cipher.js";
-import type { KeyParsingPool } from "../core/key-parsing.js";
-import type { NetworkPolicy } from "../core/network-policy.js";
+import type { CredentialsCipher } from "../core/security/credentials-cipher.js";
+import type { KeyParsingPool } from "../core/security/key-parsing.js";
+import type { NetworkPolicy } from "../core/security/network-policy.js";
 import type { Database } from "../db/client.js";
 import type { ProviderEndpoints } from "./providers/registry.js";
 import type { SshShares } from "./ssh/owner-shares.js";

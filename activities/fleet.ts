@@ -1,7 +1,7 @@
 import { and, asc, gt, notInArray } from "drizzle-orm";
-import { AppError } from "../core/errors.js";
-import { busyStatuses, type OperationKind } from "../core/kinds.js";
-import { startSystemOperation } from "../core/operations.js";
+import { AppError } from "../core/kernel/errors.js";
+import { busyStatuses, type OperationKind } from "../core/kernel/kinds.js";
+import { startSystemOperation } from "../core/operations/operations.js";
 import { servers } from "../db/schema.js";
 import type { ConnectionTestResult, Diagnosis } from "../workflows/definitions.js";
 import type { ActivityDeps } from "./deps.js";

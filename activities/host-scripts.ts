@@ -1,4 +1,4 @@
-import type { DeployKeyAction } from "../core/kinds.js";
+import type { DeployKeyAction } from "../core/kernel/kinds.js";
 import { RESULT_MARK } from "./host-facts/step-result.js";
 import { aptInstall } from "./ssh/apt.js";
 import { type ShellFragment, sh } from "./ssh/shell.js";

@@ -1,12 +1,12 @@
 import { Context } from "@temporalio/activity";
-import { pruneMetrics } from "../core/agents.js";
-import { defaultInstanceDeadAfter } from "../core/config.js";
-import { AppError } from "../core/errors.js";
-import { type SweepResult, sweepLiveness } from "../core/liveness.js";
-import { errorSummary, log } from "../core/log.js";
-import { offlineServersAwaitingRecovery } from "../core/offline-recovery.js";
-import { startSystemServerOperation } from "../core/provisioning.js";
-import { type PruneResult, pruneRetained, type RetentionSettings } from "../core/retention.js";
+import { pruneMetrics } from "../core/agents/agents.js";
+import { type SweepResult, sweepLiveness } from "../core/agents/liveness.js";
+import { type PruneResult, pruneRetained, type RetentionSettings } from "../core/agents/retention.js";
+import { defaultInstanceDeadAfter } from "../core/kernel/config.js";
+import { AppError } from "../core/kernel/errors.js";
+import { errorSummary, log } from "../core/kernel/log.js";
+import { offlineServersAwaitingRecovery } from "../core/operations/offline-recovery.js";
+import { startSystemServerOperation } from "../core/operations/provisioning.js";
 import { timedSweep } from "../observability/metrics.js";
 import type { ActivityDeps } from "./deps.js";
 

@@ -1,4 +1,4 @@
-import { type MetricTierSettings, type RollupResult, rollUpMetrics } from "../core/metric-tiers.js";
+import { type MetricTierSettings, type RollupResult, rollUpMetrics } from "../core/agents/metric-tiers.js";
 import type { ActivityDeps } from "./deps.js";
 
 /** The metric-rollups schedule's one activity. */

@@ -1,8 +1,8 @@
 import { Context } from "@temporalio/activity";
 import { ApplicationFailure } from "@temporalio/common";
-import type { DeployKeyAction, PlanOutcome, RolloutKind } from "../core/kinds.js";
-import { runningOperation } from "../core/operations.js";
-import { displaySafe } from "../core/text.js";
+import type { DeployKeyAction, PlanOutcome, RolloutKind } from "../core/kernel/kinds.js";
+import { displaySafe } from "../core/kernel/text.js";
+import { runningOperation } from "../core/operations/operations.js";
 import type { HostFacts, ServerPlan, StepPlan } from "../workflows/definitions.js";
 import { FailureType } from "../workflows/failure-types.js";
 import { DEFAULT_DISK_THRESHOLD_PCT, DEFAULT_JOURNAL_MAX_MB, remediations } from "../workflows/remediation.js";

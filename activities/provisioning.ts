@@ -1,5 +1,5 @@
 import { ApplicationFailure } from "@temporalio/common";
-import type { DeployKeyAction } from "../core/kinds.js";
+import type { DeployKeyAction } from "../core/kernel/kinds.js";
 import type { ConnectionTestResult, HostFacts, StepResult } from "../workflows/definitions.js";
 import { FailureType } from "../workflows/failure-types.js";
 import type { ActivityDeps } from "./deps.js";

@@ -1,5 +1,5 @@
 import { Context } from "@temporalio/activity";
-import { type ReconcileReport, reconcileOperations } from "../core/reconcile.js";
+import { type ReconcileReport, reconcileOperations } from "../core/operations/reconcile.js";
 import type { ActivityDeps } from "./deps.js";
 import { heartbeating } from "./ssh/remote-step.js";
 

@@ -1,6 +1,6 @@
-import type { OperationStatus, ServerStatus } from "../core/kinds.js";
-import { claimOperation, finishOperation } from "../core/operations.js";
-import { type StatusActor, type StatusWrite, setServerStatus } from "../core/server-status.js";
+import { type StatusActor, type StatusWrite, setServerStatus } from "../core/inventory/server-status.js";
+import type { OperationStatus, ServerStatus } from "../core/kernel/kinds.js";
+import { claimOperation, finishOperation } from "../core/operations/operations.js";
 import type { ActivityDeps } from "./deps.js";
 
 /** Database activities: the workflow's view of the world written where the API reads it. */

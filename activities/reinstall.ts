@@ -1,10 +1,10 @@
 import { ApplicationFailure } from "@temporalio/common";
-import { AppError } from "../core/errors.js";
-import { sharedKeyParsing } from "../core/key-parsing.js";
-import { providerClientFor } from "../core/provider-accounts.js";
-import { checkReinstallable } from "../core/reinstall-checks.js";
-import { clearHostKeyPin } from "../core/server-status.js";
-import { loadServerCredential } from "../core/servers.js";
+import { providerClientFor } from "../core/inventory/provider-accounts.js";
+import { clearHostKeyPin } from "../core/inventory/server-status.js";
+import { loadServerCredential } from "../core/inventory/servers.js";
+import { AppError } from "../core/kernel/errors.js";
+import { checkReinstallable } from "../core/operations/reinstall-checks.js";
+import { sharedKeyParsing } from "../core/security/key-parsing.js";
 import type { ActivityDeps } from "./deps.js";
 import { ProviderErrorType, type ProviderTaskState, type VpsProvider } from "./providers/provider.js";
 import { loadServer } from "./server-access.js";

@@ -1,4 +1,4 @@
-import type { OperationKind, RolloutServerState, RolloutStatus } from "../core/kinds.js";
+import type { OperationKind, RolloutServerState, RolloutStatus } from "../core/kernel/kinds.js";
 import {
   finishRolloutChild,
   type OpenedChild,
@@ -9,7 +9,7 @@ import {
   rolloutCounts,
   setRolloutServerState,
   setRolloutStatus,
-} from "../core/rollouts.js";
+} from "../core/rollouts/rollouts.js";
 import type { ActivityDeps } from "./deps.js";
 
 /** The rollout workflow's database steps (local activities): idempotent, by rollout id and position. */

@@ -1,16 +1,16 @@
 import { fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import { createAgentRateLimiter } from "../core/agent-rate-limit.js";
-import { getAgent, recordRegistration } from "../core/agents.js";
-import { AppError } from "../core/errors.js";
-import type { HeartbeatIngestor } from "../core/heartbeat-ingest.js";
-import { agentInfoRecord, heartbeatRecord } from "../core/heartbeat-intake.js";
-import { requireId } from "../core/ids.js";
-import { DEFAULT_METRIC_TIERS, listMetricHistory, type MetricTier, type MetricTierSettings } from "../core/metric-tiers.js";
-import { startServerOperation, type WorkflowGateway } from "../core/provisioning.js";
-import { requireServer } from "../core/servers.js";
-import { timestampField } from "../core/validation.js";
+import { createAgentRateLimiter } from "../core/agents/agent-rate-limit.js";
+import { getAgent, recordRegistration } from "../core/agents/agents.js";
+import type { HeartbeatIngestor } from "../core/agents/heartbeat-ingest.js";
+import { agentInfoRecord, heartbeatRecord } from "../core/agents/heartbeat-intake.js";
+import { DEFAULT_METRIC_TIERS, listMetricHistory, type MetricTier, type MetricTierSettings } from "../core/agents/metric-tiers.js";
+import { requireServer } from "../core/inventory/servers.js";
+import { AppError } from "../core/kernel/errors.js";
+import { requireId } from "../core/kernel/ids.js";
+import { timestampField } from "../core/kernel/validation.js";
+import { startServerOperation, type WorkflowGateway } from "../core/operations/provisioning.js";
 import type { Database } from "../db/client.js";
 import {
   AgentInfoSchema,
@@ -33,7 +33,7 @@ export interface AgentServiceDeps {
   heartbeatIntervalSeconds: number;
   /** Register and Heartbeat calls one agent may make per heartbeat interval on average (bursts of twice that); default 5. */
   agentCallsPerInterval?: number;
-  /** Retention of each metrics tier, which ListMetrics' tier choice follows; default: core/config.ts defaults. */
+  /** Retention of each metrics tier, which ListMetrics' tier choice follows; default: core/kernel/config.ts defaults. */
   metricTiers?: MetricTierSettings;
 }
 

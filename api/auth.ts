@@ -5,7 +5,7 @@ import { Code, ConnectError, type ContextValues, createContextValues, type Inter
 import { encodeEnvelope } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, createEndStreamSerialization, endStreamFlag, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
-import { type Owner, ownerForToken } from "../core/owners.js";
+import { type Owner, ownerForToken } from "../core/inventory/owners.js";
 import type { Database } from "../db/client.js";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { rawApiAnswer } from "../observability/metrics.js";

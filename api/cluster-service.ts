@@ -1,7 +1,7 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { createCluster, deleteCluster, getCluster, listClusters, requireCluster, updateCluster } from "../core/clusters.js";
-import { parsePageRequest } from "../core/pagination.js";
-import { listServers } from "../core/servers.js";
+import { createCluster, deleteCluster, getCluster, listClusters, requireCluster, updateCluster } from "../core/inventory/clusters.js";
+import { listServers } from "../core/inventory/servers.js";
+import { parsePageRequest } from "../core/kernel/pagination.js";
 import type { Database } from "../db/client.js";
 import type { ClusterService } from "../gen/axion/infrastructure/v1/cluster_service_pb.js";
 import { clusterMessage, serverMessage } from "./convert.js";

@@ -1,9 +1,9 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { ClusterView } from "../core/clusters.js";
-import { AppError } from "../core/errors.js";
-import type { RolloutKind } from "../core/kinds.js";
-import type { ServerRow } from "../core/servers.js";
+import type { ClusterView } from "../core/inventory/clusters.js";
+import type { ServerRow } from "../core/inventory/servers.js";
+import { AppError } from "../core/kernel/errors.js";
+import type { RolloutKind } from "../core/kernel/kinds.js";
 import { type Cluster, ClusterSchema } from "../gen/axion/infrastructure/v1/cluster_service_pb.js";
 import {
   type RolloutKind as ProtoRolloutKind,

@@ -3,8 +3,8 @@ import type { DescMessage } from "@bufbuild/protobuf";
 import { Code, type ConnectRouter } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { codeFromString, codeToHttpStatus, codeToString } from "@connectrpc/connect/protocol-connect";
-import { binaryInputProblem } from "../core/exact-input-binary.js";
-import { type InputProblem, jsonInputProblem } from "../core/exact-input-json.js";
+import { binaryInputProblem } from "../core/kernel/exact-input-binary.js";
+import { type InputProblem, jsonInputProblem } from "../core/kernel/exact-input-json.js";
 import { boundedErrorMessage } from "./errors.js";
 import { firstMessageBytes, isJson, type ReceivedBody, recordingBody } from "./request-body.js";
 

@@ -1,5 +1,5 @@
-import { type Config, loadConfig } from "../core/config.js";
-import type { RateLimit } from "../core/rate-limit.js";
+import { type Config, loadConfig } from "../core/kernel/config.js";
+import type { RateLimit } from "../core/kernel/rate-limit.js";
 
 /** What one caller may cost the API before any work is done for it. */
 export interface EdgeLimits {
@@ -49,5 +49,5 @@ export function edgeLimitsFromConfig(config: Config): EdgeLimits {
   };
 }
 
-/** The documented defaults: core/config.ts is their one source. */
+/** The documented defaults: core/kernel/config.ts is their one source. */
 export const defaultEdgeLimits: EdgeLimits = edgeLimitsFromConfig(loadConfig({}));

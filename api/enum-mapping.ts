@@ -12,7 +12,7 @@ import type {
   RolloutServerState,
   RolloutStatus,
   ServerStatus,
-} from "../core/kinds.js";
+} from "../core/kernel/kinds.js";
 import { NotificationChannelKind as ProtoNotificationChannelKind } from "../gen/axion/infrastructure/v1/notification_service_pb.js";
 import {
   OperationKind as ProtoOperationKind,
@@ -33,7 +33,7 @@ import {
 } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 
 /**
- * One table per enum between the internal names (core/kinds.ts) and the proto
+ * One table per enum between the internal names (core/kernel/kinds.ts) and the proto
  * values. Each table is checked both ways at compile time: `satisfies
  * Record<Name, …>` wants every name once, and `protoEnum` wants every proto
  * value but UNSPECIFIED (0) named, so a kind added on either side alone does

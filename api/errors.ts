@@ -1,12 +1,12 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { AppError, type AppErrorKind } from "../core/errors.js";
-import { errorSummary, log } from "../core/log.js";
-import { displaySafe } from "../core/text.js";
+import { AppError, type AppErrorKind } from "../core/kernel/errors.js";
+import { errorSummary, log } from "../core/kernel/log.js";
+import { displaySafe } from "../core/kernel/text.js";
 
 /** The most characters of an error message a caller is answered: it may quote input, never much of it. */
 export const MAX_ERROR_MESSAGE = 300;
 
-/** Every error message answered, whatever wrote it: one line, unsafe characters escaped (core/text.ts), at most MAX_ERROR_MESSAGE characters. */
+/** Every error message answered, whatever wrote it: one line, unsafe characters escaped (core/kernel/text.ts), at most MAX_ERROR_MESSAGE characters. */
 export function boundedErrorMessage(message: string): string {
   const safe = displaySafe(message);
   return safe.length <= MAX_ERROR_MESSAGE ? safe : `${safe.slice(0, MAX_ERROR_MESSAGE - 1)}…`;

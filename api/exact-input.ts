@@ -1,14 +1,14 @@
 import type { DescMessage } from "@bufbuild/protobuf";
 import type { Interceptor } from "@connectrpc/connect";
-import { AppError } from "../core/errors.js";
-import { messageInputProblem } from "../core/exact-input-message.js";
+import { AppError } from "../core/kernel/errors.js";
+import { messageInputProblem } from "../core/kernel/exact-input-message.js";
 import { type ReceivedBody, receivedBody } from "./request-body.js";
 
 /**
  * No typo is obeyed: every request, in every protocol, is refused with InvalidArgument naming the
- * field when its JSON is not exact (core/exact-input-json.ts, checked as the body is read:
+ * field when its JSON is not exact (core/kernel/exact-input-json.ts, checked as the body is read:
  * api/request-body.ts) or when the decoded message
- * holds unknown fields, undeclared enum numbers or UNSPECIFIED in a list (core/exact-input-message.ts).
+ * holds unknown fields, undeclared enum numbers or UNSPECIFIED in a list (core/kernel/exact-input-message.ts).
  */
 export const exactInputInterceptor: Interceptor = (next) => async (req) => {
   const received = receivedBody(req.contextValues);

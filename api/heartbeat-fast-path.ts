@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus, errorToJsonBytes, parseContentType } from "@connectrpc/connect/protocol-connect";
-import { parseHeartbeatJson } from "../core/heartbeat-intake.js";
+import { parseHeartbeatJson } from "../core/agents/heartbeat-intake.js";
 import { rawApiAnswer } from "../observability/metrics.js";
 import { type AgentServiceDeps, acceptHeartbeat } from "./agent-service.js";
 import { toConnectError } from "./errors.js";

@@ -5,8 +5,8 @@ import { type AddressInfo, createServer as createNetServer, type Server as NetSe
 import { hostname } from "node:os";
 import { Duplex } from "node:stream";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { createAgentTokenVerifier } from "../core/agent-tokens.js";
-import { type HeartbeatIngestor, startHeartbeatIngestor } from "../core/heartbeat-ingest.js";
+import { createAgentTokenVerifier } from "../core/agents/agent-tokens.js";
+import { type HeartbeatIngestor, startHeartbeatIngestor } from "../core/agents/heartbeat-ingest.js";
 import type { Database } from "../db/client.js";
 import { type MetricsAccess, metricsHandler, metricsInterceptor } from "../observability/metrics.js";
 import { rpcTracingInterceptor } from "../observability/tracing.js";

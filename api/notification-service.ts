@@ -1,13 +1,9 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { type AlertDefaults, type AlertRules, getAlertRules, updateAlertRules } from "../core/alert-rules.js";
-import type { CredentialsCipher } from "../core/credentials-cipher.js";
-import { AppError } from "../core/errors.js";
-import type { NetworkPolicy } from "../core/network-policy.js";
-import { defaultNetworkPolicy } from "../core/network-policy.js";
-import { sendToChannel } from "../core/notification-delivery.js";
-import { messageFor } from "../core/notification-messages.js";
+import { type AlertDefaults, type AlertRules, getAlertRules, updateAlertRules } from "../core/alerts/alert-rules.js";
+import { sendToChannel } from "../core/alerts/notification-delivery.js";
+import { messageFor } from "../core/alerts/notification-messages.js";
 import {
   createNotificationChannel,
   deleteNotificationChannel,
@@ -15,7 +11,11 @@ import {
   type NotificationChannelView,
   type NotificationDeps,
   ownerChannelForSending,
-} from "../core/notifications.js";
+} from "../core/alerts/notifications.js";
+import { AppError } from "../core/kernel/errors.js";
+import type { CredentialsCipher } from "../core/security/credentials-cipher.js";
+import type { NetworkPolicy } from "../core/security/network-policy.js";
+import { defaultNetworkPolicy } from "../core/security/network-policy.js";
 import type { Database } from "../db/client.js";
 import { newId } from "../db/ids.js";
 import {

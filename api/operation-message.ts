@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { OperationRow } from "../core/operations.js";
+import type { OperationRow } from "../core/operations/operations.js";
 import { type Operation, OperationSchema } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import type { OperationProgress, StepProgress } from "../workflows/contract.js";
 import { operationKindProto, operationStatusProto } from "./enum-mapping.js";

@@ -1,10 +1,10 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { WorkflowNotFoundError } from "@temporalio/client";
-import { listServerOperations, type OperationRow, requireOperation } from "../core/operations.js";
-import { parsePageRequest } from "../core/pagination.js";
-import { queryProgress, type WorkflowGateway } from "../core/provisioning.js";
-import { settleOperation } from "../core/reconcile.js";
-import { requireServer } from "../core/servers.js";
+import { requireServer } from "../core/inventory/servers.js";
+import { parsePageRequest } from "../core/kernel/pagination.js";
+import { listServerOperations, type OperationRow, requireOperation } from "../core/operations/operations.js";
+import { queryProgress, type WorkflowGateway } from "../core/operations/provisioning.js";
+import { settleOperation } from "../core/operations/reconcile.js";
 import type { Database } from "../db/client.js";
 import type { OperationService } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { operationMessage } from "./operation-message.js";

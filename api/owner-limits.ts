@@ -1,6 +1,6 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { createRateLimiter, type RateLimit, type RateLimiter } from "../core/rate-limit.js";
+import { createRateLimiter, type RateLimit, type RateLimiter } from "../core/kernel/rate-limit.js";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { NotificationService } from "../gen/axion/infrastructure/v1/notification_service_pb.js";
 import { OperationService } from "../gen/axion/infrastructure/v1/operation_service_pb.js";

@@ -1,6 +1,6 @@
 import type { HandlerContext } from "@connectrpc/connect";
-import { AppError } from "../core/errors.js";
-import type { Owner } from "../core/owners.js";
+import type { Owner } from "../core/inventory/owners.js";
+import { AppError } from "../core/kernel/errors.js";
 import { ownerKey } from "./context.js";
 
 export function requireOwner(context: HandlerContext): Owner {

@@ -1,8 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { AppError } from "../core/errors.js";
-import { parsePageRequest } from "../core/pagination.js";
 import {
   createProviderAccount,
   deleteProviderAccount,
@@ -11,7 +9,9 @@ import {
   type ProviderAccountDeps,
   type ProviderAccountView,
   updateProviderAccount,
-} from "../core/provider-accounts.js";
+} from "../core/inventory/provider-accounts.js";
+import { AppError } from "../core/kernel/errors.js";
+import { parsePageRequest } from "../core/kernel/pagination.js";
 import {
   type ProviderAccount,
   ProviderAccountSchema,

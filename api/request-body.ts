@@ -2,7 +2,7 @@ import { brotliDecompressSync, gunzipSync } from "node:zlib";
 import type { DescMessage } from "@bufbuild/protobuf";
 import { type ContextValues, createContextKey, createContextValues } from "@connectrpc/connect";
 import type { UniversalServerRequest } from "@connectrpc/connect/protocol";
-import { type InputProblem, jsonInputProblem } from "../core/exact-input-json.js";
+import { type InputProblem, jsonInputProblem } from "../core/kernel/exact-input-json.js";
 
 /**
  * The body of a request as it arrived, kept beside the router's own reading of it: the decoder
@@ -13,7 +13,7 @@ export interface ReceivedBody {
   contentType: string;
   header: Headers;
   chunks: Uint8Array[];
-  /** What is wrong with a JSON body (core/exact-input-json.ts); the router then decodes `{}` instead, and the interceptor refuses. */
+  /** What is wrong with a JSON body (core/kernel/exact-input-json.ts); the router then decodes `{}` instead, and the interceptor refuses. */
   problem?: InputProblem;
 }
 

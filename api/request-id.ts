@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { type LogContext, log, withLogContext } from "../core/log.js";
+import { type LogContext, log, withLogContext } from "../core/kernel/log.js";
 
 export const REQUEST_ID_HEADER = "x-request-id";
 /** What a client's or a proxy's own request id may look like to be kept (UUIDs, hex, short tokens): no spaces, quotes or control characters. */

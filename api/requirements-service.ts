@@ -1,7 +1,7 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { eq } from "drizzle-orm";
-import { requireCluster } from "../core/clusters.js";
-import { calculateRequirements, type ResourceAmounts, type ServerCapacity } from "../core/requirements.js";
+import { requireCluster } from "../core/inventory/clusters.js";
+import { calculateRequirements, type ResourceAmounts, type ServerCapacity } from "../core/inventory/requirements.js";
 import type { Database } from "../db/client.js";
 import { agents, servers } from "../db/schema.js";
 import type { RequirementsService, Resources } from "../gen/axion/infrastructure/v1/requirements_service_pb.js";

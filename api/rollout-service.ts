@@ -1,15 +1,15 @@
 import { create } from "@bufbuild/protobuf";
 import { type Duration, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { AppError } from "../core/errors.js";
-import { endedRolloutStatuses } from "../core/kinds.js";
-import { parsePageRequest } from "../core/pagination.js";
-import { MAX_PLAN_SERVERS, runPlan } from "../core/plans.js";
-import type { WorkflowGateway } from "../core/provisioning.js";
-import { type RolloutRequest, resolveRollout, rolloutDetail, startRollout, steerRollout } from "../core/rollout-control.js";
-import { createRolloutStepQueries } from "../core/rollout-step-queries.js";
-import type { RolloutStrategy as Strategy, StrategyInput } from "../core/rollout-strategy.js";
-import { listRollouts, type RolloutRow, requireRollout } from "../core/rollouts.js";
+import { AppError } from "../core/kernel/errors.js";
+import { endedRolloutStatuses } from "../core/kernel/kinds.js";
+import { parsePageRequest } from "../core/kernel/pagination.js";
+import { MAX_PLAN_SERVERS, runPlan } from "../core/operations/plans.js";
+import type { WorkflowGateway } from "../core/operations/provisioning.js";
+import { type RolloutRequest, resolveRollout, rolloutDetail, startRollout, steerRollout } from "../core/rollouts/rollout-control.js";
+import { createRolloutStepQueries } from "../core/rollouts/rollout-step-queries.js";
+import type { RolloutStrategy as Strategy, StrategyInput } from "../core/rollouts/rollout-strategy.js";
+import { listRollouts, type RolloutRow, requireRollout } from "../core/rollouts/rollouts.js";
 import type { Database } from "../db/client.js";
 import { RolloutKind } from "../gen/axion/infrastructure/v1/plan_pb.js";
 import {
@@ -144,7 +144,7 @@ export function rolloutService(deps: {
         throw AppError.invalid("checks", `checks plan at most ${MAX_PLAN_SERVERS} servers; narrow the target`);
       // Each server checked is a login: charged per server, before any starts.
       if (req.checks) budgets.charge(owner.id, "planChecks", ids.length);
-      // The same read-only checks the steps run, per server per step (core/plans.ts).
+      // The same read-only checks the steps run, per server per step (core/operations/plans.ts).
       const checked = req.checks
         ? (await runPlan({ db, workflows: requireGateway(deps.workflows) }, owner, plan.kind, ids)).servers
         : undefined;

@@ -1,9 +1,9 @@
 import type { ConnectRouter } from "@connectrpc/connect";
 import type { ProviderEndpoints } from "../activities/providers/registry.js";
-import type { HeartbeatIngestor } from "../core/heartbeat-ingest.js";
-import type { MetricTierSettings } from "../core/metric-tiers.js";
-import type { WorkflowGateway } from "../core/provisioning.js";
-import type { InventoryDeps } from "../core/servers.js";
+import type { HeartbeatIngestor } from "../core/agents/heartbeat-ingest.js";
+import type { MetricTierSettings } from "../core/agents/metric-tiers.js";
+import type { InventoryDeps } from "../core/inventory/servers.js";
+import type { WorkflowGateway } from "../core/operations/provisioning.js";
 import type { Listen } from "../db/client.js";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { ClusterService } from "../gen/axion/infrastructure/v1/cluster_service_pb.js";

@@ -1,8 +1,8 @@
 import { create } from "@bufbuild/protobuf";
 import { type Timestamp, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { createToken, listTokens, type Owner, revokeToken, setTokenExpiry, type TokenView } from "../core/owners.js";
-import { parsePageRequest } from "../core/pagination.js";
+import { createToken, listTokens, type Owner, revokeToken, setTokenExpiry, type TokenView } from "../core/inventory/owners.js";
+import { parsePageRequest } from "../core/kernel/pagination.js";
 import type { Database } from "../db/client.js";
 import { type Token, TokenSchema, type TokenService } from "../gen/axion/infrastructure/v1/token_service_pb.js";
 import { requireOwner } from "./owner.js";
@@ -25,7 +25,7 @@ function tokenMessage(row: TokenView, caller: Owner): Token {
 const timestampMs = (ts: Timestamp | undefined): number | undefined =>
   ts === undefined ? undefined : Number(ts.seconds) * 1000 + Math.trunc(ts.nanos / 1_000_000);
 
-/** The calling owner's own tokens (core/owners.ts). */
+/** The calling owner's own tokens (core/inventory/owners.ts). */
 export function tokenService(db: Database): ServiceImpl<typeof TokenService> {
   return {
     async listTokens(req, ctx) {

@@ -1,7 +1,7 @@
 import { parseArgs } from "node:util";
-import { ConfigError, loadConfig } from "../core/config.js";
-import { createOwnerToken, ENV_TOKEN_LABEL, tokenPrefix } from "../core/owners.js";
-import { resourceName } from "../core/validation.js";
+import { createOwnerToken, ENV_TOKEN_LABEL, tokenPrefix } from "../core/inventory/owners.js";
+import { ConfigError, loadConfig } from "../core/kernel/config.js";
+import { resourceName } from "../core/kernel/validation.js";
 import { openDatabase } from "../db/client.js";
 
 /** Operator command: creates an owner (or adds a token to an existing one) and prints the new bearer token once. */

@@ -1,5 +1,5 @@
-import { ConfigError, loadConfig } from "../core/config.js";
-import { log, setLogLevel } from "../core/log.js";
+import { ConfigError, loadConfig } from "../core/kernel/config.js";
+import { log, setLogLevel } from "../core/kernel/log.js";
 import { temporalMetricsTelemetry } from "../observability/metrics.js";
 import { startTracing, stopTracing } from "../observability/tracing.js";
 import { installRuntime } from "../temporal/runtime.js";

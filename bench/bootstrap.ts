@@ -21,7 +21,7 @@ import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { setLogLevel } from "../core/log.js";
+import { setLogLevel } from "../core/kernel/log.js";
 import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { downHosts } from "../test/support/testhosts.js";
 import {

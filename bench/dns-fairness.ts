@@ -7,7 +7,7 @@
  *   node --import tsx bench/dns-fairness.ts [--flood 200] [--orgs 1] [--timeout 2000]
  */
 import { parseArgs } from "node:util";
-import { createNameResolver } from "../core/name-resolution.js";
+import { createNameResolver } from "../core/security/name-resolution.js";
 import { startTestDnsServer } from "../test/support/dns-server.js";
 
 const { values } = parseArgs({

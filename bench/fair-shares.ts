@@ -14,7 +14,7 @@
  *   node --import tsx bench/fair-shares.ts [--silent-servers 20] [--rollouts 60] [--plans 200] [--channels 20]
  *
  * Everything goes through the API as a client would, except two things a client cannot do: B's
- * OFFLINE is written by the liveness actor (core/server-status.ts; no agent runs here), and the
+ * OFFLINE is written by the liveness actor (core/inventory/server-status.ts; no agent runs here), and the
  * alerting loop runs in this process with a grace period of 0 (ALERT_GRACE_SECONDS), so the figure
  * is the delivery's own delay. Refusals of A's flood (ResourceExhausted and the like) are counted
  * and printed: they are the API's shares at work.
@@ -22,10 +22,10 @@
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { inArray } from "drizzle-orm";
-import { type Alerting, startAlerting } from "../core/alerting.js";
-import { createCredentialsCipher } from "../core/credentials-cipher.js";
-import { setLogLevel } from "../core/log.js";
-import { setServerStatus } from "../core/server-status.js";
+import { type Alerting, startAlerting } from "../core/alerts/alerting.js";
+import { setServerStatus } from "../core/inventory/server-status.js";
+import { setLogLevel } from "../core/kernel/log.js";
+import { createCredentialsCipher } from "../core/security/credentials-cipher.js";
 import { servers } from "../db/schema.js";
 import { NotificationChannelKind } from "../gen/axion/infrastructure/v1/notification_service_pb.js";
 import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";

@@ -11,8 +11,8 @@
 import { randomBytes } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { buildApiServer } from "../api/http-server.js";
-import { createCredentialsCipher } from "../core/credentials-cipher.js";
-import type { HeartbeatIngestor } from "../core/heartbeat-ingest.js";
+import type { HeartbeatIngestor } from "../core/agents/heartbeat-ingest.js";
+import { createCredentialsCipher } from "../core/security/credentials-cipher.js";
 import { openDatabase } from "../db/client.js";
 import { startPreviousHeartbeatIngestor } from "./previous-heartbeat-ingest.js";
 

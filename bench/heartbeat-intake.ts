@@ -1,7 +1,7 @@
 /**
  * CPU cost of the heartbeat intake per heartbeat, in-process (not a test):
  * the proto parser + normaliser alone (what the previous commit did) against
- * parser + validator + normaliser (core/heartbeat-intake.ts), on the body the
+ * parser + validator + normaliser (core/agents/heartbeat-intake.ts), on the body the
  * load generator sends.
  *
  *   node --import tsx bench/heartbeat-intake.ts [--count 200000]
@@ -9,7 +9,7 @@
 
 import { parseArgs } from "node:util";
 import { fromJsonString, toJson } from "@bufbuild/protobuf";
-import { heartbeatRecord, parseHeartbeatJson } from "../core/heartbeat-intake.js";
+import { heartbeatRecord, parseHeartbeatJson } from "../core/agents/heartbeat-intake.js";
 import { HeartbeatRequestSchema, MetricsSchema } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
 
 const { values } = parseArgs({ options: { count: { type: "string", default: "200000" } } });

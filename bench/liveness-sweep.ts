@@ -6,7 +6,7 @@
  */
 import { parseArgs } from "node:util";
 import { sql } from "drizzle-orm";
-import { sweepLiveness } from "../core/liveness.js";
+import { sweepLiveness } from "../core/agents/liveness.js";
 import { openDatabase } from "../db/client.js";
 import { newId } from "../db/ids.js";
 import { clusters, owners } from "../db/schema.js";

@@ -7,7 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import { sql } from "drizzle-orm";
-import { DEFAULT_METRIC_TIERS, rollUpMetrics } from "../core/metric-tiers.js";
+import { DEFAULT_METRIC_TIERS, rollUpMetrics } from "../core/agents/metric-tiers.js";
 import { openDatabase } from "../db/client.js";
 import { newId } from "../db/ids.js";
 import { clusters, owners } from "../db/schema.js";

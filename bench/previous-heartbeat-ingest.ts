@@ -5,10 +5,10 @@
  * key, two btree indexes), which the benchmark creates with that commit's DDL.
  */
 import { sql } from "drizzle-orm";
-import { sqlState } from "../core/db-errors.js";
-import { AppError } from "../core/errors.js";
-import type { HeartbeatRecord } from "../core/heartbeat-intake.js";
-import { errorSummary, log } from "../core/log.js";
+import type { HeartbeatRecord } from "../core/agents/heartbeat-intake.js";
+import { sqlState } from "../core/kernel/db-errors.js";
+import { AppError } from "../core/kernel/errors.js";
+import { errorSummary, log } from "../core/kernel/log.js";
 import type { Database } from "../db/client.js";
 
 interface Pending extends HeartbeatRecord {

@@ -15,7 +15,7 @@ import {
   MAX_TOTAL_REPLICAS,
   type ServerCapacity,
   type ServiceNodeInput,
-} from "../core/requirements.js";
+} from "../core/inventory/requirements.js";
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "21" } } });
 const runs = Number(values.runs);

@@ -22,7 +22,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
-import { setLogLevel } from "../core/log.js";
+import { setLogLevel } from "../core/kernel/log.js";
 import { RolloutKind } from "../gen/axion/infrastructure/v1/plan_pb.js";
 import { RolloutServerState, RolloutStatus } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
 import { downHosts, type Fleet } from "../test/support/testhosts.js";

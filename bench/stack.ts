@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { Client, Connection } from "@temporalio/client";
 import type { EdgeLimits } from "../api/edge-limits.js";
-import { type Cidr, createNetworkPolicy, type NetworkPolicy, parseCidr } from "../core/network-policy.js";
+import { type Cidr, createNetworkPolicy, type NetworkPolicy, parseCidr } from "../core/security/network-policy.js";
 import { openDatabase } from "../db/client.js";
 import { startDevServer } from "../temporal/dev-server.js";
 import { startTestApi, testCredentialsKey } from "../test/support/api.js";

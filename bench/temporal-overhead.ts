@@ -23,7 +23,7 @@ import { fileURLToPath } from "node:url";
 import { Context } from "@temporalio/activity";
 import { Client, Connection } from "@temporalio/client";
 import { DefaultLogger, NativeConnection, Runtime, Worker } from "@temporalio/worker";
-import { setLogLevel } from "../core/log.js";
+import { setLogLevel } from "../core/kernel/log.js";
 import { workerObservability } from "../observability/worker-interceptors.js";
 import { startDevServer } from "../temporal/dev-server.js";
 import { installRuntime } from "../temporal/runtime.js";

@@ -8,8 +8,9 @@
  * the service's default), BENCH_SERVER_ADDRESS_ALLOW (CIDRs, comma-separated; default: the built-in
  * policy). Sends {ready: true} over IPC once polling; SIGTERM shuts it down.
  */
-import { createCredentialsCipher } from "../core/credentials-cipher.js";
-import { setLogLevel } from "../core/log.js";
+
+import { setLogLevel } from "../core/kernel/log.js";
+import { createCredentialsCipher } from "../core/security/credentials-cipher.js";
 import { openDatabase } from "../db/client.js";
 import { installRuntime } from "../temporal/runtime.js";
 import { createWorker } from "../temporal/worker.js";

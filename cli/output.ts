@@ -1,7 +1,7 @@
 import { styleText } from "node:util";
 import { type DescMessage, type MessageShape, toJson } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
-import { displaySafe } from "../core/text.js";
+import { displaySafe } from "../core/kernel/text.js";
 
 export type Format = "table" | "json";
 
@@ -24,7 +24,7 @@ export function messageJson<Desc extends DescMessage>(schema: Desc, message: Mes
  * Text that came from outside (a host, an agent, another user, the API) as one line a terminal
  * shows as it is: whitespace runs become a space; control characters (ESC, so no escape sequence:
  * OSC 52 writes the clipboard, ESC [2J clears the screen), C1, bidi controls and lone surrogates
- * become visible \uXXXX escapes (core/text.ts).
+ * become visible \uXXXX escapes (core/kernel/text.ts).
  */
 export const outside = (text: string): string => displaySafe(text.replace(/\s+/g, " "));
 

@@ -1,5 +1,5 @@
 import { rolloutServerStateProto, rolloutStatusProto } from "../api/enum-mapping.js";
-import { endedRolloutServerStates, endedRolloutStatuses } from "../core/kinds.js";
+import { endedRolloutServerStates, endedRolloutStatuses } from "../core/kernel/kinds.js";
 import { RolloutKind } from "../gen/axion/infrastructure/v1/plan_pb.js";
 import type { Rollout, RolloutServer } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
 import { RolloutServerState, RolloutStatus } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
-import type { OperationKind } from "../core/kinds.js";
+import type { OperationKind } from "../core/kernel/kinds.js";
 import type { WorkerRegistry } from "./queue-workers.js";
 
 export const messageKeyOf = (identity: string): string => `provisioner:message:${identity}`;

@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig } from "../core/config.js";
+import { ConfigError, loadConfig } from "../core/kernel/config.js";
 import { openDatabase } from "./client.js";
 
 /** Applies committed migrations to DATABASE_URL (or the embedded PGlite). The service also does this at start. */

@@ -27,7 +27,7 @@ import {
   rolloutServerStates,
   rolloutStatuses,
   serverStatuses,
-} from "../core/kinds.js";
+} from "../core/kernel/kinds.js";
 
 /** The drizzle schema is the source of truth; migrations in db/migrations are generated from it. */
 
@@ -151,7 +151,7 @@ export const servers = pgTable(
   ],
 );
 
-/** One row per server: the SSH credential as an AES-256-GCM envelope (core/credentials-cipher.ts). */
+/** One row per server: the SSH credential as an AES-256-GCM envelope (core/security/credentials-cipher.ts). */
 export const serverCredentials = pgTable("server_credentials", {
   serverId: uuid("server_id")
     .primaryKey()
@@ -177,7 +177,7 @@ export const operations = pgTable(
     error: text("error"),
     /** What the workflow reported when it ended: steps with durations and outcomes. */
     result: jsonb("result").$type<Record<string, unknown>>(),
-    /** The rollout that started this operation (core/rollouts.ts), if any. */
+    /** The rollout that started this operation (core/rollouts/rollouts.ts), if any. */
     rolloutId: uuid("rollout_id").references(() => rollouts.id, { onDelete: "set null" }),
     startedAt: timestamp("started_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
     finishedAt: timestamp("finished_at", { withTimezone: true, mode: "date" }),
@@ -206,7 +206,7 @@ export const rollouts = pgTable(
     status: text("status", { enum: rolloutStatuses }).notNull().default("RUNNING"),
     /** As requested: cluster id, selector, explicit server ids. */
     target: jsonb("target").$type<Record<string, unknown>>().notNull(),
-    /** Normalised (core/rollout-strategy.ts). */
+    /** Normalised (core/rollouts/rollout-strategy.ts). */
     strategy: jsonb("strategy").$type<Record<string, unknown>>().notNull(),
     options: jsonb("options").$type<Record<string, unknown>>().notNull().default({}),
     workflowId: text("workflow_id").notNull(),
@@ -257,13 +257,13 @@ export const outboxEvents = pgTable(
     payload: jsonb("payload").$type<Record<string, unknown>>().notNull(),
     createdAt: createdAt(),
     publishedAt: timestamp("published_at", { withTimezone: true, mode: "date" }),
-    /** When the alert evaluation read the event (core/alert-evaluation.ts); retention keeps unread events. */
+    /** When the alert evaluation read the event (core/alerts/alert-evaluation.ts); retention keeps unread events. */
     alertsCheckedAt: timestamp("alerts_checked_at", { withTimezone: true, mode: "date" }),
   },
   (t) => [
     index("outbox_events_unpublished_idx").on(t.createdAt).where(sql`${t.publishedAt} is null`),
     index("outbox_events_alerts_unchecked_idx").on(t.createdAt).where(sql`${t.alertsCheckedAt} is null`),
-    // Retention prunes published events by age (core/retention.ts).
+    // Retention prunes published events by age (core/agents/retention.ts).
     index("outbox_events_published_idx").on(t.publishedAt).where(sql`${t.publishedAt} is not null`),
   ],
 );
@@ -299,7 +299,7 @@ export const agents = pgTable(
 );
 
 /**
- * Raw heartbeat samples, kept a short window (core/metric-tiers.ts). Lean on
+ * Raw heartbeat samples, kept a short window (core/agents/metric-tiers.ts). Lean on
  * purpose, since every heartbeat writes one row: typed columns, mounts as one
  * compact JSON text (`[["/","used","total"],...]`), one btree for a server's range
  * and a BRIN on the time for rollups and pruning. No foreign key: a row of a
@@ -360,7 +360,7 @@ export const ingestionProgress = pgTable("ingestion_progress", {
   /**
    * Since when this instance has reported progress without a stall (set when the row is first written;
    * the liveness sweep clears it while the instance is stalled and sets it again when it reports again).
-   * Liveness counts silence only from the moment ingestion has been running (see core/liveness.ts).
+   * Liveness counts silence only from the moment ingestion has been running (see core/agents/liveness.ts).
    */
   runningSince: timestamp("running_since", { withTimezone: true, mode: "date" }).defaultNow(),
 });
@@ -384,7 +384,7 @@ export const notificationChannels = pgTable(
   (t) => [uniqueIndex("notification_channels_owner_id_name_key").on(t.ownerId, t.name)],
 );
 
-/** An owner's alert rules (core/alert-rules.ts); no row: the defaults. */
+/** An owner's alert rules (core/alerts/alert-rules.ts); no row: the defaults. */
 export const alertRuleSettings = pgTable("alert_rule_settings", {
   ownerId: uuid("owner_id")
     .primaryKey()

@@ -1,10 +1,10 @@
 import type { Admin, Consumer } from "kafkajs";
 import { z } from "zod";
-import type { SignedHeartbeat } from "../core/agent-tokens.js";
-import { AppError } from "../core/errors.js";
-import { type HeartbeatIngestor, recordIngestionProgress } from "../core/heartbeat-ingest.js";
-import { heartbeatRecord, INTAKE_LIMITS, parseHeartbeatJson } from "../core/heartbeat-intake.js";
-import { errorSummary, log } from "../core/log.js";
+import type { SignedHeartbeat } from "../core/agents/agent-tokens.js";
+import { type HeartbeatIngestor, recordIngestionProgress } from "../core/agents/heartbeat-ingest.js";
+import { heartbeatRecord, INTAKE_LIMITS, parseHeartbeatJson } from "../core/agents/heartbeat-intake.js";
+import { AppError } from "../core/kernel/errors.js";
+import { errorSummary, log } from "../core/kernel/log.js";
 import type { Database } from "../db/client.js";
 import { kafkaHeartbeat } from "../observability/metrics.js";
 import { createKafka } from "./kafka-config.js";

@@ -1,5 +1,5 @@
 import { Kafka, type LogEntry, logLevel } from "kafkajs";
-import { log } from "../core/log.js";
+import { log } from "../core/kernel/log.js";
 
 const levels = {
   [logLevel.NOTHING]: undefined,
@@ -16,7 +16,7 @@ const levels = {
  */
 const expected = /^(Connection error|Failed to connect to seed broker|Limiting retries for the idempotent producer)/;
 
-/** Routes kafkajs' own log lines to core/log.ts (JSON lines), tagged `component: "kafkajs"`. */
+/** Routes kafkajs' own log lines to core/kernel/log.ts (JSON lines), tagged `component: "kafkajs"`. */
 function toCoreLog(entry: LogEntry): void {
   const { message, timestamp: _timestamp, logger: _logger, ...fields } = entry.log;
   const write = expected.test(message) ? log.debug : levels[entry.level];
@@ -24,7 +24,7 @@ function toCoreLog(entry: LogEntry): void {
 }
 
 /**
- * The one kafkajs client factory: WARN and above go to core/log.ts; connection and retry
+ * The one kafkajs client factory: WARN and above go to core/kernel/log.ts; connection and retry
  * timings are short, because callers (the outbox relay) retry with their own backoff.
  */
 export function createKafka(options: { brokers: string[]; clientId: string }): Kafka {

@@ -1,7 +1,7 @@
 import { PGlite } from "@electric-sql/pglite";
 import { and, asc, inArray, isNull, sql } from "drizzle-orm";
 import { Partitioners, type Producer } from "kafkajs";
-import { errorSummary, log } from "../core/log.js";
+import { errorSummary, log } from "../core/kernel/log.js";
 import type { Database } from "../db/client.js";
 import { outboxEvents } from "../db/schema.js";
 import { outboxEventsPublished } from "../observability/metrics.js";

@@ -1,7 +1,7 @@
 import type { Context } from "@temporalio/activity";
 import { defaultPayloadConverter } from "@temporalio/common";
 import type { ActivityInterceptors } from "@temporalio/worker";
-import { withLogContext } from "../core/log.js";
+import { withLogContext } from "../core/kernel/log.js";
 import { OPERATION_ID_HEADER } from "./headers.js";
 
 /**

@@ -1,7 +1,7 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { context, propagation, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, type TextMapGetter, trace } from "@opentelemetry/api";
 import type { NodeSDK, resources, tracing } from "@opentelemetry/sdk-node";
-import { currentLogContext } from "../core/log.js";
+import { currentLogContext } from "../core/kernel/log.js";
 
 type TemporalTracing = typeof import("@temporalio/interceptors-opentelemetry");
 

@@ -5,7 +5,7 @@ import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Connection } from "@temporalio/client";
 import { parse } from "yaml";
-import { log } from "../core/log.js";
+import { log } from "../core/kernel/log.js";
 
 const projectRoot = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const devServerFile = join(projectRoot, "temporal-dev.yml");

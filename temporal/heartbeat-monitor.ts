@@ -1,5 +1,5 @@
 import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from "@temporalio/client";
-import { log } from "../core/log.js";
+import { log } from "../core/kernel/log.js";
 import { type HeartbeatMonitorInput, monitorSettingsSignal, systemWorkflows } from "../workflows/contract.js";
 
 export const HEARTBEAT_MONITOR_ID = "heartbeat-monitor";

@@ -1,6 +1,6 @@
 import { ApplicationFailure, type Logger, type LogLevel, type LogMetadata } from "@temporalio/common";
 import { type LogExporterConfig, Runtime, type TelemetryOptions } from "@temporalio/worker";
-import { errorSummary, logger } from "../core/log.js";
+import { errorSummary, logger } from "../core/kernel/log.js";
 
 const pinoLevel: Record<LogLevel, "trace" | "debug" | "info" | "warn" | "error"> = {
   TRACE: "trace",

@@ -1,6 +1,6 @@
 import { type Client, ScheduleAlreadyRunning, ScheduleOverlapPolicy } from "@temporalio/client";
-import { log } from "../core/log.js";
-import type { MetricTierSettings } from "../core/metric-tiers.js";
+import type { MetricTierSettings } from "../core/agents/metric-tiers.js";
+import { log } from "../core/kernel/log.js";
 import { systemWorkflows } from "../workflows/contract.js";
 
 export const FLEET_CHECK_SCHEDULE_ID = "fleet-check";

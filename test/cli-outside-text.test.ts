@@ -4,9 +4,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { finishOperation, startOperation } from "../core/operations.js";
-import { setServerStatus } from "../core/server-status.js";
-import { hasUnsafeCharacters } from "../core/text.js";
+import { setServerStatus } from "../core/inventory/server-status.js";
+import { hasUnsafeCharacters } from "../core/kernel/text.js";
+import { finishOperation, startOperation } from "../core/operations/operations.js";
 import { startTestApi, type TestApi } from "./support/api.js";
 
 /**

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { test } from "node:test";
-import { loadConfig } from "../core/config.js";
+import { loadConfig } from "../core/kernel/config.js";
 
 test("defaults give the embedded setup", () => {
   const config = loadConfig({});

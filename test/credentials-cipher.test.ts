@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { createCredentialsCipher, resolveCredentialsKey } from "../core/credentials-cipher.js";
+import { createCredentialsCipher, resolveCredentialsKey } from "../core/security/credentials-cipher.js";
 
 const oldKey = randomBytes(32).toString("base64");
 const newKey = randomBytes(32).toString("hex");

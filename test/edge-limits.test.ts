@@ -8,8 +8,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createGzip } from "node:zlib";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { finishOperation, startOperation } from "../core/operations.js";
-import { createRateLimiter } from "../core/rate-limit.js";
+import { createRateLimiter } from "../core/kernel/rate-limit.js";
+import { finishOperation, startOperation } from "../core/operations/operations.js";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { type Protocol, startTestApi, type TestApi } from "./support/api.js";
@@ -20,7 +20,7 @@ const BOMB_INFLATED_BYTES = 300 * MiB;
 /** Far below the 300 MB a bomb inflates to, far above what refusing it may cost. */
 const RSS_BOUND = 64 * MiB;
 
-/** Short timeouts so the tests see them act; production defaults are in core/config.ts. */
+/** Short timeouts so the tests see them act; production defaults are in core/kernel/config.ts. */
 const limits = {
   firstByteTimeoutMs: 300,
   headersTimeoutMs: 500,

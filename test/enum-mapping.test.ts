@@ -31,7 +31,7 @@ import {
   rolloutServerStates,
   rolloutStatuses,
   serverStatuses,
-} from "../core/kinds.js";
+} from "../core/kernel/kinds.js";
 import { NotificationChannelKindSchema } from "../gen/axion/infrastructure/v1/notification_service_pb.js";
 import { OperationKindSchema, OperationStatusSchema } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { PlanOutcomeSchema, RolloutKindSchema } from "../gen/axion/infrastructure/v1/plan_pb.js";
@@ -80,7 +80,7 @@ describe("proto enums and the internal kinds map one to one", () => {
       }
     });
 
-    test(`${schema.typeName}: the table names exactly the kinds of core/kinds.ts`, () => {
+    test(`${schema.typeName}: the table names exactly the kinds of core/kernel/kinds.ts`, () => {
       assert.deepEqual([...mapping.names].sort(), [...names].sort());
       assert.equal(mapping.names.length, schema.values.length - 1, "one internal name per proto value but UNSPECIFIED");
     });

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { create, type DescMessage, type DescMethod, type MessageInitShape, toBinary, toJsonString } from "@bufbuild/protobuf";
 import { count } from "drizzle-orm";
-import { excerpt, hasUnsafeCharacters } from "../core/text.js";
+import { excerpt, hasUnsafeCharacters } from "../core/kernel/text.js";
 import { clusters, operations, servers } from "../db/schema.js";
 import { ClusterService } from "../gen/axion/infrastructure/v1/cluster_service_pb.js";
 import { RequirementsService } from "../gen/axion/infrastructure/v1/requirements_service_pb.js";

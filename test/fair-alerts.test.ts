@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { inArray } from "drizzle-orm";
-import { type Alerting, startAlerting } from "../core/alerting.js";
-import { createCredentialsCipher } from "../core/credentials-cipher.js";
-import { createNetworkPolicy, parseCidr } from "../core/network-policy.js";
-import { setServerStatus } from "../core/server-status.js";
+import { type Alerting, startAlerting } from "../core/alerts/alerting.js";
+import { setServerStatus } from "../core/inventory/server-status.js";
+import { createCredentialsCipher } from "../core/security/credentials-cipher.js";
+import { createNetworkPolicy, parseCidr } from "../core/security/network-policy.js";
 import { servers } from "../db/schema.js";
 import { NotificationChannelKind } from "../gen/axion/infrastructure/v1/notification_service_pb.js";
 import { startTestApi, type TestApi, testCredentialsKey } from "./support/api.js";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { type Cidr, createNetworkPolicy, parseCidr } from "../core/network-policy.js";
+import { type Cidr, createNetworkPolicy, parseCidr } from "../core/security/network-policy.js";
 import { planWorkflow } from "../workflows/plan.js";
 import { type ProvisioningHarness, startProvisioningHarness } from "./support/provisioning-harness.js";
 import { type SilentHost, startSilentHost } from "./support/silent-host.js";

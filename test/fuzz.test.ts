@@ -6,8 +6,8 @@ import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { sql } from "drizzle-orm";
 import fc from "fast-check";
-import { issueAgentToken } from "../core/agent-tokens.js";
-import { finishOperation, startOperation } from "../core/operations.js";
+import { issueAgentToken } from "../core/agents/agent-tokens.js";
+import { finishOperation, startOperation } from "../core/operations/operations.js";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { ClusterService } from "../gen/axion/infrastructure/v1/cluster_service_pb.js";
 import { NotificationService } from "../gen/axion/infrastructure/v1/notification_service_pb.js";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { eq, sql } from "drizzle-orm";
-import { startHeartbeatIngestor } from "../core/heartbeat-ingest.js";
+import { startHeartbeatIngestor } from "../core/agents/heartbeat-ingest.js";
 import { type DatabaseHandle, openDatabase } from "../db/client.js";
 import { newId } from "../db/ids.js";
 import { ingestionProgress } from "../db/schema.js";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { eq, sql } from "drizzle-orm";
-import { type HeartbeatIngestor, startHeartbeatIngestor } from "../core/heartbeat-ingest.js";
+import { type HeartbeatIngestor, startHeartbeatIngestor } from "../core/agents/heartbeat-ingest.js";
 import { type DatabaseHandle, openDatabase } from "../db/client.js";
 import { newId } from "../db/ids.js";
 import { agents, metricSamplesRaw } from "../db/schema.js";

@@ -9,7 +9,7 @@ import { readHostAnswers } from "../activities/host-facts/read.js";
 import { dockerVersionOf, homeOf, memoryMbOf, rootFreeMbOf } from "../activities/host-facts/resources.js";
 import { MAX_DETAIL, parseStepOutput } from "../activities/host-facts/step-result.js";
 import type { SshSession } from "../activities/ssh/session.js";
-import { hasUnsafeCharacters } from "../core/text.js";
+import { hasUnsafeCharacters } from "../core/kernel/text.js";
 import { FailureType } from "../workflows/failure-types.js";
 
 /** The bounded parsers of what a host answers: each refusal is a non-retryable failure naming the fact, quoting it escaped. */

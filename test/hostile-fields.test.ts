@@ -5,7 +5,6 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { count, eq, sql } from "drizzle-orm";
 import { MAX_ERROR_MESSAGE } from "../api/errors.js";
-import { startOperation } from "../core/operations.js";
 import {
   calculateRequirements,
   MAX_DEPENDENCIES,
@@ -15,8 +14,9 @@ import {
   MAX_TOTAL_REPLICAS,
   type ServerCapacity,
   type ServiceNodeInput,
-} from "../core/requirements.js";
-import { hasUnsafeCharacters } from "../core/text.js";
+} from "../core/inventory/requirements.js";
+import { hasUnsafeCharacters } from "../core/kernel/text.js";
+import { startOperation } from "../core/operations/operations.js";
 import { clusters, serverCredentials, servers } from "../db/schema.js";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { ClusterService } from "../gen/axion/infrastructure/v1/cluster_service_pb.js";

@@ -9,7 +9,7 @@ import type { Client } from "@connectrpc/connect";
 import { runRemoteStep } from "../activities/ssh/remote-step.js";
 import { openSsh } from "../activities/ssh/session.js";
 import { sh } from "../activities/ssh/shell.js";
-import { hasUnsafeCharacters } from "../core/text.js";
+import { hasUnsafeCharacters } from "../core/kernel/text.js";
 import { type Operation, type OperationService, OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { PlanOutcome, RolloutKind } from "../gen/axion/infrastructure/v1/plan_pb.js";
 import { ConnectionOutcome } from "../gen/axion/infrastructure/v1/server_service_pb.js";

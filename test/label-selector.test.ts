@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Code } from "@connectrpc/connect";
 import { count, eq, inArray } from "drizzle-orm";
-import { selectTargetServers } from "../core/server-selection.js";
+import { selectTargetServers } from "../core/inventory/server-selection.js";
 import { servers } from "../db/schema.js";
 import { ServerStatus } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { type Backend, startTestApi, type TestApi } from "./support/api.js";

@@ -261,7 +261,7 @@ describe("a bootstrap as operators run it (API and worker processes, LOG_LEVEL=d
 });
 
 test("a secret-shaped field is redacted at any depth, even when a caller passes one", () => {
-  const script = `import { log } from "./core/log.ts";
+  const script = `import { log } from "./core/kernel/log.ts";
 log.info("redaction check", { serverId: "s1", credential: { privateKey: { key: "sekrit-k1", passphrase: "sekrit-p1" } },
   nested: { deeper: { password: "sekrit-p2", authorization: "Bearer sekrit-t1" } }, list: [{ token: "sekrit-t2" }], taskToken: "sekrit-t3" });`;
   const out = execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { encoding: "utf8" });

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { request } from "node:http";
 import { networkInterfaces } from "node:os";
 import { after, before, describe, test } from "node:test";
-import { loadConfig } from "../core/config.js";
+import { loadConfig } from "../core/kernel/config.js";
 import type { MetricsAccess } from "../observability/metrics.js";
 import { serveMetrics } from "../observability/metrics-server.js";
 import { startTestApi, type TestApi } from "./support/api.js";

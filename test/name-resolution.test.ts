@@ -3,9 +3,9 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { loadConfig } from "../core/config.js";
-import { createNameResolver, type NameResolver, nameResolverFromConfig } from "../core/name-resolution.js";
-import { type Cidr, createNetworkPolicy, parseCidr, RefusedByPolicy, resolveAllowedAddress } from "../core/network-policy.js";
+import { loadConfig } from "../core/kernel/config.js";
+import { createNameResolver, type NameResolver, nameResolverFromConfig } from "../core/security/name-resolution.js";
+import { type Cidr, createNetworkPolicy, parseCidr, RefusedByPolicy, resolveAllowedAddress } from "../core/security/network-policy.js";
 import { startTestDnsServer, type TestDnsServer } from "./support/dns-server.js";
 
 const TIMEOUT_MS = 1500;

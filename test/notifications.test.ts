@@ -5,12 +5,12 @@ import { Code, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { eq, sql } from "drizzle-orm";
 import { defaultEdgeLimits } from "../api/edge-limits.js";
-import { pruneEndedAlerts } from "../core/alert-retention.js";
-import { type AlertingOptions, startAlerting } from "../core/alerting.js";
-import { createCredentialsCipher } from "../core/credentials-cipher.js";
-import { createNetworkPolicy, defaultNetworkPolicy, parseCidr } from "../core/network-policy.js";
-import { finishOperation, startOperation } from "../core/operations.js";
-import { setServerStatus } from "../core/server-status.js";
+import { pruneEndedAlerts } from "../core/alerts/alert-retention.js";
+import { type AlertingOptions, startAlerting } from "../core/alerts/alerting.js";
+import { setServerStatus } from "../core/inventory/server-status.js";
+import { finishOperation, startOperation } from "../core/operations/operations.js";
+import { createCredentialsCipher } from "../core/security/credentials-cipher.js";
+import { createNetworkPolicy, defaultNetworkPolicy, parseCidr } from "../core/security/network-policy.js";
 import { alerts, notificationDeliveries, outboxEvents } from "../db/schema.js";
 import { NotificationChannelKind, NotificationService } from "../gen/axion/infrastructure/v1/notification_service_pb.js";
 import { startTestApi, type TestApi, testCredentialsKey } from "./support/api.js";
@@ -189,8 +189,8 @@ test("webhooks to loopback, metadata or this machine are refused at create time 
 /** TestNotificationChannel through an API whose sender has another policy, on the same database. */
 function createNotificationsOfPolicy(policy: ReturnType<typeof defaultNetworkPolicy>) {
   return async (_client: unknown, channelId: string) => {
-    const { ownerChannelForSending } = await import("../core/notifications.js");
-    const { sendToChannel } = await import("../core/notification-delivery.js");
+    const { ownerChannelForSending } = await import("../core/alerts/notifications.js");
+    const { sendToChannel } = await import("../core/alerts/notification-delivery.js");
     const [row] = await api.database.db
       .execute(sql`select owner_id from notification_channels where id = ${channelId}`)
       .then((r) => (Array.isArray(r) ? r : (r as { rows: unknown[] }).rows));

@@ -5,7 +5,7 @@ import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { and, inArray, isNull } from "drizzle-orm";
 import { Kafka, logLevel } from "kafkajs";
-import { enqueueServerEvent, SERVER_EVENTS_TOPIC } from "../core/outbox.js";
+import { enqueueServerEvent, SERVER_EVENTS_TOPIC } from "../core/kernel/outbox.js";
 import { type Database, type DatabaseHandle, openDatabase } from "../db/client.js";
 import { outboxEvents } from "../db/schema.js";
 import type { EventEnvelope } from "../events/envelope.js";

@@ -3,7 +3,7 @@ import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Code } from "@connectrpc/connect";
-import { runPlan } from "../core/plans.js";
+import { runPlan } from "../core/operations/plans.js";
 import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { PlanOutcome, RolloutKind, type ServerPlan } from "../gen/axion/infrastructure/v1/plan_pb.js";
 import { ConnectionOutcome, ServerStatus } from "../gen/axion/infrastructure/v1/server_service_pb.js";

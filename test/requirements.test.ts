@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { AppError } from "../core/errors.js";
 import {
   calculateRequirements,
   type DependencyInput,
   type ResourceAmounts,
   type ServerCapacity,
   type ServiceNodeInput,
-} from "../core/requirements.js";
+} from "../core/inventory/requirements.js";
+import { AppError } from "../core/kernel/errors.js";
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { eq, inArray, sql } from "drizzle-orm";
-import { pruneRetained } from "../core/retention.js";
+import { pruneRetained } from "../core/agents/retention.js";
 import { type DatabaseHandle, openDatabase } from "../db/client.js";
 import { newId } from "../db/ids.js";
 import { ingestionProgress, outboxEvents } from "../db/schema.js";

@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { AppError } from "../core/errors.js";
-import { batchSizes, budgetExhausted, cutBatches, failureBudget, normaliseStrategy, type StrategyInput } from "../core/rollout-strategy.js";
+import { AppError } from "../core/kernel/errors.js";
+import {
+  batchSizes,
+  budgetExhausted,
+  cutBatches,
+  failureBudget,
+  normaliseStrategy,
+  type StrategyInput,
+} from "../core/rollouts/rollout-strategy.js";
 
 const invalid = (input: StrategyInput, field: string) =>
   assert.throws(

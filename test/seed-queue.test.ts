@@ -4,7 +4,7 @@ import { and, eq } from "drizzle-orm";
 import { Redis } from "ioredis";
 import { processingListOf, QUEUE, type QueueConsumer, RESULTS, startProvisionerQueue } from "../compat/provisioner-queue.js";
 import { WORKERS } from "../compat/queue-workers.js";
-import type { OperationKind } from "../core/kinds.js";
+import type { OperationKind } from "../core/kernel/kinds.js";
 import { operations, servers } from "../db/schema.js";
 import { type ProvisioningHarness, startProvisioningHarness } from "./support/provisioning-harness.js";
 import { startRedis } from "./support/redis.js";

@@ -4,7 +4,7 @@ import { after, before, describe, test } from "node:test";
 import { SshSessionPool } from "../activities/ssh/pool.js";
 import { openSsh } from "../activities/ssh/session.js";
 import { sh } from "../activities/ssh/shell.js";
-import { type Cidr, createNetworkPolicy, parseCidr } from "../core/network-policy.js";
+import { type Cidr, createNetworkPolicy, parseCidr } from "../core/security/network-policy.js";
 import { ed25519KeyPair } from "./support/keys.js";
 import { startSilentHost } from "./support/silent-host.js";
 import { startTestSshServer, type TestSshServer } from "./support/ssh-server.js";

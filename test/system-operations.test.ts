@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { and, eq } from "drizzle-orm";
-import { AppError } from "../core/errors.js";
-import { startOperation, startSystemOperation } from "../core/operations.js";
+import { AppError } from "../core/kernel/errors.js";
+import { startOperation, startSystemOperation } from "../core/operations/operations.js";
 import { operations, outboxEvents } from "../db/schema.js";
 import { startTestApi, type TestApi } from "./support/api.js";
 import { ed25519KeyPair } from "./support/keys.js";

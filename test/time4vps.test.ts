@@ -18,10 +18,10 @@ import {
 } from "../activities/providers/provider.js";
 import { createTime4vpsProvider } from "../activities/providers/time4vps.js";
 import { startService } from "../app/service.js";
-import { loadConfig } from "../core/config.js";
-import { createCredentialsCipher } from "../core/credentials-cipher.js";
-import { isForeignKeyViolation } from "../core/db-errors.js";
-import { createOwnerToken } from "../core/owners.js";
+import { createOwnerToken } from "../core/inventory/owners.js";
+import { loadConfig } from "../core/kernel/config.js";
+import { isForeignKeyViolation } from "../core/kernel/db-errors.js";
+import { createCredentialsCipher } from "../core/security/credentials-cipher.js";
 import { openDatabase } from "../db/client.js";
 import { outboxEvents, providerAccounts, servers } from "../db/schema.js";
 import { ClusterService } from "../gen/axion/infrastructure/v1/cluster_service_pb.js";

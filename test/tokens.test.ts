@@ -5,7 +5,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { eq } from "drizzle-orm";
-import { ensureAdminToken, hashToken, MAX_LIVE_TOKENS_PER_OWNER } from "../core/owners.js";
+import { ensureAdminToken, hashToken, MAX_LIVE_TOKENS_PER_OWNER } from "../core/inventory/owners.js";
 import { openDatabase } from "../db/client.js";
 import { apiTokens } from "../db/schema.js";
 import { ListTokensResponseSchema, TokenService } from "../gen/axion/infrastructure/v1/token_service_pb.js";

@@ -8,7 +8,7 @@ import { promisify } from "node:util";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { tracing } from "@opentelemetry/sdk-node";
-import { type Cidr, createNetworkPolicy, parseCidr } from "../core/network-policy.js";
+import { type Cidr, createNetworkPolicy, parseCidr } from "../core/security/network-policy.js";
 import { ClusterService } from "../gen/axion/infrastructure/v1/cluster_service_pb.js";
 import { ConnectionOutcome, ServerService } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { startTracing, stopTracing } from "../observability/tracing.js";

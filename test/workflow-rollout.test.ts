@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type { Activities } from "../activities/index.js";
-import { resolveRollout, steerRollout } from "../core/rollout-control.js";
-import { createRollout, getRolloutRow, rolloutCounts, rolloutServersOf } from "../core/rollouts.js";
+import { resolveRollout, steerRollout } from "../core/rollouts/rollout-control.js";
+import { createRollout, getRolloutRow, rolloutCounts, rolloutServersOf } from "../core/rollouts/rollouts.js";
 import { newId } from "../db/ids.js";
 import { rolloutWorkflow } from "../workflows/rollout.js";
 import type { RolloutInput } from "../workflows/rollout-definitions.js";

@@ -4,7 +4,7 @@
  * rename is a compile error, not a runtime "unknown workflow type"), with the
  * input, result, query and failure type names defined here.
  */
-import type { OperationKind } from "../core/kinds.js";
+import type { OperationKind } from "../core/kernel/kinds.js";
 import { bootstrapWorkflow } from "./bootstrap.js";
 import type { OperationInput, PlanInput, PlanResult, RecoveryInput, ReinstallInput } from "./definitions.js";
 import { type DeployKeyInput, deployKeyWorkflow } from "./deploy-key.js";

@@ -1,5 +1,5 @@
 import { defineQuery, defineSignal } from "@temporalio/workflow";
-import type { ConnectionOutcome, OperationKind, PlanOutcome, RolloutKind } from "../core/kinds.js";
+import type { ConnectionOutcome, OperationKind, PlanOutcome, RolloutKind } from "../core/kernel/kinds.js";
 
 /** Shared by workflows, activities and the API: typed query definitions and payload shapes. No secrets in any of them. */
 

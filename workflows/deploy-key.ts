@@ -1,4 +1,4 @@
-import type { DeployKeyAction } from "../core/kinds.js";
+import type { DeployKeyAction } from "../core/kernel/kinds.js";
 import type { OperationInput, StepResult } from "./definitions.js";
 import { runOperation } from "./operation.js";
 import { ProgressTracker } from "./progress.js";

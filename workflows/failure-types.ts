@@ -8,7 +8,7 @@ export const SshErrorType = {
   CommandFailed: "RemoteCommandFailed",
   /** The stored private key cannot be parsed or decrypted (in time): retrying parses the same bytes. */
   KeyUnusable: "SshKeyUnusable",
-  /** The address (after name resolution) is refused by the network policy (core/network-policy.ts). */
+  /** The address (after name resolution) is refused by the network policy (core/security/network-policy.ts). */
   RefusedByPolicy: "RefusedByPolicy",
   /**
    * The owner's share of the worker's SSH sessions stayed in use (activities/ssh/owner-shares.ts).

@@ -1,4 +1,4 @@
-import type { MetricTierSettings, RollupResult } from "../core/metric-tiers.js";
+import type { MetricTierSettings, RollupResult } from "../core/agents/metric-tiers.js";
 import { maintenanceActivities } from "./proxies.js";
 
 export interface MetricRollupInput {

@@ -1,5 +1,5 @@
 import { ApplicationFailure, CancellationScope, isCancellation, workflowInfo } from "@temporalio/workflow";
-import { busyStatuses } from "../core/kinds.js";
+import { busyStatuses } from "../core/kernel/kinds.js";
 import type { OperationInput } from "./definitions.js";
 import { FailureType, failureMessage, failureType, SshErrorType, unreachableErrorTypes } from "./failure-types.js";
 import type { ProgressTracker } from "./progress.js";

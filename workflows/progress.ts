@@ -1,6 +1,6 @@
 import { setHandler, workflowInfo } from "@temporalio/workflow";
-import type { OperationKind } from "../core/kinds.js";
-import type { StatusActor } from "../core/server-status.js";
+import type { StatusActor } from "../core/inventory/server-status.js";
+import type { OperationKind } from "../core/kernel/kinds.js";
 import { type OperationInput, type OperationProgress, progressQuery, type StepProgress, type StepResult } from "./definitions.js";
 import { failureMessage } from "./failure-types.js";
 

@@ -1,4 +1,4 @@
-import type { ReconcileReport } from "../core/reconcile.js";
+import type { ReconcileReport } from "../core/operations/reconcile.js";
 import { maintenanceActivities } from "./proxies.js";
 
 export interface ReconcileInput {

@@ -1,5 +1,5 @@
 import { defineQuery, defineUpdate } from "@temporalio/workflow";
-import type { BusyPolicy, OperationKind, RolloutKind, RolloutStatus } from "../core/kinds.js";
+import type { BusyPolicy, OperationKind, RolloutKind, RolloutStatus } from "../core/kernel/kinds.js";
 
 /** The rollout workflow's contract with the API: input, progress query, the pause/resume/abort updates. No secrets. */
 

@@ -14,8 +14,8 @@ import {
   sleep,
 } from "@temporalio/workflow";
 import type { Activities } from "../activities/index.js";
-import type { OperationKind, RolloutServerState, RolloutStatus } from "../core/kinds.js";
-import type { OpenedChild } from "../core/rollouts.js";
+import type { OperationKind, RolloutServerState, RolloutStatus } from "../core/kernel/kinds.js";
+import type { OpenedChild } from "../core/rollouts/rollouts.js";
 import {
   clusterIdAttribute,
   operationAttribute,

@@ -1,5 +1,5 @@
 import { ApplicationFailure } from "@temporalio/common";
-import { excerpt, hasUnsafeCharacters } from "../../core/text.js";
+import { excerpt, hasUnsafeCharacters } from "../../core/kernel/text.js";
 import { FailureType } from "../../workflows/failure-types.js";
 
 /**

@@ -1,4 +1,4 @@
-import { hasUnsafeCharacters } from "../../core/text.js";
+import { hasUnsafeCharacters } from "../../core/kernel/text.js";
 import { badAnswer, oneLine } from "./answer.js";
 
 export interface OsRelease {

@@ -1,4 +1,4 @@
-import { displaySafe } from "../../core/text.js";
+import { displaySafe } from "../../core/kernel/text.js";
 import { badAnswer } from "./answer.js";
 
 export const RESULT_MARK = "AXION_RESULT";

@@ -1,4 +1,4 @@
-import type { ProviderKind } from "../../core/kinds.js";
+import type { ProviderKind } from "../../core/kernel/kinds.js";
 import type { VpsProvider } from "./provider.js";
 import { createTime4vpsProvider } from "./time4vps.js";
 

@@ -1,7 +1,7 @@
 import { SpanStatusCode, trace } from "@opentelemetry/api";
 import { Context } from "@temporalio/activity";
 import { ApplicationFailure } from "@temporalio/common";
-import { displaySafe } from "../../core/text.js";
+import { displaySafe } from "../../core/kernel/text.js";
 import { FailureType } from "../../workflows/failure-types.js";
 import { SshErrorType, sshFailure } from "./errors.js";
 import type { CommandResult, RunOptions, SshSession } from "./session.js";

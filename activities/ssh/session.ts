@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
 import { ApplicationFailure } from "@temporalio/common";
 import { NodeSSH } from "node-ssh";
-import { defaultNetworkPolicy, type NetworkPolicy, RefusedByPolicy, resolveAllowedAddress } from "../../core/network-policy.js";
-import { displaySafe } from "../../core/text.js";
-import type { SshCredentialInput } from "../../core/validation.js";
+import { displaySafe } from "../../core/kernel/text.js";
+import type { SshCredentialInput } from "../../core/kernel/validation.js";
+import { defaultNetworkPolicy, type NetworkPolicy, RefusedByPolicy, resolveAllowedAddress } from "../../core/security/network-policy.js";
 import { classifyConnectError, SshErrorType, sshFailure } from "./errors.js";
 import { type ShellFragment, sh } from "./shell.js";
 
@@ -54,7 +54,7 @@ export interface OpenOptions {
   signal?: AbortSignal;
   /** Which addresses may be connected to; default: the built-in policy without operator lists. */
   networkPolicy?: NetworkPolicy;
-  /** Whose server: its name is resolved as this owner's lookup (core/name-resolution.ts). */
+  /** Whose server: its name is resolved as this owner's lookup (core/security/name-resolution.ts). */
   owner?: string;
 }
 

@@ -8,7 +8,7 @@ import { createRequire } from "node:module";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
-export const root = fileURLToPath(new URL("../../", import.meta.url));
+export const root = fileURLToPath(new URL("../..", import.meta.url));
 const cacheDir = join(root, "cli", ".build");
 const manifestPath = join(cacheDir, "manifest.json");
 /** Raised when the build's output or options change, so that older builds are not used. */

@@ -5,12 +5,12 @@ import type { ProviderEndpoints } from "../../activities/providers/registry.js";
 import type { EdgeLimits } from "../../api/edge-limits.js";
 import { buildApiServer } from "../../api/http-server.js";
 import type { ApiDeps } from "../../api/routes.js";
-import { createCredentialsCipher } from "../../core/credentials-cipher.js";
-import type { HeartbeatIngestor } from "../../core/heartbeat-ingest.js";
-import type { KeyParsingPool } from "../../core/key-parsing.js";
-import type { NetworkPolicy } from "../../core/network-policy.js";
-import { createOwnerToken } from "../../core/owners.js";
-import type { WorkflowGateway } from "../../core/provisioning.js";
+import type { HeartbeatIngestor } from "../../core/agents/heartbeat-ingest.js";
+import { createOwnerToken } from "../../core/inventory/owners.js";
+import type { WorkflowGateway } from "../../core/operations/provisioning.js";
+import { createCredentialsCipher } from "../../core/security/credentials-cipher.js";
+import type { KeyParsingPool } from "../../core/security/key-parsing.js";
+import type { NetworkPolicy } from "../../core/security/network-policy.js";
 import { type DatabaseHandle, openDatabase } from "../../db/client.js";
 import { AgentService } from "../../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { ClusterService } from "../../gen/axion/infrastructure/v1/cluster_service_pb.js";
@@ -59,7 +59,7 @@ export async function startTestApi(
     listenHost?: string;
     heartbeatIntervalSeconds?: number;
     providers?: ProviderEndpoints;
-    /** Limits at the edge; the defaults of core/config.ts where not given. */
+    /** Limits at the edge; the defaults of core/kernel/config.ts where not given. */
     limits?: Partial<EdgeLimits>;
     keyParsing?: KeyParsingPool;
     networkPolicy?: NetworkPolicy;

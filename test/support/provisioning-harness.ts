@@ -6,8 +6,8 @@ import type { Worker } from "@temporalio/worker";
 import { DefaultLogger, Runtime } from "@temporalio/worker";
 import type { ProviderEndpoints } from "../../activities/providers/registry.js";
 import type { EdgeLimits } from "../../api/edge-limits.js";
-import { createCredentialsCipher } from "../../core/credentials-cipher.js";
-import type { NetworkPolicy } from "../../core/network-policy.js";
+import { createCredentialsCipher } from "../../core/security/credentials-cipher.js";
+import type { NetworkPolicy } from "../../core/security/network-policy.js";
 import { openDatabase } from "../../db/client.js";
 import { clientInterceptors } from "../../temporal/client.js";
 import { type RunningDevServer, startDevServer } from "../../temporal/dev-server.js";
@@ -44,7 +44,7 @@ export async function startProvisioningHarness(
     agent?: { binaryDir: string; gateway: string; heartbeatIntervalSeconds: number };
     /** Which server addresses the API and the worker accept (default: the built-in policy, no loopback). */
     networkPolicy?: NetworkPolicy;
-    /** The API's per-owner limits where not the defaults of core/config.ts. */
+    /** The API's per-owner limits where not the defaults of core/kernel/config.ts. */
     limits?: Partial<EdgeLimits>;
   } = {},
 ): Promise<ProvisioningHarness> {

@@ -1,8 +1,8 @@
 import { Context } from "@temporalio/activity";
-import { createCluster } from "../../core/clusters.js";
-import { createCredentialsCipher } from "../../core/credentials-cipher.js";
-import { createOwnerToken, type Owner } from "../../core/owners.js";
-import { createServer } from "../../core/servers.js";
+import { createCluster } from "../../core/inventory/clusters.js";
+import { createOwnerToken, type Owner } from "../../core/inventory/owners.js";
+import { createServer } from "../../core/inventory/servers.js";
+import { createCredentialsCipher } from "../../core/security/credentials-cipher.js";
 import type { Database } from "../../db/client.js";
 import type { ConnectionTestResult } from "../../workflows/definitions.js";
 

@@ -5,7 +5,7 @@ import type { WorkflowClientInterceptor } from "@temporalio/client";
 import { TestWorkflowEnvironment } from "@temporalio/testing";
 import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from "@temporalio/worker";
 import { type Activities, type ActivityDeps, createActivities } from "../../activities/index.js";
-import { createCredentialsCipher } from "../../core/credentials-cipher.js";
+import { createCredentialsCipher } from "../../core/security/credentials-cipher.js";
 import { type DatabaseHandle, openDatabase } from "../../db/client.js";
 import { workflowsPath } from "../../temporal/worker.js";
 

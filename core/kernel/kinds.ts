@@ -1,0 +1,91 @@
+/**
+ * Every kind and status of the system, each declared once, as values with
+ * their union types. Imported by workflows, activities, core, the API, the CLI
+ * and db/schema.ts, so it imports nothing: no I/O, no Node built-ins (workflow
+ * sandbox). The proto mapping of each is in api/enum-mapping.ts.
+ */
+
+/** What one operation row runs on one server (one workflow). */
+export const operationKinds = ["test_connection", "bootstrap", "deploy_key", "recovery", "reinstall", "install_agent"] as const;
+export type OperationKind = (typeof operationKinds)[number];
+
+export const operationStatuses = ["RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"] as const;
+export type OperationStatus = (typeof operationStatuses)[number];
+
+/** What a fleet operation (a rollout, a plan) does to each server: one of the operation kinds, deploy key split by action. */
+export const rolloutKinds = ["configure", "deploy_key_add", "deploy_key_remove", "recover", "install_agent", "test_connection"] as const;
+export type RolloutKind = (typeof rolloutKinds)[number];
+
+export const rolloutStatuses = ["RUNNING", "PAUSED", "SUCCEEDED", "FAILED", "ABORTED"] as const;
+export type RolloutStatus = (typeof rolloutStatuses)[number];
+const ended = ["SUCCEEDED", "FAILED", "ABORTED"] as const satisfies readonly RolloutStatus[];
+export type EndedRolloutStatus = (typeof ended)[number];
+/** A rollout in one of these has ended for good. */
+export const endedRolloutStatuses: readonly RolloutStatus[] = ended;
+
+/** What became of one server of a rollout. */
+export const rolloutServerStates = ["PENDING", "WAITING", "RUNNING", "SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"] as const;
+export type RolloutServerState = (typeof rolloutServerStates)[number];
+/** A rollout server in one of these is done with (run, skipped or cancelled). */
+export const endedRolloutServerStates: readonly RolloutServerState[] = ["SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"];
+
+export const serverStatuses = [
+  "PENDING",
+  "PROVISIONING",
+  "ONLINE",
+  "OFFLINE",
+  "UNREACHABLE",
+  "HOSTKEY_MISMATCH",
+  "ERROR",
+  "REINSTALLING",
+  "CONFIGURED",
+] as const;
+export type ServerStatus = (typeof serverStatuses)[number];
+/** A server in one of these is being changed by an operation: only that operation (or the reconciler, once it is gone) moves it on. */
+export const busyStatuses: readonly ServerStatus[] = ["PROVISIONING", "REINSTALLING"];
+
+export const authMethods = ["private_key", "password"] as const;
+export type AuthMethod = (typeof authMethods)[number];
+
+export const providerKinds = ["time4vps"] as const;
+export type ProviderKind = (typeof providerKinds)[number];
+
+export const notificationChannelKinds = ["webhook", "slack"] as const;
+export type NotificationChannelKind = (typeof notificationChannelKinds)[number];
+
+export const alertStates = ["pending", "firing", "resolved", "dropped", "notified"] as const;
+export type AlertState = (typeof alertStates)[number];
+
+export const deliveryStatuses = ["pending", "delivered", "failed"] as const;
+export type DeliveryStatus = (typeof deliveryStatuses)[number];
+
+/** How a connection test (and a fleet check's login) ended. */
+export const connectionOutcomes = ["ok", "auth_failed", "unreachable", "timeout", "hostkey_mismatch", "refused_by_policy"] as const;
+export type ConnectionOutcome = (typeof connectionOutcomes)[number];
+
+/** What a deploy-key operation does with the owner's key in the login user's authorized_keys. */
+export const deployKeyActions = ["add", "remove"] as const;
+export type DeployKeyAction = (typeof deployKeyActions)[number];
+
+/** What a rollout does with a server that is busy with another operation. */
+export const busyPolicies = ["skip", "wait"] as const;
+export type BusyPolicy = (typeof busyPolicies)[number];
+
+/** The event types on the server-events topic (core/kernel/outbox.ts, core/rollouts/rollouts.ts), for alerting and Kafka consumers. */
+export const eventTypes = [
+  "server.status_changed",
+  "agent.registered",
+  "operation.started",
+  "operation.finished",
+  "operation.failed",
+  "rollout.started",
+  "rollout.batch_finished",
+  "rollout.finished",
+  "rollout.failed",
+  "rollout.aborted",
+] as const;
+export type EventType = (typeof eventTypes)[number];
+
+/** A check's verdict on one step (and on a server), run read-only on the real host. */
+export const planOutcomes = ["would_change", "unchanged", "cannot"] as const;
+export type PlanOutcome = (typeof planOutcomes)[number];
