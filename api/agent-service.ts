@@ -7,6 +7,7 @@ import type { HeartbeatIngestor } from "../core/agents/heartbeat-ingest.js";
 import { agentInfoRecord, heartbeatRecord } from "../core/agents/heartbeat-intake.js";
 import { DEFAULT_METRIC_TIERS, listMetricHistory, type MetricTier, type MetricTierSettings } from "../core/agents/metric-tiers.js";
 import { requireServer } from "../core/inventory/servers.js";
+import { bearerToken } from "../core/kernel/bearer-token.js";
 import { AppError } from "../core/kernel/errors.js";
 import { requireId } from "../core/kernel/ids.js";
 import { timestampField } from "../core/kernel/validation.js";
@@ -62,8 +63,8 @@ function takeAgentCall(deps: AgentServiceDeps, serverId: string): void {
 /** An agent speaks only for the server its token was issued to, and within its rate limit. */
 async function requireAgent(deps: AgentServiceDeps, authorization: string | null, serverId: string): Promise<string> {
   const id = requireId("server_id", serverId);
-  const match = /^Bearer\s+(\S+)$/i.exec(authorization ?? "");
-  if (!match || !(await deps.verifyAgentToken(id, match[1] as string))) {
+  const token = bearerToken(authorization);
+  if (!token || !(await deps.verifyAgentToken(id, token))) {
     throw new ConnectError("invalid agent token for this server", Code.Unauthenticated);
   }
   takeAgentCall(deps, id);

@@ -6,6 +6,7 @@ import { encodeEnvelope } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, createEndStreamSerialization, endStreamFlag, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { type Owner, ownerForToken } from "../core/inventory/owners.js";
+import { bearerToken } from "../core/kernel/bearer-token.js";
 import type { Database } from "../db/client.js";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { rawApiAnswer } from "../observability/metrics.js";
@@ -21,14 +22,14 @@ const agentMethods: readonly DescMethod[] = [AgentService.method.register, Agent
 const agentPaths = new Set(agentMethods.map((m) => `/${m.parent.typeName}/${m.name}`));
 
 /** The token of a well-formed `Authorization: Bearer <token>` header; a malformed one is refused without a lookup. */
-function bearerToken(header: string | undefined): string {
-  const match = /^Bearer\s+(\S+)$/i.exec(header ?? "");
-  if (!match) throw new ConnectError("missing bearer token", Code.Unauthenticated);
-  return match[1] as string;
+function requireBearerToken(header: string | undefined): string {
+  const token = bearerToken(header);
+  if (!token) throw new ConnectError("missing bearer token", Code.Unauthenticated);
+  return token;
 }
 
 async function authenticate(db: Database, req: NodeRequest): Promise<Owner> {
-  const owner = await ownerForToken(db, bearerToken(req.headers.authorization));
+  const owner = await ownerForToken(db, requireBearerToken(req.headers.authorization));
   if (!owner) throw new ConnectError("invalid bearer token", Code.Unauthenticated);
   return owner;
 }

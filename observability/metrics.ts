@@ -5,6 +5,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import client from "prom-client";
 import { ingestionBehindSeconds, outboxBacklog, rolloutProgress, serverCountsByStatus } from "../core/agents/metrics-readings.js";
+import { bearerToken } from "../core/kernel/bearer-token.js";
 import { AppError } from "../core/kernel/errors.js";
 import { serverStatuses } from "../core/kernel/kinds.js";
 import { errorSummary, log } from "../core/kernel/log.js";
@@ -368,7 +369,7 @@ type Request = IncomingMessage | Http2ServerRequest;
 type Response = ServerResponse | Http2ServerResponse;
 
 function bearerMatches(header: string | undefined, token: string): boolean {
-  const given = Buffer.from(/^Bearer\s+(\S+)$/i.exec(header ?? "")?.[1] ?? "");
+  const given = Buffer.from(bearerToken(header) ?? "");
   const wanted = Buffer.from(token);
   // Compare equal-length buffers so the time does not tell how much matched; the length check is separate.
   return timingSafeEqual(given.length === wanted.length ? given : wanted, wanted) && given.length === wanted.length;

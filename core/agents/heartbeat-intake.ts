@@ -11,6 +11,7 @@ import {
 import { AppError } from "../kernel/errors.js";
 import { jsonInputProblem } from "../kernel/exact-input-json.js";
 import { messageInputProblem } from "../kernel/exact-input-message.js";
+import { hasUnsafeCharacters } from "../kernel/text.js";
 
 /**
  * The one intake of everything an agent sends (the Connect route, the HTTP/1.1
@@ -44,17 +45,12 @@ export interface HeartbeatRecord {
 }
 
 const snake = (name: string): string => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-// C0 controls and DEL: nothing an agent reports (host names, OS names, mount points) holds them, and jsonb refuses NUL.
-// biome-ignore lint/suspicious/noControlCharactersInRegex: finding them is the point.
-const CONTROL = /[\u0000-\u001f\u007f]/;
-// A surrogate without its pair: JSON escapes it and jsonb refuses it.
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /** A string that PostgreSQL's text and jsonb can hold and a reader can print: bounded, no control characters, valid UTF-16. */
 export function textProblem(value: string, maxLength: number): string | undefined {
   if (value.length > maxLength) return `must be at most ${maxLength} characters`;
-  if (CONTROL.test(value)) return "must not contain control characters";
-  if (LONE_SURROGATE.test(value)) return "must be valid Unicode";
+  // Nothing an agent reports (host names, OS names, mount points) holds them; jsonb refuses NUL and lone surrogates.
+  if (hasUnsafeCharacters(value)) return "must not contain control characters or lone surrogates";
   return undefined;
 }
 

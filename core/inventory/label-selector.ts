@@ -1,5 +1,6 @@
 import { type AnyColumn, and, type SQL, sql } from "drizzle-orm";
 import { AppError } from "../kernel/errors.js";
+import { hasUnsafeCharacters } from "../kernel/text.js";
 import { labelKey, labelValue, shown } from "../kernel/validation.js";
 
 /**
@@ -50,7 +51,7 @@ function tokenize(chars: string[]): Token[] {
       i++;
       continue;
     }
-    if (/\p{Cc}/u.test(c)) throw new SelectorError(i + 1, "control characters are not allowed");
+    if (hasUnsafeCharacters(c)) throw new SelectorError(i + 1, "control characters are not allowed");
     if ((c === "!" || c === "=") && chars[i + 1] === "=") {
       tokens.push({ kind: c === "!" ? "!=" : "==", text: `${c}=`, at: i + 1 });
       i += 2;
@@ -66,7 +67,7 @@ function tokenize(chars: string[]): Token[] {
       i < chars.length &&
       !blank.has(chars[i] as string) &&
       !punctuation.has(chars[i] as string) &&
-      !/\p{Cc}/u.test(chars[i] as string)
+      !hasUnsafeCharacters(chars[i] as string)
     )
       i++;
     tokens.push({ kind: "word", text: chars.slice(start, i).join(""), at: start + 1 });

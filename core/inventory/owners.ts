@@ -9,6 +9,7 @@ import { AppError } from "../kernel/errors.js";
 import { requireId } from "../kernel/ids.js";
 import { errorSummary, log } from "../kernel/log.js";
 import { type PageRequest, toPage } from "../kernel/pagination.js";
+import { hasUnsafeCharacters } from "../kernel/text.js";
 import { parseInput } from "../kernel/validation.js";
 
 export interface Owner {
@@ -60,7 +61,7 @@ const live = () => and(isNull(apiTokens.revokedAt), or(isNull(apiTokens.expiresA
 const label = z
   .string()
   .max(64, "must be at most 64 characters")
-  .regex(/^[^\p{C}]*$/u, "must not contain control characters")
+  .refine((v) => !hasUnsafeCharacters(v), "must not contain control characters")
   .refine((v) => v !== ENV_TOKEN_LABEL, `${ENV_TOKEN_LABEL} is reserved for the token from the environment`);
 
 /** Milliseconds since the epoch, at most 10 years ahead; `future` also refuses times already past. */

@@ -11,6 +11,7 @@ import { requireId } from "../kernel/ids.js";
 import { providerKinds } from "../kernel/kinds.js";
 import { log } from "../kernel/log.js";
 import { type PageRequest, toPage } from "../kernel/pagination.js";
+import { hasUnsafeCharacters } from "../kernel/text.js";
 import { parseInput, resourceName } from "../kernel/validation.js";
 import type { CredentialsCipher } from "../security/credentials-cipher.js";
 import type { Owner } from "./owners.js";
@@ -28,20 +29,18 @@ export interface ProviderAccountDeps {
 export const ENV_ACCOUNT_NAME = "time4vps-env";
 export const ADMIN_OWNER_NAME = "admin";
 
-const hasControlCharacter = (value: string) => [...value].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
-
 const credentials = z.object({
   // HTTP basic auth cannot carry a ':' in the user name (RFC 7617).
   username: z
     .string()
     .min(1, "must not be empty")
     .max(254, "must be at most 254 characters")
-    .refine((v) => !hasControlCharacter(v) && !v.includes(":"), "must not contain ':' or control characters"),
+    .refine((v) => !hasUnsafeCharacters(v) && !v.includes(":"), "must not contain ':' or control characters"),
   password: z
     .string()
     .min(1, "must not be empty")
     .max(1024, "must be at most 1024 characters")
-    .refine((v) => !hasControlCharacter(v), "must not contain control characters"),
+    .refine((v) => !hasUnsafeCharacters(v), "must not contain control characters"),
 });
 
 const createSchema = z.object({

@@ -5,17 +5,12 @@ import type { NetworkPolicy } from "../security/network-policy.js";
 import { isOpenSshKeyFile, KeyFileProblem, readOpenSshKeyFile } from "../security/openssh-key.js";
 import { AppError } from "./errors.js";
 import { providerKinds } from "./kinds.js";
-import { excerpt } from "./text.js";
+import { excerpt, hasUnsafeCharacters } from "./text.js";
 
 /**
  * Field rules for everything a client sends. `parseInput` turns the first
  * violation into an InvalidArgument AppError that names the field (proto naming).
  */
-
-/** C0 controls (NUL included), DEL and C1 controls: Unicode's general category Cc. */
-const controlCharacter = /\p{Cc}/u;
-/** The same without tab, line feed and carriage return, for text that may span lines. */
-const controlOtherThanWhitespace = /(?![\t\n\r])\p{Cc}/u;
 
 /**
  * The rule every free-text field starts from: at most `max` characters and no NUL
@@ -24,12 +19,11 @@ const controlOtherThanWhitespace = /(?![\t\n\r])\p{Cc}/u;
  * never gets this far: the protobuf decoder refuses it.
  */
 export function cleanText(max: number, options: { multiline?: boolean } = {}) {
-  const forbidden = options.multiline ? controlOtherThanWhitespace : controlCharacter;
   return z
     .string()
     .max(max, `must be at most ${max} characters`)
     .refine(
-      (v) => !forbidden.test(v),
+      (v) => !hasUnsafeCharacters(v, options),
       options.multiline
         ? "must not contain NUL or control characters other than tab and newline"
         : "must not contain NUL or control characters",
