@@ -6,7 +6,7 @@ import { ConnectionOutcome, ServerStatus } from "../gen/axion/infrastructure/v1/
 import { expectCode } from "./support/assertions.js";
 import { watchUntilEnd } from "./support/operations.js";
 import { type ProvisioningHarness, startProvisioningHarness } from "./support/provisioning-harness.js";
-import { buildImage, downHosts, type Fleet, hostExec, regenHostKey, upHosts } from "./support/testhosts.js";
+import { buildImage, DOCKER_PREINSTALLED, downHosts, type Fleet, hostExec, regenHostKey, upHosts } from "./support/testhosts.js";
 
 const prefix = "hkchange";
 
@@ -22,7 +22,7 @@ describe("a changed host key", { timeout: 15 * 60_000 }, () => {
   before(async () => {
     buildImage();
     downHosts(prefix);
-    fleet = upHosts(prefix, 1, "fresh");
+    fleet = upHosts(prefix, 1, "fresh", DOCKER_PREINSTALLED);
     harness = await startProvisioningHarness({ sshConnectTimeoutMs: 4000 });
     alice = harness.api.clients((await harness.api.newOwner()).token);
   });

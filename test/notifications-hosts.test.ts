@@ -13,7 +13,7 @@ import { ensureHeartbeatMonitor } from "../temporal/heartbeat-monitor.js";
 import { testCredentialsKey } from "./support/api.js";
 import { watchUntilEnd } from "./support/operations.js";
 import { type ProvisioningHarness, startProvisioningHarness } from "./support/provisioning-harness.js";
-import { buildImage, downHosts, type Fleet, hostExec, upHosts } from "./support/testhosts.js";
+import { buildImage, DOCKER_PREINSTALLED, downHosts, type Fleet, hostExec, upHosts } from "./support/testhosts.js";
 import { startWebhookReceiver, type WebhookReceiver } from "./support/webhook-receiver.js";
 
 /** Alerts from a real agent on a real test host: stopped and started, a disk filled; delivered to a real receiver on loopback. */
@@ -46,7 +46,7 @@ before(async () => {
   execFileSync("bash", ["scripts/build-agent.sh"], { stdio: ["ignore", "ignore", "inherit"], timeout: 10 * 60_000 });
   buildImage();
   downHosts(prefix);
-  fleet = upHosts(prefix, 1, "fresh");
+  fleet = upHosts(prefix, 1, "fresh", DOCKER_PREINSTALLED);
   receiver = await startWebhookReceiver();
   harness = await startProvisioningHarness({
     sshConnectTimeoutMs: 4000,
