@@ -151,6 +151,3 @@ async function inSession<T>(
     else session.close();
   }
 }
-
-/** Kept here for the activities that import it from this module; implemented by the remote-step helper. */
-export { heartbeating };
