@@ -1,8 +1,7 @@
-import { and, asc, gt, notInArray } from "drizzle-orm";
+import { idleProvisionedServerIds } from "../core/inventory/servers.js";
 import { AppError } from "../core/kernel/errors.js";
-import { busyStatuses, type OperationKind } from "../core/kernel/kinds.js";
+import type { OperationKind } from "../core/kernel/kinds.js";
 import { startSystemOperation } from "../core/operations/operations.js";
-import { servers } from "../db/schema.js";
 import type { ConnectionTestResult, Diagnosis } from "../workflows/definitions.js";
 import type { ActivityDeps } from "./deps.js";
 import { outcomeOf } from "./provisioning.js";
@@ -13,13 +12,7 @@ export function createFleetActivities(deps: ActivityDeps) {
   return {
     /** Servers worth checking (not being rebuilt or provisioned), in id order, one page at a time. */
     async listServersToCheck(input: { afterId?: string; limit: number }): Promise<string[]> {
-      const rows = await deps.db
-        .select({ id: servers.id })
-        .from(servers)
-        .where(and(notInArray(servers.status, [...busyStatuses, "PENDING"]), input.afterId ? gt(servers.id, input.afterId) : undefined))
-        .orderBy(asc(servers.id))
-        .limit(input.limit);
-      return rows.map((r) => r.id);
+      return idleProvisionedServerIds(deps.db, input);
     },
 
     /** Connects and diagnoses; classified, never thrown, so one bad server does not stop the sweep. */

@@ -115,10 +115,11 @@ export function deployKeyStep(deps: ActivityDeps, action: DeployKeyAction): Host
 }
 
 /**
- * One idempotent remote step, the only shape an SSH step has: a session to the
- * server, the script run through the remote-step helper (heartbeats,
+ * One idempotent step as one script: a session to the server, the script run
+ * through the remote-step helper (activities/ssh/remote-step.ts: heartbeats,
  * cancellation kills the remote command, capped output), its `AXION_RESULT`
- * line parsed.
+ * line parsed. Steps that do more in one session (reading facts, a diagnosis,
+ * a plan's checks, the agent install's uploads) call that helper themselves.
  */
 export function remoteStep(
   deps: ActivityDeps,

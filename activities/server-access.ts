@@ -1,13 +1,11 @@
 import { createHash } from "node:crypto";
 import { Context } from "@temporalio/activity";
 import { ApplicationFailure } from "@temporalio/common";
-import { eq } from "drizzle-orm";
 import { pinHostKey, setServerStatus } from "../core/inventory/server-status.js";
-import { loadServerCredential } from "../core/inventory/servers.js";
+import { findServer, loadServerCredential, type ServerRow } from "../core/inventory/servers.js";
 import { AppError } from "../core/kernel/errors.js";
 import type { SshCredentialInput } from "../core/kernel/validation.js";
 import { credentialForLogin } from "../core/security/ssh-credential.js";
-import { servers } from "../db/schema.js";
 import { FailureType } from "../workflows/failure-types.js";
 import type { ActivityDeps } from "./deps.js";
 import { SshErrorType, sshFailure } from "./ssh/errors.js";
@@ -15,10 +13,10 @@ import type { SshShares } from "./ssh/owner-shares.js";
 import { heartbeating } from "./ssh/remote-step.js";
 import { openSsh, presentedFingerprint, type SshSession } from "./ssh/session.js";
 
-export type ServerRecord = typeof servers.$inferSelect;
+export type ServerRecord = ServerRow;
 
 export async function loadServer(deps: ActivityDeps, serverId: string): Promise<ServerRecord> {
-  const [server] = await deps.db.select().from(servers).where(eq(servers.id, serverId));
+  const server = await findServer(deps.db, serverId);
   if (!server) throw ApplicationFailure.nonRetryable(`server ${serverId} no longer exists`, FailureType.ServerNotFound);
   return server;
 }
@@ -153,6 +151,3 @@ async function inSession<T>(
     else session.close();
   }
 }
-
-/** Kept here for the activities that import it from this module; implemented by the remote-step helper. */
-export { heartbeating };

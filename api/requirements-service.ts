@@ -1,9 +1,8 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { eq } from "drizzle-orm";
+import { clusterAgentReports } from "../core/agents/agents.js";
 import { requireCluster } from "../core/inventory/clusters.js";
 import { calculateRequirements, type ResourceAmounts, type ServerCapacity } from "../core/inventory/requirements.js";
 import type { Database } from "../db/client.js";
-import { agents, servers } from "../db/schema.js";
 import type { RequirementsService, Resources } from "../gen/axion/infrastructure/v1/requirements_service_pb.js";
 import { requireOwner } from "./owner.js";
 
@@ -31,11 +30,7 @@ interface MetricsJson {
 
 /** Capacity and current use of a cluster's servers, as their agents last reported them. Servers without an agent report are left out. */
 async function clusterCapacity(db: Database, clusterId: string): Promise<ServerCapacity[]> {
-  const rows = await db
-    .select({ serverId: servers.id, info: agents.info, metrics: agents.latestMetrics })
-    .from(servers)
-    .innerJoin(agents, eq(agents.serverId, servers.id))
-    .where(eq(servers.clusterId, clusterId));
+  const rows = await clusterAgentReports(db, clusterId);
   return rows
     .filter((r) => r.info)
     .map((r) => {

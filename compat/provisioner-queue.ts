@@ -1,14 +1,15 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
-import { and, desc, eq, gt, max, sql } from "drizzle-orm";
 import { Redis } from "ioredis";
 import { z } from "zod";
+import { ownerNamed } from "../core/inventory/owners.js";
+import { findOwnerServerByHandle } from "../core/inventory/servers.js";
 import { AppError } from "../core/kernel/errors.js";
 import type { OperationKind } from "../core/kernel/kinds.js";
 import { errorSummary, log } from "../core/kernel/log.js";
+import { newestOperationStart, newestOperationStartedAfter } from "../core/operations/operations.js";
 import { startSystemServerOperation, type WorkflowGateway } from "../core/operations/provisioning.js";
 import type { Database } from "../db/client.js";
-import { operations, owners, servers } from "../db/schema.js";
 import { failureMessage } from "../workflows/contract.js";
 import { type Claim, type InFlightClaim, messageClaims, messageIdentity, messageKeyOf, type QueueResult } from "./queue-claims.js";
 import { processingListOf, workerRegistry } from "./queue-workers.js";
@@ -51,44 +52,9 @@ const messageSchema = z.object({
 
 /** A handle is the id or the name of one of the configured owner's servers; other owners' servers do not exist here. */
 async function resolveServer(db: Database, ownerName: string, handle: string) {
-  const ofOwner = (match: ReturnType<typeof eq>) =>
-    db
-      .select({ id: servers.id, ownerId: servers.ownerId })
-      .from(servers)
-      .innerJoin(owners, eq(owners.id, servers.ownerId))
-      .where(and(eq(owners.name, ownerName), match));
-  const byId = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(handle)
-    ? await ofOwner(eq(servers.id, handle.toLowerCase()))
-    : [];
-  const [server] = byId.length > 0 ? byId : await ofOwner(eq(servers.name, handle));
+  const server = await findOwnerServerByHandle(db, ownerName, handle);
   if (!server) throw AppError.invalid("server_handle", "no such server");
   return server;
-}
-
-/** The newest operation start on a server, exact to the microsecond (as text, so nothing is rounded). */
-async function newestOperationStart(db: Database, serverId: string): Promise<string | null> {
-  const [row] = await db
-    .select({ at: sql<string | null>`${max(operations.startedAt)}::text` })
-    .from(operations)
-    .where(eq(operations.serverId, serverId));
-  return row?.at ?? null;
-}
-
-/** An operation of this kind started on the server after the claim was taken: the one a dead claimer started. */
-async function operationStartedSince(db: Database, claim: Extract<InFlightClaim, { state: "claimed" }>) {
-  const [row] = await db
-    .select({ id: operations.id, workflowId: operations.workflowId, runId: operations.runId })
-    .from(operations)
-    .where(
-      and(
-        eq(operations.serverId, claim.server_id),
-        eq(operations.kind, claim.kind),
-        claim.after === null ? undefined : gt(operations.startedAt, sql`${claim.after}::timestamptz`),
-      ),
-    )
-    .orderBy(desc(operations.startedAt))
-    .limit(1);
-  return row;
 }
 
 export interface QueueOptions {
@@ -142,7 +108,8 @@ export function startProvisionerQueue(options: QueueOptions): QueueConsumer {
     let started: Extract<Claim, { state: "started" }>;
     if (claim.state === "started") started = claim;
     else {
-      const adopted = await operationStartedSince(options.db, claim);
+      // An operation of this kind started after the claim was taken: the one a dead claimer started.
+      const adopted = await newestOperationStartedAfter(options.db, claim.server_id, claim.kind, claim.after);
       const operation =
         adopted ?? (await startSystemServerOperation(options.db, options.workflows, claim.server_id, claim.kind, "compat_queue")).operation;
       started = { ...claim, state: "started", operation_id: operation.id, workflow_id: operation.workflowId, run_id: operation.runId };
@@ -204,7 +171,7 @@ export function startProvisionerQueue(options: QueueOptions): QueueConsumer {
   });
   const loop = async () => {
     await keepAlive().catch((error) => log.warn("provisioner queue: heartbeat failed", errorSummary(error)));
-    const [owner] = await options.db.select({ id: owners.id }).from(owners).where(eq(owners.name, options.ownerName));
+    const owner = await ownerNamed(options.db, options.ownerName);
     if (!owner) log.warn("REDIS_QUEUE_OWNER names no owner yet: every message is rejected until it exists", { owner: options.ownerName });
     markReady();
     while (!stopping) {

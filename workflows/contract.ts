@@ -1,57 +1,26 @@
 /**
- * The typed boundary between api/, core/, temporal/ and workflows/: every
- * workflow is started by its function (its type is the function's name, so a
- * rename is a compile error, not a runtime "unknown workflow type"), with the
- * input, result, query and failure type names defined here.
+ * The typed boundary between api/, core/, temporal/ and workflows/: api/, core/
+ * and temporal/ start, query, signal and update workflows only through this
+ * module. It holds every workflow function a client starts (an operation kind's,
+ * the system ones, plans and rollouts: the type is the function's name, so a
+ * rename is a compile error, not a runtime "unknown workflow type") and
+ * re-exports their inputs, results, queries, signals, updates and failure types.
  */
-import type { OperationKind } from "../core/kernel/kinds.js";
-import { bootstrapWorkflow } from "./bootstrap.js";
-import type { OperationInput, PlanInput, PlanResult, RecoveryInput, ReinstallInput } from "./definitions.js";
-import { type DeployKeyInput, deployKeyWorkflow } from "./deploy-key.js";
+
+import type { PlanInput, PlanResult } from "./definitions.js";
 import { fleetCheckWorkflow } from "./fleet-check.js";
 import { heartbeatMonitorWorkflow } from "./heartbeat-monitor.js";
-import { installAgentWorkflow } from "./install-agent.js";
 import { rollUpMetricsWorkflow } from "./metric-rollups.js";
 import { planWorkflow } from "./plan.js";
 import { reconcileOperationsWorkflow } from "./reconcile.js";
-import { recoveryWorkflow } from "./recovery.js";
-import { reinstallWorkflow } from "./reinstall.js";
-import { testConnectionWorkflow } from "./test-connection.js";
+import { rolloutWorkflow } from "./rollout.js";
+import type { RolloutInput, RolloutResult } from "./rollout-definitions.js";
 
 export * from "./definitions.js";
 export type { DeployKeyInput } from "./deploy-key.js";
 export * from "./failure-types.js";
-
-/** The input each operation kind's workflow takes. */
-export interface OperationInputs {
-  test_connection: OperationInput;
-  bootstrap: OperationInput;
-  deploy_key: DeployKeyInput;
-  recovery: RecoveryInput;
-  reinstall: ReinstallInput;
-  install_agent: OperationInput;
-}
-
-/** What a starter adds to the operation and server ids for one kind (the rest of its input). */
-export type OperationOptions<K extends OperationKind> = Omit<OperationInputs[K], keyof OperationInput>;
-
-/** The workflow each operation kind runs. */
-export const operationWorkflows = {
-  test_connection: testConnectionWorkflow,
-  bootstrap: bootstrapWorkflow,
-  deploy_key: deployKeyWorkflow,
-  recovery: recoveryWorkflow,
-  reinstall: reinstallWorkflow,
-  install_agent: installAgentWorkflow,
-} satisfies { [K in OperationKind]: (input: OperationInputs[K]) => Promise<unknown> };
-
-/** The workflow function of one operation kind. */
-export type OperationWorkflow<K extends OperationKind> = (input: OperationInputs[K]) => ReturnType<(typeof operationWorkflows)[K]>;
-
-/** Looks up the workflow of a kind with its input and result types kept (an indexed access alone would lose them). */
-export function operationWorkflow<K extends OperationKind>(kind: K): OperationWorkflow<K> {
-  return operationWorkflows[kind] as unknown as OperationWorkflow<K>;
-}
+export * from "./operation-workflows.js";
+export * from "./rollout-definitions.js";
 
 /** System workflows, started by schedules and at worker start: no owner, no operation row. */
 export const systemWorkflows = {
@@ -61,7 +30,12 @@ export const systemWorkflows = {
   rollUpMetrics: rollUpMetricsWorkflow,
 };
 
-/** Fleet workflows, started for an owner's servers: no operation row, no server status change (`plan/<uuid>`). */
+/**
+ * Fleet workflows, started for an owner's servers, with no operation row and no
+ * server status change of their own: a plan (`plan/<uuid>`) and a rollout (its
+ * rollouts row; each server's step is an operation run as a child workflow).
+ */
 export const fleetWorkflows = {
   plan: planWorkflow,
-} satisfies { plan: (input: PlanInput) => Promise<PlanResult> };
+  rollout: rolloutWorkflow,
+} satisfies { plan: (input: PlanInput) => Promise<PlanResult>; rollout: (input: RolloutInput) => Promise<RolloutResult> };

@@ -23,8 +23,8 @@ import {
   rolloutIdAttribute,
   serverIdAttribute,
 } from "../temporal/search-attributes.js";
-import { type OperationWorkflow, operationWorkflow } from "./contract.js";
 import type { ConnectionTestResult } from "./definitions.js";
+import { type OperationWorkflow, operationWorkflow } from "./operation-workflows.js";
 import {
   abortRolloutUpdate,
   childOperation,

@@ -1,6 +1,6 @@
 import { eq, sql } from "drizzle-orm";
 import type { Database } from "../../db/client.js";
-import { agents } from "../../db/schema.js";
+import { agents, servers } from "../../db/schema.js";
 import { enqueueServerEvent } from "../kernel/outbox.js";
 
 export type AgentRow = typeof agents.$inferSelect;
@@ -47,4 +47,16 @@ export async function getAgent(db: Database, serverId: string): Promise<AgentRow
 /** Keeps the raw metrics tier bounded (the heartbeat monitor's retention pass; the rollup schedule prunes every tier). */
 export async function pruneMetrics(db: Database, olderThan: Date): Promise<void> {
   await db.execute(sql`delete from metric_samples_raw where sampled_at <= ${olderThan.toISOString()}::timestamptz`);
+}
+
+/** What the agents of a cluster's servers last reported: host info and latest metrics (servers without an agent are left out). */
+export async function clusterAgentReports(
+  db: Database,
+  clusterId: string,
+): Promise<{ serverId: string; info: AgentRow["info"]; metrics: AgentRow["latestMetrics"] }[]> {
+  return db
+    .select({ serverId: servers.id, info: agents.info, metrics: agents.latestMetrics })
+    .from(servers)
+    .innerJoin(agents, eq(agents.serverId, servers.id))
+    .where(eq(servers.clusterId, clusterId));
 }

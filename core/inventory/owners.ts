@@ -159,6 +159,11 @@ async function noteUse(db: Database, tokenId: string, lastUsedAt: Date | null): 
     .catch((error) => log.warn("token last use not recorded", errorSummary(error)));
 }
 
+export async function ownerNamed(db: Database, name: string): Promise<{ id: string } | undefined> {
+  const [owner] = await db.select({ id: owners.id }).from(owners).where(eq(owners.name, name));
+  return owner;
+}
+
 /**
  * The owner a bearer token acts as, or undefined for an unknown, revoked or expired token.
  * Nothing is cached: every request reads the token's row (an index probe), so a revocation or

@@ -7,8 +7,9 @@ import { enqueueServerEvent } from "../kernel/outbox.js";
 /**
  * The server status state machine: who may move a server from which status to
  * which. Every status write goes through `setServerStatus`, which checks this
- * table under a lock on the server row. The liveness sweep (core/agents/liveness.ts)
- * is one SQL statement that makes exactly the `liveness` moves below.
+ * table under a lock on the server row, except the liveness sweep
+ * (core/agents/liveness.ts): one SQL statement that makes only the `liveness`
+ * moves below, ERROR → ONLINE only after a later agent registration.
  */
 
 export type StatusActor =
@@ -145,7 +146,7 @@ export async function setServerStatus(
   });
 }
 
-/** Trust on first use: pins the fingerprint only if none is pinned yet. Returns the pinned value. */
+/** Trust on first use: pins the fingerprint only if none is pinned yet (a pin already there is kept). */
 export async function pinHostKey(db: Database, serverId: string, fingerprint: string): Promise<void> {
   await db
     .update(servers)

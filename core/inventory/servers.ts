@@ -1,4 +1,4 @@
-import { and, asc, count, eq, gt } from "drizzle-orm";
+import { and, asc, count, eq, gt, notInArray, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import type { Database } from "../../db/client.js";
 import { newId } from "../../db/ids.js";
@@ -6,7 +6,7 @@ import { owners, providerAccounts, serverCredentials, servers } from "../../db/s
 import { isForeignKeyViolation, isUniqueViolation } from "../kernel/db-errors.js";
 import { AppError } from "../kernel/errors.js";
 import { requireId } from "../kernel/ids.js";
-import type { ProviderKind } from "../kernel/kinds.js";
+import { busyStatuses, type ProviderKind } from "../kernel/kinds.js";
 import { type PageRequest, toPage } from "../kernel/pagination.js";
 import {
   cleanText,
@@ -144,11 +144,50 @@ function conflict(error: unknown, data: { name?: string; host?: string; sshPort?
   return new AppError("already_exists", `a server named "${data.name}" already exists`, { field: "name" });
 }
 
+/** A server by id alone, or undefined when it no longer exists: for workflow steps, which fail in their own terms. */
+export async function findServer(db: Database, id: string): Promise<ServerRow | undefined> {
+  const [row] = await db.select().from(servers).where(eq(servers.id, id));
+  return row;
+}
+
 /** A server by id alone, for system actors (core/operations/operations.ts SystemActor); owners go through requireServer. */
 export async function requireServerForSystem(db: Database, id: string): Promise<ServerRow> {
-  const [row] = await db.select().from(servers).where(eq(servers.id, id));
+  const row = await findServer(db, id);
   if (!row) throw AppError.notFound("server", id);
   return row;
+}
+
+/** One page (in id order, after `afterId`) of the ids of servers neither being provisioned or rebuilt nor still PENDING. */
+export async function idleProvisionedServerIds(db: Database, page: { afterId?: string; limit: number }): Promise<string[]> {
+  const rows = await db
+    .select({ id: servers.id })
+    .from(servers)
+    .where(and(notInArray(servers.status, [...busyStatuses, "PENDING"]), page.afterId ? gt(servers.id, page.afterId) : undefined))
+    .orderBy(asc(servers.id))
+    .limit(page.limit);
+  return rows.map((r) => r.id);
+}
+
+/**
+ * A server of the named owner by handle: its id (any case) or its name. Other
+ * owners' servers are not found.
+ */
+export async function findOwnerServerByHandle(
+  db: Database,
+  ownerName: string,
+  handle: string,
+): Promise<{ id: string; ownerId: string } | undefined> {
+  const ofOwner = (match: SQL) =>
+    db
+      .select({ id: servers.id, ownerId: servers.ownerId })
+      .from(servers)
+      .innerJoin(owners, eq(owners.id, servers.ownerId))
+      .where(and(eq(owners.name, ownerName), match));
+  const byId = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(handle)
+    ? await ofOwner(eq(servers.id, handle.toLowerCase()))
+    : [];
+  const [server] = byId.length > 0 ? byId : await ofOwner(eq(servers.name, handle));
+  return server;
 }
 
 export async function requireServer(db: Database, owner: Owner, id: string, field = "id"): Promise<ServerRow> {

@@ -1,4 +1,4 @@
-import { and, desc, eq, isNull, lt, ne, or } from "drizzle-orm";
+import { and, desc, eq, gt, isNull, lt, max, ne, or, sql } from "drizzle-orm";
 import type { Database, Transaction } from "../../db/client.js";
 
 export type { Transaction };
@@ -200,4 +200,35 @@ export async function listServerOperations(db: Database, owner: Owner, serverId:
     .orderBy(desc(operations.id))
     .limit(page.pageSize + 1);
   return toPage(rows, page);
+}
+
+/** The newest operation start on a server, exact to the microsecond (as text, so nothing is rounded); null when none ever started. */
+export async function newestOperationStart(db: Database, serverId: string): Promise<string | null> {
+  const [row] = await db
+    .select({ at: sql<string | null>`${max(operations.startedAt)}::text` })
+    .from(operations)
+    .where(eq(operations.serverId, serverId));
+  return row?.at ?? null;
+}
+
+/** The newest operation of this kind on the server started after `after` (a `newestOperationStart` mark; null: any). */
+export async function newestOperationStartedAfter(
+  db: Database,
+  serverId: string,
+  kind: OperationKind,
+  after: string | null,
+): Promise<Pick<OperationRow, "id" | "workflowId" | "runId"> | undefined> {
+  const [row] = await db
+    .select({ id: operations.id, workflowId: operations.workflowId, runId: operations.runId })
+    .from(operations)
+    .where(
+      and(
+        eq(operations.serverId, serverId),
+        eq(operations.kind, kind),
+        after === null ? undefined : gt(operations.startedAt, sql`${after}::timestamptz`),
+      ),
+    )
+    .orderBy(desc(operations.startedAt))
+    .limit(1);
+  return row;
 }

@@ -2,8 +2,7 @@ import { type Client, WorkflowFailedError, WorkflowNotFoundError } from "@tempor
 import { and, asc, desc, eq, inArray, ne, notExists, sql } from "drizzle-orm";
 import type { Database } from "../../db/client.js";
 import { operations, servers } from "../../db/schema.js";
-import { progressQuery, type StepProgress } from "../../workflows/contract.js";
-import type { RolloutResult } from "../../workflows/rollout-definitions.js";
+import { progressQuery, type RolloutResult, type StepProgress } from "../../workflows/contract.js";
 import { setServerStatus } from "../inventory/server-status.js";
 import { busyStatuses, type EndedRolloutStatus, endedRolloutStatuses, type OperationStatus, type RolloutStatus } from "../kernel/kinds.js";
 import { settleClosedRollout, unendedRollouts } from "../rollouts/rollouts.js";

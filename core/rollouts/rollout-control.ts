@@ -6,8 +6,7 @@ import type { Database } from "../../db/client.js";
 import { newId } from "../../db/ids.js";
 import { servers } from "../../db/schema.js";
 import { clusterIdAttribute, operationAttribute, ownerIdAttribute, rolloutIdAttribute } from "../../temporal/search-attributes.js";
-import { rolloutWorkflow } from "../../workflows/rollout.js";
-import { abortRolloutUpdate, pauseRolloutUpdate, resumeRolloutUpdate } from "../../workflows/rollout-definitions.js";
+import { abortRolloutUpdate, fleetWorkflows, pauseRolloutUpdate, resumeRolloutUpdate } from "../../workflows/contract.js";
 import type { Owner } from "../inventory/owners.js";
 import { selectTargetServers } from "../inventory/server-selection.js";
 import { AppError } from "../kernel/errors.js";
@@ -138,7 +137,7 @@ export async function startRollout(
     ...(plan.target.clusterId ? [{ key: clusterIdAttribute, value: plan.target.clusterId }] : []),
   ];
   try {
-    await gateway.client.workflow.start(rolloutWorkflow, {
+    await gateway.client.workflow.start(fleetWorkflows.rollout, {
       workflowId: row.workflowId,
       taskQueue: gateway.taskQueue,
       args: [
