@@ -7,6 +7,7 @@ import { findOwnerServerByHandle } from "../core/inventory/servers.js";
 import { AppError } from "../core/kernel/errors.js";
 import type { OperationKind } from "../core/kernel/kinds.js";
 import { errorSummary, log } from "../core/kernel/log.js";
+import { hasUnsafeCharacters } from "../core/kernel/text.js";
 import { newestOperationStart, newestOperationStartedAfter } from "../core/operations/operations.js";
 import { startSystemServerOperation, type WorkflowGateway } from "../core/operations/provisioning.js";
 import type { Database } from "../db/client.js";
@@ -33,20 +34,19 @@ export { processingListOf } from "./queue-workers.js";
 export const QUEUE = "provisioner:queue";
 export const RESULTS = "provisioner:results";
 
-const noControl = /^[^\p{C}]*$/u;
 const messageSchema = z.object({
   server_handle: z
     .string()
     .min(1, "is required")
     .max(253, "must be at most 253 characters")
-    .regex(noControl, "must not contain control characters"),
+    .refine((v) => !hasUnsafeCharacters(v), "must not contain control characters"),
   force_reinstall: z.boolean().optional().default(false),
   is_recovery: z.boolean().optional().default(false),
   message_id: z
     .string()
     .min(1)
     .max(128, "must be at most 128 characters")
-    .regex(noControl, "must not contain control characters")
+    .refine((v) => !hasUnsafeCharacters(v), "must not contain control characters")
     .optional(),
 });
 
