@@ -3,7 +3,15 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { WorkflowClientInterceptor } from "@temporalio/client";
 import { TestWorkflowEnvironment } from "@temporalio/testing";
-import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from "@temporalio/worker";
+import {
+  bundleWorkflowCode,
+  DefaultLogger,
+  type LogLevel,
+  makeTelemetryFilterString,
+  Runtime,
+  Worker,
+  type WorkflowBundleWithSourceMap,
+} from "@temporalio/worker";
 import { type Activities, type ActivityDeps, createActivities } from "../../activities/index.js";
 import { createCredentialsCipher } from "../../core/credentials-cipher.js";
 import { type DatabaseHandle, openDatabase } from "../../db/client.js";
@@ -36,8 +44,24 @@ const startsWithoutSearchAttributes: WorkflowClientInterceptor = {
 const testServerPath = join(process.cwd(), ".tools", "temporal", "bin", "temporal-test-server");
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 
+/**
+ * Workers log every failed activity and workflow, which these tests cause on purpose: only errors
+ * are shown (`AXION_TEST_TEMPORAL_LOG=INFO` shows more). Installed once, before the first connection.
+ */
+let runtimeInstalled = false;
+function installQuietRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  const level = (process.env.AXION_TEST_TEMPORAL_LOG ?? "ERROR") as LogLevel;
+  Runtime.install({
+    logger: new DefaultLogger(level),
+    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: level }), forward: {} } },
+  });
+}
+
 export async function startWorkflowTestbed(): Promise<WorkflowTestbed> {
   if (!existsSync(testServerPath)) throw new Error(`no ${testServerPath}: run npm run temporal:install`);
+  installQuietRuntime();
   bundle ??= bundleWorkflowCode({ workflowsPath, workflowInterceptorModules: [withoutSearchAttributes], logger: quietBundlerLogger });
   const [env, database] = await Promise.all([
     TestWorkflowEnvironment.createTimeSkipping({
