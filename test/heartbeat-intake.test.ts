@@ -10,8 +10,9 @@ import { createCredentialsCipher } from "../core/credentials-cipher.js";
 import { AppError } from "../core/errors.js";
 import { agents, ingestionProgress, metricSamplesRaw, servers } from "../db/schema.js";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
-import { type Backend, startTestApi, type TestApi, testCredentialsKey } from "./support/api.js";
+import { startTestApi, type TestApi, testCredentialsKey } from "./support/api.js";
 import { expectCode } from "./support/assertions.js";
+import { testBackends } from "./support/backends.js";
 import { ed25519KeyPair } from "./support/keys.js";
 import { startPostgres, type TestPostgres } from "./support/postgres.js";
 
@@ -19,7 +20,7 @@ import { startPostgres, type TestPostgres } from "./support/postgres.js";
 const key = ed25519KeyPair();
 const HEARTBEAT_URL = "/axion.infrastructure.v1.AgentService/Heartbeat";
 
-for (const backend of ["pglite", "postgres"] as Backend[]) {
+for (const backend of testBackends()) {
   describe(`heartbeat intake on ${backend}`, () => {
     let pg: TestPostgres | undefined;
     let api: TestApi;

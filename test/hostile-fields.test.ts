@@ -16,8 +16,9 @@ import {
 } from "../core/requirements.js";
 import { clusters, serverCredentials, servers } from "../db/schema.js";
 import { RequirementsService } from "../gen/axion/infrastructure/v1/requirements_service_pb.js";
-import { type Backend, startTestApi, type TestApi } from "./support/api.js";
+import { startTestApi, type TestApi } from "./support/api.js";
 import { expectCode } from "./support/assertions.js";
+import { testBackends } from "./support/backends.js";
 import { ed25519KeyPair } from "./support/keys.js";
 import { startPostgres, type TestPostgres } from "./support/postgres.js";
 
@@ -41,7 +42,7 @@ async function capturingStderr(during: () => Promise<unknown>): Promise<string> 
   return captured;
 }
 
-for (const backend of ["pglite", "postgres"] as Backend[]) {
+for (const backend of testBackends()) {
   describe(`hostile fields on ${backend}`, () => {
     let pg: TestPostgres | undefined;
     let api: TestApi;
