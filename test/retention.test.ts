@@ -1,3 +1,4 @@
+// test lane: fast
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { eq, inArray, sql } from "drizzle-orm";
