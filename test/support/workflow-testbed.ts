@@ -4,7 +4,6 @@ import { fileURLToPath } from "node:url";
 import type { WorkflowClientInterceptor } from "@temporalio/client";
 import { TestWorkflowEnvironment } from "@temporalio/testing";
 import {
-  bundleWorkflowCode,
   DefaultLogger,
   type LogLevel,
   makeTelemetryFilterString,
@@ -16,6 +15,7 @@ import { type Activities, type ActivityDeps, createActivities } from "../../acti
 import { createCredentialsCipher } from "../../core/credentials-cipher.js";
 import { type DatabaseHandle, openDatabase } from "../../db/client.js";
 import { workflowsPath } from "../../temporal/worker.js";
+import { cachedWorkflowBundle } from "./workflow-bundle-cache.js";
 
 /**
  * The fast lane's workflow bed: the real workflows on Temporal's time-skipping test server (the
@@ -28,8 +28,8 @@ export interface WorkflowTestbed {
   taskQueue: string;
   /** The real activities (for an override that wraps one). */
   activities: Activities;
-  /** Runs `body` while a worker with the real activities, `overrides` replacing some, polls the task queue. */
-  withWorker<T>(overrides: Partial<Activities>, body: () => Promise<T>, options?: { activitySlots?: number }): Promise<T>;
+  /** Runs `body` while the bed's worker runs the real activities, `overrides` replacing some. */
+  withWorker<T>(overrides: Partial<Activities>, body: () => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -59,10 +59,34 @@ function installQuietRuntime(): void {
   });
 }
 
+/** Set by `shareWorkflowTestbed`: the one bed every file of this process uses. */
+let shared: Promise<WorkflowTestbed> | undefined;
+
+/**
+ * Makes every `startWorkflowTestbed` of this process return one bed (one test server, database
+ * and worker), for a runner that loads several workflow test files into one process
+ * (test/support/workflow-lane.ts); their `close` then does nothing. Returns the closer of the bed.
+ */
+export function shareWorkflowTestbed(): () => Promise<void> {
+  shared ??= openWorkflowTestbed();
+  const bed = shared;
+  return async () => (await bed).close();
+}
+
 export async function startWorkflowTestbed(): Promise<WorkflowTestbed> {
+  if (shared) return { ...(await shared), close: async () => {} };
+  return openWorkflowTestbed();
+}
+
+async function openWorkflowTestbed(): Promise<WorkflowTestbed> {
   if (!existsSync(testServerPath)) throw new Error(`no ${testServerPath}: run npm run temporal:install`);
   installQuietRuntime();
-  bundle ??= bundleWorkflowCode({ workflowsPath, workflowInterceptorModules: [withoutSearchAttributes], logger: quietBundlerLogger });
+  bundle ??= cachedWorkflowBundle({
+    root: process.cwd(),
+    workflowsPath,
+    interceptorModules: [withoutSearchAttributes],
+    logger: quietBundlerLogger,
+  });
   const [env, database] = await Promise.all([
     TestWorkflowEnvironment.createTimeSkipping({
       server: { executable: { type: "existing-path", path: testServerPath } },
@@ -79,23 +103,45 @@ export async function startWorkflowTestbed(): Promise<WorkflowTestbed> {
   };
   const taskQueue = "fast-lane";
   const activities = createActivities(deps);
+  // One worker for the whole file (creating one per test cost a second or two each): every
+  // activity goes to the current test's override, or to the real one.
+  let overrides: Partial<Activities> = {};
+  const routed = Object.fromEntries(
+    Object.keys(activities).map((name) => [
+      name,
+      (...args: unknown[]) => {
+        const owner = name in overrides ? overrides : activities;
+        return (owner as Record<string, (...a: unknown[]) => unknown>)[name]!.apply(owner, args);
+      },
+    ]),
+  ) as Activities;
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    namespace: env.namespace ?? "default",
+    taskQueue,
+    workflowBundle: await bundle,
+    activities: routed,
+    // The rollout's 200 children end at the same moment.
+    maxConcurrentActivityTaskExecutions: 200,
+  });
+  const running = worker.run();
   return {
     env,
     database,
     taskQueue,
     activities,
-    async withWorker(overrides, body, options = {}) {
-      const worker = await Worker.create({
-        connection: env.nativeConnection,
-        namespace: env.namespace ?? "default",
-        taskQueue,
-        workflowBundle: await bundle,
-        activities: { ...activities, ...overrides },
-        ...(options.activitySlots ? { maxConcurrentActivityTaskExecutions: options.activitySlots } : {}),
-      });
-      return worker.runUntil(body());
+    async withWorker(replacing, body) {
+      overrides = replacing;
+      try {
+        // A worker that fails ends the test instead of leaving it waiting.
+        return await Promise.race([body(), running.then(() => Promise.reject(new Error("the worker stopped")))]);
+      } finally {
+        overrides = {};
+      }
     },
     async close() {
+      worker.shutdown();
+      await running;
       await env.teardown();
       await database.close();
     },
