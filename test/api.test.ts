@@ -7,8 +7,9 @@ import { revokeOwnerToken } from "../core/inventory/owners.js";
 import { createCredentialsCipher } from "../core/security/credentials-cipher.js";
 import { clusters, serverCredentials, servers } from "../db/schema.js";
 import { ServerSchema, ServerStatus, SshAuthMethod } from "../gen/axion/infrastructure/v1/server_service_pb.js";
-import { type Backend, startTestApi, type TestApi, testCredentialsKey } from "./support/api.js";
+import { startTestApi, type TestApi, testCredentialsKey } from "./support/api.js";
 import { expectCode } from "./support/assertions.js";
+import { testBackends } from "./support/backends.js";
 import { ed25519KeyPair } from "./support/keys.js";
 import { startPostgres, type TestPostgres } from "./support/postgres.js";
 
@@ -16,7 +17,7 @@ const key = ed25519KeyPair();
 const encryptedKey = ed25519KeyPair("correct horse");
 const password = "p@ss'w\"ord; $(touch /tmp/pwned)";
 
-for (const backend of ["pglite", "postgres"] as Backend[]) {
+for (const backend of testBackends()) {
   describe(`inventory API on ${backend}`, () => {
     let pg: TestPostgres | undefined;
     let api: TestApi;

@@ -1,3 +1,4 @@
+// test lane: fast
 import assert from "node:assert/strict";
 import { after, before, describe, mock, test } from "node:test";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
@@ -10,8 +11,9 @@ import { AppError } from "../core/kernel/errors.js";
 import { createCredentialsCipher } from "../core/security/credentials-cipher.js";
 import { agents, ingestionProgress, metricSamplesRaw, servers } from "../db/schema.js";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
-import { type Backend, startTestApi, type TestApi, testCredentialsKey } from "./support/api.js";
+import { startTestApi, type TestApi, testCredentialsKey } from "./support/api.js";
 import { expectCode } from "./support/assertions.js";
+import { testBackends } from "./support/backends.js";
 import { ed25519KeyPair } from "./support/keys.js";
 import { startPostgres, type TestPostgres } from "./support/postgres.js";
 
@@ -19,7 +21,7 @@ import { startPostgres, type TestPostgres } from "./support/postgres.js";
 const key = ed25519KeyPair();
 const HEARTBEAT_URL = "/axion.infrastructure.v1.AgentService/Heartbeat";
 
-for (const backend of ["pglite", "postgres"] as Backend[]) {
+for (const backend of testBackends()) {
   describe(`heartbeat intake on ${backend}`, () => {
     let pg: TestPostgres | undefined;
     let api: TestApi;

@@ -1,3 +1,4 @@
+// test lane: fast
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { eq, sql } from "drizzle-orm";
@@ -5,7 +6,7 @@ import { type HeartbeatIngestor, startHeartbeatIngestor } from "../core/agents/h
 import { type DatabaseHandle, openDatabase } from "../db/client.js";
 import { newId } from "../db/ids.js";
 import { agents, metricSamplesRaw } from "../db/schema.js";
-import type { Backend } from "./support/api.js";
+import { testBackends } from "./support/backends.js";
 import { startPostgres, type TestPostgres } from "./support/postgres.js";
 
 /** What a heartbeat costs the database stays bounded: each agent's row is rewritten in place, and the latest state is the newest heartbeat. */
@@ -16,7 +17,7 @@ const BATCHES = 10;
 
 const rowsOf = <T>(result: unknown): T[] => (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[];
 
-for (const backend of ["pglite", "postgres"] as Backend[]) {
+for (const backend of testBackends()) {
   describe(`heartbeat writes on ${backend}`, () => {
     let pg: TestPostgres | undefined;
     let database: DatabaseHandle;

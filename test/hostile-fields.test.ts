@@ -1,3 +1,4 @@
+// test lane: fast
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { type DescField, type DescMessage, ScalarType } from "@bufbuild/protobuf";
@@ -24,11 +25,14 @@ import { NotificationService } from "../gen/axion/infrastructure/v1/notification
 import { OperationService } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { ProviderAccountService } from "../gen/axion/infrastructure/v1/provider_account_service_pb.js";
 import { RequirementsService } from "../gen/axion/infrastructure/v1/requirements_service_pb.js";
+
 import { RolloutService } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
 import { ServerService } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { TokenService } from "../gen/axion/infrastructure/v1/token_service_pb.js";
-import { type Backend, startTestApi, type TestApi } from "./support/api.js";
+import { startTestApi, type TestApi } from "./support/api.js";
+
 import { expectCode } from "./support/assertions.js";
+import { testBackends } from "./support/backends.js";
 import { ed25519KeyPair } from "./support/keys.js";
 import { startPostgres, type TestPostgres } from "./support/postgres.js";
 import { type RawAnswer, sendRawRpc } from "./support/raw-rpc.js";
@@ -53,7 +57,7 @@ async function capturingStderr(during: () => Promise<unknown>): Promise<string> 
   return captured;
 }
 
-for (const backend of ["pglite", "postgres"] as Backend[]) {
+for (const backend of testBackends()) {
   describe(`hostile fields on ${backend}`, () => {
     let pg: TestPostgres | undefined;
     let api: TestApi;

@@ -1,3 +1,4 @@
+// test lane: fast
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Code } from "@connectrpc/connect";
@@ -5,8 +6,9 @@ import { count, eq, inArray } from "drizzle-orm";
 import { selectTargetServers } from "../core/inventory/server-selection.js";
 import { servers } from "../db/schema.js";
 import { ServerStatus } from "../gen/axion/infrastructure/v1/server_service_pb.js";
-import { type Backend, startTestApi, type TestApi } from "./support/api.js";
+import { startTestApi, type TestApi } from "./support/api.js";
 import { expectCode } from "./support/assertions.js";
+import { testBackends } from "./support/backends.js";
 import { ed25519KeyPair } from "./support/keys.js";
 import { startPostgres, type TestPostgres } from "./support/postgres.js";
 
@@ -22,7 +24,7 @@ const fleet: Record<string, { labels: Record<string, string>; cluster: "a" | "b"
 };
 const everyName = Object.keys(fleet).sort();
 
-for (const backend of ["pglite", "postgres"] as Backend[]) {
+for (const backend of testBackends()) {
   describe(`label selectors and ListServers filters on ${backend}`, () => {
     let pg: TestPostgres | undefined;
     let api: TestApi;

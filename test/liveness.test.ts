@@ -1,3 +1,4 @@
+// test lane: fast
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
@@ -14,15 +15,16 @@ import { type DatabaseHandle, openDatabase } from "../db/client.js";
 import { agents, ingestionProgress, metricSamplesRaw, outboxEvents, servers } from "../db/schema.js";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { ServerStatus } from "../gen/axion/infrastructure/v1/server_service_pb.js";
-import { type Backend, startTestApi, type TestApi } from "./support/api.js";
+import { startTestApi, type TestApi } from "./support/api.js";
 import { expectCode } from "./support/assertions.js";
+import { postgresLeftOut, testBackends } from "./support/backends.js";
 import { ed25519KeyPair } from "./support/keys.js";
 import { startPostgres, type TestPostgres } from "./support/postgres.js";
 
 const TIMEOUT = 40;
 const key = ed25519KeyPair();
 
-for (const backend of ["pglite", "postgres"] as Backend[]) {
+for (const backend of testBackends()) {
   describe(`agent API and liveness on ${backend}`, () => {
     let pg: TestPostgres | undefined;
     let api: TestApi;
@@ -374,7 +376,7 @@ for (const backend of ["pglite", "postgres"] as Backend[]) {
   });
 }
 
-describe("liveness counts only the silence it could have heard", () => {
+describe("liveness counts only the silence it could have heard", { skip: postgresLeftOut() }, () => {
   const T = 5;
   let pg: TestPostgres;
   let worker: DatabaseHandle;

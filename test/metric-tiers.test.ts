@@ -1,3 +1,4 @@
+// test lane: fast
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { toBinary } from "@bufbuild/protobuf";
@@ -7,9 +8,12 @@ import { and, eq, sql } from "drizzle-orm";
 import { DEFAULT_METRIC_TIERS, type MetricTierSettings, rollUpMetrics } from "../core/agents/metric-tiers.js";
 import { sqlState } from "../core/kernel/db-errors.js";
 import { metricRollups, metricSamplesRaw } from "../db/schema.js";
+
 import { ListMetricsResponseSchema, MetricsTier } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
-import { type Backend, startTestApi, type TestApi } from "./support/api.js";
+import { startTestApi, type TestApi } from "./support/api.js";
+
 import { expectCode } from "./support/assertions.js";
+import { testBackends } from "./support/backends.js";
 import { ed25519KeyPair } from "./support/keys.js";
 import { startPostgres, type TestPostgres } from "./support/postgres.js";
 
@@ -17,7 +21,7 @@ const key = ed25519KeyPair();
 const MINUTE = 60_000;
 const HOUR = 3_600_000;
 
-for (const backend of ["pglite", "postgres"] as Backend[]) {
+for (const backend of testBackends()) {
   describe(`metric history tiers on ${backend}`, () => {
     let pg: TestPostgres | undefined;
     let api: TestApi;

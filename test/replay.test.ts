@@ -1,3 +1,4 @@
+// test lane: fast
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";

@@ -1,3 +1,4 @@
+// test lane: fast
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { eq, inArray, sql } from "drizzle-orm";
@@ -5,13 +6,13 @@ import { pruneRetained } from "../core/agents/retention.js";
 import { type DatabaseHandle, openDatabase } from "../db/client.js";
 import { newId } from "../db/ids.js";
 import { ingestionProgress, outboxEvents } from "../db/schema.js";
-import type { Backend } from "./support/api.js";
+import { testBackends } from "./support/backends.js";
 import { startPostgres, type TestPostgres } from "./support/postgres.js";
 
 const hoursAgo = (h: number) => new Date(Date.now() - h * 3600_000);
 const settings = { outboxRelayed: true, outboxRetentionHours: 24, ingestionProgressRetentionHours: 2, heartbeatTimeoutSeconds: 40 };
 
-for (const backend of ["pglite", "postgres"] as Backend[]) {
+for (const backend of testBackends()) {
   describe(`retention on ${backend}`, () => {
     let pg: TestPostgres | undefined;
     let database: DatabaseHandle;

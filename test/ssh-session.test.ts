@@ -1,3 +1,4 @@
+// test lane: fast
 import assert from "node:assert/strict";
 import { type AddressInfo, createConnection, createServer, type Socket } from "node:net";
 import { after, before, describe, test } from "node:test";

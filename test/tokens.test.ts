@@ -1,3 +1,4 @@
+// test lane: fast
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { toJsonString } from "@bufbuild/protobuf";
@@ -9,13 +10,14 @@ import { ensureAdminToken, hashToken, MAX_LIVE_TOKENS_PER_OWNER } from "../core/
 import { openDatabase } from "../db/client.js";
 import { apiTokens } from "../db/schema.js";
 import { ListTokensResponseSchema, TokenService } from "../gen/axion/infrastructure/v1/token_service_pb.js";
-import { type Backend, startTestApi, type TestApi } from "./support/api.js";
+import { startTestApi, type TestApi } from "./support/api.js";
 import { expectCode } from "./support/assertions.js";
+import { testBackends } from "./support/backends.js";
 import { startPostgres, type TestPostgres } from "./support/postgres.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-for (const backend of ["pglite", "postgres"] as Backend[]) {
+for (const backend of testBackends()) {
   describe(`owner tokens on ${backend}`, () => {
     let pg: TestPostgres | undefined;
     let api: TestApi;

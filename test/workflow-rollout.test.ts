@@ -84,19 +84,15 @@ describe("rollout workflow (time-skipping)", () => {
 
   test("200 children in flight end at the same moment: the rollout records every one", { timeout: 120_000 }, async () => {
     const probe = new ProbeStub(() => "hang");
-    await bed.withWorker(
-      probeOverride(probe),
-      async () => {
-        const { handle, id } = await startTestConnectionRollout(200, { canarySize: 0, batchSize: { count: 200 } });
-        await probe.whenInFlight(200);
-        probe.release();
-        assert.equal((await handle.result()).status, "SUCCEEDED");
-        assert.equal(probe.maxInFlight, 200);
-        const counts = await rolloutCounts(bed.database.db, id);
-        assert.deepEqual([counts.succeeded, counts.failed, counts.running, counts.pending], [200, 0, 0, 0]);
-      },
-      { activitySlots: 200 },
-    );
+    await bed.withWorker(probeOverride(probe), async () => {
+      const { handle, id } = await startTestConnectionRollout(200, { canarySize: 0, batchSize: { count: 200 } });
+      await probe.whenInFlight(200);
+      probe.release();
+      assert.equal((await handle.result()).status, "SUCCEEDED");
+      assert.equal(probe.maxInFlight, 200);
+      const counts = await rolloutCounts(bed.database.db, id);
+      assert.deepEqual([counts.succeeded, counts.failed, counts.running, counts.pending], [200, 0, 0, 0]);
+    });
   });
 
   test("the failure budget stops the rollout after the batch that spent it; later servers are never probed", {
