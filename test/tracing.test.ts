@@ -80,7 +80,7 @@ test("a connection test is one trace: RPC → workflow start → workflow → ac
   assert.equal(tested.outcome, ConnectionOutcome.OK, tested.message);
 
   const spans = await spansUntil(
-    (all) => all.some((s) => s.name === "RunWorkflow:testConnectionWorkflow") && all.some((s) => s.name === "ssh testConnection"),
+    (all) => all.some((s) => s.name === "RunWorkflow:testConnectionWorkflow") && all.some((s) => s.name === "ssh facts"),
   );
   const named = (name: string) => {
     const found = spans.filter((s) => s.name === name);
@@ -92,7 +92,7 @@ test("a connection test is one trace: RPC → workflow start → workflow → ac
   const run = named("RunWorkflow:testConnectionWorkflow");
   const schedule = named("StartActivity:testConnection");
   const activity = named("RunActivity:testConnection");
-  const ssh = named("ssh testConnection");
+  const ssh = named("ssh facts"); // the connection test reads the host's facts in one command
   const chain = [rpc, start, run, schedule, activity, ssh];
   for (const span of chain) assert.equal(span.spanContext().traceId, traceId, `${span.name} is in the caller's trace`);
   assert.equal(rpc.parentSpanId, callerSpanId, "the RPC span continues the caller's span");
