@@ -1,4 +1,3 @@
-// test lane: fast
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { type DescField, type DescMessage, ScalarType } from "@bufbuild/protobuf";
