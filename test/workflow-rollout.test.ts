@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type { Activities } from "../activities/index.js";
-import { resolveRollout, steerRollout } from "../core/rollouts/rollout-control.js";
-import { createRollout, getRolloutRow, rolloutCounts, rolloutServersOf } from "../core/rollouts/rollouts.js";
+import { recordRollout, resolveRollout, rolloutInput, steerRollout } from "../core/rollouts/rollout-control.js";
+import { getRolloutRow, rolloutCounts, rolloutServersOf } from "../core/rollouts/rollouts.js";
 import { newId } from "../db/ids.js";
 import { rolloutWorkflow } from "../workflows/rollout.js";
 import type { RolloutInput } from "../workflows/rollout-definitions.js";
@@ -36,34 +36,11 @@ describe("rollout workflow (time-skipping)", () => {
       10_000,
     );
     const id = newId();
-    const row = await createRollout(bed.database.db, {
-      id,
-      ownerId: fleet.owner.id,
-      kind: plan.kind,
-      target: { ...plan.target },
-      strategy: { ...plan.strategy },
-      options: {},
-      servers: plan.batches.flatMap((batch, b) => batch.map((s) => ({ ...s, batch: b }))),
-      batchCount: plan.batches.length,
-    });
+    const row = await recordRollout(bed.database.db, fleet.owner, id, plan);
     const handle = await bed.env.client.workflow.start(rolloutWorkflow, {
       workflowId: row.workflowId,
       taskQueue: bed.taskQueue,
-      args: [
-        {
-          rolloutId: id,
-          kind: plan.kind,
-          total: plan.total,
-          batchCount: plan.batches.length,
-          hasCanary: plan.strategy.canarySize > 0,
-          failureBudget: plan.failureBudget,
-          batchPauseSeconds: plan.strategy.batchPauseSeconds,
-          pauseAfterCanary: plan.strategy.pauseAfterCanary,
-          busyPolicy: plan.strategy.busyPolicy,
-          busyWaitSeconds: plan.strategy.busyWaitSeconds,
-          ...overrides,
-        },
-      ],
+      args: [{ ...rolloutInput(id, plan), ...overrides }],
     });
     return { fleet, id, handle, batches: plan.batches };
   }

@@ -6,7 +6,13 @@ import type { Database } from "../../db/client.js";
 import { newId } from "../../db/ids.js";
 import { servers } from "../../db/schema.js";
 import { clusterIdAttribute, operationAttribute, ownerIdAttribute, rolloutIdAttribute } from "../../temporal/search-attributes.js";
-import { abortRolloutUpdate, fleetWorkflows, pauseRolloutUpdate, resumeRolloutUpdate } from "../../workflows/contract.js";
+import {
+  abortRolloutUpdate,
+  fleetWorkflows,
+  pauseRolloutUpdate,
+  type RolloutInput,
+  resumeRolloutUpdate,
+} from "../../workflows/contract.js";
 import type { Owner } from "../inventory/owners.js";
 import { selectTargetServers } from "../inventory/server-selection.js";
 import { AppError } from "../kernel/errors.js";
@@ -107,6 +113,37 @@ export async function resolveRollout(db: Database, owner: Owner, request: Rollou
   };
 }
 
+/** The rollout's row and its servers, batch by batch. */
+export function recordRollout(db: Database, owner: Owner, id: string, plan: ResolvedRollout): Promise<RolloutRow> {
+  return createRollout(db, {
+    id,
+    ownerId: owner.id,
+    kind: plan.kind,
+    target: { ...plan.target },
+    strategy: { ...plan.strategy },
+    options: plan.diskThresholdPct ? { diskThresholdPct: plan.diskThresholdPct } : {},
+    servers: plan.batches.flatMap((batch, b) => batch.map((s) => ({ ...s, batch: b }))),
+    batchCount: plan.batches.length,
+  });
+}
+
+/** The rollout workflow's first input for a resolved rollout. */
+export function rolloutInput(id: string, plan: ResolvedRollout): RolloutInput {
+  return {
+    rolloutId: id,
+    kind: plan.kind,
+    diskThresholdPct: plan.diskThresholdPct,
+    total: plan.total,
+    batchCount: plan.batches.length,
+    hasCanary: plan.strategy.canarySize > 0,
+    failureBudget: plan.failureBudget,
+    batchPauseSeconds: plan.strategy.batchPauseSeconds,
+    pauseAfterCanary: plan.strategy.pauseAfterCanary,
+    busyPolicy: plan.strategy.busyPolicy,
+    busyWaitSeconds: plan.strategy.busyWaitSeconds,
+  };
+}
+
 /** Records the rollout and starts its workflow; a start that fails leaves the rollout FAILED, never RUNNING without a workflow. */
 export async function startRollout(
   db: Database,
@@ -120,16 +157,7 @@ export async function startRollout(
   const plan = await resolveRollout(db, owner, request, maxServers);
   admit(plan);
   const id = newId();
-  const row = await createRollout(db, {
-    id,
-    ownerId: owner.id,
-    kind: plan.kind,
-    target: { ...plan.target },
-    strategy: { ...plan.strategy },
-    options: plan.diskThresholdPct ? { diskThresholdPct: plan.diskThresholdPct } : {},
-    servers: plan.batches.flatMap((batch, b) => batch.map((s) => ({ ...s, batch: b }))),
-    batchCount: plan.batches.length,
-  });
+  const row = await recordRollout(db, owner, id, plan);
   const attributes = [
     { key: rolloutIdAttribute, value: id },
     { key: ownerIdAttribute, value: owner.id },
@@ -140,21 +168,7 @@ export async function startRollout(
     await gateway.client.workflow.start(fleetWorkflows.rollout, {
       workflowId: row.workflowId,
       taskQueue: gateway.taskQueue,
-      args: [
-        {
-          rolloutId: id,
-          kind: plan.kind,
-          diskThresholdPct: plan.diskThresholdPct,
-          total: plan.total,
-          batchCount: plan.batches.length,
-          hasCanary: plan.strategy.canarySize > 0,
-          failureBudget: plan.failureBudget,
-          batchPauseSeconds: plan.strategy.batchPauseSeconds,
-          pauseAfterCanary: plan.strategy.pauseAfterCanary,
-          busyPolicy: plan.strategy.busyPolicy,
-          busyWaitSeconds: plan.strategy.busyWaitSeconds,
-        },
-      ],
+      args: [rolloutInput(id, plan)],
       workflowIdConflictPolicy: "FAIL",
       typedSearchAttributes: attributes as unknown as TypedSearchAttributes,
       staticSummary: `${plan.kind.replaceAll("_", " ")} rollout over ${plan.total} servers in ${plan.batches.length} batches`,
