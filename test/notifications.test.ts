@@ -11,7 +11,7 @@ import { setServerStatus } from "../core/inventory/server-status.js";
 import { finishOperation, startOperation } from "../core/operations/operations.js";
 import { createCredentialsCipher } from "../core/security/credentials-cipher.js";
 import { createNetworkPolicy, defaultNetworkPolicy, parseCidr } from "../core/security/network-policy.js";
-import { alerts, notificationDeliveries, outboxEvents } from "../db/schema.js";
+import { alerts, notificationChannels, notificationDeliveries, outboxEvents } from "../db/schema.js";
 import { NotificationChannelKind, NotificationService } from "../gen/axion/infrastructure/v1/notification_service_pb.js";
 import { startTestApi, type TestApi, testCredentialsKey } from "./support/api.js";
 import { expectCode } from "./support/assertions.js";
@@ -269,6 +269,38 @@ test("a status held past the grace period alerts once, signed with the channel s
   assert.equal(resolved.alertId, notice.alertId);
   assert.ok(resolved.resolvedAt);
   await alerting.stop();
+});
+
+test("a channel created after an alert fired gets no resolved notice for it; the channels that got the firing notice do", async () => {
+  const o = await ownerWithServer("late-channel");
+  const hook = (name: string) => ({ name, kind: NotificationChannelKind.WEBHOOK, url: `${receiver.url}/${name}`, secret: SECRET });
+  await o.notifications.createNotificationChannel(hook("early"));
+  const alerting = alertingFor({ graceSeconds: 0 });
+  const from = receiver.received.length;
+  await setServerStatus(api.database.db, o.serverId, "UNREACHABLE", "ssh: timeout", { by: "fleet_check" });
+  await alerting.runOnce();
+  await alerting.runOnce();
+  await receiver.waitFor(from + 1, 5000);
+  await o.notifications.createNotificationChannel(hook("late"));
+  await setServerStatus(api.database.db, o.serverId, "PENDING", "address changed", { by: "user" });
+  await alerting.runOnce();
+  await alerting.runOnce();
+  const all = (await receiver.waitFor(from + 2, 5000)).slice(from);
+  await alerting.stop();
+  assert.deepEqual(
+    all.map((r) => [r.path, (JSON.parse(r.body) as { type: string }).type]),
+    [
+      ["/early", "alert.firing"],
+      ["/early", "alert.resolved"],
+    ],
+  );
+  const late = await api.database.db
+    .select({ event: notificationDeliveries.event })
+    .from(notificationDeliveries)
+    .innerJoin(notificationChannels, eq(notificationChannels.id, notificationDeliveries.channelId))
+    .where(eq(notificationChannels.name, "late"));
+  assert.deepEqual(late, [], "no delivery was queued for the late channel");
+  assert.equal(receiver.received.filter((r) => r.path === "/late").length, 0, "the late channel received nothing");
 });
 
 test("a status that flaps within the grace period sends nothing, not even a resolved notice", async () => {

@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, isNull, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, isNull, ne, sql } from "drizzle-orm";
 import type { Database, Transaction } from "../../db/client.js";
 import { newId } from "../../db/ids.js";
 import {
@@ -75,12 +75,31 @@ function noticeOf(alert: AlertRow, event: AlertNotice["event"], id: string): Ale
   };
 }
 
-/** One delivery per channel of the alert's owner; the delivery id is the message's dedupe id. */
+/**
+ * One delivery per channel of the alert's owner; the delivery id is the message's dedupe id. A
+ * resolved notice goes only to the channels that were sent the firing notice (not to one created
+ * since, nor to one whose firing notice was given up on): a receiver never sees an end without a start.
+ */
 async function enqueueNotices(tx: Transaction, alert: AlertRow, event: "firing" | "resolved"): Promise<number> {
+  const toldOfFiring = tx
+    .select({ id: notificationDeliveries.channelId })
+    .from(notificationDeliveries)
+    .where(
+      and(
+        eq(notificationDeliveries.alertId, alert.id),
+        eq(notificationDeliveries.event, "firing"),
+        ne(notificationDeliveries.status, "failed"),
+      ),
+    );
   const channels = await tx
     .select({ id: notificationChannels.id, kind: notificationChannels.kind })
     .from(notificationChannels)
-    .where(eq(notificationChannels.ownerId, alert.ownerId));
+    .where(
+      and(
+        eq(notificationChannels.ownerId, alert.ownerId),
+        event === "resolved" ? inArray(notificationChannels.id, toldOfFiring) : undefined,
+      ),
+    );
   if (channels.length === 0) return 0;
   await tx.insert(notificationDeliveries).values(
     channels.map((c) => {
