@@ -1,7 +1,10 @@
 import type {
+  AlertKind,
+  AlertState,
   AuthMethod,
   BusyPolicy,
   ConnectionOutcome,
+  DeliveryStatus,
   DeployKeyAction,
   NotificationChannelKind,
   OperationKind,
@@ -13,7 +16,12 @@ import type {
   RolloutStatus,
   ServerStatus,
 } from "../core/kernel/kinds.js";
-import { NotificationChannelKind as ProtoNotificationChannelKind } from "../gen/axion/infrastructure/v1/notification_service_pb.js";
+import {
+  AlertKind as ProtoAlertKind,
+  AlertState as ProtoAlertState,
+  NotificationChannelKind as ProtoNotificationChannelKind,
+  NotificationDeliveryStatus as ProtoNotificationDeliveryStatus,
+} from "../gen/axion/infrastructure/v1/notification_service_pb.js";
 import {
   OperationKind as ProtoOperationKind,
   OperationStatus as ProtoOperationStatus,
@@ -156,3 +164,27 @@ export const notificationChannelKindProto = protoEnum<ProtoNotificationChannelKi
   webhook: ProtoNotificationChannelKind.WEBHOOK,
   slack: ProtoNotificationChannelKind.SLACK,
 } satisfies Record<NotificationChannelKind, ProtoNotificationChannelKind>);
+
+export const alertKindProto = protoEnum<ProtoAlertKind>()({
+  server_offline: ProtoAlertKind.SERVER_OFFLINE,
+  server_unreachable: ProtoAlertKind.SERVER_UNREACHABLE,
+  hostkey_mismatch: ProtoAlertKind.HOSTKEY_MISMATCH,
+  disk: ProtoAlertKind.DISK,
+  memory: ProtoAlertKind.MEMORY,
+  operation_failed: ProtoAlertKind.OPERATION_FAILED,
+  rollout_failed: ProtoAlertKind.ROLLOUT_FAILED,
+} satisfies Record<AlertKind, ProtoAlertKind>);
+
+export const alertStateProto = protoEnum<ProtoAlertState>()({
+  pending: ProtoAlertState.PENDING,
+  firing: ProtoAlertState.FIRING,
+  resolved: ProtoAlertState.RESOLVED,
+  dropped: ProtoAlertState.DROPPED,
+  notified: ProtoAlertState.NOTIFIED,
+} satisfies Record<AlertState, ProtoAlertState>);
+
+export const deliveryStatusProto = protoEnum<ProtoNotificationDeliveryStatus>()({
+  pending: ProtoNotificationDeliveryStatus.PENDING,
+  delivered: ProtoNotificationDeliveryStatus.DELIVERED,
+  failed: ProtoNotificationDeliveryStatus.FAILED,
+} satisfies Record<DeliveryStatus, ProtoNotificationDeliveryStatus>);

@@ -1,6 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
+import { type AlertDeliveryView, type AlertView, getAlert, listAlerts } from "../core/alerts/alert-history.js";
 import { type AlertDefaults, type AlertRules, getAlertRules, updateAlertRules } from "../core/alerts/alert-rules.js";
 import { sendToChannel } from "../core/alerts/notification-delivery.js";
 import { messageFor } from "../core/alerts/notification-messages.js";
@@ -13,19 +14,25 @@ import {
   ownerChannelForSending,
 } from "../core/alerts/notifications.js";
 import { AppError } from "../core/kernel/errors.js";
+import { parsePageRequest } from "../core/kernel/pagination.js";
 import type { CredentialsCipher } from "../core/security/credentials-cipher.js";
 import type { NetworkPolicy } from "../core/security/network-policy.js";
 import { defaultNetworkPolicy } from "../core/security/network-policy.js";
 import type { Database } from "../db/client.js";
 import { newId } from "../db/ids.js";
 import {
+  type Alert,
+  type AlertDelivery,
+  AlertDeliverySchema,
   type AlertRules as AlertRulesMessage,
   AlertRulesSchema,
+  AlertSchema,
+  AlertTransitionSchema,
   type NotificationChannel,
   NotificationChannelSchema,
   type NotificationService,
 } from "../gen/axion/infrastructure/v1/notification_service_pb.js";
-import { notificationChannelKindProto } from "./enum-mapping.js";
+import { alertKindProto, alertStateProto, deliveryStatusProto, notificationChannelKindProto } from "./enum-mapping.js";
 import { requireOwner } from "./owner.js";
 
 export interface NotificationServiceDeps {
@@ -44,6 +51,35 @@ function channelMessage(row: NotificationChannelView): NotificationChannel {
     kind: notificationChannelKindProto.toProto(row.kind),
     target: row.target,
     createTime: timestampFromDate(row.createdAt),
+  });
+}
+
+function alertMessage(a: AlertView): Alert {
+  return create(AlertSchema, {
+    id: a.id,
+    kind: alertKindProto.toProto(a.kind),
+    state: alertStateProto.toProto(a.state),
+    serverId: a.serverId ?? "",
+    serverName: a.serverName ?? "",
+    subject: a.subject,
+    summary: a.summary,
+    sinceTime: timestampFromDate(a.since),
+    fireTime: a.firedAt ? timestampFromDate(a.firedAt) : undefined,
+    endTime: a.endedAt ? timestampFromDate(a.endedAt) : undefined,
+  });
+}
+
+function deliveryMessage(d: AlertDeliveryView): AlertDelivery {
+  return create(AlertDeliverySchema, {
+    channelId: d.channelId,
+    channelName: d.channelName,
+    channelKind: notificationChannelKindProto.toProto(d.channelKind),
+    event: alertStateProto.toProto(d.event),
+    status: deliveryStatusProto.toProto(d.status),
+    attempts: d.attempts,
+    lastError: d.lastError,
+    createTime: timestampFromDate(d.createdAt),
+    deliverTime: d.deliveredAt ? timestampFromDate(d.deliveredAt) : undefined,
   });
 }
 
@@ -90,6 +126,28 @@ export function notificationService(deps: NotificationServiceDeps): ServiceImpl<
     async deleteNotificationChannel(req, ctx) {
       await deleteNotificationChannel(deps.db, requireOwner(ctx), req.id);
       return {};
+    },
+    async listAlerts(req, ctx) {
+      const page = parsePageRequest(req.pageSize, req.pageToken);
+      const filter = {
+        serverId: req.serverId || undefined,
+        kind: alertKindProto.fromProto(req.kind),
+        state: alertStateProto.fromProto(req.state),
+      };
+      if (req.kind !== 0 && !filter.kind) throw AppError.invalid("kind", "is not a known alert kind");
+      if (req.state !== 0 && !filter.state) throw AppError.invalid("state", "is not a known alert state");
+      const { items, nextPageToken } = await listAlerts(deps.db, requireOwner(ctx), filter, page);
+      return { alerts: items.map(alertMessage), nextPageToken };
+    },
+    async getAlert(req, ctx) {
+      const found = await getAlert(deps.db, requireOwner(ctx), req.id);
+      return {
+        alert: alertMessage(found.alert),
+        history: found.history.map((h) =>
+          create(AlertTransitionSchema, { state: alertStateProto.toProto(h.state), time: timestampFromDate(h.at) }),
+        ),
+        deliveries: found.deliveries.map(deliveryMessage),
+      };
     },
     async getAlertRules(_req, ctx) {
       return { rules: rulesMessage(await getAlertRules(deps.db, requireOwner(ctx).id, settings.defaults)) };

@@ -16,6 +16,7 @@ import {
   uuid,
 } from "drizzle-orm/pg-core";
 import {
+  alertKinds,
   alertStates,
   authMethods,
   deliveryStatuses,
@@ -406,8 +407,8 @@ export const alerts = pgTable(
       .notNull()
       .references(() => owners.id, { onDelete: "cascade" }),
     serverId: uuid("server_id").references(() => servers.id, { onDelete: "cascade" }),
-    /** The condition: server_offline, server_unreachable, hostkey_mismatch, disk, memory, operation_failed, rollout_failed. */
-    rule: text("rule").notNull(),
+    /** The condition (core/kernel/kinds.ts alertKinds). */
+    rule: text("rule", { enum: alertKinds }).notNull(),
     /** What makes two alerts of one rule different (a server id, an operation id, a rollout id). */
     subject: text("subject").notNull(),
     state: text("state", { enum: alertStates }).notNull(),
@@ -422,7 +423,24 @@ export const alerts = pgTable(
     // One open alert per condition: a second OFFLINE event for a server joins the open one.
     uniqueIndex("alerts_open_key").on(t.ownerId, t.rule, t.subject).where(sql`${t.state} in ('pending', 'firing')`),
     index("alerts_pending_since_idx").on(t.since).where(sql`${t.state} = 'pending'`),
+    // ListAlerts: an owner's alerts newest first, or one server's.
+    index("alerts_owner_id_id_idx").on(t.ownerId, t.id),
+    index("alerts_server_id_idx").on(t.serverId),
   ],
+);
+
+/** Each state an alert entered and when (GetAlert's history); at most one row per state, deleted with the alert. */
+export const alertTransitions = pgTable(
+  "alert_transitions",
+  {
+    id: uuid("id").primaryKey(),
+    alertId: uuid("alert_id")
+      .notNull()
+      .references(() => alerts.id, { onDelete: "cascade" }),
+    state: text("state", { enum: alertStates }).notNull(),
+    at: timestamp("at", { withTimezone: true, mode: "date" }).notNull(),
+  },
+  (t) => [index("alert_transitions_alert_id_idx").on(t.alertId)],
 );
 
 /** One message to one channel; its id is the dedupe id the receiver sees on every attempt. */

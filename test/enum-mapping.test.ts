@@ -2,9 +2,12 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { DescEnum } from "@bufbuild/protobuf";
 import {
+  alertKindProto,
+  alertStateProto,
   authMethodProto,
   busyPolicyProto,
   connectionOutcomeProto,
+  deliveryStatusProto,
   deployKeyActionProto,
   notificationChannelKindProto,
   operationKindProto,
@@ -18,9 +21,12 @@ import {
   serverStatusProto,
 } from "../api/enum-mapping.js";
 import {
+  alertKinds,
+  alertStates,
   authMethods,
   busyPolicies,
   connectionOutcomes,
+  deliveryStatuses,
   deployKeyActions,
   notificationChannelKinds,
   operationKinds,
@@ -32,7 +38,12 @@ import {
   rolloutStatuses,
   serverStatuses,
 } from "../core/kernel/kinds.js";
-import { NotificationChannelKindSchema } from "../gen/axion/infrastructure/v1/notification_service_pb.js";
+import {
+  AlertKindSchema,
+  AlertStateSchema,
+  NotificationChannelKindSchema,
+  NotificationDeliveryStatusSchema,
+} from "../gen/axion/infrastructure/v1/notification_service_pb.js";
 import { OperationKindSchema, OperationStatusSchema } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { PlanOutcomeSchema, RolloutKindSchema } from "../gen/axion/infrastructure/v1/plan_pb.js";
 import { ProviderKindSchema } from "../gen/axion/infrastructure/v1/provider_account_service_pb.js";
@@ -58,6 +69,9 @@ const enums: [DescEnum, ProtoEnum<string, number>, readonly string[]][] = [
   [PlanOutcomeSchema, planOutcomeProto, planOutcomes],
   [ProviderKindSchema, providerKindProto, providerKinds],
   [NotificationChannelKindSchema, notificationChannelKindProto, notificationChannelKinds],
+  [AlertKindSchema, alertKindProto, alertKinds],
+  [AlertStateSchema, alertStateProto, alertStates],
+  [NotificationDeliveryStatusSchema, deliveryStatusProto, deliveryStatuses],
   [SshAuthMethodSchema, authMethodProto, authMethods],
   [BusyServerPolicySchema, busyPolicyProto, busyPolicies],
   [ConnectionOutcomeSchema, connectionOutcomeProto, connectionOutcomes],

@@ -12,7 +12,13 @@ import { finishOperation, startOperation } from "../core/operations/operations.j
 import { createCredentialsCipher } from "../core/security/credentials-cipher.js";
 import { createNetworkPolicy, defaultNetworkPolicy, parseCidr } from "../core/security/network-policy.js";
 import { alerts, notificationChannels, notificationDeliveries, outboxEvents } from "../db/schema.js";
-import { NotificationChannelKind, NotificationService } from "../gen/axion/infrastructure/v1/notification_service_pb.js";
+import {
+  AlertKind,
+  AlertState,
+  NotificationChannelKind,
+  NotificationDeliveryStatus,
+  NotificationService,
+} from "../gen/axion/infrastructure/v1/notification_service_pb.js";
 import { startTestApi, type TestApi, testCredentialsKey } from "./support/api.js";
 import { expectCode } from "./support/assertions.js";
 import { startWebhookReceiver, type WebhookReceiver } from "./support/webhook-receiver.js";
@@ -301,6 +307,92 @@ test("a channel created after an alert fired gets no resolved notice for it; the
     .where(eq(notificationChannels.name, "late"));
   assert.deepEqual(late, [], "no delivery was queued for the late channel");
   assert.equal(receiver.received.filter((r) => r.path === "/late").length, 0, "the late channel received nothing");
+});
+
+test("ListAlerts pages an owner's alerts newest first with filters; GetAlert shows each state entered and every notice per channel, never a URL or secret", async () => {
+  const o = await ownerWithServer("seen-1");
+  await o.notifications.createNotificationChannel({
+    name: "ok",
+    kind: NotificationChannelKind.WEBHOOK,
+    url: `${receiver.url}/seen-ok`,
+    secret: SECRET,
+  });
+  // Nothing listens on port 9: every attempt fails, and after one the delivery is given up.
+  await o.notifications.createNotificationChannel({
+    name: "down",
+    kind: NotificationChannelKind.WEBHOOK,
+    url: "http://127.0.0.1:9/seen-down",
+    secret: SECRET,
+  });
+  const alerting = alertingFor({ graceSeconds: 0.3, maxAttempts: 1 });
+  const status = async (to: "UNREACHABLE" | "PENDING") => {
+    await setServerStatus(api.database.db, o.serverId, to, "x", { by: to === "PENDING" ? "user" : "fleet_check" });
+    await alerting.runOnce();
+  };
+  await status("UNREACHABLE");
+  await status("PENDING"); // within the grace period: dropped
+  await status("UNREACHABLE");
+  const pending = await o.notifications.listAlerts({ serverId: o.serverId, state: AlertState.PENDING });
+  assert.deepEqual(
+    pending.alerts.map((a) => [a.kind, a.state, a.serverName]),
+    [[AlertKind.SERVER_UNREACHABLE, AlertState.PENDING, "seen-1"]],
+  );
+  await sleep(350);
+  await alerting.runOnce(); // fires: one notice per channel
+  await status("PENDING"); // resolved: a notice only to the channel that was told of the firing
+  await alerting.stop();
+
+  const all = await o.notifications.listAlerts({ serverId: o.serverId });
+  assert.deepEqual(
+    all.alerts.map((a) => a.state),
+    [AlertState.RESOLVED, AlertState.DROPPED],
+    "newest first",
+  );
+  const [resolved, dropped] = all.alerts;
+  const first = await o.notifications.listAlerts({ serverId: o.serverId, pageSize: 1 });
+  const second = await o.notifications.listAlerts({ serverId: o.serverId, pageSize: 1, pageToken: first.nextPageToken });
+  assert.deepEqual([first.alerts[0]?.id, second.alerts[0]?.id, second.nextPageToken], [resolved?.id, dropped?.id, ""]);
+  const droppedOnly = await o.notifications.listAlerts({ kind: AlertKind.SERVER_UNREACHABLE, state: AlertState.DROPPED });
+  assert.deepEqual(
+    droppedOnly.alerts.map((a) => a.id),
+    [dropped?.id],
+  );
+  assert.equal((await o.notifications.listAlerts({ kind: AlertKind.DISK })).alerts.length, 0);
+
+  const got = await o.notifications.getAlert({ id: resolved!.id });
+  assert.deepEqual(
+    got.history.map((h) => h.state),
+    [AlertState.PENDING, AlertState.FIRING, AlertState.RESOLVED],
+  );
+  const times = got.history.map((h) => Number(h.time!.seconds) * 1000 + h.time!.nanos / 1e6);
+  assert.deepEqual(
+    times,
+    [...times].sort((a, b) => a - b),
+    "in order",
+  );
+  assert.ok(times[2]! - times[0]! >= 300, "pending for the grace period");
+  assert.deepEqual(
+    got.deliveries.map((d) => [AlertState[d.event], d.channelName, NotificationDeliveryStatus[d.status], d.attempts]).sort(),
+    [
+      ["FIRING", "down", "FAILED", 1],
+      ["FIRING", "ok", "DELIVERED", 1],
+      ["RESOLVED", "ok", "DELIVERED", 1],
+    ],
+  );
+  assert.match(got.deliveries.find((d) => d.channelName === "down")!.lastError, /^cannot reach 127\.0\.0\.1:9 \(ECONNREFUSED\)$/);
+  assert.deepEqual(
+    (await o.notifications.getAlert({ id: dropped!.id })).history.map((h) => h.state),
+    [AlertState.PENDING, AlertState.DROPPED],
+  );
+  const shown = JSON.stringify([all, got], (_k, v) => (typeof v === "bigint" ? String(v) : v));
+  for (const hidden of [SECRET, "seen-ok", "seen-down"]) assert.ok(!shown.includes(hidden), `${hidden} in a response`);
+
+  const other = await ownerWithServer("seen-other");
+  await expectCode(other.notifications.getAlert({ id: resolved!.id }), Code.NotFound, /^alert .* not found/);
+  assert.equal((await other.notifications.listAlerts({ serverId: o.serverId })).alerts.length, 0);
+  await expectCode(other.notifications.listAlerts({ serverId: "web-1" }), Code.InvalidArgument, /^server_id: must be a UUID/);
+  await expectCode(other.notifications.getAlert({ id: "" }), Code.InvalidArgument, /^id: must be a UUID/);
+  await expectCode(other.notifications.listAlerts({ state: 99 as AlertState }), Code.InvalidArgument, /^state:/);
 });
 
 test("a status that flaps within the grace period sends nothing, not even a resolved notice", async () => {

@@ -5,13 +5,14 @@ import {
   agents,
   alertRuleSettings,
   alerts,
+  alertTransitions,
   notificationChannels,
   notificationDeliveries,
   outboxEvents,
   rollouts,
   servers,
 } from "../../db/schema.js";
-import type { EventType } from "../kernel/kinds.js";
+import type { AlertKind, EventType } from "../kernel/kinds.js";
 import { type AlertDefaults, type AlertRules, defaultAlertRules, mergeRules } from "./alert-rules.js";
 import { usageOverWindow } from "./alert-samples.js";
 import { type AlertNotice, messageFor } from "./notification-messages.js";
@@ -34,7 +35,7 @@ export interface EvaluationSettings {
 /** Namespace (first key) of the evaluation's advisory lock. */
 const evaluationLockSpace = 0x0a1e07;
 
-const STATUS_RULES: Record<string, { rule: string; enabled: (r: AlertRules) => boolean }> = {
+const STATUS_RULES: Record<string, { rule: AlertKind; enabled: (r: AlertRules) => boolean }> = {
   OFFLINE: { rule: "server_offline", enabled: (r) => r.serverOffline },
   UNREACHABLE: { rule: "server_unreachable", enabled: (r) => r.serverUnreachable },
   HOSTKEY_MISMATCH: { rule: "hostkey_mismatch", enabled: (r) => r.hostkeyMismatch },
@@ -117,7 +118,12 @@ async function enqueueNotices(tx: Transaction, alert: AlertRow, event: "firing" 
   return channels.length;
 }
 
-async function openAlert(tx: Transaction, ownerId: string, rule: string, subject: string): Promise<AlertRow | undefined> {
+/** Appends to the alert's history (GetAlert); `at` defaults to the transaction's time. */
+async function recordTransition(tx: Transaction, alert: Pick<AlertRow, "id" | "state">, at?: Date): Promise<void> {
+  await tx.insert(alertTransitions).values({ id: newId(), alertId: alert.id, state: alert.state, at: at ?? sql`now()` });
+}
+
+async function openAlert(tx: Transaction, ownerId: string, rule: AlertKind, subject: string): Promise<AlertRow | undefined> {
   const [row] = await tx
     .select()
     .from(alerts)
@@ -136,7 +142,9 @@ async function endAlert(tx: Transaction, alert: AlertRow, details: Record<string
     .set({ state, endedAt: sql`now()`, details: { ...(alert.details as Record<string, unknown>), ...details } })
     .where(eq(alerts.id, alert.id))
     .returning();
-  if (ended && state === "resolved") await enqueueNotices(tx, ended, "resolved");
+  if (!ended) return;
+  await recordTransition(tx, ended);
+  if (state === "resolved") await enqueueNotices(tx, ended, "resolved");
 }
 
 async function insertAlert(
@@ -144,7 +152,7 @@ async function insertAlert(
   values: {
     ownerId: string;
     serverId?: string;
-    rule: string;
+    rule: AlertKind;
     subject: string;
     state: "pending" | "firing" | "notified";
     summary: string;
@@ -158,7 +166,9 @@ async function insertAlert(
     .values({ id: newId(), ...values, firedAt: fired ? sql`now()` : null })
     .onConflictDoNothing()
     .returning();
-  if (row && fired) await enqueueNotices(tx, row, "firing");
+  if (!row) return row;
+  await recordTransition(tx, row, fired ? undefined : values.since);
+  if (fired) await enqueueNotices(tx, row, "firing");
   return row;
 }
 
@@ -280,6 +290,7 @@ export async function firePendingAlerts(db: Database, graceSeconds: number): Pro
       if (STATUS_OF_RULE[alert.rule] !== status) continue;
       const [row] = await tx.update(alerts).set({ state: "firing", firedAt: sql`now()` }).where(eq(alerts.id, alert.id)).returning();
       if (row) {
+        await recordTransition(tx, row);
         await enqueueNotices(tx, row, "firing");
         fired += 1;
       }

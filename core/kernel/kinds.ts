@@ -53,6 +53,18 @@ export type ProviderKind = (typeof providerKinds)[number];
 export const notificationChannelKinds = ["webhook", "slack"] as const;
 export type NotificationChannelKind = (typeof notificationChannelKinds)[number];
 
+/** What an alert is about: the rule that raised it (`alerts.rule`, ListAlerts' kind filter). */
+export const alertKinds = [
+  "server_offline",
+  "server_unreachable",
+  "hostkey_mismatch",
+  "disk",
+  "memory",
+  "operation_failed",
+  "rollout_failed",
+] as const;
+export type AlertKind = (typeof alertKinds)[number];
+
 export const alertStates = ["pending", "firing", "resolved", "dropped", "notified"] as const;
 export type AlertState = (typeof alertStates)[number];
 

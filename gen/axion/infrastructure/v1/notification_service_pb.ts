@@ -12,7 +12,278 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file axion/infrastructure/v1/notification_service.proto.
  */
 export const file_axion_infrastructure_v1_notification_service: GenFile = /*@__PURE__*/
-  fileDesc("CjJheGlvbi9pbmZyYXN0cnVjdHVyZS92MS9ub3RpZmljYXRpb25fc2VydmljZS5wcm90bxIXYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEisAEKE05vdGlmaWNhdGlvbkNoYW5uZWwSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRI+CgRraW5kGAMgASgOMjAuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuTm90aWZpY2F0aW9uQ2hhbm5lbEtpbmQSDgoGdGFyZ2V0GAQgASgJEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKNAQogQ3JlYXRlTm90aWZpY2F0aW9uQ2hhbm5lbFJlcXVlc3QSDAoEbmFtZRgBIAEoCRI+CgRraW5kGAIgASgOMjAuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuTm90aWZpY2F0aW9uQ2hhbm5lbEtpbmQSCwoDdXJsGAMgASgJEg4KBnNlY3JldBgEIAEoCSJiCiFDcmVhdGVOb3RpZmljYXRpb25DaGFubmVsUmVzcG9uc2USPQoHY2hhbm5lbBgBIAEoCzIsLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLk5vdGlmaWNhdGlvbkNoYW5uZWwiIQofTGlzdE5vdGlmaWNhdGlvbkNoYW5uZWxzUmVxdWVzdCJiCiBMaXN0Tm90aWZpY2F0aW9uQ2hhbm5lbHNSZXNwb25zZRI+CghjaGFubmVscxgBIAMoCzIsLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLk5vdGlmaWNhdGlvbkNoYW5uZWwiLAoeVGVzdE5vdGlmaWNhdGlvbkNoYW5uZWxSZXF1ZXN0EgoKAmlkGAEgASgJIlgKH1Rlc3ROb3RpZmljYXRpb25DaGFubmVsUmVzcG9uc2USEQoJZGVsaXZlcmVkGAEgASgIEhMKC2h0dHBfc3RhdHVzGAIgASgNEg0KBWVycm9yGAMgASgJIi4KIERlbGV0ZU5vdGlmaWNhdGlvbkNoYW5uZWxSZXF1ZXN0EgoKAmlkGAEgASgJIiMKIURlbGV0ZU5vdGlmaWNhdGlvbkNoYW5uZWxSZXNwb25zZSJVCgxSZXNvdXJjZVJ1bGUSDwoHZW5hYmxlZBgBIAEoCBIZChF0aHJlc2hvbGRfcGVyY2VudBgCIAEoARIZChFzdXN0YWluZWRfc2Vjb25kcxgDIAEoDSL4AQoKQWxlcnRSdWxlcxIWCg5zZXJ2ZXJfb2ZmbGluZRgBIAEoCBIaChJzZXJ2ZXJfdW5yZWFjaGFibGUYAiABKAgSGAoQaG9zdGtleV9taXNtYXRjaBgDIAEoCBIYChBvcGVyYXRpb25fZmFpbGVkGAQgASgIEhYKDnJvbGxvdXRfZmFpbGVkGAUgASgIEjMKBGRpc2sYBiABKAsyJS5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5SZXNvdXJjZVJ1bGUSNQoGbWVtb3J5GAcgASgLMiUuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuUmVzb3VyY2VSdWxlIhYKFEdldEFsZXJ0UnVsZXNSZXF1ZXN0IksKFUdldEFsZXJ0UnVsZXNSZXNwb25zZRIyCgVydWxlcxgBIAEoCzIjLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkFsZXJ0UnVsZXMiTQoXVXBkYXRlQWxlcnRSdWxlc1JlcXVlc3QSMgoFcnVsZXMYASABKAsyIy5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5BbGVydFJ1bGVzIk4KGFVwZGF0ZUFsZXJ0UnVsZXNSZXNwb25zZRIyCgVydWxlcxgBIAEoCzIjLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkFsZXJ0UnVsZXMqkAEKF05vdGlmaWNhdGlvbkNoYW5uZWxLaW5kEikKJU5PVElGSUNBVElPTl9DSEFOTkVMX0tJTkRfVU5TUEVDSUZJRUQQABIlCiFOT1RJRklDQVRJT05fQ0hBTk5FTF9LSU5EX1dFQkhPT0sQARIjCh9OT1RJRklDQVRJT05fQ0hBTk5FTF9LSU5EX1NMQUNLEAIyyQYKE05vdGlmaWNhdGlvblNlcnZpY2USkgEKGUNyZWF0ZU5vdGlmaWNhdGlvbkNoYW5uZWwSOS5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5DcmVhdGVOb3RpZmljYXRpb25DaGFubmVsUmVxdWVzdBo6LmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkNyZWF0ZU5vdGlmaWNhdGlvbkNoYW5uZWxSZXNwb25zZRKPAQoYTGlzdE5vdGlmaWNhdGlvbkNoYW5uZWxzEjguYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuTGlzdE5vdGlmaWNhdGlvbkNoYW5uZWxzUmVxdWVzdBo5LmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkxpc3ROb3RpZmljYXRpb25DaGFubmVsc1Jlc3BvbnNlEowBChdUZXN0Tm90aWZpY2F0aW9uQ2hhbm5lbBI3LmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLlRlc3ROb3RpZmljYXRpb25DaGFubmVsUmVxdWVzdBo4LmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLlRlc3ROb3RpZmljYXRpb25DaGFubmVsUmVzcG9uc2USkgEKGURlbGV0ZU5vdGlmaWNhdGlvbkNoYW5uZWwSOS5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5EZWxldGVOb3RpZmljYXRpb25DaGFubmVsUmVxdWVzdBo6LmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkRlbGV0ZU5vdGlmaWNhdGlvbkNoYW5uZWxSZXNwb25zZRJuCg1HZXRBbGVydFJ1bGVzEi0uYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuR2V0QWxlcnRSdWxlc1JlcXVlc3QaLi5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5HZXRBbGVydFJ1bGVzUmVzcG9uc2USdwoQVXBkYXRlQWxlcnRSdWxlcxIwLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLlVwZGF0ZUFsZXJ0UnVsZXNSZXF1ZXN0GjEuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuVXBkYXRlQWxlcnRSdWxlc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CjJheGlvbi9pbmZyYXN0cnVjdHVyZS92MS9ub3RpZmljYXRpb25fc2VydmljZS5wcm90bxIXYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEi0AIKBUFsZXJ0EgoKAmlkGAEgASgJEjAKBGtpbmQYAiABKA4yIi5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5BbGVydEtpbmQSMgoFc3RhdGUYAyABKA4yIy5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5BbGVydFN0YXRlEhEKCXNlcnZlcl9pZBgEIAEoCRITCgtzZXJ2ZXJfbmFtZRgFIAEoCRIPCgdzdWJqZWN0GAYgASgJEg8KB3N1bW1hcnkYByABKAkSLgoKc2luY2VfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJZmlyZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAibwoPQWxlcnRUcmFuc2l0aW9uEjIKBXN0YXRlGAEgASgOMiMuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuQWxlcnRTdGF0ZRIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKDAwoNQWxlcnREZWxpdmVyeRISCgpjaGFubmVsX2lkGAEgASgJEhQKDGNoYW5uZWxfbmFtZRgCIAEoCRJGCgxjaGFubmVsX2tpbmQYAyABKA4yMC5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5Ob3RpZmljYXRpb25DaGFubmVsS2luZBIyCgVldmVudBgEIAEoDjIjLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkFsZXJ0U3RhdGUSQwoGc3RhdHVzGAUgASgOMjMuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuTm90aWZpY2F0aW9uRGVsaXZlcnlTdGF0dXMSEAoIYXR0ZW1wdHMYBiABKA0SEgoKbGFzdF9lcnJvchgHIAEoCRIvCgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMZGVsaXZlcl90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKzAQoRTGlzdEFsZXJ0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgNEhIKCnBhZ2VfdG9rZW4YAiABKAkSEQoJc2VydmVyX2lkGAMgASgJEjAKBGtpbmQYBCABKA4yIi5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5BbGVydEtpbmQSMgoFc3RhdGUYBSABKA4yIy5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5BbGVydFN0YXRlIl0KEkxpc3RBbGVydHNSZXNwb25zZRIuCgZhbGVydHMYASADKAsyHi5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5BbGVydBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiHQoPR2V0QWxlcnRSZXF1ZXN0EgoKAmlkGAEgASgJIrgBChBHZXRBbGVydFJlc3BvbnNlEi0KBWFsZXJ0GAEgASgLMh4uYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuQWxlcnQSOQoHaGlzdG9yeRgCIAMoCzIoLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkFsZXJ0VHJhbnNpdGlvbhI6CgpkZWxpdmVyaWVzGAMgAygLMiYuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuQWxlcnREZWxpdmVyeSKwAQoTTm90aWZpY2F0aW9uQ2hhbm5lbBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEj4KBGtpbmQYAyABKA4yMC5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5Ob3RpZmljYXRpb25DaGFubmVsS2luZBIOCgZ0YXJnZXQYBCABKAkSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIo0BCiBDcmVhdGVOb3RpZmljYXRpb25DaGFubmVsUmVxdWVzdBIMCgRuYW1lGAEgASgJEj4KBGtpbmQYAiABKA4yMC5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5Ob3RpZmljYXRpb25DaGFubmVsS2luZBILCgN1cmwYAyABKAkSDgoGc2VjcmV0GAQgASgJImIKIUNyZWF0ZU5vdGlmaWNhdGlvbkNoYW5uZWxSZXNwb25zZRI9CgdjaGFubmVsGAEgASgLMiwuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuTm90aWZpY2F0aW9uQ2hhbm5lbCIhCh9MaXN0Tm90aWZpY2F0aW9uQ2hhbm5lbHNSZXF1ZXN0ImIKIExpc3ROb3RpZmljYXRpb25DaGFubmVsc1Jlc3BvbnNlEj4KCGNoYW5uZWxzGAEgAygLMiwuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuTm90aWZpY2F0aW9uQ2hhbm5lbCIsCh5UZXN0Tm90aWZpY2F0aW9uQ2hhbm5lbFJlcXVlc3QSCgoCaWQYASABKAkiWAofVGVzdE5vdGlmaWNhdGlvbkNoYW5uZWxSZXNwb25zZRIRCglkZWxpdmVyZWQYASABKAgSEwoLaHR0cF9zdGF0dXMYAiABKA0SDQoFZXJyb3IYAyABKAkiLgogRGVsZXRlTm90aWZpY2F0aW9uQ2hhbm5lbFJlcXVlc3QSCgoCaWQYASABKAkiIwohRGVsZXRlTm90aWZpY2F0aW9uQ2hhbm5lbFJlc3BvbnNlIlUKDFJlc291cmNlUnVsZRIPCgdlbmFibGVkGAEgASgIEhkKEXRocmVzaG9sZF9wZXJjZW50GAIgASgBEhkKEXN1c3RhaW5lZF9zZWNvbmRzGAMgASgNIvgBCgpBbGVydFJ1bGVzEhYKDnNlcnZlcl9vZmZsaW5lGAEgASgIEhoKEnNlcnZlcl91bnJlYWNoYWJsZRgCIAEoCBIYChBob3N0a2V5X21pc21hdGNoGAMgASgIEhgKEG9wZXJhdGlvbl9mYWlsZWQYBCABKAgSFgoOcm9sbG91dF9mYWlsZWQYBSABKAgSMwoEZGlzaxgGIAEoCzIlLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLlJlc291cmNlUnVsZRI1CgZtZW1vcnkYByABKAsyJS5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5SZXNvdXJjZVJ1bGUiFgoUR2V0QWxlcnRSdWxlc1JlcXVlc3QiSwoVR2V0QWxlcnRSdWxlc1Jlc3BvbnNlEjIKBXJ1bGVzGAEgASgLMiMuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuQWxlcnRSdWxlcyJNChdVcGRhdGVBbGVydFJ1bGVzUmVxdWVzdBIyCgVydWxlcxgBIAEoCzIjLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkFsZXJ0UnVsZXMiTgoYVXBkYXRlQWxlcnRSdWxlc1Jlc3BvbnNlEjIKBXJ1bGVzGAEgASgLMiMuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuQWxlcnRSdWxlcyr2AQoJQWxlcnRLaW5kEhoKFkFMRVJUX0tJTkRfVU5TUEVDSUZJRUQQABIdChlBTEVSVF9LSU5EX1NFUlZFUl9PRkZMSU5FEAESIQodQUxFUlRfS0lORF9TRVJWRVJfVU5SRUFDSEFCTEUQAhIfChtBTEVSVF9LSU5EX0hPU1RLRVlfTUlTTUFUQ0gQAxITCg9BTEVSVF9LSU5EX0RJU0sQBBIVChFBTEVSVF9LSU5EX01FTU9SWRAFEh8KG0FMRVJUX0tJTkRfT1BFUkFUSU9OX0ZBSUxFRBAGEh0KGUFMRVJUX0tJTkRfUk9MTE9VVF9GQUlMRUQQByqnAQoKQWxlcnRTdGF0ZRIbChdBTEVSVF9TVEFURV9VTlNQRUNJRklFRBAAEhcKE0FMRVJUX1NUQVRFX1BFTkRJTkcQARIWChJBTEVSVF9TVEFURV9GSVJJTkcQAhIYChRBTEVSVF9TVEFURV9SRVNPTFZFRBADEhcKE0FMRVJUX1NUQVRFX0RST1BQRUQQBBIYChRBTEVSVF9TVEFURV9OT1RJRklFRBAFKskBChpOb3RpZmljYXRpb25EZWxpdmVyeVN0YXR1cxIsCihOT1RJRklDQVRJT05fREVMSVZFUllfU1RBVFVTX1VOU1BFQ0lGSUVEEAASKAokTk9USUZJQ0FUSU9OX0RFTElWRVJZX1NUQVRVU19QRU5ESU5HEAESKgomTk9USUZJQ0FUSU9OX0RFTElWRVJZX1NUQVRVU19ERUxJVkVSRUQQAhInCiNOT1RJRklDQVRJT05fREVMSVZFUllfU1RBVFVTX0ZBSUxFRBADKpABChdOb3RpZmljYXRpb25DaGFubmVsS2luZBIpCiVOT1RJRklDQVRJT05fQ0hBTk5FTF9LSU5EX1VOU1BFQ0lGSUVEEAASJQohTk9USUZJQ0FUSU9OX0NIQU5ORUxfS0lORF9XRUJIT09LEAESIwofTk9USUZJQ0FUSU9OX0NIQU5ORUxfS0lORF9TTEFDSxACMpEIChNOb3RpZmljYXRpb25TZXJ2aWNlEpIBChlDcmVhdGVOb3RpZmljYXRpb25DaGFubmVsEjkuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuQ3JlYXRlTm90aWZpY2F0aW9uQ2hhbm5lbFJlcXVlc3QaOi5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5DcmVhdGVOb3RpZmljYXRpb25DaGFubmVsUmVzcG9uc2USjwEKGExpc3ROb3RpZmljYXRpb25DaGFubmVscxI4LmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkxpc3ROb3RpZmljYXRpb25DaGFubmVsc1JlcXVlc3QaOS5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5MaXN0Tm90aWZpY2F0aW9uQ2hhbm5lbHNSZXNwb25zZRKMAQoXVGVzdE5vdGlmaWNhdGlvbkNoYW5uZWwSNy5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5UZXN0Tm90aWZpY2F0aW9uQ2hhbm5lbFJlcXVlc3QaOC5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5UZXN0Tm90aWZpY2F0aW9uQ2hhbm5lbFJlc3BvbnNlEpIBChlEZWxldGVOb3RpZmljYXRpb25DaGFubmVsEjkuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuRGVsZXRlTm90aWZpY2F0aW9uQ2hhbm5lbFJlcXVlc3QaOi5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5EZWxldGVOb3RpZmljYXRpb25DaGFubmVsUmVzcG9uc2USbgoNR2V0QWxlcnRSdWxlcxItLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkdldEFsZXJ0UnVsZXNSZXF1ZXN0Gi4uYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuR2V0QWxlcnRSdWxlc1Jlc3BvbnNlEncKEFVwZGF0ZUFsZXJ0UnVsZXMSMC5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5VcGRhdGVBbGVydFJ1bGVzUmVxdWVzdBoxLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLlVwZGF0ZUFsZXJ0UnVsZXNSZXNwb25zZRJlCgpMaXN0QWxlcnRzEiouYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuTGlzdEFsZXJ0c1JlcXVlc3QaKy5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5MaXN0QWxlcnRzUmVzcG9uc2USXwoIR2V0QWxlcnQSKC5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5HZXRBbGVydFJlcXVlc3QaKS5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5HZXRBbGVydFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+
+/**
+ * @generated from message axion.infrastructure.v1.Alert
+ */
+export type Alert = Message<"axion.infrastructure.v1.Alert"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: axion.infrastructure.v1.AlertKind kind = 2;
+   */
+  kind: AlertKind;
+
+  /**
+   * @generated from field: axion.infrastructure.v1.AlertState state = 3;
+   */
+  state: AlertState;
+
+  /**
+   * Empty for an alert about no server (a rollout).
+   *
+   * @generated from field: string server_id = 4;
+   */
+  serverId: string;
+
+  /**
+   * The server's name when the alert was raised.
+   *
+   * @generated from field: string server_name = 5;
+   */
+  serverName: string;
+
+  /**
+   * What makes two alerts of one kind different: a server, operation or rollout id.
+   *
+   * @generated from field: string subject = 6;
+   */
+  subject: string;
+
+  /**
+   * @generated from field: string summary = 7;
+   */
+  summary: string;
+
+  /**
+   * When the condition began.
+   *
+   * @generated from field: google.protobuf.Timestamp since_time = 8;
+   */
+  sinceTime?: Timestamp | undefined;
+
+  /**
+   * When notices were first sent; unset if never.
+   *
+   * @generated from field: google.protobuf.Timestamp fire_time = 9;
+   */
+  fireTime?: Timestamp | undefined;
+
+  /**
+   * When it was resolved or dropped; unset while open.
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 10;
+   */
+  endTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message axion.infrastructure.v1.Alert.
+ * Use `create(AlertSchema)` to create a new message.
+ */
+export const AlertSchema: GenMessage<Alert> = /*@__PURE__*/
+  messageDesc(file_axion_infrastructure_v1_notification_service, 0);
+
+/**
+ * @generated from message axion.infrastructure.v1.AlertTransition
+ */
+export type AlertTransition = Message<"axion.infrastructure.v1.AlertTransition"> & {
+  /**
+   * @generated from field: axion.infrastructure.v1.AlertState state = 1;
+   */
+  state: AlertState;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp time = 2;
+   */
+  time?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message axion.infrastructure.v1.AlertTransition.
+ * Use `create(AlertTransitionSchema)` to create a new message.
+ */
+export const AlertTransitionSchema: GenMessage<AlertTransition> = /*@__PURE__*/
+  messageDesc(file_axion_infrastructure_v1_notification_service, 1);
+
+/**
+ * One notice to one channel.
+ *
+ * @generated from message axion.infrastructure.v1.AlertDelivery
+ */
+export type AlertDelivery = Message<"axion.infrastructure.v1.AlertDelivery"> & {
+  /**
+   * @generated from field: string channel_id = 1;
+   */
+  channelId: string;
+
+  /**
+   * @generated from field: string channel_name = 2;
+   */
+  channelName: string;
+
+  /**
+   * @generated from field: axion.infrastructure.v1.NotificationChannelKind channel_kind = 3;
+   */
+  channelKind: NotificationChannelKind;
+
+  /**
+   * The state the notice announces: FIRING, RESOLVED or NOTIFIED.
+   *
+   * @generated from field: axion.infrastructure.v1.AlertState event = 4;
+   */
+  event: AlertState;
+
+  /**
+   * @generated from field: axion.infrastructure.v1.NotificationDeliveryStatus status = 5;
+   */
+  status: NotificationDeliveryStatus;
+
+  /**
+   * @generated from field: uint32 attempts = 6;
+   */
+  attempts: number;
+
+  /**
+   * Why the last attempt failed (at most 200 characters; never the URL); empty once delivered.
+   *
+   * @generated from field: string last_error = 7;
+   */
+  lastError: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp create_time = 8;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp deliver_time = 9;
+   */
+  deliverTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message axion.infrastructure.v1.AlertDelivery.
+ * Use `create(AlertDeliverySchema)` to create a new message.
+ */
+export const AlertDeliverySchema: GenMessage<AlertDelivery> = /*@__PURE__*/
+  messageDesc(file_axion_infrastructure_v1_notification_service, 2);
+
+/**
+ * Filters combine with "and"; an unset filter does not restrict. Newest first;
+ * the page token is the last id of the page.
+ *
+ * @generated from message axion.infrastructure.v1.ListAlertsRequest
+ */
+export type ListAlertsRequest = Message<"axion.infrastructure.v1.ListAlertsRequest"> & {
+  /**
+   * @generated from field: uint32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+
+  /**
+   * Only alerts about this server (another owner's server lists nothing).
+   *
+   * @generated from field: string server_id = 3;
+   */
+  serverId: string;
+
+  /**
+   * @generated from field: axion.infrastructure.v1.AlertKind kind = 4;
+   */
+  kind: AlertKind;
+
+  /**
+   * @generated from field: axion.infrastructure.v1.AlertState state = 5;
+   */
+  state: AlertState;
+};
+
+/**
+ * Describes the message axion.infrastructure.v1.ListAlertsRequest.
+ * Use `create(ListAlertsRequestSchema)` to create a new message.
+ */
+export const ListAlertsRequestSchema: GenMessage<ListAlertsRequest> = /*@__PURE__*/
+  messageDesc(file_axion_infrastructure_v1_notification_service, 3);
+
+/**
+ * @generated from message axion.infrastructure.v1.ListAlertsResponse
+ */
+export type ListAlertsResponse = Message<"axion.infrastructure.v1.ListAlertsResponse"> & {
+  /**
+   * @generated from field: repeated axion.infrastructure.v1.Alert alerts = 1;
+   */
+  alerts: Alert[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message axion.infrastructure.v1.ListAlertsResponse.
+ * Use `create(ListAlertsResponseSchema)` to create a new message.
+ */
+export const ListAlertsResponseSchema: GenMessage<ListAlertsResponse> = /*@__PURE__*/
+  messageDesc(file_axion_infrastructure_v1_notification_service, 4);
+
+/**
+ * @generated from message axion.infrastructure.v1.GetAlertRequest
+ */
+export type GetAlertRequest = Message<"axion.infrastructure.v1.GetAlertRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message axion.infrastructure.v1.GetAlertRequest.
+ * Use `create(GetAlertRequestSchema)` to create a new message.
+ */
+export const GetAlertRequestSchema: GenMessage<GetAlertRequest> = /*@__PURE__*/
+  messageDesc(file_axion_infrastructure_v1_notification_service, 5);
+
+/**
+ * @generated from message axion.infrastructure.v1.GetAlertResponse
+ */
+export type GetAlertResponse = Message<"axion.infrastructure.v1.GetAlertResponse"> & {
+  /**
+   * @generated from field: axion.infrastructure.v1.Alert alert = 1;
+   */
+  alert?: Alert | undefined;
+
+  /**
+   * Each state the alert entered, oldest first.
+   *
+   * @generated from field: repeated axion.infrastructure.v1.AlertTransition history = 2;
+   */
+  history: AlertTransition[];
+
+  /**
+   * Its notices, oldest first.
+   *
+   * @generated from field: repeated axion.infrastructure.v1.AlertDelivery deliveries = 3;
+   */
+  deliveries: AlertDelivery[];
+};
+
+/**
+ * Describes the message axion.infrastructure.v1.GetAlertResponse.
+ * Use `create(GetAlertResponseSchema)` to create a new message.
+ */
+export const GetAlertResponseSchema: GenMessage<GetAlertResponse> = /*@__PURE__*/
+  messageDesc(file_axion_infrastructure_v1_notification_service, 6);
 
 /**
  * @generated from message axion.infrastructure.v1.NotificationChannel
@@ -53,7 +324,7 @@ export type NotificationChannel = Message<"axion.infrastructure.v1.NotificationC
  * Use `create(NotificationChannelSchema)` to create a new message.
  */
 export const NotificationChannelSchema: GenMessage<NotificationChannel> = /*@__PURE__*/
-  messageDesc(file_axion_infrastructure_v1_notification_service, 0);
+  messageDesc(file_axion_infrastructure_v1_notification_service, 7);
 
 /**
  * @generated from message axion.infrastructure.v1.CreateNotificationChannelRequest
@@ -89,7 +360,7 @@ export type CreateNotificationChannelRequest = Message<"axion.infrastructure.v1.
  * Use `create(CreateNotificationChannelRequestSchema)` to create a new message.
  */
 export const CreateNotificationChannelRequestSchema: GenMessage<CreateNotificationChannelRequest> = /*@__PURE__*/
-  messageDesc(file_axion_infrastructure_v1_notification_service, 1);
+  messageDesc(file_axion_infrastructure_v1_notification_service, 8);
 
 /**
  * @generated from message axion.infrastructure.v1.CreateNotificationChannelResponse
@@ -106,7 +377,7 @@ export type CreateNotificationChannelResponse = Message<"axion.infrastructure.v1
  * Use `create(CreateNotificationChannelResponseSchema)` to create a new message.
  */
 export const CreateNotificationChannelResponseSchema: GenMessage<CreateNotificationChannelResponse> = /*@__PURE__*/
-  messageDesc(file_axion_infrastructure_v1_notification_service, 2);
+  messageDesc(file_axion_infrastructure_v1_notification_service, 9);
 
 /**
  * @generated from message axion.infrastructure.v1.ListNotificationChannelsRequest
@@ -119,7 +390,7 @@ export type ListNotificationChannelsRequest = Message<"axion.infrastructure.v1.L
  * Use `create(ListNotificationChannelsRequestSchema)` to create a new message.
  */
 export const ListNotificationChannelsRequestSchema: GenMessage<ListNotificationChannelsRequest> = /*@__PURE__*/
-  messageDesc(file_axion_infrastructure_v1_notification_service, 3);
+  messageDesc(file_axion_infrastructure_v1_notification_service, 10);
 
 /**
  * @generated from message axion.infrastructure.v1.ListNotificationChannelsResponse
@@ -136,7 +407,7 @@ export type ListNotificationChannelsResponse = Message<"axion.infrastructure.v1.
  * Use `create(ListNotificationChannelsResponseSchema)` to create a new message.
  */
 export const ListNotificationChannelsResponseSchema: GenMessage<ListNotificationChannelsResponse> = /*@__PURE__*/
-  messageDesc(file_axion_infrastructure_v1_notification_service, 4);
+  messageDesc(file_axion_infrastructure_v1_notification_service, 11);
 
 /**
  * @generated from message axion.infrastructure.v1.TestNotificationChannelRequest
@@ -153,7 +424,7 @@ export type TestNotificationChannelRequest = Message<"axion.infrastructure.v1.Te
  * Use `create(TestNotificationChannelRequestSchema)` to create a new message.
  */
 export const TestNotificationChannelRequestSchema: GenMessage<TestNotificationChannelRequest> = /*@__PURE__*/
-  messageDesc(file_axion_infrastructure_v1_notification_service, 5);
+  messageDesc(file_axion_infrastructure_v1_notification_service, 12);
 
 /**
  * @generated from message axion.infrastructure.v1.TestNotificationChannelResponse
@@ -186,7 +457,7 @@ export type TestNotificationChannelResponse = Message<"axion.infrastructure.v1.T
  * Use `create(TestNotificationChannelResponseSchema)` to create a new message.
  */
 export const TestNotificationChannelResponseSchema: GenMessage<TestNotificationChannelResponse> = /*@__PURE__*/
-  messageDesc(file_axion_infrastructure_v1_notification_service, 6);
+  messageDesc(file_axion_infrastructure_v1_notification_service, 13);
 
 /**
  * @generated from message axion.infrastructure.v1.DeleteNotificationChannelRequest
@@ -203,7 +474,7 @@ export type DeleteNotificationChannelRequest = Message<"axion.infrastructure.v1.
  * Use `create(DeleteNotificationChannelRequestSchema)` to create a new message.
  */
 export const DeleteNotificationChannelRequestSchema: GenMessage<DeleteNotificationChannelRequest> = /*@__PURE__*/
-  messageDesc(file_axion_infrastructure_v1_notification_service, 7);
+  messageDesc(file_axion_infrastructure_v1_notification_service, 14);
 
 /**
  * @generated from message axion.infrastructure.v1.DeleteNotificationChannelResponse
@@ -216,7 +487,7 @@ export type DeleteNotificationChannelResponse = Message<"axion.infrastructure.v1
  * Use `create(DeleteNotificationChannelResponseSchema)` to create a new message.
  */
 export const DeleteNotificationChannelResponseSchema: GenMessage<DeleteNotificationChannelResponse> = /*@__PURE__*/
-  messageDesc(file_axion_infrastructure_v1_notification_service, 8);
+  messageDesc(file_axion_infrastructure_v1_notification_service, 15);
 
 /**
  * A resource rule: usage above threshold_percent in every heartbeat sample of the last sustained_seconds.
@@ -249,7 +520,7 @@ export type ResourceRule = Message<"axion.infrastructure.v1.ResourceRule"> & {
  * Use `create(ResourceRuleSchema)` to create a new message.
  */
 export const ResourceRuleSchema: GenMessage<ResourceRule> = /*@__PURE__*/
-  messageDesc(file_axion_infrastructure_v1_notification_service, 9);
+  messageDesc(file_axion_infrastructure_v1_notification_service, 16);
 
 /**
  * @generated from message axion.infrastructure.v1.AlertRules
@@ -298,7 +569,7 @@ export type AlertRules = Message<"axion.infrastructure.v1.AlertRules"> & {
  * Use `create(AlertRulesSchema)` to create a new message.
  */
 export const AlertRulesSchema: GenMessage<AlertRules> = /*@__PURE__*/
-  messageDesc(file_axion_infrastructure_v1_notification_service, 10);
+  messageDesc(file_axion_infrastructure_v1_notification_service, 17);
 
 /**
  * @generated from message axion.infrastructure.v1.GetAlertRulesRequest
@@ -311,7 +582,7 @@ export type GetAlertRulesRequest = Message<"axion.infrastructure.v1.GetAlertRule
  * Use `create(GetAlertRulesRequestSchema)` to create a new message.
  */
 export const GetAlertRulesRequestSchema: GenMessage<GetAlertRulesRequest> = /*@__PURE__*/
-  messageDesc(file_axion_infrastructure_v1_notification_service, 11);
+  messageDesc(file_axion_infrastructure_v1_notification_service, 18);
 
 /**
  * @generated from message axion.infrastructure.v1.GetAlertRulesResponse
@@ -328,7 +599,7 @@ export type GetAlertRulesResponse = Message<"axion.infrastructure.v1.GetAlertRul
  * Use `create(GetAlertRulesResponseSchema)` to create a new message.
  */
 export const GetAlertRulesResponseSchema: GenMessage<GetAlertRulesResponse> = /*@__PURE__*/
-  messageDesc(file_axion_infrastructure_v1_notification_service, 12);
+  messageDesc(file_axion_infrastructure_v1_notification_service, 19);
 
 /**
  * @generated from message axion.infrastructure.v1.UpdateAlertRulesRequest
@@ -345,7 +616,7 @@ export type UpdateAlertRulesRequest = Message<"axion.infrastructure.v1.UpdateAle
  * Use `create(UpdateAlertRulesRequestSchema)` to create a new message.
  */
 export const UpdateAlertRulesRequestSchema: GenMessage<UpdateAlertRulesRequest> = /*@__PURE__*/
-  messageDesc(file_axion_infrastructure_v1_notification_service, 13);
+  messageDesc(file_axion_infrastructure_v1_notification_service, 20);
 
 /**
  * @generated from message axion.infrastructure.v1.UpdateAlertRulesResponse
@@ -362,7 +633,146 @@ export type UpdateAlertRulesResponse = Message<"axion.infrastructure.v1.UpdateAl
  * Use `create(UpdateAlertRulesResponseSchema)` to create a new message.
  */
 export const UpdateAlertRulesResponseSchema: GenMessage<UpdateAlertRulesResponse> = /*@__PURE__*/
-  messageDesc(file_axion_infrastructure_v1_notification_service, 14);
+  messageDesc(file_axion_infrastructure_v1_notification_service, 21);
+
+/**
+ * What an alert is about: the rule that raised it.
+ *
+ * @generated from enum axion.infrastructure.v1.AlertKind
+ */
+export enum AlertKind {
+  /**
+   * @generated from enum value: ALERT_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: ALERT_KIND_SERVER_OFFLINE = 1;
+   */
+  SERVER_OFFLINE = 1,
+
+  /**
+   * @generated from enum value: ALERT_KIND_SERVER_UNREACHABLE = 2;
+   */
+  SERVER_UNREACHABLE = 2,
+
+  /**
+   * @generated from enum value: ALERT_KIND_HOSTKEY_MISMATCH = 3;
+   */
+  HOSTKEY_MISMATCH = 3,
+
+  /**
+   * @generated from enum value: ALERT_KIND_DISK = 4;
+   */
+  DISK = 4,
+
+  /**
+   * @generated from enum value: ALERT_KIND_MEMORY = 5;
+   */
+  MEMORY = 5,
+
+  /**
+   * @generated from enum value: ALERT_KIND_OPERATION_FAILED = 6;
+   */
+  OPERATION_FAILED = 6,
+
+  /**
+   * @generated from enum value: ALERT_KIND_ROLLOUT_FAILED = 7;
+   */
+  ROLLOUT_FAILED = 7,
+}
+
+/**
+ * Describes the enum axion.infrastructure.v1.AlertKind.
+ */
+export const AlertKindSchema: GenEnum<AlertKind> = /*@__PURE__*/
+  enumDesc(file_axion_infrastructure_v1_notification_service, 0);
+
+/**
+ * @generated from enum axion.infrastructure.v1.AlertState
+ */
+export enum AlertState {
+  /**
+   * @generated from enum value: ALERT_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Held for less than the grace period: no notice yet.
+   *
+   * @generated from enum value: ALERT_STATE_PENDING = 1;
+   */
+  PENDING = 1,
+
+  /**
+   * Notices sent.
+   *
+   * @generated from enum value: ALERT_STATE_FIRING = 2;
+   */
+  FIRING = 2,
+
+  /**
+   * Ended after firing: resolved notices sent to the channels told of the firing.
+   *
+   * @generated from enum value: ALERT_STATE_RESOLVED = 3;
+   */
+  RESOLVED = 3,
+
+  /**
+   * Ended within the grace period: never notified.
+   *
+   * @generated from enum value: ALERT_STATE_DROPPED = 4;
+   */
+  DROPPED = 4,
+
+  /**
+   * A one-shot notice (a failed operation or rollout): nothing to resolve.
+   *
+   * @generated from enum value: ALERT_STATE_NOTIFIED = 5;
+   */
+  NOTIFIED = 5,
+}
+
+/**
+ * Describes the enum axion.infrastructure.v1.AlertState.
+ */
+export const AlertStateSchema: GenEnum<AlertState> = /*@__PURE__*/
+  enumDesc(file_axion_infrastructure_v1_notification_service, 1);
+
+/**
+ * @generated from enum axion.infrastructure.v1.NotificationDeliveryStatus
+ */
+export enum NotificationDeliveryStatus {
+  /**
+   * @generated from enum value: NOTIFICATION_DELIVERY_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Not accepted yet: retried with backoff.
+   *
+   * @generated from enum value: NOTIFICATION_DELIVERY_STATUS_PENDING = 1;
+   */
+  PENDING = 1,
+
+  /**
+   * @generated from enum value: NOTIFICATION_DELIVERY_STATUS_DELIVERED = 2;
+   */
+  DELIVERED = 2,
+
+  /**
+   * Given up after the most attempts.
+   *
+   * @generated from enum value: NOTIFICATION_DELIVERY_STATUS_FAILED = 3;
+   */
+  FAILED = 3,
+}
+
+/**
+ * Describes the enum axion.infrastructure.v1.NotificationDeliveryStatus.
+ */
+export const NotificationDeliveryStatusSchema: GenEnum<NotificationDeliveryStatus> = /*@__PURE__*/
+  enumDesc(file_axion_infrastructure_v1_notification_service, 2);
 
 /**
  * @generated from enum axion.infrastructure.v1.NotificationChannelKind
@@ -392,7 +802,7 @@ export enum NotificationChannelKind {
  * Describes the enum axion.infrastructure.v1.NotificationChannelKind.
  */
 export const NotificationChannelKindSchema: GenEnum<NotificationChannelKind> = /*@__PURE__*/
-  enumDesc(file_axion_infrastructure_v1_notification_service, 0);
+  enumDesc(file_axion_infrastructure_v1_notification_service, 3);
 
 /**
  * Where an owner's alerts go (channels) and what alerts (rules). A channel's
@@ -455,6 +865,27 @@ export const NotificationService: GenService<{
     methodKind: "unary";
     input: typeof UpdateAlertRulesRequestSchema;
     output: typeof UpdateAlertRulesResponseSchema;
+  },
+  /**
+   * The owner's alerts, newest first: pending, firing, resolved, dropped within
+   * the grace period and one-shot notices, until the retention deletes ended ones.
+   *
+   * @generated from rpc axion.infrastructure.v1.NotificationService.ListAlerts
+   */
+  listAlerts: {
+    methodKind: "unary";
+    input: typeof ListAlertsRequestSchema;
+    output: typeof ListAlertsResponseSchema;
+  },
+  /**
+   * One alert with each state it entered and its notices per channel.
+   *
+   * @generated from rpc axion.infrastructure.v1.NotificationService.GetAlert
+   */
+  getAlert: {
+    methodKind: "unary";
+    input: typeof GetAlertRequestSchema;
+    output: typeof GetAlertResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_axion_infrastructure_v1_notification_service, 0);
