@@ -63,6 +63,23 @@ export const topCommands: TopCommand[] = [
     load: async () => (await import("./commands/rollout.js")).rollout,
   },
   {
+    command: "alerts",
+    aliases: ["alert"],
+    describe: "Alerts: list (filter by server, kind, state), get (history and notices per channel)",
+    load: async () => (await import("./commands/alerts.js")).alerts,
+  },
+  {
+    command: "channels",
+    aliases: ["channel"],
+    describe: "Where alert notices go (webhook, Slack): list, create, test, delete",
+    load: async () => (await import("./commands/channels.js")).channels,
+  },
+  {
+    command: "alert-rules",
+    describe: "What alerts you: list, set",
+    load: async () => (await import("./commands/alert-rules.js")).alertRules,
+  },
+  {
     command: "agents",
     aliases: ["agent"],
     describe: "The axion-agent on a server",

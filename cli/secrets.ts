@@ -9,6 +9,8 @@ const refused: Record<string, string> = {
   "--passphrase": "answer the prompt or set AXION_KEY_PASSPHRASE",
   "--private-key": "use --key-file PATH",
   "--key": "use --key-file PATH",
+  "--secret": "use --secret-stdin or the prompt of axion channels create",
+  "--url": "use --url-stdin or the prompt of axion channels create (a Slack URL is a credential)",
 };
 
 const refusal = (what: string, safe: string) =>
