@@ -4,6 +4,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, wr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { BUILT_IN_ALERT_DEFAULTS } from "../core/alerts/alert-rules.js";
+import { startAlerting } from "../core/alerts/alerting.js";
+import { setServerStatus } from "../core/inventory/server-status.js";
+import { createCredentialsCipher } from "../core/security/credentials-cipher.js";
+import { defaultNetworkPolicy } from "../core/security/network-policy.js";
+import { testCredentialsKey } from "./support/api.js";
 import { holdCommand } from "./support/host-gate.js";
 import { ed25519KeyPair } from "./support/keys.js";
 import { freePort } from "./support/ports.js";
@@ -514,6 +520,102 @@ test("tokens: create (shown once), list, revoke by label; the revoked token is r
   await fails(["clusters", "list"], 3, /run axion login/, { env: { AXION_TOKEN: created.bearer_token } });
 });
 
+test("alerts, channels, alert-rules: URL and secret from stdin or an echo-off prompt and never shown; alerts listed with filters; get by id prefix shows history and notices", async () => {
+  // An owner of its own: the alerting pass below sends only to its channels.
+  const owner = await harness.api.newOwner("alert-operator");
+  const clients = harness.api.clients(owner.token);
+  const clusterId = (await clients.clusters.createCluster({ name: "alerting" })).cluster!.id;
+  const server = (
+    await clients.servers.createServer({
+      clusterId,
+      name: "alerting-1",
+      host: "10.250.0.1",
+      credential: { method: { case: "password", value: "x" } },
+    })
+  ).server!;
+  const configHome = mkdtempSync(join(tmpdir(), "axion-cli-alerts-"));
+  await ok(["login", "--api", harness.api.baseUrl, "--token-stdin"], { env: { XDG_CONFIG_HOME: configHome }, input: owner.token });
+  const as = { env: { XDG_CONFIG_HOME: configHome } };
+  const secret = "whsec-cli-Zq8vN3pL6tR1";
+  const hidden = [secret, "t0ken-path", "T0KEN-slack"];
+  const shows = async (args: string[], options: Parameters<typeof axion>[1] = as) => {
+    const out = await ok(args, options);
+    for (const h of hidden) assert.ok(!out.includes(h), `axion ${args.join(" ")} showed ${h}`);
+    return out;
+  };
+
+  await fails(["channels", "create", "x", "--url", "http://10.250.0.2/"], 2, /--url is refused: .*--url-stdin/, as);
+  await fails(["channels", "create", "x", "--secret=abcdefabcdefabcdef"], 2, /--secret is refused: .*--secret-stdin/, as);
+  await fails(["channels", "create", "x", "--url-stdin"], 2, /no terminal to ask on/, { ...as, input: "http://10.250.0.2/hook\n" });
+  // Port 9 of a test host: nothing listens.
+  const hook = await shows(["channels", "create", "hook", "--url-stdin", "--secret-stdin"], {
+    ...as,
+    input: `http://${fleet.hosts[0]!.ip}:9/hook/t0ken-path\n${secret}\n`,
+  });
+  assert.match(hook, new RegExp(`^target:\\s+http://${fleet.hosts[0]!.ip.replaceAll(".", "\\.")}:9$`, "m"));
+  inTerminal("channel-url", ["channels", "create", "chat", "--kind", "slack"], configHome);
+  await screenUntil("channel-url", /^URL of channel chat \(not echoed\):/m, 30_000);
+  typeLine("channel-url", "https://hooks.slack.invalid/services/T0KEN-slack");
+  const typed = await screenUntil("channel-url", /EXIT=\d+/, 30_000);
+  assert.match(typed, /EXIT=0/, typed);
+  assert.match(typed, /^kind:\s+slack$/m);
+  assert.ok(!typed.includes("T0KEN-slack"), `the URL is not echoed:\n${typed}`);
+  assert.match(await shows(["channels", "list"]), /^NAME\s+KIND\s+TARGET\s+ID\s+CREATED\nhook\s+webhook\s+http:\/\/\S+:9\s/);
+  const tested = await axion(["channels", "test", "hook"], as);
+  assert.equal(tested.code, 1, tested.stderr);
+  assert.match(tested.stderr, /^axion: channel hook: not delivered: /);
+
+  await setServerStatus(harness.api.database.db, server.id, "UNREACHABLE", "ssh: timeout", { by: "fleet_check" });
+  const alerting = startAlerting({
+    db: harness.api.database.db,
+    cipher: createCredentialsCipher(testCredentialsKey),
+    networkPolicy: defaultNetworkPolicy(),
+    graceSeconds: 0,
+    defaults: BUILT_IN_ALERT_DEFAULTS,
+    resourceIntervalSeconds: 3600,
+    timeoutMs: 2000,
+    retryInitialMs: 200,
+    retryMaxMs: 1000,
+    maxAttempts: 1,
+    loop: false,
+  });
+  await alerting.runOnce(); // pending
+  await alerting.runOnce(); // past the grace period (0): firing, one notice per channel, each given up after its one attempt
+  await alerting.stop();
+
+  const listed = await shows(["alerts", "list"]);
+  assert.match(
+    listed,
+    /^ID\s+KIND\s+STATE\s+SERVER\s+SINCE\s+SUMMARY\n\S+\s+server_unreachable\s+firing\s+alerting-1\s+\d{4}-.*UNREACHABLE: ssh: timeout$/m,
+  );
+  const firing = JSON.parse(await shows(["alerts", "list", "--server", "alerting-1", "--state", "firing", "-o", "json"])).alerts;
+  assert.deepEqual(
+    firing.map((a: { kind: string; server_id: string }) => [a.kind, a.server_id]),
+    [["ALERT_KIND_SERVER_UNREACHABLE", server.id]],
+  );
+  assert.equal((await shows(["alerts", "list", "--kind", "disk"])).trim(), "(none)");
+  await fails(["alerts", "list", "--state", "burning"], 2, /state/, as);
+  const got = await shows(["alerts", "get", firing[0].id.slice(0, 13)]);
+  assert.match(got, /^state:\s+firing$/m);
+  assert.match(got, /\nHistory\nSTATE\s+AT\npending\s+\d{4}-\S+ \S+\nfiring\s+\d{4}-/);
+  assert.match(got, /^hook\s+webhook\s+firing\s+failed\s+1\s+-\s+\S/m);
+  assert.match(got, /^chat\s+slack\s+firing\s+failed\s+1\s+-\s+cannot resolve hooks\.slack\.invalid/m);
+  await fails(["alerts", "get", "ffffffff"], 3, /no alert named or with id "ffffffff"/, as);
+
+  assert.match(await shows(["alert-rules", "set", "disk", "--threshold", "80", "--sustained", "60"]), /^disk\s+on\s+80%\s+60s$/m);
+  const rules = JSON.parse(await shows(["alert-rules", "set", "server_offline", "--no-enabled", "-o", "json"])).rules;
+  assert.deepEqual([rules.server_offline, rules.disk.threshold_percent], [false, 80]);
+  assert.match(await shows(["alert-rules", "list"]), /^server_offline\s+off\s+-\s+-$/m);
+  await fails(["alert-rules", "set", "rollout_failed", "--threshold", "3"], 2, /rollout_failed has no threshold/, as);
+
+  assert.match(await shows(["channels", "delete", "chat"]), /^Channel chat deleted$/m);
+  assert.deepEqual(
+    JSON.parse(await shows(["channels", "list", "-o", "json"])).channels.map((c: { name: string }) => c.name),
+    ["hook"],
+  );
+  rmSync(configHome, { recursive: true, force: true });
+});
+
 test("the command runs from a build of its sources, made again when a source file changes", async () => {
   const manifest = join(process.cwd(), "cli", ".build", "manifest.json");
   const build = () => JSON.parse(readFileSync(manifest, "utf8")).entry as string;
@@ -537,7 +639,9 @@ test("completion scripts for bash and zsh", async () => {
   const words = await ok(["--get-yargs-completions", "axion", "servers", ""], { env: { SHELL: "/bin/bash" } });
   for (const sub of ["list", "add", "configure", "metrics"]) assert.match(words, new RegExp(`^${sub}$`, "m"));
   const top = await ok(["--get-yargs-completions", "axion", ""], { env: { SHELL: "/bin/bash" } });
-  assert.match(top, /^providers$/m);
+  for (const group of ["providers", "alerts", "channels", "alert-rules"]) assert.match(top, new RegExp(`^${group}$`, "m"));
+  const alertWords = await ok(["--get-yargs-completions", "axion", "alerts", ""], { env: { SHELL: "/bin/bash" } });
+  for (const sub of ["list", "get"]) assert.match(alertWords, new RegExp(`^${sub}$`, "m"));
   const providerWords = await ok(["--get-yargs-completions", "axion", "providers", ""], { env: { SHELL: "/bin/bash" } });
   for (const sub of ["list", "get", "create", "update", "delete"]) assert.match(providerWords, new RegExp(`^${sub}$`, "m"));
   const flags = await ok(["--get-yargs-completions", "axion", "servers", "update", "web-1", "--prov"], { env: { SHELL: "/bin/bash" } });
