@@ -16,14 +16,16 @@ import { messageJson, printJson, printTable } from "../output.js";
 const ruleFields = AlertRulesSchema.fields;
 const ruleNames = ruleFields.map((f) => f.name);
 
-type Rules = Record<string, boolean | ResourceRule | undefined>;
+type Rules = Record<string, boolean | ResourceRule | { enabled?: boolean } | undefined>;
 const valueOf = (rules: AlertRules, field: DescField) => (rules as unknown as Rules)[field.localName];
+const isResourceRule = (field: DescField) => field.fieldKind === "message" && field.message.typeName === ResourceRuleSchema.typeName;
 
 function rows(rules: AlertRules): string[][] {
   return ruleFields.map((f) => {
     const v = valueOf(rules, f);
     if (typeof v === "boolean") return [f.name, v ? "on" : "off", "-", "-"];
-    const r = v ?? create(ResourceRuleSchema);
+    if (!isResourceRule(f)) return [f.name, (v as { enabled?: boolean } | undefined)?.enabled ? "on" : "off", "-", "-"];
+    const r = (v as ResourceRule | undefined) ?? create(ResourceRuleSchema);
     return [f.name, r.enabled ? "on" : "off", `${r.thresholdPercent}%`, `${r.sustainedSeconds}s`];
   });
 }
@@ -60,13 +62,16 @@ export const alertRules = commandBody((t) =>
         const rules = (await client.getAlertRules({})).rules ?? create(AlertRulesSchema);
         const current = valueOf(rules, field);
         const target = rules as unknown as Rules;
-        if (typeof current === "boolean" || field.fieldKind === "scalar") {
+        if (!isResourceRule(field)) {
           if (argv.threshold !== undefined || argv.sustained !== undefined) {
             throw CliError.usage(`${argv.rule} has no threshold: only --enabled or --no-enabled`);
           }
-          target[field.localName] = argv.enabled;
+          target[field.localName] =
+            field.fieldKind === "scalar"
+              ? argv.enabled
+              : { ...(current as object), enabled: argv.enabled ?? (current as { enabled?: boolean })?.enabled };
         } else {
-          const r = current ?? create(ResourceRuleSchema);
+          const r = (current as ResourceRule | undefined) ?? create(ResourceRuleSchema);
           target[field.localName] = {
             ...r,
             enabled: argv.enabled ?? r.enabled,
