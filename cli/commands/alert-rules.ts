@@ -17,12 +17,12 @@ const ruleFields = AlertRulesSchema.fields;
 const ruleNames = ruleFields.map((f) => f.name);
 
 type Rules = Record<string, boolean | ResourceRule | { enabled?: boolean } | undefined>;
-const valueOf = (rules: AlertRules, field: DescField) => (rules as unknown as Rules)[field.localName];
+const ruleValue = (rules: AlertRules, field: DescField) => (rules as unknown as Rules)[field.localName];
 const isResourceRule = (field: DescField) => field.fieldKind === "message" && field.message.typeName === ResourceRuleSchema.typeName;
 
 function rows(rules: AlertRules): string[][] {
   return ruleFields.map((f) => {
-    const v = valueOf(rules, f);
+    const v = ruleValue(rules, f);
     if (typeof v === "boolean") return [f.name, v ? "on" : "off", "-", "-"];
     if (!isResourceRule(f)) return [f.name, (v as { enabled?: boolean } | undefined)?.enabled ? "on" : "off", "-", "-"];
     const r = (v as ResourceRule | undefined) ?? create(ResourceRuleSchema);
@@ -60,7 +60,7 @@ export const alertRules = commandBody((t) =>
         }
         const client = api().service(NotificationService);
         const rules = (await client.getAlertRules({})).rules ?? create(AlertRulesSchema);
-        const current = valueOf(rules, field);
+        const current = ruleValue(rules, field);
         const target = rules as unknown as Rules;
         if (!isResourceRule(field)) {
           if (argv.threshold !== undefined || argv.sustained !== undefined) {
