@@ -6,6 +6,7 @@ import { loadConfig } from "../core/kernel/config.js";
 import type { MetricsAccess } from "../observability/metrics.js";
 import { serveMetrics } from "../observability/metrics-server.js";
 import { startTestApi, type TestApi } from "./support/api.js";
+import { promtoolCheckMetrics } from "./support/promtool.js";
 
 /**
  * `/metrics` is safe by default: without METRICS_TOKEN it answers only a scraper on the machine itself (a loopback
@@ -17,10 +18,10 @@ const outside = Object.values(networkInterfaces())
   .find((a) => a && a.family === "IPv4" && !a.internal)?.address;
 const token = "metrics-token-0123456789";
 
-/** GET /metrics from `localAddress` to `host`, with extra headers; the status and body. */
-function scrape(host: string, port: number, localAddress: string, headers: Record<string, string> = {}) {
+/** GET (or `method`) /metrics from `localAddress` to `host`, with extra headers; the status and body. */
+function scrape(host: string, port: number, localAddress: string, headers: Record<string, string> = {}, method = "GET") {
   return new Promise<{ status: number; body: string }>((resolve, reject) => {
-    const req = request({ host, port, path: "/metrics", localAddress, headers }, (res) => {
+    const req = request({ host, port, path: "/metrics", localAddress, headers, method }, (res) => {
       let body = "";
       res.setEncoding("utf8");
       res.on("data", (chunk) => {
@@ -73,8 +74,34 @@ for (const [name, access] of [
         }
       }
     });
+
+    test("HEAD gets GET's answer without its body, on both ports", async () => {
+      for (const port of [api.port, worker.port]) {
+        for (const [host, headers] of [
+          ["127.0.0.1", {}],
+          [outside!, {}],
+          ["127.0.0.1", { "x-forwarded-for": "203.0.113.9" }],
+          [outside!, { authorization: `Bearer ${token}` }],
+        ] as [string, Record<string, string>][]) {
+          const get = await scrape(host, port, host, headers);
+          const head = await scrape(host, port, host, headers, "HEAD");
+          assert.deepEqual(head, { status: get.status, body: "" }, `HEAD from ${host} ${JSON.stringify(headers)} on port ${port}`);
+        }
+      }
+    });
   });
 }
+
+test("the worker's own /metrics listener passes promtool check metrics", async () => {
+  const worker = await serveMetrics(0, {});
+  try {
+    const scraped = await scrape("127.0.0.1", worker.port, "127.0.0.1");
+    assert.equal(scraped.status, 200);
+    assert.deepEqual(await promtoolCheckMetrics(scraped.body), { code: 0, output: "" });
+  } finally {
+    await worker.close();
+  }
+});
 
 test("METRICS_PUBLIC is true or false, and never together with METRICS_TOKEN", () => {
   assert.equal(loadConfig({}).METRICS_PUBLIC, false);
