@@ -6,7 +6,6 @@ import { loadConfig } from "../core/kernel/config.js";
 import type { MetricsAccess } from "../observability/metrics.js";
 import { serveMetrics } from "../observability/metrics-server.js";
 import { startTestApi, type TestApi } from "./support/api.js";
-import { promtoolCheckMetrics } from "./support/promtool.js";
 
 /**
  * `/metrics` is safe by default: without METRICS_TOKEN it answers only a scraper on the machine itself (a loopback
@@ -91,17 +90,6 @@ for (const [name, access] of [
     });
   });
 }
-
-test("the worker's own /metrics listener passes promtool check metrics", async () => {
-  const worker = await serveMetrics(0, {});
-  try {
-    const scraped = await scrape("127.0.0.1", worker.port, "127.0.0.1");
-    assert.equal(scraped.status, 200);
-    assert.deepEqual(await promtoolCheckMetrics(scraped.body), { code: 0, output: "" });
-  } finally {
-    await worker.close();
-  }
-});
 
 test("METRICS_PUBLIC is true or false, and never together with METRICS_TOKEN", () => {
   assert.equal(loadConfig({}).METRICS_PUBLIC, false);
