@@ -156,12 +156,18 @@ export function createProvisioningActivities(deps: ActivityDeps) {
     async testConnection(input: { serverId: string }): Promise<ConnectionTestResult> {
       try {
         return await heartbeating(() =>
-          withServerSession(deps, input.serverId, async (session) => ({
-            outcome: "ok" as const,
-            message: "connected",
-            fingerprint: session.fingerprint,
-            facts: await readFacts(session),
-          })),
+          withServerSession(
+            deps,
+            input.serverId,
+            async (session) => ({
+              outcome: "ok" as const,
+              message: "connected",
+              fingerprint: session.fingerprint,
+              facts: await readFacts(session),
+            }),
+            // The test is its run's only SSH step: nothing would reuse the session, so it ends with the answer.
+            { afterwards: "close" },
+          ),
         );
       } catch (error) {
         if (error instanceof ApplicationFailure && error.type === FailureType.ServerNotFound) throw error;

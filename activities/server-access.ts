@@ -60,7 +60,9 @@ export interface SessionOptions {
   /**
    * "close" after a step that changes how SSH is reached (firewall, sshd
    * settings), so the next step proves with a new login that the host still
-   * lets us in. Default "keep": the next step of the same run reuses it.
+   * lets us in, and after a run's only SSH step (a connection test), so the
+   * host's session ends with the answer. Default "keep": the next step of the
+   * same run reuses it (an idle session is closed after the pool's 15 s).
    */
   afterwards?: "keep" | "close";
   /**

@@ -119,8 +119,10 @@ export function buildApiServer(deps: ApiDeps, edgeLimits: Partial<EdgeLimits> = 
   const health = healthHandler(deps.db);
   const metrics = metricsHandler(metricsAccess);
   const handler: NodeHandler = (req, res) => {
-    if (req.url === "/healthz" && req.method === "GET") return health(req, res);
-    if (req.url === "/metrics" && req.method === "GET") return metrics(req, res);
+    // HEAD is GET without the body (Node drops it): health checks that send HEAD get GET's status.
+    const read = req.method === "GET" || req.method === "HEAD";
+    if (req.url === "/healthz" && read) return health(req, res);
+    if (req.url === "/metrics" && read) return metrics(req, res);
     if (req instanceof http.IncomingMessage && heartbeat(req, res as http.ServerResponse)) return;
     connect(req, res);
   };

@@ -1,13 +1,13 @@
 import { parseArgs } from "node:util";
 import { createOwnerToken, ENV_TOKEN_LABEL, tokenPrefix } from "../core/inventory/owners.js";
 import { ConfigError, loadConfig } from "../core/kernel/config.js";
+import { LIFETIME_FORMAT, lifetimeMs } from "../core/kernel/lifetime.js";
 import { resourceName } from "../core/kernel/validation.js";
 import { openDatabase } from "../db/client.js";
 
 /** Operator command: creates an owner (or adds a token to an existing one) and prints the new bearer token once. */
 const usage =
-  "usage: npm run owner:create -- <owner-name> [--label <text>] [--expires-in <n>(m|h|d)]   (owner: lower-case letters, digits, '.', '-')";
-const units: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000 };
+  "usage: npm run owner:create -- <owner-name> [--label <text>] [--expires-in 30m|12h|7d]   (owner: lower-case letters, digits, '.', '-')";
 
 function fail(message: string): never {
   console.error(message);
@@ -29,9 +29,8 @@ if (label.length > 64 || /\p{C}/u.test(label) || label === ENV_TOKEN_LABEL)
   fail(`--label: at most 64 printable characters, not ${ENV_TOKEN_LABEL}`);
 let expiresAt: Date | undefined;
 if (args.values["expires-in"] !== undefined) {
-  const match = /^([1-9][0-9]{0,5})([mhd])$/.exec(args.values["expires-in"]);
-  const ms = match ? Number(match[1]) * (units[match[2] as string] as number) : Number.NaN;
-  if (!(ms <= 3650 * 86_400_000)) fail("--expires-in: a whole number of minutes, hours or days (30m, 12h, 90d), at most 3650d");
+  const ms = lifetimeMs(args.values["expires-in"]);
+  if (ms === undefined) fail(`--expires-in: ${LIFETIME_FORMAT}`);
   expiresAt = new Date(Date.now() + ms);
 }
 

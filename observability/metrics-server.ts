@@ -4,7 +4,7 @@ import { type MetricsAccess, metricsHandler } from "./metrics.js";
 
 /**
  * A worker running alone (`main.ts worker`) has no API listener: this serves
- * its registry on a port of its own (`WORKER_METRICS_PORT`), `GET /metrics` only, to whom `access` admits.
+ * its registry on a port of its own (`WORKER_METRICS_PORT`), `GET` and `HEAD /metrics` only, to whom `access` admits.
  */
 export async function serveMetrics(
   port: number,
@@ -13,7 +13,7 @@ export async function serveMetrics(
 ): Promise<{ port: number; close(): Promise<void> }> {
   const metrics = metricsHandler(access);
   const server = createServer((req, res) => {
-    if (req.method === "GET" && req.url === "/metrics") return metrics(req, res);
+    if ((req.method === "GET" || req.method === "HEAD") && req.url === "/metrics") return metrics(req, res);
     res.writeHead(404, { "content-type": "text/plain" });
     res.end("not found\n");
   });

@@ -30,6 +30,11 @@ import { TokenService } from "../gen/axion/infrastructure/v1/token_service_pb.js
  */
 export const registry = new client.Registry();
 client.collectDefaultMetrics({ register: registry });
+// prom-client names these three gauges like counters (promtool warns); each is the sum of its
+// per-type gauge kept beside it: `sum(nodejs_active_handles)` and so on.
+for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) {
+  registry.removeSingleMetric(name);
+}
 
 const durationBuckets = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
 const requestBuckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -395,7 +400,7 @@ function isLocalScraper(req: Request): boolean {
   return loopback && FORWARDING_HEADERS.every((name) => req.headers[name] === undefined);
 }
 
-/** `GET /metrics` in the Prometheus text format, for whom `access` admits. */
+/** `GET /metrics` (and `HEAD`: the same answer without its body) in the Prometheus text format, for whom `access` admits. */
 export function metricsHandler(access: MetricsAccess = {}) {
   return (req: Request, res: Response): void => {
     if (access.token && !bearerMatches(req.headers.authorization, access.token)) {

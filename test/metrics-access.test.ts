@@ -17,10 +17,10 @@ const outside = Object.values(networkInterfaces())
   .find((a) => a && a.family === "IPv4" && !a.internal)?.address;
 const token = "metrics-token-0123456789";
 
-/** GET /metrics from `localAddress` to `host`, with extra headers; the status and body. */
-function scrape(host: string, port: number, localAddress: string, headers: Record<string, string> = {}) {
+/** GET (or `method`) /metrics from `localAddress` to `host`, with extra headers; the status and body. */
+function scrape(host: string, port: number, localAddress: string, headers: Record<string, string> = {}, method = "GET") {
   return new Promise<{ status: number; body: string }>((resolve, reject) => {
-    const req = request({ host, port, path: "/metrics", localAddress, headers }, (res) => {
+    const req = request({ host, port, path: "/metrics", localAddress, headers, method }, (res) => {
       let body = "";
       res.setEncoding("utf8");
       res.on("data", (chunk) => {
@@ -70,6 +70,21 @@ for (const [name, access] of [
           assert.equal(bearing.status, 403, "no token is configured");
           assert.match(remote.body, /METRICS_TOKEN/);
           assert.ok(!remote.body.includes("process_"));
+        }
+      }
+    });
+
+    test("HEAD gets GET's answer without its body, on both ports", async () => {
+      for (const port of [api.port, worker.port]) {
+        for (const [host, headers] of [
+          ["127.0.0.1", {}],
+          [outside!, {}],
+          ["127.0.0.1", { "x-forwarded-for": "203.0.113.9" }],
+          [outside!, { authorization: `Bearer ${token}` }],
+        ] as [string, Record<string, string>][]) {
+          const get = await scrape(host, port, host, headers);
+          const head = await scrape(host, port, host, headers, "HEAD");
+          assert.deepEqual(head, { status: get.status, body: "" }, `HEAD from ${host} ${JSON.stringify(headers)} on port ${port}`);
         }
       }
     });

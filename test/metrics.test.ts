@@ -19,6 +19,7 @@ import { type RunningDevServer, startDevServer } from "../temporal/dev-server.js
 import { ed25519KeyPair } from "./support/keys.js";
 import { freePort } from "./support/ports.js";
 import { startPostgres, type TestPostgres } from "./support/postgres.js";
+import { promtoolCheckMetrics } from "./support/promtool.js";
 import { startTestSshServer, type TestSshServer } from "./support/ssh-server.js";
 
 /**
@@ -314,4 +315,13 @@ test("rollouts count by status, and their children as operations started by a ro
   const delta = (name: string, labels: Record<string, string>) => value(after, name, labels) - value(before, name, labels);
   assert.equal(delta("axion_rollouts", { status: ended }), 1);
   assert.ok(delta("axion_operations_started_total", { kind: "test_connection", started_by: "rollout" }) >= 1);
+});
+
+test("every scrape passes promtool check metrics: the API's, the worker's own listener's and the Temporal SDK's", async () => {
+  // Last in the file: every series the tests above made (operations, SSH failures, rollouts) is in the scrape.
+  for (const url of [`${api}/metrics`, workerMetrics, temporalMetrics]) {
+    const res = await fetch(url, { headers: { authorization: `Bearer ${metricsToken}` } });
+    assert.equal(res.status, 200, url);
+    assert.deepEqual(await promtoolCheckMetrics(await res.text()), { code: 0, output: "" }, url);
+  }
 });

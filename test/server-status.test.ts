@@ -11,6 +11,7 @@ import { ConnectionOutcome, ServerStatus as ProtoStatus } from "../gen/axion/inf
 import { startTestApi, type TestApi } from "./support/api.js";
 import { expectCode } from "./support/assertions.js";
 import { holdCommand } from "./support/host-gate.js";
+import { followJournal } from "./support/host-journal.js";
 import { ed25519KeyPair } from "./support/keys.js";
 import { watchUntilEnd } from "./support/operations.js";
 import { type ProvisioningHarness, startProvisioningHarness } from "./support/provisioning-harness.js";
@@ -208,6 +209,28 @@ describe("statuses on real hosts: probes never overwrite what operations and age
     assert.equal(answer.outcome, ConnectionOutcome.UNREACHABLE, answer.message);
     const after = (await alice.servers.getServer({ id: server.id })).server!;
     assert.equal(after.status, ProtoStatus.ONLINE, `status reason: ${after.statusReason}`);
+  });
+
+  test("a connection test's SSH session ends on the host as soon as the test answers", async (t) => {
+    const host = fleet.hosts[0]!;
+    const bob = harness.api.clients((await harness.api.newOwner()).token);
+    const cluster = (await bob.clusters.createCluster({ name: "probe" })).cluster!.id;
+    const credential = { method: { case: "privateKey" as const, value: { key: fleet.privateKey } } };
+    const server = (await bob.servers.createServer({ clusterId: cluster, name: "probed", host: host.ip, credential })).server!;
+    const sshd = followJournal(host.name, ["SYSLOG_IDENTIFIER=sshd"]);
+    try {
+      const answer = await bob.servers.testServerConnection({ id: server.id });
+      const answeredAt = Date.now();
+      assert.equal(answer.outcome, ConnectionOutcome.OK, answer.message);
+      // The test's login, then the end of that sshd session (its monitor process logs both).
+      const login = await sshd.next((e) => e.MESSAGE?.startsWith("Accepted publickey for root ") === true);
+      const ended = await sshd.next((e) => e._PID === login._PID && e.MESSAGE?.includes("session closed for user root") === true);
+      const lingeredMs = Number(ended.__REALTIME_TIMESTAMP) / 1000 - answeredAt;
+      t.diagnostic(`session ended ${Math.round(lingeredMs)} ms after the answer`);
+      assert.ok(lingeredMs < 3000, `the session ended ${Math.round(lingeredMs)} ms after the answer (the pool's idle time is 15 s)`);
+    } finally {
+      sshd.stop();
+    }
   });
 
   test("UpdateServer of the host during a running bootstrap is FailedPrecondition", async () => {

@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { connect } from "node:http2";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { freePort } from "./support/ports.js";
+import { promtoolCheckMetrics } from "./support/promtool.js";
 
 /** The README's example block, run as written against `npm start`'s embedded defaults. */
 const readme = readFileSync("README.md", "utf8");
@@ -73,6 +75,50 @@ test("the embedded defaults live in the data folder, with a generated owner-only
   assert.match(output, /CREDENTIALS_KEY is not set/);
   assert.ok(!output.includes(readFileSync(join(dataDir, "credentials.key"), "utf8").trim()), "the key is not logged");
   assert.ok(!output.includes(token), "the admin token is not logged");
+});
+
+/** A request over HTTP/2 (h2c with prior knowledge, as gRPC clients speak): status and body. */
+function http2Request(method: string, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const session = connect(api);
+    session.on("error", reject);
+    const stream = session.request({ ":method": method, ":path": path });
+    let status = 0;
+    let body = "";
+    stream.setEncoding("utf8");
+    stream.on("response", (headers) => {
+      status = Number(headers[":status"]);
+    });
+    stream.on("data", (chunk) => {
+      body += chunk;
+    });
+    stream.on("end", () => {
+      session.close();
+      resolve({ status, body });
+    });
+    stream.on("error", reject);
+    stream.end();
+  });
+}
+
+test("HEAD /healthz and HEAD /metrics answer as GET does, without a body (HEAD /healthz over HTTP/2 too)", async () => {
+  for (const path of ["/healthz", "/metrics"]) {
+    const get = await fetch(`${api}${path}`);
+    assert.equal(get.status, 200, `GET ${path}`);
+    const head = await fetch(`${api}${path}`, { method: "HEAD" });
+    assert.deepEqual(
+      [head.status, head.headers.get("content-type"), await head.text()],
+      [200, get.headers.get("content-type"), ""],
+      `HEAD ${path}`,
+    );
+  }
+  assert.deepEqual(await http2Request("HEAD", "/healthz"), { status: 200, body: "" }, "HEAD /healthz over HTTP/2");
+});
+
+test("the API's /metrics scrape passes promtool check metrics", async () => {
+  const scraped = await fetch(`${api}/metrics`);
+  assert.equal(scraped.status, 200);
+  assert.deepEqual(await promtoolCheckMetrics(await scraped.text()), { code: 0, output: "" });
 });
 
 test("SIGTERM stops the service cleanly", async () => {

@@ -1,4 +1,6 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { LIFETIME_FORMAT, lifetimeMs } from "../../core/kernel/lifetime.js";
+import { excerpt } from "../../core/kernel/text.js";
 import { type Token, TokenSchema, TokenService } from "../../gen/axion/infrastructure/v1/token_service_pb.js";
 import { type Api, api } from "../client.js";
 import { commandBody } from "../command.js";
@@ -19,12 +21,17 @@ function state(t: Token): string {
   return "active";
 }
 
-/** 30d, 12h, 90m: a lifetime from now. */
-export function parseLifetime(text: string): Date {
-  const m = /^(\d+)([mhd])$/.exec(text);
-  if (!m) throw CliError.usage(`--expires must look like 90m, 12h or 30d, not "${text.slice(0, 40)}"`);
-  const unit = { m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as "m" | "h" | "d"];
-  return new Date(Date.now() + Number(m[1]) * unit);
+/** `--expires-in` (30m, 12h, 7d): the expiry it sets, from now. `--expires` is its old spelling, still read. */
+export function expiryFrom(argv: { "expires-in"?: string; expires?: string }): Date | undefined {
+  if (argv.expires !== undefined && argv["expires-in"] !== undefined)
+    throw CliError.usage("give --expires-in only (--expires is its old name)");
+  if (argv.expires !== undefined) process.stderr.write("axion: --expires is deprecated, use --expires-in (same values)\n");
+  const flag = argv.expires !== undefined ? "--expires" : "--expires-in";
+  const text = argv.expires ?? argv["expires-in"];
+  if (text === undefined) return undefined;
+  const ms = lifetimeMs(text);
+  if (ms === undefined) throw CliError.usage(`${flag}: ${LIFETIME_FORMAT}, not ${excerpt(text)}`);
+  return new Date(Date.now() + ms);
 }
 
 export const tokens = commandBody((t) =>
@@ -57,9 +64,11 @@ export const tokens = commandBody((t) =>
       (c) =>
         c
           .positional("label", { type: "string", demandOption: true })
-          .option("expires", { type: "string", describe: "lifetime, e.g. 30d, 12h, 90m (default: never)" }),
+          .option("expires-in", { type: "string", describe: "lifetime: 30m, 12h, 7d (default: never)" })
+          .option("expires", { type: "string", hidden: true }),
       async (argv) => {
-        const expireTime = argv.expires ? timestampFromDate(parseLifetime(argv.expires)) : undefined;
+        const expiry = expiryFrom(argv);
+        const expireTime = expiry ? timestampFromDate(expiry) : undefined;
         const r = await api().service(TokenService).createToken({ label: argv.label, expireTime });
         if (isJson(argv)) {
           return printJson({ token: r.token ? messageJson(TokenSchema, r.token) : null, bearer_token: r.bearerToken });
