@@ -305,10 +305,7 @@ test("rollouts count by status, and their children as operations started by a ro
   const before = await scrape();
   const { rollout } = await clients(adminToken).rollouts.startRollout({ kind: RolloutKind.TEST_CONNECTION, target: { clusterId } });
   let status = rollout?.status;
-  for (let i = 0; i < 300 && (status === RolloutStatus.RUNNING || status === RolloutStatus.PAUSED); i++) {
-    await new Promise((r) => setTimeout(r, 200));
-    status = (await clients(adminToken).rollouts.getRollout({ id: rollout?.id as string })).rollout?.status;
-  }
+  for await (const update of clients(adminToken).rollouts.watchRollout({ id: rollout?.id as string })) status = update.rollout?.status;
   const ended = RolloutStatus[status ?? 0] as string;
   assert.ok(["SUCCEEDED", "FAILED"].includes(ended), ended);
   const after = await scrape();
