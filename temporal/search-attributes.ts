@@ -1,4 +1,5 @@
 import { defineSearchAttributeKey, SearchAttributeType } from "@temporalio/common";
+import type { WorkflowRole } from "../core/kernel/kinds.js";
 
 /** Custom search attributes: every workflow carries them so operators can filter in the Web UI. */
 export const serverIdAttribute = defineSearchAttributeKey("AxionServerId", SearchAttributeType.KEYWORD);
@@ -8,4 +9,15 @@ export const operationAttribute = defineSearchAttributeKey("AxionOperation", Sea
 /** On a rollout's workflow and on every child it starts. */
 export const rolloutIdAttribute = defineSearchAttributeKey("AxionRolloutId", SearchAttributeType.KEYWORD);
 
-export const customSearchAttributes = [serverIdAttribute, clusterIdAttribute, ownerIdAttribute, operationAttribute, rolloutIdAttribute];
+/** Every workflow this service starts: operation, rollout, plan or housekeeping (docs/observability.md has the Web UI query). */
+export const workflowRoleAttribute = defineSearchAttributeKey("AxionWorkflowRole", SearchAttributeType.KEYWORD);
+export const workflowRole = (role: WorkflowRole) => ({ key: workflowRoleAttribute, value: role });
+
+export const customSearchAttributes = [
+  serverIdAttribute,
+  clusterIdAttribute,
+  ownerIdAttribute,
+  operationAttribute,
+  rolloutIdAttribute,
+  workflowRoleAttribute,
+];

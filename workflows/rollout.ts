@@ -22,6 +22,7 @@ import {
   ownerIdAttribute,
   rolloutIdAttribute,
   serverIdAttribute,
+  workflowRole,
 } from "../temporal/search-attributes.js";
 import type { ConnectionTestResult } from "./definitions.js";
 import { type OperationWorkflow, operationWorkflow } from "./operation-workflows.js";
@@ -356,12 +357,14 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
             cancellationType: ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
             workflowIdReusePolicy: "ALLOW_DUPLICATE",
             staticSummary: opened.summary,
+            staticDetails: opened.details,
             typedSearchAttributes: [
               { key: serverIdAttribute, value: opened.serverId },
               { key: clusterIdAttribute, value: opened.clusterId },
               { key: ownerIdAttribute, value: opened.ownerId },
               { key: operationAttribute, value: kind },
               { key: rolloutIdAttribute, value: input.rolloutId },
+              workflowRole("operation"),
             ],
           }),
         );

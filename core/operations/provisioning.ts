@@ -3,7 +3,13 @@ import type { TypedSearchAttributes } from "@temporalio/common";
 import { eq } from "drizzle-orm";
 import type { Database } from "../../db/client.js";
 import { operations } from "../../db/schema.js";
-import { clusterIdAttribute, operationAttribute, ownerIdAttribute, serverIdAttribute } from "../../temporal/search-attributes.js";
+import {
+  clusterIdAttribute,
+  operationAttribute,
+  ownerIdAttribute,
+  serverIdAttribute,
+  workflowRole,
+} from "../../temporal/search-attributes.js";
 import {
   type OperationOptions,
   type OperationProgress,
@@ -25,6 +31,7 @@ import {
   startSystemOperation,
 } from "./operations.js";
 import { describeOperationWorkflow, settleOperation } from "./reconcile.js";
+import { operationWorkflowMetadata } from "./workflow-summary.js";
 
 /** How the API reaches Temporal. */
 export interface WorkflowGateway {
@@ -108,8 +115,9 @@ async function startOperationWorkflow<K extends OperationKind>(
         { key: clusterIdAttribute, value: server.clusterId },
         { key: ownerIdAttribute, value: server.ownerId },
         { key: operationAttribute, value: kind },
+        workflowRole("operation"),
       ] as unknown as TypedSearchAttributes,
-      staticSummary: `${kind.replace("_", " ")} of ${server.name} (${server.host}:${server.sshPort})`,
+      ...operationWorkflowMetadata({ kind, operationId: operation.id, server }),
     });
   try {
     const handle = await start().catch(async (error) => {
