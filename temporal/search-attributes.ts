@@ -6,6 +6,8 @@ export const serverIdAttribute = defineSearchAttributeKey("AxionServerId", Searc
 export const clusterIdAttribute = defineSearchAttributeKey("AxionClusterId", SearchAttributeType.KEYWORD);
 export const ownerIdAttribute = defineSearchAttributeKey("AxionOwnerId", SearchAttributeType.KEYWORD);
 export const operationAttribute = defineSearchAttributeKey("AxionOperation", SearchAttributeType.KEYWORD);
+/** An operation's server by the name it had when the operation started: a column in the Web UI's workflow list. */
+export const serverNameAttribute = defineSearchAttributeKey("AxionServerName", SearchAttributeType.KEYWORD);
 /** On a rollout's workflow and on every child it starts. */
 export const rolloutIdAttribute = defineSearchAttributeKey("AxionRolloutId", SearchAttributeType.KEYWORD);
 
@@ -15,6 +17,7 @@ export const workflowRole = (role: WorkflowRole) => ({ key: workflowRoleAttribut
 
 export const customSearchAttributes = [
   serverIdAttribute,
+  serverNameAttribute,
   clusterIdAttribute,
   ownerIdAttribute,
   operationAttribute,

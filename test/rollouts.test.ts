@@ -609,6 +609,10 @@ describe("rollouts through the API and a real Temporal server (no hosts)", { tim
       const shown = await indexed(`AxionWorkflowRole != "housekeeping"`, (f) => operationIds.every((id) => f.has(id)));
       assert.ok(!shown.has(HEARTBEAT_MONITOR_ID), "the liveness monitor is left out");
       assert.ok(![...shown].some(isReconcilerRun), "the reconciler's scheduled runs are left out");
+      // The server's name is a column operators can add to the list, and a filter.
+      const byName = await indexed(`AxionServerName = "${servers[0]!.name}"`, (f) => f.has(single.operation!.workflowId));
+      const itsChild = children.find((c) => c.server_id === servers[0]!.id)!;
+      assert.deepEqual([...byName].sort(), [single.operation!.workflowId, itsChild.workflow_id].sort());
     } finally {
       await schedule.delete();
       await client.workflow.getHandle(HEARTBEAT_MONITOR_ID).terminate("test over");

@@ -22,6 +22,7 @@ import {
   ownerIdAttribute,
   rolloutIdAttribute,
   serverIdAttribute,
+  serverNameAttribute,
   workflowRole,
 } from "../temporal/search-attributes.js";
 import type { ConnectionTestResult } from "./definitions.js";
@@ -365,6 +366,7 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
               { key: operationAttribute, value: kind },
               { key: rolloutIdAttribute, value: input.rolloutId },
               workflowRole("operation"),
+              ...(opened.serverName === undefined ? [] : [{ key: serverNameAttribute, value: opened.serverName }]),
             ],
           }),
         );

@@ -8,6 +8,7 @@ import {
   operationAttribute,
   ownerIdAttribute,
   serverIdAttribute,
+  serverNameAttribute,
   workflowRole,
 } from "../../temporal/search-attributes.js";
 import {
@@ -31,7 +32,7 @@ import {
   startSystemOperation,
 } from "./operations.js";
 import { describeOperationWorkflow, settleOperation } from "./reconcile.js";
-import { operationWorkflowMetadata } from "./workflow-summary.js";
+import { operationWorkflowMetadata, shownName } from "./workflow-summary.js";
 
 /** How the API reaches Temporal. */
 export interface WorkflowGateway {
@@ -112,6 +113,7 @@ async function startOperationWorkflow<K extends OperationKind>(
       workflowIdReusePolicy: "ALLOW_DUPLICATE",
       typedSearchAttributes: [
         { key: serverIdAttribute, value: server.id },
+        { key: serverNameAttribute, value: shownName(server.name) },
         { key: clusterIdAttribute, value: server.clusterId },
         { key: ownerIdAttribute, value: server.ownerId },
         { key: operationAttribute, value: kind },

@@ -11,7 +11,8 @@ interface Target {
   rolloutId?: string;
 }
 
-const shown = (text: string) => displaySafe(text.length > maxNameLength ? `${text.slice(0, maxNameLength)}…` : text);
+/** Outside text as the Web UI shows it: escaped, at most 63 characters. */
+export const shownName = (text: string) => displaySafe(text.length > maxNameLength ? `${text.slice(0, maxNameLength)}…` : text);
 
 /**
  * What the Temporal Web UI shows for an operation's workflow (its id names the server only by
@@ -21,9 +22,9 @@ const shown = (text: string) => displaySafe(text.length > maxNameLength ? `${tex
  */
 export function operationWorkflowMetadata(target: Target): { staticSummary: string; staticDetails: string } {
   const { kind, server } = target;
-  const action = `${kind.replaceAll("_", " ")} ${shown(server.name)}`;
+  const action = `${kind.replaceAll("_", " ")} ${shownName(server.name)}`;
   return {
     staticSummary: target.rolloutId ? `${action} (rollout ${target.rolloutId})` : action,
-    staticDetails: `server ${shown(server.name)} (${server.id}) at ${shown(server.host)}:${server.sshPort}, operation ${target.operationId}`,
+    staticDetails: `server ${shownName(server.name)} (${server.id}) at ${shownName(server.host)}:${server.sshPort}, operation ${target.operationId}`,
   };
 }

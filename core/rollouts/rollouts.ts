@@ -17,7 +17,7 @@ import {
 import { SERVER_EVENTS_TOPIC } from "../kernel/outbox.js";
 import { type PageRequest, toPage } from "../kernel/pagination.js";
 import { finishOperation, startRolloutOperation } from "../operations/operations.js";
-import { operationWorkflowMetadata } from "../operations/workflow-summary.js";
+import { operationWorkflowMetadata, shownName } from "../operations/workflow-summary.js";
 
 /** Rollout rows and their servers: every SQL statement about rollouts. */
 
@@ -229,6 +229,8 @@ export type OpenedChild =
       /** The child's summary and details in the Temporal Web UI (details: absent from results recorded before they existed). */
       summary: string;
       details?: string;
+      /** For the AxionServerName search attribute (absent from results recorded before it existed). */
+      serverName?: string;
     }
   | { position: number; opened: false; busy: boolean; reason: string };
 
@@ -262,6 +264,7 @@ export async function openRolloutChild(db: Database, rolloutId: string, position
       ownerId: server.ownerId,
       summary: shown.staticSummary,
       details: shown.staticDetails,
+      serverName: shownName(server.name),
     };
   };
   if (target.operationId) {
