@@ -241,6 +241,31 @@ describe("the embedded dev server is the launcher's own", () => {
     }
   });
 
+  test("a data folder from an earlier release gets the search attributes added since (the CLI registers them only in a new database)", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "axion-upgrade-"));
+    const added = customSearchAttributes.slice(-2).map((a) => a.name);
+    try {
+      // The earlier release's database: the attributes added since are not in it.
+      const earlier = await startDevServer(dataDir, { port: await freePort(), headless: true });
+      const connection = await Connection.connect({ address: earlier.address });
+      await connection.operatorService.removeSearchAttributes({ namespace: earlier.spec.namespace, searchAttributes: added });
+      await connection.close();
+      await earlier.stop();
+
+      const next = await startDevServer(dataDir, { port: await freePort(), headless: true });
+      try {
+        const client = await Connection.connect({ address: next.address });
+        const listed = await client.operatorService.listSearchAttributes({ namespace: next.spec.namespace });
+        await client.close();
+        for (const name of added) assert.ok(name in (listed.customAttributes ?? {}), `${name} registered again`);
+      } finally {
+        await next.stop();
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   test("after a kill -9 of the service, the next start ends the dev server it left behind and starts its own", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "axion-orphan-"));
     const port = await freePort();
