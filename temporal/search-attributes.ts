@@ -11,7 +11,7 @@ export const serverNameAttribute = defineSearchAttributeKey("AxionServerName", S
 /** On a rollout's workflow and on every child it starts. */
 export const rolloutIdAttribute = defineSearchAttributeKey("AxionRolloutId", SearchAttributeType.KEYWORD);
 
-/** Every workflow this service starts: operation, rollout, plan or housekeeping (docs/observability.md has the Web UI query). */
+/** Every workflow this service starts: operation, rollout, plan or housekeeping (docs/provisioning.md has the Web UI query). */
 export const workflowRoleAttribute = defineSearchAttributeKey("AxionWorkflowRole", SearchAttributeType.KEYWORD);
 export const workflowRole = (role: WorkflowRole) => ({ key: workflowRoleAttribute, value: role });
 

@@ -14,8 +14,9 @@ import { openDatabase } from "../db/client.js";
 import { devServerFile, devServerSpec, type RunningDevServer, startDevServer } from "../temporal/dev-server.js";
 import { ensureSearchAttributes } from "../temporal/ensure-search-attributes.js";
 import { ensureHeartbeatMonitor, HEARTBEAT_MONITOR_ID } from "../temporal/heartbeat-monitor.js";
-import { customSearchAttributes } from "../temporal/search-attributes.js";
+import { customSearchAttributes, workflowRoleAttribute } from "../temporal/search-attributes.js";
 import { createWorker } from "../temporal/worker.js";
+import { systemWorkflows } from "../workflows/contract.js";
 import { monitorSettingsQuery } from "../workflows/definitions.js";
 import { testCredentialsKey } from "./support/api.js";
 import { freePort } from "./support/ports.js";
@@ -139,14 +140,19 @@ describe("a worker on a real Temporal dev server", () => {
         outboxRetentionHours: 24,
         ingestionProgressRetentionHours: 24,
       };
-      await ensureHeartbeatMonitor(client, taskQueue, settings);
-      const handle = client.workflow.getHandle(HEARTBEAT_MONITOR_ID);
+      // Started as an earlier release did: without the housekeeping role.
+      const handle = await client.workflow.start(systemWorkflows.heartbeatMonitor, {
+        workflowId: HEARTBEAT_MONITOR_ID,
+        taskQueue,
+        args: [settings],
+      });
       const firstRun = (await handle.describe()).runId;
       assert.deepEqual(await handle.query(monitorSettingsQuery), settings);
 
       await ensureHeartbeatMonitor(client, taskQueue, { ...settings, timeoutSeconds: 90 });
       const described = await handle.describe();
       assert.notEqual(described.runId, firstRun, "the monitor continued as new, on this worker's code");
+      assert.equal(described.typedSearchAttributes.get(workflowRoleAttribute), "housekeeping", "its next run is housekeeping");
       assert.equal(described.status.name, "RUNNING");
       assert.equal((await handle.query(monitorSettingsQuery)).timeoutSeconds, 90);
       const open: string[] = [];

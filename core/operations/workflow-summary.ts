@@ -17,7 +17,7 @@ export const shownName = (text: string) => displaySafe(text.length > maxNameLeng
 /**
  * What the Temporal Web UI shows for an operation's workflow (its id names the server only by
  * UUID): the kind and the server's name, and the rollout that started it, e.g.
- * "bootstrap web-3 (rollout 0193…)"; the details add where the server is and the operation's id.
+ * "bootstrap web-3 (rollout <id>)"; the details add where the server is and the operation's id.
  * Names and addresses are outside text: escaped and bounded.
  */
 export function operationWorkflowMetadata(target: Target): { staticSummary: string; staticDetails: string } {
