@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { Connection } from "@temporalio/client";
 import { parse } from "yaml";
 import { log } from "../core/kernel/log.js";
+import { ensureSearchAttributes } from "./ensure-search-attributes.js";
 
 const projectRoot = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const devServerFile = join(projectRoot, "temporal-dev.yml");
@@ -262,6 +263,14 @@ export async function startDevServer(dataDir: string, overrides: DevServerOverri
   try {
     await waitForFrontend(address, spec.namespace, child, 60_000);
     if (listensOn(pid, spec.port) === false) throw new Error(`${address} answers, but not from the dev server this launcher started`);
+    // The CLI registers its --search-attribute flags only when it creates the database: a data
+    // folder from an earlier release gets the attributes added since (or every start using one fails).
+    const connection = await Connection.connect({ address });
+    try {
+      await ensureSearchAttributes(connection, spec.namespace);
+    } finally {
+      await connection.close();
+    }
   } catch (error) {
     await stop();
     throw error;

@@ -1,6 +1,7 @@
 import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from "@temporalio/client";
 import { log } from "../core/kernel/log.js";
 import { type HeartbeatMonitorInput, monitorSettingsSignal, systemWorkflows } from "../workflows/contract.js";
+import { workflowRole } from "./search-attributes.js";
 
 export const HEARTBEAT_MONITOR_ID = "heartbeat-monitor";
 
@@ -39,6 +40,7 @@ async function replace(client: Client, taskQueue: string, input: HeartbeatMonito
       workflowId: HEARTBEAT_MONITOR_ID,
       taskQueue,
       args: [input],
+      typedSearchAttributes: [workflowRole("housekeeping")],
       staticSummary: summary(input),
     });
   } catch (error) {
@@ -68,6 +70,7 @@ export async function ensureHeartbeatMonitor(
     args: [input],
     signal: monitorSettingsSignal,
     signalArgs: [input],
+    typedSearchAttributes: [workflowRole("housekeeping")],
     staticSummary: summary(input),
   });
   const deadline = Date.now() + (options.settleTimeoutMs ?? 15_000);

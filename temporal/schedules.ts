@@ -2,6 +2,7 @@ import { type Client, ScheduleAlreadyRunning, ScheduleOverlapPolicy } from "@tem
 import type { MetricTierSettings } from "../core/agents/metric-tiers.js";
 import { log } from "../core/kernel/log.js";
 import { systemWorkflows } from "../workflows/contract.js";
+import { workflowRole } from "./search-attributes.js";
 
 export const FLEET_CHECK_SCHEDULE_ID = "fleet-check";
 
@@ -14,6 +15,7 @@ export async function ensureFleetCheckSchedule(client: Client, options: { cron: 
     workflowId: "fleet-check",
     taskQueue: options.taskQueue,
     args: [{}] as [Record<string, never>],
+    typedSearchAttributes: [workflowRole("housekeeping")],
     staticSummary: "Periodic fleet check: test every server, recover what is broken",
   };
   try {
@@ -44,6 +46,7 @@ export async function ensureReconcilerSchedule(client: Client, options: { interv
     workflowId: RECONCILER_SCHEDULE_ID,
     taskQueue: options.taskQueue,
     args: [{}] as [Record<string, never>],
+    typedSearchAttributes: [workflowRole("housekeeping")],
     staticSummary: "Operations reconciler: end operations whose workflow is gone, free servers they left in transition",
   };
   try {
@@ -78,6 +81,7 @@ export async function ensureMetricRollupSchedule(
     workflowId: METRIC_ROLLUP_SCHEDULE_ID,
     taskQueue: options.taskQueue,
     args: [{ settings: options.settings }] as [{ settings: MetricTierSettings }],
+    typedSearchAttributes: [workflowRole("housekeeping")],
     staticSummary: "Metric history: roll raw heartbeat samples up into minute and hour buckets, prune every tier",
   };
   try {

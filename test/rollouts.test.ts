@@ -12,6 +12,8 @@ import type { Database } from "../db/client.js";
 import { newId } from "../db/ids.js";
 import { RolloutKind } from "../gen/axion/infrastructure/v1/plan_pb.js";
 import { BusyServerPolicy, type Rollout, RolloutServerState, RolloutStatus } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
+import { ensureHeartbeatMonitor, HEARTBEAT_MONITOR_ID } from "../temporal/heartbeat-monitor.js";
+import { ensureReconcilerSchedule, RECONCILER_SCHEDULE_ID } from "../temporal/schedules.js";
 import { ROLLOUT_ALREADY_ENDED, rolloutWorkflow } from "../workflows/rollout.js";
 import { expectCode } from "./support/assertions.js";
 import { startPostgres, type TestPostgres } from "./support/postgres.js";
@@ -543,5 +545,77 @@ describe("rollouts through the API and a real Temporal server (no hosts)", { tim
     assert.equal(runs.length, expectedRuns);
     // About 5 events per child (1,924 for a run of 400 measured); Temporal warns from 10,240.
     assert.ok(longest < 10 * SERVERS_PER_RUN, `longest run: ${longest} events`);
+  });
+  test("the Web UI: each operation names its server in its summary; the documented query leaves the housekeeping workflows out", async () => {
+    const client = harness.client;
+    // Housekeeping: one triggered run of the reconciler's schedule, and the liveness monitor.
+    await ensureReconcilerSchedule(client, { intervalSeconds: 3600, taskQueue: harness.taskQueue });
+    const schedule = client.schedule.getHandle(RECONCILER_SCHEDULE_ID);
+    await ensureHeartbeatMonitor(client, harness.taskQueue, {
+      timeoutSeconds: 3600,
+      intervalSeconds: 3600,
+      recoverOffline: false,
+      maxOfflineRecoveries: 1,
+      metricsRetentionHours: 1,
+      outboxRetentionHours: 24,
+      ingestionProgressRetentionHours: 24,
+    });
+    try {
+      await schedule.trigger();
+      const clusterId = await insertServers(db, aliceId, "webui", 2);
+      const servers = await rows<{ id: string; name: string }>(db, sql`select id, name from servers where cluster_id = ${clusterId}`);
+      const nameOf = new Map(servers.map((s) => [s.id, s.name]));
+      const single = await alice.servers.testServerConnection({ id: servers[0]!.id });
+      const rollout = (await alice.rollouts.startRollout(testConnection(clusterId))).rollout!;
+      await watchToEnd(alice, rollout.id);
+      const [rolloutRow] = await rows<{ workflow_id: string }>(db, sql`select workflow_id from rollouts where id = ${rollout.id}`);
+      const children = await rows<{ workflow_id: string; server_id: string; id: string }>(
+        db,
+        sql`select o.workflow_id, o.server_id, o.id from operations o where o.rollout_id = ${rollout.id}`,
+      );
+      assert.equal(children.length, 2);
+
+      const singleRun = await client.workflow.getHandle(single.operation!.workflowId).describe();
+      assert.equal(await singleRun.staticSummary(), `test connection ${servers[0]!.name}`);
+      assert.match(
+        (await singleRun.staticDetails()) ?? "",
+        new RegExp(`^server ${servers[0]!.name} \\(${servers[0]!.id}\\) at 127\\.0\\.0\\.1:\\d+, operation `),
+      );
+      for (const child of children) {
+        const described = await client.workflow.getHandle(child.workflow_id).describe();
+        assert.equal(await described.staticSummary(), `test connection ${nameOf.get(child.server_id)} (rollout ${rollout.id})`);
+        assert.match((await described.staticDetails()) ?? "", new RegExp(`, operation ${child.id}$`));
+      }
+
+      const ids = async (query: string) => {
+        const found = new Set<string>();
+        for await (const execution of client.workflow.list({ query })) found.add(execution.workflowId);
+        return found;
+      };
+      // Visibility is indexed asynchronously: wait until what was started is listed (once listed, it stays).
+      const indexed = async (query: string, expected: (found: Set<string>) => boolean) => {
+        const deadline = Date.now() + 30_000;
+        for (;;) {
+          const found = await ids(query);
+          if (expected(found)) return found;
+          if (Date.now() > deadline) assert.fail(`${query} lists only ${[...found].join(", ")}`);
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      };
+      const isReconcilerRun = (id: string) => id.startsWith(`${RECONCILER_SCHEDULE_ID}-`);
+      await indexed(`AxionWorkflowRole = "housekeeping"`, (f) => f.has(HEARTBEAT_MONITOR_ID) && [...f].some(isReconcilerRun));
+      const operationIds = [single.operation!.workflowId, rolloutRow!.workflow_id, ...children.map((c) => c.workflow_id)];
+      // The query docs/observability.md gives operators.
+      const shown = await indexed(`AxionWorkflowRole != "housekeeping"`, (f) => operationIds.every((id) => f.has(id)));
+      assert.ok(!shown.has(HEARTBEAT_MONITOR_ID), "the liveness monitor is left out");
+      assert.ok(![...shown].some(isReconcilerRun), "the reconciler's scheduled runs are left out");
+      // The server's name is a column operators can add to the list, and a filter.
+      const byName = await indexed(`AxionServerName = "${servers[0]!.name}"`, (f) => f.has(single.operation!.workflowId));
+      const itsChild = children.find((c) => c.server_id === servers[0]!.id)!;
+      assert.deepEqual([...byName].sort(), [single.operation!.workflowId, itsChild.workflow_id].sort());
+    } finally {
+      await schedule.delete();
+      await client.workflow.getHandle(HEARTBEAT_MONITOR_ID).terminate("test over");
+    }
   });
 });

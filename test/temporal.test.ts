@@ -14,8 +14,9 @@ import { openDatabase } from "../db/client.js";
 import { devServerFile, devServerSpec, type RunningDevServer, startDevServer } from "../temporal/dev-server.js";
 import { ensureSearchAttributes } from "../temporal/ensure-search-attributes.js";
 import { ensureHeartbeatMonitor, HEARTBEAT_MONITOR_ID } from "../temporal/heartbeat-monitor.js";
-import { customSearchAttributes } from "../temporal/search-attributes.js";
+import { customSearchAttributes, workflowRoleAttribute } from "../temporal/search-attributes.js";
 import { createWorker } from "../temporal/worker.js";
+import { systemWorkflows } from "../workflows/contract.js";
 import { monitorSettingsQuery } from "../workflows/definitions.js";
 import { testCredentialsKey } from "./support/api.js";
 import { freePort } from "./support/ports.js";
@@ -139,14 +140,19 @@ describe("a worker on a real Temporal dev server", () => {
         outboxRetentionHours: 24,
         ingestionProgressRetentionHours: 24,
       };
-      await ensureHeartbeatMonitor(client, taskQueue, settings);
-      const handle = client.workflow.getHandle(HEARTBEAT_MONITOR_ID);
+      // Started as an earlier release did: without the housekeeping role.
+      const handle = await client.workflow.start(systemWorkflows.heartbeatMonitor, {
+        workflowId: HEARTBEAT_MONITOR_ID,
+        taskQueue,
+        args: [settings],
+      });
       const firstRun = (await handle.describe()).runId;
       assert.deepEqual(await handle.query(monitorSettingsQuery), settings);
 
       await ensureHeartbeatMonitor(client, taskQueue, { ...settings, timeoutSeconds: 90 });
       const described = await handle.describe();
       assert.notEqual(described.runId, firstRun, "the monitor continued as new, on this worker's code");
+      assert.equal(described.typedSearchAttributes.get(workflowRoleAttribute), "housekeeping", "its next run is housekeeping");
       assert.equal(described.status.name, "RUNNING");
       assert.equal((await handle.query(monitorSettingsQuery)).timeoutSeconds, 90);
       const open: string[] = [];
@@ -238,6 +244,31 @@ describe("the embedded dev server is the launcher's own", () => {
       await other.stop();
       rmSync(theirs, { recursive: true, force: true });
       rmSync(ours, { recursive: true, force: true });
+    }
+  });
+
+  test("a data folder from an earlier release gets the search attributes added since (the CLI registers them only in a new database)", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "axion-upgrade-"));
+    const added = customSearchAttributes.slice(-2).map((a) => a.name);
+    try {
+      // The earlier release's database: the attributes added since are not in it.
+      const earlier = await startDevServer(dataDir, { port: await freePort(), headless: true });
+      const connection = await Connection.connect({ address: earlier.address });
+      await connection.operatorService.removeSearchAttributes({ namespace: earlier.spec.namespace, searchAttributes: added });
+      await connection.close();
+      await earlier.stop();
+
+      const next = await startDevServer(dataDir, { port: await freePort(), headless: true });
+      try {
+        const client = await Connection.connect({ address: next.address });
+        const listed = await client.operatorService.listSearchAttributes({ namespace: next.spec.namespace });
+        await client.close();
+        for (const name of added) assert.ok(name in (listed.customAttributes ?? {}), `${name} registered again`);
+      } finally {
+        await next.stop();
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 

@@ -1,4 +1,5 @@
 import { continueAsNew, ParentClosePolicy, startChild } from "@temporalio/workflow";
+import { workflowRole } from "../temporal/search-attributes.js";
 import type { Diagnosis } from "./definitions.js";
 import { probeActivities, recordActivities } from "./proxies.js";
 import { recoveryWorkflow } from "./recovery.js";
@@ -64,6 +65,7 @@ export async function fleetCheckWorkflow(input: FleetCheckInput = {}): Promise<F
           workflowId: opened.workflowId,
           args: [{ serverId, operationId: opened.operationId, diskThresholdPct: threshold }],
           parentClosePolicy: ParentClosePolicy.ABANDON,
+          typedSearchAttributes: [workflowRole("operation")],
         });
         report.recoveriesStarted += 1;
       }),

@@ -1,4 +1,5 @@
-import { condition, continueAsNew, setHandler } from "@temporalio/workflow";
+import { condition, makeContinueAsNewFunc, setHandler } from "@temporalio/workflow";
+import { workflowRole } from "../temporal/search-attributes.js";
 import { type HeartbeatMonitorInput, monitorSettingsQuery, monitorSettingsSignal } from "./definitions.js";
 import { maintenanceActivities, recordActivities } from "./proxies.js";
 
@@ -49,5 +50,6 @@ export async function heartbeatMonitorWorkflow(initial: HeartbeatMonitorInput): 
     }
     await condition(() => restart, `${input.intervalSeconds} seconds`);
   }
-  return continueAsNew<typeof heartbeatMonitorWorkflow>(input);
+  // A monitor started before the role existed gets it at its next run.
+  return makeContinueAsNewFunc<typeof heartbeatMonitorWorkflow>({ typedSearchAttributes: [workflowRole("housekeeping")] })(input);
 }

@@ -1,5 +1,6 @@
 import { ApplicationFailure, executeChild, proxyActivities, sleep } from "@temporalio/workflow";
 import type { Activities } from "../activities/index.js";
+import { workflowRole } from "../temporal/search-attributes.js";
 import { bootstrapWorkflow } from "./bootstrap.js";
 import type { ReinstallInput } from "./definitions.js";
 import { FailureType, nonRetryableErrorTypes } from "./failure-types.js";
@@ -66,6 +67,7 @@ export async function reinstallWorkflow(input: ReinstallInput): Promise<{ os: st
       const result = await executeChild(bootstrapWorkflow, {
         workflowId: `bootstrap/${input.serverId}/after-reinstall/${input.operationId}`,
         args: [{ ...server, operationId: input.operationId, nested: true }],
+        typedSearchAttributes: [workflowRole("operation")],
       });
       return { changed: result.changedSteps.length > 0, detail: `changed: ${result.changedSteps.join(", ") || "nothing"}` };
     });

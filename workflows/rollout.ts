@@ -22,6 +22,8 @@ import {
   ownerIdAttribute,
   rolloutIdAttribute,
   serverIdAttribute,
+  serverNameAttribute,
+  workflowRole,
 } from "../temporal/search-attributes.js";
 import type { ConnectionTestResult } from "./definitions.js";
 import { type OperationWorkflow, operationWorkflow } from "./operation-workflows.js";
@@ -356,12 +358,15 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
             cancellationType: ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
             workflowIdReusePolicy: "ALLOW_DUPLICATE",
             staticSummary: opened.summary,
+            staticDetails: opened.details,
             typedSearchAttributes: [
               { key: serverIdAttribute, value: opened.serverId },
               { key: clusterIdAttribute, value: opened.clusterId },
               { key: ownerIdAttribute, value: opened.ownerId },
               { key: operationAttribute, value: kind },
               { key: rolloutIdAttribute, value: input.rolloutId },
+              workflowRole("operation"),
+              ...(opened.serverName === undefined ? [] : [{ key: serverNameAttribute, value: opened.serverName }]),
             ],
           }),
         );

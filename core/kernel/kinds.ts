@@ -101,3 +101,10 @@ export type EventType = (typeof eventTypes)[number];
 /** A check's verdict on one step (and on a server), run read-only on the real host. */
 export const planOutcomes = ["would_change", "unchanged", "cannot"] as const;
 export type PlanOutcome = (typeof planOutcomes)[number];
+
+/**
+ * What a Temporal workflow is for, as its AxionWorkflowRole search attribute: the once-a-minute
+ * schedules and the liveness monitor are housekeeping, which operators filter out of the Web UI.
+ */
+export const workflowRoles = ["operation", "rollout", "plan", "housekeeping"] as const;
+export type WorkflowRole = (typeof workflowRoles)[number];

@@ -3,7 +3,7 @@ import type { TypedSearchAttributes } from "@temporalio/common";
 import { and, eq, inArray } from "drizzle-orm";
 import type { Database } from "../../db/client.js";
 import { servers } from "../../db/schema.js";
-import { ownerIdAttribute } from "../../temporal/search-attributes.js";
+import { ownerIdAttribute, workflowRole } from "../../temporal/search-attributes.js";
 import { fleetWorkflows, type PlanResult } from "../../workflows/contract.js";
 import type { Owner } from "../inventory/owners.js";
 import { AppError } from "../kernel/errors.js";
@@ -51,7 +51,7 @@ export async function runPlan(deps: PlanDeps, owner: Owner, kind: RolloutKind, s
     workflowId: `plan/${randomUUID()}`,
     taskQueue: deps.workflows.taskQueue,
     args: [{ kind, serverIds: ids }],
-    typedSearchAttributes: [{ key: ownerIdAttribute, value: owner.id }] as unknown as TypedSearchAttributes,
+    typedSearchAttributes: [{ key: ownerIdAttribute, value: owner.id }, workflowRole("plan")] as unknown as TypedSearchAttributes,
     staticSummary: `${kind.replaceAll("_", " ")} plan of ${ids.length} server${ids.length === 1 ? "" : "s"}`,
   });
 }

@@ -3,7 +3,14 @@ import type { TypedSearchAttributes } from "@temporalio/common";
 import { eq } from "drizzle-orm";
 import type { Database } from "../../db/client.js";
 import { operations } from "../../db/schema.js";
-import { clusterIdAttribute, operationAttribute, ownerIdAttribute, serverIdAttribute } from "../../temporal/search-attributes.js";
+import {
+  clusterIdAttribute,
+  operationAttribute,
+  ownerIdAttribute,
+  serverIdAttribute,
+  serverNameAttribute,
+  workflowRole,
+} from "../../temporal/search-attributes.js";
 import {
   type OperationOptions,
   type OperationProgress,
@@ -25,6 +32,7 @@ import {
   startSystemOperation,
 } from "./operations.js";
 import { describeOperationWorkflow, settleOperation } from "./reconcile.js";
+import { operationWorkflowMetadata, shownName } from "./workflow-summary.js";
 
 /** How the API reaches Temporal. */
 export interface WorkflowGateway {
@@ -105,11 +113,13 @@ async function startOperationWorkflow<K extends OperationKind>(
       workflowIdReusePolicy: "ALLOW_DUPLICATE",
       typedSearchAttributes: [
         { key: serverIdAttribute, value: server.id },
+        { key: serverNameAttribute, value: shownName(server.name) },
         { key: clusterIdAttribute, value: server.clusterId },
         { key: ownerIdAttribute, value: server.ownerId },
         { key: operationAttribute, value: kind },
+        workflowRole("operation"),
       ] as unknown as TypedSearchAttributes,
-      staticSummary: `${kind.replace("_", " ")} of ${server.name} (${server.host}:${server.sshPort})`,
+      ...operationWorkflowMetadata({ kind, operationId: operation.id, server }),
     });
   try {
     const handle = await start().catch(async (error) => {

@@ -5,7 +5,13 @@ import { z } from "zod";
 import type { Database } from "../../db/client.js";
 import { newId } from "../../db/ids.js";
 import { servers } from "../../db/schema.js";
-import { clusterIdAttribute, operationAttribute, ownerIdAttribute, rolloutIdAttribute } from "../../temporal/search-attributes.js";
+import {
+  clusterIdAttribute,
+  operationAttribute,
+  ownerIdAttribute,
+  rolloutIdAttribute,
+  workflowRole,
+} from "../../temporal/search-attributes.js";
 import {
   abortRolloutUpdate,
   fleetWorkflows,
@@ -162,6 +168,7 @@ export async function startRollout(
     { key: rolloutIdAttribute, value: id },
     { key: ownerIdAttribute, value: owner.id },
     { key: operationAttribute, value: "rollout" },
+    workflowRole("rollout"),
     ...(plan.target.clusterId ? [{ key: clusterIdAttribute, value: plan.target.clusterId }] : []),
   ];
   try {

@@ -17,6 +17,7 @@ import {
 import { SERVER_EVENTS_TOPIC } from "../kernel/outbox.js";
 import { type PageRequest, toPage } from "../kernel/pagination.js";
 import { finishOperation, startRolloutOperation } from "../operations/operations.js";
+import { operationWorkflowMetadata, shownName } from "../operations/workflow-summary.js";
 
 /** Rollout rows and their servers: every SQL statement about rollouts. */
 
@@ -225,7 +226,11 @@ export type OpenedChild =
       serverId: string;
       clusterId: string;
       ownerId: string;
+      /** The child's summary and details in the Temporal Web UI (details: absent from results recorded before they existed). */
       summary: string;
+      details?: string;
+      /** For the AxionServerName search attribute (absent from results recorded before it existed). */
+      serverName?: string;
     }
   | { position: number; opened: false; busy: boolean; reason: string };
 
@@ -247,16 +252,21 @@ export async function openRolloutChild(db: Database, rolloutId: string, position
   if (!target?.serverId) return { position, opened: false, busy: false, reason: "the server was deleted" };
   const [server] = await db.select().from(servers).where(eq(servers.id, target.serverId));
   if (!server) return { position, opened: false, busy: false, reason: "the server was deleted" };
-  const describe = (operationId: string, workflowId: string): OpenedChild => ({
-    position,
-    opened: true,
-    operationId,
-    workflowId,
-    serverId: server.id,
-    clusterId: server.clusterId,
-    ownerId: server.ownerId,
-    summary: `${kind.replace("_", " ")} of ${server.name} (${server.host}:${server.sshPort}), rollout ${rolloutId}`,
-  });
+  const describe = (operationId: string, workflowId: string): OpenedChild => {
+    const shown = operationWorkflowMetadata({ kind, operationId, server, rolloutId });
+    return {
+      position,
+      opened: true,
+      operationId,
+      workflowId,
+      serverId: server.id,
+      clusterId: server.clusterId,
+      ownerId: server.ownerId,
+      summary: shown.staticSummary,
+      details: shown.staticDetails,
+      serverName: shownName(server.name),
+    };
+  };
   if (target.operationId) {
     const [existing] = await db.select().from(operations).where(eq(operations.id, target.operationId));
     if (existing) return describe(existing.id, existing.workflowId);

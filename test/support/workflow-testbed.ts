@@ -40,6 +40,10 @@ const startsWithoutSearchAttributes: WorkflowClientInterceptor = {
     const { typedSearchAttributes: _t, searchAttributes: _s, ...options } = input.options;
     return next({ ...input, options });
   },
+  signalWithStart(input, next) {
+    const { typedSearchAttributes: _t, searchAttributes: _s, ...options } = input.options;
+    return next({ ...input, options });
+  },
 };
 const testServerPath = join(process.cwd(), ".tools", "temporal", "bin", "temporal-test-server");
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
