@@ -108,3 +108,7 @@ export type PlanOutcome = (typeof planOutcomes)[number];
  */
 export const workflowRoles = ["operation", "rollout", "plan", "housekeeping"] as const;
 export type WorkflowRole = (typeof workflowRoles)[number];
+
+/** A member's or token's role, weakest first: each role may do everything the ones before it may (issue 19). */
+export const roles = ["viewer", "operator", "admin"] as const;
+export type Role = (typeof roles)[number];
