@@ -1,4 +1,5 @@
 import type {
+  AlertKind,
   AuthMethod,
   BusyPolicy,
   ConnectionOutcome,
@@ -13,7 +14,10 @@ import type {
   RolloutStatus,
   ServerStatus,
 } from "../core/kernel/kinds.js";
-import { NotificationChannelKind as ProtoNotificationChannelKind } from "../gen/axion/infrastructure/v1/notification_service_pb.js";
+import {
+  AlertKind as ProtoAlertKind,
+  NotificationChannelKind as ProtoNotificationChannelKind,
+} from "../gen/axion/infrastructure/v1/notification_service_pb.js";
 import {
   OperationKind as ProtoOperationKind,
   OperationStatus as ProtoOperationStatus,
@@ -156,3 +160,14 @@ export const notificationChannelKindProto = protoEnum<ProtoNotificationChannelKi
   webhook: ProtoNotificationChannelKind.WEBHOOK,
   slack: ProtoNotificationChannelKind.SLACK,
 } satisfies Record<NotificationChannelKind, ProtoNotificationChannelKind>);
+
+export const alertKindProto = protoEnum<ProtoAlertKind>()({
+  server_offline: ProtoAlertKind.SERVER_OFFLINE,
+  server_unreachable: ProtoAlertKind.SERVER_UNREACHABLE,
+  hostkey_mismatch: ProtoAlertKind.HOSTKEY_MISMATCH,
+  server_flapping: ProtoAlertKind.SERVER_FLAPPING,
+  disk: ProtoAlertKind.DISK,
+  memory: ProtoAlertKind.MEMORY,
+  operation_failed: ProtoAlertKind.OPERATION_FAILED,
+  rollout_failed: ProtoAlertKind.ROLLOUT_FAILED,
+} satisfies Record<AlertKind, ProtoAlertKind>);

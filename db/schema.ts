@@ -16,6 +16,7 @@ import {
   uuid,
 } from "drizzle-orm/pg-core";
 import {
+  alertKinds,
   alertStates,
   authMethods,
   deliveryStatuses,
@@ -406,8 +407,8 @@ export const alerts = pgTable(
       .notNull()
       .references(() => owners.id, { onDelete: "cascade" }),
     serverId: uuid("server_id").references(() => servers.id, { onDelete: "cascade" }),
-    /** The condition: server_offline, server_unreachable, hostkey_mismatch, disk, memory, operation_failed, rollout_failed. */
-    rule: text("rule").notNull(),
+    /** The condition (core/kernel/kinds.ts alertKinds). */
+    rule: text("rule", { enum: alertKinds }).notNull(),
     /** What makes two alerts of one rule different (a server id, an operation id, a rollout id). */
     subject: text("subject").notNull(),
     state: text("state", { enum: alertStates }).notNull(),

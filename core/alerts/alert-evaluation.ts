@@ -11,9 +11,10 @@ import {
   rollouts,
   servers,
 } from "../../db/schema.js";
-import type { EventType } from "../kernel/kinds.js";
+import type { AlertKind, EventType } from "../kernel/kinds.js";
 import { type AlertDefaults, type AlertRules, defaultAlertRules, mergeRules } from "./alert-rules.js";
 import { usageOverWindow } from "./alert-samples.js";
+import { flappingFires, livenessChanged, recordLivenessChange, settledFlappingAlerts } from "./flapping.js";
 import { type AlertNotice, messageFor } from "./notification-messages.js";
 
 /**
@@ -34,7 +35,7 @@ export interface EvaluationSettings {
 /** Namespace (first key) of the evaluation's advisory lock. */
 const evaluationLockSpace = 0x0a1e07;
 
-const STATUS_RULES: Record<string, { rule: string; enabled: (r: AlertRules) => boolean }> = {
+const STATUS_RULES: Record<string, { rule: AlertKind; enabled: (r: AlertRules) => boolean }> = {
   OFFLINE: { rule: "server_offline", enabled: (r) => r.serverOffline },
   UNREACHABLE: { rule: "server_unreachable", enabled: (r) => r.serverUnreachable },
   HOSTKEY_MISMATCH: { rule: "hostkey_mismatch", enabled: (r) => r.hostkeyMismatch },
@@ -98,7 +99,7 @@ async function enqueueNotices(tx: Transaction, alert: AlertRow, event: "firing" 
   return channels.length;
 }
 
-async function openAlert(tx: Transaction, ownerId: string, rule: string, subject: string): Promise<AlertRow | undefined> {
+async function openAlert(tx: Transaction, ownerId: string, rule: AlertKind, subject: string): Promise<AlertRow | undefined> {
   const [row] = await tx
     .select()
     .from(alerts)
@@ -125,7 +126,7 @@ async function insertAlert(
   values: {
     ownerId: string;
     serverId?: string;
-    rule: string;
+    rule: AlertKind;
     subject: string;
     state: "pending" | "firing" | "notified";
     summary: string;
@@ -170,8 +171,13 @@ async function applyEvent(tx: Transaction, event: OutboxRow, settings: Evaluatio
       const open = await openAlert(tx, server.ownerId, ended.rule, server.id);
       if (open) await endAlert(tx, open, { resolvedBy: `status ${String(p.to)}` });
     }
+    const rules = await rulesOf(tx, server.ownerId, settings.defaults);
+    if (rules.flapping.enabled && livenessChanged(p.from, p.to)) {
+      const flapping = await recordLivenessChange(tx, server, event.createdAt, rules.flapping);
+      if (flapping) await fireAlert(tx, flapping);
+    }
     const started = STATUS_RULES[String(p.to)];
-    if (started?.enabled(await rulesOf(tx, server.ownerId, settings.defaults))) {
+    if (started?.enabled(rules)) {
       await insertAlert(tx, {
         ownerId: server.ownerId,
         serverId: server.id,
@@ -244,26 +250,36 @@ export async function evaluateOutboxEvents(db: Database, settings: EvaluationSet
   });
 }
 
+async function fireAlert(tx: Transaction, alert: AlertRow): Promise<boolean> {
+  const [row] = await tx.update(alerts).set({ state: "firing", firedAt: sql`now()` }).where(eq(alerts.id, alert.id)).returning();
+  if (row) await enqueueNotices(tx, row, "firing");
+  return row !== undefined;
+}
+
 /**
- * Fires the pending status alerts that have held for the grace period and whose server is still
- * in that status (an event that ends them may not have been read yet); returns how many fired.
+ * Ends the flapping alerts of servers that have settled (core/alerts/flapping.ts), then fires the
+ * pending status alerts that have held for the grace period and whose server is still in that status
+ * (an event that ends them may not have been read yet) and is not flapping; returns how many fired.
  */
 export async function firePendingAlerts(db: Database, graceSeconds: number): Promise<number> {
   return underEvaluationLock(db, 0, async (tx) => {
+    for (const settled of await settledFlappingAlerts(tx)) await endAlert(tx, settled, { settled: true });
     const due = await tx
       .select({ alert: alerts, status: servers.status })
       .from(alerts)
       .innerJoin(servers, eq(servers.id, alerts.serverId))
-      .where(and(eq(alerts.state, "pending"), sql`${alerts.since} <= now() - make_interval(secs => ${graceSeconds})`))
+      .where(
+        and(
+          eq(alerts.state, "pending"),
+          inArray(alerts.rule, Object.keys(STATUS_OF_RULE) as AlertKind[]),
+          sql`${alerts.since} <= now() - make_interval(secs => ${graceSeconds})`,
+          sql`not ${flappingFires}`,
+        ),
+      )
       .for("update", { of: alerts });
     let fired = 0;
     for (const { alert, status } of due) {
-      if (STATUS_OF_RULE[alert.rule] !== status) continue;
-      const [row] = await tx.update(alerts).set({ state: "firing", firedAt: sql`now()` }).where(eq(alerts.id, alert.id)).returning();
-      if (row) {
-        await enqueueNotices(tx, row, "firing");
-        fired += 1;
-      }
+      if (STATUS_OF_RULE[alert.rule] === status && (await fireAlert(tx, alert))) fired += 1;
     }
     return fired;
   });

@@ -53,6 +53,19 @@ export type ProviderKind = (typeof providerKinds)[number];
 export const notificationChannelKinds = ["webhook", "slack"] as const;
 export type NotificationChannelKind = (typeof notificationChannelKinds)[number];
 
+/** What an alert is about (`alerts.rule`, the `rule` of a notice); an owner's rules switch each on or off. */
+export const alertKinds = [
+  "server_offline",
+  "server_unreachable",
+  "hostkey_mismatch",
+  "server_flapping",
+  "disk",
+  "memory",
+  "operation_failed",
+  "rollout_failed",
+] as const;
+export type AlertKind = (typeof alertKinds)[number];
+
 export const alertStates = ["pending", "firing", "resolved", "dropped", "notified"] as const;
 export type AlertState = (typeof alertStates)[number];
 

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file axion/infrastructure/v1/notification_service.proto.
  */
 export const file_axion_infrastructure_v1_notification_service: GenFile = /*@__PURE__*/
-  fileDesc("CjJheGlvbi9pbmZyYXN0cnVjdHVyZS92MS9ub3RpZmljYXRpb25fc2VydmljZS5wcm90bxIXYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEisAEKE05vdGlmaWNhdGlvbkNoYW5uZWwSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRI+CgRraW5kGAMgASgOMjAuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuTm90aWZpY2F0aW9uQ2hhbm5lbEtpbmQSDgoGdGFyZ2V0GAQgASgJEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKNAQogQ3JlYXRlTm90aWZpY2F0aW9uQ2hhbm5lbFJlcXVlc3QSDAoEbmFtZRgBIAEoCRI+CgRraW5kGAIgASgOMjAuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuTm90aWZpY2F0aW9uQ2hhbm5lbEtpbmQSCwoDdXJsGAMgASgJEg4KBnNlY3JldBgEIAEoCSJiCiFDcmVhdGVOb3RpZmljYXRpb25DaGFubmVsUmVzcG9uc2USPQoHY2hhbm5lbBgBIAEoCzIsLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLk5vdGlmaWNhdGlvbkNoYW5uZWwiIQofTGlzdE5vdGlmaWNhdGlvbkNoYW5uZWxzUmVxdWVzdCJiCiBMaXN0Tm90aWZpY2F0aW9uQ2hhbm5lbHNSZXNwb25zZRI+CghjaGFubmVscxgBIAMoCzIsLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLk5vdGlmaWNhdGlvbkNoYW5uZWwiLAoeVGVzdE5vdGlmaWNhdGlvbkNoYW5uZWxSZXF1ZXN0EgoKAmlkGAEgASgJIlgKH1Rlc3ROb3RpZmljYXRpb25DaGFubmVsUmVzcG9uc2USEQoJZGVsaXZlcmVkGAEgASgIEhMKC2h0dHBfc3RhdHVzGAIgASgNEg0KBWVycm9yGAMgASgJIi4KIERlbGV0ZU5vdGlmaWNhdGlvbkNoYW5uZWxSZXF1ZXN0EgoKAmlkGAEgASgJIiMKIURlbGV0ZU5vdGlmaWNhdGlvbkNoYW5uZWxSZXNwb25zZSJVCgxSZXNvdXJjZVJ1bGUSDwoHZW5hYmxlZBgBIAEoCBIZChF0aHJlc2hvbGRfcGVyY2VudBgCIAEoARIZChFzdXN0YWluZWRfc2Vjb25kcxgDIAEoDSL4AQoKQWxlcnRSdWxlcxIWCg5zZXJ2ZXJfb2ZmbGluZRgBIAEoCBIaChJzZXJ2ZXJfdW5yZWFjaGFibGUYAiABKAgSGAoQaG9zdGtleV9taXNtYXRjaBgDIAEoCBIYChBvcGVyYXRpb25fZmFpbGVkGAQgASgIEhYKDnJvbGxvdXRfZmFpbGVkGAUgASgIEjMKBGRpc2sYBiABKAsyJS5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5SZXNvdXJjZVJ1bGUSNQoGbWVtb3J5GAcgASgLMiUuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuUmVzb3VyY2VSdWxlIhYKFEdldEFsZXJ0UnVsZXNSZXF1ZXN0IksKFUdldEFsZXJ0UnVsZXNSZXNwb25zZRIyCgVydWxlcxgBIAEoCzIjLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkFsZXJ0UnVsZXMiTQoXVXBkYXRlQWxlcnRSdWxlc1JlcXVlc3QSMgoFcnVsZXMYASABKAsyIy5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5BbGVydFJ1bGVzIk4KGFVwZGF0ZUFsZXJ0UnVsZXNSZXNwb25zZRIyCgVydWxlcxgBIAEoCzIjLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkFsZXJ0UnVsZXMqkAEKF05vdGlmaWNhdGlvbkNoYW5uZWxLaW5kEikKJU5PVElGSUNBVElPTl9DSEFOTkVMX0tJTkRfVU5TUEVDSUZJRUQQABIlCiFOT1RJRklDQVRJT05fQ0hBTk5FTF9LSU5EX1dFQkhPT0sQARIjCh9OT1RJRklDQVRJT05fQ0hBTk5FTF9LSU5EX1NMQUNLEAIyyQYKE05vdGlmaWNhdGlvblNlcnZpY2USkgEKGUNyZWF0ZU5vdGlmaWNhdGlvbkNoYW5uZWwSOS5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5DcmVhdGVOb3RpZmljYXRpb25DaGFubmVsUmVxdWVzdBo6LmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkNyZWF0ZU5vdGlmaWNhdGlvbkNoYW5uZWxSZXNwb25zZRKPAQoYTGlzdE5vdGlmaWNhdGlvbkNoYW5uZWxzEjguYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuTGlzdE5vdGlmaWNhdGlvbkNoYW5uZWxzUmVxdWVzdBo5LmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkxpc3ROb3RpZmljYXRpb25DaGFubmVsc1Jlc3BvbnNlEowBChdUZXN0Tm90aWZpY2F0aW9uQ2hhbm5lbBI3LmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLlRlc3ROb3RpZmljYXRpb25DaGFubmVsUmVxdWVzdBo4LmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLlRlc3ROb3RpZmljYXRpb25DaGFubmVsUmVzcG9uc2USkgEKGURlbGV0ZU5vdGlmaWNhdGlvbkNoYW5uZWwSOS5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5EZWxldGVOb3RpZmljYXRpb25DaGFubmVsUmVxdWVzdBo6LmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkRlbGV0ZU5vdGlmaWNhdGlvbkNoYW5uZWxSZXNwb25zZRJuCg1HZXRBbGVydFJ1bGVzEi0uYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuR2V0QWxlcnRSdWxlc1JlcXVlc3QaLi5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5HZXRBbGVydFJ1bGVzUmVzcG9uc2USdwoQVXBkYXRlQWxlcnRSdWxlcxIwLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLlVwZGF0ZUFsZXJ0UnVsZXNSZXF1ZXN0GjEuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuVXBkYXRlQWxlcnRSdWxlc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CjJheGlvbi9pbmZyYXN0cnVjdHVyZS92MS9ub3RpZmljYXRpb25fc2VydmljZS5wcm90bxIXYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEisAEKE05vdGlmaWNhdGlvbkNoYW5uZWwSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRI+CgRraW5kGAMgASgOMjAuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuTm90aWZpY2F0aW9uQ2hhbm5lbEtpbmQSDgoGdGFyZ2V0GAQgASgJEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKNAQogQ3JlYXRlTm90aWZpY2F0aW9uQ2hhbm5lbFJlcXVlc3QSDAoEbmFtZRgBIAEoCRI+CgRraW5kGAIgASgOMjAuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuTm90aWZpY2F0aW9uQ2hhbm5lbEtpbmQSCwoDdXJsGAMgASgJEg4KBnNlY3JldBgEIAEoCSJiCiFDcmVhdGVOb3RpZmljYXRpb25DaGFubmVsUmVzcG9uc2USPQoHY2hhbm5lbBgBIAEoCzIsLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLk5vdGlmaWNhdGlvbkNoYW5uZWwiIQofTGlzdE5vdGlmaWNhdGlvbkNoYW5uZWxzUmVxdWVzdCJiCiBMaXN0Tm90aWZpY2F0aW9uQ2hhbm5lbHNSZXNwb25zZRI+CghjaGFubmVscxgBIAMoCzIsLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLk5vdGlmaWNhdGlvbkNoYW5uZWwiLAoeVGVzdE5vdGlmaWNhdGlvbkNoYW5uZWxSZXF1ZXN0EgoKAmlkGAEgASgJIlgKH1Rlc3ROb3RpZmljYXRpb25DaGFubmVsUmVzcG9uc2USEQoJZGVsaXZlcmVkGAEgASgIEhMKC2h0dHBfc3RhdHVzGAIgASgNEg0KBWVycm9yGAMgASgJIi4KIERlbGV0ZU5vdGlmaWNhdGlvbkNoYW5uZWxSZXF1ZXN0EgoKAmlkGAEgASgJIiMKIURlbGV0ZU5vdGlmaWNhdGlvbkNoYW5uZWxSZXNwb25zZSJVCgxSZXNvdXJjZVJ1bGUSDwoHZW5hYmxlZBgBIAEoCBIZChF0aHJlc2hvbGRfcGVyY2VudBgCIAEoARIZChFzdXN0YWluZWRfc2Vjb25kcxgDIAEoDSJgCgxGbGFwcGluZ1J1bGUSDwoHZW5hYmxlZBgBIAEoCBIPCgdjaGFuZ2VzGAIgASgNEhYKDndpbmRvd19zZWNvbmRzGAMgASgNEhYKDnNldHRsZV9zZWNvbmRzGAQgASgNIrECCgpBbGVydFJ1bGVzEhYKDnNlcnZlcl9vZmZsaW5lGAEgASgIEhoKEnNlcnZlcl91bnJlYWNoYWJsZRgCIAEoCBIYChBob3N0a2V5X21pc21hdGNoGAMgASgIEhgKEG9wZXJhdGlvbl9mYWlsZWQYBCABKAgSFgoOcm9sbG91dF9mYWlsZWQYBSABKAgSMwoEZGlzaxgGIAEoCzIlLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLlJlc291cmNlUnVsZRI1CgZtZW1vcnkYByABKAsyJS5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5SZXNvdXJjZVJ1bGUSNwoIZmxhcHBpbmcYCCABKAsyJS5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5GbGFwcGluZ1J1bGUiFgoUR2V0QWxlcnRSdWxlc1JlcXVlc3QiSwoVR2V0QWxlcnRSdWxlc1Jlc3BvbnNlEjIKBXJ1bGVzGAEgASgLMiMuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuQWxlcnRSdWxlcyJNChdVcGRhdGVBbGVydFJ1bGVzUmVxdWVzdBIyCgVydWxlcxgBIAEoCzIjLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkFsZXJ0UnVsZXMiTgoYVXBkYXRlQWxlcnRSdWxlc1Jlc3BvbnNlEjIKBXJ1bGVzGAEgASgLMiMuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuQWxlcnRSdWxlcyqQAQoXTm90aWZpY2F0aW9uQ2hhbm5lbEtpbmQSKQolTk9USUZJQ0FUSU9OX0NIQU5ORUxfS0lORF9VTlNQRUNJRklFRBAAEiUKIU5PVElGSUNBVElPTl9DSEFOTkVMX0tJTkRfV0VCSE9PSxABEiMKH05PVElGSUNBVElPTl9DSEFOTkVMX0tJTkRfU0xBQ0sQAiqWAgoJQWxlcnRLaW5kEhoKFkFMRVJUX0tJTkRfVU5TUEVDSUZJRUQQABIdChlBTEVSVF9LSU5EX1NFUlZFUl9PRkZMSU5FEAESIQodQUxFUlRfS0lORF9TRVJWRVJfVU5SRUFDSEFCTEUQAhIfChtBTEVSVF9LSU5EX0hPU1RLRVlfTUlTTUFUQ0gQAxIeChpBTEVSVF9LSU5EX1NFUlZFUl9GTEFQUElORxAEEhMKD0FMRVJUX0tJTkRfRElTSxAFEhUKEUFMRVJUX0tJTkRfTUVNT1JZEAYSHwobQUxFUlRfS0lORF9PUEVSQVRJT05fRkFJTEVEEAcSHQoZQUxFUlRfS0lORF9ST0xMT1VUX0ZBSUxFRBAIMskGChNOb3RpZmljYXRpb25TZXJ2aWNlEpIBChlDcmVhdGVOb3RpZmljYXRpb25DaGFubmVsEjkuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuQ3JlYXRlTm90aWZpY2F0aW9uQ2hhbm5lbFJlcXVlc3QaOi5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5DcmVhdGVOb3RpZmljYXRpb25DaGFubmVsUmVzcG9uc2USjwEKGExpc3ROb3RpZmljYXRpb25DaGFubmVscxI4LmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkxpc3ROb3RpZmljYXRpb25DaGFubmVsc1JlcXVlc3QaOS5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5MaXN0Tm90aWZpY2F0aW9uQ2hhbm5lbHNSZXNwb25zZRKMAQoXVGVzdE5vdGlmaWNhdGlvbkNoYW5uZWwSNy5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5UZXN0Tm90aWZpY2F0aW9uQ2hhbm5lbFJlcXVlc3QaOC5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5UZXN0Tm90aWZpY2F0aW9uQ2hhbm5lbFJlc3BvbnNlEpIBChlEZWxldGVOb3RpZmljYXRpb25DaGFubmVsEjkuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuRGVsZXRlTm90aWZpY2F0aW9uQ2hhbm5lbFJlcXVlc3QaOi5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5EZWxldGVOb3RpZmljYXRpb25DaGFubmVsUmVzcG9uc2USbgoNR2V0QWxlcnRSdWxlcxItLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkdldEFsZXJ0UnVsZXNSZXF1ZXN0Gi4uYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuR2V0QWxlcnRSdWxlc1Jlc3BvbnNlEncKEFVwZGF0ZUFsZXJ0UnVsZXMSMC5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5VcGRhdGVBbGVydFJ1bGVzUmVxdWVzdBoxLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLlVwZGF0ZUFsZXJ0UnVsZXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message axion.infrastructure.v1.NotificationChannel
@@ -252,6 +252,49 @@ export const ResourceRuleSchema: GenMessage<ResourceRule> = /*@__PURE__*/
   messageDesc(file_axion_infrastructure_v1_notification_service, 9);
 
 /**
+ * A server flaps when its liveness (down: OFFLINE or UNREACHABLE; up: any other status) changes
+ * more than `changes` times within `window_seconds`: one SERVER_FLAPPING notice, one resolved notice
+ * once it has not changed for `settle_seconds`. While it fires, the server's OFFLINE and UNREACHABLE
+ * alerts do not page; one still holding when it settles pages then.
+ *
+ * @generated from message axion.infrastructure.v1.FlappingRule
+ */
+export type FlappingRule = Message<"axion.infrastructure.v1.FlappingRule"> & {
+  /**
+   * @generated from field: bool enabled = 1;
+   */
+  enabled: boolean;
+
+  /**
+   * 1-100.
+   *
+   * @generated from field: uint32 changes = 2;
+   */
+  changes: number;
+
+  /**
+   * 1-86400.
+   *
+   * @generated from field: uint32 window_seconds = 3;
+   */
+  windowSeconds: number;
+
+  /**
+   * 1-86400.
+   *
+   * @generated from field: uint32 settle_seconds = 4;
+   */
+  settleSeconds: number;
+};
+
+/**
+ * Describes the message axion.infrastructure.v1.FlappingRule.
+ * Use `create(FlappingRuleSchema)` to create a new message.
+ */
+export const FlappingRuleSchema: GenMessage<FlappingRule> = /*@__PURE__*/
+  messageDesc(file_axion_infrastructure_v1_notification_service, 10);
+
+/**
  * @generated from message axion.infrastructure.v1.AlertRules
  */
 export type AlertRules = Message<"axion.infrastructure.v1.AlertRules"> & {
@@ -291,6 +334,11 @@ export type AlertRules = Message<"axion.infrastructure.v1.AlertRules"> & {
    * @generated from field: axion.infrastructure.v1.ResourceRule memory = 7;
    */
   memory?: ResourceRule | undefined;
+
+  /**
+   * @generated from field: axion.infrastructure.v1.FlappingRule flapping = 8;
+   */
+  flapping?: FlappingRule | undefined;
 };
 
 /**
@@ -298,7 +346,7 @@ export type AlertRules = Message<"axion.infrastructure.v1.AlertRules"> & {
  * Use `create(AlertRulesSchema)` to create a new message.
  */
 export const AlertRulesSchema: GenMessage<AlertRules> = /*@__PURE__*/
-  messageDesc(file_axion_infrastructure_v1_notification_service, 10);
+  messageDesc(file_axion_infrastructure_v1_notification_service, 11);
 
 /**
  * @generated from message axion.infrastructure.v1.GetAlertRulesRequest
@@ -311,7 +359,7 @@ export type GetAlertRulesRequest = Message<"axion.infrastructure.v1.GetAlertRule
  * Use `create(GetAlertRulesRequestSchema)` to create a new message.
  */
 export const GetAlertRulesRequestSchema: GenMessage<GetAlertRulesRequest> = /*@__PURE__*/
-  messageDesc(file_axion_infrastructure_v1_notification_service, 11);
+  messageDesc(file_axion_infrastructure_v1_notification_service, 12);
 
 /**
  * @generated from message axion.infrastructure.v1.GetAlertRulesResponse
@@ -328,7 +376,7 @@ export type GetAlertRulesResponse = Message<"axion.infrastructure.v1.GetAlertRul
  * Use `create(GetAlertRulesResponseSchema)` to create a new message.
  */
 export const GetAlertRulesResponseSchema: GenMessage<GetAlertRulesResponse> = /*@__PURE__*/
-  messageDesc(file_axion_infrastructure_v1_notification_service, 12);
+  messageDesc(file_axion_infrastructure_v1_notification_service, 13);
 
 /**
  * @generated from message axion.infrastructure.v1.UpdateAlertRulesRequest
@@ -345,7 +393,7 @@ export type UpdateAlertRulesRequest = Message<"axion.infrastructure.v1.UpdateAle
  * Use `create(UpdateAlertRulesRequestSchema)` to create a new message.
  */
 export const UpdateAlertRulesRequestSchema: GenMessage<UpdateAlertRulesRequest> = /*@__PURE__*/
-  messageDesc(file_axion_infrastructure_v1_notification_service, 13);
+  messageDesc(file_axion_infrastructure_v1_notification_service, 14);
 
 /**
  * @generated from message axion.infrastructure.v1.UpdateAlertRulesResponse
@@ -362,7 +410,7 @@ export type UpdateAlertRulesResponse = Message<"axion.infrastructure.v1.UpdateAl
  * Use `create(UpdateAlertRulesResponseSchema)` to create a new message.
  */
 export const UpdateAlertRulesResponseSchema: GenMessage<UpdateAlertRulesResponse> = /*@__PURE__*/
-  messageDesc(file_axion_infrastructure_v1_notification_service, 14);
+  messageDesc(file_axion_infrastructure_v1_notification_service, 15);
 
 /**
  * @generated from enum axion.infrastructure.v1.NotificationChannelKind
@@ -393,6 +441,65 @@ export enum NotificationChannelKind {
  */
 export const NotificationChannelKindSchema: GenEnum<NotificationChannelKind> = /*@__PURE__*/
   enumDesc(file_axion_infrastructure_v1_notification_service, 0);
+
+/**
+ * What an alert is about: the `rule` of a webhook notice, in lower case without the prefix
+ * (ALERT_KIND_SERVER_FLAPPING is "server_flapping").
+ *
+ * @generated from enum axion.infrastructure.v1.AlertKind
+ */
+export enum AlertKind {
+  /**
+   * @generated from enum value: ALERT_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: ALERT_KIND_SERVER_OFFLINE = 1;
+   */
+  SERVER_OFFLINE = 1,
+
+  /**
+   * @generated from enum value: ALERT_KIND_SERVER_UNREACHABLE = 2;
+   */
+  SERVER_UNREACHABLE = 2,
+
+  /**
+   * @generated from enum value: ALERT_KIND_HOSTKEY_MISMATCH = 3;
+   */
+  HOSTKEY_MISMATCH = 3,
+
+  /**
+   * @generated from enum value: ALERT_KIND_SERVER_FLAPPING = 4;
+   */
+  SERVER_FLAPPING = 4,
+
+  /**
+   * @generated from enum value: ALERT_KIND_DISK = 5;
+   */
+  DISK = 5,
+
+  /**
+   * @generated from enum value: ALERT_KIND_MEMORY = 6;
+   */
+  MEMORY = 6,
+
+  /**
+   * @generated from enum value: ALERT_KIND_OPERATION_FAILED = 7;
+   */
+  OPERATION_FAILED = 7,
+
+  /**
+   * @generated from enum value: ALERT_KIND_ROLLOUT_FAILED = 8;
+   */
+  ROLLOUT_FAILED = 8,
+}
+
+/**
+ * Describes the enum axion.infrastructure.v1.AlertKind.
+ */
+export const AlertKindSchema: GenEnum<AlertKind> = /*@__PURE__*/
+  enumDesc(file_axion_infrastructure_v1_notification_service, 1);
 
 /**
  * Where an owner's alerts go (channels) and what alerts (rules). A channel's
