@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { DescEnum } from "@bufbuild/protobuf";
 import {
+  alertKindProto,
   authMethodProto,
   busyPolicyProto,
   connectionOutcomeProto,
@@ -18,6 +19,7 @@ import {
   serverStatusProto,
 } from "../api/enum-mapping.js";
 import {
+  alertKinds,
   authMethods,
   busyPolicies,
   connectionOutcomes,
@@ -32,7 +34,7 @@ import {
   rolloutStatuses,
   serverStatuses,
 } from "../core/kernel/kinds.js";
-import { NotificationChannelKindSchema } from "../gen/axion/infrastructure/v1/notification_service_pb.js";
+import { AlertKindSchema, NotificationChannelKindSchema } from "../gen/axion/infrastructure/v1/notification_service_pb.js";
 import { OperationKindSchema, OperationStatusSchema } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { PlanOutcomeSchema, RolloutKindSchema } from "../gen/axion/infrastructure/v1/plan_pb.js";
 import { ProviderKindSchema } from "../gen/axion/infrastructure/v1/provider_account_service_pb.js";
@@ -58,6 +60,7 @@ const enums: [DescEnum, ProtoEnum<string, number>, readonly string[]][] = [
   [PlanOutcomeSchema, planOutcomeProto, planOutcomes],
   [ProviderKindSchema, providerKindProto, providerKinds],
   [NotificationChannelKindSchema, notificationChannelKindProto, notificationChannelKinds],
+  [AlertKindSchema, alertKindProto, alertKinds],
   [SshAuthMethodSchema, authMethodProto, authMethods],
   [BusyServerPolicySchema, busyPolicyProto, busyPolicies],
   [ConnectionOutcomeSchema, connectionOutcomeProto, connectionOutcomes],

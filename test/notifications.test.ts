@@ -331,8 +331,15 @@ async function stopAndStartAgent(alerting: ReturnType<typeof alertingFor>, serve
   }
 }
 
-async function flappingOwner(name: string, settleSeconds: number) {
+async function flappingOwner(name: string, settleSeconds: number, slack = false) {
   const o = await ownerWithServer(name);
+  if (slack)
+    await o.notifications.createNotificationChannel({
+      name: "chat",
+      kind: NotificationChannelKind.SLACK,
+      url: `${receiver.url}/${name}-slack`,
+      secret: "",
+    });
   await o.notifications.createNotificationChannel({
     name: "hook",
     kind: NotificationChannelKind.WEBHOOK,
@@ -352,19 +359,20 @@ const bodiesAt = (path: string) =>
   receiver.received.filter((r) => r.path === path).map((r) => JSON.parse(r.body) as Record<string, string>);
 
 test("today's storm (an agent stopped and started 10 times, each outage within the grace period) sends exactly one FLAPPING notice and, once settled, one resolved notice", async () => {
-  const o = await flappingOwner("storm", 1);
+  const o = await flappingOwner("storm", 1, true);
   const alerting = alertingFor({ graceSeconds: 2 });
   const from = receiver.received.length;
   await stopAndStartAgent(alerting, o.serverId, 10);
-  await receiver.waitFor(from + 1, 5000);
+  await receiver.waitFor(from + 2, 5000);
   const [fired] = bodiesAt("/storm");
   assert.equal(fired?.type, "alert.firing");
   assert.equal(fired?.rule, "server_flapping");
   assert.match(fired?.summary ?? "", /storm is flapping: 7 liveness changes in 600 s/);
   await sleep(1100); // the settle period: no change for 1 s
   await alerting.runOnce();
-  await receiver.waitFor(from + 2, 5000);
+  await receiver.waitFor(from + 4, 5000);
   await alerting.runOnce();
+  assert.equal(receiver.received.length, from + 4, "one notice per channel per alert state change");
   const got = bodiesAt("/storm");
   assert.deepEqual(
     got.map((n) => `${n.type} ${n.rule}`),
@@ -372,6 +380,13 @@ test("today's storm (an agent stopped and started 10 times, each outage within t
     "one FLAPPING notice, one resolved notice, nothing else",
   );
   assert.equal(got[1]?.alertId, fired?.alertId);
+  assert.deepEqual(
+    bodiesAt("/storm-slack").map((m) => m.text),
+    [
+      `:repeat: FLAPPING server_flapping on storm: ${fired?.summary}`,
+      `:white_check_mark: RESOLVED server_flapping on storm: ${fired?.summary}`,
+    ],
+  );
   await alerting.stop();
 });
 
@@ -405,6 +420,27 @@ test("a server that flaps and then stays down: its OFFLINE alert is held while F
   await alerting.runOnce();
   await receiver.waitFor(from + 4, 5000);
   assert.equal(bodiesAt("/flap-then-down").at(-1)?.type, "alert.resolved", "back up: the OFFLINE alert's resolved notice");
+  await alerting.stop();
+});
+
+test("a host key mismatch pages even while the server is flapping", async () => {
+  const o = await flappingOwner("flap-hostkey", 2);
+  const alerting = alertingFor({ graceSeconds: 1 });
+  const from = receiver.received.length;
+  await stopAndStartAgent(alerting, o.serverId, 4);
+  await setServerStatus(api.database.db, o.serverId, "HOSTKEY_MISMATCH", "host key changed", { by: "host_key_check" });
+  await alerting.runOnce();
+  await sleep(1100); // the grace period
+  await alerting.runOnce();
+  await receiver.waitFor(from + 2, 5000);
+  assert.deepEqual(
+    bodiesAt("/flap-hostkey").map((n) => `${n.type} ${n.rule}`),
+    ["alert.firing server_flapping", "alert.firing hostkey_mismatch"],
+  );
+  await setServerStatus(api.database.db, o.serverId, "PENDING", "key accepted", { by: "host_key_acceptance" });
+  await sleep(2100); // the flapping settles
+  await alerting.runOnce();
+  await receiver.waitFor(from + 4, 5000);
   await alerting.stop();
 });
 

@@ -14,7 +14,7 @@ import {
 import type { AlertKind, EventType } from "../kernel/kinds.js";
 import { type AlertDefaults, type AlertRules, defaultAlertRules, mergeRules } from "./alert-rules.js";
 import { usageOverWindow } from "./alert-samples.js";
-import { flappingFires, livenessChanged, recordLivenessChange, settledFlappingAlerts } from "./flapping.js";
+import { heldByFlapping, livenessChanged, recordLivenessChange, settledFlappingAlerts } from "./flapping.js";
 import { type AlertNotice, messageFor } from "./notification-messages.js";
 
 /**
@@ -259,7 +259,8 @@ async function fireAlert(tx: Transaction, alert: AlertRow): Promise<boolean> {
 /**
  * Ends the flapping alerts of servers that have settled (core/alerts/flapping.ts), then fires the
  * pending status alerts that have held for the grace period and whose server is still in that status
- * (an event that ends them may not have been read yet) and is not flapping; returns how many fired.
+ * (an event that ends them may not have been read yet), but not OFFLINE/UNREACHABLE of a flapping server;
+ * returns how many fired.
  */
 export async function firePendingAlerts(db: Database, graceSeconds: number): Promise<number> {
   return underEvaluationLock(db, 0, async (tx) => {
@@ -273,7 +274,7 @@ export async function firePendingAlerts(db: Database, graceSeconds: number): Pro
           eq(alerts.state, "pending"),
           inArray(alerts.rule, Object.keys(STATUS_OF_RULE) as AlertKind[]),
           sql`${alerts.since} <= now() - make_interval(secs => ${graceSeconds})`,
-          sql`not ${flappingFires}`,
+          sql`not ${heldByFlapping}`,
         ),
       )
       .for("update", { of: alerts });

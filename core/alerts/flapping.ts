@@ -13,7 +13,7 @@ import type { FlappingRule } from "./alert-rules.js";
  * notice), resolved once `settleSeconds` pass without a change (one notice). The row keeps at most
  * `changes + 1` change times (a rule allows at most 100), so counting costs one locked row per status
  * event, whatever the server does. While it fires, the server's OFFLINE and UNREACHABLE alerts stay
- * pending instead of paging (`flappingFires`); one still holding when it settles fires then.
+ * pending instead of paging (`heldByFlapping`); one still holding when it settles fires then.
  */
 export const FLAPPING: AlertKind = "server_flapping";
 
@@ -107,5 +107,10 @@ export async function settledFlappingAlerts(tx: Transaction): Promise<AlertRow[]
     .for("update");
 }
 
-/** SQL: the server of the `alerts` row at hand has a firing flapping alert (its status alerts wait). */
-export const flappingFires: SQL = sql`exists (select 1 from alerts f where f.owner_id = ${alerts.ownerId} and f.rule = ${FLAPPING} and f.subject = ${alerts.serverId}::text and f.state = 'firing')`;
+const HELD: AlertKind[] = ["server_offline", "server_unreachable"];
+
+/**
+ * SQL: the `alerts` row at hand is an OFFLINE or UNREACHABLE alert of a server whose flapping alert
+ * fires, so it waits (a HOSTKEY_MISMATCH never does).
+ */
+export const heldByFlapping: SQL = sql`(${inArray(alerts.rule, HELD)} and exists (select 1 from alerts f where f.owner_id = ${alerts.ownerId} and f.rule = ${FLAPPING} and f.subject = ${alerts.serverId}::text and f.state = 'firing'))`;
