@@ -169,6 +169,7 @@ export const alertKindProto = protoEnum<ProtoAlertKind>()({
   server_offline: ProtoAlertKind.SERVER_OFFLINE,
   server_unreachable: ProtoAlertKind.SERVER_UNREACHABLE,
   hostkey_mismatch: ProtoAlertKind.HOSTKEY_MISMATCH,
+  server_flapping: ProtoAlertKind.SERVER_FLAPPING,
   disk: ProtoAlertKind.DISK,
   memory: ProtoAlertKind.MEMORY,
   operation_failed: ProtoAlertKind.OPERATION_FAILED,

@@ -155,7 +155,7 @@ export function notificationService(deps: NotificationServiceDeps): ServiceImpl<
     async updateAlertRules(req, ctx) {
       const owner = requireOwner(ctx);
       if (!req.rules) throw AppError.invalid("rules", "are required");
-      const { $typeName: _t, disk, memory, ...flags } = req.rules;
+      const { $typeName: _t, disk, memory, flapping, ...flags } = req.rules;
       if (!disk) throw AppError.invalid("rules.disk", "is required");
       if (!memory) throw AppError.invalid("rules.memory", "is required");
       const plain = (r: typeof disk) => ({
@@ -163,7 +163,17 @@ export function notificationService(deps: NotificationServiceDeps): ServiceImpl<
         thresholdPercent: r.thresholdPercent,
         sustainedSeconds: r.sustainedSeconds,
       });
-      return { rules: rulesMessage(await updateAlertRules(deps.db, owner.id, { ...flags, disk: plain(disk), memory: plain(memory) })) };
+      const flappingRule = flapping && {
+        enabled: flapping.enabled,
+        changes: flapping.changes,
+        windowSeconds: flapping.windowSeconds,
+        settleSeconds: flapping.settleSeconds,
+      };
+      return {
+        rules: rulesMessage(
+          await updateAlertRules(deps.db, owner.id, { ...flags, disk: plain(disk), memory: plain(memory), flapping: flappingRule }),
+        ),
+      };
     },
   };
 }

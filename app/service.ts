@@ -168,6 +168,11 @@ export async function startService(config: Config, role: Role = "all"): Promise<
       diskPercent: config.ALERT_DISK_PERCENT,
       memoryPercent: config.ALERT_MEMORY_PERCENT,
       sustainedSeconds: config.ALERT_SUSTAINED_SECONDS,
+      flapping: {
+        changes: config.ALERT_FLAP_CHANGES,
+        windowSeconds: config.ALERT_FLAP_WINDOW_SECONDS,
+        settleSeconds: config.ALERT_FLAP_SETTLE_SECONDS ?? config.ALERT_FLAP_WINDOW_SECONDS,
+      },
     };
     if (role !== "api") {
       // Every worker may run one: evaluation takes a try-lock, deliveries are claimed with leases.

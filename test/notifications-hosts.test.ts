@@ -2,11 +2,13 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { and, eq, gte } from "drizzle-orm";
 import { defaultAlertRules, updateAlertRules } from "../core/alerts/alert-rules.js";
 import { type Alerting, startAlerting } from "../core/alerts/alerting.js";
 import { createNotificationChannel } from "../core/alerts/notifications.js";
 import { createCredentialsCipher } from "../core/security/credentials-cipher.js";
 import { createNetworkPolicy, parseCidr } from "../core/security/network-policy.js";
+import { alerts } from "../db/schema.js";
 import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { ServerStatus } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { ensureHeartbeatMonitor } from "../temporal/heartbeat-monitor.js";
@@ -24,20 +26,22 @@ let harness: ProvisioningHarness;
 let fleet: Fleet;
 let receiver: WebhookReceiver;
 let alerting: Alerting;
+let alertingWithGrace: (graceSeconds: number) => Alerting;
 let owner: { id: string; name: string };
 let server: { id: string; host: string };
 
 type Notice = { type: string; rule: string; serverId: string; alertId: string; summary: string };
 const notices = (rule: string) =>
   receiver.received.map((r) => JSON.parse(r.body) as Notice).filter((n) => n.rule === rule && n.serverId === server.id);
+/** Resolves once the receiver has got `count` notices of `type` for `rule` (each request wakes it). */
 async function waitForNotices(rule: string, type: string, count: number, withinMs: number): Promise<Notice[]> {
   const deadline = Date.now() + withinMs;
   for (;;) {
     const found = notices(rule).filter((n) => n.type === type);
     if (found.length >= count) return found;
-    if (Date.now() > deadline)
-      assert.fail(`${count} ${type} ${rule} notice(s) not received within ${withinMs} ms: ${JSON.stringify(notices(rule))}`);
-    await new Promise((r) => setTimeout(r, 200));
+    const left = deadline - Date.now();
+    if (left <= 0) assert.fail(`${count} ${type} ${rule} notice(s) not received within ${withinMs} ms: ${JSON.stringify(notices(rule))}`);
+    await receiver.waitFor(receiver.received.length + 1, left).catch(() => {});
   }
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -93,6 +97,20 @@ before(async () => {
     url: `${receiver.url}/hook`,
     secret: "whsec-hosts-test-0123456789",
   });
+  alertingWithGrace = (graceSeconds: number) =>
+    startAlerting({
+      db,
+      cipher,
+      networkPolicy,
+      graceSeconds,
+      defaults: { diskPercent: 90, memoryPercent: 95, sustainedSeconds: 300 },
+      resourceIntervalSeconds: 1,
+      timeoutMs: 2000,
+      retryInitialMs: 200,
+      retryMaxMs: 2000,
+      maxAttempts: 10,
+      pollIntervalMs: 200,
+    });
   alerting = startAlerting({
     db,
     cipher,
@@ -156,5 +174,51 @@ test("a disk filled past the threshold for the sustained window gives one disk a
   assert.deepEqual(
     notices("disk").map((n) => n.type),
     ["alert.firing", "alert.resolved"],
+  );
+});
+
+test("an agent stopped and started again and again (each outage shorter than the grace period) gives exactly one FLAPPING notice and, once it settles, one resolved notice", async () => {
+  const { db } = harness.api.database;
+  const rules = defaultAlertRules();
+  // Longer than the quiet gap between two changes of this storm (about 9.5 s: up 2.5 s, then silent past the timeout).
+  const settleSeconds = 12;
+  await updateAlertRules(db, owner.id, {
+    ...rules,
+    disk: { ...rules.disk, enabled: false },
+    memory: { ...rules.memory, enabled: false },
+    flapping: { enabled: true, changes: 2, windowSeconds: 120, settleSeconds },
+  });
+  // A grace period longer than each outage, as ALERT_GRACE_SECONDS (60 s) is against today's 10 s outages.
+  await alerting.stop();
+  alerting = alertingWithGrace(20);
+  const startedAt = new Date();
+  const from = receiver.received.length;
+  const fired = waitForNotices("server_flapping", "alert.firing", 1, 120_000);
+  // Two outages: the agent silent past the heartbeat timeout (OFFLINE), then back (ONLINE): four changes, more than 2.
+  for (let i = 0; i < 2; i++) {
+    hostExec(server.host, "systemctl stop axion-agent");
+    await sleep((TIMEOUT_S + SWEEP_S + 1.5) * 1000);
+    hostExec(server.host, "systemctl start axion-agent");
+    await sleep(2500);
+  }
+  const [notice] = await fired;
+  // The first test's outage may still be in the window: at least 3 changes.
+  assert.match(notice!.summary, /is flapping: [3-9] liveness changes in 120 s \(more than 2\)/);
+  const [resolved] = await waitForNotices("server_flapping", "alert.resolved", 1, (settleSeconds + 20) * 1000);
+  assert.equal(resolved!.alertId, notice!.alertId);
+  const sent = receiver.received.slice(from).map((r) => JSON.parse(r.body) as Notice);
+  assert.deepEqual(
+    sent.map((n) => `${n.type} ${n.rule}`),
+    ["alert.firing server_flapping", "alert.resolved server_flapping"],
+    "one FLAPPING notice and one resolved notice, no OFFLINE notice",
+  );
+  const offline = await db
+    .select({ state: alerts.state })
+    .from(alerts)
+    .where(and(eq(alerts.serverId, server.id), eq(alerts.rule, "server_offline"), gte(alerts.since, startedAt)));
+  assert.deepEqual(
+    offline.map((a) => a.state),
+    ["dropped", "dropped"],
+    "every outage was seen as OFFLINE and ended within the grace period",
   );
 });

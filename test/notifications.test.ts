@@ -3,7 +3,7 @@ import { createHmac } from "node:crypto";
 import { after, before, test } from "node:test";
 import { Code, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { eq, sql } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import { defaultEdgeLimits } from "../api/edge-limits.js";
 import { pruneEndedAlerts } from "../core/alerts/alert-retention.js";
 import { type AlertingOptions, startAlerting } from "../core/alerts/alerting.js";
@@ -142,6 +142,22 @@ test("every channel field is validated, secrets and URL paths are never returned
     Code.InvalidArgument,
     /rules\.memory: is required/,
   );
+  const rules = (await notifications.getAlertRules({})).rules!;
+  await expectCode(
+    notifications.updateAlertRules({ rules: { ...rules, flapping: undefined } }),
+    Code.InvalidArgument,
+    /^rules\.flapping: is required/,
+  );
+  await expectCode(
+    notifications.updateAlertRules({ rules: { ...rules, flapping: { ...rules.flapping!, changes: 101 } } }),
+    Code.InvalidArgument,
+    /^rules\.flapping\.changes: must be 1-100/,
+  );
+  await expectCode(
+    notifications.updateAlertRules({ rules: { ...rules, flapping: { ...rules.flapping!, settleSeconds: 0 } } }),
+    Code.InvalidArgument,
+    /^rules\.flapping\.settle_seconds: must be 1-86400/,
+  );
   assert.equal((await notifications.listNotificationChannels({})).channels.length, 0, "nothing was written");
 
   const created = (await notifications.createNotificationChannel(good)).channel!;
@@ -158,6 +174,8 @@ test("every channel field is validated, secrets and URL paths are never returned
   const defaults = (await notifications.getAlertRules({})).rules!;
   assert.equal(defaults.serverOffline, true);
   assert.deepEqual([defaults.disk?.thresholdPercent, defaults.disk?.sustainedSeconds, defaults.memory?.thresholdPercent], [90, 300, 95]);
+  const { $typeName: _, ...flapping } = defaults.flapping!;
+  assert.deepEqual(flapping, { enabled: true, changes: 6, windowSeconds: 600, settleSeconds: 600 }, "ALERT_FLAP_* built-in defaults");
 });
 
 test("webhooks to loopback, metadata or this machine are refused at create time without an allow-list, and again at send time", async () => {
@@ -405,7 +423,8 @@ test("a status that flaps within the grace period sends nothing, not even a reso
   });
   const alerting = alertingFor({ graceSeconds: 2 });
   const from = receiver.received.length;
-  for (let i = 0; i < 4; i++) {
+  // Three outages are six changes: not more than the flapping rule's default of 6.
+  for (let i = 0; i < 3; i++) {
     await setServerStatus(api.database.db, o.serverId, "UNREACHABLE", "flap", { by: "fleet_check" });
     await alerting.runOnce();
     await sleep(150);
@@ -415,11 +434,137 @@ test("a status that flaps within the grace period sends nothing, not even a reso
   await sleep(2100);
   await alerting.runOnce();
   assert.equal(receiver.received.length, from, "no message");
-  const states = await api.database.db.select({ state: alerts.state }).from(alerts).where(eq(alerts.serverId, o.serverId));
+  const states = await api.database.db
+    .select({ state: alerts.state })
+    .from(alerts)
+    .where(and(eq(alerts.serverId, o.serverId), eq(alerts.rule, "server_unreachable")));
   assert.deepEqual(
     states.map((s) => s.state),
-    ["dropped", "dropped", "dropped", "dropped"],
+    ["dropped", "dropped", "dropped"],
   );
+  await alerting.stop();
+});
+
+/** ONLINE → OFFLINE → ONLINE `times` times, each outage read by the evaluation and shorter than the grace period. */
+async function stopAndStartAgent(alerting: ReturnType<typeof alertingFor>, serverId: string, times: number) {
+  for (let i = 0; i < times; i++) {
+    await setServerStatus(api.database.db, serverId, "OFFLINE", "no heartbeat for 10 s", { by: "liveness" });
+    await alerting.runOnce();
+    await setServerStatus(api.database.db, serverId, "ONLINE", "heartbeat", { by: "liveness" });
+    await alerting.runOnce();
+  }
+}
+
+async function flappingOwner(name: string, settleSeconds: number, slack = false) {
+  const o = await ownerWithServer(name);
+  if (slack)
+    await o.notifications.createNotificationChannel({
+      name: "chat",
+      kind: NotificationChannelKind.SLACK,
+      url: `${receiver.url}/${name}-slack`,
+      secret: "",
+    });
+  await o.notifications.createNotificationChannel({
+    name: "hook",
+    kind: NotificationChannelKind.WEBHOOK,
+    url: `${receiver.url}/${name}`,
+    secret: SECRET,
+  });
+  const rules = (await o.notifications.getAlertRules({})).rules!;
+  await o.notifications.updateAlertRules({
+    rules: { ...rules, flapping: { ...rules.flapping!, enabled: true, changes: 6, windowSeconds: 600, settleSeconds } },
+  });
+  await setServerStatus(api.database.db, o.serverId, "UNREACHABLE", "not yet heard", { by: "fleet_check" });
+  await setServerStatus(api.database.db, o.serverId, "ONLINE", "heartbeat", { by: "liveness" });
+  return o;
+}
+
+const bodiesAt = (path: string) =>
+  receiver.received.filter((r) => r.path === path).map((r) => JSON.parse(r.body) as Record<string, string>);
+
+test("today's storm (an agent stopped and started 10 times, each outage within the grace period) sends exactly one FLAPPING notice and, once settled, one resolved notice", async () => {
+  const o = await flappingOwner("storm", 1, true);
+  const alerting = alertingFor({ graceSeconds: 2 });
+  const from = receiver.received.length;
+  await stopAndStartAgent(alerting, o.serverId, 10);
+  await receiver.waitFor(from + 2, 5000);
+  const [fired] = bodiesAt("/storm");
+  assert.equal(fired?.type, "alert.firing");
+  assert.equal(fired?.rule, "server_flapping");
+  assert.match(fired?.summary ?? "", /storm is flapping: 7 liveness changes in 600 s/);
+  await sleep(1100); // the settle period: no change for 1 s
+  await alerting.runOnce();
+  await receiver.waitFor(from + 4, 5000);
+  await alerting.runOnce();
+  assert.equal(receiver.received.length, from + 4, "one notice per channel per alert state change");
+  const got = bodiesAt("/storm");
+  assert.deepEqual(
+    got.map((n) => `${n.type} ${n.rule}`),
+    ["alert.firing server_flapping", "alert.resolved server_flapping"],
+    "one FLAPPING notice, one resolved notice, nothing else",
+  );
+  assert.equal(got[1]?.alertId, fired?.alertId);
+  assert.deepEqual(
+    bodiesAt("/storm-slack").map((m) => m.text),
+    [
+      `:repeat: FLAPPING server_flapping on storm: ${fired?.summary}`,
+      `:white_check_mark: RESOLVED server_flapping on storm: ${fired?.summary}`,
+    ],
+  );
+  await alerting.stop();
+});
+
+test("a server that flaps and then stays down: its OFFLINE alert is held while FLAPPING fires and pages once the flapping has settled", async () => {
+  const o = await flappingOwner("flap-then-down", 3);
+  const alerting = alertingFor({ graceSeconds: 1 });
+  const from = receiver.received.length;
+  await stopAndStartAgent(alerting, o.serverId, 4);
+  await setServerStatus(api.database.db, o.serverId, "OFFLINE", "no heartbeat for 10 s", { by: "liveness" });
+  await alerting.runOnce();
+  await receiver.waitFor(from + 1, 5000);
+  await sleep(1200); // past the grace period, within the settle period
+  await alerting.runOnce();
+  assert.deepEqual(
+    bodiesAt("/flap-then-down").map((n) => `${n.type} ${n.rule}`),
+    ["alert.firing server_flapping"],
+    "the OFFLINE alert does not page while the server is flapping",
+  );
+  await sleep(2000); // the rest of the settle period
+  await alerting.runOnce();
+  await receiver.waitFor(from + 3, 5000);
+  await alerting.runOnce();
+  // Both come from one pass (the flapping resolved first, then the held alert), sent side by side.
+  assert.deepEqual(
+    bodiesAt("/flap-then-down")
+      .map((n) => `${n.type} ${n.rule}`)
+      .sort(),
+    ["alert.firing server_flapping", "alert.firing server_offline", "alert.resolved server_flapping"],
+  );
+  await setServerStatus(api.database.db, o.serverId, "ONLINE", "heartbeat", { by: "liveness" });
+  await alerting.runOnce();
+  await receiver.waitFor(from + 4, 5000);
+  assert.equal(bodiesAt("/flap-then-down").at(-1)?.type, "alert.resolved", "back up: the OFFLINE alert's resolved notice");
+  await alerting.stop();
+});
+
+test("a host key mismatch pages even while the server is flapping", async () => {
+  const o = await flappingOwner("flap-hostkey", 2);
+  const alerting = alertingFor({ graceSeconds: 1 });
+  const from = receiver.received.length;
+  await stopAndStartAgent(alerting, o.serverId, 4);
+  await setServerStatus(api.database.db, o.serverId, "HOSTKEY_MISMATCH", "host key changed", { by: "host_key_check" });
+  await alerting.runOnce();
+  await sleep(1100); // the grace period
+  await alerting.runOnce();
+  await receiver.waitFor(from + 2, 5000);
+  assert.deepEqual(
+    bodiesAt("/flap-hostkey").map((n) => `${n.type} ${n.rule}`),
+    ["alert.firing server_flapping", "alert.firing hostkey_mismatch"],
+  );
+  await setServerStatus(api.database.db, o.serverId, "PENDING", "key accepted", { by: "host_key_acceptance" });
+  await sleep(2100); // the flapping settles
+  await alerting.runOnce();
+  await receiver.waitFor(from + 4, 5000);
   await alerting.stop();
 });
 
@@ -517,8 +662,19 @@ test("ended alerts past the retention are deleted with their deliveries; open on
     .where(sql`${alerts.state} in ('resolved', 'dropped', 'notified')`);
   assert.ok(ended.length > 0);
   assert.equal(await pruneEndedAlerts(api.database.db, 0), ended.length);
-  const left = await api.database.db.select({ state: alerts.state, serverId: alerts.serverId }).from(alerts);
-  assert.deepEqual(left, [{ state: "pending", serverId: o.serverId }]);
+  const left = await api.database.db.select({ rule: alerts.rule, state: alerts.state, serverId: alerts.serverId }).from(alerts);
+  assert.ok(
+    left.every((a) => a.state === "pending" || a.state === "firing"),
+    "only open alerts are left (the flapping alerts of other tests' servers among them)",
+  );
+  // The one change so far is counted by the (pending) flapping rule.
+  assert.deepEqual(
+    left.filter((a) => a.serverId === o.serverId).sort((a, b) => a.rule.localeCompare(b.rule)),
+    [
+      { rule: "server_flapping", state: "pending", serverId: o.serverId },
+      { rule: "server_unreachable", state: "pending", serverId: o.serverId },
+    ],
+  );
   const orphans = await api.database.db.execute(sql`select count(*)::int as n from notification_deliveries`);
   const n = (Array.isArray(orphans) ? orphans : (orphans as { rows: { n: number }[] }).rows)[0] as { n: number };
   assert.equal(n.n, 0, "their deliveries went with them");

@@ -15,6 +15,8 @@ import {
 import type { AlertKind, EventType } from "../kernel/kinds.js";
 import { type AlertDefaults, type AlertRules, defaultAlertRules, mergeRules } from "./alert-rules.js";
 import { usageOverWindow } from "./alert-samples.js";
+import { recordTransition } from "./alert-transitions.js";
+import { heldByFlapping, livenessChanged, recordLivenessChange, settledFlappingAlerts } from "./flapping.js";
 import { type AlertNotice, messageFor } from "./notification-messages.js";
 
 /**
@@ -118,11 +120,6 @@ async function enqueueNotices(tx: Transaction, alert: AlertRow, event: "firing" 
   return channels.length;
 }
 
-/** Appends to the alert's history (GetAlert); `at` defaults to the transaction's time. */
-async function recordTransition(tx: Transaction, alert: Pick<AlertRow, "id" | "state">, at?: Date): Promise<void> {
-  await tx.insert(alertTransitions).values({ id: newId(), alertId: alert.id, state: alert.state, at: at ?? sql`now()` });
-}
-
 async function openAlert(tx: Transaction, ownerId: string, rule: AlertKind, subject: string): Promise<AlertRow | undefined> {
   const [row] = await tx
     .select()
@@ -199,8 +196,13 @@ async function applyEvent(tx: Transaction, event: OutboxRow, settings: Evaluatio
       const open = await openAlert(tx, server.ownerId, ended.rule, server.id);
       if (open) await endAlert(tx, open, { resolvedBy: `status ${String(p.to)}` });
     }
+    const rules = await rulesOf(tx, server.ownerId, settings.defaults);
+    if (rules.flapping.enabled && livenessChanged(p.from, p.to)) {
+      const flapping = await recordLivenessChange(tx, server, event.createdAt, rules.flapping);
+      if (flapping) await fireAlert(tx, flapping);
+    }
     const started = STATUS_RULES[String(p.to)];
-    if (started?.enabled(await rulesOf(tx, server.ownerId, settings.defaults))) {
+    if (started?.enabled(rules)) {
       await insertAlert(tx, {
         ownerId: server.ownerId,
         serverId: server.id,
@@ -273,27 +275,39 @@ export async function evaluateOutboxEvents(db: Database, settings: EvaluationSet
   });
 }
 
+async function fireAlert(tx: Transaction, alert: AlertRow): Promise<boolean> {
+  const [row] = await tx.update(alerts).set({ state: "firing", firedAt: sql`now()` }).where(eq(alerts.id, alert.id)).returning();
+  if (!row) return false;
+  await recordTransition(tx, row);
+  await enqueueNotices(tx, row, "firing");
+  return true;
+}
+
 /**
- * Fires the pending status alerts that have held for the grace period and whose server is still
- * in that status (an event that ends them may not have been read yet); returns how many fired.
+ * Ends the flapping alerts of servers that have settled (core/alerts/flapping.ts), then fires the
+ * pending status alerts that have held for the grace period and whose server is still in that status
+ * (an event that ends them may not have been read yet), but not OFFLINE/UNREACHABLE of a flapping server;
+ * returns how many fired.
  */
 export async function firePendingAlerts(db: Database, graceSeconds: number): Promise<number> {
   return underEvaluationLock(db, 0, async (tx) => {
+    for (const settled of await settledFlappingAlerts(tx)) await endAlert(tx, settled, { settled: true });
     const due = await tx
       .select({ alert: alerts, status: servers.status })
       .from(alerts)
       .innerJoin(servers, eq(servers.id, alerts.serverId))
-      .where(and(eq(alerts.state, "pending"), sql`${alerts.since} <= now() - make_interval(secs => ${graceSeconds})`))
+      .where(
+        and(
+          eq(alerts.state, "pending"),
+          inArray(alerts.rule, Object.keys(STATUS_OF_RULE) as AlertKind[]),
+          sql`${alerts.since} <= now() - make_interval(secs => ${graceSeconds})`,
+          sql`not ${heldByFlapping}`,
+        ),
+      )
       .for("update", { of: alerts });
     let fired = 0;
     for (const { alert, status } of due) {
-      if (STATUS_OF_RULE[alert.rule] !== status) continue;
-      const [row] = await tx.update(alerts).set({ state: "firing", firedAt: sql`now()` }).where(eq(alerts.id, alert.id)).returning();
-      if (row) {
-        await recordTransition(tx, row);
-        await enqueueNotices(tx, row, "firing");
-        fired += 1;
-      }
+      if (STATUS_OF_RULE[alert.rule] === status && (await fireAlert(tx, alert))) fired += 1;
     }
     return fired;
   });

@@ -11,6 +11,14 @@ export interface ResourceRule {
   sustainedSeconds: number;
 }
 
+/** A server flaps when its liveness changes more than `changes` times within `windowSeconds`; it has settled after `settleSeconds` without one. */
+export interface FlappingRule {
+  enabled: boolean;
+  changes: number;
+  windowSeconds: number;
+  settleSeconds: number;
+}
+
 export interface AlertRules {
   serverOffline: boolean;
   serverUnreachable: boolean;
@@ -19,16 +27,25 @@ export interface AlertRules {
   rolloutFailed: boolean;
   disk: ResourceRule;
   memory: ResourceRule;
+  flapping: FlappingRule;
 }
 
-/** The service-wide defaults (ALERT_DISK_PERCENT, ALERT_MEMORY_PERCENT, ALERT_SUSTAINED_SECONDS). */
+/** The service-wide defaults (ALERT_DISK_PERCENT, ALERT_MEMORY_PERCENT, ALERT_SUSTAINED_SECONDS, ALERT_FLAP_*). */
 export interface AlertDefaults {
   diskPercent: number;
   memoryPercent: number;
   sustainedSeconds: number;
+  /** ALERT_FLAP_CHANGES, ALERT_FLAP_WINDOW_SECONDS, ALERT_FLAP_SETTLE_SECONDS; the built-in values where absent. */
+  flapping?: Omit<FlappingRule, "enabled">;
 }
 
-export const BUILT_IN_ALERT_DEFAULTS: AlertDefaults = { diskPercent: 90, memoryPercent: 95, sustainedSeconds: 300 };
+export const BUILT_IN_FLAPPING: Omit<FlappingRule, "enabled"> = { changes: 6, windowSeconds: 600, settleSeconds: 600 };
+export const BUILT_IN_ALERT_DEFAULTS: AlertDefaults = {
+  diskPercent: 90,
+  memoryPercent: 95,
+  sustainedSeconds: 300,
+  flapping: BUILT_IN_FLAPPING,
+};
 
 export function defaultAlertRules(defaults: AlertDefaults = BUILT_IN_ALERT_DEFAULTS): AlertRules {
   return {
@@ -39,6 +56,7 @@ export function defaultAlertRules(defaults: AlertDefaults = BUILT_IN_ALERT_DEFAU
     rolloutFailed: true,
     disk: { enabled: true, thresholdPercent: defaults.diskPercent, sustainedSeconds: defaults.sustainedSeconds },
     memory: { enabled: true, thresholdPercent: defaults.memoryPercent, sustainedSeconds: defaults.sustainedSeconds },
+    flapping: { enabled: true, ...(defaults.flapping ?? BUILT_IN_FLAPPING) },
   };
 }
 
@@ -51,6 +69,17 @@ const resourceRule = z.object(
   { error: "is required" },
 );
 
+const seconds = z.number().int().min(1, "must be 1-86400").max(86400, "must be 1-86400");
+const flappingRule = z.object(
+  {
+    enabled: z.boolean(),
+    changes: z.number().int().min(1, "must be 1-100").max(100, "must be 1-100"),
+    windowSeconds: seconds,
+    settleSeconds: seconds,
+  },
+  { error: "is required" },
+);
+
 const rulesSchema = z.object({
   serverOffline: z.boolean(),
   serverUnreachable: z.boolean(),
@@ -59,6 +88,7 @@ const rulesSchema = z.object({
   rolloutFailed: z.boolean(),
   disk: resourceRule,
   memory: resourceRule,
+  flapping: flappingRule,
 });
 
 /** An owner's rules: stored ones over the defaults (a rule added later gets its default). */
@@ -70,7 +100,13 @@ export async function getAlertRules(db: Database, ownerId: string, defaults?: Al
 export function mergeRules(base: AlertRules, stored: Record<string, unknown> | undefined): AlertRules {
   if (!stored) return base;
   const s = stored as Partial<AlertRules>;
-  return { ...base, ...s, disk: { ...base.disk, ...s.disk }, memory: { ...base.memory, ...s.memory } };
+  return {
+    ...base,
+    ...s,
+    disk: { ...base.disk, ...s.disk },
+    memory: { ...base.memory, ...s.memory },
+    flapping: { ...base.flapping, ...s.flapping },
+  };
 }
 
 /** Replaces all of an owner's rules; bad input is InvalidArgument naming the field (`rules.disk.threshold_percent`). */

@@ -46,7 +46,9 @@ function webhookSafe(value: unknown): unknown {
 export function messageFor(kind: NotificationChannelKind, notice: AlertNotice): Record<string, unknown> {
   if (kind === "webhook") return webhookSafe({ type: `alert.${notice.event}`, ...notice }) as Record<string, unknown>;
   const where = notice.serverName ? ` on ${slackText(notice.serverName)}` : "";
-  const text = `${headline[notice.event]} ${slackText(notice.rule)}${where}: ${slackText(notice.summary)}`;
+  // A flapping server's notice says so first: it is one notice for many ups and downs.
+  const head = notice.rule === "server_flapping" && notice.event === "firing" ? ":repeat: FLAPPING" : headline[notice.event];
+  const text = `${head} ${slackText(notice.rule)}${where}: ${slackText(notice.summary)}`;
   const context = [
     `dedupe id ${slackText(notice.id)}`,
     notice.since && `since ${slackText(notice.since)}`,

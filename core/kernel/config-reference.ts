@@ -120,6 +120,15 @@ export const configReference: Record<ConfigVariable, { meaning: string; unset?: 
   ALERT_DISK_PERCENT: { meaning: "default thresholds of the disk and memory rules (an owner's rules override them)" },
   ALERT_MEMORY_PERCENT: { meaning: "default thresholds of the disk and memory rules (an owner's rules override them)" },
   ALERT_SUSTAINED_SECONDS: { meaning: "default window the disk and memory rules judge from the raw samples" },
+  ALERT_FLAP_CHANGES: {
+    meaning:
+      "default flapping rule: a server whose liveness (OFFLINE/UNREACHABLE or not) changes more than this many times within `ALERT_FLAP_WINDOW_SECONDS` fires one `server_flapping` alert (1-100; an owner's rules override it)",
+  },
+  ALERT_FLAP_WINDOW_SECONDS: { meaning: "default window in which the flapping rule counts a server's liveness changes (1-86400)" },
+  ALERT_FLAP_SETTLE_SECONDS: {
+    meaning: "default time without a liveness change after which a firing `server_flapping` alert is resolved (1-86400)",
+    unset: "`ALERT_FLAP_WINDOW_SECONDS`",
+  },
   NOTIFICATION_CHANNELS_PER_OWNER: { meaning: "notification channels per owner" },
   NOTIFICATION_TIMEOUT_MS: { meaning: "deadline of one delivery attempt (resolution, connection, answer)" },
   NOTIFICATION_RETRY_INITIAL_MS: { meaning: "backoff between delivery attempts: doubling from the first up to the second" },

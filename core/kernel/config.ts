@@ -250,6 +250,26 @@ const schema = z.object({
     .min(1, "must be 1-86400")
     .max(86400, "must be 1-86400")
     .default(300),
+  ALERT_FLAP_CHANGES: z.coerce
+    .number({ error: "must be a whole number" })
+    .int()
+    .min(1, "must be 1-100")
+    .max(100, "must be 1-100")
+    .default(6),
+  ALERT_FLAP_WINDOW_SECONDS: z.coerce
+    .number({ error: "must be seconds" })
+    .int()
+    .min(1, "must be 1-86400")
+    .max(86400, "must be 1-86400")
+    .default(600),
+  ALERT_FLAP_SETTLE_SECONDS: optionalText.pipe(
+    z
+      .string()
+      .regex(/^\d{1,5}$/, "must be whole seconds")
+      .transform(Number)
+      .pipe(z.number().min(1, "must be 1-86400").max(86400, "must be 1-86400"))
+      .optional(),
+  ),
   NOTIFICATION_CHANNELS_PER_OWNER: z.coerce
     .number({ error: "must be a whole number" })
     .int()

@@ -58,6 +58,7 @@ export const alertKinds = [
   "server_offline",
   "server_unreachable",
   "hostkey_mismatch",
+  "server_flapping",
   "disk",
   "memory",
   "operation_failed",
