@@ -362,8 +362,8 @@ describe("rollouts through the API and a real Temporal server (no hosts)", { tim
     assert.equal(aborted.rollout!.status, RolloutStatus.ABORTED);
     assert.equal(aborted.rollout!.reason, "changed my mind");
     assert.deepEqual(
-      aborted.rollout!.servers.map((s) => s.state),
-      [RolloutServerState.PENDING, RolloutServerState.PENDING],
+      aborted.rollout!.servers.map((s) => [s.state, s.reason]),
+      Array(2).fill([RolloutServerState.NOT_REACHED, "not reached: aborted before batch 1 of 2 — changed my mind"]),
     );
     const [other] = await rows<{ status: string }>(db, sql`select status from operations where id = ${opId}`);
     assert.equal(other?.status, "RUNNING", "the other operation is not the rollout's to touch");
