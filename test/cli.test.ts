@@ -501,13 +501,13 @@ test("rollout: plan, start --watch on three hosts on a terminal (a bar per batch
   await fails(["rollout", "watch", slow], 1, new RegExp(`rollout ${slow} aborted`));
   // A unique id prefix shows what the full id shows, servers included; the two never reached say why.
   const full = await json(["rollout", "get", slow]);
-  assert.deepEqual(await json(["rollout", "get", slow.slice(0, 8)]), full);
+  assert.deepEqual(await json(["rollout", "get", slow.slice(0, 20)]), full);
   const notReached = "not reached: aborted after batch 1 of 2 — changed my mind";
   assert.deepEqual(
     full.rollout.servers.map((s: { state: string; reason: string }) => [s.state, s.reason ?? ""]),
     [["ROLLOUT_SERVER_STATE_SUCCEEDED", ""], ...Array(2).fill(["ROLLOUT_SERVER_STATE_NOT_REACHED", notReached])],
   );
-  const watched = await axion(["rollout", "watch", slow.slice(0, 8)]);
+  const watched = await axion(["rollout", "watch", slow.slice(0, 20)]);
   assert.equal(watched.code, 1, watched.stderr);
   assert.equal(
     watched.stdout.match(new RegExp(`^  web-[23]\\s+batch 2\\s+not_reached\\s+${notReached}$`, "gm"))?.length,
