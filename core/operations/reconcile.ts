@@ -1,9 +1,8 @@
 import { type Client, WorkflowFailedError, WorkflowNotFoundError } from "@temporalio/client";
-import { ApplicationFailure } from "@temporalio/common";
 import { and, asc, desc, eq, inArray, ne, notExists, sql } from "drizzle-orm";
 import type { Database } from "../../db/client.js";
 import { operations, servers } from "../../db/schema.js";
-import { FailureType, progressQuery, type RolloutResult, type StepProgress } from "../../workflows/contract.js";
+import { progressQuery, type RolloutResult, type StepProgress } from "../../workflows/contract.js";
 import { setServerStatus } from "../inventory/server-status.js";
 import { busyStatuses, type EndedRolloutStatus, endedRolloutStatuses, type OperationStatus, type RolloutStatus } from "../kernel/kinds.js";
 import { settleClosedRollout, unendedRollouts } from "../rollouts/rollouts.js";
@@ -48,7 +47,7 @@ async function startedForOperation(client: Client, workflowId: string, runId: st
 export type ClosedRun =
   | { as: "completed"; result: () => Promise<unknown> }
   | { as: "cancelled"; error: string }
-  | { as: "failed"; error: string; failure?: ApplicationFailure };
+  | { as: "failed"; error: string };
 
 type RunState = { state: "missing" } | { state: "running"; runId: string } | { state: "closed"; runId: string; temporalStatus: string };
 
@@ -79,14 +78,11 @@ async function closedRun(client: Client, workflowId: string, runId: string, temp
     return { as: "failed", error: `the workflow was terminated${reason ? `: ${reason}` : ""}` };
   }
   if (temporalStatus === "TIMED_OUT") return { as: "failed", error: "the workflow timed out" };
-  return outcome().then(
-    () => ({ as: "failed", error: "the workflow failed" }),
-    (error) => ({
-      as: "failed",
-      error: innermost(error),
-      failure: error instanceof WorkflowFailedError && error.cause instanceof ApplicationFailure ? error.cause : undefined,
-    }),
+  const failure = await outcome().then(
+    () => "the workflow failed",
+    (error) => innermost(error),
   );
+  return { as: "failed", error: failure };
 }
 
 /** What Temporal knows about the workflow of `row`. A workflow id is reused by later operations: the run must be this row's. */
@@ -221,24 +217,18 @@ export async function reconcileOperations(
 
 type RolloutEnd = { status: EndedRolloutStatus; reason: string };
 
-/** How a rollout whose workflow closed really ended: the workflow's own result, cancelled = ABORTED, anything else FAILED with why. */
+/**
+ * How a rollout whose workflow closed really ended: the workflow's own result, cancelled = ABORTED,
+ * anything else FAILED with why. (A run that fails as RolloutFailed or RolloutAborted has written
+ * its row's end first: `settleClosedRollout` finds the row ended and leaves it.)
+ */
 async function rolloutEnd(closed: ClosedRun): Promise<RolloutEnd> {
   if (closed.as === "cancelled") return { status: "ABORTED", reason: "the rollout workflow was cancelled" };
-  // A run fails on purpose once its rollout ended FAILED or ABORTED: the result is in the failure's details.
-  const ended = closed.as === "failed" ? endedOnPurpose(closed.failure) : undefined;
-  if (ended) return ended;
   if (closed.as === "failed") return { status: "FAILED", reason: closed.error };
   const result = (await closed.result()) as RolloutResult | undefined;
   if (result && endedRolloutStatuses.includes(result.status))
     return { status: result.status as RolloutEnd["status"], reason: result.reason };
   return { status: "FAILED", reason: "the workflow completed without recording the rollout's end" };
-}
-
-function endedOnPurpose(failure: ApplicationFailure | undefined): RolloutEnd | undefined {
-  if (failure?.type !== FailureType.RolloutFailed && failure?.type !== FailureType.RolloutAborted) return undefined;
-  const result = failure.details?.[0] as Partial<RolloutResult> | undefined;
-  const status = failure.type === FailureType.RolloutAborted ? "ABORTED" : "FAILED";
-  return { status, reason: typeof result?.reason === "string" ? result.reason : failure.message };
 }
 
 /**
