@@ -124,6 +124,7 @@ export const rolloutServerStateProto = protoEnum<ProtoRolloutServerState>()({
   FAILED: ProtoRolloutServerState.FAILED,
   SKIPPED: ProtoRolloutServerState.SKIPPED,
   CANCELLED: ProtoRolloutServerState.CANCELLED,
+  NOT_REACHED: ProtoRolloutServerState.NOT_REACHED,
 } satisfies Record<RolloutServerState, ProtoRolloutServerState>);
 
 export const authMethodProto = protoEnum<ProtoSshAuthMethod>()({

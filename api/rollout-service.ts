@@ -106,7 +106,7 @@ function rolloutMessage(detail: Awaited<ReturnType<typeof rolloutDetail>>): Roll
     },
     options: { diskThresholdPercent: Number((row.options as { diskThresholdPct?: number }).diskThresholdPct ?? 0) },
     workflowId: row.workflowId,
-    counts,
+    counts: { ...counts, notReached: counts.not_reached },
     batchCount: row.batchCount,
     currentBatch: row.currentBatch,
     reason: row.reason,

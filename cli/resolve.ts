@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { counted } from "../core/kernel/plural.js";
 import type { Cluster } from "../gen/axion/infrastructure/v1/cluster_service_pb.js";
 import { ClusterService } from "../gen/axion/infrastructure/v1/cluster_service_pb.js";
 import type { Server, ServerStatus } from "../gen/axion/infrastructure/v1/server_service_pb.js";
@@ -47,7 +48,7 @@ export function pick<T extends { id: string; name: string }>(what: string, handl
     .map((m) => `${m.name} (${m.id})`)
     .join(", ");
   throw CliError.usage(
-    `"${handle}" matches ${matches.length} ${what}s: ${names}${matches.length > 5 ? ", …" : ""}; give the full id or the name`,
+    `"${handle}" matches ${counted(matches.length, what)}: ${names}${matches.length > 5 ? ", …" : ""}; give the full id or the name`,
   );
 }
 

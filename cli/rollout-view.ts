@@ -22,7 +22,9 @@ export function renderRollout(r: Rollout): string[] {
   const c = r.counts;
   const lines = [
     `rollout ${outside(r.id)} ${rolloutKind(r)}: ${statusText(rolloutStatus(r))}${r.reason ? ` (${outside(r.reason)})` : ""}, batch ${Math.min(r.currentBatch + 1, Math.max(r.batchCount, 1))}/${r.batchCount}` +
-      (c ? `, ${c.succeeded} succeeded, ${c.failed} failed, ${c.skipped} skipped of ${c.total}` : ""),
+      (c
+        ? `, ${c.succeeded} succeeded, ${c.failed} failed, ${c.skipped} skipped${c.notReached ? `, ${c.notReached} not reached` : ""} of ${c.total}`
+        : ""),
   ];
   const batches = new Map<number, RolloutServer[]>();
   for (const s of r.servers) batches.set(s.batch, [...(batches.get(s.batch) ?? []), s]);
@@ -35,13 +37,14 @@ export function renderRollout(r: Rollout): string[] {
     );
   }
   const width = Math.max(6, ...r.servers.map((s) => outside(s.serverName).length));
+  const stateWidth = Math.max(9, ...r.servers.map((s) => serverState(s).length));
   for (const s of r.servers) {
     const detail = [s.currentStep && `step ${s.currentStep}`, s.operationId && `op ${s.operationId}`, s.reason]
       .filter(Boolean)
       .map((part) => outside(part as string))
       .join("  ");
     lines.push(
-      `  ${outside(s.serverName).padEnd(width)}  batch ${s.batch + 1}  ${statusText(serverState(s)).padEnd(9)}  ${paint("dim", detail)}`.trimEnd(),
+      `  ${outside(s.serverName).padEnd(width)}  batch ${s.batch + 1}  ${statusText(serverState(s)).padEnd(stateWidth)}  ${paint("dim", detail)}`.trimEnd(),
     );
   }
   return lines;

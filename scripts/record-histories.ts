@@ -12,6 +12,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import proto from "@temporalio/proto";
+import { sql } from "drizzle-orm";
 import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { RolloutKind } from "../gen/axion/infrastructure/v1/plan_pb.js";
 import { ProviderKind } from "../gen/axion/infrastructure/v1/provider_account_service_pb.js";
@@ -62,7 +63,7 @@ async function save(name: string, workflowId: string, runId?: string): Promise<v
 }
 
 try {
-  const { token } = await harness.api.newOwner("history-recorder");
+  const { token, ownerId } = await harness.api.newOwner("history-recorder");
   const owner = harness.api.clients(token);
   const defined = <T>(value: T | undefined, what: string): T => {
     assert.ok(value, `no ${what} in the answer`);
@@ -133,6 +134,29 @@ try {
   rolloutRuns.sort((x, y) => x.started - y.started);
   await save("rollout-canary", rollout.workflowId, defined(rolloutRuns[0], "first rollout run").runId);
   await save("rollout-last", rollout.workflowId);
+
+  // A rollout whose canary fails with max failures 1: its run ends FAILED (RolloutFailed), after its patch marker.
+  // Its servers exist only in the database, at a loopback address the network policy refuses: each test fails at once.
+  const refused = (await harness.api.database.db.execute(
+    sql`with c as (insert into clusters (id, owner_id, name) values (gen_random_uuid(), ${ownerId}, 'refused') returning id)
+      insert into servers (id, owner_id, cluster_id, name, host, ssh_port, auth_method)
+      select gen_random_uuid(), ${ownerId}, c.id, 'refused-' || i, '127.0.0.1', 1000 + i, 'private_key'
+      from c, generate_series(1, 2) as i returning cluster_id as id`,
+  )) as unknown as { id: string }[] | { rows: { id: string }[] };
+  const failing = defined(
+    (
+      await owner.rollouts.startRollout({
+        kind: RolloutKind.TEST_CONNECTION,
+        target: { clusterId: defined((Array.isArray(refused) ? refused : refused.rows)[0], "refused cluster").id },
+        strategy: { canarySize: 1, maxFailures: { value: { case: "count", value: 1 } } },
+      })
+    ).rollout,
+    "failing rollout",
+  );
+  let failed = failing;
+  for await (const update of owner.rollouts.watchRollout({ id: failing.id })) failed = update.rollout ?? failed;
+  assert.equal(failed.status, RolloutStatus.FAILED, failed.reason);
+  await save("rollout-failed", failing.workflowId);
 
   // One page per run: the first run continues as new, the last one ends the check.
   const fleetCheck = await harness.client.workflow.start(systemWorkflows.fleetCheck, {

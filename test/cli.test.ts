@@ -482,6 +482,7 @@ test("rollout: plan, start --watch on three hosts on a terminal (a bar per batch
   assert.match(plan, /^web-2\s+2\s+(unchanged|would change)\s/m);
   assert.match(plan, /^web-3\s+2\s+(unchanged|would change)\s/m);
   assert.equal((await json(["rollout", "plan", "deploy-key-add", ...target])).total, 3);
+  assert.match(await ok(["rollout", "plan", "deploy-key-add", "--servers", "web-1", "--no-checks"]), /^1 server in 1 batch; /m);
 
   inTerminal("rollout", ["rollout", "start", "deploy-key-add", ...target, "--watch"]);
   const end = await screenUntil("rollout", /EXIT=\d+/);
@@ -504,6 +505,21 @@ test("rollout: plan, start --watch on three hosts on a terminal (a bar per batch
   assert.match(await ok(["rollout", "abort", slow.slice(0, 30), "--reason", "changed my mind"]), new RegExp(`Rollout ${slow}: `));
   await rolloutUntil(slow, "ROLLOUT_STATUS_ABORTED");
   await fails(["rollout", "watch", slow], 1, new RegExp(`rollout ${slow} aborted`));
+  // A unique id prefix shows what the full id shows, servers included; the two never reached say why.
+  const full = await json(["rollout", "get", slow]);
+  assert.deepEqual(await json(["rollout", "get", slow.slice(0, 20)]), full);
+  const notReached = "not reached: aborted after batch 1 of 2 — changed my mind";
+  assert.deepEqual(
+    full.rollout.servers.map((s: { state: string; reason: string }) => [s.state, s.reason ?? ""]),
+    [["ROLLOUT_SERVER_STATE_SUCCEEDED", ""], ...Array(2).fill(["ROLLOUT_SERVER_STATE_NOT_REACHED", notReached])],
+  );
+  const watched = await axion(["rollout", "watch", slow.slice(0, 20)]);
+  assert.equal(watched.code, 1, watched.stderr);
+  assert.equal(
+    watched.stdout.match(new RegExp(`^  web-[23]\\s+batch 2\\s+not_reached\\s+${notReached}$`, "gm"))?.length,
+    2,
+    watched.stdout,
+  );
   const listed = await ok(["rollout", "list"]);
   assert.match(listed, /^ID\s+KIND\s+STATUS\s+SERVERS/);
   for (const id of [held, slow]) assert.match(listed, new RegExp(id));

@@ -15,21 +15,26 @@ import * as workflows from "../workflows/index.js";
  * deployment fails here, before it ships (README: "Changing a workflow safely").
  */
 const { History } = proto.temporal.api.history.v1;
-const dir = fileURLToPath(new URL("histories", import.meta.url));
-const recorded = readdirSync(dir)
-  .filter((f) => f.endsWith(".json"))
-  .map((file) => {
-    // Written by scripts/record-histories.ts with History.toObject.
-    const history = History.fromObject(JSON.parse(readFileSync(join(dir, file), "utf8")));
-    const type = history.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name ?? "";
-    return { name: file.replace(/\.json$/, ""), type, history };
-  });
+/** Written by scripts/record-histories.ts with History.toObject. */
+const historiesIn = (folder: string) => {
+  const dir = fileURLToPath(new URL(folder, import.meta.url));
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(".json"))
+    .map((file) => {
+      const history = History.fromObject(JSON.parse(readFileSync(join(dir, file), "utf8")));
+      const type = history.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name ?? "";
+      return { name: file.replace(/\.json$/, ""), type, history };
+    });
+};
+const recorded = historiesIn("histories");
+/** Recorded by earlier releases, kept as they were: runs that closed before a workflow changed (behind a `patched()`). */
+const recordedBeforeUpgrade = historiesIn("support/histories-before-upgrade");
 
-async function replayFailures(path: string): Promise<string[]> {
+async function replayFailures(path: string, histories = recorded): Promise<string[]> {
   const failures: string[] = [];
   const results = Worker.runReplayHistories(
     { workflowsPath: path, replayName: "recorded-histories" },
-    recorded.map((r) => ({ workflowId: r.name, history: r.history })),
+    histories.map((r) => ({ workflowId: r.name, history: r.history })),
   );
   for await (const result of results) if (result.error) failures.push(`${result.workflowId}: ${result.error.message}`);
   return failures;
@@ -45,6 +50,11 @@ describe("recorded workflow histories replay on the current code", () => {
 
   test("every recorded history replays without a non-determinism error", async () => {
     assert.deepEqual(await replayFailures(workflowsPath), []);
+  });
+
+  test("runs that closed before a change replay on the current code too (a failed rollout's run that completed)", async () => {
+    assert.ok(recordedBeforeUpgrade.some((r) => r.name === "rollout-failed-completed"));
+    assert.deepEqual(await replayFailures(workflowsPath, recordedBeforeUpgrade), []);
   });
 
   test("the replay catches an incompatible change (the heartbeat monitor as an earlier release shipped it)", async () => {

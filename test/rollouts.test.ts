@@ -6,7 +6,7 @@ import { sql } from "drizzle-orm";
 import { sqlState } from "../core/kernel/db-errors.js";
 import { reconcileOperations } from "../core/operations/reconcile.js";
 import { normaliseStrategy } from "../core/rollouts/rollout-strategy.js";
-import { createRollout, NOT_RUN } from "../core/rollouts/rollouts.js";
+import { createRollout } from "../core/rollouts/rollouts.js";
 import { type Cidr, createNetworkPolicy, parseCidr } from "../core/security/network-policy.js";
 import type { Database } from "../db/client.js";
 import { newId } from "../db/ids.js";
@@ -364,8 +364,8 @@ describe("rollouts through the API and a real Temporal server (no hosts)", { tim
     assert.equal(aborted.rollout!.status, RolloutStatus.ABORTED);
     assert.equal(aborted.rollout!.reason, "changed my mind");
     assert.deepEqual(
-      aborted.rollout!.servers.map((s) => s.state),
-      [RolloutServerState.PENDING, RolloutServerState.PENDING],
+      aborted.rollout!.servers.map((s) => [s.state, s.reason]),
+      Array(2).fill([RolloutServerState.NOT_REACHED, "not reached: aborted before batch 1 of 2 — changed my mind"]),
     );
     const [other] = await rows<{ status: string }>(db, sql`select status from operations where id = ${opId}`);
     assert.equal(other?.status, "RUNNING", "the other operation is not the rollout's to touch");
@@ -408,8 +408,12 @@ describe("rollouts through the API and a real Temporal server (no hosts)", { tim
     assert.equal(ended.status, RolloutStatus.ABORTED);
     assert.match(ended.reason, /cancelled \(a Temporal cancellation request, not AbortRollout\)/);
     assert.deepEqual(
-      ended.servers.map((s) => s.state),
-      [RolloutServerState.CANCELLED, RolloutServerState.CANCELLED, RolloutServerState.PENDING],
+      ended.servers.map((s) => [s.state, s.reason]),
+      [
+        [RolloutServerState.CANCELLED, "cancelled during step connect"],
+        [RolloutServerState.CANCELLED, "cancelled during step connect"],
+        [RolloutServerState.NOT_REACHED, `not reached: aborted after batch 1 of 2 — ${ended.reason}`],
+      ],
     );
     // Each child stopped through its own cancellation: its connect step was cut, it recorded CANCELLED, its run closed cancelled.
     const ops = await operationsOf(rollout.id);
@@ -456,7 +460,10 @@ describe("rollouts through the API and a real Temporal server (no hosts)", { tim
       [
         [RolloutServerState.CANCELLED, "cancelled during step connect"],
         [RolloutServerState.CANCELLED, "cancelled during step connect"],
-        [RolloutServerState.PENDING, NOT_RUN],
+        [
+          RolloutServerState.NOT_REACHED,
+          "not reached: the rollout ended FAILED after batch 1 of 2 — the workflow was terminated: pulled from the Web UI",
+        ],
       ],
     );
     assert.ok(ended.finishTime, "the end is recorded");
@@ -487,7 +494,7 @@ describe("rollouts through the API and a real Temporal server (no hosts)", { tim
     assert.match(ended.reason, /^no workflow found: it was never started/);
     assert.deepEqual(
       ended.servers.map((s) => [s.state, s.reason]),
-      [[RolloutServerState.PENDING, NOT_RUN]],
+      [[RolloutServerState.NOT_REACHED, `not reached: the rollout ended FAILED before batch 1 of 1 — ${ended.reason}`]],
     );
 
     const late = await harness.client.workflow.execute(rolloutWorkflow, {

@@ -1,6 +1,8 @@
 // test lane: fast
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { WorkflowFailedError, type WorkflowHandle } from "@temporalio/client";
+import { ApplicationFailure } from "@temporalio/common";
 import type { Activities } from "../activities/index.js";
 import { recordRollout, resolveRollout, rolloutInput, steerRollout } from "../core/rollouts/rollout-control.js";
 import { getRolloutRow, rolloutCounts, rolloutServersOf } from "../core/rollouts/rollouts.js";
@@ -81,9 +83,11 @@ describe("rollout workflow (time-skipping)", () => {
       const started = await startTestConnectionRollout(10, { canarySize: 1, batchSize: { count: 3 }, maxFailures: { count: 2 } });
       // Canary s-0000, then batches of 3: s-0001..3 hold both failures.
       for (const s of started.fleet.servers.slice(2, 4)) failing.add(s.id);
-      const result = await started.handle.result();
-      assert.equal(result.status, "FAILED");
-      assert.match(result.reason, /2 of 10 servers failed \(max failures 2\): stopped after batch 2 of 4; 6 servers not touched/);
+      const failure = await endsFailed(started.handle, "RolloutFailed");
+      assert.match(failure.message, /max failures 2/, "the failure names the budget");
+      const row = await getRolloutRow(bed.database.db, started.id);
+      assert.equal(row.status, "FAILED");
+      assert.match(row.reason, /2 of 10 servers failed \(max failures 2\): stopped after batch 2 of 4; 6 servers not touched/);
       const untouched = started.fleet.servers.slice(4).map((s) => s.id);
       assert.deepEqual(
         probe.probed.filter((id) => untouched.includes(id)),
@@ -93,8 +97,30 @@ describe("rollout workflow (time-skipping)", () => {
       const states = await rolloutServersOf(bed.database.db, started.id);
       assert.deepEqual(
         states.map((s) => s.state),
-        ["SUCCEEDED", "SUCCEEDED", "FAILED", "FAILED", "PENDING", "PENDING", "PENDING", "PENDING", "PENDING", "PENDING"],
+        ["SUCCEEDED", "SUCCEEDED", "FAILED", "FAILED", ...Array(6).fill("NOT_REACHED")],
       );
+      for (const s of states.slice(4)) assert.equal(s.reason, "not reached: the rollout stopped after batch 2 of 4 — max failures 2");
+    });
+  });
+
+  test("a failed canary with max failures 1: the one server left says why it was not reached, in the singular", {
+    timeout: 60_000,
+  }, async () => {
+    const probe = new ProbeStub(() => "auth_failed");
+    await bed.withWorker(probeOverride(probe), async () => {
+      const started = await startTestConnectionRollout(2, { canarySize: 1, maxFailures: { count: 1 } });
+      await endsFailed(started.handle, "RolloutFailed");
+      const row = await getRolloutRow(bed.database.db, started.id);
+      assert.equal(row.reason, "1 of 2 servers failed (max failures 1): stopped after batch 1 of 2; 1 server not touched");
+      const states = await rolloutServersOf(bed.database.db, started.id);
+      assert.deepEqual(
+        states.map((s) => [s.state, s.reason]),
+        [
+          ["FAILED", "auth_failed: authentication failed"],
+          ["NOT_REACHED", "not reached: the rollout stopped after batch 1 of 2 — max failures 1"],
+        ],
+      );
+      assert.equal((await rolloutCounts(bed.database.db, started.id)).pending, 0, "nothing left looks queued");
     });
   });
 
@@ -143,7 +169,9 @@ describe("rollout workflow (time-skipping)", () => {
     });
   });
 
-  test("abort cancels the running children, starts no other, and leaves the untouched servers PENDING", { timeout: 60_000 }, async () => {
+  test("abort cancels the running children, starts no other, marks the untouched servers NOT_REACHED, and ends the workflow failed", {
+    timeout: 60_000,
+  }, async () => {
     const probe = new ProbeStub(() => "hang");
     await bed.withWorker(probeOverride(probe), async () => {
       const started = await startTestConnectionRollout(8, { canarySize: 0, batchSize: { count: 4 } });
@@ -154,12 +182,33 @@ describe("rollout workflow (time-skipping)", () => {
       assert.equal(row.reason, "wrong image");
       assert.equal(probe.cancelled, 4, "each running probe heard the cancellation");
       assert.equal(probe.probed.length, 4, "no server of the next batch was started");
-      const states = (await rolloutServersOf(bed.database.db, started.id)).map((s) => s.state);
-      assert.deepEqual(states, ["CANCELLED", "CANCELLED", "CANCELLED", "CANCELLED", "PENDING", "PENDING", "PENDING", "PENDING"]);
+      const states = (await rolloutServersOf(bed.database.db, started.id)).map((s) => [s.state, s.reason]);
+      assert.deepEqual(states.slice(4), Array(4).fill(["NOT_REACHED", "not reached: aborted after batch 1 of 2 — wrong image"]));
+      assert.deepEqual(
+        states.slice(0, 4).map(([state]) => state),
+        Array(4).fill("CANCELLED"),
+      );
+      const failure = await endsFailed(started.handle, "RolloutAborted");
+      assert.match(failure.message, /wrong image/);
       await expectCode(steerRollout(bed.database.db, gateway(), started.fleet.owner, started.id, "resume"), "failed_precondition");
     });
   });
 });
+
+/** The run closed FAILED in Temporal (what the Web UI shows in red) with a non-retryable failure of this type; answers it. */
+async function endsFailed(handle: WorkflowHandle, type: string): Promise<ApplicationFailure> {
+  const error = await handle.result().then(
+    (result) => assert.fail(`the workflow completed: ${JSON.stringify(result)}`),
+    (e: unknown) => e,
+  );
+  assert.ok(error instanceof WorkflowFailedError, String(error));
+  const cause = error.cause;
+  assert.ok(cause instanceof ApplicationFailure, String(cause));
+  assert.equal(cause.type, type);
+  assert.equal(cause.nonRetryable, true);
+  assert.equal((await handle.describe()).status.name, "FAILED");
+  return cause;
+}
 
 function deferredOnce(): { promise: Promise<void>; resolve: () => void } {
   let resolve = () => {};

@@ -30,6 +30,10 @@ export const FailureType = {
   ProviderTaskFailed: "ProviderTaskFailed",
   /** A host answered a fact outside its bounds (activities/host-facts/): asking again gets the same answer. */
   HostAnswerInvalid: "HostAnswerInvalid",
+  /** A rollout's run once its rollout ended FAILED (the failure budget, named in the message); its result in the details. */
+  RolloutFailed: "RolloutFailed",
+  /** A rollout's run once AbortRollout ended it (a workflow cannot cancel itself); its result in the details. */
+  RolloutAborted: "RolloutAborted",
 } as const;
 
 /** The failure type of each provider error kind (activities/providers/provider.ts). */

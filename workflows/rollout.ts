@@ -1,4 +1,4 @@
-import { WorkflowExecutionAlreadyStartedError } from "@temporalio/common";
+import { ApplicationFailure, WorkflowExecutionAlreadyStartedError } from "@temporalio/common";
 import {
   allHandlersFinished,
   CancellationScope,
@@ -8,6 +8,7 @@ import {
   executeChild,
   isCancellation,
   ParentClosePolicy,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -15,6 +16,7 @@ import {
 } from "@temporalio/workflow";
 import type { Activities } from "../activities/index.js";
 import type { OperationKind, RolloutServerState, RolloutStatus } from "../core/kernel/kinds.js";
+import { counted } from "../core/kernel/plural.js";
 import type { OpenedChild } from "../core/rollouts/rollouts.js";
 import {
   clusterIdAttribute,
@@ -26,6 +28,7 @@ import {
   workflowRole,
 } from "../temporal/search-attributes.js";
 import type { ConnectionTestResult } from "./definitions.js";
+import { FailureType } from "./failure-types.js";
 import { type OperationWorkflow, operationWorkflow } from "./operation-workflows.js";
 import {
   abortRolloutUpdate,
@@ -63,6 +66,8 @@ const OPEN_CHUNK = 50;
 /** The rollout's reason when its workflow is cancelled from Temporal (Web UI, `temporal workflow cancel`) rather than by AbortRollout. */
 export const CANCELLED_FROM_TEMPORAL = "the rollout workflow was cancelled (a Temporal cancellation request, not AbortRollout)";
 export const ROLLOUT_ALREADY_ENDED = "the rollout had already ended when this run started: nothing was done";
+/** Runs that reach their end from here on fail when the rollout failed or was aborted; older histories completed with the status in the result. */
+const ENDS_AS_FAILURE = "rollout-run-fails-when-the-rollout-does";
 /** A busy server is tried again after 2 s, then less and less often, at most once a minute. */
 const BUSY_RETRY_FIRST_MS = 2_000;
 const BUSY_RETRY_MAX_MS = 60_000;
@@ -176,7 +181,20 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
       state.ended = true;
       await condition(allHandlersFinished);
       return { status, reason };
+    }).then(endRun);
+  /**
+   * Once the row holds the end: a failed or aborted rollout fails its run, non-retryable (red in the
+   * Web UI, where COMPLETED would read as green); the result rides in the failure's details.
+   */
+  const endRun = (result: RolloutResult): RolloutResult => {
+    if (result.status === "SUCCEEDED" || cancelledBy !== undefined || !patched(ENDS_AS_FAILURE)) return result;
+    throw ApplicationFailure.create({
+      type: result.status === "ABORTED" ? FailureType.RolloutAborted : FailureType.RolloutFailed,
+      message: `rollout ${input.rolloutId} ${result.status}${result.reason ? `: ${result.reason}` : ""}`,
+      nonRetryable: true,
+      details: [result],
     });
+  };
   const aborted = async (): Promise<RolloutResult> => {
     const result = await finish("ABORTED", state.reason);
     // Cancelled from Temporal: the run ends cancelled there too, once the row says ABORTED.
@@ -208,12 +226,12 @@ export async function rolloutWorkflow(input: RolloutInput): Promise<RolloutResul
     const untouched = counts.pending;
     return finish(
       "FAILED",
-      `${counts.failed} of ${counts.total} servers failed (max failures ${input.failureBudget}): stopped after batch ${batch + 1} of ${input.batchCount}` +
-        (untouched > 0 ? `; ${untouched} servers not touched` : ""),
+      `${counts.failed} of ${counted(counts.total, "server")} failed (max failures ${input.failureBudget}): stopped after batch ${batch + 1} of ${input.batchCount}` +
+        (untouched > 0 ? `; ${counted(untouched, "server")} not touched` : ""),
     );
   }
   if (batchDone && lastBatch) {
-    return finish("SUCCEEDED", counts.failed > 0 ? `${counts.failed} servers failed (max failures ${input.failureBudget})` : "");
+    return finish("SUCCEEDED", counts.failed > 0 ? `${counted(counts.failed, "server")} failed (max failures ${input.failureBudget})` : "");
   }
   if (batchDone) {
     if (batch === 0 && input.hasCanary && input.pauseAfterCanary && state.status !== "PAUSED") {

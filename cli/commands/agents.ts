@@ -1,3 +1,4 @@
+import { counted } from "../../core/kernel/plural.js";
 import { AgentService, GetAgentStatusResponseSchema } from "../../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { ServerStatus } from "../../gen/axion/infrastructure/v1/server_service_pb.js";
 import { api } from "../client.js";
@@ -23,7 +24,10 @@ export const agents = commandBody((t) =>
           ["server", server.name],
           ["status", statusText(enumName(ServerStatus, r.status, "SERVER_STATUS"))],
           ["installed", r.installed ? "yes" : "no"],
-          ["agent", info ? `${info.agentVersion || "-"} on ${info.hostname} (${info.os}, ${info.arch}, ${info.cpuCount} CPUs)` : "-"],
+          [
+            "agent",
+            info ? `${info.agentVersion || "-"} on ${info.hostname} (${info.os}, ${info.arch}, ${counted(info.cpuCount, "CPU")})` : "-",
+          ],
           ["registered", time(r.registeredTime)],
           ["last heartbeat", ago(r.lastHeartbeatTime)],
           ...(m

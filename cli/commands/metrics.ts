@@ -1,5 +1,6 @@
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Argv } from "yargs";
+import { counted } from "../../core/kernel/plural.js";
 import { AgentService, ListMetricsResponseSchema, type MetricsSample } from "../../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { api } from "../client.js";
 import { isJson } from "../context.js";
@@ -80,7 +81,7 @@ export function metricsCommand(y: Argv): Argv {
         );
         return;
       }
-      process.stdout.write(`${outside(server.name)}: ${samples.length} samples in the last ${argv.since}\n`);
+      process.stdout.write(`${outside(server.name)}: ${counted(samples.length, "sample")} in the last ${argv.since}\n`);
       printTable(
         ["METRIC", "LAST", "MIN", "MAX", "TREND"],
         series(samples).map((s) => [

@@ -3,6 +3,7 @@ import { DurationSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Argv } from "yargs";
 import { rolloutKindProto } from "../../api/enum-mapping.js";
+import { counted } from "../../core/kernel/plural.js";
 import { PlanOutcome, type RolloutKind } from "../../gen/axion/infrastructure/v1/plan_pb.js";
 import {
   PlanRolloutResponseSchema,
@@ -86,19 +87,23 @@ const allRollouts = (client: Api) =>
     return { items: r.rollouts, next: r.nextPageToken };
   });
 
-/** A rollout by full id or a unique id prefix. */
+/** A rollout by full id or a unique id prefix: always as GetRollout answers it (a listed rollout leaves its servers out). */
 async function resolveRollout(client: Api, handle: string): Promise<Rollout> {
+  const get = async (id: string) => (await client.service(RolloutService).getRollout({ id })).rollout;
   try {
-    const r = (await client.service(RolloutService).getRollout({ id: handle })).rollout;
+    const r = await get(handle);
     if (r) return r;
   } catch (error) {
     if (!(error instanceof ConnectError && (error.code === Code.NotFound || error.code === Code.InvalidArgument))) throw error;
   }
-  return pick(
+  const listed = pick(
     "rollout",
     handle,
     (await allRollouts(client)).map((r) => Object.assign(r, { name: r.id })),
   );
+  const r = await get(listed.id);
+  if (!r) throw CliError.failed("the API answered without a rollout");
+  return r;
 }
 
 const outcome = (o: PlanOutcome) => enumName(PlanOutcome, o, "PLAN_OUTCOME").replace("would_change", "would change");
@@ -172,7 +177,9 @@ export const rollout = commandBody((t) =>
         if (isJson(argv)) return printJson(messageJson(PlanRolloutResponseSchema, r));
         const plans = r.batches.flatMap((b) => b.plans.map((p) => ({ batch: b, plan: p })));
         const steps = [...new Set(plans.flatMap(({ plan }) => plan.steps.map((s) => s.name)))];
-        process.stdout.write(`${r.total} servers in ${r.batches.length} batches; stops after ${r.maxFailures} failed\n`);
+        process.stdout.write(
+          `${counted(r.total, "server")} in ${counted(r.batches.length, "batch")}; stops after ${r.maxFailures} failed\n`,
+        );
         if (plans.length === 0) {
           const names = new Map((await allServers(client)).map((srv) => [srv.id, srv.name]));
           printTable(

@@ -5,7 +5,6 @@ import {
   agents,
   alertRuleSettings,
   alerts,
-  alertTransitions,
   notificationChannels,
   notificationDeliveries,
   outboxEvents,

@@ -24,10 +24,15 @@ export type EndedRolloutStatus = (typeof ended)[number];
 export const endedRolloutStatuses: readonly RolloutStatus[] = ended;
 
 /** What became of one server of a rollout. */
-export const rolloutServerStates = ["PENDING", "WAITING", "RUNNING", "SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"] as const;
+export const rolloutServerStates = ["PENDING", "WAITING", "RUNNING", "SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED", "NOT_REACHED"] as const;
 export type RolloutServerState = (typeof rolloutServerStates)[number];
-/** A rollout server in one of these is done with (run, skipped or cancelled). */
-export const endedRolloutServerStates: readonly RolloutServerState[] = ["SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"];
+/**
+ * A rollout server in one of these is done with (run, skipped, cancelled, or never reached because
+ * the rollout ended first: NOT_REACHED, so an ended rollout shows nothing as still queued).
+ */
+export const endedRolloutServerStates: readonly RolloutServerState[] = ["SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED", "NOT_REACHED"];
+/** Nothing has been done to a server in one of these yet: when its rollout ends, it becomes NOT_REACHED. */
+export const unreachedRolloutServerStates: readonly RolloutServerState[] = ["PENDING", "WAITING"];
 
 export const serverStatuses = [
   "PENDING",

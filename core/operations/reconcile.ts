@@ -217,7 +217,11 @@ export async function reconcileOperations(
 
 type RolloutEnd = { status: EndedRolloutStatus; reason: string };
 
-/** How a rollout whose workflow closed really ended: the workflow's own result, cancelled = ABORTED, anything else FAILED with why. */
+/**
+ * How a rollout whose workflow closed really ended: the workflow's own result, cancelled = ABORTED,
+ * anything else FAILED with why. (A run that fails as RolloutFailed or RolloutAborted has written
+ * its row's end first: `settleClosedRollout` finds the row ended and leaves it.)
+ */
 async function rolloutEnd(closed: ClosedRun): Promise<RolloutEnd> {
   if (closed.as === "cancelled") return { status: "ABORTED", reason: "the rollout workflow was cancelled" };
   if (closed.as === "failed") return { status: "FAILED", reason: closed.error };

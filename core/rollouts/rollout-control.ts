@@ -24,6 +24,7 @@ import { selectTargetServers } from "../inventory/server-selection.js";
 import { AppError } from "../kernel/errors.js";
 import { requireId } from "../kernel/ids.js";
 import { endedRolloutStatuses, type RolloutKind } from "../kernel/kinds.js";
+import { counted } from "../kernel/plural.js";
 import { cleanText, parseInput } from "../kernel/validation.js";
 import type { WorkflowGateway } from "../operations/provisioning.js";
 import type { RolloutStepQueries } from "./rollout-step-queries.js";
@@ -178,7 +179,7 @@ export async function startRollout(
       args: [rolloutInput(id, plan)],
       workflowIdConflictPolicy: "FAIL",
       typedSearchAttributes: attributes as unknown as TypedSearchAttributes,
-      staticSummary: `${plan.kind.replaceAll("_", " ")} rollout over ${plan.total} servers in ${plan.batches.length} batches`,
+      staticSummary: `${plan.kind.replaceAll("_", " ")} rollout over ${counted(plan.total, "server")} in ${counted(plan.batches.length, "batch")}`,
     });
   } catch (error) {
     await setRolloutStatus(db, id, { status: "FAILED", reason: "the workflow could not be started" });

@@ -13,11 +13,13 @@ import {
   type RolloutKind,
   type RolloutServerState,
   type RolloutStatus,
+  unreachedRolloutServerStates,
 } from "../kernel/kinds.js";
 import { SERVER_EVENTS_TOPIC } from "../kernel/outbox.js";
 import { type PageRequest, toPage } from "../kernel/pagination.js";
 import { finishOperation, startRolloutOperation } from "../operations/operations.js";
 import { operationWorkflowMetadata, shownName } from "../operations/workflow-summary.js";
+import { failureBudget, type RolloutStrategy } from "./rollout-strategy.js";
 
 /** Rollout rows and their servers: every SQL statement about rollouts. */
 
@@ -167,7 +169,7 @@ export async function rolloutServersOf(db: Database, rolloutId: string): Promise
 export type RolloutCounts = Record<Lowercase<RolloutServerState>, number> & { total: number };
 
 export function emptyCounts(): RolloutCounts {
-  return { total: 0, pending: 0, waiting: 0, running: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0 };
+  return { total: 0, pending: 0, waiting: 0, running: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0, not_reached: 0 };
 }
 
 export function countStates(states: Iterable<RolloutServerState>): RolloutCounts {
@@ -343,7 +345,10 @@ export async function finishRolloutChild(
   return state;
 }
 
-/** Status changes of a rollout that has not ended; a terminal one writes its event in the same transaction. */
+/**
+ * Status changes of a rollout that has not ended. A terminal one, in the same transaction, marks
+ * the servers nothing was done to NOT_REACHED with why (`notReachedReason`) and writes its event.
+ */
 export async function setRolloutStatus(
   db: Database,
   rolloutId: string,
@@ -362,11 +367,63 @@ export async function setRolloutStatus(
       .where(and(eq(rollouts.id, rolloutId), notInArray(rollouts.status, [...endedRolloutStatuses])))
       .returning();
     if (!row || !terminal) return Boolean(row);
+    await markNotReached(tx, row);
     const type = change.status === "SUCCEEDED" ? "rollout.finished" : change.status === "FAILED" ? "rollout.failed" : "rollout.aborted";
     const counts = await countsIn(tx, rolloutId);
     await enqueueRolloutEvent(tx, rolloutId, type, { kind: row.kind, status: change.status, reason: row.reason, counts });
     return true;
   });
+}
+
+/** The servers of an ended rollout that nothing was done to: NOT_REACHED, with why. */
+async function markNotReached(tx: Tx, row: RolloutRow): Promise<void> {
+  const batches = await tx
+    .select({
+      batch: rolloutServers.batch,
+      unreached: sql<number>`count(*) filter (where ${inArray(rolloutServers.state, [...unreachedRolloutServerStates])})::int`,
+      total: sql<number>`count(*)::int`,
+    })
+    .from(rolloutServers)
+    .where(eq(rolloutServers.rolloutId, row.id))
+    .groupBy(rolloutServers.batch)
+    .orderBy(asc(rolloutServers.batch));
+  const first = batches.find((b) => Number(b.unreached) > 0);
+  if (!first) return;
+  const counts = await countsIn(tx, row.id);
+  await tx
+    .update(rolloutServers)
+    .set({ state: "NOT_REACHED", reason: notReachedReason(row, first, counts.failed) })
+    .where(and(eq(rolloutServers.rolloutId, row.id), inArray(rolloutServers.state, [...unreachedRolloutServerStates])));
+}
+
+/**
+ * "not reached: the rollout stopped after batch 2 of 4 — max failures 1", "not reached: aborted
+ * during batch 1 of 3 — <the owner's reason>": where the rollout stopped (after a batch when none
+ * of the first unreached server's batch was started), and why.
+ */
+export function notReachedReason(
+  row: Pick<RolloutRow, "status" | "reason" | "strategy" | "total" | "batchCount">,
+  firstUnreached: { batch: number; unreached: number; total: number },
+  failed: number,
+): string {
+  const of = `of ${row.batchCount}`;
+  const where =
+    Number(firstUnreached.unreached) < Number(firstUnreached.total)
+      ? `during batch ${firstUnreached.batch + 1} ${of}`
+      : firstUnreached.batch === 0
+        ? `before batch 1 ${of}`
+        : `after batch ${firstUnreached.batch} ${of}`;
+  const why = row.reason ? ` — ${row.reason}` : "";
+  if (row.status === "ABORTED") return `not reached: aborted ${where}${why}`;
+  const budget = budgetOf(row);
+  if (row.status === "FAILED" && budget !== undefined && failed >= budget)
+    return `not reached: the rollout stopped ${where} — max failures ${budget}`;
+  return `not reached: the rollout ended ${row.status} ${where}${why}`;
+}
+
+function budgetOf(row: Pick<RolloutRow, "strategy" | "total">): number | undefined {
+  const strategy = row.strategy as Partial<RolloutStrategy>;
+  return strategy.maxFailures ? failureBudget(strategy as RolloutStrategy, row.total) : undefined;
 }
 
 async function countsIn(tx: Tx, rolloutId: string): Promise<RolloutCounts> {
@@ -392,17 +449,14 @@ export async function unendedRollouts(db: Database, limit: number): Promise<Roll
     .limit(limit);
 }
 
-/** Why a server of a rollout that ended before reaching it was not run. */
-export const NOT_RUN = "not run: the rollout ended first";
-
 /**
  * Ends a rollout whose workflow closed without recording its end (terminated,
  * timed out, failed): each RUNNING server takes its operation's end
  * (`finishRolloutChild`: one that never started is cancelled before it can),
- * servers never reached stay PENDING with `NOT_RUN`, then the status and its
- * event (`setRolloutStatus`, once). While a child's operation still runs (a
- * child cancelled by the parent-close policy is stopping) nothing is written:
- * false, and the next pass comes back.
+ * then the status and its event (`setRolloutStatus`, once), which marks the
+ * servers never reached NOT_REACHED with why. While a child's operation still
+ * runs (a child cancelled by the parent-close policy is stopping) nothing is
+ * written: false, and the next pass comes back.
  */
 export async function settleClosedRollout(
   db: Database,
@@ -423,9 +477,5 @@ export async function settleClosedRollout(
     .from(rolloutServers)
     .where(and(eq(rolloutServers.rolloutId, rolloutId), eq(rolloutServers.state, "RUNNING")));
   for (const { position } of running) await finishRolloutChild(db, rolloutId, position);
-  await db
-    .update(rolloutServers)
-    .set({ state: "PENDING", reason: NOT_RUN })
-    .where(and(eq(rolloutServers.rolloutId, rolloutId), inArray(rolloutServers.state, ["PENDING", "WAITING"])));
   return setRolloutStatus(db, rolloutId, end);
 }
