@@ -15,9 +15,10 @@ const callbackPath = "/callback";
 /**
  * A one-shot HTTP listener on 127.0.0.1 for a native sign-in (`axion login --sso`, as `gh auth login`
  * does): the provider redirects the person's browser to it, it answers a short page and hands the URL
- * over. Other paths get 404 and leave it waiting; it closes after the first callback.
+ * over. Other paths get 404 and leave it waiting; it closes after the first callback. A free port
+ * unless `port` is given (for a provider that matches the registered port exactly).
  */
-export async function listenForLoopbackRedirect(options: { timeoutMs?: number } = {}): Promise<LoopbackRedirect> {
+export async function listenForLoopbackRedirect(options: { timeoutMs?: number; port?: number } = {}): Promise<LoopbackRedirect> {
   let settle!: { resolve: (url: URL) => void; reject: (error: Error) => void };
   const callback = new Promise<URL>((resolve, reject) => {
     settle = { resolve, reject };
@@ -35,7 +36,7 @@ export async function listenForLoopbackRedirect(options: { timeoutMs?: number } 
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(0, "127.0.0.1", resolve);
+    server.listen(options.port ?? 0, "127.0.0.1", resolve);
   });
   const redirectUri = `http://127.0.0.1:${(server.address() as AddressInfo).port}${callbackPath}`;
   const timer = setTimeout(() => settle.reject(new Error("no sign-in came back in time")), options.timeoutMs ?? 5 * 60_000);
