@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
+import { generateKeyPairSync } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { inspect } from "node:util";
+import { setJwksCache } from "openid-client";
 import { listenForLoopbackRedirect } from "../core/identity/loopback-redirect.js";
 import {
   beginSignIn,
@@ -177,6 +179,26 @@ describe("single sign-on through a real OpenID Connect provider (Ory Hydra)", ()
     await assert.rejects(completeSignIn(provider, { ...pending, nonce: "another-nonce" }, callbackUrl), (error: AppError) => {
       assert.equal(error.kind, "unauthenticated");
       assert.match(error.message, /nonce/);
+      return true;
+    });
+  });
+
+  test("an ID token whose signature is not the provider's key is refused", async () => {
+    // The provider's key id with another key: the signature check, not a missing key, must refuse.
+    const jwks = (await (await fetch(new URL(".well-known/jwks.json", hydra.issuerUrl))).json()) as { keys: { kid: string }[] };
+    const { publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const forged = { ...publicKey.export({ format: "jwk" }), kid: jwks.keys[0]?.kid, alg: "RS256", use: "sig" };
+    const fooled = await discoverProvider({
+      issuerUrl: hydra.issuerUrl,
+      clientId: provider.configuration.clientMetadata().client_id,
+      groupsClaim: "groups",
+    });
+    setJwksCache(fooled.configuration, { jwks: { keys: [forged] }, uat: Math.floor(Date.now() / 1000) });
+    loginApp.setUser(alice);
+    const { pending, callbackUrl } = await throughProvider(fooled);
+    await assert.rejects(completeSignIn(fooled, pending, callbackUrl), (error: AppError) => {
+      assert.equal(error.kind, "unauthenticated");
+      assert.match(error.message, /signature/i);
       return true;
     });
   });
