@@ -60,6 +60,7 @@ export const SECRET_FIELDS = [
   "credentials",
   "credentialsKey",
   "CREDENTIALS_KEY",
+  "OIDC_CLIENT_SECRET",
   "apiKey",
   "api_key",
 ];
