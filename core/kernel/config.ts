@@ -303,6 +303,23 @@ const schema = z.object({
   NOTIFICATION_MAX_ATTEMPTS: z.coerce.number({ error: "must be a whole number" }).int().min(1).max(1000).default(20),
   NOTIFICATION_TEST_BURST: z.coerce.number({ error: "must be a whole number" }).int().min(1, "must be at least 1").default(5),
   NOTIFICATION_TESTS_PER_MINUTE: z.coerce.number({ error: "must be a number" }).positive("must be more than 0").default(2),
+  OIDC_ISSUER_URL: optionalText.pipe(
+    z
+      .string()
+      .regex(/^https?:\/\/[^\s"?#]+$/, "must be the identity provider's http(s) issuer URL, without query or fragment")
+      .optional(),
+  ),
+  OIDC_CLIENT_ID: optionalText.pipe(
+    z
+      .string()
+      .regex(/^[\x21-\x7e]{1,255}$/, "must be 1-255 printable characters without spaces")
+      .optional(),
+  ),
+  OIDC_CLIENT_SECRET: optionalText,
+  OIDC_GROUPS_CLAIM: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:/-]{1,128}$/, "must be a claim name (letters, digits, _ . : / -)")
+    .default("groups"),
   OTEL_EXPORTER_OTLP_ENDPOINT: optionalText.pipe(
     z
       .string()
@@ -332,6 +349,8 @@ const checkedSchema = schema.superRefine((config, ctx) => {
       path: ["AGENT_INSTANCE_DEAD_AFTER"],
       message: `must be at least twice AGENT_HEARTBEAT_TIMEOUT (${2 * config.AGENT_HEARTBEAT_TIMEOUT})`,
     });
+  if (config.OIDC_ISSUER_URL && !config.OIDC_CLIENT_ID)
+    ctx.addIssue({ code: "custom", path: ["OIDC_CLIENT_ID"], message: "is required when OIDC_ISSUER_URL is set" });
   if (config.METRICS_PUBLIC && config.METRICS_TOKEN)
     ctx.addIssue({ code: "custom", path: ["METRICS_PUBLIC"], message: "must not be true when METRICS_TOKEN is set" });
 });
