@@ -18,7 +18,8 @@ export function selectCompletionShell(argv: string[]): void {
 const fishScript = `# axion completion for fish: axion completion fish > ~/.config/fish/completions/axion.fish
 function __axion_yargs_completions
     set -l words (commandline -opc) (commandline -ct)
-    axion --get-yargs-completions $words 2>/dev/null
+    # plain words: with SHELL naming zsh yargs would add descriptions after a colon
+    SHELL=fish axion --get-yargs-completions $words 2>/dev/null
 end
 complete -c axion -f -a '(__axion_yargs_completions)'
 `;
@@ -62,7 +63,8 @@ export function completeWithNames(y: Argv) {
       void import("../completion-names.js").then(async ({ namesFor }) => {
         const head = current.includes(",") ? current.slice(0, current.lastIndexOf(",") + 1) : "";
         const last = current.slice(head.length);
-        done((await namesFor(kind)).filter((name) => name.startsWith(last)).map((name) => head + name));
+        const chosen = new Set(head.split(","));
+        done((await namesFor(kind)).filter((name) => name.startsWith(last) && !chosen.has(name)).map((name) => head + name));
       });
     });
   };
