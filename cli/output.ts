@@ -44,6 +44,9 @@ export function printJson(document: unknown): void {
   process.stdout.write(`${displaySafe(JSON.stringify(document, null, 2), { multiline: true })}\n`);
 }
 
+/** The columns text takes on a terminal (wide characters two, colour none). */
+export const visibleLength = displayWidth;
+
 /**
  * The width tables are fitted to: the terminal's; without one (a pipe, a file), COLUMNS when it is set
  * to a number, else none (nothing is cut: a script reading a table gets whole values; -o json is for scripts).
