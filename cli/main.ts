@@ -2,13 +2,14 @@ import yargs, { type Argv } from "yargs";
 import { apiUrl } from "./api-url.js";
 import { chosen, topCommands } from "./catalogue.js";
 import type { CommandBody } from "./command.js";
-import { completionCommand, selectCompletionShell } from "./commands/completion.js";
+import { completeWithNames, completionCommand, selectCompletionShell } from "./commands/completion.js";
 import { CliError, Exit } from "./errors.js";
 import { refuseSecretArguments } from "./secrets.js";
 
 /** The parser; `bodies` holds the loaded commands, every other one is listed by name and description only. */
 export function parser(argv: string[], bodies: Map<string, CommandBody>): Argv {
-  let y: Argv = yargs(argv)
+  const root = yargs(argv);
+  let y: Argv = root
     .scriptName("axion")
     .usage("$0 <command> [options]\n\nThe Axion Infra command line: inventory, provisioning and fleet rollouts over the API.")
     .option("output", {
@@ -18,8 +19,9 @@ export function parser(argv: string[], bodies: Map<string, CommandBody>): Argv {
       describe: "table for people, json (one document, snake_case fields) for scripts",
       global: true,
     })
-    .completion("completion-script", false)
-    .strict()
+    .completion("completion-script", false, completeWithNames(root))
+    // A completion that asks the API answers after yargs' checks, which must not refuse its key meanwhile.
+    .strict(!argv.includes("--get-yargs-completions"))
     .demandCommand(1, "name a command (axion --help lists them)")
     .help()
     .alias("h", "help")
@@ -31,6 +33,9 @@ export function parser(argv: string[], bodies: Map<string, CommandBody>): Argv {
     .fail((message, error) => {
       throw error ?? CliError.usage(message);
     });
+  // A completion that waits for names from the API answers (and exits) after yargs has gone on to the
+  // command: it must never run.
+  if (argv.includes("--get-yargs-completions")) y = y.middleware(() => new Promise<never>(() => {}), true);
   for (const top of topCommands) {
     const body = bodies.get(top.command);
     y = y.command([top.command, ...(top.aliases ?? [])], top.describe, body?.builder ?? {}, body?.handler);

@@ -2,6 +2,8 @@ import { styleText } from "node:util";
 import { type DescMessage, type MessageShape, toJson } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import { displaySafe } from "../core/kernel/text.js";
+import { fitColumns } from "./table-fit.js";
+import { cutToWidth, displayWidth } from "./text-width.js";
 
 export type Format = "table" | "json";
 
@@ -42,32 +44,65 @@ export function printJson(document: unknown): void {
   process.stdout.write(`${displaySafe(JSON.stringify(document, null, 2), { multiline: true })}\n`);
 }
 
-// biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI escapes are what is stripped
-const ansi = /\u001b\[[0-9;]*m/g;
-export const visibleLength = (text: string) => [...text.replace(ansi, "")].length;
+/** The columns text takes on a terminal (wide characters two, colour none). */
+export const visibleLength = displayWidth;
+
+/**
+ * The width tables are fitted to: the terminal's; without one (a pipe, a file), COLUMNS when it is set
+ * to a number, else none (nothing is cut: a script reading a table gets whole values; -o json is for scripts).
+ */
+export function outputColumns(stream: NodeJS.WriteStream = process.stdout): number | undefined {
+  if (stream.isTTY) return stream.columns || 80;
+  const columns = Number(process.env.COLUMNS);
+  return Number.isInteger(columns) && columns > 0 ? columns : undefined;
+}
 
 /**
  * Lines cut to the terminal's width, so each is one row: a redraw moves the cursor up by the line
  * count, which a wrapped line would break. A cut line loses its colour.
  */
 export function fitToTerminal(lines: string[], columns = process.stdout.columns || 80): string[] {
-  return lines.map((line) => (visibleLength(line) < columns ? line : `${[...line.replace(ansi, "")].slice(0, columns - 2).join("")}…`));
+  return lines.map((line) => (displayWidth(line) < columns ? line : cutToWidth(line, columns - 1)));
 }
-const pad = (text: string, width: number) => text + " ".repeat(Math.max(0, width - visibleLength(text)));
+const pad = (text: string, width: number) => text + " ".repeat(Math.max(0, width - displayWidth(text)));
 
-/** An aligned table: header row, then one row per item; the last column is not padded. */
-export function table(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(visibleLength(h), ...rows.map((r) => visibleLength(cell(r[i] ?? "")))));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : pad(c, widths[i] ?? 0)))
+export interface TableOptions {
+  /** Headers of columns never cut: an id a command needs whole (no prefix lookup for it). */
+  keep?: string[];
+}
+
+/**
+ * An aligned table: header row, then one row per item; the last column is not padded. On a terminal
+ * (or with COLUMNS) the columns are fitted to its width, cut with "…" (table-fit.ts says which first).
+ */
+export function table(headers: string[], rows: string[][], options: TableOptions = {}): string {
+  const cells = rows.map((r) => headers.map((_, i) => cell(r[i] ?? "")));
+  const columns = outputColumns();
+  const widths =
+    columns === undefined
+      ? headers.map((h, i) => Math.max(displayWidth(h), ...cells.map((r) => displayWidth(r[i] ?? ""))))
+      : fitColumns(headers, cells, columns, options.keep);
+  const line = (row: string[]) =>
+    row
+      .map((c, i) => {
+        const fitted = cutToWidth(c, widths[i] ?? 0);
+        return i === row.length - 1 ? fitted : pad(fitted, widths[i] ?? 0);
+      })
       .join("  ")
       .trimEnd();
-  return [line(headers.map((h) => paint("bold", h))), ...rows.map((r) => line(r.map(cell)))].join("\n");
+  return [line(headers.map((h) => paint("bold", h))), ...cells.map(line)].join("\n");
 }
 
-export function printTable(headers: string[], rows: string[][], empty = "(none)"): void {
-  process.stdout.write(rows.length === 0 ? `${empty}\n` : `${table(headers, rows)}\n`);
+/** Whether a table's rows fit the width tables are fitted to (outputColumns) without cutting anything. */
+export function tableFits(headers: string[], rows: string[][]): boolean {
+  const columns = outputColumns();
+  if (columns === undefined) return true;
+  const widths = headers.map((h, i) => Math.max(displayWidth(h), ...rows.map((r) => displayWidth(cell(r[i] ?? "")))));
+  return widths.reduce((sum, w) => sum + w, 0) + 2 * (headers.length - 1) <= columns;
+}
+
+export function printTable(headers: string[], rows: string[][], empty = "(none)", options: TableOptions = {}): void {
+  process.stdout.write(rows.length === 0 ? `${empty}\n` : `${table(headers, rows, options)}\n`);
 }
 
 /** `key: value` lines, keys aligned. */

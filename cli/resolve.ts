@@ -6,6 +6,7 @@ import type { Server, ServerStatus } from "../gen/axion/infrastructure/v1/server
 import { ServerService } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import type { Api } from "./client.js";
 import { CliError } from "./errors.js";
+import { minimumIdPrefix } from "./id-prefix.js";
 
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -34,13 +35,14 @@ export const allClusters = (api: Api) =>
   });
 
 /**
- * One item by its exact id, its name, or a unique id prefix (at least 4 characters).
+ * One item by its exact id, its name, or a unique id prefix (at least minimumIdPrefix characters).
  * None: exit 3. Several: exit 2, naming them.
  */
 export function pick<T extends { id: string; name: string }>(what: string, handle: string, items: T[]): T {
   const exact = items.filter((i) => i.id === handle || i.name === handle);
   if (exact.length === 1) return exact[0] as T;
-  const matches = exact.length > 1 ? exact : handle.length >= 4 ? items.filter((i) => i.id.startsWith(handle.toLowerCase())) : [];
+  const matches =
+    exact.length > 1 ? exact : handle.length >= minimumIdPrefix ? items.filter((i) => i.id.startsWith(handle.toLowerCase())) : [];
   if (matches.length === 1) return matches[0] as T;
   if (matches.length === 0) throw CliError.notFound(`no ${what} named or with id "${handle}"`);
   const names = matches

@@ -9,13 +9,17 @@ import {
 } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import type { Api } from "./client.js";
 import { CliError, Exit } from "./errors.js";
-import { colourEnabled, duration, enumName, fitToTerminal, outside, paint } from "./output.js";
+import { liveBlock } from "./live-block.js";
+import { duration, enumName, outside, paint } from "./output.js";
 
 const frames = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 const marks: Record<string, string> = { done: "✓", unchanged: "=", skipped: "-", failed: "✗", running: "…" };
 
 export const operationStatus = (op: Operation) => enumName(OperationStatus, op.status, "OPERATION_STATUS");
 export const operationKind = (op: Operation) => enumName(OperationKind, op.kind, "OPERATION_KIND");
+
+/** Step names are padded to this width at least: without a terminal lines are printed as steps start, so later names are unknown. */
+const stepNameWidth = 18;
 
 function stepLine(step: OperationStep, width: number, frame: number, now: number): string {
   const name = outside(step.name).padEnd(width);
@@ -29,59 +33,82 @@ function stepLine(step: OperationStep, width: number, frame: number, now: number
   return `  ${coloured} ${name}  ${duration(Number(step.durationMs)).padStart(6)}  ${step.status}${detail}`;
 }
 
+const header = (op: Operation, serverName: string) => `${operationKind(op)} on ${outside(serverName)} (operation ${outside(op.id)})`;
+
+/** A step's line without a terminal: every field padded (the running step has no duration yet), so lines printed apart align. */
+function loggedStepLine(step: OperationStep): string {
+  const mark = marks[step.status] ?? "?";
+  const time = step.status === "running" ? "-" : duration(Number(step.durationMs));
+  const detail = step.detail ? `  ${outside(step.detail)}` : "";
+  return `  ${mark} ${outside(step.name).padEnd(stepNameWidth)}  ${time.padStart(6)}  ${step.status.padEnd(9)}${detail}`.trimEnd();
+}
+
 /** The lines of an operation's state: a header, a line per step, the end (or the failure with its reason). */
 export function render(op: Operation, serverName: string, frame = 0, now = Date.now()): string[] {
   const width = Math.max(8, ...op.steps.map((s) => outside(s.name).length));
-  const lines = [`${operationKind(op)} on ${outside(serverName)} (operation ${outside(op.id)})`];
+  const lines = [header(op, serverName)];
   for (const step of op.steps) lines.push(stepLine(step, width, frame, now));
-  const status = operationStatus(op);
   if (op.status === OperationStatus.RUNNING) {
     if (!op.steps.some((s) => s.status === "running"))
       lines.push(`  ${paint("cyan", frames[frame % frames.length] as string)} waiting for the next step`);
   } else {
-    const total =
-      op.finishTime && op.startTime
-        ? ` in ${duration(timestampDate(op.finishTime).getTime() - timestampDate(op.startTime).getTime())}`
-        : "";
-    const end = `${status.toUpperCase()}${total}`;
-    lines.push(op.status === OperationStatus.SUCCEEDED ? paint("green", end) : paint("red", end));
-    if (op.error) lines.push(`${paint("red", "error:")} ${outside(op.error)}`);
+    lines.push(...endLines(op));
   }
   return lines;
 }
 
+/** An ended operation's outcome and time, then its error. */
+function endLines(op: Operation): string[] {
+  const total =
+    op.finishTime && op.startTime ? ` in ${duration(timestampDate(op.finishTime).getTime() - timestampDate(op.startTime).getTime())}` : "";
+  const end = `${operationStatus(op).toUpperCase()}${total}`;
+  const lines = [op.status === OperationStatus.SUCCEEDED ? paint("green", end) : paint("red", end)];
+  if (op.error) lines.push(`${paint("red", "error:")} ${outside(op.error)}`);
+  return lines;
+}
+
 /**
- * Follows an operation through WatchOperation until it ends. On a terminal the block is redrawn with a
- * spinner; otherwise each change prints only the lines not printed before. Ctrl-C stops watching only.
+ * Without a terminal: the header once, then one line whenever a step starts or ends (every field
+ * padded), then the end. No spinner, no escape sequence (colour is off off a terminal).
+ */
+function stepLog(serverName: string) {
+  let headed = false;
+  const printed = new Map<string, string>();
+  return (op: Operation): string[] => {
+    const lines = headed ? [] : [header(op, serverName)];
+    headed = true;
+    for (const step of op.steps) {
+      if (printed.get(step.name) === step.status) continue;
+      printed.set(step.name, step.status);
+      lines.push(loggedStepLine(step));
+    }
+    if (op.status !== OperationStatus.RUNNING) lines.push(...endLines(op));
+    return lines;
+  };
+}
+
+/**
+ * Follows an operation through WatchOperation until it ends. On a terminal the block is redrawn in place
+ * with a spinner (live-block.ts); otherwise a line per step change (stepLog). Ctrl-C stops watching only.
  */
 export async function watchOperation(api: Api, id: string, serverName: string): Promise<Operation> {
-  const tty = colourEnabled(process.stdout) || Boolean(process.stdout.isTTY);
+  const tty = Boolean(process.stdout.isTTY);
   const abort = new AbortController();
   let latest: Operation | undefined;
-  let drawn = 0;
-  let printed = 0;
   let frame = 0;
+  const block = liveBlock();
+  const log = stepLog(serverName);
   const draw = () => {
     if (!latest) return;
-    const lines = render(latest, serverName, frame);
-    if (tty) {
-      lines.splice(0, lines.length, ...fitToTerminal(lines));
-      process.stdout.write(`${drawn > 0 ? `\u001b[${drawn}A` : ""}\u001b[J${lines.join("\n")}\n`);
-      drawn = lines.length;
-    } else {
-      // Only finished lines are final; the running step is printed once it ends.
-      const final =
-        latest.status === OperationStatus.RUNNING
-          ? lines.filter((l) => !l.includes("waiting for")).slice(0, 1 + latest.steps.filter((s) => s.status !== "running").length)
-          : lines;
-      process.stdout.write(
-        final
-          .slice(printed)
+    if (!tty)
+      return void process.stdout.write(
+        log(latest)
           .map((l) => `${l}\n`)
           .join(""),
       );
-      printed = Math.max(printed, final.length);
-    }
+    const lines = render(latest, serverName, frame);
+    if (latest.status === OperationStatus.RUNNING) block.draw(lines);
+    else block.end(lines);
   };
   const spinner = tty
     ? setInterval(() => {

@@ -48,7 +48,15 @@ function axion(args: string[], options: { env?: Record<string, string | undefine
       [bin, ...args],
       {
         cwd: tmpdir(),
-        env: { ...process.env, XDG_CONFIG_HOME: home, AXION_API: undefined, AXION_TOKEN: undefined, NO_COLOR: "1", ...options.env },
+        env: {
+          ...process.env,
+          XDG_CONFIG_HOME: home,
+          AXION_API: undefined,
+          AXION_TOKEN: undefined,
+          COLUMNS: undefined,
+          NO_COLOR: "1",
+          ...options.env,
+        },
         maxBuffer: 16 << 20,
       },
       (error, stdout, stderr) => resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
@@ -75,8 +83,8 @@ async function fails(args: string[], code: number, pattern: RegExp, options?: Pa
 
 const shellQuote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
 
-/** Starts `axion …` in a tmux window (a real terminal, 120×40); the exit code is printed after it. */
-function inTerminal(session: string, args: string[], configHome = home): void {
+/** Starts `axion …` in a tmux window (a real terminal, 120×40 unless told, tmux's defaults: scroll-on-clear on); the exit code is printed after it. */
+function inTerminal(session: string, args: string[], configHome = home, size = { columns: 120, rows: 40 }): void {
   const command = [
     `XDG_CONFIG_HOME=${shellQuote(configHome)}`,
     "TERM=xterm-256color",
@@ -84,7 +92,40 @@ function inTerminal(session: string, args: string[], configHome = home): void {
     shellQuote(bin),
     ...args.map(shellQuote),
   ].join(" ");
-  execFileSync("tmux", [...tmux, "new-session", "-d", "-s", session, "-x", "120", "-y", "40", `${command}; echo "EXIT=$?"; sleep 3600`]);
+  execFileSync("tmux", [
+    ...tmux,
+    "new-session",
+    "-d",
+    "-s",
+    session,
+    "-x",
+    String(size.columns),
+    "-y",
+    String(size.rows),
+    `${command}; echo "EXIT=$?"; sleep 3600`,
+  ]);
+}
+
+const operatorTerminal = { columns: 80, rows: 24 };
+
+/** Rows pushed into the scrollback (what an operator scrolls back through), and the scrollback with the screen. */
+const scrollback = (session: string) => ({
+  rows: Number(execFileSync("tmux", [...tmux, "display-message", "-p", "-t", session, "#{history_size}"], { encoding: "utf8" }).trim()),
+  text: execFileSync("tmux", [...tmux, "capture-pane", "-p", "-S", "-", "-t", session], { encoding: "utf8" }),
+});
+
+const spinnerFrames = /[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]/;
+
+/** A watch without a terminal: plain lines, one per step change, its fields at the same columns on every line. */
+function assertLoggedSteps(text: string): void {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: an escape sequence is what must be absent
+  assert.ok(!/\u001b/.test(text) && !spinnerFrames.test(text), `no escape sequence, no spinner: ${JSON.stringify(text)}`);
+  const steps = text.split("\n").filter((l) => /^ {2}[✓=✗…?-] /.test(l));
+  assert.ok(steps.length >= 2, text);
+  const statusColumn = steps.map((l) => l.search(/ (done|unchanged|skipped|failed|running)\b/));
+  assert.equal(new Set(statusColumn).size, 1, `the status at one column on every line:\n${text}`);
+  const ended = steps.filter((l) => !/ running\b/.test(l)).map((l) => l.slice(4).split(" ")[0]);
+  assert.equal(new Set(ended).size, ended.length, `a step's end printed once:\n${text}`);
 }
 
 const screen = (session: string) => execFileSync("tmux", [...tmux, "capture-pane", "-p", "-J", "-t", session], { encoding: "utf8" });
@@ -385,10 +426,12 @@ test("servers configure --watch on a real terminal: steps live with a spinner, m
   assert.match(interrupted, /EXIT=130/, interrupted);
   assert.match(interrupted, new RegExp(`stopped watching; operation ${web2} keeps running\\. Cancel it with: axion ops cancel ${web2}`));
 
-  const web3 = axion(["servers", "configure", "web-3", "--watch", "-o", "json"]);
+  // Without a terminal (a pipe): a line per step change, the steps' names learnt as they start.
+  const web3 = axion(["servers", "configure", "web-3", "--watch"]);
   // web-1's admin_user step is held on its host, so the spinner of a running step is surely on screen.
   const web1Gate = await holdCommand(fleet, fleet.hosts[0]!, "useradd", "/usr/sbin/useradd");
-  inTerminal("configure1", ["servers", "configure", "web-1", "--watch"]);
+  // The operator's 80×24 terminal: the watch starts on the screen's top row.
+  inTerminal("configure1", ["servers", "configure", "web-1", "--watch"], home, operatorTerminal);
   await web1Gate.reached;
   const running = await screenUntil("configure1", /^ {2}[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] admin_user\s+(\d+\.\ds|\d+m\d\ds)$/m);
   assert.match(running, /^bootstrap on web-1 \(operation [0-9a-f-]{36}\)$/m);
@@ -411,11 +454,17 @@ test("servers configure --watch on a real terminal: steps live with a spinner, m
   assert.match(done, /^SUCCEEDED in \d/m);
   assert.ok(!/[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]/.test(done), "no spinner left once it ended");
   assert.equal(done.match(/bootstrap on web-1/g)?.length, 1, "the block is redrawn in place, not repeated");
+  // Each redraw erases only its own rows: no spinner frame was pushed into the scrollback (tmux's scroll-on-clear).
+  const kept = scrollback("configure1");
+  assert.ok(kept.rows <= 2, `${kept.rows} rows went to the scrollback:\n${kept.text.slice(0, 3000)}`);
+  assert.equal(kept.text.match(/bootstrap on web-1/g)?.length, 1, "the block once, scrollback included");
+  assert.ok(!spinnerFrames.test(kept.text), "no spinner frame kept anywhere");
   assert.equal((await json(["servers", "get", "web-1"])).server.status.match(/CONFIGURED|ONLINE/)?.length, 1);
 
   const third = await web3;
   assert.equal(third.code, 0, third.stderr);
-  assert.equal(JSON.parse(third.stdout).operation.status, "OPERATION_STATUS_SUCCEEDED");
+  assertLoggedSteps(third.stdout);
+  assert.match(third.stdout, /^SUCCEEDED in /m);
   const second = await json(["ops", "watch", web2]);
   assert.equal(second.operation.status, "OPERATION_STATUS_SUCCEEDED", "the interrupted watch did not cancel it");
 });
@@ -430,8 +479,10 @@ test("operations: deploy-key, recover, install-agent; ops list, get, watch, canc
   const recovered = await json(["servers", "recover", "web-2", "--watch"]);
   assert.equal(recovered.operation.kind, "OPERATION_KIND_RECOVERY");
   assert.equal(recovered.operation.status, "OPERATION_STATUS_SUCCEEDED");
-  const agent = await json(["servers", "install-agent", "web-3", "--watch"]);
-  assert.equal(agent.operation.status, "OPERATION_STATUS_SUCCEEDED");
+  // Without a terminal (exit 0: it succeeded): a line per step change.
+  const agent = await ok(["servers", "install-agent", "web-3", "--watch"]);
+  assertLoggedSteps(agent);
+  assert.match(agent, /^SUCCEEDED in /m);
   const list = await json(["ops", "list", "web-1"]);
   assert.deepEqual(list.operations.map((o: { kind: string }) => o.kind).slice(0, 2), [
     "OPERATION_KIND_DEPLOY_KEY",
@@ -484,7 +535,20 @@ test("rollout: plan, start --watch on three hosts on a terminal (a bar per batch
   assert.equal((await json(["rollout", "plan", "deploy-key-add", ...target])).total, 3);
   assert.match(await ok(["rollout", "plan", "deploy-key-add", "--servers", "web-1", "--no-checks"]), /^1 server in 1 batch; /m);
 
-  inTerminal("rollout", ["rollout", "start", "deploy-key-add", ...target, "--watch"]);
+  // At 80 columns the configure plan (a column per step: nine) still gives one row per server.
+  inTerminal("plan", ["rollout", "plan", "configure", ...target], home, operatorTerminal);
+  assert.match(await screenUntil("plan", /EXIT=\d+/), /EXIT=0/);
+  // The screen's rows as they are (not joined): a wrapped row counts twice.
+  const planned = execFileSync("tmux", [...tmux, "capture-pane", "-p", "-t", "plan"], { encoding: "utf8" }).split("\n");
+  const planRows = planned.slice(
+    0,
+    planned.findIndex((l) => l.startsWith("EXIT=")),
+  );
+  assert.equal(planRows.length, 2 + names.length, `a row per server, none wrapped:\n${planRows.join("\n")}`);
+  assert.match(planRows[1] as string, /^SERVER\s+BATCH\s+PLAN\s+WOULD CHANGE\s+REASON$/);
+  for (const name of names) assert.match(planned.join("\n"), new RegExp(`^${name}\\s+[12]\\*?\\s+(unchanged|would change)\\s`, "m"));
+
+  inTerminal("rollout", ["rollout", "start", "deploy-key-add", ...target, "--watch"], home, operatorTerminal);
   const end = await screenUntil("rollout", /EXIT=\d+/);
   assert.match(end, /EXIT=0/, end);
   assert.match(end, /^rollout [0-9a-f-]{36} deploy-key-add: succeeded/m);
@@ -492,6 +556,22 @@ test("rollout: plan, start --watch on three hosts on a terminal (a bar per batch
   assert.match(end, /^batch 2 \[█{20}\] 2\/2$/m);
   for (const name of names) assert.match(end, new RegExp(`^  ${name}\\s+batch [12]\\s+succeeded\\s+op [0-9a-f-]{36}`, "m"), name);
   assert.equal(end.match(/^rollout /gm)?.length, 1, "the view is redrawn in place");
+  const kept = scrollback("rollout");
+  assert.ok(kept.rows <= 2, `${kept.rows} rows went to the scrollback:\n${kept.text.slice(0, 3000)}`);
+  assert.equal(kept.text.match(/^rollout /gm)?.length, 1, "the view once, scrollback included");
+
+  // Without a terminal: a line per change, fields aligned, each server's end once.
+  const logged = await ok(["rollout", "start", "deploy-key-add", "--servers", "web-1,web-2", "--canary", "1", "--watch"]);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: an escape sequence is what must be absent
+  assert.ok(!/\u001b|█/.test(logged), logged);
+  const serverLines = logged.split("\n").filter((l) => /^ {2}web-\d/.test(l));
+  assert.equal(new Set(serverLines.map((l) => l.search(/ (pending|running|succeeded)\b/))).size, 1, `aligned:\n${logged}`);
+  for (const name of ["web-1", "web-2"])
+    assert.equal(
+      serverLines.filter((l) => l.startsWith(`  ${name} `) && / succeeded\b/.test(l)).length,
+      1,
+      `${name} ends once:\n${logged}`,
+    );
 
   const held = (await json(["rollout", "start", "deploy-key-add", "--servers", "web-1,web-2", "--canary", "1", "--pause-after-canary"]))
     .rollout.id as string;

@@ -76,6 +76,17 @@ const yargsModuleUrl = {
   },
 };
 
+/**
+ * yargs' ES module build lays out --help with cliui's ES module, whose wrap cuts words at the width
+ * ("co/nfig"); cliui's CommonJS build wraps at word boundaries (wrap-ansi) and counts wide characters.
+ */
+const cliuiWordWrap = {
+  name: "cliui-word-wrap",
+  setup(build) {
+    build.onResolve({ filter: /^cliui$/ }, (args) => ({ path: createRequire(args.importer).resolve("cliui") }));
+  },
+};
+
 /** Builds into a new folder, then points the manifest at it (an atomic rename: concurrent builds are safe). */
 export async function build() {
   const esbuild = await loadEsbuild();
@@ -103,7 +114,7 @@ export async function build() {
       legalComments: "none",
       metafile: true,
       logLevel: "silent",
-      plugins: [yargsModuleUrl],
+      plugins: [yargsModuleUrl, cliuiWordWrap],
     });
   } finally {
     await esbuild.stop?.();

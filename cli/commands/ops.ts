@@ -74,6 +74,9 @@ export const ops = commandBody((t) =>
             took(o),
             outside(o.error || o.currentStep).slice(0, 80),
           ]),
+          "(none)",
+          // ops get takes a whole operation id (or a server).
+          { keep: ["ID"] },
         );
       },
     )

@@ -4,12 +4,13 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Argv } from "yargs";
 import { rolloutKindProto } from "../../api/enum-mapping.js";
 import { counted } from "../../core/kernel/plural.js";
-import { PlanOutcome, type RolloutKind } from "../../gen/axion/infrastructure/v1/plan_pb.js";
+import { PlanOutcome, type RolloutKind, type ServerPlan } from "../../gen/axion/infrastructure/v1/plan_pb.js";
 import {
   PlanRolloutResponseSchema,
   type Rollout,
   type RolloutAmount,
   RolloutAmountSchema,
+  type RolloutBatch,
   RolloutSchema,
   RolloutService,
   RolloutStatus,
@@ -18,9 +19,10 @@ import { type Api, api } from "../client.js";
 import { commandBody } from "../command.js";
 import { type GlobalOptions, globals, isJson } from "../context.js";
 import { CliError, Exit } from "../errors.js";
-import { enumName, fitToTerminal, messageJson, outside, paint, printJson, printTable, statusText, time } from "../output.js";
+import { liveBlock } from "../live-block.js";
+import { enumName, messageJson, outside, paint, printJson, printTable, statusText, tableFits, time } from "../output.js";
 import { allServers, listAll, pick, resolveCluster, resolveServer } from "../resolve.js";
-import { renderRollout, rolloutEnded, rolloutKind, rolloutStatus } from "../rollout-view.js";
+import { renderRollout, rolloutEnded, rolloutKind, rolloutLog, rolloutStatus } from "../rollout-view.js";
 import { parseSince } from "./metrics.js";
 
 /** The rollout kinds as the command line spells them (deploy-key-add), with their proto values. */
@@ -108,22 +110,27 @@ async function resolveRollout(client: Api, handle: string): Promise<Rollout> {
 
 const outcome = (o: PlanOutcome) => enumName(PlanOutcome, o, "PLAN_OUTCOME").replace("would_change", "would change");
 
-/** Follows a rollout until it ends: redrawn on a terminal, one block per change otherwise; Ctrl-C stops watching only. */
+/** Follows a rollout until it ends: redrawn in place on a terminal, a line per change otherwise (rolloutLog); Ctrl-C stops watching only. */
 async function watch(client: Api, id: string, json: boolean): Promise<Rollout> {
   const abort = new AbortController();
   const onInterrupt = () => abort.abort();
   process.once("SIGINT", onInterrupt);
   let latest: Rollout | undefined;
-  let drawn = 0;
+  const block = liveBlock();
+  const log = rolloutLog();
   try {
     for await (const m of client.service(RolloutService).watchRollout({ id }, { signal: abort.signal })) {
       if (!m.rollout) continue;
       latest = m.rollout;
       if (json) continue;
-      const lines = process.stdout.isTTY ? fitToTerminal(renderRollout(latest)) : renderRollout(latest);
-      if (process.stdout.isTTY) process.stdout.write(`${drawn > 0 ? `\u001b[${drawn}A` : ""}\u001b[J`);
-      process.stdout.write(`${lines.join("\n")}\n`);
-      drawn = lines.length;
+      if (!process.stdout.isTTY)
+        process.stdout.write(
+          log(latest)
+            .map((l) => `${l}\n`)
+            .join(""),
+        );
+      else if (rolloutEnded(latest)) block.end(renderRollout(latest));
+      else block.draw(renderRollout(latest));
     }
   } catch (error) {
     if (!abort.signal.aborted) throw error;
@@ -188,19 +195,37 @@ export const rollout = commandBody((t) =>
           );
           return;
         }
-        printTable(
-          ["SERVER", "BATCH", "PLAN", ...steps.map((s) => outside(s).toUpperCase()), "REASON"],
-          plans.map(({ batch, plan }) => [
-            plan.serverName,
-            `${batch.index + 1}${batch.canary ? "*" : ""}`,
-            statusText(outcome(plan.outcome)),
+        const reason = (plan: ServerPlan) => plan.reason || plan.steps.find((s) => s.outcome === PlanOutcome.CANNOT)?.detail || "";
+        const head = (batch: RolloutBatch, plan: ServerPlan) => [
+          plan.serverName,
+          `${batch.index + 1}${batch.canary ? "*" : ""}`,
+          statusText(outcome(plan.outcome)),
+        ];
+        const wide = {
+          headers: ["SERVER", "BATCH", "PLAN", ...steps.map((s) => outside(s).toUpperCase()), "REASON"],
+          rows: plans.map(({ batch, plan }) => [
+            ...head(batch, plan),
             ...steps.map((name) => {
               const step = plan.steps.find((s) => s.name === name);
               return step ? statusText(outcome(step.outcome)) : "-";
             }),
-            plan.reason || plan.steps.find((s) => s.outcome === PlanOutcome.CANNOT)?.detail || "",
+            reason(plan),
           ]),
-        );
+        };
+        // A column per step is wider than a terminal for most kinds (configure has nine): there, the steps that would change.
+        if (tableFits(wide.headers, wide.rows)) printTable(wide.headers, wide.rows);
+        else
+          printTable(
+            ["SERVER", "BATCH", "PLAN", "WOULD CHANGE", "REASON"],
+            plans.map(({ batch, plan }) => [
+              ...head(batch, plan),
+              plan.steps
+                .filter((s) => s.outcome === PlanOutcome.WOULD_CHANGE)
+                .map((s) => s.name)
+                .join(",") || "-",
+              reason(plan),
+            ]),
+          );
         if (plans.some(({ plan }) => plan.outcome === PlanOutcome.CANNOT))
           process.stderr.write(paint("yellow", "some servers cannot be rolled out (see REASON)\n", process.stderr));
       },
