@@ -12,6 +12,7 @@ import { type MetricsAccess, metricsHandler, metricsInterceptor } from "../obser
 import { rpcTracingInterceptor } from "../observability/tracing.js";
 import type { AgentServiceDeps } from "./agent-service.js";
 import { type NodeHandler, ownerAuthentication, requireOwnerInterceptor } from "./auth.js";
+import { authorizationInterceptor } from "./authorization.js";
 import { createLimitedHttp1Server, createLimitedHttp2Server, firstByteDeadline } from "./connection-limits.js";
 import { defaultEdgeLimits, type EdgeLimits } from "./edge-limits.js";
 import { errorInterceptor } from "./errors.js";
@@ -111,6 +112,7 @@ export function buildApiServer(deps: ApiDeps, edgeLimits: Partial<EdgeLimits> = 
         errorInterceptor,
         exactInputInterceptor,
         requireOwnerInterceptor,
+        authorizationInterceptor,
         ownerLimitsInterceptor(limits, budgets),
       ],
     }) as NodeHandler,
