@@ -6,7 +6,7 @@ export type { Transaction };
 import { newId } from "../../db/ids.js";
 import { operations, servers } from "../../db/schema.js";
 import { operationFinished, operationStarted } from "../../observability/metrics.js";
-import { withinClusters, withinClustersByServer } from "../inventory/owner-scope.js";
+import { withinClustersByServer } from "../inventory/owner-scope.js";
 import type { Owner } from "../inventory/owners.js";
 import { isUniqueViolation } from "../kernel/db-errors.js";
 import { AppError } from "../kernel/errors.js";

@@ -5,7 +5,7 @@ import type { Database } from "../../db/client.js";
 import { servers } from "../../db/schema.js";
 import { ownerIdAttribute, workflowRole } from "../../temporal/search-attributes.js";
 import { fleetWorkflows, type PlanResult } from "../../workflows/contract.js";
-import { withinClusters, withinClustersByServer } from "../inventory/owner-scope.js";
+import { withinClusters } from "../inventory/owner-scope.js";
 import type { Owner } from "../inventory/owners.js";
 import { AppError } from "../kernel/errors.js";
 import { requireId } from "../kernel/ids.js";

@@ -19,7 +19,7 @@ import {
   type RolloutInput,
   resumeRolloutUpdate,
 } from "../../workflows/contract.js";
-import { withinClusters, withinClustersByServer } from "../inventory/owner-scope.js";
+import { withinClusters } from "../inventory/owner-scope.js";
 import type { Owner } from "../inventory/owners.js";
 import { selectTargetServers } from "../inventory/server-selection.js";
 import { AppError } from "../kernel/errors.js";
