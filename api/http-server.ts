@@ -110,9 +110,10 @@ export function buildApiServer(deps: ApiDeps, edgeLimits: Partial<EdgeLimits> = 
         rpcTracingInterceptor,
         metricsInterceptor,
         errorInterceptor,
+        // The role check before the input is looked at: a call above the token's role is refused whatever it carries.
+        authorizationInterceptor,
         exactInputInterceptor,
         requireOwnerInterceptor,
-        authorizationInterceptor,
         ownerLimitsInterceptor(limits, budgets),
       ],
     }) as NodeHandler,

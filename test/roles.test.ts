@@ -154,6 +154,17 @@ for (const backend of testBackends())
       assert.deepEqual(wrong, []);
     });
 
+    test("a call above the token's role is refused before its input is looked at", async () => {
+      const response = await fetch(`${api.baseUrl}/axion.infrastructure.v1.ServerService/DeleteServer`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${tokens.viewer}`, "content-type": "application/json" },
+        body: JSON.stringify({ id: serverA, notAField: true }),
+      });
+      const body = (await response.json()) as { code: string; message: string };
+      assert.deepEqual(body, { code: "permission_denied", message: "DeleteServer needs the admin role; this token is viewer" });
+      assert.equal((await api.clients(adminToken).servers.getServer({ id: serverA })).server!.id, serverA, "still there");
+    });
+
     test("a method with no declared permission is refused, whatever the role", async () => {
       const undeclared = { name: "Undeclared", parent: { typeName: "axion.test.v1.Nothing" } } as unknown as DescMethod;
       const contextValues = createContextValues().set(ownerKey, { id: ownerId, name: "roles", role: "admin" });
