@@ -11,6 +11,7 @@ import type {
   OperationStatus,
   PlanOutcome,
   ProviderKind,
+  Role,
   RolloutKind,
   RolloutServerState,
   RolloutStatus,
@@ -39,6 +40,7 @@ import {
   ServerStatus as ProtoServerStatus,
   SshAuthMethod as ProtoSshAuthMethod,
 } from "../gen/axion/infrastructure/v1/server_service_pb.js";
+import { Role as ProtoRole } from "../gen/axion/infrastructure/v1/token_service_pb.js";
 
 /**
  * One table per enum between the internal names (core/kernel/kinds.ts) and the proto
@@ -160,6 +162,12 @@ export const planOutcomeProto = protoEnum<ProtoPlanOutcome>()({
 export const providerKindProto = protoEnum<ProtoProviderKind>()({
   time4vps: ProtoProviderKind.TIME4VPS,
 } satisfies Record<ProviderKind, ProtoProviderKind>);
+
+export const roleProto = protoEnum<ProtoRole>()({
+  viewer: ProtoRole.VIEWER,
+  operator: ProtoRole.OPERATOR,
+  admin: ProtoRole.ADMIN,
+} satisfies Record<Role, ProtoRole>);
 
 export const notificationChannelKindProto = protoEnum<ProtoNotificationChannelKind>()({
   webhook: ProtoNotificationChannelKind.WEBHOOK,

@@ -19,6 +19,7 @@ const codes: Record<AppErrorKind, Code> = {
   failed_precondition: Code.FailedPrecondition,
   resource_exhausted: Code.ResourceExhausted,
   unauthenticated: Code.Unauthenticated,
+  permission_denied: Code.PermissionDenied,
   unavailable: Code.Unavailable,
   internal: Code.Internal,
 };

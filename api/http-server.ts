@@ -12,6 +12,7 @@ import { type MetricsAccess, metricsHandler, metricsInterceptor } from "../obser
 import { rpcTracingInterceptor } from "../observability/tracing.js";
 import type { AgentServiceDeps } from "./agent-service.js";
 import { type NodeHandler, ownerAuthentication, requireOwnerInterceptor } from "./auth.js";
+import { authorizationInterceptor } from "./authorization.js";
 import { createLimitedHttp1Server, createLimitedHttp2Server, firstByteDeadline } from "./connection-limits.js";
 import { defaultEdgeLimits, type EdgeLimits } from "./edge-limits.js";
 import { errorInterceptor } from "./errors.js";
@@ -109,6 +110,8 @@ export function buildApiServer(deps: ApiDeps, edgeLimits: Partial<EdgeLimits> = 
         rpcTracingInterceptor,
         metricsInterceptor,
         errorInterceptor,
+        // The role check before the input is looked at: a call above the token's role is refused whatever it carries.
+        authorizationInterceptor,
         exactInputInterceptor,
         requireOwnerInterceptor,
         ownerLimitsInterceptor(limits, budgets),

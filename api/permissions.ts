@@ -9,6 +9,8 @@ import { RequirementsService } from "../gen/axion/infrastructure/v1/requirements
 import { RolloutService } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
 import { ServerService } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { TokenService } from "../gen/axion/infrastructure/v1/token_service_pb.js";
+import { ServerReflection as ServerReflectionV1 } from "../gen/grpc/reflection/v1/reflection_pb.js";
+import { ServerReflection as ServerReflectionV1alpha } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 
 /**
  * What a caller needs to call an RPC: the weakest role allowed, and whether the call changes anything
@@ -130,7 +132,12 @@ export const permissionTables = [
   [TokenService, entries(TokenService, tokenPermissions)],
 ] as const satisfies readonly (readonly [DescService, [DescMethod, Permission][]])[];
 
-const byMethod = new Map<DescMethod, Permission>(permissionTables.flatMap(([, table]) => table));
+/** gRPC server reflection tells the routed services' schema and no owner's data: any token may read it. */
+const reflectionMethods: [DescMethod, Permission][] = [ServerReflectionV1, ServerReflectionV1alpha].flatMap((service) =>
+  service.methods.map((method): [DescMethod, Permission] => [method, read]),
+);
+
+const byMethod = new Map<DescMethod, Permission>([...permissionTables.flatMap(([, table]) => table), ...reflectionMethods]);
 
 /** The declared permission of a method; a method nobody declared has none (callers refuse it). */
 export function permissionOf(method: DescMethod): Permission | undefined {

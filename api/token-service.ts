@@ -2,9 +2,11 @@ import { create } from "@bufbuild/protobuf";
 import { type Timestamp, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { createToken, listTokens, type Owner, revokeToken, setTokenExpiry, type TokenView } from "../core/inventory/owners.js";
+import { AppError } from "../core/kernel/errors.js";
 import { parsePageRequest } from "../core/kernel/pagination.js";
 import type { Database } from "../db/client.js";
-import { type Token, TokenSchema, type TokenService } from "../gen/axion/infrastructure/v1/token_service_pb.js";
+import { Role, type Token, TokenSchema, type TokenService } from "../gen/axion/infrastructure/v1/token_service_pb.js";
+import { roleProto } from "./enum-mapping.js";
 import { requireOwner } from "./owner.js";
 
 /** Built field by field: a token's hash has no field to leak into. */
@@ -18,6 +20,9 @@ function tokenMessage(row: TokenView, caller: Owner): Token {
     expireTime: row.expiresAt ? timestampFromDate(row.expiresAt) : undefined,
     revokeTime: row.revokedAt ? timestampFromDate(row.revokedAt) : undefined,
     current: row.id === caller.tokenId,
+    role: roleProto.toProto(row.role),
+    clusterIds: row.clusterIds ?? [],
+    createdByTokenId: row.createdByTokenId ?? "",
   });
 }
 
@@ -35,7 +40,14 @@ export function tokenService(db: Database): ServiceImpl<typeof TokenService> {
     },
     async createToken(req, ctx) {
       const owner = requireOwner(ctx);
-      const { token, bearerToken } = await createToken(db, owner, { label: req.label, expireTime: timestampMs(req.expireTime) });
+      const role = req.role === Role.UNSPECIFIED ? undefined : roleProto.fromProto(req.role);
+      if (req.role !== Role.UNSPECIFIED && !role) throw AppError.invalid("role", "is not a known role");
+      const { token, bearerToken } = await createToken(db, owner, {
+        label: req.label,
+        expireTime: timestampMs(req.expireTime),
+        role,
+        clusterIds: req.clusterIds,
+      });
       return { token: tokenMessage(token, owner), bearerToken };
     },
     async revokeToken(req, ctx) {

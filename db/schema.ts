@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import {
+  type AnyPgColumn,
   bigint,
   customType,
   doublePrecision,
@@ -24,6 +25,7 @@ import {
   operationKinds,
   operationStatuses,
   providerKinds,
+  roles,
   rolloutKinds,
   rolloutServerStates,
   rolloutStatuses,
@@ -68,8 +70,14 @@ export const apiTokens = pgTable(
     lastUsedAt: timestamp("last_used_at", { withTimezone: true, mode: "date" }),
     expiresAt: timestamp("expires_at", { withTimezone: true, mode: "date" }),
     revokedAt: timestamp("revoked_at", { withTimezone: true, mode: "date" }),
+    /** The weakest role first (`roles`); tokens made before roles existed are admin. */
+    role: text("role", { enum: roles }).notNull(),
+    /** The clusters the token is limited to; null: every cluster of the owner. */
+    clusterIds: uuid("cluster_ids").array(),
+    /** The token that created this one (null for tokens made by the operator command or from AXION_ADMIN_TOKEN). */
+    createdByTokenId: uuid("created_by_token_id").references((): AnyPgColumn => apiTokens.id, { onDelete: "set null" }),
   },
-  (t) => [index("api_tokens_owner_id_idx").on(t.ownerId)],
+  (t) => [index("api_tokens_owner_id_idx").on(t.ownerId), index("api_tokens_created_by_token_id_idx").on(t.createdByTokenId)],
 );
 
 export const clusters = pgTable(

@@ -609,8 +609,20 @@ test("tokens: create (shown once), list, revoke by label; the revoked token is r
   const created = await json(["tokens", "create", "ci", "--expires-in", "30d"]);
   assert.match(created.bearer_token, /^\S{20,}$/);
   assert.equal(created.token.label, "ci");
+  await ok(["clusters", "create", "token-scope"]);
+  const scoped = await json(["tokens", "create", "ci-view", "--role", "viewer", "--cluster", "token-scope"]);
+  assert.equal(scoped.token.role, "ROLE_VIEWER");
   const table = await ok(["tokens", "list"]);
-  assert.match(table, /\sci\s+\S+…\s+active\s/);
+  assert.match(table, /\sci\s+\S+…\s+admin\s+all\s+active\s/);
+  assert.match(table, /\sci-view\s+\S+…\s+viewer\s+token-scope\s+active\s/);
+  await fails(
+    ["tokens", "create", "up", "--role", "admin"],
+    3,
+    /PermissionDenied: role: must not exceed the calling token's role \(viewer\)/,
+    {
+      env: { AXION_TOKEN: scoped.bearer_token },
+    },
+  );
   assert.equal((await json(["whoami"], { env: { AXION_TOKEN: created.bearer_token } })).token.label, "ci");
   assert.match(await ok(["tokens", "revoke", "ci"]), /Token ci revoked/);
   await fails(["clusters", "list"], 3, /run axion login/, { env: { AXION_TOKEN: created.bearer_token } });

@@ -189,7 +189,7 @@ describe("limits at the API edge", () => {
     ).server!;
   };
   const runningOperation = async (owner: string, serverId: string) =>
-    startOperation(api.database.db, { id: owner, name: "test" }, serverId, "test_connection");
+    startOperation(api.database.db, { id: owner, name: "test", role: "admin" }, serverId, "test_connection");
 
   test("a gzip bomb without a token is Unauthenticated and never inflated (Connect and gRPC)", async () => {
     let connectAnswer: RawAnswer | undefined;

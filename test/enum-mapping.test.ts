@@ -15,6 +15,7 @@ import {
   type ProtoEnum,
   planOutcomeProto,
   providerKindProto,
+  roleProto,
   rolloutKindProto,
   rolloutServerStateProto,
   rolloutStatusProto,
@@ -33,6 +34,7 @@ import {
   operationStatuses,
   planOutcomes,
   providerKinds,
+  roles,
   rolloutKinds,
   rolloutServerStates,
   rolloutStatuses,
@@ -58,6 +60,7 @@ import {
   ServerStatusSchema,
   SshAuthMethodSchema,
 } from "../gen/axion/infrastructure/v1/server_service_pb.js";
+import { RoleSchema } from "../gen/axion/infrastructure/v1/token_service_pb.js";
 
 const enums: [DescEnum, ProtoEnum<string, number>, readonly string[]][] = [
   [ServerStatusSchema, serverStatusProto, serverStatuses],
@@ -76,6 +79,7 @@ const enums: [DescEnum, ProtoEnum<string, number>, readonly string[]][] = [
   [BusyServerPolicySchema, busyPolicyProto, busyPolicies],
   [ConnectionOutcomeSchema, connectionOutcomeProto, connectionOutcomes],
   [DeployKeyActionSchema, deployKeyActionProto, deployKeyActions],
+  [RoleSchema, roleProto, roles],
 ];
 
 describe("proto enums and the internal kinds map one to one", () => {

@@ -221,12 +221,12 @@ for (const backend of testBackends()) {
 
     test("selectTargetServers: every match ordered by name then id, refused above max, errors name target", async () => {
       const db = api.database.db;
-      const all = await selectTargetServers(db, aliceId, {}, 100);
+      const all = await selectTargetServers(db, { id: aliceId }, {}, 100);
       assert.deepEqual(
         all.map((s) => s.name),
         everyName,
       );
-      const web = await selectTargetServers(db, aliceId, { clusterId: clusterIds.a, selector: "role=web" }, 2);
+      const web = await selectTargetServers(db, { id: aliceId }, { clusterId: clusterIds.a, selector: "role=web" }, 2);
       assert.deepEqual(
         web.map((s) => [s.name, s.status]),
         [
@@ -235,16 +235,20 @@ for (const backend of testBackends()) {
         ],
       );
       assert.deepEqual(
-        (await selectTargetServers(db, aliceId, { statuses: ["ERROR"] }, 1)).map((s) => s.name),
+        (await selectTargetServers(db, { id: aliceId }, { statuses: ["ERROR"] }, 1)).map((s) => s.name),
         ["db-1"],
       );
-      await assert.rejects(selectTargetServers(db, aliceId, { selector: "role=web" }, 1), {
+      await assert.rejects(selectTargetServers(db, { id: aliceId }, { selector: "role=web" }, 1), {
         message: /^target: matches more than 1 servers/,
       });
-      await assert.rejects(selectTargetServers(db, aliceId, { selector: "role in (" }, 10), { message: /^target\.selector: position 10:/ });
-      await assert.rejects(selectTargetServers(db, aliceId, { clusterId: "x" }, 10), { message: /^target\.cluster_id:/ });
+      await assert.rejects(selectTargetServers(db, { id: aliceId }, { selector: "role in (" }, 10), {
+        message: /^target\.selector: position 10:/,
+      });
+      await assert.rejects(selectTargetServers(db, { id: aliceId }, { clusterId: "x" }, 10), { message: /^target\.cluster_id:/ });
       const other = await api.newOwner();
-      await assert.rejects(selectTargetServers(db, other.ownerId, { clusterId: clusterIds.a }, 10), { message: /cluster .* not found/ });
+      await assert.rejects(selectTargetServers(db, { id: other.ownerId }, { clusterId: clusterIds.a }, 10), {
+        message: /cluster .* not found/,
+      });
     });
   });
 }

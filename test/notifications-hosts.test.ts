@@ -27,7 +27,7 @@ let fleet: Fleet;
 let receiver: WebhookReceiver;
 let alerting: Alerting;
 let alertingWithGrace: (graceSeconds: number) => Alerting;
-let owner: { id: string; name: string };
+let owner: { id: string; name: string; role: "admin" };
 let server: { id: string; host: string };
 
 type Notice = { type: string; rule: string; serverId: string; alertId: string; summary: string };
@@ -66,7 +66,7 @@ before(async () => {
     ingestionProgressRetentionHours: 24,
   });
   const { token, ownerId } = await harness.api.newOwner();
-  owner = { id: ownerId, name: "alerts" };
+  owner = { id: ownerId, name: "alerts", role: "admin" };
   const alice = harness.api.clients(token);
   const clusterId = (await alice.clusters.createCluster({ name: "alerts" })).cluster!.id;
   const host = fleet.hosts[0]!;

@@ -225,7 +225,7 @@ function createNotificationsOfPolicy(policy: ReturnType<typeof defaultNetworkPol
       networkPolicy: policy,
       maxChannelsPerOwner: 3,
     };
-    const channel = await ownerChannelForSending(deps, { id: ownerId, name: "x" }, channelId);
+    const channel = await ownerChannelForSending(deps, { id: ownerId, name: "x", role: "admin" }, channelId);
     return sendToChannel(policy, channel, "00000000-0000-7000-8000-000000000000", { type: "alert.test" }, 2000);
   };
 }
@@ -582,7 +582,7 @@ test("a receiver that fails three times then accepts gets the message exactly on
   });
   const from = receiver.received.length;
   receiver.answerNext(500, 503, 500);
-  const op = await startOperation(api.database.db, { id: o.ownerId, name: "x" }, o.serverId, "deploy_key");
+  const op = await startOperation(api.database.db, { id: o.ownerId, name: "x", role: "admin" }, o.serverId, "deploy_key");
   await finishOperation(api.database.db, op.id, { status: "FAILED", error: "ssh: permission denied (publickey)" });
   let alerting = alertingFor({ loop: true, pollIntervalMs: 50 });
   await receiver.waitFor(from + 2, 5000);

@@ -224,7 +224,7 @@ systemctl is-active docker.socket`,
     regenHostKey(fleet.hosts[1]!.name);
 
     const ids = [wrong.id, configured.id, refused.id, rekeyed.id];
-    const owner = { id: aliceId, name: "planner" };
+    const owner = { id: aliceId, name: "planner", role: "admin" as const };
     const fleetPlan = await runPlan(
       { db: harness.api.database.db, workflows: { client: harness.client, taskQueue: harness.taskQueue } },
       owner,
@@ -289,7 +289,7 @@ systemctl is-active docker.socket`,
     await expectCode(alice.servers.planServer({ id: "not-a-uuid", kind: RolloutKind.CONFIGURE }), Code.InvalidArgument, /^id: /);
     const bob = harness.api.clients((await harness.api.newOwner("bob")).token);
     await expectCode(bob.servers.planServer({ id: configured.id, kind: RolloutKind.CONFIGURE }), Code.NotFound);
-    const owner = { id: aliceId, name: "planner" };
+    const owner = { id: aliceId, name: "planner", role: "admin" as const };
     const deps = { db: harness.api.database.db, workflows: { client: harness.client, taskQueue: harness.taskQueue } };
     await assert.rejects(runPlan(deps, owner, "configure", []), /server_ids: must name at least one server/);
     await assert.rejects(runPlan(deps, owner, "configure", [configured.id, configured.id]), /server_ids: names .* twice/);

@@ -49,7 +49,7 @@ describe("operations and workflows agree (real Temporal, real host)", { timeout:
   let harness: ProvisioningHarness;
   let fleet: Fleet;
   let alice: ReturnType<ProvisioningHarness["api"]["clients"]>;
-  let owner: { id: string; name: string };
+  let owner: { id: string; name: string; role: "admin" };
   let clusterId: string;
   let n = 0;
   const register = async (host: string) =>
@@ -77,7 +77,7 @@ describe("operations and workflows agree (real Temporal, real host)", { timeout:
     fleet = upHosts(prefix, 1, "fresh", DOCKER_PREINSTALLED);
     harness = await startProvisioningHarness({ sshConnectTimeoutMs: 4000 });
     const created = await harness.api.newOwner();
-    owner = { id: created.ownerId, name: "" };
+    owner = { id: created.ownerId, name: "", role: "admin" };
     alice = harness.api.clients(created.token);
     clusterId = (await alice.clusters.createCluster({ name: "reconcile" })).cluster!.id;
   });

@@ -109,7 +109,7 @@ describe("server status state machine on PGlite", () => {
       let actor: StatusActor;
       if (name.startsWith("operation:")) {
         const kind = name.slice("operation:".length) as Extract<StatusActor, { by: "operation" }>["kind"];
-        const op = await startOperation(api.database.db, { id: ownerId, name: "" }, serverId, kind);
+        const op = await startOperation(api.database.db, { id: ownerId, name: "", role: "admin" }, serverId, kind);
         actor = { by: "operation", kind, operationId: op.id };
       } else {
         actor = { by: name } as StatusActor;
@@ -123,7 +123,7 @@ describe("server status state machine on PGlite", () => {
 
   test("probes and the reconciler stand back while a provisioning operation runs", async () => {
     const serverId = await newServer("CONFIGURED");
-    const op = await startOperation(api.database.db, { id: ownerId, name: "" }, serverId, "recovery");
+    const op = await startOperation(api.database.db, { id: ownerId, name: "", role: "admin" }, serverId, "recovery");
     for (const by of ["connection_test", "fleet_check"] as const) {
       const write = await setServerStatus(api.database.db, serverId, "UNREACHABLE", "probe", { by });
       assert.equal(write.changed, false);
@@ -135,7 +135,7 @@ describe("server status state machine on PGlite", () => {
 
   test("an operation whose row has ended no longer writes statuses", async () => {
     const serverId = await newServer("CONFIGURED");
-    const op = await startOperation(api.database.db, { id: ownerId, name: "" }, serverId, "bootstrap");
+    const op = await startOperation(api.database.db, { id: ownerId, name: "", role: "admin" }, serverId, "bootstrap");
     await finishOperation(api.database.db, op.id, { status: "FAILED", error: "terminated" });
     const write = await setServerStatus(api.database.db, serverId, "PROVISIONING", "late", {
       by: "operation",
@@ -149,7 +149,7 @@ describe("server status state machine on PGlite", () => {
   test("UpdateServer refuses host, port, user and credential changes while an operation runs; other fields pass", async () => {
     const client = api.clients(token);
     const serverId = await newServer("CONFIGURED");
-    const op = await startOperation(api.database.db, { id: ownerId, name: "" }, serverId, "bootstrap");
+    const op = await startOperation(api.database.db, { id: ownerId, name: "", role: "admin" }, serverId, "bootstrap");
     await expectCode(client.servers.updateServer({ id: serverId, host: "10.99.0.1" }), Code.FailedPrecondition, /bootstrap operation/);
     await expectCode(client.servers.updateServer({ id: serverId, sshPort: 2222 }), Code.FailedPrecondition);
     await expectCode(client.servers.updateServer({ id: serverId, sshUser: "deploy" }), Code.FailedPrecondition);

@@ -52,7 +52,7 @@ describe("operations a system actor starts, and owners' own (PGlite)", () => {
 
   test("an owner's start names the owner as its starter", async () => {
     const serverId = await alicesServer();
-    await startOperation(api.database.db, { id: alice.ownerId, name: "alice" }, serverId, "recovery");
+    await startOperation(api.database.db, { id: alice.ownerId, name: "alice", role: "admin" }, serverId, "recovery");
     const [event] = await api.database.db
       .select()
       .from(outboxEvents)
@@ -63,7 +63,7 @@ describe("operations a system actor starts, and owners' own (PGlite)", () => {
   test("an owner cannot open an operation on another owner's server: not found, and no row", async () => {
     const serverId = await alicesServer();
     await assert.rejects(
-      startOperation(api.database.db, { id: bob.ownerId, name: "bob" }, serverId, "recovery"),
+      startOperation(api.database.db, { id: bob.ownerId, name: "bob", role: "admin" }, serverId, "recovery"),
       (error) => error instanceof AppError && error.kind === "not_found",
     );
     assert.deepEqual(await api.database.db.select().from(operations).where(eq(operations.serverId, serverId)), []);

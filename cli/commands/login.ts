@@ -1,3 +1,4 @@
+import { roleProto } from "../../api/enum-mapping.js";
 import { type Token, TokenSchema, TokenService } from "../../gen/axion/infrastructure/v1/token_service_pb.js";
 import type { Api } from "../client.js";
 import { api, apiClient } from "../client.js";
@@ -64,6 +65,8 @@ export const whoami = commandBody(
       ["api", client.url],
       ["token", current ? `${current.label || "(no label)"} (${current.prefix}…)` : "(admin token)"],
       ["from", source],
+      ["role", current ? (roleProto.fromProto(current.role) ?? "-") : "-"],
+      ["clusters", current ? (current.clusterIds.length === 0 ? "all" : current.clusterIds.join(",")) : "-"],
       ["created", current ? time(current.createTime) : "-"],
       ["expires", current?.expireTime ? time(current.expireTime) : "never"],
       ["last used", current ? ago(current.lastUseTime) : "-"],

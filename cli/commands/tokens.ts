@@ -1,4 +1,6 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { roleProto } from "../../api/enum-mapping.js";
+import { type Role, roles } from "../../core/kernel/kinds.js";
 import { LIFETIME_FORMAT, lifetimeMs } from "../../core/kernel/lifetime.js";
 import { excerpt } from "../../core/kernel/text.js";
 import { type Token, TokenSchema, TokenService } from "../../gen/axion/infrastructure/v1/token_service_pb.js";
@@ -7,7 +9,7 @@ import { commandBody } from "../command.js";
 import { isJson } from "../context.js";
 import { CliError } from "../errors.js";
 import { ago, messageJson, outside, printJson, printTable, time } from "../output.js";
-import { listAll, pick } from "../resolve.js";
+import { allClusters, listAll, pick, resolveCluster } from "../resolve.js";
 
 const allTokens = (client: Api) =>
   listAll(async (pageToken) => {
@@ -41,14 +43,21 @@ export const tokens = commandBody((t) =>
       "List your tokens",
       (c) => c,
       async (argv) => {
-        const tokens = await allTokens(api());
+        const client = api();
+        const tokens = await allTokens(client);
         if (isJson(argv)) return printJson({ tokens: tokens.map((t) => messageJson(TokenSchema, t)) });
+        // A cluster the caller cannot see (outside its own clusters) is shown by its id.
+        const names = tokens.some((t) => t.clusterIds.length > 0)
+          ? new Map((await allClusters(client)).map((c) => [c.id, c.name]))
+          : new Map<string, string>();
         printTable(
-          ["ID", "LABEL", "PREFIX", "STATE", "CREATED", "EXPIRES", "LAST USED", "CURRENT"],
+          ["ID", "LABEL", "PREFIX", "ROLE", "CLUSTERS", "STATE", "CREATED", "EXPIRES", "LAST USED", "CURRENT"],
           tokens.map((t) => [
             t.id,
             t.label || "-",
             `${t.prefix}…`,
+            roleProto.fromProto(t.role) ?? "-",
+            t.clusterIds.length === 0 ? "all" : t.clusterIds.map((id) => outside(names.get(id) ?? id)).join(","),
             state(t),
             time(t.createTime),
             t.expireTime ? time(t.expireTime) : "never",
@@ -65,11 +74,22 @@ export const tokens = commandBody((t) =>
         c
           .positional("label", { type: "string", demandOption: true })
           .option("expires-in", { type: "string", describe: "lifetime: 30m, 12h, 7d (default: never)" })
+          .option("role", { choices: roles, describe: "at most your token's role (default: your token's role)" })
+          .option("cluster", {
+            type: "string",
+            array: true,
+            describe: "limit the token to these clusters, names or ids (default: your token's clusters)",
+          })
           .option("expires", { type: "string", hidden: true }),
       async (argv) => {
         const expiry = expiryFrom(argv);
         const expireTime = expiry ? timestampFromDate(expiry) : undefined;
-        const r = await api().service(TokenService).createToken({ label: argv.label, expireTime });
+        const client = api();
+        const clusterIds = await Promise.all(
+          (argv.cluster ?? []).flatMap((c) => c.split(",")).map(async (c) => (await resolveCluster(client, c)).id),
+        );
+        const role = argv.role === undefined ? undefined : roleProto.toProto(argv.role as Role);
+        const r = await client.service(TokenService).createToken({ label: argv.label, expireTime, role, clusterIds });
         if (isJson(argv)) {
           return printJson({ token: r.token ? messageJson(TokenSchema, r.token) : null, bearer_token: r.bearerToken });
         }

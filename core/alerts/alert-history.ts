@@ -1,6 +1,7 @@
-import { and, asc, desc, eq, lt } from "drizzle-orm";
+import { and, asc, desc, eq, isNotNull, lt } from "drizzle-orm";
 import type { Database } from "../../db/client.js";
 import { alerts, alertTransitions, notificationChannels, notificationDeliveries } from "../../db/schema.js";
+import { type OwnerScope, withinClustersByServer } from "../inventory/owner-scope.js";
 import type { Owner } from "../inventory/owners.js";
 import { AppError } from "../kernel/errors.js";
 import { requireId } from "../kernel/ids.js";
@@ -60,6 +61,12 @@ function view(row: typeof alerts.$inferSelect): AlertView {
   };
 }
 
+/** A limited caller sees the alerts of its clusters' servers; an alert of no server (a failed rollout) is the whole owner's. */
+function alertWithinClusters(scope: OwnerScope) {
+  const inside = withinClustersByServer(scope, alerts.serverId);
+  return inside && and(isNotNull(alerts.serverId), inside);
+}
+
 /** An owner's alerts, newest first (ids are time-ordered). */
 export async function listAlerts(db: Database, owner: Owner, filter: AlertFilter, page: PageRequest) {
   const serverId = filter.serverId ? requireId("server_id", filter.serverId) : undefined;
@@ -69,6 +76,7 @@ export async function listAlerts(db: Database, owner: Owner, filter: AlertFilter
     .where(
       and(
         eq(alerts.ownerId, owner.id),
+        alertWithinClusters(owner),
         serverId ? eq(alerts.serverId, serverId) : undefined,
         filter.kind ? eq(alerts.rule, filter.kind) : undefined,
         filter.state ? eq(alerts.state, filter.state) : undefined,
@@ -87,7 +95,7 @@ export async function getAlert(db: Database, owner: Owner, id: string) {
   const [row] = await db
     .select()
     .from(alerts)
-    .where(and(eq(alerts.id, alertId), eq(alerts.ownerId, owner.id)));
+    .where(and(eq(alerts.id, alertId), eq(alerts.ownerId, owner.id), alertWithinClusters(owner)));
   if (!row) throw AppError.notFound("alert", alertId);
   const history = await db
     .select({ state: alertTransitions.state, at: alertTransitions.at })

@@ -9,6 +9,7 @@ import { requireId } from "../kernel/ids.js";
 import type { PageRequest } from "../kernel/pagination.js";
 import { toPage } from "../kernel/pagination.js";
 import { description, labels, parseInput, resourceName } from "../kernel/validation.js";
+import { type OwnerScope, withinClusters } from "./owner-scope.js";
 import type { Owner } from "./owners.js";
 
 export type ClusterRow = typeof clusters.$inferSelect;
@@ -40,18 +41,20 @@ async function withServerCounts(db: Database, rows: ClusterRow[]): Promise<Clust
 }
 
 /** The owner's cluster, or NotFound: another owner's id is indistinguishable from a missing one. */
-export async function requireCluster(db: Database, owner: Pick<Owner, "id">, id: string, field = "id"): Promise<ClusterRow> {
+export async function requireCluster(db: Database, owner: OwnerScope, id: string, field = "id"): Promise<ClusterRow> {
   const clusterId = requireId(field, id);
   const [row] = await db
     .select()
     .from(clusters)
-    .where(and(eq(clusters.id, clusterId), eq(clusters.ownerId, owner.id)));
+    .where(and(eq(clusters.id, clusterId), eq(clusters.ownerId, owner.id), withinClusters(owner, clusters.id)));
   if (!row) throw AppError.notFound("cluster", clusterId);
   return row;
 }
 
 export async function createCluster(db: Database, owner: Owner, input: z.input<typeof createSchema>): Promise<ClusterView> {
   const data = parseInput(createSchema, input);
+  // A new cluster would be outside the caller's own clusters: only an unlimited token makes one.
+  if (owner.clusterIds) throw new AppError("permission_denied", "a token limited to clusters cannot create a cluster");
   try {
     const [row] = await db
       .insert(clusters)
@@ -106,7 +109,9 @@ export async function listClusters(db: Database, owner: Owner, page: PageRequest
   const rows = await db
     .select()
     .from(clusters)
-    .where(and(eq(clusters.ownerId, owner.id), page.afterId ? gt(clusters.id, page.afterId) : undefined))
+    .where(
+      and(eq(clusters.ownerId, owner.id), withinClusters(owner, clusters.id), page.afterId ? gt(clusters.id, page.afterId) : undefined),
+    )
     .orderBy(asc(clusters.id))
     .limit(page.pageSize + 1);
   const { items, nextPageToken } = toPage(rows, page);

@@ -7,16 +7,24 @@ import { apiTokens, owners } from "../../db/schema.js";
 import { ConfigError } from "../kernel/config.js";
 import { AppError } from "../kernel/errors.js";
 import { requireId } from "../kernel/ids.js";
+import { type Role, roles } from "../kernel/kinds.js";
 import { errorSummary, log } from "../kernel/log.js";
 import { type PageRequest, toPage } from "../kernel/pagination.js";
 import { hasUnsafeCharacters } from "../kernel/text.js";
 import { parseInput } from "../kernel/validation.js";
+import { requireCluster } from "./clusters.js";
+import { roleAtLeast } from "./owner-scope.js";
 
+/** Who acts: an owner (today's organization) through one of its tokens, with that token's role and clusters. */
 export interface Owner {
   id: string;
   name: string;
   /** The token the request authenticated with (set by `ownerForToken`). */
   tokenId?: string;
+  /** The token's role; what it may call is `api/permissions.ts`. */
+  role: Role;
+  /** The clusters the token is limited to; absent: all of the owner's. Out of scope is NotFound (core/inventory/owner-scope.ts). */
+  clusterIds?: readonly string[];
 }
 
 export const ADMIN_OWNER = "admin";
@@ -53,6 +61,9 @@ const tokenColumns = {
   lastUsedAt: apiTokens.lastUsedAt,
   expiresAt: apiTokens.expiresAt,
   revokedAt: apiTokens.revokedAt,
+  role: apiTokens.role,
+  clusterIds: apiTokens.clusterIds,
+  createdByTokenId: apiTokens.createdByTokenId,
 };
 export type TokenView = Omit<typeof apiTokens.$inferSelect, "tokenHash">;
 
@@ -87,10 +98,10 @@ export async function createOwnerToken(
     const tokenHash = hashToken(token);
     await tx
       .insert(apiTokens)
-      .values({ id: newId(), ownerId: owner.id, tokenHash, label: tokenLabel, tokenPrefix: tokenPrefix(token), expiresAt })
+      .values({ id: newId(), ownerId: owner.id, tokenHash, label: tokenLabel, tokenPrefix: tokenPrefix(token), expiresAt, role: "admin" })
       .onConflictDoNothing({ target: apiTokens.tokenHash });
     const [row] = await tx.select({ id: apiTokens.id }).from(apiTokens).where(eq(apiTokens.tokenHash, tokenHash));
-    return { owner, token, tokenId: (row as { id: string }).id };
+    return { owner: { ...owner, role: "admin" as const }, token, tokenId: (row as { id: string }).id };
   });
 }
 
@@ -109,7 +120,7 @@ export async function ensureAdminToken(db: Database, token: string): Promise<voi
     if (!admin) throw new Error("the admin owner could not be created");
     await tx
       .insert(apiTokens)
-      .values({ id: newId(), ownerId: admin.id, tokenHash, label: ENV_TOKEN_LABEL, tokenPrefix: tokenPrefix(token) })
+      .values({ id: newId(), ownerId: admin.id, tokenHash, label: ENV_TOKEN_LABEL, tokenPrefix: tokenPrefix(token), role: "admin" })
       .onConflictDoNothing({ target: apiTokens.tokenHash });
     const [row] = await tx
       .select({ ownerId: apiTokens.ownerId, isLive: sql<boolean>`${live()}` })
@@ -171,13 +182,22 @@ export async function ownerNamed(db: Database, name: string): Promise<{ id: stri
  */
 export async function ownerForToken(db: Database, token: string): Promise<Owner | undefined> {
   const [row] = await db
-    .select({ id: owners.id, name: owners.name, tokenId: apiTokens.id, lastUsedAt: apiTokens.lastUsedAt })
+    .select({
+      id: owners.id,
+      name: owners.name,
+      tokenId: apiTokens.id,
+      lastUsedAt: apiTokens.lastUsedAt,
+      role: apiTokens.role,
+      clusterIds: apiTokens.clusterIds,
+    })
     .from(apiTokens)
     .innerJoin(owners, eq(owners.id, apiTokens.ownerId))
     .where(and(eq(apiTokens.tokenHash, hashToken(token)), live()));
   if (!row) return undefined;
   await noteUse(db, row.tokenId, row.lastUsedAt);
-  return { id: row.id, name: row.name, tokenId: row.tokenId };
+  const owner: Owner = { id: row.id, name: row.name, tokenId: row.tokenId, role: row.role };
+  if (row.clusterIds) owner.clusterIds = row.clusterIds;
+  return owner;
 }
 
 export async function revokeOwnerToken(db: Database, token: string): Promise<boolean> {
@@ -189,11 +209,21 @@ export async function revokeOwnerToken(db: Database, token: string): Promise<boo
   return rows.length > 0;
 }
 
+/**
+ * The tokens a caller manages: an admin all of its owner's; a viewer or operator its own and
+ * those it created. Any other token id is not found, like another owner's.
+ */
+function managedBy(owner: Owner) {
+  if (owner.role === "admin") return eq(apiTokens.ownerId, owner.id);
+  if (!owner.tokenId) return sql`false`;
+  return and(eq(apiTokens.ownerId, owner.id), or(eq(apiTokens.id, owner.tokenId), eq(apiTokens.createdByTokenId, owner.tokenId)));
+}
+
 export async function listTokens(db: Database, owner: Owner, page: PageRequest): Promise<{ items: TokenView[]; nextPageToken: string }> {
   const rows = await db
     .select(tokenColumns)
     .from(apiTokens)
-    .where(and(eq(apiTokens.ownerId, owner.id), page.afterId ? gt(apiTokens.id, page.afterId) : undefined))
+    .where(and(managedBy(owner), page.afterId ? gt(apiTokens.id, page.afterId) : undefined))
     .orderBy(asc(apiTokens.id))
     .limit(page.pageSize + 1);
   return toPage(rows, page);
@@ -213,18 +243,44 @@ async function checkWithinCallerExpiry(tx: Transaction, owner: Owner, expireTime
     throw AppError.invalid("expire_time", `must be given and not after the calling token's expiry (${limit.toISOString()})`);
 }
 
-const createSchema = z.object({ label, expireTime: expireTime(true).optional() });
+const MAX_TOKEN_CLUSTERS = 100;
+const createSchema = z.object({
+  label,
+  expireTime: expireTime(true).optional(),
+  role: z.enum(roles).optional(),
+  clusterIds: z.array(z.string()).max(MAX_TOKEN_CLUSTERS, `must name at most ${MAX_TOKEN_CLUSTERS} clusters`).default([]),
+});
+
+/**
+ * A new token's role and clusters, never more than the caller's: no role means the caller's, no
+ * clusters the caller's (all of the owner's for an unlimited caller). A cluster outside the
+ * caller's clusters is not found, as another owner's would be.
+ */
+async function boundedGrant(
+  tx: Transaction,
+  owner: Owner,
+  asked: { role?: Role; clusterIds: string[] },
+): Promise<{ role: Role; clusterIds: string[] | null }> {
+  const role = asked.role ?? owner.role;
+  if (!roleAtLeast(owner.role, role))
+    throw new AppError("permission_denied", `must not exceed the calling token's role (${owner.role})`, { field: "role" });
+  if (asked.clusterIds.length === 0) return { role, clusterIds: owner.clusterIds ? [...owner.clusterIds] : null };
+  const ids = [...new Set(asked.clusterIds.map((id, i) => requireId(`cluster_ids[${i}]`, id)))];
+  for (const id of ids) await requireCluster(tx, owner, id, "cluster_ids");
+  return { role, clusterIds: ids };
+}
 
 export async function createToken(
   db: Database,
   owner: Owner,
-  input: { label: string; expireTime?: number },
+  input: { label: string; expireTime?: number; role?: Role; clusterIds?: string[] },
 ): Promise<{ token: TokenView; bearerToken: string }> {
   const data = parseInput(createSchema, input);
   const bearerToken = generateToken();
   const token = await db.transaction(async (tx) => {
     await tx.select({ id: owners.id }).from(owners).where(eq(owners.id, owner.id)).for("update");
     await checkWithinCallerExpiry(tx, owner, data.expireTime);
+    const grant = await boundedGrant(tx, owner, data);
     const [held] = await tx
       .select({ n: count() })
       .from(apiTokens)
@@ -240,6 +296,9 @@ export async function createToken(
         tokenPrefix: tokenPrefix(bearerToken),
         label: data.label,
         expiresAt: data.expireTime === undefined ? undefined : new Date(data.expireTime),
+        role: grant.role,
+        clusterIds: grant.clusterIds,
+        createdByTokenId: owner.tokenId ?? null,
       })
       .returning(tokenColumns);
     return row as TokenView;
@@ -253,7 +312,7 @@ async function requireToken(db: Database, owner: Owner, id: string): Promise<Tok
   const [row] = await db
     .select({ ...tokenColumns, isLive: sql<boolean>`${live()}` })
     .from(apiTokens)
-    .where(and(eq(apiTokens.id, tokenId), eq(apiTokens.ownerId, owner.id)));
+    .where(and(eq(apiTokens.id, tokenId), managedBy(owner)));
   if (!row) throw AppError.notFound("token", tokenId);
   return row;
 }
@@ -276,11 +335,21 @@ const expirySchema = z.object({
     .refine((v) => v !== undefined, "is required"),
 });
 
+/** True when `token` may do nothing the caller may not: its role at most the caller's, its clusters among the caller's. */
+function withinCaller(token: Pick<TokenView, "role" | "clusterIds">, owner: Owner): boolean {
+  if (!roleAtLeast(owner.role, token.role)) return false;
+  if (!owner.clusterIds) return true;
+  const mine = new Set(owner.clusterIds);
+  return token.clusterIds?.every((id) => mine.has(id)) ?? false;
+}
+
 /** Moves a live token's expiry (a past time ends it now); a revoked or expired token stays ended. */
 export async function setTokenExpiry(db: Database, owner: Owner, id: string, expireTimeMs: number | undefined): Promise<TokenView> {
   const existing = await requireToken(db, owner, id);
   const { expireTime: ms } = parseInput(expirySchema, { expireTime: expireTimeMs });
   if (!existing.isLive) throw new AppError("failed_precondition", `token ${existing.id} is already revoked or expired`);
+  if (!withinCaller(existing, owner))
+    throw new AppError("permission_denied", `token ${existing.id} has a stronger role or more clusters than the calling token`);
   const row = await db.transaction(async (tx) => {
     await checkWithinCallerExpiry(tx, owner, ms);
     const [updated] = await tx

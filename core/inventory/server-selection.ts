@@ -5,8 +5,9 @@ import { AppError } from "../kernel/errors.js";
 import { type ServerStatus, serverStatuses } from "../kernel/kinds.js";
 import { requireCluster } from "./clusters.js";
 import { parseSelector, selectorCondition } from "./label-selector.js";
+import { type OwnerScope, withinClusters } from "./owner-scope.js";
 
-/** Which of an owner's servers: all of them when nothing is set; every field set must hold (and). */
+/** Which of an owner's servers (within the caller's clusters): all of them when nothing is set; every field set must hold (and). */
 export interface ServerTarget {
   clusterId?: string;
   /** Label selector (core/inventory/label-selector.ts); empty matches every server. */
@@ -21,11 +22,13 @@ export interface ServerTarget {
  * prefixed with `field` (`target.selector`); a cluster that is not the owner's
  * is NotFound, like every other RPC.
  */
-export async function targetConditions(db: Database, ownerId: string, target: ServerTarget, field = ""): Promise<SQL[]> {
+export async function targetConditions(db: Database, owner: OwnerScope, target: ServerTarget, field = ""): Promise<SQL[]> {
   const named = (name: string) => (field === "" ? name : `${field}.${name}`);
-  const conditions: SQL[] = [eq(servers.ownerId, ownerId)];
+  const conditions: SQL[] = [eq(servers.ownerId, owner.id)];
+  const inside = withinClusters(owner, servers.clusterId);
+  if (inside) conditions.push(inside);
   if (target.clusterId) {
-    const cluster = await requireCluster(db, { id: ownerId }, target.clusterId, named("cluster_id"));
+    const cluster = await requireCluster(db, owner, target.clusterId, named("cluster_id"));
     conditions.push(eq(servers.clusterId, cluster.id));
   }
   const statuses = target.statuses ?? [];
@@ -45,11 +48,11 @@ export async function targetConditions(db: Database, ownerId: string, target: Se
  */
 export async function selectTargetServers(
   db: Database,
-  ownerId: string,
+  owner: OwnerScope,
   target: ServerTarget,
   max: number,
 ): Promise<{ id: string; name: string; status: string }[]> {
-  const conditions = await targetConditions(db, ownerId, target, "target");
+  const conditions = await targetConditions(db, owner, target, "target");
   const rows = await db
     .select({ id: servers.id, name: servers.name, status: servers.status })
     .from(servers)

@@ -28,6 +28,7 @@ import type { CredentialsCipher } from "../security/credentials-cipher.js";
 import type { KeyParsingPool } from "../security/key-parsing.js";
 import { defaultNetworkPolicy, type NetworkPolicy } from "../security/network-policy.js";
 import { requireCluster } from "./clusters.js";
+import { withinClusters } from "./owner-scope.js";
 import type { Owner } from "./owners.js";
 import { requireProviderAccount } from "./provider-accounts.js";
 import { type ServerTarget, targetConditions } from "./server-selection.js";
@@ -195,7 +196,7 @@ export async function requireServer(db: Database, owner: Owner, id: string, fiel
   const [row] = await db
     .select()
     .from(servers)
-    .where(and(eq(servers.id, serverId), eq(servers.ownerId, owner.id)));
+    .where(and(eq(servers.id, serverId), eq(servers.ownerId, owner.id), withinClusters(owner, servers.clusterId)));
   if (!row) throw AppError.notFound("server", serverId);
   return row;
 }
@@ -311,7 +312,7 @@ export async function listServers(
   page: PageRequest,
   filter: ServerTarget = {},
 ): Promise<{ items: ServerRow[]; nextPageToken: string }> {
-  const conditions = await targetConditions(db, owner.id, filter);
+  const conditions = await targetConditions(db, owner, filter);
   if (page.afterId) conditions.push(gt(servers.id, page.afterId));
   const rows = await db
     .select()

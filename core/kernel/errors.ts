@@ -10,6 +10,7 @@ export type AppErrorKind =
   | "failed_precondition"
   | "resource_exhausted"
   | "unauthenticated"
+  | "permission_denied"
   | "unavailable"
   | "internal";
 

@@ -6,6 +6,7 @@ export type { Transaction };
 import { newId } from "../../db/ids.js";
 import { operations, servers } from "../../db/schema.js";
 import { operationFinished, operationStarted } from "../../observability/metrics.js";
+import { withinClustersByServer } from "../inventory/owner-scope.js";
 import type { Owner } from "../inventory/owners.js";
 import { isUniqueViolation } from "../kernel/db-errors.js";
 import { AppError } from "../kernel/errors.js";
@@ -184,7 +185,7 @@ export async function requireOperation(db: Database, owner: Owner, id: string): 
   const [row] = await db
     .select()
     .from(operations)
-    .where(and(eq(operations.id, operationId), eq(operations.ownerId, owner.id)));
+    .where(and(eq(operations.id, operationId), eq(operations.ownerId, owner.id), withinClustersByServer(owner, operations.serverId)));
   if (!row) throw AppError.notFound("operation", operationId);
   return row;
 }
@@ -195,7 +196,12 @@ export async function listServerOperations(db: Database, owner: Owner, serverId:
     .select()
     .from(operations)
     .where(
-      and(eq(operations.ownerId, owner.id), eq(operations.serverId, serverId), page.afterId ? lt(operations.id, page.afterId) : undefined),
+      and(
+        eq(operations.ownerId, owner.id),
+        withinClustersByServer(owner, operations.serverId),
+        eq(operations.serverId, serverId),
+        page.afterId ? lt(operations.id, page.afterId) : undefined,
+      ),
     )
     .orderBy(desc(operations.id))
     .limit(page.pageSize + 1);

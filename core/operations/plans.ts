@@ -5,6 +5,7 @@ import type { Database } from "../../db/client.js";
 import { servers } from "../../db/schema.js";
 import { ownerIdAttribute, workflowRole } from "../../temporal/search-attributes.js";
 import { fleetWorkflows, type PlanResult } from "../../workflows/contract.js";
+import { withinClusters } from "../inventory/owner-scope.js";
 import type { Owner } from "../inventory/owners.js";
 import { AppError } from "../kernel/errors.js";
 import { requireId } from "../kernel/ids.js";
@@ -41,7 +42,7 @@ export async function runPlan(deps: PlanDeps, owner: Owner, kind: RolloutKind, s
     const rows = await deps.db
       .select({ id: servers.id })
       .from(servers)
-      .where(and(eq(servers.ownerId, owner.id), inArray(servers.id, ids.slice(i, i + 500))));
+      .where(and(eq(servers.ownerId, owner.id), withinClusters(owner, servers.clusterId), inArray(servers.id, ids.slice(i, i + 500))));
     for (const row of rows) owned.add(row.id);
   }
   const missing = ids.find((id) => !owned.has(id));

@@ -19,6 +19,7 @@ import {
   type RolloutInput,
   resumeRolloutUpdate,
 } from "../../workflows/contract.js";
+import { withinClusters } from "../inventory/owner-scope.js";
 import type { Owner } from "../inventory/owners.js";
 import { selectTargetServers } from "../inventory/server-selection.js";
 import { AppError } from "../kernel/errors.js";
@@ -85,7 +86,7 @@ export async function resolveRollout(db: Database, owner: Owner, request: Rollou
 
   let selected = await selectTargetServers(
     db,
-    owner.id,
+    owner,
     { clusterId: target.clusterId || undefined, selector: target.selector || undefined },
     maxServers,
   );
@@ -97,7 +98,7 @@ export async function resolveRollout(db: Database, owner: Owner, request: Rollou
       const [mine] = await db
         .select({ id: servers.id })
         .from(servers)
-        .where(and(eq(servers.id, id), eq(servers.ownerId, owner.id)));
+        .where(and(eq(servers.id, id), eq(servers.ownerId, owner.id), withinClusters(owner, servers.clusterId)));
       if (!mine) throw AppError.notFound("server", id);
       throw AppError.invalid(`target.server_ids[${missing}]`, `server ${id} is not in the target's cluster or does not match its selector`);
     }

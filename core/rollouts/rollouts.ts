@@ -2,6 +2,7 @@ import { and, asc, desc, eq, inArray, isNotNull, isNull, lt, notInArray, sql } f
 import type { Database } from "../../db/client.js";
 import { newId } from "../../db/ids.js";
 import { operations, outboxEvents, rolloutServers, rollouts, servers } from "../../db/schema.js";
+import { type OwnerScope, withinClustersByServer } from "../inventory/owner-scope.js";
 import type { Owner } from "../inventory/owners.js";
 import { AppError } from "../kernel/errors.js";
 import { requireId } from "../kernel/ids.js";
@@ -92,12 +93,22 @@ export async function createRollout(db: Database, input: NewRollout): Promise<Ro
   });
 }
 
+/**
+ * A rollout is within a limited caller's clusters when every server it holds is: one outside server
+ * (or one deleted since, whose cluster is no longer known) hides it, as another owner's would be.
+ */
+function rolloutWithinClusters(scope: OwnerScope) {
+  const inside = withinClustersByServer(scope, rolloutServers.serverId);
+  if (!inside) return undefined;
+  return sql`not exists (select 1 from ${rolloutServers} where ${rolloutServers.rolloutId} = ${rollouts.id} and (${rolloutServers.serverId} is null or not (${inside})))`;
+}
+
 export async function requireRollout(db: Database, owner: Owner, id: string, field = "id"): Promise<RolloutRow> {
   const rolloutId = requireId(field, id);
   const [row] = await db
     .select()
     .from(rollouts)
-    .where(and(eq(rollouts.id, rolloutId), eq(rollouts.ownerId, owner.id)));
+    .where(and(eq(rollouts.id, rolloutId), eq(rollouts.ownerId, owner.id), rolloutWithinClusters(owner)));
   if (!row) throw AppError.notFound("rollout", rolloutId);
   return row;
 }
@@ -116,6 +127,7 @@ export async function listRollouts(db: Database, owner: Owner, page: PageRequest
     .where(
       and(
         eq(rollouts.ownerId, owner.id),
+        rolloutWithinClusters(owner),
         status ? eq(rollouts.status, status) : undefined,
         page.afterId ? lt(rollouts.id, page.afterId) : undefined,
       ),

@@ -2,8 +2,8 @@
 // @generated from file axion/infrastructure/v1/token_service.proto (package axion.infrastructure.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file axion/infrastructure/v1/token_service.proto.
  */
 export const file_axion_infrastructure_v1_token_service: GenFile = /*@__PURE__*/
-  fileDesc("CitheGlvbi9pbmZyYXN0cnVjdHVyZS92MS90b2tlbl9zZXJ2aWNlLnByb3RvEhdheGlvbi5pbmZyYXN0cnVjdHVyZS52MSKJAgoFVG9rZW4SCgoCaWQYASABKAkSDQoFbGFiZWwYAiABKAkSDgoGcHJlZml4GAMgASgJEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg1sYXN0X3VzZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmV2b2tlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2N1cnJlbnQYCCABKAgiOgoRTGlzdFRva2Vuc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgNEhIKCnBhZ2VfdG9rZW4YAiABKAkiXQoSTGlzdFRva2Vuc1Jlc3BvbnNlEi4KBnRva2VucxgBIAMoCzIeLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLlRva2VuEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJUChJDcmVhdGVUb2tlblJlcXVlc3QSDQoFbGFiZWwYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIloKE0NyZWF0ZVRva2VuUmVzcG9uc2USLQoFdG9rZW4YASABKAsyHi5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5Ub2tlbhIUCgxiZWFyZXJfdG9rZW4YAiABKAkiIAoSUmV2b2tlVG9rZW5SZXF1ZXN0EgoKAmlkGAEgASgJIkQKE1Jldm9rZVRva2VuUmVzcG9uc2USLQoFdG9rZW4YASABKAsyHi5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5Ub2tlbiJUChVTZXRUb2tlbkV4cGlyeVJlcXVlc3QSCgoCaWQYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkcKFlNldFRva2VuRXhwaXJ5UmVzcG9uc2USLQoFdG9rZW4YASABKAsyHi5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5Ub2tlbjK8AwoMVG9rZW5TZXJ2aWNlEmUKCkxpc3RUb2tlbnMSKi5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5MaXN0VG9rZW5zUmVxdWVzdBorLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkxpc3RUb2tlbnNSZXNwb25zZRJoCgtDcmVhdGVUb2tlbhIrLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkNyZWF0ZVRva2VuUmVxdWVzdBosLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLkNyZWF0ZVRva2VuUmVzcG9uc2USaAoLUmV2b2tlVG9rZW4SKy5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5SZXZva2VUb2tlblJlcXVlc3QaLC5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5SZXZva2VUb2tlblJlc3BvbnNlEnEKDlNldFRva2VuRXhwaXJ5Ei4uYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuU2V0VG9rZW5FeHBpcnlSZXF1ZXN0Gi8uYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuU2V0VG9rZW5FeHBpcnlSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("CitheGlvbi9pbmZyYXN0cnVjdHVyZS92MS90b2tlbl9zZXJ2aWNlLnByb3RvEhdheGlvbi5pbmZyYXN0cnVjdHVyZS52MSLoAgoFVG9rZW4SCgoCaWQYASABKAkSDQoFbGFiZWwYAiABKAkSDgoGcHJlZml4GAMgASgJEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg1sYXN0X3VzZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmV2b2tlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2N1cnJlbnQYCCABKAgSKwoEcm9sZRgJIAEoDjIdLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLlJvbGUSEwoLY2x1c3Rlcl9pZHMYCiADKAkSGwoTY3JlYXRlZF9ieV90b2tlbl9pZBgLIAEoCSI6ChFMaXN0VG9rZW5zUmVxdWVzdBIRCglwYWdlX3NpemUYASABKA0SEgoKcGFnZV90b2tlbhgCIAEoCSJdChJMaXN0VG9rZW5zUmVzcG9uc2USLgoGdG9rZW5zGAEgAygLMh4uYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuVG9rZW4SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIpYBChJDcmVhdGVUb2tlblJlcXVlc3QSDQoFbGFiZWwYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKBHJvbGUYAyABKA4yHS5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5Sb2xlEhMKC2NsdXN0ZXJfaWRzGAQgAygJIloKE0NyZWF0ZVRva2VuUmVzcG9uc2USLQoFdG9rZW4YASABKAsyHi5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5Ub2tlbhIUCgxiZWFyZXJfdG9rZW4YAiABKAkiIAoSUmV2b2tlVG9rZW5SZXF1ZXN0EgoKAmlkGAEgASgJIkQKE1Jldm9rZVRva2VuUmVzcG9uc2USLQoFdG9rZW4YASABKAsyHi5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5Ub2tlbiJUChVTZXRUb2tlbkV4cGlyeVJlcXVlc3QSCgoCaWQYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkcKFlNldFRva2VuRXhwaXJ5UmVzcG9uc2USLQoFdG9rZW4YASABKAsyHi5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5Ub2tlbipQCgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABIPCgtST0xFX1ZJRVdFUhABEhEKDVJPTEVfT1BFUkFUT1IQAhIOCgpST0xFX0FETUlOEAMyvAMKDFRva2VuU2VydmljZRJlCgpMaXN0VG9rZW5zEiouYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuTGlzdFRva2Vuc1JlcXVlc3QaKy5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5MaXN0VG9rZW5zUmVzcG9uc2USaAoLQ3JlYXRlVG9rZW4SKy5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5DcmVhdGVUb2tlblJlcXVlc3QaLC5heGlvbi5pbmZyYXN0cnVjdHVyZS52MS5DcmVhdGVUb2tlblJlc3BvbnNlEmgKC1Jldm9rZVRva2VuEisuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuUmV2b2tlVG9rZW5SZXF1ZXN0GiwuYXhpb24uaW5mcmFzdHJ1Y3R1cmUudjEuUmV2b2tlVG9rZW5SZXNwb25zZRJxCg5TZXRUb2tlbkV4cGlyeRIuLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLlNldFRva2VuRXhwaXJ5UmVxdWVzdBovLmF4aW9uLmluZnJhc3RydWN0dXJlLnYxLlNldFRva2VuRXhwaXJ5UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * What can be known about a token without knowing the token: never the token or its hash.
@@ -69,6 +69,25 @@ export type Token = Message<"axion.infrastructure.v1.Token"> & {
    * @generated from field: bool current = 8;
    */
   current: boolean;
+
+  /**
+   * @generated from field: axion.infrastructure.v1.Role role = 9;
+   */
+  role: Role;
+
+  /**
+   * The clusters the token is limited to; empty: every cluster of the owner.
+   *
+   * @generated from field: repeated string cluster_ids = 10;
+   */
+  clusterIds: string[];
+
+  /**
+   * The token that created it; empty when made by the operator command or from AXION_ADMIN_TOKEN.
+   *
+   * @generated from field: string created_by_token_id = 11;
+   */
+  createdByTokenId: string;
 };
 
 /**
@@ -141,10 +160,26 @@ export type CreateTokenRequest = Message<"axion.infrastructure.v1.CreateTokenReq
 
   /**
    * Unset: the token does not expire. Otherwise in the future, at most 10 years ahead.
+   * A calling token that expires needs it set, and not after its own expiry.
    *
    * @generated from field: google.protobuf.Timestamp expire_time = 2;
    */
   expireTime?: Timestamp | undefined;
+
+  /**
+   * At most the calling token's role (PERMISSION_DENIED otherwise); unspecified: the calling token's role.
+   *
+   * @generated from field: axion.infrastructure.v1.Role role = 3;
+   */
+  role: Role;
+
+  /**
+   * Clusters to limit the token to, each within the calling token's clusters (another id
+   * answers NOT_FOUND); empty: the calling token's clusters (every cluster when it has no limit).
+   *
+   * @generated from field: repeated string cluster_ids = 4;
+   */
+  clusterIds: string[];
 };
 
 /**
@@ -254,8 +289,49 @@ export const SetTokenExpiryResponseSchema: GenMessage<SetTokenExpiryResponse> = 
   messageDesc(file_axion_infrastructure_v1_token_service, 8);
 
 /**
+ * What a token may do, weakest first: each role may do everything the ones before it may.
+ *
+ * @generated from enum axion.infrastructure.v1.Role
+ */
+export enum Role {
+  /**
+   * @generated from enum value: ROLE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Reads clusters, servers, operations, rollouts, plans' results, metrics and alerts; never a secret, never a change.
+   *
+   * @generated from enum value: ROLE_VIEWER = 1;
+   */
+  VIEWER = 1,
+
+  /**
+   * Also runs operations, plans and rollouts, pauses and aborts them.
+   *
+   * @generated from enum value: ROLE_OPERATOR = 2;
+   */
+  OPERATOR = 2,
+
+  /**
+   * Also credentials, host-key acceptance, reinstall, inventory, provider accounts, notification channels and tokens.
+   *
+   * @generated from enum value: ROLE_ADMIN = 3;
+   */
+  ADMIN = 3,
+}
+
+/**
+ * Describes the enum axion.infrastructure.v1.Role.
+ */
+export const RoleSchema: GenEnum<Role> = /*@__PURE__*/
+  enumDesc(file_axion_infrastructure_v1_token_service, 0);
+
+/**
  * The calling owner's own bearer tokens. Another owner's token id answers
  * NOT_FOUND. A revoked or expired token is refused at once, by every API process.
+ * An admin token manages every token of its owner; a viewer or operator token only
+ * itself and the tokens it created (any other id answers NOT_FOUND).
  *
  * @generated from service axion.infrastructure.v1.TokenService
  */
@@ -292,7 +368,9 @@ export const TokenService: GenService<{
     output: typeof RevokeTokenResponseSchema;
   },
   /**
-   * Sets when a token stops working; a time in the past ends it at once.
+   * Sets when a token stops working; a time in the past ends it at once. Not after the
+   * calling token's own expiry, and only for a token whose role and clusters are within
+   * the calling token's (PERMISSION_DENIED otherwise).
    *
    * @generated from rpc axion.infrastructure.v1.TokenService.SetTokenExpiry
    */
