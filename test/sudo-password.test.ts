@@ -4,6 +4,8 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { operations, outboxEvents, serverCredentials } from "../db/schema.js";
 import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
+import { PlanOutcome, RolloutKind } from "../gen/axion/infrastructure/v1/plan_pb.js";
+import { type Rollout, RolloutStatus } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
 import { ServerStatus } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { holdCommand } from "./support/host-gate.js";
 import { ed25519KeyPair } from "./support/keys.js";
@@ -58,7 +60,7 @@ describe("sudo with a become password, on real hosts", { timeout: 20 * 60_000 },
     buildImage();
     downHosts(prefix);
     ({ fleet } = await upFleets({
-      fleet: { prefix, count: 2, state: "sudo-password", extra: [...DOCKER_PREINSTALLED, "--user-password", PASSWORD] },
+      fleet: { prefix, count: 3, state: "sudo-password", extra: [...DOCKER_PREINSTALLED, "--user-password", PASSWORD] },
     }));
     harness = await startProvisioningHarness({ orchestratorPublicKey: orchestratorKey, sshConnectTimeoutMs: 8000 });
     alice = harness.api.clients((await harness.api.newOwner()).token);
@@ -136,6 +138,23 @@ describe("sudo with a become password, on real hosts", { timeout: 20 * 60_000 },
     assert.equal(again.status, OperationStatus.SUCCEEDED, again.error);
   });
 
+  test("a plan and a rollout over a password-sudo host: a wrong password plans CANNOT, the right one plans, configures and then plans UNCHANGED", async () => {
+    const host = fleet.hosts[2]!;
+    const server = await register("pw-rollout", host, WRONG);
+    const plan = async () => (await alice.servers.planServer({ id: server.id, kind: RolloutKind.CONFIGURE })).plan!;
+    const refused = await plan();
+    assert.equal(refused.outcome, PlanOutcome.CANNOT);
+    assert.match(refused.reason, /sudo password refused/);
+    await alice.servers.updateServer({ id: server.id, becomePassword: PASSWORD });
+    assert.equal((await plan()).outcome, PlanOutcome.WOULD_CHANGE);
+    const { rollout } = await alice.rollouts.startRollout({ kind: RolloutKind.CONFIGURE, target: { serverIds: [server.id] } });
+    let end: Rollout | undefined;
+    for await (const update of alice.rollouts.watchRollout({ id: rollout!.id })) end = update.rollout;
+    assert.equal(end?.status, RolloutStatus.SUCCEEDED, end?.reason);
+    assert.equal((await plan()).outcome, PlanOutcome.UNCHANGED);
+    assert.match(hostExec(host.name, "sudo -l -U axion"), /NOPASSWD: ALL/);
+  });
+
   test("the become password is in no log line, operation row, event or Temporal history; stored only encrypted", async () => {
     const secrets = [PASSWORD, WRONG];
     const logs = printed.join("");
@@ -144,7 +163,7 @@ describe("sudo with a become password, on real hosts", { timeout: 20 * 60_000 },
     const rows = JSON.stringify([await db.select().from(operations), await db.select().from(outboxEvents)]);
     for (const secret of secrets) assert.ok(!rows.includes(secret), "an operation row or event holds the become password");
     const stored = await db.select().from(serverCredentials);
-    assert.ok(stored.length >= 2 && stored.every((row) => row.becomeEnvelope?.startsWith("v1.")), "every become password is an envelope");
+    assert.ok(stored.length >= 3 && stored.every((row) => row.becomeEnvelope?.startsWith("v1.")), "every become password is an envelope");
     for (const secret of secrets) assert.ok(!JSON.stringify(stored).includes(secret), "stored encrypted");
     let histories = 0;
     for await (const execution of harness.client.workflow.list()) {
