@@ -155,6 +155,43 @@ describe("sudo with a become password, on real hosts", { timeout: 20 * 60_000 },
     assert.match(hostExec(host.name, "sudo -l -U axion"), /NOPASSWD: ALL/);
   });
 
+  test("a user without sudo rights, and a sudo that asks a password the server has none for, are classified and not retried", async () => {
+    // Servers are unique per owner by host:port: these register hosts again, as another owner.
+    alice = harness.api.clients((await harness.api.newOwner()).token);
+    clusterId = (await alice.clusters.createCluster({ name: "pw2" })).cluster!.id;
+    const host = fleet.hosts[1]!;
+    writeFileSync(join(host.root, "tmp/nosudo-pw"), `nosudo:${PASSWORD}\n`);
+    hostExec(
+      host.name,
+      "useradd -m -s /bin/bash nosudo && chpasswd < /tmp/nosudo-pw && rm /tmp/nosudo-pw && install -d -o nosudo -m 0700 /home/nosudo/.ssh && install -o nosudo -m 0600 /home/deploy/.ssh/authorized_keys /home/nosudo/.ssh/",
+    );
+    const noRights = await alice.servers.createServer({
+      clusterId,
+      name: "pw-norights",
+      host: host.ip,
+      sshUser: "nosudo",
+      credential: { method: { case: "privateKey", value: { key: fleet.privateKey } } },
+      becomePassword: PASSWORD,
+    });
+    const denied = await watchUntilEnd(alice.operations, (await alice.servers.configureServer({ id: noRights.server!.id })).operation!.id);
+    assert.equal(denied.status, OperationStatus.FAILED);
+    assert.match(denied.error, /sudo not allowed: server pw-norights \(nosudo@/);
+
+    const none = await register("pw-none", fleet.hosts[2]!, "");
+    assert.equal(none.becomePasswordSet, false);
+    const asked = await watchUntilEnd(alice.operations, (await alice.servers.configureServer({ id: none.id })).operation!.id);
+    assert.equal(asked.status, OperationStatus.FAILED);
+    assert.match(asked.error, /sudo asks server pw-none \(deploy@.*\) for a password and the server has no become password set/);
+    const attempts = async (workflowId: string) => {
+      const history = await harness.client.workflow.getHandle(workflowId).fetchHistory();
+      return (history.events ?? []).filter(
+        (e) => e.activityTaskStartedEventAttributes && Number(e.activityTaskStartedEventAttributes.attempt) > 1,
+      ).length;
+    };
+    assert.equal(await attempts(`bootstrap/${none.id}`), 0, "no activity was retried");
+    assert.equal(await attempts(`bootstrap/${noRights.server!.id}`), 0, "no activity was retried");
+  });
+
   test("the become password is in no log line, operation row, event or Temporal history; stored only encrypted", async () => {
     const secrets = [PASSWORD, WRONG];
     const logs = printed.join("");
