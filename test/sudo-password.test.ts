@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { openSsh } from "../activities/ssh/session.js";
+import { sh } from "../activities/ssh/shell.js";
 import { operations, outboxEvents, serverCredentials } from "../db/schema.js";
 import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { PlanOutcome, RolloutKind } from "../gen/axion/infrastructure/v1/plan_pb.js";
@@ -20,7 +22,8 @@ import { buildImage, DOCKER_PREINSTALLED, downHosts, type Fleet, hostExec, upFle
  * never seen where it must not be.
  */
 
-const orchestratorKey = ed25519KeyPair().publicKey.trim();
+const orchestrator = ed25519KeyPair();
+const orchestratorKey = orchestrator.publicKey.trim();
 const prefix = "spw";
 // Distinctive, so that finding it anywhere is the leak and nothing else.
 const PASSWORD = "Become-Pw 7q'x\"$(id)-kT9";
@@ -90,13 +93,15 @@ describe("sudo with a become password, on real hosts", { timeout: 20 * 60_000 },
     const gate = await holdCommand(fleet, host, "useradd", "/usr/sbin/useradd");
     const started = await alice.servers.configureServer({ id: server.id });
     await gate.reached;
-    writeFileSync(join(host.root, "tmp/needle"), `${PASSWORD}\n`);
+    // Not /tmp: the host's /tmp is a tmpfs of its own, not the directory under host.root.
+    writeFileSync(join(host.root, "root/needle"), `${PASSWORD}\n`);
+    assert.equal(hostExec(host.name, "grep -caF -f /root/needle /root/needle").trim(), "1", "the search finds the password where it is");
     const leaking = hostExec(
       host.name,
-      'for f in /proc/[0-9]*/cmdline /proc/[0-9]*/environ; do grep -qaF -f /tmp/needle "$f" 2>/dev/null && echo "$f"; done; true',
+      'for f in /proc/[0-9]*/cmdline /proc/[0-9]*/environ; do grep -qaF -f /root/needle "$f" 2>/dev/null && echo "$f"; done; true',
     );
     const steps = hostExec(host.name, "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < \"$f\"; echo; done");
-    hostExec(host.name, "rm -f /tmp/needle");
+    hostExec(host.name, "rm -f /root/needle");
     await gate.release();
     assert.equal(leaking.trim(), "", `the become password is readable in ${leaking}`);
     assert.match(steps, /sudo -k -S -p {2}-- sh -c/, "the step ran through sudo -S while it was held");
@@ -106,6 +111,29 @@ describe("sudo with a become password, on real hosts", { timeout: 20 * 60_000 },
     assert.equal((await alice.servers.getServer({ id: server.id })).server?.status, ServerStatus.CONFIGURED);
     assert.match(hostExec(host.name, "sudo -l -U axion"), /NOPASSWD: ALL/);
     assert.match(hostExec(host.name, "nft list table inet axion_filter"), /tcp dport 22 accept/);
+  });
+
+  test("a step's own stdin follows the password line and never sees it, whether sudo asks for it or not (NOPASSWD)", async () => {
+    const host = fleet.hosts[0]!;
+    const script = "first line of the script\nsecond\n";
+    // deploy: sudo asks; axion (created by the bootstrap above, deploy key): NOPASSWD, so sudo reads nothing.
+    for (const [username, privateKey] of [
+      ["deploy", fleet.privateKey],
+      ["axion", orchestrator.privateKey],
+    ] as const) {
+      const session = await openSsh(
+        { host: host.ip, port: 22, username },
+        { kind: "private_key", privateKey },
+        { becomePassword: PASSWORD },
+      );
+      try {
+        const result = await session.run(sh`id -u; cat`, { stdin: script });
+        assert.equal(result.stdout, `0\n${script.trim()}`, username);
+        assert.ok(!result.stderr.includes(PASSWORD) && !result.stdout.includes(PASSWORD), username);
+      } finally {
+        session.close();
+      }
+    }
   });
 
   test("a wrong become password fails once with 'sudo password refused', and nothing ran as root", async () => {
@@ -160,10 +188,10 @@ describe("sudo with a become password, on real hosts", { timeout: 20 * 60_000 },
     alice = harness.api.clients((await harness.api.newOwner()).token);
     clusterId = (await alice.clusters.createCluster({ name: "pw2" })).cluster!.id;
     const host = fleet.hosts[1]!;
-    writeFileSync(join(host.root, "tmp/nosudo-pw"), `nosudo:${PASSWORD}\n`);
+    writeFileSync(join(host.root, "root/nosudo-pw"), `nosudo:${PASSWORD}\n`);
     hostExec(
       host.name,
-      "useradd -m -s /bin/bash nosudo && chpasswd < /tmp/nosudo-pw && rm /tmp/nosudo-pw && install -d -o nosudo -m 0700 /home/nosudo/.ssh && install -o nosudo -m 0600 /home/deploy/.ssh/authorized_keys /home/nosudo/.ssh/",
+      "useradd -m -s /bin/bash nosudo && chpasswd < /root/nosudo-pw && rm /root/nosudo-pw && install -d -o nosudo -m 0700 /home/nosudo/.ssh && install -o nosudo -m 0600 /home/deploy/.ssh/authorized_keys /home/nosudo/.ssh/",
     );
     const noRights = await alice.servers.createServer({
       clusterId,
