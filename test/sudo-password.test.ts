@@ -223,12 +223,18 @@ describe("sudo with a become password, on real hosts", { timeout: 20 * 60_000 },
   test("the become password is in no log line, operation row, event or Temporal history; stored only encrypted", async () => {
     const secrets = [PASSWORD, WRONG];
     const logs = printed.join("");
+    assert.match(logs, /SudoPasswordRefused/, "the worker's log lines were captured (the refused activity is logged)");
     for (const secret of secrets) assert.ok(!logs.includes(secret), "a log line holds the become password");
     const db = harness.api.database.db;
     const rows = JSON.stringify([await db.select().from(operations), await db.select().from(outboxEvents)]);
     for (const secret of secrets) assert.ok(!rows.includes(secret), "an operation row or event holds the become password");
     const stored = await db.select().from(serverCredentials);
-    assert.ok(stored.length >= 3 && stored.every((row) => row.becomeEnvelope?.startsWith("v1.")), "every become password is an envelope");
+    const envelopes = stored.map((row) => row.becomeEnvelope).filter((e) => e !== null);
+    assert.equal(envelopes.length, 4, "pw-right, pw-wrong, pw-rollout and pw-norights have one; pw-none has none");
+    assert.ok(
+      envelopes.every((e) => e.startsWith("v1.")),
+      "every become password is an envelope",
+    );
     for (const secret of secrets) assert.ok(!JSON.stringify(stored).includes(secret), "stored encrypted");
     let histories = 0;
     for await (const execution of harness.client.workflow.list()) {

@@ -24,10 +24,9 @@ const BECOME_EXIT = 125;
 
 export function becomeRoot(command: ShellFragment, withPassword: boolean): ShellFragment {
   if (!withPassword) return sh`sudo -n -- sh -c ${command.text}`;
-  return sh`LC_ALL=C; export LC_ALL
-IFS= read -r axion_become || { echo ${`${BECOME_MARK} failed: no password line`} >&2; exit ${BECOME_EXIT}; }
+  return sh`IFS= read -r axion_become || { echo ${`${BECOME_MARK} failed: no password line`} >&2; exit ${BECOME_EXIT}; }
 if sudo -k -n true 2>/dev/null; then axion_become=; exec sudo -n -- sh -c ${command.text}; fi
-if ! why=$(printf '%s\\n' "$axion_become" | sudo -k -S -p '' true 2>&1); then
+if ! why=$(printf '%s\\n' "$axion_become" | LC_ALL=C sudo -k -S -p '' true 2>&1); then
   axion_become=
   case $why in
     *"incorrect password"*|*"Sorry, try again"*) echo ${`${BECOME_MARK} refused`} >&2 ;;
