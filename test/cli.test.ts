@@ -400,7 +400,7 @@ test("an encrypted key takes its passphrase from AXION_KEY_PASSPHRASE, never an 
   assert.equal(become.code, 0, become.stderr);
   assert.equal(JSON.parse(become.stdout).server.become_password_set, true);
   const shown = await axion(["servers", "get", "vault"]);
-  assert.match(shown.stdout, /become password\s+set/);
+  assert.match(shown.stdout, /^become: +password set$/m);
   for (const out of [become.stdout, become.stderr, shown.stdout]) assert.ok(!out.includes("sudo-pw-2"), "the password is never shown");
   const cleared = await json(["servers", "update", "vault", "--clear-become-password"]);
   assert.ok(!cleared.server.become_password_set, "cleared");

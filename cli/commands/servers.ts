@@ -38,7 +38,7 @@ function show(server: Server | undefined, clusterName: string, argv: GlobalOptio
     ["status", `${statusText(serverStatus(server))}${server.statusReason ? ` (${server.statusReason})` : ""}`],
     ["status since", time(server.statusChangeTime)],
     ["labels", labels(server.labels)],
-    ["become password", server.becomePasswordSet ? "set" : "-"],
+    ["become", server.becomePasswordSet ? "password set" : "-"],
     ["host key", server.hostKeyFingerprint || "-"],
     ["provider", providerLink(server, accountName)],
     ["created", time(server.createTime)],
