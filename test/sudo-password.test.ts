@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { Code } from "@connectrpc/connect";
 import { openSsh } from "../activities/ssh/session.js";
 import { sh } from "../activities/ssh/shell.js";
 import { operations, outboxEvents, serverCredentials } from "../db/schema.js";
@@ -9,6 +10,7 @@ import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_servic
 import { PlanOutcome, RolloutKind } from "../gen/axion/infrastructure/v1/plan_pb.js";
 import { type Rollout, RolloutStatus } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
 import { ServerStatus } from "../gen/axion/infrastructure/v1/server_service_pb.js";
+import { expectCode } from "./support/assertions.js";
 import { holdCommand } from "./support/host-gate.js";
 import { ed25519KeyPair } from "./support/keys.js";
 import { watchUntilEnd } from "./support/operations.js";
@@ -157,6 +159,8 @@ describe("sudo with a become password, on real hosts", { timeout: 20 * 60_000 },
     assert.equal(hostExec(host.name, "test -e /etc/sudoers.d/90-axion-axion && echo present || echo absent").trim(), "absent");
     assert.equal(hostExec(host.name, "nft list table inet axion_filter >/dev/null 2>&1 && echo present || echo absent").trim(), "absent");
 
+    // A password sudo could not read as one line is refused, naming the field; nothing is stored.
+    await expectCode(alice.servers.updateServer({ id: server.id, becomePassword: "two\nlines" }), Code.InvalidArgument, /become_password/);
     // Cleared, the server says so; then the right one configures it.
     const cleared = (await alice.servers.updateServer({ id: server.id, becomePassword: "" })).server!;
     assert.equal(cleared.becomePasswordSet, false);
