@@ -51,6 +51,7 @@ export async function readFacts(session: SshSession): Promise<HostFacts> {
 export function outcomeOf(error: unknown): ConnectionTestResult["outcome"] {
   const type = error instanceof ApplicationFailure ? error.type : undefined;
   if (type === SshErrorType.AuthFailed || type === SshErrorType.KeyUnusable) return "auth_failed";
+  if (type === SshErrorType.SudoPasswordRefused || type === SshErrorType.SudoNotAllowed) return "auth_failed";
   if (type === SshErrorType.HostKeyMismatch) return "hostkey_mismatch";
   if (type === SshErrorType.Timeout) return "timeout";
   if (type === SshErrorType.RefusedByPolicy) return "refused_by_policy";

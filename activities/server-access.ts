@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { Context } from "@temporalio/activity";
 import { ApplicationFailure } from "@temporalio/common";
 import { pinHostKey, setServerStatus } from "../core/inventory/server-status.js";
-import { findServer, loadServerCredential, type ServerRow } from "../core/inventory/servers.js";
+import { findServer, loadBecomePassword, loadServerCredential, type ServerRow } from "../core/inventory/servers.js";
 import { AppError } from "../core/kernel/errors.js";
 import type { SshCredentialInput } from "../core/kernel/validation.js";
 import { credentialForLogin } from "../core/security/ssh-credential.js";
@@ -35,7 +35,7 @@ function activitySignal(): AbortSignal | undefined {
  * server, with the same address and credential: a new workflow (a connection
  * test after a host key change, say) always logs in afresh.
  */
-function sessionKey(server: ServerRecord, credential: SshCredentialInput): string | undefined {
+function sessionKey(server: ServerRecord, credential: SshCredentialInput, becomePassword: string | undefined): string | undefined {
   let run: { workflowId: string; runId: string } | undefined;
   try {
     run = Context.current().info.workflowExecution;
@@ -44,7 +44,7 @@ function sessionKey(server: ServerRecord, credential: SshCredentialInput): strin
   }
   if (!run) return undefined;
   const identity = createHash("sha256")
-    .update(JSON.stringify([server.host, server.sshPort, server.sshUser, credential]))
+    .update(JSON.stringify([server.host, server.sshPort, server.sshUser, credential, becomePassword ?? null]))
     .digest("base64url");
   return `${run.workflowId}/${run.runId}/${server.id}/${identity}`;
 }
@@ -88,17 +88,20 @@ export async function withServerSession<T>(
   options: SessionOptions = {},
 ): Promise<T> {
   const server = await loadServer(deps, serverId);
-  const credential = await loadServerCredential(deps, serverId).catch((cause) => {
+  const unavailable = (cause: unknown) => {
     if (cause instanceof AppError) throw ApplicationFailure.nonRetryable(cause.message, FailureType.CredentialUnavailable);
     throw cause;
-  });
+  };
+  const credential = await loadServerCredential(deps, serverId).catch(unavailable);
+  // Decrypted here, as the login credential: it never travels in workflow input or results.
+  const becomePassword = await loadBecomePassword(deps, serverId).catch(unavailable);
   // The share covers what costs: decrypting the key, logging in, the session's work. Waiting for it
   // heartbeats, so a long wait is not mistaken for a lost worker.
   const release = deps.sshShares
     ? await heartbeating(() => (deps.sshShares as SshShares).acquire(server.ownerId, activitySignal()))
     : () => {};
   try {
-    return await inSession(deps, server, credential, work, options);
+    return await inSession(deps, server, { credential, becomePassword }, work, options);
   } finally {
     release();
   }
@@ -107,12 +110,12 @@ export async function withServerSession<T>(
 async function inSession<T>(
   deps: ActivityDeps,
   server: ServerRecord,
-  credential: SshCredentialInput,
+  { credential, becomePassword }: { credential: SshCredentialInput; becomePassword: string | undefined },
   work: (session: SshSession, server: ServerRecord) => Promise<T>,
   options: SessionOptions,
 ): Promise<T> {
   const serverId = server.id;
-  const key = deps.sshSessions && !options.readOnly ? sessionKey(server, credential) : undefined;
+  const key = deps.sshSessions && !options.readOnly ? sessionKey(server, credential, becomePassword) : undefined;
   let session = key && server.hostKeyFingerprint ? deps.sshSessions?.take(key) : undefined;
   if (session && session.fingerprint !== server.hostKeyFingerprint) {
     session.close();
@@ -131,6 +134,8 @@ async function inSession<T>(
           signal: activitySignal(),
           networkPolicy: deps.networkPolicy,
           owner: server.ownerId,
+          becomePassword,
+          serverName: server.name,
         },
       );
     } catch (error) {

@@ -38,6 +38,7 @@ export function serverMessage(row: ServerRow): Server {
     sshPort: row.sshPort,
     sshUser: row.sshUser,
     authMethod: authMethodProto.toProto(row.authMethod),
+    becomePasswordSet: row.becomePasswordSet,
     labels: row.labels,
     status: serverStatusProto.toProto(row.status),
     statusReason: row.statusReason,

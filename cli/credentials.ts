@@ -47,6 +47,31 @@ export async function credentialFrom(argv: {
 }
 
 /**
+ * The become (sudo) password from --become-password-stdin or --ask-become-password (a prompt with echo off);
+ * "" with --clear-become-password (update); undefined when none of them is given.
+ */
+export async function becomePasswordFrom(argv: {
+  "become-password-stdin"?: boolean;
+  "ask-become-password"?: boolean;
+  "clear-become-password"?: boolean;
+  "password-stdin"?: boolean;
+}): Promise<string | undefined> {
+  const given = [argv["become-password-stdin"], argv["ask-become-password"], argv["clear-become-password"]].filter(Boolean).length;
+  if (given > 1) throw CliError.usage("give one of --become-password-stdin, --ask-become-password, --clear-become-password");
+  if (argv["clear-become-password"]) return "";
+  if (argv["become-password-stdin"]) {
+    if (argv["password-stdin"]) throw CliError.usage("stdin holds one secret: use --ask-become-password with --password-stdin");
+    return readStdin("--become-password-stdin");
+  }
+  if (argv["ask-become-password"]) {
+    const password = await promptSecret("sudo (become) password: ", "use --become-password-stdin");
+    if (password === "") throw CliError.usage("--ask-become-password: the password was empty");
+    return password;
+  }
+  return undefined;
+}
+
+/**
  * A provider account's credentials: the user name as given, the password from --password-stdin, else
  * AXION_PROVIDER_PASSWORD, else an echo-off prompt on the terminal.
  */

@@ -5,6 +5,7 @@ import { CliError } from "./errors.js";
 const refused: Record<string, string> = {
   "--password":
     "use --password-stdin (e.g. `axion servers add … --password-stdin < file`), or for a provider account AXION_PROVIDER_PASSWORD or the prompt",
+  "--become-password": "use --become-password-stdin (e.g. `axion servers add … --become-password-stdin < file`) or --ask-become-password",
   "--token": "use --token-stdin, the prompt of axion login, or the AXION_TOKEN environment variable",
   "--passphrase": "answer the prompt or set AXION_KEY_PASSPHRASE",
   "--private-key": "use --key-file PATH",

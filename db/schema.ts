@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import {
   type AnyPgColumn,
   bigint,
+  boolean,
   customType,
   doublePrecision,
   foreignKey,
@@ -138,6 +139,8 @@ export const servers = pgTable(
     statusReason: text("status_reason").notNull().default(""),
     statusChangedAt: timestamp("status_changed_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
     hostKeyFingerprint: text("host_key_fingerprint"),
+    /** Whether server_credentials holds a become (sudo) password; the password itself never leaves that table's envelope. */
+    becomePasswordSet: boolean("become_password_set").notNull().default(false),
     /** VPS provider kind that can rebuild this server ("time4vps", the account's kind), the owner's account there, and its id there. */
     provider: text("provider"),
     providerAccountId: uuid("provider_account_id"),
@@ -160,13 +163,17 @@ export const servers = pgTable(
   ],
 );
 
-/** One row per server: the SSH credential as an AES-256-GCM envelope (core/security/credentials-cipher.ts). */
+/**
+ * One row per server: the SSH credential as an AES-256-GCM envelope (core/security/credentials-cipher.ts),
+ * and the become (sudo) password, when set, as another envelope of the same key (associated data: "<server id>/become").
+ */
 export const serverCredentials = pgTable("server_credentials", {
   serverId: uuid("server_id")
     .primaryKey()
     .references(() => servers.id, { onDelete: "cascade" }),
   keyId: text("key_id").notNull(),
   envelope: text("envelope").notNull(),
+  becomeEnvelope: text("become_envelope"),
   updatedAt: updatedAt(),
 });
 

@@ -386,6 +386,24 @@ test("an encrypted key takes its passphrase from AXION_KEY_PASSPHRASE, never an 
   assert.equal(added.server.auth_method, "SSH_AUTH_METHOD_PRIVATE_KEY");
   const updated = await json(["servers", "update", "vault", "--password-stdin"], { input: "s3cret\n" });
   assert.equal(updated.server.auth_method, "SSH_AUTH_METHOD_PASSWORD");
+
+  // The become (sudo) password: from stdin only, never shown, forgotten on request.
+  await fails(
+    ["servers", "update", "vault", "--become-password", "sudo-pw-1"],
+    2,
+    /--become-password is refused: .*--become-password-stdin/,
+  );
+  await fails(["servers", "update", "vault", "--password-stdin", "--become-password-stdin"], 2, /stdin holds one secret/, {
+    input: "x\n",
+  });
+  const become = await axion(["servers", "update", "vault", "--become-password-stdin", "-o", "json"], { input: "sudo-pw-2\n" });
+  assert.equal(become.code, 0, become.stderr);
+  assert.equal(JSON.parse(become.stdout).server.become_password_set, true);
+  const shown = await axion(["servers", "get", "vault"]);
+  assert.match(shown.stdout, /^become: +password set$/m);
+  for (const out of [become.stdout, become.stderr, shown.stdout]) assert.ok(!out.includes("sudo-pw-2"), "the password is never shown");
+  const cleared = await json(["servers", "update", "vault", "--clear-become-password"]);
+  assert.ok(!cleared.server.become_password_set, "cleared");
 });
 
 test("an encrypted key's passphrase is asked for on a terminal with echo off when AXION_KEY_PASSPHRASE is not set", async () => {

@@ -16,6 +16,10 @@ export const SshErrorType = {
    * the step again (workflows/ssh-share.ts).
    */
   ShareBusy: "SshShareBusy",
+  /** sudo refused the server's become password (or the login password used as one): retrying sends the same one. */
+  SudoPasswordRefused: "SudoPasswordRefused",
+  /** The login user may not run commands as root through sudo, or sudo asks a password the server has none for. */
+  SudoNotAllowed: "SudoNotAllowed",
 } as const;
 export type SshErrorType = (typeof SshErrorType)[keyof typeof SshErrorType];
 
@@ -52,6 +56,8 @@ export const nonRetryableErrorTypes: string[] = [
   SshErrorType.KeyUnusable,
   SshErrorType.RefusedByPolicy,
   SshErrorType.ShareBusy,
+  SshErrorType.SudoPasswordRefused,
+  SshErrorType.SudoNotAllowed,
   FailureType.InsufficientResources,
   FailureType.ServerNotFound,
   FailureType.CredentialUnavailable,

@@ -4,8 +4,9 @@ import { NodeSSH } from "node-ssh";
 import { displaySafe } from "../../core/kernel/text.js";
 import type { SshCredentialInput } from "../../core/kernel/validation.js";
 import { defaultNetworkPolicy, type NetworkPolicy, RefusedByPolicy, resolveAllowedAddress } from "../../core/security/network-policy.js";
+import { becomeFailure, becomeRoot, becomeStdin } from "./become.js";
 import { classifyConnectError, SshErrorType, sshFailure } from "./errors.js";
-import { type ShellFragment, sh } from "./shell.js";
+import type { ShellFragment } from "./shell.js";
 
 export interface SshTarget {
   host: string;
@@ -56,6 +57,10 @@ export interface OpenOptions {
   networkPolicy?: NetworkPolicy;
   /** Whose server: its name is resolved as this owner's lookup (core/security/name-resolution.ts). */
   owner?: string;
+  /** The password `sudo` asks the login user for (activities/ssh/become.ts); default: the login password, if any. */
+  becomePassword?: string;
+  /** How failures name the server (default: user@host). */
+  serverName?: string;
 }
 
 /** Resolves once and checks every address; ssh2 then connects to the checked address, never resolving again. */
@@ -161,18 +166,19 @@ export async function openSsh(target: SshTarget, credential: SshCredentialInput,
     closed = true;
   });
 
-  const sudoPassword = credential.kind === "password" ? credential.password : undefined;
-  const asRoot = (command: ShellFragment): { text: string; stdin?: string } => {
-    if (target.username === "root") return { text: command.text };
-    // -S reads a password from stdin when one is needed; -p '' keeps the prompt out of the output.
-    if (sudoPassword) return { text: sh`sudo -S -p '' -- sh -c ${command.text}`.text, stdin: `${sudoPassword}\n` };
-    return { text: sh`sudo -n -- sh -c ${command.text}`.text };
+  const sudoPassword = options.becomePassword ?? (credential.kind === "password" ? credential.password : undefined);
+  const who = `${options.serverName ? `server ${options.serverName} ` : ""}(${target.username}@${target.host})`;
+  const asRoot = (command: ShellFragment, stdin: string | undefined): { text: string; stdin?: string } => {
+    if (target.username === "root") return { text: command.text, stdin };
+    if (sudoPassword) return { text: becomeRoot(command, true).text, stdin: becomeStdin(sudoPassword, stdin) };
+    return { text: becomeRoot(command, false).text, stdin };
   };
 
   return {
     fingerprint: seen,
     async run(command, runOptions = {}) {
-      const { text, stdin } = runOptions.root === false ? { text: command.text } : asRoot(command);
+      const asUser = runOptions.root === false || target.username === "root";
+      const { text, stdin } = asUser ? { text: command.text, stdin: runOptions.stdin } : asRoot(command, runOptions.stdin);
       const stdout = new CappedBuffer();
       const stderr = new CappedBuffer();
       let timedOut = false;
@@ -182,7 +188,7 @@ export async function openSsh(target: SshTarget, credential: SshCredentialInput,
       }, runOptions.timeoutMs ?? 120_000);
       try {
         const result = await ssh.execCommand(text, {
-          stdin: runOptions.stdin ?? stdin,
+          stdin,
           onStdout: (c) => {
             stdout.push(c);
             runOptions.onStdout?.(c);
@@ -200,6 +206,8 @@ export async function openSsh(target: SshTarget, credential: SshCredentialInput,
           stderr: stderr.toString(),
           truncated: stdout.truncated || stderr.truncated,
         };
+        const refused = asUser ? undefined : becomeFailure(out.code, out.stderr, who);
+        if (refused) throw refused;
         if (out.code !== 0 && !runOptions.allowFailure) {
           throw sshFailure(
             SshErrorType.CommandFailed,

@@ -4,7 +4,7 @@ import { type Server, ServerSchema, ServerService, ServerStatus } from "../../ge
 import { type Api, api } from "../client.js";
 import { commandBody } from "../command.js";
 import { type GlobalOptions, globals, isJson } from "../context.js";
-import { credentialFrom } from "../credentials.js";
+import { becomePasswordFrom, credentialFrom } from "../credentials.js";
 import { CliError } from "../errors.js";
 import { parseLabels } from "../labels.js";
 import { enumName, labels, messageJson, outside, printFields, printJson, printTable, statusText, time } from "../output.js";
@@ -38,6 +38,7 @@ function show(server: Server | undefined, clusterName: string, argv: GlobalOptio
     ["status", `${statusText(serverStatus(server))}${server.statusReason ? ` (${server.statusReason})` : ""}`],
     ["status since", time(server.statusChangeTime)],
     ["labels", labels(server.labels)],
+    ["become", server.becomePasswordSet ? "password set" : "-"],
     ["host key", server.hostKeyFingerprint || "-"],
     ["provider", providerLink(server, accountName)],
     ["created", time(server.createTime)],
@@ -47,6 +48,8 @@ function show(server: Server | undefined, clusterName: string, argv: GlobalOptio
 const credentialOptions = {
   "key-file": { type: "string", describe: "SSH private key file (passphrase: AXION_KEY_PASSPHRASE or a prompt)" },
   "password-stdin": { type: "boolean", describe: "read the SSH password from stdin" },
+  "become-password-stdin": { type: "boolean", describe: "read the password sudo asks the SSH user for from stdin" },
+  "ask-become-password": { type: "boolean", describe: "prompt for the password sudo asks the SSH user for" },
 } as const;
 const labelOption = { type: "string", array: true, describe: "key=value (repeatable)" } as const;
 const providerOptions = {
@@ -153,6 +156,7 @@ export const servers = commandBody((t) => {
           sshPort: argv.port,
           sshUser: argv.user,
           credential,
+          becomePassword: (await becomePasswordFrom(argv)) ?? "",
           labels: parseLabels(argv.label),
         });
         show(r.server, cluster.name, globals(argv), link.accountName);
@@ -170,10 +174,12 @@ export const servers = commandBody((t) => {
           .option("port", { type: "number" })
           .option("user", { type: "string" })
           .options(credentialOptions)
+          .option("clear-become-password", { type: "boolean", describe: "forget the stored become password" })
           .option("label", labelOption)
           .options(providerOptions),
       async (argv) => {
         const client = api();
+        const becomePassword = await becomePasswordFrom(argv);
         const server = await resolveServer(client, argv.server);
         const cluster = argv.cluster ? await resolveCluster(client, argv.cluster) : undefined;
         const link = await providerFields(client, argv);
@@ -186,6 +192,7 @@ export const servers = commandBody((t) => {
           sshPort: argv.port,
           sshUser: argv.user,
           credential: await credentialFrom(argv),
+          becomePassword,
           labels: argv.label ? { entries: parseLabels(argv.label) } : undefined,
         });
         const clusterName =

@@ -9,6 +9,7 @@ import { requireId } from "../kernel/ids.js";
 import { busyStatuses, type ProviderKind } from "../kernel/kinds.js";
 import { type PageRequest, toPage } from "../kernel/pagination.js";
 import {
+  becomePassword,
   cleanText,
   host,
   labels,
@@ -57,6 +58,7 @@ const createSchema = z.object({
   sshPort,
   sshUser,
   credential: sshCredential,
+  becomePassword: becomePassword.optional(),
   labels,
   provider: providerName.optional(),
   providerServerId: providerServerId.optional(),
@@ -70,6 +72,8 @@ const updateSchema = z.object({
   sshPort: sshPort.optional(),
   sshUser: sshUser.optional(),
   credential: sshCredential.optional(),
+  /** "" clears it. */
+  becomePassword: becomePassword.optional(),
   labels: labels.optional(),
   provider: providerName.optional(),
   providerServerId: providerServerId.optional(),
@@ -90,6 +94,18 @@ function credentialPlaintext(credential: SshCredentialInput): string {
 function encryptCredential(cipher: CredentialsCipher, serverId: string, credential: SshCredentialInput) {
   // The server id is the associated data: an envelope copied onto another row does not decrypt.
   return { serverId, keyId: cipher.activeKeyId, envelope: cipher.encrypt(credentialPlaintext(credential), serverId) };
+}
+
+/** Its own associated data: the become envelope cannot be swapped with the login credential's, nor moved to another server. */
+const becomeData = (serverId: string) => `${serverId}/become`;
+
+/** Loads and decrypts a server's become (sudo) password, undefined when none is set. For activities only, as the credential. */
+export async function loadBecomePassword(deps: Pick<InventoryDeps, "db" | "cipher">, serverId: string): Promise<string | undefined> {
+  const [row] = await deps.db
+    .select({ envelope: serverCredentials.becomeEnvelope })
+    .from(serverCredentials)
+    .where(eq(serverCredentials.serverId, serverId));
+  return row?.envelope ? deps.cipher.decrypt(row.envelope, becomeData(serverId)) : undefined;
 }
 
 /** Loads and decrypts a server's credential. For activities only: the result must never leave the process. */
@@ -227,12 +243,16 @@ export async function createServer(deps: InventoryDeps, owner: Owner, input: Cre
           sshPort: data.sshPort,
           sshUser: data.sshUser,
           authMethod: data.credential.kind,
+          becomePasswordSet: Boolean(data.becomePassword),
           labels: data.labels,
           ...binding,
           providerServerId: data.providerServerId || null,
         })
         .returning();
-      await tx.insert(serverCredentials).values(encryptCredential(deps.cipher, id, data.credential));
+      await tx.insert(serverCredentials).values({
+        ...encryptCredential(deps.cipher, id, data.credential),
+        becomeEnvelope: data.becomePassword ? deps.cipher.encrypt(data.becomePassword, becomeData(id)) : null,
+      });
       return row as ServerRow;
     });
   } catch (error) {
@@ -252,6 +272,7 @@ export async function updateServer(deps: InventoryDeps, owner: Owner, id: string
   if (data.sshUser !== undefined) changes.sshUser = data.sshUser;
   if (data.labels !== undefined) changes.labels = data.labels;
   if (data.credential) changes.authMethod = data.credential.kind;
+  if (data.becomePassword !== undefined) changes.becomePasswordSet = data.becomePassword !== "";
   if (data.providerAccountId !== undefined || data.provider !== undefined) {
     const keepAccount = data.providerAccountId === undefined && existing.providerAccountId !== null && data.provider === existing.provider;
     if (!keepAccount) Object.assign(changes, await providerBinding(deps.db, owner, data.provider ?? "", data.providerAccountId ?? ""));
@@ -267,9 +288,14 @@ export async function updateServer(deps: InventoryDeps, owner: Owner, id: string
   }
   try {
     const updated = await deps.db.transaction(async (tx) => {
-      if (moved || data.credential || (data.sshUser !== undefined && data.sshUser !== existing.sshUser)) {
+      if (
+        moved ||
+        data.credential ||
+        data.becomePassword !== undefined ||
+        (data.sshUser !== undefined && data.sshUser !== existing.sshUser)
+      ) {
         await tx.select({ id: servers.id }).from(servers).where(eq(servers.id, existing.id)).for("update");
-        await refuseWhileOperationRuns(tx, existing.id, "the host, port, SSH user or credential");
+        await refuseWhileOperationRuns(tx, existing.id, "the host, port, SSH user, credential or become password");
       }
       const [row] = await tx
         .update(servers)
@@ -283,6 +309,13 @@ export async function updateServer(deps: InventoryDeps, owner: Owner, id: string
           .insert(serverCredentials)
           .values(values)
           .onConflictDoUpdate({ target: serverCredentials.serverId, set: { ...values, updatedAt: new Date() } });
+      }
+      if (data.becomePassword !== undefined) {
+        const becomeEnvelope = data.becomePassword === "" ? null : deps.cipher.encrypt(data.becomePassword, becomeData(existing.id));
+        await tx
+          .update(serverCredentials)
+          .set({ becomeEnvelope, updatedAt: new Date() })
+          .where(eq(serverCredentials.serverId, existing.id));
       }
       return row;
     });

@@ -90,6 +90,9 @@ export const description = cleanText(1024, { multiline: true });
 /** Secrets are typed at a prompt or piped to `sudo -S` as one line: no control character can belong in one. */
 export const secretText = (max: number) => cleanText(max);
 
+/** A server's become password, fed to `sudo -S` as one line; on update "" clears it. */
+export const becomePassword = secretText(1024);
+
 export type SshCredentialInput = { kind: "private_key"; privateKey: string; passphrase?: string } | { kind: "password"; password: string };
 
 export const sshCredential = z

@@ -6,11 +6,11 @@
 #                             [--jobs J] [--timeout SECONDS] [--docker-preinstalled]
 #
 #   --prefix         fleet name, [a-z0-9-], default "t"; one inventory per prefix
-#   --state          fresh (default) | sudo-user | wrong-os | tiny-disk | sshd-down
+#   --state          fresh (default) | sudo-user | sudo-password | wrong-os | tiny-disk | sshd-down
 #   --pubkey FILE    authorized key (also: env AXION_TESTHOST_PUBKEY = key text or file path);
 #                    without either, a key pair is made once at $STATE/ssh/id_ed25519
 #   --root-password  set root's password (root may log in with it unless state sudo-user)
-#   --user-password  set the password of user "deploy" (state sudo-user)
+#   --user-password  set the password of user "deploy" (state sudo-user; required by sudo-password)
 #   --disk-size      size of the root file system's writable layer for tiny-disk (default 20M)
 #   --jobs           hosts prepared in parallel (default 8)
 #   --timeout        seconds to wait for every host to be ready (default 120)
@@ -50,7 +50,8 @@ while (($#)); do
 done
 [[ "$count" =~ ^[0-9]+$ && $count -ge 1 ]] || usage 2
 validate_prefix "$prefix"
-case "$state" in fresh|sudo-user|wrong-os|tiny-disk|sshd-down) ;; *) die "unknown state '$state'" ;; esac
+case "$state" in fresh|sudo-user|sudo-password|wrong-os|tiny-disk|sshd-down) ;; *) die "unknown state '$state'" ;; esac
+[[ "$state" != sudo-password || -n "$user_password" ]] || die "state sudo-password needs --user-password (the password sudo asks for)"
 require_root
 if ((docker_preinstalled)); then
   IMAGE_DIR="$(bash "$SCRIPT_DIR/build-docker-image.sh")"
@@ -133,15 +134,16 @@ setup_host() {
   [[ -n "$root_hash" ]] && set_shadow_hash "$root" root "$root_hash"
 
   case "$state" in
-    sudo-user)
-      # A provider that hands out a sudo user and no root login.
+    sudo-user|sudo-password)
+      # A provider that hands out a sudo user and no root login (sudo-password: sudo asks deploy's password).
       user=deploy
       chroot "$root" useradd -m -s /bin/bash -G sudo deploy
       install -d -m 0700 "$root/home/deploy/.ssh"
       echo "$pubkey" > "$root/home/deploy/.ssh/authorized_keys"
       chmod 0600 "$root/home/deploy/.ssh/authorized_keys"
       chroot "$root" chown -R deploy:deploy /home/deploy/.ssh
-      echo 'deploy ALL=(ALL) NOPASSWD:ALL' > "$root/etc/sudoers.d/deploy"
+      if [[ "$state" == sudo-password ]]; then echo 'deploy ALL=(ALL) ALL' > "$root/etc/sudoers.d/deploy"
+      else echo 'deploy ALL=(ALL) NOPASSWD:ALL' > "$root/etc/sudoers.d/deploy"; fi
       chmod 0440 "$root/etc/sudoers.d/deploy"
       [[ -n "$user_hash" ]] && set_shadow_hash "$root" deploy "$user_hash"
       rm -f "$root/root/.ssh/authorized_keys"
