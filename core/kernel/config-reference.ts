@@ -109,6 +109,10 @@ export const configReference: Record<ConfigVariable, { meaning: string; unset?: 
     meaning: "a process running the worker (`main.ts worker` or `all`) also serves `GET /metrics` on this port (same token)",
     unset: "off",
   },
+  SHUTDOWN_GRACE_SECONDS: {
+    meaning:
+      "on SIGTERM or SIGINT, how long in-flight API calls and running activities may take to finish (0-3600); streams end at once with `Unavailable`, activities still running then are cancelled and retried by another worker",
+  },
   TEMPORAL_METRICS_ADDRESS: {
     meaning: "`host:port` where the Temporal SDK's own metrics (`temporal_*`) are served for Prometheus by a worker process",
     unset: "off",
