@@ -103,6 +103,11 @@ export async function startService(config: Config, role: Role = "all"): Promise<
     };
 
     if (role !== "api") {
+      // Opened before the worker so it closes after it: /readyz answers "draining" while activities finish.
+      if (config.WORKER_METRICS_PORT) {
+        const metrics = await serveMetrics(config.WORKER_METRICS_PORT, metricsAccess, readiness);
+        stops.push(() => metrics.close());
+      }
       const { worker, connection, run } = await createWorker(
         {
           address: temporalAddress,
@@ -145,10 +150,6 @@ export async function startService(config: Config, role: Role = "all"): Promise<
         await running;
         await connection.close();
       });
-      if (config.WORKER_METRICS_PORT) {
-        const metrics = await serveMetrics(config.WORKER_METRICS_PORT, metricsAccess, readiness);
-        stops.push(() => metrics.close());
-      }
       log.info("worker polling", { taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE });
       await waitForRunning(worker);
       await ensureFleetCheckSchedule(workflows.client, { cron: config.FLEET_CHECK_CRON, taskQueue: config.TEMPORAL_TASK_QUEUE });
