@@ -151,6 +151,16 @@ export async function watchOperation(api: Api, id: string, serverName: string): 
   return latest;
 }
 
+/** For scripts (`-o json`): follows the operation to its end, through API restarts, and returns its last state. */
+export async function finalOperationState(api: Api, id: string): Promise<Operation | undefined> {
+  const never = new AbortController().signal;
+  let last: Operation | undefined;
+  const onRetry = (note: string) => process.stderr.write(`${note}\n`);
+  for await (const m of reconnecting(() => api.service(OperationService).watchOperation({ id }), never, onRetry))
+    if (m.operation) last = m.operation;
+  return last;
+}
+
 /** Exit 1 unless the operation succeeded. */
 export function exitFor(op: Operation): void {
   if (op.status === OperationStatus.SUCCEEDED || op.status === OperationStatus.RUNNING) return;

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -267,4 +269,73 @@ test("SIGTERM on a worker in the middle of an activity: it finishes the step, ex
   assert.equal(hostExec(host.name, "grep -c '^Commandline:.*docker.io' /var/log/apt/history.log").trim(), "1");
   assert.equal(hostExec(host.name, "grep -c '^axion:' /etc/passwd").trim(), "1");
   assert.match(hostExec(host.name, "systemctl is-active docker"), /active/);
+});
+
+test("`axion ops watch` across an API restart: a note on stderr, the watch goes on where it was, no error", async () => {
+  const port = await freePort();
+  const first = startProcess("api", { PORT: String(port), SHUTDOWN_GRACE_SECONDS: "10" });
+  const worker = startProcess("worker", {});
+  let second: ServiceProcess | undefined;
+  const owner = await harness.api.newOwner();
+  const alice = harness.api.clients(owner.token);
+  const host = fleet.hosts[0]!;
+  const gate = await holdCommand(fleet, host, "uname", "/usr/bin/uname");
+  try {
+    const clusterId = (await alice.clusters.createCluster({ name: "drain-cli" })).cluster!.id;
+    const server = (
+      await alice.servers.createServer({
+        clusterId,
+        name: "drain-cli-1",
+        host: host.ip,
+        credential: { method: { case: "privateKey", value: { key: fleet.privateKey } } },
+      })
+    ).server!;
+    await first.line(/API listening/);
+    const held = alice.servers.testServerConnection({ id: server.id });
+    held.catch(() => {});
+    await gate.reached;
+    const running = (await alice.operations.listOperations({ serverId: server.id })).operations.find(
+      (o) => o.status === OperationStatus.RUNNING,
+    );
+    assert.ok(running);
+
+    const cli = spawn(process.execPath, [join(process.cwd(), "cli", "bin", "axion.mjs"), "ops", "watch", running.id], {
+      cwd: tmpdir(),
+      env: { ...process.env, AXION_API: `http://127.0.0.1:${port}`, AXION_TOKEN: owner.token, NO_COLOR: "1", XDG_CONFIG_HOME: tmpdir() },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    const watching = new Promise<void>((resolve) =>
+      cli.stdout.on("data", (d) => {
+        stdout += d;
+        resolve();
+      }),
+    );
+    cli.stderr.on("data", (d) => {
+      stderr += d;
+    });
+    const cliExit = new Promise<number | null>((resolve) => cli.once("exit", resolve));
+    await watching;
+
+    first.child.kill("SIGTERM");
+    assert.equal(await first.exited, 0);
+    second = startProcess("api", { PORT: String(port) });
+    await second.line(/API listening/);
+    await gate.release();
+    await held;
+
+    assert.equal(await cliExit, 0, `the watch ends as the operation does: ${stderr}`);
+    assert.match(stderr, /server is restarting, retrying/);
+    assert.doesNotMatch(stderr, /error/i);
+    assert.match(stdout, /^test_connection on drain-cli-1/m);
+    assert.equal(stdout.match(/^test_connection on/gm)?.length, 1, "the header once: the watch went on where it was");
+    assert.match(stdout, /SUCCEEDED/);
+  } finally {
+    await gate.release();
+    await stopProcess(first);
+    await stopProcess(second);
+    worker.child.kill("SIGTERM");
+    await worker.exited;
+  }
 });
