@@ -106,7 +106,8 @@ export const configReference: Record<ConfigVariable, { meaning: string; unset?: 
       "`/metrics` answers only a Prometheus on the same machine (a loopback peer without `Forwarded`, `X-Forwarded-For` or `X-Real-IP`); others get 403",
   },
   WORKER_METRICS_PORT: {
-    meaning: "a process running the worker (`main.ts worker` or `all`) also serves `GET /metrics` on this port (same token) and `/readyz` (no token)",
+    meaning:
+      "a process running the worker (`main.ts worker` or `all`) also serves `GET /metrics` on this port (same token) and `/readyz` (no token)",
     unset: "off",
   },
   SHUTDOWN_GRACE_SECONDS: {
