@@ -9,11 +9,13 @@ import { createAgentTokenVerifier } from "../core/agents/agent-tokens.js";
 import { type HeartbeatIngestor, startHeartbeatIngestor } from "../core/agents/heartbeat-ingest.js";
 import type { Database } from "../db/client.js";
 import { type MetricsAccess, metricsHandler, metricsInterceptor } from "../observability/metrics.js";
+import { createReadiness, type Readiness, readinessHandler } from "../observability/readiness.js";
 import { rpcTracingInterceptor } from "../observability/tracing.js";
 import type { AgentServiceDeps } from "./agent-service.js";
 import { type NodeHandler, ownerAuthentication, requireOwnerInterceptor } from "./auth.js";
 import { authorizationInterceptor } from "./authorization.js";
 import { createLimitedHttp1Server, createLimitedHttp2Server, firstByteDeadline } from "./connection-limits.js";
+import { RESTARTING_MESSAGE } from "./drain.js";
 import { defaultEdgeLimits, type EdgeLimits } from "./edge-limits.js";
 import { errorInterceptor } from "./errors.js";
 import { exactInputInterceptor } from "./exact-input.js";
@@ -72,7 +74,19 @@ export interface ApiServer {
   readonly ingestor: HeartbeatIngestor;
   /** Resolves with the bound port. */
   listen(port: number, host?: string): Promise<number>;
-  close(): Promise<void>;
+  /**
+   * Drains, then stops: /readyz answers 503 and the listener closes; streams end with Unavailable;
+   * HTTP/2 sessions get GOAWAY and new HTTP/1.1 requests 503; calls in flight have `graceMs` to finish.
+   */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** A request that arrives on an open connection while the API drains: Unavailable, so the client retries elsewhere. */
+function refuseWhileDraining(res: http.ServerResponse | http2.Http2ServerResponse): void {
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (res instanceof http.ServerResponse) headers.connection = "close"; // HTTP/2 forbids the header
+  (res as http.ServerResponse).writeHead(503, headers);
+  res.end(JSON.stringify({ code: "unavailable", message: RESTARTING_MESSAGE }));
 }
 
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -82,8 +96,14 @@ const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
  * prior knowledge), curl and browsers speak HTTP/1.1: the first bytes of each
  * connection say which, and the socket is handed to the matching server.
  */
-export function buildApiServer(deps: ApiDeps, edgeLimits: Partial<EdgeLimits> = {}, metricsAccess: MetricsAccess = {}): ApiServer {
+export function buildApiServer(
+  deps: ApiDeps,
+  edgeLimits: Partial<EdgeLimits> = {},
+  metricsAccess: MetricsAccess = {},
+  readiness: Readiness = createReadiness({ db: deps.db }),
+): ApiServer {
   const limits: EdgeLimits = { ...defaultEdgeLimits, ...edgeLimits };
+  const draining = new AbortController();
   // One set of per-owner budgets: the interceptor charges a call, handlers charge what only they can count.
   const budgets = createOwnerBudgets(limits);
   const ingestor =
@@ -100,7 +120,11 @@ export function buildApiServer(deps: ApiDeps, edgeLimits: Partial<EdgeLimits> = 
   const auth = ownerAuthentication(deps.db);
   const connect = auth.handler(
     connectNodeAdapter({
-      routes: routes({ ...deps, budgets, rolloutQueriesPerOwner: limits.rolloutQueriesPerOwner }, agents, limits.maxRequestBytes),
+      routes: routes(
+        { ...deps, budgets, rolloutQueriesPerOwner: limits.rolloutQueriesPerOwner, draining: draining.signal },
+        agents,
+        limits.maxRequestBytes,
+      ),
       readMaxBytes: limits.maxRequestBytes,
       // Unknown JSON keys and enum names are refused (connect-es ignores them by default); api/exact-input.ts does the rest.
       jsonOptions: { ignoreUnknownFields: false },
@@ -120,12 +144,22 @@ export function buildApiServer(deps: ApiDeps, edgeLimits: Partial<EdgeLimits> = 
   );
   const heartbeat = heartbeatFastPath(agents);
   const health = healthHandler(deps.db);
+  const ready = readinessHandler(readiness);
   const metrics = metricsHandler(metricsAccess);
+  let inFlight = 0;
+  let settled: (() => void) | undefined;
   const handler: NodeHandler = (req, res) => {
     // HEAD is GET without the body (Node drops it): health checks that send HEAD get GET's status.
     const read = req.method === "GET" || req.method === "HEAD";
     if (req.url === "/healthz" && read) return health(req, res);
+    if (req.url === "/readyz" && read) return ready(req, res);
     if (req.url === "/metrics" && read) return metrics(req, res);
+    if (draining.signal.aborted) return refuseWhileDraining(res);
+    inFlight += 1;
+    res.once("close", () => {
+      inFlight -= 1;
+      if (inFlight === 0) settled?.();
+    });
     if (req instanceof http.IncomingMessage && heartbeat(req, res as http.ServerResponse)) return;
     connect(req, res);
   };
@@ -133,6 +167,11 @@ export function buildApiServer(deps: ApiDeps, edgeLimits: Partial<EdgeLimits> = 
   const h1 = createLimitedHttp1Server(limits, handler as http.RequestListener);
   const h2 = createLimitedHttp2Server(limits, handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
   const sockets = new Set<Socket>();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  h2.on("session", (session: http2.ServerHttp2Session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
 
   const front: NetServer = createNetServer((socket) => {
     sockets.add(socket);
@@ -165,11 +204,26 @@ export function buildApiServer(deps: ApiDeps, edgeLimits: Partial<EdgeLimits> = 
         front.listen(port, host, () => resolve((front.address() as AddressInfo).port));
       });
     },
-    async close() {
-      await new Promise<void>((resolve) => {
-        front.close(() => resolve());
-        for (const socket of sockets) socket.destroy();
-      });
+    async close(graceMs = 0) {
+      readiness.drain();
+      draining.abort();
+      const closed = new Promise<void>((resolve) => front.close(() => resolve()));
+      for (const session of sessions) session.close();
+      h1.closeIdleConnections();
+      if (inFlight > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          new Promise<void>((resolve) => {
+            settled = resolve;
+          }),
+          new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, graceMs);
+          }),
+        ]);
+        clearTimeout(timer);
+      }
+      for (const socket of sockets) socket.destroy();
+      await closed;
       h1.close();
       h2.close();
       await ingestor.stop();

@@ -7,13 +7,19 @@ import { queryProgress, type WorkflowGateway } from "../core/operations/provisio
 import { settleOperation } from "../core/operations/reconcile.js";
 import type { Database } from "../db/client.js";
 import type { OperationService } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
+import { pauseUnlessDraining } from "./drain.js";
 import { operationMessage } from "./operation-message.js";
 import { requireOwner } from "./owner.js";
 import { requireGateway } from "./server-service.js";
 
 const WATCH_INTERVAL_MS = 500;
 
-export function operationService(db: Database, workflows: WorkflowGateway | undefined): ServiceImpl<typeof OperationService> {
+/** `draining` aborts when the API starts to drain: watches then end with Unavailable. */
+export function operationService(
+  db: Database,
+  workflows: WorkflowGateway | undefined,
+  draining?: AbortSignal,
+): ServiceImpl<typeof OperationService> {
   const withProgress = async (row: OperationRow) =>
     operationMessage(row, row.status === "RUNNING" && workflows ? await queryProgress(workflows, row) : undefined);
 
@@ -39,7 +45,7 @@ export function operationService(db: Database, workflows: WorkflowGateway | unde
           yield { operation };
         }
         if (row.status !== "RUNNING" || ctx.signal.aborted) return;
-        await new Promise((resolve) => setTimeout(resolve, WATCH_INTERVAL_MS));
+        await pauseUnlessDraining(WATCH_INTERVAL_MS, draining);
       }
     },
     async cancelOperation(req, ctx) {

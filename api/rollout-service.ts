@@ -23,6 +23,7 @@ import {
   type RolloutTarget,
 } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
 import { serverPlanMessage } from "./convert.js";
+import { pauseUnlessDraining } from "./drain.js";
 import { busyPolicyProto, rolloutKindProto, rolloutServerStateProto, rolloutStatusProto } from "./enum-mapping.js";
 import { requireOwner } from "./owner.js";
 import type { OwnerBudgets } from "./owner-limits.js";
@@ -130,6 +131,8 @@ export function rolloutService(deps: {
   maxServersPerOwner: number;
   budgets: OwnerBudgets;
   rolloutQueriesPerOwner: number;
+  /** Aborts when the API starts to drain: watches then end with Unavailable. */
+  draining?: AbortSignal;
 }): ServiceImpl<typeof RolloutService> {
   const { db, budgets } = deps;
   const steps = deps.workflows && createRolloutStepQueries(deps.workflows, { perOwner: deps.rolloutQueriesPerOwner });
@@ -208,7 +211,7 @@ export function rolloutService(deps: {
           yield { rollout };
         }
         if (endedRolloutStatuses.includes(row.status) || ctx.signal.aborted) return;
-        await new Promise((resolve) => setTimeout(resolve, WATCH_INTERVAL_MS));
+        await pauseUnlessDraining(WATCH_INTERVAL_MS, deps.draining);
       }
     },
     async pauseRollout(req, ctx) {

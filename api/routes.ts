@@ -54,6 +54,8 @@ export type RoutedApiDeps = ApiDeps & {
   budgets: OwnerBudgets;
   /** ROLLOUT_QUERIES_PER_OWNER. */
   rolloutQueriesPerOwner: number;
+  /** Aborts when the API starts to drain (api/drain.ts). */
+  draining?: AbortSignal;
 };
 
 /** `maxRequestBytes`: the most a request body may decompress to (the edge limit), for reading it again. */
@@ -62,7 +64,7 @@ export function routes(deps: RoutedApiDeps, agents: AgentServiceDeps, maxRequest
     router.service(AgentService, agentService(agents), { readMaxBytes: AGENT_MAX_REQUEST_BYTES });
     router.service(ClusterService, clusterService(deps.db));
     router.service(ServerService, serverService(deps));
-    router.service(OperationService, operationService(deps.db, deps.workflows));
+    router.service(OperationService, operationService(deps.db, deps.workflows, deps.draining));
     router.service(RequirementsService, requirementsService(deps.db));
     router.service(TokenService, tokenService(deps.db));
     router.service(ProviderAccountService, providerAccountService(deps));

@@ -36,7 +36,15 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, () => {
     if (stopping) return;
     stopping = true;
-    log.info("stopping", { signal });
+    log.info("stopping", { signal, graceSeconds: config.SHUTDOWN_GRACE_SECONDS });
+    // Whatever hangs, the process ends soon after the grace period (activities then retry elsewhere).
+    setTimeout(
+      () => {
+        log.error("shutdown overran its grace period: exiting");
+        process.exit(1);
+      },
+      (config.SHUTDOWN_GRACE_SECONDS + 30) * 1000,
+    ).unref();
     service
       .stop()
       .then(stopTracing)

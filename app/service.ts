@@ -23,6 +23,7 @@ import { startHeartbeatConsumer } from "../events/heartbeat-consumer.js";
 import { startOutboxRelay } from "../events/relay.js";
 import { readMetricsFrom } from "../observability/metrics.js";
 import { serveMetrics } from "../observability/metrics-server.js";
+import { createReadiness } from "../observability/readiness.js";
 import { clientInterceptors } from "../temporal/client.js";
 import { startDevServer } from "../temporal/dev-server.js";
 import { ensureSearchAttributes } from "../temporal/ensure-search-attributes.js";
@@ -44,7 +45,10 @@ export interface RunningService {
  */
 export async function startService(config: Config, role: Role = "all"): Promise<RunningService> {
   const stops: (() => Promise<void>)[] = [];
+  // Run first and at once, so the API and the worker drain side by side within one grace period.
+  const drains: (() => void)[] = [];
   const stop = async () => {
+    for (const d of drains) d();
     for (const s of stops.reverse()) await s().catch((error) => log.warn("shutdown step failed", errorSummary(error)));
   };
   try {
@@ -91,14 +95,26 @@ export async function startService(config: Config, role: Role = "all"): Promise<
     const clientConnection = await Connection.connect({ address: temporalAddress });
     stops.push(() => clientConnection.close());
     if (config.TEMPORAL_ADDRESS) await ensureSearchAttributes(clientConnection, config.TEMPORAL_NAMESPACE);
+    const readiness = createReadiness({ db: database.db, temporal: clientConnection });
+    drains.push(() => readiness.drain());
     const workflows = {
       client: new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE, interceptors: clientInterceptors() }),
       taskQueue: config.TEMPORAL_TASK_QUEUE,
     };
 
     if (role !== "api") {
+      // Opened before the worker so it closes after it: /readyz answers "draining" while activities finish.
+      if (config.WORKER_METRICS_PORT) {
+        const metrics = await serveMetrics(config.WORKER_METRICS_PORT, metricsAccess, readiness);
+        stops.push(() => metrics.close());
+      }
       const { worker, connection, run } = await createWorker(
-        { address: temporalAddress, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TEMPORAL_TASK_QUEUE },
+        {
+          address: temporalAddress,
+          namespace: config.TEMPORAL_NAMESPACE,
+          taskQueue: config.TEMPORAL_TASK_QUEUE,
+          shutdownGraceSeconds: config.SHUTDOWN_GRACE_SECONDS,
+        },
         {
           db: database.db,
           cipher,
@@ -124,15 +140,16 @@ export async function startService(config: Config, role: Role = "all"): Promise<
         },
       );
       const running = run();
-      stops.push(async () => {
+      // Polling stops at once; running activities have SHUTDOWN_GRACE_SECONDS to finish.
+      const shutdown = () => {
         if (worker.getState() === "RUNNING") worker.shutdown();
+      };
+      drains.push(shutdown);
+      stops.push(async () => {
+        shutdown();
         await running;
         await connection.close();
       });
-      if (config.WORKER_METRICS_PORT) {
-        const metrics = await serveMetrics(config.WORKER_METRICS_PORT, metricsAccess);
-        stops.push(() => metrics.close());
-      }
       log.info("worker polling", { taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE });
       await waitForRunning(worker);
       await ensureFleetCheckSchedule(workflows.client, { cron: config.FLEET_CHECK_CRON, taskQueue: config.TEMPORAL_TASK_QUEUE });
@@ -229,9 +246,10 @@ export async function startService(config: Config, role: Role = "all"): Promise<
         },
         edgeLimitsFromConfig(config),
         metricsAccess,
+        readiness,
       );
       apiPort = await api.listen(config.PORT);
-      stops.push(() => api.close());
+      stops.push(() => api.close(config.SHUTDOWN_GRACE_SECONDS * 1000));
       if (config.KAFKA_BROKERS) {
         const consumer = await startHeartbeatConsumer({
           brokers: config.KAFKA_BROKERS,

@@ -1,9 +1,9 @@
-import { type Operation, OperationSchema, OperationService } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
+import { type Operation, OperationSchema } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import type { Api } from "./client.js";
 import type { GlobalOptions } from "./context.js";
 import { CliError } from "./errors.js";
 import { messageJson, outside, printJson } from "./output.js";
-import { exitFor, operationKind, render, watchOperation } from "./watch.js";
+import { exitFor, finalOperationState, operationKind, render, watchOperation } from "./watch.js";
 
 /** After an operation started: its id (or, with --watch, its steps live until it ends; exit 1 unless it succeeded). */
 export async function followStarted(
@@ -17,7 +17,7 @@ export async function followStarted(
   if (argv.watch) {
     if (argv.output === "json") {
       // Scripts get the final state only: one document.
-      for await (const m of client.service(OperationService).watchOperation({ id: op.id })) if (m.operation) op = m.operation;
+      op = (await finalOperationState(client, op.id)) ?? op;
     } else {
       op = await watchOperation(client, op.id, serverName);
     }

@@ -11,6 +11,7 @@ import type { Api } from "./client.js";
 import { CliError, Exit } from "./errors.js";
 import { liveBlock } from "./live-block.js";
 import { duration, enumName, outside, paint } from "./output.js";
+import { reconnecting } from "./reconnect.js";
 
 const frames = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 const marks: Record<string, string> = { done: "✓", unchanged: "=", skipped: "-", failed: "✗", running: "…" };
@@ -98,6 +99,7 @@ export async function watchOperation(api: Api, id: string, serverName: string): 
   let frame = 0;
   const block = liveBlock();
   const log = stepLog(serverName);
+  let note: string | undefined;
   const draw = () => {
     if (!latest) return;
     if (!tty)
@@ -107,8 +109,14 @@ export async function watchOperation(api: Api, id: string, serverName: string): 
           .join(""),
       );
     const lines = render(latest, serverName, frame);
-    if (latest.status === OperationStatus.RUNNING) block.draw(lines);
+    if (latest.status === OperationStatus.RUNNING) block.draw(note ? [...lines, `  ${paint("dim", note)}`] : lines);
     else block.end(lines);
+  };
+  // An API restarting under the watch: a note, and the watch goes on where it was.
+  const onRetry = (text: string) => {
+    if (!tty) return void process.stderr.write(`${text}\n`);
+    note = text;
+    draw();
   };
   const spinner = tty
     ? setInterval(() => {
@@ -119,8 +127,14 @@ export async function watchOperation(api: Api, id: string, serverName: string): 
   const onInterrupt = () => abort.abort();
   process.once("SIGINT", onInterrupt);
   try {
-    for await (const message of api.service(OperationService).watchOperation({ id }, { signal: abort.signal })) {
+    const stream = reconnecting(
+      () => api.service(OperationService).watchOperation({ id }, { signal: abort.signal }),
+      abort.signal,
+      onRetry,
+    );
+    for await (const message of stream) {
       if (!message.operation) continue;
+      note = undefined;
       latest = message.operation;
       draw();
     }
@@ -135,6 +149,16 @@ export async function watchOperation(api: Api, id: string, serverName: string): 
   }
   if (!latest) throw CliError.failed(`operation ${id}: the watch ended without a state`);
   return latest;
+}
+
+/** For scripts (`-o json`): follows the operation to its end, through API restarts, and returns its last state. */
+export async function finalOperationState(api: Api, id: string): Promise<Operation | undefined> {
+  const never = new AbortController().signal;
+  let last: Operation | undefined;
+  const onRetry = (note: string) => process.stderr.write(`${note}\n`);
+  for await (const m of reconnecting(() => api.service(OperationService).watchOperation({ id }), never, onRetry))
+    if (m.operation) last = m.operation;
+  return last;
 }
 
 /** Exit 1 unless the operation succeeded. */

@@ -16,6 +16,11 @@ export interface WorkerOptions {
   reuseSshSessions?: boolean;
   /** Workflow code to run (default workflows/index.ts); tests run an earlier version to play an upgrade. */
   workflowsPath?: string;
+  /**
+   * After `shutdown()`, how long running activities may take to finish (default 0: cancelled at
+   * once). Past it they are cancelled, and Temporal retries them on another worker.
+   */
+  shutdownGraceSeconds?: number;
 }
 
 /** Worker settings beyond the wiring (the benchmarks run workers with the same ones). */
@@ -42,6 +47,9 @@ export async function createWorker(
     activities: createActivities({ ...deps, sshSessions, sshShares: deps.sshShares ?? new SshShares() }),
     ...workerTuning,
     ...workerObservability(),
+    shutdownGraceTime: (options.shutdownGraceSeconds ?? 0) * 1000,
+    // Cancelled activities get this long more to stop (an SSH step hears of it within seconds), then the worker gives up.
+    shutdownForceTime: ((options.shutdownGraceSeconds ?? 0) + 15) * 1000,
   });
   const run = () => worker.run().finally(() => sshSessions?.closeAll());
   return { worker, connection, run };

@@ -7,7 +7,7 @@ import { isJson } from "../context.js";
 import { CliError } from "../errors.js";
 import { duration, messageJson, outside, printJson, printTable, statusText, time } from "../output.js";
 import { resolveServer } from "../resolve.js";
-import { exitFor, operationKind, operationStatus, render, watchOperation } from "../watch.js";
+import { exitFor, finalOperationState, operationKind, operationStatus, render, watchOperation } from "../watch.js";
 
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -99,7 +99,7 @@ export const ops = commandBody((t) =>
         const { op, serverName } = await resolveOperation(client, argv.operation);
         let final = op;
         if (isJson(argv)) {
-          for await (const m of client.service(OperationService).watchOperation({ id: op.id })) if (m.operation) final = m.operation;
+          final = (await finalOperationState(client, op.id)) ?? final;
           printJson({ operation: messageJson(OperationSchema, final) });
         } else {
           final = await watchOperation(client, op.id, serverName);

@@ -21,6 +21,7 @@ import { type GlobalOptions, globals, isJson } from "../context.js";
 import { CliError, Exit } from "../errors.js";
 import { liveBlock } from "../live-block.js";
 import { enumName, messageJson, outside, paint, printJson, printTable, statusText, tableFits, time } from "../output.js";
+import { reconnecting } from "../reconnect.js";
 import { allServers, listAll, pick, resolveCluster, resolveServer } from "../resolve.js";
 import { renderRollout, rolloutEnded, rolloutKind, rolloutLog, rolloutStatus } from "../rollout-view.js";
 import { parseSince } from "./metrics.js";
@@ -119,7 +120,10 @@ async function watch(client: Api, id: string, json: boolean): Promise<Rollout> {
   const block = liveBlock();
   const log = rolloutLog();
   try {
-    for await (const m of client.service(RolloutService).watchRollout({ id }, { signal: abort.signal })) {
+    // An API restarting under the watch: a note on stderr, and the watch goes on where it was.
+    const onRetry = (note: string) => process.stderr.write(`${note}\n`);
+    const stream = reconnecting(() => client.service(RolloutService).watchRollout({ id }, { signal: abort.signal }), abort.signal, onRetry);
+    for await (const m of stream) {
       if (!m.rollout) continue;
       latest = m.rollout;
       if (json) continue;

@@ -24,7 +24,7 @@ export const configReference: Record<ConfigVariable, { meaning: string; unset?: 
     unset: "a key generated once into `$AXION_DATA_DIR/credentials.key` (mode 0600, with a warning)",
   },
   ORCHESTRATOR_SSH_PUBLIC_KEY: { meaning: "the orchestrator's OpenSSH public key, installed by the deploy-key workflow" },
-  PORT: { meaning: "API port (Connect, gRPC, gRPC-Web, `/healthz`)" },
+  PORT: { meaning: "API port (Connect, gRPC, gRPC-Web, `/healthz`, `/readyz`)" },
   AXION_ADMIN_TOKEN: { meaning: "bearer token of the `admin` owner (at least 16 characters); a changed value revokes the previous one" },
   AXION_ADMIN_USER: { meaning: "the unprivileged admin user the bootstrap creates on every server" },
   SSH_CONNECT_TIMEOUT_MS: { meaning: "deadline of one SSH connection: TCP connect, handshake and authentication" },
@@ -106,8 +106,13 @@ export const configReference: Record<ConfigVariable, { meaning: string; unset?: 
       "`/metrics` answers only a Prometheus on the same machine (a loopback peer without `Forwarded`, `X-Forwarded-For` or `X-Real-IP`); others get 403",
   },
   WORKER_METRICS_PORT: {
-    meaning: "a process running the worker (`main.ts worker` or `all`) also serves `GET /metrics` on this port (same token)",
+    meaning:
+      "a process running the worker (`main.ts worker` or `all`) also serves `GET /metrics` on this port (same token) and `/readyz` (no token)",
     unset: "off",
+  },
+  SHUTDOWN_GRACE_SECONDS: {
+    meaning:
+      "on SIGTERM or SIGINT, how long in-flight API calls and running activities may take to finish (0-3600); streams end at once with `Unavailable`, activities still running then are cancelled and retried by another worker",
   },
   TEMPORAL_METRICS_ADDRESS: {
     meaning: "`host:port` where the Temporal SDK's own metrics (`temporal_*`) are served for Prometheus by a worker process",

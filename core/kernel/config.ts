@@ -235,6 +235,12 @@ const schema = z.object({
       .pipe(z.number().min(1, "must be 1-65535").max(65535, "must be 1-65535"))
       .optional(),
   ),
+  SHUTDOWN_GRACE_SECONDS: z.coerce
+    .number({ error: "must be seconds" })
+    .int("must be whole seconds")
+    .min(0, "must be 0-3600")
+    .max(3600, "must be 0-3600")
+    .default(25),
   TEMPORAL_METRICS_ADDRESS: optionalText.pipe(z.string().regex(hostPort, "must be host:port").optional()),
   ALERT_GRACE_SECONDS: z.coerce.number({ error: "must be seconds" }).min(0, "must be 0-86400").max(86400, "must be 0-86400").default(60),
   ALERT_EVALUATION_INTERVAL_SECONDS: z.coerce

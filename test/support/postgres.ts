@@ -10,6 +10,9 @@ export interface TestPostgres {
   /** Freezes every PostgreSQL process (SIGSTOP), as a stalled database would be; `resume` thaws them. */
   pause(): void;
   resume(): void;
+  /** Shuts the server down (a clean stop), its data kept; `restart` starts it again on the same port. */
+  halt(): Promise<void>;
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -51,9 +54,16 @@ async function waitUntilReady(url: string, child: ChildProcess): Promise<void> {
 export async function startPostgres(): Promise<TestPostgres> {
   if (process.env.TEST_DATABASE_URL) {
     const unsupported = () => {
-      throw new Error("pause/resume need the test's own PostgreSQL (unset TEST_DATABASE_URL)");
+      throw new Error("pause, resume, halt and restart need the test's own PostgreSQL (unset TEST_DATABASE_URL)");
     };
-    return { url: process.env.TEST_DATABASE_URL, pause: unsupported, resume: unsupported, stop: async () => {} };
+    return {
+      url: process.env.TEST_DATABASE_URL,
+      pause: unsupported,
+      resume: unsupported,
+      halt: async () => unsupported(),
+      restart: async () => unsupported(),
+      stop: async () => {},
+    };
   }
   const bin = postgresBinDir();
   const dir = mkdtempSync(join(tmpdir(), "axion-pg-"));
@@ -66,13 +76,21 @@ export async function startPostgres(): Promise<TestPostgres> {
     ...user,
   });
   const port = await freePort();
-  const child = spawn(
-    join(bin, "postgres"),
-    ["-D", data, "-p", String(port), "-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200"],
-    { stdio: "ignore", cwd: dir, ...user },
-  );
+  const spawnServer = () =>
+    spawn(
+      join(bin, "postgres"),
+      ["-D", data, "-p", String(port), "-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200"],
+      { stdio: "ignore", cwd: dir, ...user },
+    );
+  let child = spawnServer();
   const url = `postgres://axion@127.0.0.1:${port}/postgres`;
   await waitUntilReady(url, child);
+  const halt = async () => {
+    if (child.exitCode !== null) return;
+    const exited = new Promise((r) => child.once("exit", r));
+    child.kill("SIGINT");
+    await exited;
+  };
   const signalAll = (signal: NodeJS.Signals) => {
     const children = execFileSync("pgrep", ["-P", String(child.pid)], { encoding: "utf8" })
       .split("\n")
@@ -84,12 +102,14 @@ export async function startPostgres(): Promise<TestPostgres> {
     url,
     pause: () => signalAll("SIGSTOP"),
     resume: () => signalAll("SIGCONT"),
+    halt,
+    restart: async () => {
+      await halt();
+      child = spawnServer();
+      await waitUntilReady(url, child);
+    },
     stop: async () => {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once("exit", r));
-        child.kill("SIGINT");
-        await exited;
-      }
+      await halt();
       rmSync(dir, { recursive: true, force: true });
     },
   };
