@@ -13,6 +13,7 @@ import { rpcTracingInterceptor } from "../observability/tracing.js";
 import type { AgentServiceDeps } from "./agent-service.js";
 import { type NodeHandler, ownerAuthentication, requireOwnerInterceptor } from "./auth.js";
 import { createLimitedHttp1Server, createLimitedHttp2Server, firstByteDeadline } from "./connection-limits.js";
+import { consoleHandler } from "./console-static.js";
 import { defaultEdgeLimits, type EdgeLimits } from "./edge-limits.js";
 import { errorInterceptor } from "./errors.js";
 import { exactInputInterceptor } from "./exact-input.js";
@@ -118,12 +119,14 @@ export function buildApiServer(deps: ApiDeps, edgeLimits: Partial<EdgeLimits> = 
   const heartbeat = heartbeatFastPath(agents);
   const health = healthHandler(deps.db);
   const metrics = metricsHandler(metricsAccess);
+  const consolePages = deps.consoleDir ? consoleHandler(deps.consoleDir) : undefined;
   const handler: NodeHandler = (req, res) => {
     // HEAD is GET without the body (Node drops it): health checks that send HEAD get GET's status.
     const read = req.method === "GET" || req.method === "HEAD";
     if (req.url === "/healthz" && read) return health(req, res);
     if (req.url === "/metrics" && read) return metrics(req, res);
     if (req instanceof http.IncomingMessage && heartbeat(req, res as http.ServerResponse)) return;
+    if (consolePages?.(req, res)) return;
     connect(req, res);
   };
   // Keep-alive (the idle timeout) longer than clients' and load balancers', so a reused connection is not closed under a request.
