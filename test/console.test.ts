@@ -24,6 +24,7 @@ let chromium: TestBrowser;
 let token: string;
 let hostileId: string;
 let lastName: string;
+let fleetIds: string[];
 
 /** A fresh context per test: nothing carries over but what the test does. */
 async function openConsole(): Promise<{ context: BrowserContext; page: Page; problems: string[]; violations: string[] }> {
@@ -74,7 +75,7 @@ before(async () => {
     clusterId: i % 2 === 0 ? prod : staging,
     labels: { role: i % 3 === 0 ? "db" : "web", tier: i % 4 === 0 ? "gold" : "silver" },
   }));
-  await insertFleetRows(api.database.db, owner.ownerId, fleet);
+  fleetIds = await insertFleetRows(api.database.db, owner.ownerId, fleet);
   lastName = fleet.at(-1)!.name;
   console.log(`fleet created in ${Date.now() - started} ms`);
   const hostile = (
@@ -159,6 +160,22 @@ test("sign in with a token: the fleet shows the servers, and the token is nowher
 
     assert.deepEqual(problems, []);
     assert.deepEqual(violations, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test("the fleet is live: a status change shows without a reload (the list is fetched again every 10 s)", async () => {
+  const { context, page, problems } = await openConsole();
+  try {
+    await signIn(page);
+    const node = row(page, "node-001");
+    await node.filter({ hasText: "PENDING" }).waitFor();
+    await setServerStatus(api.database.db, fleetIds[1]!, "UNREACHABLE", "ssh: connection refused", { by: "fleet_check" });
+    await node.filter({ hasText: "UNREACHABLE" }).filter({ hasText: "ssh: connection refused" }).waitFor({ timeout: 25_000 });
+    await setServerStatus(api.database.db, fleetIds[1]!, "PENDING", "", { by: "user" });
+    await node.filter({ hasText: "PENDING" }).waitFor({ timeout: 25_000 });
+    assert.deepEqual(problems, []);
   } finally {
     await context.close();
   }
