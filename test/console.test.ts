@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { eq } from "drizzle-orm";
 import type { BrowserContext, Page } from "playwright-core";
 import { ensureConsole } from "../console/build.js";
+import { issueAgentToken } from "../core/agents/agent-tokens.js";
 import { setServerStatus } from "../core/inventory/server-status.js";
 import { servers as serversTable } from "../db/schema.js";
 import { startTestApi, type TestApi } from "./support/api.js";
@@ -77,6 +79,22 @@ before(async () => {
   }));
   fleetIds = await insertFleetRows(api.database.db, owner.ownerId, fleet);
   lastName = fleet.at(-1)!.name;
+  // node-002's agent reports: its version and usage reach the fleet's columns.
+  const agent = api.clients(await issueAgentToken(api.database.db, fleetIds[2]!)).agents;
+  await agent.register({ serverId: fleetIds[2]!, info: { hostname: "node-002", agentVersion: "1.4.2", cpuCount: 2 } });
+  await agent.heartbeat({
+    serverId: fleetIds[2]!,
+    sampleTime: timestampFromDate(new Date()),
+    metrics: {
+      cpuPercent: 42.4,
+      memoryUsedBytes: 4_000_000_000n,
+      memoryTotalBytes: 8_000_000_000n,
+      disks: [
+        { mount: "/boot", usedBytes: 9n, totalBytes: 10n },
+        { mount: "/", usedBytes: 30_000_000_000n, totalBytes: 40_000_000_000n },
+      ],
+    },
+  });
   console.log(`fleet created in ${Date.now() - started} ms`);
   const hostile = (
     await clients.servers.createServer({ clusterId: prod, name: "hostile", host: "10.71.0.1", credential, labels: { role: "bait" } })
@@ -144,6 +162,13 @@ test("sign in with a token: the fleet shows the servers, and the token is nowher
     const first = row(page, "node-000");
     assert.match((await first.textContent()) ?? "", /prod.*role=db.*tier=gold.*PENDING/);
     assert.match((await page.getByRole("status").filter({ hasText: "server" }).textContent()) ?? "", /\d+/);
+    // Agent version, last heartbeat, CPU, memory and the root file system (not the fuller /boot).
+    const withAgent = row(page, "node-002").filter({ hasText: "1.4.2" });
+    await withAgent.waitFor();
+    const cells = await withAgent.getByRole("cell").allTextContents();
+    assert.deepEqual(cells.slice(-5, -4), ["1.4.2"]);
+    assert.match(cells.at(-4) ?? "", /just now|\d+ s ago/);
+    assert.deepEqual(cells.slice(-3), ["42%", "50%", "75%"]);
 
     const storage = await page.evaluate<string>(
       "JSON.stringify({ local: { ...localStorage }, session: { ...sessionStorage }, cookie: document.cookie })",
