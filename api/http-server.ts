@@ -15,6 +15,7 @@ import type { AgentServiceDeps } from "./agent-service.js";
 import { type NodeHandler, ownerAuthentication, requireOwnerInterceptor } from "./auth.js";
 import { authorizationInterceptor } from "./authorization.js";
 import { createLimitedHttp1Server, createLimitedHttp2Server, firstByteDeadline } from "./connection-limits.js";
+import { consoleHandler } from "./console-static.js";
 import { RESTARTING_MESSAGE } from "./drain.js";
 import { defaultEdgeLimits, type EdgeLimits } from "./edge-limits.js";
 import { errorInterceptor } from "./errors.js";
@@ -148,6 +149,7 @@ export function buildApiServer(
   const metrics = metricsHandler(metricsAccess);
   let inFlight = 0;
   let settled: (() => void) | undefined;
+  const consolePages = deps.consoleDir ? consoleHandler(deps.consoleDir) : undefined;
   const handler: NodeHandler = (req, res) => {
     // HEAD is GET without the body (Node drops it): health checks that send HEAD get GET's status.
     const read = req.method === "GET" || req.method === "HEAD";
@@ -161,6 +163,7 @@ export function buildApiServer(
       if (inFlight === 0) settled?.();
     });
     if (req instanceof http.IncomingMessage && heartbeat(req, res as http.ServerResponse)) return;
+    if (consolePages?.(req, res)) return;
     connect(req, res);
   };
   // Keep-alive (the idle timeout) longer than clients' and load balancers', so a reused connection is not closed under a request.

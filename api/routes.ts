@@ -47,6 +47,8 @@ export type ApiDeps = InventoryDeps & {
   sshConnectTimeoutMs?: number;
   /** NotificationService limits and rule defaults (config); absent: the built-in defaults. */
   notifications?: NotificationServiceDeps["notifications"];
+  /** The built console (console/dist), served under `/`; absent, only the API answers. */
+  consoleDir?: string;
 };
 
 /** What buildApiServer adds: the per-owner budgets its interceptor shares with the handlers. */

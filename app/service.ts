@@ -7,6 +7,7 @@ import { defaultSshShares, SshShares } from "../activities/ssh/owner-shares.js";
 import { edgeLimitsFromConfig } from "../api/edge-limits.js";
 import { buildApiServer } from "../api/http-server.js";
 import { startProvisionerQueue } from "../compat/provisioner-queue.js";
+import { ensureConsole } from "../console/build.js";
 import { createKafkaHeartbeatVerifier } from "../core/agents/agent-tokens.js";
 import { metricTierSettings } from "../core/agents/metric-tiers.js";
 import { startAlerting } from "../core/alerts/alerting.js";
@@ -224,6 +225,10 @@ export async function startService(config: Config, role: Role = "all"): Promise<
 
     let apiPort: number | undefined;
     if (role !== "worker") {
+      const consoleDir = await ensureConsole().catch((error: unknown) => {
+        log.warn("the console could not be built: the API answers without it (npm run console:build shows why)", errorSummary(error));
+        return undefined;
+      });
       const api = buildApiServer(
         {
           db: database.db,
@@ -238,6 +243,7 @@ export async function startService(config: Config, role: Role = "all"): Promise<
           agentCallsPerInterval: config.AGENT_RATE_LIMIT,
           metricTiers: metricTierSettings(config),
           sshConnectTimeoutMs: config.SSH_CONNECT_TIMEOUT_MS,
+          consoleDir,
           notifications: {
             maxChannelsPerOwner: config.NOTIFICATION_CHANNELS_PER_OWNER,
             timeoutMs: config.NOTIFICATION_TIMEOUT_MS,

