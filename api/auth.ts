@@ -10,7 +10,8 @@ import { bearerToken } from "../core/kernel/bearer-token.js";
 import type { Database } from "../db/client.js";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { rawApiAnswer } from "../observability/metrics.js";
-import { ownerKey } from "./context.js";
+import { anonymousRefusals, callerOf } from "./audit.js";
+import { callerKey, ownerKey } from "./context.js";
 import { toConnectError } from "./errors.js";
 
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
@@ -42,6 +43,7 @@ async function authenticate(db: Database, req: NodeRequest): Promise<Owner> {
  */
 export function ownerAuthentication(db: Database) {
   const owners = new WeakMap<NodeRequest, Owner>();
+  const audit = anonymousRefusals(db);
   return {
     handler(next: NodeHandler): NodeHandler {
       return (req, res) => {
@@ -51,7 +53,10 @@ export function ownerAuthentication(db: Database) {
             owners.set(req, owner);
             next(req, res);
           },
-          (error: unknown) => refuse(req, res, toConnectError(error, "authenticate")),
+          (error: unknown) => {
+            const refusal = toConnectError(error, "authenticate");
+            void audit(req, refusal).finally(() => refuse(req, res, refusal));
+          },
         );
       };
     },
@@ -59,6 +64,7 @@ export function ownerAuthentication(db: Database) {
       const values = createContextValues();
       const owner = owners.get(req);
       if (owner) values.set(ownerKey, owner);
+      values.set(callerKey, callerOf(req));
       return values;
     },
   };

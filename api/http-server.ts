@@ -11,6 +11,7 @@ import type { Database } from "../db/client.js";
 import { type MetricsAccess, metricsHandler, metricsInterceptor } from "../observability/metrics.js";
 import { rpcTracingInterceptor } from "../observability/tracing.js";
 import type { AgentServiceDeps } from "./agent-service.js";
+import { auditInterceptor } from "./audit.js";
 import { type NodeHandler, ownerAuthentication, requireOwnerInterceptor } from "./auth.js";
 import { createLimitedHttp1Server, createLimitedHttp2Server, firstByteDeadline } from "./connection-limits.js";
 import { defaultEdgeLimits, type EdgeLimits } from "./edge-limits.js";
@@ -108,6 +109,7 @@ export function buildApiServer(deps: ApiDeps, edgeLimits: Partial<EdgeLimits> = 
         requestIdInterceptor,
         rpcTracingInterceptor,
         metricsInterceptor,
+        ...(deps.audit === false ? [] : [auditInterceptor(deps.db)]),
         errorInterceptor,
         exactInputInterceptor,
         requireOwnerInterceptor,

@@ -4,6 +4,7 @@ import type { DescEnum } from "@bufbuild/protobuf";
 import {
   alertKindProto,
   alertStateProto,
+  auditActorKindProto,
   authMethodProto,
   busyPolicyProto,
   connectionOutcomeProto,
@@ -23,6 +24,7 @@ import {
 import {
   alertKinds,
   alertStates,
+  auditActorKinds,
   authMethods,
   busyPolicies,
   connectionOutcomes,
@@ -38,6 +40,7 @@ import {
   rolloutStatuses,
   serverStatuses,
 } from "../core/kernel/kinds.js";
+import { AuditActorKindSchema } from "../gen/axion/infrastructure/v1/audit_service_pb.js";
 import {
   AlertKindSchema,
   AlertStateSchema,
@@ -76,6 +79,7 @@ const enums: [DescEnum, ProtoEnum<string, number>, readonly string[]][] = [
   [BusyServerPolicySchema, busyPolicyProto, busyPolicies],
   [ConnectionOutcomeSchema, connectionOutcomeProto, connectionOutcomes],
   [DeployKeyActionSchema, deployKeyActionProto, deployKeyActions],
+  [AuditActorKindSchema, auditActorKindProto, auditActorKinds],
 ];
 
 describe("proto enums and the internal kinds map one to one", () => {
