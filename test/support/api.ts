@@ -13,6 +13,7 @@ import type { KeyParsingPool } from "../../core/security/key-parsing.js";
 import type { NetworkPolicy } from "../../core/security/network-policy.js";
 import { type DatabaseHandle, openDatabase } from "../../db/client.js";
 import { AgentService } from "../../gen/axion/infrastructure/v1/agent_service_pb.js";
+import { AuditService } from "../../gen/axion/infrastructure/v1/audit_service_pb.js";
 import { ClusterService } from "../../gen/axion/infrastructure/v1/cluster_service_pb.js";
 import { NotificationService } from "../../gen/axion/infrastructure/v1/notification_service_pb.js";
 import { OperationService } from "../../gen/axion/infrastructure/v1/operation_service_pb.js";
@@ -43,6 +44,7 @@ export interface TestApi {
     notifications: Client<typeof NotificationService>;
     /** With an owner token for InstallAgent/GetAgentStatus, with an agent token for Register/Heartbeat. */
     agents: Client<typeof AgentService>;
+    audit: Client<typeof AuditService>;
   };
   close(): Promise<void>;
 }
@@ -120,6 +122,7 @@ export async function startTestApi(
         rollouts: createClient(RolloutService, transport),
         notifications: createClient(NotificationService, transport),
         agents: createClient(AgentService, transport),
+        audit: createClient(AuditService, transport),
       };
     },
     async close() {
