@@ -5,6 +5,7 @@ import type { AuditEventRow } from "../core/audit/list.js";
 import { listAuditEvents } from "../core/audit/list.js";
 import { auditFilter, chainFor } from "../core/audit/trail.js";
 import { verifyAuditChain } from "../core/audit/verify.js";
+import type { AuditWriter } from "../core/audit/writer.js";
 import { parsePageRequest } from "../core/kernel/pagination.js";
 import type { Database } from "../db/client.js";
 import { type AuditEvent, AuditEventSchema, type AuditService } from "../gen/axion/infrastructure/v1/audit_service_pb.js";
@@ -30,7 +31,7 @@ function auditEventMessage(row: AuditEventRow): AuditEvent {
 }
 
 /** The calling organization's audit trail (core/audit/). */
-export function auditService(db: Database): ServiceImpl<typeof AuditService> {
+export function auditService(db: Database, writer: AuditWriter): ServiceImpl<typeof AuditService> {
   return {
     async listAuditEvents(req, ctx) {
       const chain = chainFor(requireOwner(ctx), req.installation);
@@ -39,10 +40,12 @@ export function auditService(db: Database): ServiceImpl<typeof AuditService> {
         since: req.since ? timestampDate(req.since) : undefined,
         until: req.until ? timestampDate(req.until) : undefined,
       });
+      await writer.drained(); // this API's own answered calls are on record before it reads
       const page = await listAuditEvents(db, chain, filter, parsePageRequest(req.pageSize, req.pageToken));
       return { events: page.items.map(auditEventMessage), nextPageToken: page.nextPageToken };
     },
     async verifyAuditTrail(req, ctx) {
+      await writer.drained();
       const result = await verifyAuditChain(db, chainFor(requireOwner(ctx), req.installation));
       if (result.ok) {
         return {

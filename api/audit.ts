@@ -5,9 +5,10 @@ import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { isSpanContextValid, trace } from "@opentelemetry/api";
 import { ownerOfServer } from "../core/audit/actors.js";
-import { type AuditRecord, recordAudit } from "../core/audit/record.js";
+import type { AuditRecord } from "../core/audit/record.js";
+import type { AuditWriter } from "../core/audit/writer.js";
 import type { AuditOutcome } from "../core/kernel/kinds.js";
-import { currentLogContext, errorSummary, log } from "../core/kernel/log.js";
+import { currentLogContext, log } from "../core/kernel/log.js";
 import { createRateLimiter } from "../core/kernel/rate-limit.js";
 import type { Database } from "../db/client.js";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
@@ -31,22 +32,13 @@ function traceId(): string | null {
   return context && isSpanContextValid(context) ? context.traceId : null;
 }
 
-async function record(db: Database, entry: AuditRecord): Promise<void> {
-  try {
-    await recordAudit(db, entry);
-  } catch (error) {
-    // The call's change is made and answered as it was; the missing entry is an error an operator must see.
-    log.error("audit entry not recorded", { action: entry.action, outcome: entry.outcome, ...errorSummary(error) });
-  }
-}
-
 /**
  * Records every call whose declared permission says it changes something, accepted or refused,
  * after the handler (and every interceptor inside this one) answered: who (the token, or the
  * agent's server), what (the method and the ids the request names), from where, and the outcome.
- * The entry is written before the answer leaves, so an answered change is on record.
+ * The entry is handed to the audit writer (core/audit/writer.ts), which appends it off the answer's path.
  */
-export function auditInterceptor(db: Database): Interceptor {
+export function auditInterceptor(db: Database, writer: AuditWriter): Interceptor {
   return (next) => async (req) => {
     if (!audited(req.method)) return next(req);
     const entry = async (outcome: AuditOutcome): Promise<AuditRecord> => {
@@ -69,11 +61,10 @@ export function auditInterceptor(db: Database): Interceptor {
     };
     try {
       const res = await next(req);
-      await record(db, await entry("ok"));
+      await writer.write(await entry("ok"));
       return res;
     } catch (error) {
-      await record(
-        db,
+      await writer.write(
         await entry(outcomeOf(error)).catch(() => ({
           action: fullName(req.method),
           actor: { kind: "anonymous" as const, id: "" },
@@ -102,7 +93,7 @@ export function callerOf(req: NodeRequest): { address: string | null; userAgent:
  * actor named by its address, in the installation's chain; a flood is bounded per address and
  * in all, so a caller without a token cannot grow the trail without limit.
  */
-export function anonymousRefusals(db: Database) {
+export function anonymousRefusals(writer: AuditWriter) {
   const perAddress = createRateLimiter({ burst: 20, perMinute: 60 });
   const overall = createRateLimiter({ burst: 200, perMinute: 1200 });
   let skipped = 0;
@@ -116,7 +107,7 @@ export function anonymousRefusals(db: Database) {
       return;
     }
     const requestId = req.headers[REQUEST_ID_HEADER];
-    await record(db, {
+    await writer.write({
       actor: { kind: "anonymous", id: caller.address ?? "" },
       action: fullName(method),
       clientAddress: caller.address,

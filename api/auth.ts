@@ -5,6 +5,7 @@ import { Code, ConnectError, type ContextValues, createContextValues, type Inter
 import { encodeEnvelope } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, createEndStreamSerialization, endStreamFlag, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import type { AuditWriter } from "../core/audit/writer.js";
 import { type Owner, ownerForToken } from "../core/inventory/owners.js";
 import { bearerToken } from "../core/kernel/bearer-token.js";
 import type { Database } from "../db/client.js";
@@ -41,9 +42,9 @@ async function authenticate(db: Database, req: NodeRequest): Promise<Owner> {
  * The owner reaches handlers through Connect's context values (`ownerKey`).
  * Agent methods pass through; their handlers check the per-server token.
  */
-export function ownerAuthentication(db: Database) {
+export function ownerAuthentication(db: Database, auditWriter: AuditWriter) {
   const owners = new WeakMap<NodeRequest, Owner>();
-  const audit = anonymousRefusals(db);
+  const audit = anonymousRefusals(auditWriter);
   return {
     handler(next: NodeHandler): NodeHandler {
       return (req, res) => {

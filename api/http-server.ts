@@ -7,6 +7,7 @@ import { Duplex } from "node:stream";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createAgentTokenVerifier } from "../core/agents/agent-tokens.js";
 import { type HeartbeatIngestor, startHeartbeatIngestor } from "../core/agents/heartbeat-ingest.js";
+import { startAuditWriter } from "../core/audit/writer.js";
 import type { Database } from "../db/client.js";
 import { type MetricsAccess, metricsHandler, metricsInterceptor } from "../observability/metrics.js";
 import { rpcTracingInterceptor } from "../observability/tracing.js";
@@ -97,10 +98,15 @@ export function buildApiServer(deps: ApiDeps, edgeLimits: Partial<EdgeLimits> = 
     ingestor,
     verifyAgentToken: createAgentTokenVerifier(deps.db, deps.listen),
   };
-  const auth = ownerAuthentication(deps.db);
+  const auditWriter = startAuditWriter(deps.db);
+  const auth = ownerAuthentication(deps.db, auditWriter);
   const connect = auth.handler(
     connectNodeAdapter({
-      routes: routes({ ...deps, budgets, rolloutQueriesPerOwner: limits.rolloutQueriesPerOwner }, agents, limits.maxRequestBytes),
+      routes: routes(
+        { ...deps, budgets, rolloutQueriesPerOwner: limits.rolloutQueriesPerOwner, auditWriter },
+        agents,
+        limits.maxRequestBytes,
+      ),
       readMaxBytes: limits.maxRequestBytes,
       // Unknown JSON keys and enum names are refused (connect-es ignores them by default); api/exact-input.ts does the rest.
       jsonOptions: { ignoreUnknownFields: false },
@@ -109,7 +115,7 @@ export function buildApiServer(deps: ApiDeps, edgeLimits: Partial<EdgeLimits> = 
         requestIdInterceptor,
         rpcTracingInterceptor,
         metricsInterceptor,
-        ...(deps.audit === false ? [] : [auditInterceptor(deps.db)]),
+        ...(deps.audit === false ? [] : [auditInterceptor(deps.db, auditWriter)]),
         errorInterceptor,
         exactInputInterceptor,
         requireOwnerInterceptor,
@@ -171,6 +177,7 @@ export function buildApiServer(deps: ApiDeps, edgeLimits: Partial<EdgeLimits> = 
       });
       h1.close();
       h2.close();
+      await auditWriter.drained();
       await ingestor.stop();
     },
   };

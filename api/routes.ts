@@ -2,6 +2,7 @@ import type { ConnectRouter } from "@connectrpc/connect";
 import type { ProviderEndpoints } from "../activities/providers/registry.js";
 import type { HeartbeatIngestor } from "../core/agents/heartbeat-ingest.js";
 import type { MetricTierSettings } from "../core/agents/metric-tiers.js";
+import type { AuditWriter } from "../core/audit/writer.js";
 import type { InventoryDeps } from "../core/inventory/servers.js";
 import type { WorkflowGateway } from "../core/operations/provisioning.js";
 import type { Listen } from "../db/client.js";
@@ -56,6 +57,8 @@ export type ApiDeps = InventoryDeps & {
 /** What buildApiServer adds: the per-owner budgets its interceptor shares with the handlers. */
 export type RoutedApiDeps = ApiDeps & {
   budgets: OwnerBudgets;
+  /** The audit appends of this API; AuditService reads after they are written. */
+  auditWriter: AuditWriter;
   /** ROLLOUT_QUERIES_PER_OWNER. */
   rolloutQueriesPerOwner: number;
 };
@@ -72,7 +75,7 @@ export function routes(deps: RoutedApiDeps, agents: AgentServiceDeps, maxRequest
     router.service(ProviderAccountService, providerAccountService(deps));
     router.service(RolloutService, rolloutService(deps));
     router.service(NotificationService, notificationService(deps));
-    router.service(AuditService, auditService(deps.db));
+    router.service(AuditService, auditService(deps.db, deps.auditWriter));
     registerReflection(router);
     rewriteErrorAnswers(router, maxRequestBytes);
   };

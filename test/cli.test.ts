@@ -537,7 +537,7 @@ test("audit: list filtered by action, target and time names who changed what; ve
   assert.match(table, /^SEQ\s+TIME\s+ACTOR\s+ACTION\s+TARGETS\s+FROM\s+OUTCOME\n/);
   assert.match(table, /\stoken:[0-9a-f-]{36}\s+ClusterService\/DeleteCluster\s+[0-9a-f-]{36}\s+127\.0\.0\.1\s+ok\n/);
   await fails(["audit", "list", "--since", "yesterday"], 2, /--since: an ISO 8601 time or a duration ago/);
-  assert.match(await ok(["audit", "verify"]), /intact\s+yes/);
+  assert.match(await ok(["audit", "verify"]), /intact:\s+yes/);
 
   const seq = Number(listed.events[0].seq);
   await harness.api.database.db.execute(sql`delete from audit_events where id = ${listed.events[0].event_id}`);

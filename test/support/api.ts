@@ -70,6 +70,8 @@ export async function startTestApi(
     sshConnectTimeoutMs?: number;
     /** Who may scrape /metrics; default: the service's default (loopback peers only). */
     metricsAccess?: MetricsAccess;
+    /** false: no audit interceptor (bench/audit.ts measures what it costs). */
+    audit?: boolean;
   } = {},
 ): Promise<TestApi> {
   const database = options.database ?? (await openDatabase({ databaseUrl: options.databaseUrl, dataDir: "memory://", poolSize: 20 }));
@@ -88,6 +90,7 @@ export async function startTestApi(
       networkPolicy: options.networkPolicy,
       notifications: options.notifications,
       sshConnectTimeoutMs: options.sshConnectTimeoutMs,
+      audit: options.audit,
     },
     options.limits,
     options.metricsAccess,
