@@ -1,4 +1,4 @@
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import type { Database } from "../../db/client.js";
 import { newId } from "../../db/ids.js";
 import type { AuditActorKind, AuditOutcome, SystemActorName } from "../kernel/kinds.js";
@@ -23,6 +23,19 @@ export interface AuditRecord {
   /** Bounded names only (an SSH login's step), never free text. */
   detail?: string | null;
   outcome: AuditOutcome;
+}
+
+/**
+ * The append as a named prepared statement: `db.execute` sends raw SQL unprepared, so PostgreSQL
+ * would parse and plan this five-part statement on every call (most of an append's cost). Drizzle
+ * prepares only through its session, which both drivers (postgres.js, PGlite) implement.
+ */
+function prepared(db: Database, statement: SQL): { execute(): Promise<unknown> } {
+  const internals = db as unknown as {
+    dialect: { sqlToQuery(s: SQL): unknown };
+    session: { prepareQuery(query: unknown, fields: undefined, name: string, arrayMode: boolean): { execute(): Promise<unknown> } };
+  };
+  return internals.session.prepareQuery(internals.dialect.sqlToQuery(statement), undefined, "audit_append", false);
 }
 
 const rowsOf = <T>(result: unknown): T[] => (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[];
@@ -72,7 +85,9 @@ export async function recordAudit(db: Database, record: AuditRecord): Promise<{ 
     outcome: e.outcome,
   };
   const [row] = rowsOf<{ seq: string | number; hash: string }>(
-    await db.execute(sql`
+    await prepared(
+      db,
+      sql`
       with head as (
         insert into audit_chains as c (owner_id, last_seq, last_hash)
         values (${e.ownerId}, 1, ${next(sql`${GENESIS_HASH}::text`, sql`1::bigint`)})
@@ -93,7 +108,8 @@ export async function recordAudit(db: Database, record: AuditRecord): Promise<{ 
           ${JSON.stringify(event)}::jsonb || jsonb_build_object('seq', entry.seq, 'hash', entry.hash)
         from entry
       )
-      select seq, hash from entry`),
+      select seq, hash from entry`,
+    ).execute(),
   );
   if (!row) throw new Error("audit append wrote no entry");
   return { seq: Number(row.seq), hash: row.hash };
