@@ -22,7 +22,7 @@ const unaudited: readonly DescMethod[] = [AgentService.method.heartbeat];
 
 const audited = (method: DescMethod) => Boolean(permissionOf(method)?.changes) && !unaudited.includes(method);
 
-const fullName = (method: DescMethod) => `${method.parent.typeName}/${method.name}`;
+const fullName = (method: DescMethod): `${string}/${string}` => `${method.parent.typeName}/${method.name}`;
 
 const outcomeOf = (error: unknown): AuditOutcome =>
   error instanceof ConnectError ? (codeToString(error.code) as AuditOutcome) : "unknown";

@@ -1,7 +1,7 @@
 import { type SQL, sql } from "drizzle-orm";
 import type { Database } from "../../db/client.js";
 import { newId } from "../../db/ids.js";
-import type { AuditActorKind, AuditOutcome, SystemActorName } from "../kernel/kinds.js";
+import type { AuditAction, AuditActorKind, AuditOutcome, SystemActorName } from "../kernel/kinds.js";
 import { AUDIT_EVENTS_TOPIC } from "../kernel/outbox.js";
 import { pgArray } from "../kernel/pg-array.js";
 import { type AuditFields, canonicalEntry, GENESIS_HASH, INSTALLATION_CHAIN } from "./chain.js";
@@ -14,7 +14,8 @@ export interface AuditRecord {
   /** The organization; absent for a caller refused before it named one (the installation's chain). */
   ownerId?: string;
   actor: AuditActor;
-  action: string;
+  /** A declared action, or an RPC's full method name (`package.Service/Method`). */
+  action: AuditAction | `${string}/${string}`;
   targetIds?: readonly string[];
   clientAddress?: string | null;
   userAgent?: string | null;
