@@ -8,7 +8,7 @@ import { ownerOfServer } from "../core/audit/actors.js";
 import type { AuditRecord } from "../core/audit/record.js";
 import type { AuditWriter } from "../core/audit/writer.js";
 import type { AuditOutcome } from "../core/kernel/kinds.js";
-import { currentLogContext, log } from "../core/kernel/log.js";
+import { currentLogContext, errorSummary, log } from "../core/kernel/log.js";
 import { createRateLimiter } from "../core/kernel/rate-limit.js";
 import type { Database } from "../db/client.js";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
@@ -59,20 +59,20 @@ export function auditInterceptor(db: Database, writer: AuditWriter): Interceptor
       const serverId = targetIds[0] ?? "";
       return { ...base, ownerId: await ownerOfServer(db, serverId), actor: { kind: "agent", id: serverId } };
     };
+    // Recording never changes the answer: a failure to build or queue the entry is logged, not thrown.
+    const recordCall = (outcome: AuditOutcome) =>
+      entry(outcome)
+        .then((record) => writer.write(record))
+        .catch((error) => log.error("audit entry not recorded", { action: fullName(req.method), outcome, ...errorSummary(error) }));
+    let res: Awaited<ReturnType<typeof next>>;
     try {
-      const res = await next(req);
-      await writer.write(await entry("ok"));
-      return res;
+      res = await next(req);
     } catch (error) {
-      await writer.write(
-        await entry(outcomeOf(error)).catch(() => ({
-          action: fullName(req.method),
-          actor: { kind: "anonymous" as const, id: "" },
-          outcome: outcomeOf(error),
-        })),
-      );
+      await recordCall(outcomeOf(error));
       throw error;
     }
+    await recordCall("ok");
+    return res;
   };
 }
 

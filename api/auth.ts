@@ -56,7 +56,9 @@ export function ownerAuthentication(db: Database, auditWriter: AuditWriter) {
           },
           (error: unknown) => {
             const refusal = toConnectError(error, "authenticate");
-            void audit(req, refusal).finally(() => refuse(req, res, refusal));
+            void audit(req, refusal)
+              .catch(() => undefined)
+              .then(() => refuse(req, res, refusal));
           },
         );
       };
