@@ -2,6 +2,7 @@ import { Context } from "@temporalio/activity";
 import { pruneMetrics } from "../core/agents/agents.js";
 import { type SweepResult, sweepLiveness } from "../core/agents/liveness.js";
 import { type PruneResult, pruneRetained, type RetentionSettings } from "../core/agents/retention.js";
+import { pruneAuditEvents } from "../core/audit/retention.js";
 import { defaultInstanceDeadAfter } from "../core/kernel/config.js";
 import { AppError } from "../core/kernel/errors.js";
 import { errorSummary, log } from "../core/kernel/log.js";
@@ -39,8 +40,11 @@ export function createLivenessActivities(deps: ActivityDeps) {
     },
 
     /** Metric samples, published outbox events and gone ingestion instances past their retention. */
-    pruneExpiredRows: async (input: Omit<RetentionSettings, "outboxRelayed"> & { metricsRetentionHours: number }): Promise<PruneResult> => {
+    pruneExpiredRows: async (
+      input: Omit<RetentionSettings, "outboxRelayed"> & { metricsRetentionHours: number; auditRetentionDays?: number },
+    ): Promise<PruneResult> => {
       await pruneMetrics(deps.db, new Date(Date.now() - input.metricsRetentionHours * 3600_000));
+      if (input.auditRetentionDays) await pruneAuditEvents(deps.db, new Date(Date.now() - input.auditRetentionDays * 86_400_000));
       return pruneRetained(deps.db, { ...input, outboxRelayed: deps.outboxRelayed ?? true });
     },
 

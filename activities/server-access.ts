@@ -9,6 +9,7 @@ import { credentialForLogin } from "../core/security/ssh-credential.js";
 import { FailureType } from "../workflows/failure-types.js";
 import type { ActivityDeps } from "./deps.js";
 import { SshErrorType, sshFailure } from "./ssh/errors.js";
+import { recordSshLogin } from "./ssh/login-audit.js";
 import type { SshShares } from "./ssh/owner-shares.js";
 import { heartbeating } from "./ssh/remote-step.js";
 import { openSsh, presentedFingerprint, type SshSession } from "./ssh/session.js";
@@ -138,7 +139,9 @@ async function inSession<T>(
           serverName: server.name,
         },
       );
+      await recordSshLogin(deps.db, server);
     } catch (error) {
+      await recordSshLogin(deps.db, server, error);
       if (!options.readOnly && error instanceof ApplicationFailure && error.type === SshErrorType.HostKeyMismatch) {
         const reason = `the host key differs from the pinned ${server.hostKeyFingerprint}: the host presents ${presentedFingerprint(error)} (AcceptHostKey with it if the change is legitimate)`;
         await setServerStatus(deps.db, serverId, "HOSTKEY_MISMATCH", reason, { by: "host_key_check" });

@@ -5,12 +5,14 @@ import { Code, ConnectError, type ContextValues, createContextValues, type Inter
 import { encodeEnvelope } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, createEndStreamSerialization, endStreamFlag, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import type { AuditWriter } from "../core/audit/writer.js";
 import { type Owner, ownerForToken } from "../core/inventory/owners.js";
 import { bearerToken } from "../core/kernel/bearer-token.js";
 import type { Database } from "../db/client.js";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { rawApiAnswer } from "../observability/metrics.js";
-import { ownerKey } from "./context.js";
+import { anonymousRefusals, callerOf } from "./audit.js";
+import { callerKey, ownerKey } from "./context.js";
 import { toConnectError } from "./errors.js";
 
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
@@ -40,8 +42,9 @@ async function authenticate(db: Database, req: NodeRequest): Promise<Owner> {
  * The owner reaches handlers through Connect's context values (`ownerKey`).
  * Agent methods pass through; their handlers check the per-server token.
  */
-export function ownerAuthentication(db: Database) {
+export function ownerAuthentication(db: Database, auditWriter: AuditWriter) {
   const owners = new WeakMap<NodeRequest, Owner>();
+  const audit = anonymousRefusals(auditWriter);
   return {
     handler(next: NodeHandler): NodeHandler {
       return (req, res) => {
@@ -51,7 +54,12 @@ export function ownerAuthentication(db: Database) {
             owners.set(req, owner);
             next(req, res);
           },
-          (error: unknown) => refuse(req, res, toConnectError(error, "authenticate")),
+          (error: unknown) => {
+            const refusal = toConnectError(error, "authenticate");
+            void audit(req, refusal)
+              .catch(() => undefined)
+              .then(() => refuse(req, res, refusal));
+          },
         );
       };
     },
@@ -59,6 +67,7 @@ export function ownerAuthentication(db: Database) {
       const values = createContextValues();
       const owner = owners.get(req);
       if (owner) values.set(ownerKey, owner);
+      values.set(callerKey, callerOf(req));
       return values;
     },
   };

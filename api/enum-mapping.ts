@@ -1,6 +1,7 @@
 import type {
   AlertKind,
   AlertState,
+  AuditActorKind,
   AuthMethod,
   BusyPolicy,
   ConnectionOutcome,
@@ -17,6 +18,7 @@ import type {
   RolloutStatus,
   ServerStatus,
 } from "../core/kernel/kinds.js";
+import { AuditActorKind as ProtoAuditActorKind } from "../gen/axion/infrastructure/v1/audit_service_pb.js";
 import {
   AlertKind as ProtoAlertKind,
   AlertState as ProtoAlertState,
@@ -198,3 +200,12 @@ export const deliveryStatusProto = protoEnum<ProtoNotificationDeliveryStatus>()(
   delivered: ProtoNotificationDeliveryStatus.DELIVERED,
   failed: ProtoNotificationDeliveryStatus.FAILED,
 } satisfies Record<DeliveryStatus, ProtoNotificationDeliveryStatus>);
+
+export const auditActorKindProto = protoEnum<ProtoAuditActorKind>()({
+  token: ProtoAuditActorKind.TOKEN,
+  member: ProtoAuditActorKind.MEMBER,
+  service_account: ProtoAuditActorKind.SERVICE_ACCOUNT,
+  agent: ProtoAuditActorKind.AGENT,
+  system: ProtoAuditActorKind.SYSTEM,
+  anonymous: ProtoAuditActorKind.ANONYMOUS,
+} satisfies Record<AuditActorKind, ProtoAuditActorKind>);

@@ -7,11 +7,13 @@ import { Duplex } from "node:stream";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createAgentTokenVerifier } from "../core/agents/agent-tokens.js";
 import { type HeartbeatIngestor, startHeartbeatIngestor } from "../core/agents/heartbeat-ingest.js";
+import { startAuditWriter } from "../core/audit/writer.js";
 import type { Database } from "../db/client.js";
 import { type MetricsAccess, metricsHandler, metricsInterceptor } from "../observability/metrics.js";
 import { createReadiness, type Readiness, readinessHandler } from "../observability/readiness.js";
 import { rpcTracingInterceptor } from "../observability/tracing.js";
 import type { AgentServiceDeps } from "./agent-service.js";
+import { auditInterceptor } from "./audit.js";
 import { type NodeHandler, ownerAuthentication, requireOwnerInterceptor } from "./auth.js";
 import { authorizationInterceptor } from "./authorization.js";
 import { createLimitedHttp1Server, createLimitedHttp2Server, firstByteDeadline } from "./connection-limits.js";
@@ -118,11 +120,12 @@ export function buildApiServer(
     ingestor,
     verifyAgentToken: createAgentTokenVerifier(deps.db, deps.listen),
   };
-  const auth = ownerAuthentication(deps.db);
+  const auditWriter = startAuditWriter(deps.db);
+  const auth = ownerAuthentication(deps.db, auditWriter);
   const connect = auth.handler(
     connectNodeAdapter({
       routes: routes(
-        { ...deps, budgets, rolloutQueriesPerOwner: limits.rolloutQueriesPerOwner, draining: draining.signal },
+        { ...deps, budgets, rolloutQueriesPerOwner: limits.rolloutQueriesPerOwner, draining: draining.signal, auditWriter },
         agents,
         limits.maxRequestBytes,
       ),
@@ -134,6 +137,7 @@ export function buildApiServer(
         requestIdInterceptor,
         rpcTracingInterceptor,
         metricsInterceptor,
+        ...(deps.audit === false ? [] : [auditInterceptor(deps.db, auditWriter)]),
         errorInterceptor,
         // The role check before the input is looked at: a call above the token's role is refused whatever it carries.
         authorizationInterceptor,
@@ -229,6 +233,7 @@ export function buildApiServer(
       await closed;
       h1.close();
       h2.close();
+      await auditWriter.drained();
       await ingestor.stop();
     },
   };

@@ -1,6 +1,7 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import type { Role } from "../core/kernel/kinds.js";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
+import { AuditService } from "../gen/axion/infrastructure/v1/audit_service_pb.js";
 import { ClusterService } from "../gen/axion/infrastructure/v1/cluster_service_pb.js";
 import { NotificationService } from "../gen/axion/infrastructure/v1/notification_service_pb.js";
 import { OperationService } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
@@ -111,6 +112,12 @@ const tokenPermissions: ServicePermissions<typeof TokenService> = {
   setTokenExpiry: selfService,
 };
 
+/** The audit trail is read by admins only; reading it changes nothing (and is not itself audited). */
+const auditPermissions: ServicePermissions<typeof AuditService> = {
+  listAuditEvents: { role: "admin", changes: false },
+  verifyAuditTrail: { role: "admin", changes: false },
+};
+
 function entries<S extends DescService>(service: S, table: ServicePermissions<S>): [DescMethod, Permission][] {
   return Object.entries(table).map(([name, permission]) => {
     const method = (service.method as Record<string, DescMethod | undefined>)[name];
@@ -130,6 +137,7 @@ export const permissionTables = [
   [RolloutService, entries(RolloutService, rolloutPermissions)],
   [NotificationService, entries(NotificationService, notificationPermissions)],
   [TokenService, entries(TokenService, tokenPermissions)],
+  [AuditService, entries(AuditService, auditPermissions)],
 ] as const satisfies readonly (readonly [DescService, [DescMethod, Permission][]])[];
 
 /** gRPC server reflection tells the routed services' schema and no owner's data: any token may read it. */

@@ -5,6 +5,7 @@ import { type LogContext, log, withLogContext } from "../core/kernel/log.js";
 export const REQUEST_ID_HEADER = "x-request-id";
 /** What a client's or a proxy's own request id may look like to be kept (UUIDs, hex, short tokens): no spaces, quotes or control characters. */
 const wellFormed = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+export const wellFormedRequestId = (value: string) => wellFormed.test(value);
 
 /** Each step of a streamed response runs in the request's log context (a generator resumes in its caller's context). */
 async function* inContext<T>(fields: LogContext, messages: AsyncIterable<T>, ended: (code: string) => void): AsyncIterable<T> {

@@ -2,10 +2,12 @@ import type { ConnectRouter } from "@connectrpc/connect";
 import type { ProviderEndpoints } from "../activities/providers/registry.js";
 import type { HeartbeatIngestor } from "../core/agents/heartbeat-ingest.js";
 import type { MetricTierSettings } from "../core/agents/metric-tiers.js";
+import type { AuditWriter } from "../core/audit/writer.js";
 import type { InventoryDeps } from "../core/inventory/servers.js";
 import type { WorkflowGateway } from "../core/operations/provisioning.js";
 import type { Listen } from "../db/client.js";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
+import { AuditService } from "../gen/axion/infrastructure/v1/audit_service_pb.js";
 import { ClusterService } from "../gen/axion/infrastructure/v1/cluster_service_pb.js";
 import { NotificationService } from "../gen/axion/infrastructure/v1/notification_service_pb.js";
 import { OperationService } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
@@ -15,6 +17,7 @@ import { RolloutService } from "../gen/axion/infrastructure/v1/rollout_service_p
 import { ServerService } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { TokenService } from "../gen/axion/infrastructure/v1/token_service_pb.js";
 import { type AgentServiceDeps, agentService } from "./agent-service.js";
+import { auditService } from "./audit-service.js";
 import { clusterService } from "./cluster-service.js";
 import { rewriteErrorAnswers } from "./decode-errors.js";
 import { AGENT_MAX_REQUEST_BYTES } from "./edge-limits.js";
@@ -49,11 +52,15 @@ export type ApiDeps = InventoryDeps & {
   notifications?: NotificationServiceDeps["notifications"];
   /** The built console (console/dist), served under `/`; absent, only the API answers. */
   consoleDir?: string;
+  /** false: no audit interceptor (only bench/audit.ts, to measure what it costs). */
+  audit?: boolean;
 };
 
 /** What buildApiServer adds: the per-owner budgets its interceptor shares with the handlers. */
 export type RoutedApiDeps = ApiDeps & {
   budgets: OwnerBudgets;
+  /** The audit appends of this API; AuditService reads after they are written. */
+  auditWriter: AuditWriter;
   /** ROLLOUT_QUERIES_PER_OWNER. */
   rolloutQueriesPerOwner: number;
   /** Aborts when the API starts to drain (api/drain.ts). */
@@ -72,6 +79,7 @@ export function routes(deps: RoutedApiDeps, agents: AgentServiceDeps, maxRequest
     router.service(ProviderAccountService, providerAccountService(deps));
     router.service(RolloutService, rolloutService(deps));
     router.service(NotificationService, notificationService(deps));
+    router.service(AuditService, auditService(deps.db, deps.auditWriter));
     registerReflection(router);
     rewriteErrorAnswers(router, maxRequestBytes);
   };

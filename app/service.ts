@@ -170,6 +170,7 @@ export async function startService(config: Config, role: Role = "all"): Promise<
         maxOfflineRecoveries: config.OFFLINE_RECOVERY_CONCURRENCY,
         metricsRetentionHours: config.METRICS_RETENTION_HOURS,
         outboxRetentionHours: config.OUTBOX_RETENTION_HOURS,
+        auditRetentionDays: config.AUDIT_RETENTION_DAYS,
         ingestionProgressRetentionHours: config.INGESTION_PROGRESS_RETENTION_HOURS,
         instanceDeadAfterSeconds: config.AGENT_INSTANCE_DEAD_AFTER,
       });

@@ -33,6 +33,11 @@ export const topCommands: TopCommand[] = [
     load: async () => (await import("./commands/tokens.js")).tokens,
   },
   {
+    command: "audit",
+    describe: "The audit trail: list who changed what, from where, with what outcome; verify its hash chain",
+    load: async () => (await import("./commands/audit.js")).audit,
+  },
+  {
     command: "clusters",
     aliases: ["cluster"],
     describe: "Clusters: list, get, create, update, delete",

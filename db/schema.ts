@@ -20,6 +20,8 @@ import {
 import {
   alertKinds,
   alertStates,
+  auditActorKinds,
+  auditOutcomes,
   authMethods,
   deliveryStatuses,
   notificationChannelKinds,
@@ -31,6 +33,7 @@ import {
   rolloutServerStates,
   rolloutStatuses,
   serverStatuses,
+  systemActors,
 } from "../core/kernel/kinds.js";
 
 /** The drizzle schema is the source of truth; migrations in db/migrations are generated from it. */
@@ -491,3 +494,48 @@ export const notificationDeliveries = pgTable(
     index("notification_deliveries_channel_id_idx").on(t.channelId),
   ],
 );
+
+/**
+ * The audit trail (core/audit/): append-only, one hash chain per organization. No foreign key to
+ * owners: the record outlives what it is about. The hash is SHA-256 over the previous entry's
+ * hash, the sequence and the canonical encoding of the entry (core/audit/chain.ts).
+ */
+export const auditEvents = pgTable(
+  "audit_events",
+  {
+    /** The chain: an organization, or the nil UUID for callers refused before they named one. */
+    ownerId: uuid("owner_id").notNull(),
+    seq: bigint("seq", { mode: "number" }).notNull(),
+    /** UUIDv7, the page key. */
+    id: uuid("id").notNull(),
+    at: timestamp("at", { withTimezone: true, mode: "date" }).notNull(),
+    actorKind: text("actor_kind", { enum: auditActorKinds }).notNull(),
+    /** The token, member, service account or agent (server) id; the client address for `anonymous`; empty for system actors. */
+    actorId: text("actor_id").notNull(),
+    /** A system actor's name. */
+    actorName: text("actor_name", { enum: systemActors }),
+    /** The RPC's full method name or a declared action (`ssh.login`). */
+    action: text("action").notNull(),
+    targetIds: text("target_ids").array().notNull(),
+    clientAddress: text("client_address"),
+    userAgent: text("user_agent"),
+    requestId: text("request_id"),
+    traceId: text("trace_id"),
+    /** What the action was part of: the operation and step of an SSH login. */
+    detail: text("detail"),
+    outcome: text("outcome", { enum: auditOutcomes }).notNull(),
+    /** Hex SHA-256, chained. */
+    hash: text("hash").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.ownerId, t.seq] }), uniqueIndex("audit_events_owner_id_id_idx").on(t.ownerId, t.id)],
+);
+
+/** Each chain's head (appends serialise on this row) and the checkpoint retention leaves behind. */
+export const auditChains = pgTable("audit_chains", {
+  ownerId: uuid("owner_id").primaryKey(),
+  lastSeq: bigint("last_seq", { mode: "number" }).notNull(),
+  lastHash: text("last_hash").notNull(),
+  /** The last entry retention removed (0 and the genesis hash while none was): verification starts after it. */
+  checkpointSeq: bigint("checkpoint_seq", { mode: "number" }).notNull().default(0),
+  checkpointHash: text("checkpoint_hash").notNull().default(sql`repeat('0', 64)`),
+});

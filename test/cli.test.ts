@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, wr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { sql } from "drizzle-orm";
 import { BUILT_IN_ALERT_DEFAULTS } from "../core/alerts/alert-rules.js";
 import { startAlerting } from "../core/alerts/alerting.js";
 import { setServerStatus } from "../core/inventory/server-status.js";
@@ -646,6 +647,29 @@ test("tokens: create (shown once), list, revoke by label; the revoked token is r
   await fails(["clusters", "list"], 3, /run axion login/, { env: { AXION_TOKEN: created.bearer_token } });
 });
 
+test("audit: list filtered by action, target and time names who changed what; verify passes, then exits 1 naming a removed entry", async () => {
+  const created = await json(["clusters", "create", "audited"]);
+  await ok(["clusters", "update", "audited", "--description", "watched"]);
+  await ok(["clusters", "delete", "audited"]);
+  const listed = await json(["audit", "list", "--target", created.cluster.id, "--since", "1h", "--outcome", "ok"]);
+  assert.deepEqual(
+    listed.events.map((e: { action: string }) => e.action.split("/")[1]),
+    ["UpdateCluster", "DeleteCluster"],
+    "entries naming the cluster (its create named no id)",
+  );
+  assert.equal(listed.events[0].actor.kind, "AUDIT_ACTOR_KIND_TOKEN");
+  assert.equal((await json(["audit", "list", "--until", "2000-01-01T00:00:00Z"])).events.length, 0);
+  const table = await ok(["audit", "list", "--action", "axion.infrastructure.v1.ClusterService/DeleteCluster"]);
+  assert.match(table, /^SEQ\s+TIME\s+ACTOR\s+ACTION\s+TARGETS\s+FROM\s+OUTCOME\n/);
+  assert.match(table, /\stoken:[0-9a-f-]{36}\s+ClusterService\/DeleteCluster\s+[0-9a-f-]{36}\s+127\.0\.0\.1\s+ok\n/);
+  await fails(["audit", "list", "--since", "yesterday"], 2, /--since: an ISO 8601 time or a duration ago/);
+  assert.match(await ok(["audit", "verify"]), /intact:\s+yes/);
+
+  const seq = Number(listed.events[0].seq);
+  await harness.api.database.db.execute(sql`delete from audit_events where id = ${listed.events[0].event_id}`);
+  await fails(["audit", "verify"], 1, new RegExp(`audit trail broken at sequence ${seq}: entry missing`));
+});
+
 test("alerts, channels, alert-rules: URL and secret from stdin or an echo-off prompt and never shown; alerts listed with filters; get by id prefix shows history and notices", async () => {
   // An owner of its own: the alerting pass below sends only to its channels.
   const owner = await harness.api.newOwner("alert-operator");
@@ -787,7 +811,15 @@ test("gRPC server reflection v1 and v1alpha: buf curl lists every service and ca
   for (const protocol of ["grpc-v1", "grpc-v1alpha"]) {
     const r = await curl(["--reflect-protocol", protocol, "--list-services", harness.api.baseUrl]);
     assert.equal(r.code, 0, r.stderr);
-    for (const service of ["ClusterService", "ServerService", "OperationService", "AgentService", "TokenService", "RequirementsService"]) {
+    for (const service of [
+      "ClusterService",
+      "ServerService",
+      "OperationService",
+      "AgentService",
+      "TokenService",
+      "RequirementsService",
+      "AuditService",
+    ]) {
       assert.match(r.stdout, new RegExp(`^axion\\.infrastructure\\.v1\\.${service}$`, "m"), `${protocol}: ${service}`);
     }
     assert.match(r.stdout, /^grpc\.reflection\.v1alpha\.ServerReflection$/m);

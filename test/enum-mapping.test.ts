@@ -4,6 +4,7 @@ import type { DescEnum } from "@bufbuild/protobuf";
 import {
   alertKindProto,
   alertStateProto,
+  auditActorKindProto,
   authMethodProto,
   busyPolicyProto,
   connectionOutcomeProto,
@@ -24,6 +25,7 @@ import {
 import {
   alertKinds,
   alertStates,
+  auditActorKinds,
   authMethods,
   busyPolicies,
   connectionOutcomes,
@@ -40,6 +42,7 @@ import {
   rolloutStatuses,
   serverStatuses,
 } from "../core/kernel/kinds.js";
+import { AuditActorKindSchema } from "../gen/axion/infrastructure/v1/audit_service_pb.js";
 import {
   AlertKindSchema,
   AlertStateSchema,
@@ -80,6 +83,7 @@ const enums: [DescEnum, ProtoEnum<string, number>, readonly string[]][] = [
   [ConnectionOutcomeSchema, connectionOutcomeProto, connectionOutcomes],
   [DeployKeyActionSchema, deployKeyActionProto, deployKeyActions],
   [RoleSchema, roleProto, roles],
+  [AuditActorKindSchema, auditActorKindProto, auditActorKinds],
 ];
 
 describe("proto enums and the internal kinds map one to one", () => {

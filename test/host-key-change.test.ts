@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Code } from "@connectrpc/connect";
+import { AuditActorKind } from "../gen/axion/infrastructure/v1/audit_service_pb.js";
 import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { ConnectionOutcome, ServerStatus } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { expectCode } from "./support/assertions.js";
@@ -84,5 +85,20 @@ describe("a changed host key", { timeout: 15 * 60_000 }, () => {
     const configured = await watchUntilEnd(alice.operations, started.operation!.id);
     assert.equal(configured.status, OperationStatus.SUCCEEDED, configured.error);
     assert.equal((await alice.servers.getServer({ id: server.id })).server!.status, ServerStatus.CONFIGURED);
+
+    // Every SSH login the worker made is on record: the server and operation, the step, the outcome.
+    const logins = (await alice.audit.listAuditEvents({ action: "ssh.login", target: server.id, pageSize: 500 })).events;
+    assert.ok(logins.length >= 4, `${logins.length} logins recorded`);
+    assert.ok(logins.every((e) => e.actor!.kind === AuditActorKind.SYSTEM && e.actor!.systemName === "worker"));
+    assert.ok(logins.every((e) => e.targetIds[0] === server.id && e.targetIds.length === 2));
+    const mismatches = logins.filter((e) => e.outcome === "failed_precondition");
+    assert.ok(mismatches.length >= 2, "the refused logins after the key changed");
+    assert.ok(
+      mismatches.every((e) => e.detail.endsWith(": HostKeyMismatch")),
+      mismatches.map((e) => e.detail).join(", "),
+    );
+    assert.equal(logins.at(-1)!.outcome, "ok");
+    assert.ok(logins.at(-1)!.targetIds.includes(configured.id), "the configure operation's own login");
+    assert.equal((await alice.audit.verifyAuditTrail({})).intact, true);
   });
 });

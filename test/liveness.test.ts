@@ -4,7 +4,7 @@ import { after, before, describe, test } from "node:test";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
-import { eq } from "drizzle-orm";
+import { and, arrayContains, eq } from "drizzle-orm";
 import { issueAgentToken } from "../core/agents/agent-tokens.js";
 import { recordRegistration } from "../core/agents/agents.js";
 import { startHeartbeatIngestor } from "../core/agents/heartbeat-ingest.js";
@@ -12,7 +12,7 @@ import { sweepLiveness } from "../core/agents/liveness.js";
 import { setServerStatus } from "../core/inventory/server-status.js";
 import { startSystemOperation } from "../core/operations/operations.js";
 import { type DatabaseHandle, openDatabase } from "../db/client.js";
-import { agents, ingestionProgress, metricSamplesRaw, outboxEvents, servers } from "../db/schema.js";
+import { agents, auditEvents, ingestionProgress, metricSamplesRaw, outboxEvents, servers } from "../db/schema.js";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { ServerStatus } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { startTestApi, type TestApi } from "./support/api.js";
@@ -219,6 +219,15 @@ for (const backend of testBackends()) {
       const offline = await statusOf(server.id);
       assert.equal(offline.status, ServerStatus.OFFLINE);
       assert.match(offline.statusReason, /no heartbeat for more than 40 s/);
+      const audited = await api.database.db
+        .select()
+        .from(auditEvents)
+        .where(and(eq(auditEvents.action, "server.marked_offline"), arrayContains(auditEvents.targetIds, [server.id])));
+      assert.deepEqual(
+        audited.map((e) => [e.actorKind, e.actorName, e.outcome]),
+        [["system", "monitor", "ok"]],
+        "the monitor's change is on record",
+      );
       const events = await api.database.db.select().from(outboxEvents).where(eq(outboxEvents.key, server.id));
       assert.deepEqual(
         events.filter((e) => e.type === "server.status_changed").map((e) => [e.payload.from, e.payload.to]),

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type { Client } from "@temporalio/client";
-import { eq } from "drizzle-orm";
+import { and, arrayContains, eq } from "drizzle-orm";
 import { createFleetActivities } from "../activities/fleet.js";
 import { startServerOperation, type WorkflowGateway } from "../core/operations/provisioning.js";
 import { reconcileOperations } from "../core/operations/reconcile.js";
 import { createCredentialsCipher } from "../core/security/credentials-cipher.js";
-import { operations, servers } from "../db/schema.js";
+import { auditEvents, operations, servers } from "../db/schema.js";
 import { OperationStatus } from "../gen/axion/infrastructure/v1/operation_service_pb.js";
 import { ServerStatus } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { ensureReconcilerSchedule, RECONCILER_SCHEDULE_ID } from "../temporal/schedules.js";
@@ -156,6 +156,15 @@ describe("operations and workflows agree (real Temporal, real host)", { timeout:
     const report = await reconcileOperations(harness.api.database.db, harness.client, { missingGraceMs: 0 });
     assert.ok(report.settled.some((s) => s.operationId === orphan.id && s.status === "FAILED"));
     assert.match((await rowOf(orphan.id)).error ?? "", /never started/);
+    const audited = await harness.api.database.db
+      .select()
+      .from(auditEvents)
+      .where(and(eq(auditEvents.action, "operation.settled"), arrayContains(auditEvents.targetIds, [orphan.id])));
+    assert.deepEqual(
+      audited.map((e) => [e.actorName, e.targetIds, e.detail]),
+      [["reconciler", [orphan.id, server.id], "FAILED"]],
+      "the reconciler's change is on record",
+    );
 
     const next = await watchUntilEnd(alice.operations, (await alice.servers.setupDeployKey({ id: server.id })).operation!.id);
     assert.equal(next.status, OperationStatus.SUCCEEDED, next.error);

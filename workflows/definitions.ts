@@ -98,6 +98,8 @@ export interface HeartbeatMonitorInput {
   maxOfflineRecoveries: number;
   metricsRetentionHours: number;
   outboxRetentionHours: number;
+  /** Audit entries older than this are pruned to a checkpoint (core/audit/retention.ts); unset (a monitor started by an earlier release): none are. */
+  auditRetentionDays?: number;
   ingestionProgressRetentionHours: number;
   /** An ingestion instance silent this long no longer holds the sweep back (`AGENT_INSTANCE_DEAD_AFTER`); unset: its default. */
   instanceDeadAfterSeconds?: number;

@@ -43,6 +43,7 @@ export async function heartbeatMonitorWorkflow(initial: HeartbeatMonitorInput): 
       await maintenanceActivities.pruneExpiredRows({
         metricsRetentionHours: input.metricsRetentionHours,
         outboxRetentionHours: input.outboxRetentionHours,
+        auditRetentionDays: input.auditRetentionDays,
         ingestionProgressRetentionHours: input.ingestionProgressRetentionHours,
         heartbeatTimeoutSeconds: input.timeoutSeconds,
         instanceDeadAfterSeconds: input.instanceDeadAfterSeconds,

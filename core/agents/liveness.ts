@@ -1,7 +1,9 @@
 import { sql } from "drizzle-orm";
 import type { Database } from "../../db/client.js";
+import { recordAudit } from "../audit/record.js";
 import { LIVENESS_REVIVES, LIVENESS_REVIVES_AFTER_REGISTRATION } from "../inventory/server-status.js";
 import { defaultInstanceDeadAfter } from "../kernel/config.js";
+import { errorSummary, log } from "../kernel/log.js";
 import { SERVER_EVENTS_TOPIC } from "../kernel/outbox.js";
 
 export interface SweepResult {
@@ -59,6 +61,19 @@ export const INGESTION_STALL_SECONDS = 5;
  * full scan of servers); `id = any(array(...))` is planned as primary-key
  * lookups for the few that really are silent.
  */
+/** The monitor's changes on record (core/audit/): one entry per server it marked OFFLINE (rare: a fleet-wide outage at most). */
+async function recordMarkedOffline(db: Database, serverIds: string[], ownerIds: string[]): Promise<void> {
+  for (const [i, serverId] of serverIds.entries()) {
+    await recordAudit(db, {
+      ownerId: ownerIds[i],
+      actor: { kind: "system", name: "monitor" },
+      action: "server.marked_offline",
+      targetIds: [serverId],
+      outcome: "ok",
+    }).catch((error) => log.error("audit entry for a server marked OFFLINE not recorded", { serverId, ...errorSummary(error) }));
+  }
+}
+
 export async function sweepLiveness(db: Database, timeoutSeconds: number, options: SweepOptions = {}): Promise<SweepResult> {
   const deadAfterSeconds = Math.max(options.instanceDeadAfterSeconds ?? defaultInstanceDeadAfter(timeoutSeconds), 2 * timeoutSeconds);
   // The liveness moves of the state machine (core/inventory/server-status.ts), made in one statement.
@@ -120,7 +135,8 @@ export async function sweepLiveness(db: Database, timeoutSeconds: number, option
     select (select count(*) from went_offline)::int as offline, (select count(*) from came_online)::int as online,
       (select caught_up_to from progress) as caught_up_to, (select count(*) from events)::int as events,
       (select count(*) from marked)::int as marked,
-      (select coalesce(json_agg(id), '[]'::json) from went_offline) as offline_ids,
+      (select coalesce(json_agg(id order by id), '[]'::json) from went_offline) as offline_ids,
+      (select coalesce(json_agg(s.owner_id order by w.id), '[]'::json) from went_offline w join servers s on s.id = w.id) as offline_owners,
       (select coalesce(json_agg(json_build_object('instanceId', instance_id, 'lastReportedAt', updated_at) order by instance_id), '[]'::json)
         from ingestion_progress
         where updated_at < now() - make_interval(secs => ${INGESTION_STALL_SECONDS})
@@ -131,12 +147,16 @@ export async function sweepLiveness(db: Database, timeoutSeconds: number, option
     online: number;
     caught_up_to: string | Date | null;
     offline_ids: string[] | string;
+    offline_owners: string[] | string;
     held_by: SweepResult["heldBy"] | string;
   }[];
   const row = rows[0];
+  const offlineIds: string[] = typeof row?.offline_ids === "string" ? JSON.parse(row.offline_ids) : (row?.offline_ids ?? []);
+  const offlineOwners: string[] = typeof row?.offline_owners === "string" ? JSON.parse(row.offline_owners) : (row?.offline_owners ?? []);
+  await recordMarkedOffline(db, offlineIds, offlineOwners);
   return {
     offline: Number(row?.offline ?? 0),
-    offlineIds: typeof row?.offline_ids === "string" ? JSON.parse(row.offline_ids) : (row?.offline_ids ?? []),
+    offlineIds,
     online: Number(row?.online ?? 0),
     caughtUpTo: row?.caught_up_to ? new Date(row.caught_up_to).toISOString() : undefined,
     heldBy: typeof row?.held_by === "string" ? JSON.parse(row.held_by) : (row?.held_by ?? []),

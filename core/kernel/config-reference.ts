@@ -93,6 +93,10 @@ export const configReference: Record<ConfigVariable, { meaning: string; unset?: 
     meaning: "Register/Heartbeat calls per agent per `AGENT_HEARTBEAT_INTERVAL` (bursts of twice that); excess: `ResourceExhausted`",
   },
   OUTBOX_RETENTION_HOURS: { meaning: "published outbox events older than this are deleted (once the alert evaluation has read them)" },
+  AUDIT_RETENTION_DAYS: {
+    meaning:
+      "audit entries older than this are deleted, oldest first; each chain keeps the last removed entry's sequence and hash as its checkpoint, so `axion audit verify` still checks the rest",
+  },
   INGESTION_PROGRESS_RETENTION_HOURS: { meaning: "progress rows of API instances silent this long are deleted" },
   OFFLINE_RECOVERY_CONCURRENCY: { meaning: "with `RECOVER_OFFLINE_SERVERS=true`: recoveries running at once (1-1000)" },
   RECONCILE_INTERVAL_SECONDS: {

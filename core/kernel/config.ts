@@ -212,6 +212,7 @@ const schema = z.object({
   ROLLOUT_QUERIES_PER_OWNER: z.coerce.number({ error: "must be a whole number" }).int().min(1, "must be at least 1").default(40),
   AGENT_RATE_LIMIT: z.coerce.number({ error: "must be a whole number" }).int().min(1).max(1000).default(5),
   OUTBOX_RETENTION_HOURS: z.coerce.number({ error: "must be hours" }).int().min(1, "must be at least 1").default(168),
+  AUDIT_RETENTION_DAYS: z.coerce.number({ error: "must be days" }).int().min(1, "must be at least 1").max(36500).default(400),
   INGESTION_PROGRESS_RETENTION_HOURS: z.coerce.number({ error: "must be hours" }).int().min(1, "must be at least 1").default(24),
   OFFLINE_RECOVERY_CONCURRENCY: z.coerce
     .number({ error: "must be a whole number" })

@@ -101,6 +101,7 @@ export const eventTypes = [
   "rollout.finished",
   "rollout.failed",
   "rollout.aborted",
+  "audit.recorded",
 ] as const;
 export type EventType = (typeof eventTypes)[number];
 
@@ -118,3 +119,40 @@ export type WorkflowRole = (typeof workflowRoles)[number];
 /** A member's or token's role, weakest first: each role may do everything the ones before it may (issue 19). */
 export const roles = ["viewer", "operator", "admin"] as const;
 export type Role = (typeof roles)[number];
+
+/** Who an audit entry says acted (core/audit/): `anonymous` is a caller refused before it named an organization. */
+export const auditActorKinds = ["token", "member", "service_account", "agent", "system", "anonymous"] as const;
+export type AuditActorKind = (typeof auditActorKinds)[number];
+
+/** The system actors an audit entry names (actor kind `system`). */
+export const systemActors = ["schedule", "monitor", "reconciler", "seed_queue", "worker"] as const;
+export type SystemActorName = (typeof systemActors)[number];
+
+/**
+ * What an audit entry records beside RPCs (whose action is the method's full name,
+ * `axion.infrastructure.v1.ClusterService/UpdateCluster`).
+ */
+export const auditActions = ["ssh.login", "operation.settled", "server.marked_offline"] as const;
+export type AuditAction = (typeof auditActions)[number];
+
+/** How an audited action ended: `ok` or a Connect error code as written on the wire. */
+export const auditOutcomes = [
+  "ok",
+  "canceled",
+  "unknown",
+  "invalid_argument",
+  "deadline_exceeded",
+  "not_found",
+  "already_exists",
+  "permission_denied",
+  "resource_exhausted",
+  "failed_precondition",
+  "aborted",
+  "out_of_range",
+  "unimplemented",
+  "internal",
+  "unavailable",
+  "data_loss",
+  "unauthenticated",
+] as const;
+export type AuditOutcome = (typeof auditOutcomes)[number];

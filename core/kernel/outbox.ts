@@ -4,6 +4,8 @@ import { outboxEvents } from "../../db/schema.js";
 import type { EventType } from "./kinds.js";
 
 export const SERVER_EVENTS_TOPIC = "axion.server.events";
+/** `audit.recorded`, keyed by the chain (an organization id): one chain's entries keep their order. */
+export const AUDIT_EVENTS_TOPIC = "axion.audit.events";
 
 /**
  * Writes an event to the outbox inside the caller's transaction, so it exists

@@ -3,8 +3,10 @@ import { and, asc, desc, eq, inArray, ne, notExists, sql } from "drizzle-orm";
 import type { Database } from "../../db/client.js";
 import { operations, servers } from "../../db/schema.js";
 import { progressQuery, type RolloutResult, type StepProgress } from "../../workflows/contract.js";
+import { recordAudit } from "../audit/record.js";
 import { setServerStatus } from "../inventory/server-status.js";
 import { busyStatuses, type EndedRolloutStatus, endedRolloutStatuses, type OperationStatus, type RolloutStatus } from "../kernel/kinds.js";
+import { errorSummary, log } from "../kernel/log.js";
 import { settleClosedRollout, unendedRollouts } from "../rollouts/rollouts.js";
 import { finishOperation, isOperationEnded, type OperationRow, setOperationRunId } from "./operations.js";
 
@@ -106,6 +108,18 @@ async function lastSteps(client: Client, workflowId: string, runId: string): Pro
   return Promise.race([query, new Promise<StepProgress[]>((resolve) => setTimeout(() => resolve([]), 5000).unref())]);
 }
 
+/** The reconciler's change on record (core/audit/): the operation, its server and the status it set. */
+async function recordSettled(db: Database, row: OperationRow, status: OperationStatus): Promise<void> {
+  await recordAudit(db, {
+    ownerId: row.ownerId,
+    actor: { kind: "system", name: "reconciler" },
+    action: "operation.settled",
+    targetIds: [row.id, ...(row.serverId ? [row.serverId] : [])],
+    detail: status,
+    outcome: "ok",
+  }).catch((error) => log.error("audit entry for a settled operation not recorded", { operationId: row.id, ...errorSummary(error) }));
+}
+
 /**
  * Brings one RUNNING row in line with its workflow: a closed workflow's
  * outcome is recorded, a missing one (after `missingGraceMs`) fails the row, a
@@ -129,6 +143,7 @@ export async function settleOperation(
       error: found.error,
       result: { workflowId: row.workflowId, reconciled: true, steps },
     });
+    await recordSettled(db, row, found.status);
   } else {
     const age = (options.now ?? new Date()).getTime() - row.startedAt.getTime();
     if (age >= (options.missingGraceMs ?? DEFAULT_MISSING_GRACE_MS)) {
@@ -137,6 +152,7 @@ export async function settleOperation(
         error: "the workflow was never started: the process starting it stopped before Temporal accepted it",
         result: { workflowId: row.workflowId, reconciled: true },
       });
+      await recordSettled(db, row, "FAILED");
     }
   }
   return found;

@@ -13,6 +13,7 @@ import type { KeyParsingPool } from "../../core/security/key-parsing.js";
 import type { NetworkPolicy } from "../../core/security/network-policy.js";
 import { type DatabaseHandle, openDatabase } from "../../db/client.js";
 import { AgentService } from "../../gen/axion/infrastructure/v1/agent_service_pb.js";
+import { AuditService } from "../../gen/axion/infrastructure/v1/audit_service_pb.js";
 import { ClusterService } from "../../gen/axion/infrastructure/v1/cluster_service_pb.js";
 import { NotificationService } from "../../gen/axion/infrastructure/v1/notification_service_pb.js";
 import { OperationService } from "../../gen/axion/infrastructure/v1/operation_service_pb.js";
@@ -43,6 +44,7 @@ export interface TestApi {
     notifications: Client<typeof NotificationService>;
     /** With an owner token for InstallAgent/GetAgentStatus, with an agent token for Register/Heartbeat. */
     agents: Client<typeof AgentService>;
+    audit: Client<typeof AuditService>;
   };
   close(): Promise<void>;
 }
@@ -70,6 +72,8 @@ export async function startTestApi(
     metricsAccess?: MetricsAccess;
     /** The built console to serve under `/` (console/build.ts `ensureConsole`). */
     consoleDir?: string;
+    /** false: no audit interceptor (bench/audit.ts measures what it costs). */
+    audit?: boolean;
   } = {},
 ): Promise<TestApi> {
   const database = options.database ?? (await openDatabase({ databaseUrl: options.databaseUrl, dataDir: "memory://", poolSize: 20 }));
@@ -89,6 +93,7 @@ export async function startTestApi(
       notifications: options.notifications,
       sshConnectTimeoutMs: options.sshConnectTimeoutMs,
       consoleDir: options.consoleDir,
+      audit: options.audit,
     },
     options.limits,
     options.metricsAccess,
@@ -123,6 +128,7 @@ export async function startTestApi(
         rollouts: createClient(RolloutService, transport),
         notifications: createClient(NotificationService, transport),
         agents: createClient(AgentService, transport),
+        audit: createClient(AuditService, transport),
       };
     },
     async close() {
