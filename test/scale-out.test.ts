@@ -316,9 +316,9 @@ test("a rollout runs through the same Temporal server, and visibility queries on
   assert.equal(last?.counts?.succeeded, HOSTS);
 
   const bootstraps = servers.map((s) => s.operationWorkflowId!).sort();
-  assert.deepEqual(await visibleWorkflows(`AxionWorkflowRole = "operation" AND AxionOperation = "configure"`, HOSTS), bootstraps);
+  assert.deepEqual(await visibleWorkflows(`AxionWorkflowRole = "operation" AND AxionOperation = "bootstrap"`, HOSTS), bootstraps);
   const first = servers[0]!;
-  assert.deepEqual(await visibleWorkflows(`AxionServerId = "${first.id}" AND AxionOperation = "configure"`, 1), [
+  assert.deepEqual(await visibleWorkflows(`AxionServerId = "${first.id}" AND AxionOperation = "bootstrap"`, 1), [
     first.operationWorkflowId,
   ]);
   assert.deepEqual(await visibleWorkflows(`AxionWorkflowRole = "rollout" AND AxionRolloutId = "${rollout!.id}"`, 1), [rollout!.workflowId]);
