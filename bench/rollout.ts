@@ -148,7 +148,7 @@ async function axionRun(stack: AxionStack, fleet: Fleet, kind: Kind, waitFor: Wa
   const writesAfter = await stack.temporalWrites();
   const temporalWrites =
     writesBefore && writesAfter
-      ? `Temporal's PostgreSQL writes per host: ${((writesAfter.rows - writesBefore.rows) / serverIds.length).toFixed(0)} rows in ${((writesAfter.commits - writesBefore.commits) / serverIds.length).toFixed(0)} commits`
+      ? `Temporal's PostgreSQL per host: ${((writesAfter.rows - writesBefore.rows) / serverIds.length).toFixed(0)} rows written, ${((writesAfter.commits - writesBefore.commits) / serverIds.length).toFixed(0)} transactions (reads too)`
       : undefined;
   if (temporalWrites) say(temporalWrites);
   const threads = Object.entries(threadCpuS(stack.workerPid))

@@ -160,7 +160,7 @@ export interface AxionStack {
   servicePids: number[];
   /** Which Temporal server runs the workflows, for the printed figures. */
   temporalKind: TemporalChoice["kind"];
-  /** Rows written and transactions committed so far in the real server's databases (undefined on the dev server's SQLite). */
+  /** Rows written and transactions (reads too) committed so far in the real server's databases (undefined on the dev server's SQLite). */
   temporalWrites(): Promise<TemporalWrites | undefined>;
   close(): Promise<void>;
 }
