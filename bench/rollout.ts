@@ -10,6 +10,7 @@
  *
  *   node --import tsx bench/rollout.ts [--configure-hosts 50] [--ping-hosts 200] [--skip configure|ping]
  *        [--wait watch|result] [--axion-runs watch,result,...] [--ansible configure,ping|none] [--profile-worker <dir>]
+ *        [--temporal dev|cluster|HOST:PORT [--temporal-namespace axion]]
  *
  * The fleet is operated by one StartRollout (kind configure / test_connection, no canary, batch
  * 100 %) watched with WatchRollout until it ends (operateFleet). `--wait result` awaits the
@@ -17,6 +18,10 @@
  * `--axion-runs` repeats the Axion phase on the same hosts, once per mode listed (A/B on one fleet).
  * `--profile-worker <dir>`: the worker runs under `node --cpu-prof` (one profile per thread, in
  * <dir> when it exits); each phase prints its window for bench/profile-summary.ts --from/--to.
+ * `--temporal`: the Temporal CLI's dev server (SQLite; the default), `cluster`: a real Temporal
+ * server built from go.temporal.io/server on the benchmark's PostgreSQL (scripts/temporal-cluster/up.sh;
+ * its rows written and commits per host are printed too), or HOST:PORT: a server already running
+ * (e.g. started by up.sh; its CPU is counted when its process is on this machine).
  */
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -41,6 +46,7 @@ import {
   say,
   stackCpu,
   startAxion,
+  type TemporalChoice,
   verifyHosts,
   writeAnsibleFiles,
 } from "./stack.js";
@@ -60,6 +66,13 @@ if (axionWaits.some((w) => w !== "watch" && w !== "result")) throw new Error("--
 /** Phases whose Ansible side runs (`--ansible configure,ping`, the default; `--ansible none`). */
 const ansiblePhases = new Set((option("--ansible") ?? "configure,ping").split(","));
 const profileDir = option("--profile-worker");
+const temporalOption = option("--temporal") ?? "dev";
+const temporalChoice: TemporalChoice =
+  temporalOption === "dev" || temporalOption === "cluster"
+    ? { kind: temporalOption }
+    : { kind: "external", address: temporalOption, namespace: option("--temporal-namespace") ?? "axion" };
+if (temporalChoice.kind === "external" && !/^[\w.-]+:\d+$/.test(temporalChoice.address))
+  throw new Error("--temporal: dev, cluster or HOST:PORT");
 /** The clock of V8's CPU profiles (µs, monotonic): marks the measured phases. */
 const profileClockUs = () => Number(process.hrtime.bigint() / 1000n);
 const resultsDir = join(root, "bench", "results");
@@ -124,11 +137,20 @@ async function axionRun(stack: AxionStack, fleet: Fleet, kind: Kind, waitFor: Wa
   const machineBefore = machineCpu();
   const load = loadavg();
   const before = stackCpu(stack);
+  const writesBefore = await stack.temporalWrites();
   const threadsBefore = threadCpuS(stack.workerPid);
   const fromUs = profileClockUs();
   say(`axion: ${kind} on ${serverIds.length} servers at once, awaited by ${waitFor}`);
   const outcome = await operateFleet(stack, owner, kind, serverIds, waitFor);
   const cpu = cpuSince(before, stackCpu(stack));
+  // A PostgreSQL backend reports its counts at most once a second, and within 10 s of going idle.
+  if (writesBefore) await new Promise((r) => setTimeout(r, 11_000));
+  const writesAfter = await stack.temporalWrites();
+  const temporalWrites =
+    writesBefore && writesAfter
+      ? `Temporal's PostgreSQL per host: ${((writesAfter.rows - writesBefore.rows) / serverIds.length).toFixed(0)} rows written, ${((writesAfter.commits - writesBefore.commits) / serverIds.length).toFixed(0)} transactions (reads too)`
+      : undefined;
+  if (temporalWrites) say(temporalWrites);
   const threads = Object.entries(threadCpuS(stack.workerPid))
     .map(([name, s]) => [name, s - (threadsBefore[name] ?? 0)] as const)
     .filter(([, s]) => s >= 0.05)
@@ -141,6 +163,7 @@ async function axionRun(stack: AxionStack, fleet: Fleet, kind: Kind, waitFor: Wa
     cpu,
     workerThreads: threads,
     perHost: perHost(cpu, serverIds.length),
+    temporalWrites,
     machineBusyPct: busyPct(machineBefore, machineCpu()),
     loadavgBefore: load,
   };
@@ -215,6 +238,11 @@ async function skippedAnsible(_fleet: Fleet, _command: string[], _log: string): 
   return { wallMs: Number.NaN, ok: 0, failures: [], controllerCpuS: undefined, machineBusyPct: 0, loadavgBefore: loadavg() };
 }
 
+const temporalServerName = {
+  dev: "the CLI's dev server (SQLite)",
+  cluster: "a real server (go.temporal.io/server, PostgreSQL)",
+  external: `the server at ${temporalOption}`,
+};
 const stamp = new Date().toISOString().replace(/[:.]/g, "-");
 mkdirSync(resultsDir, { recursive: true });
 const results: Record<string, unknown> = {};
@@ -235,12 +263,13 @@ const cleanUp = async () => {
 for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => void cleanUp().finally(() => process.exit(130)));
 
 try {
-  say("starting PostgreSQL, the Temporal dev server, the API and the worker (child process)");
+  say(`starting PostgreSQL, ${temporalServerName[temporalChoice.kind]}, the API and the worker (child process)`);
   // The benchmark is one owner operating a fleet: the per-owner edge limits would pace it, not measure it.
   const unlimited = { burst: 100_000, perMinute: 100_000 };
   stack = await startAxion({
     limits: { connectionTests: unlimited, provisioningStarts: unlimited, serverWrites: unlimited, planChecks: unlimited },
     workerNodeArgs: profileDir ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : [],
+    temporal: temporalChoice,
   });
 
   if (!skip.has("configure")) {
@@ -270,6 +299,7 @@ try {
       `configure, ${n} Docker-preinstalled hosts, batch 100 %: Axion ${s(axion.wallMs)} s (${axion.ok}/${n} ok), ` +
         `Ansible serial 100 % ${s(ansible.wallMs)} s (${ansible.ok}/${n} ok): ${(ansible.wallMs / axion.wallMs).toFixed(2)}x (target >= 8x)`,
       `  Axion ${axion.perHost} (target <= 0.4); machine busy ${axion.machineBusyPct} %, load before ${axion.loadavgBefore[0]?.toFixed(1)}`,
+      ...(axion.temporalWrites ? [`  ${axion.temporalWrites}`] : []),
       `  Ansible controller ${((ansible.controllerCpuS ?? Number.NaN) / n).toFixed(3)} CPU-s per host; machine busy ${ansible.machineBusyPct} %`,
     );
     lines.push(...againLines(again));
@@ -293,6 +323,7 @@ try {
       `test connection, ${m} fresh hosts: Axion ${s(axion.wallMs)} s (${axion.ok}/${m} ok), ` +
         `ansible -m ping -f ${m} ${s(ansible.wallMs)} s (${ansible.ok}/${m} ok): ${(ansible.wallMs / axion.wallMs).toFixed(2)}x (target >= 5x)`,
       `  Axion ${axion.perHost}; machine busy ${axion.machineBusyPct} %, load before ${axion.loadavgBefore[0]?.toFixed(1)}`,
+      ...(axion.temporalWrites ? [`  ${axion.temporalWrites}`] : []),
       `  Ansible controller ${((ansible.controllerCpuS ?? Number.NaN) / m).toFixed(3)} CPU-s per host; machine busy ${ansible.machineBusyPct} %`,
       ...againLines(again),
     );
@@ -306,7 +337,9 @@ const failures = Object.entries(results).flatMap(([phase, r]) => {
   const { axion, ansible } = r as { axion: FleetOutcome; ansible: FleetOutcome };
   return [...axion.failures.map((f) => `${phase} axion: ${f}`), ...ansible.failures.map((f) => `${phase} ansible: ${f}`)];
 });
-lines.unshift(`Axion vs Ansible on a fleet (${cpus().length} CPUs, ${Math.round(totalmem() / 2 ** 30)} GB), one run`);
+lines.unshift(
+  `Axion vs Ansible on a fleet (${cpus().length} CPUs, ${Math.round(totalmem() / 2 ** 30)} GB), one run, Temporal: ${temporalServerName[temporalChoice.kind]}`,
+);
 lines.push(failures.length ? `FAILURES (${failures.length}):\n  ${failures.slice(0, 40).join("\n  ")}` : "all operations succeeded");
 const file = join(resultsDir, `${stamp}-rollout.json`);
 writeFileSync(file, `${JSON.stringify({ startedAt: stamp, results, failures, table: lines.join("\n") }, null, 2)}\n`);

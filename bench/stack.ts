@@ -4,12 +4,13 @@
  * test-host fleets, and CPU accounting from /proc split by process.
  */
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { Client, Connection } from "@temporalio/client";
+import postgres from "postgres";
 import type { EdgeLimits } from "../api/edge-limits.js";
 import { type Cidr, createNetworkPolicy, type NetworkPolicy, parseCidr } from "../core/security/network-policy.js";
 import { openDatabase } from "../db/client.js";
@@ -18,6 +19,7 @@ import { startTestApi, testCredentialsKey } from "../test/support/api.js";
 import { ed25519KeyPair } from "../test/support/keys.js";
 import { freePort } from "../test/support/ports.js";
 import { startPostgres } from "../test/support/postgres.js";
+import { startTemporalCluster } from "../test/support/temporal-cluster.js";
 import { downHosts, type Fleet, upHosts } from "../test/support/testhosts.js";
 
 const execFileAsync = promisify(execFile);
@@ -154,9 +156,25 @@ export interface AxionStack {
   client: Client;
   api: Awaited<ReturnType<typeof startTestApi>>;
   workerPid: number;
-  /** Temporal dev server and PostgreSQL (postmaster): with the worker and this process (the API), Axion's whole CPU. */
+  /** Temporal server and PostgreSQL (postmaster): with the worker and this process (the API), Axion's whole CPU. */
   servicePids: number[];
+  /** Which Temporal server runs the workflows, for the printed figures. */
+  temporalKind: TemporalChoice["kind"];
+  /** Rows written and transactions (reads too) committed so far in the real server's databases (undefined on the dev server's SQLite). */
+  temporalWrites(): Promise<TemporalWrites | undefined>;
   close(): Promise<void>;
+}
+
+/**
+ * The Temporal server of a benchmark: the CLI's dev server (SQLite, the default), a real server
+ * started on the benchmark's PostgreSQL (scripts/temporal-cluster/up.sh), or one already running
+ * at an address (its CPU is counted when its process is found on this machine).
+ */
+export type TemporalChoice = { kind: "dev" } | { kind: "cluster" } | { kind: "external"; address: string; namespace: string };
+
+export interface TemporalWrites {
+  rows: number;
+  commits: number;
 }
 
 export interface StackOptions {
@@ -165,6 +183,7 @@ export interface StackOptions {
   workerNodeArgs?: string[];
   /** SERVER_ADDRESS_ALLOW of the API and the worker (CIDRs), e.g. to admit silent hosts on 127.0.0.2. */
   serverAddressAllow?: string[];
+  temporal?: TemporalChoice;
 }
 
 /** The network policy of a SERVER_ADDRESS_ALLOW list (the built-in policy when it is absent). */
@@ -182,13 +201,13 @@ export async function startAxion(options: StackOptions = {}): Promise<AxionStack
     stops.push(() => pg.stop());
     const dataDir = mkdtempSync(join(tmpdir(), "axion-bench-"));
     stops.push(async () => rmSync(dataDir, { recursive: true, force: true }));
-    const dev = await startDevServer(dataDir, { port: await freePort(), uiPort: await freePort(), headless: true });
-    stops.push(() => dev.stop());
+    const temporal = await startTemporal(options.temporal ?? { kind: "dev" }, dataDir, pg.url);
+    stops.push(temporal.stop);
     const database = await openDatabase({ databaseUrl: pg.url, dataDir: "memory://", poolSize: 20 });
     await database.migrate();
-    const connection = await Connection.connect({ address: dev.address });
+    const connection = await Connection.connect({ address: temporal.address });
     stops.push(() => connection.close());
-    const client = new Client({ connection, namespace: dev.spec.namespace });
+    const client = new Client({ connection, namespace: temporal.namespace });
     const taskQueue = "axion-bench";
     const api = await startTestApi({
       database,
@@ -205,8 +224,8 @@ export async function startAxion(options: StackOptions = {}): Promise<AxionStack
         stdio: ["ignore", "inherit", "inherit", "ipc"],
         env: {
           ...process.env,
-          BENCH_TEMPORAL_ADDRESS: dev.address,
-          BENCH_TEMPORAL_NAMESPACE: dev.spec.namespace,
+          BENCH_TEMPORAL_ADDRESS: temporal.address,
+          BENCH_TEMPORAL_NAMESPACE: temporal.namespace,
           BENCH_TASK_QUEUE: taskQueue,
           BENCH_DATABASE_URL: pg.url,
           BENCH_CREDENTIALS_KEY: testCredentialsKey,
@@ -225,14 +244,74 @@ export async function startAxion(options: StackOptions = {}): Promise<AxionStack
       worker.once("message", () => resolve());
       worker.once("exit", (code) => reject(new Error(`bench worker exited with ${code} before it was ready`)));
     });
-    const servicePids = [...findPids("start-dev", dataDir), ...findPids("postgres", "-p", `${new URL(pg.url).port}`, "-D")];
-    if (servicePids.length !== 2)
-      say(`warning: found ${servicePids.length} of 2 service processes (Temporal, PostgreSQL) for CPU accounting`);
-    return { client, api, workerPid: worker.pid!, servicePids, close };
+    const temporalPid = temporal.pid ?? findPids("start-dev", dataDir)[0];
+    const postgresPids = findPids("postgres", "-p", `${new URL(pg.url).port}`, "-D");
+    if (temporalPid === undefined) say("warning: the Temporal server's process is not on this machine: its CPU is not counted");
+    if (postgresPids.length !== 1) say(`warning: found ${postgresPids.length} of 1 PostgreSQL postmaster for CPU accounting`);
+    // A pid that is no process counts as 0 CPU-s: the positions (Temporal first) stay.
+    const servicePids = [temporalPid ?? -1, ...postgresPids];
+    const temporalWrites = async (): Promise<TemporalWrites | undefined> => {
+      if (temporal.databases.length === 0) return undefined;
+      const stats = postgres(pg.url, { max: 1, onnotice: () => {} });
+      try {
+        const [row] = await stats`select coalesce(sum(tup_inserted + tup_updated + tup_deleted), 0)::float8 as rows,
+          coalesce(sum(xact_commit), 0)::float8 as commits from pg_stat_database where datname in ${stats(temporal.databases)}`;
+        return { rows: row!.rows, commits: row!.commits };
+      } finally {
+        await stats.end();
+      }
+    };
+    return { client, api, workerPid: worker.pid!, servicePids, temporalKind: temporal.kind, temporalWrites, close };
   } catch (error) {
     await close();
     throw error;
   }
+}
+
+interface StartedTemporal {
+  kind: TemporalChoice["kind"];
+  address: string;
+  namespace: string;
+  pid?: number;
+  /** The real server's own databases, whose writes are counted. */
+  databases: string[];
+  stop(): Promise<unknown>;
+}
+
+async function startTemporal(choice: TemporalChoice, dataDir: string, databaseUrl: string): Promise<StartedTemporal> {
+  if (choice.kind === "external") {
+    const port = Number(choice.address.split(":").at(-1));
+    return { ...choice, pid: listenerPid(port), databases: [], stop: async () => {} };
+  }
+  if (choice.kind === "cluster") {
+    const cluster = startTemporalCluster(databaseUrl);
+    say(`real Temporal server ${cluster.address} (pid ${cluster.pid}) up in ${(cluster.startMs / 1000).toFixed(1)} s`);
+    const databases = ["temporal", "temporal_visibility"];
+    return { kind: "cluster", address: cluster.address, namespace: cluster.namespace, pid: cluster.pid, databases, stop: cluster.stop };
+  }
+  const dev = await startDevServer(dataDir, { port: await freePort(), uiPort: await freePort(), headless: true });
+  return { kind: "dev", address: dev.address, namespace: dev.spec.namespace, pid: dev.pid, databases: [], stop: dev.stop };
+}
+
+/** The process listening on 127.0.0.1:`port` or any address (by its socket's inode in /proc), if it is on this machine. */
+function listenerPid(port: number): number | undefined {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  const inodes = new Set<string>();
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    for (const line of (existsSync(table) ? readFileSync(table, "utf8") : "").split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f[1]?.endsWith(hex) && f[3] === "0A") inodes.add(`socket:[${f[9]}]`);
+    }
+  }
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      for (const fd of readdirSync(`/proc/${entry}/fd`)) if (inodes.has(readlinkSync(`/proc/${entry}/fd/${fd}`))) return Number(entry);
+    } catch {
+      /* exited, or not ours to read */
+    }
+  }
+  return undefined;
 }
 
 /** CPU seconds of each part of the orchestrator so far (the API's figure includes this process's client and samplers). */

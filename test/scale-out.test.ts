@@ -11,6 +11,8 @@ import { Client, Connection } from "@temporalio/client";
 import postgres from "postgres";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { ClusterService } from "../gen/axion/infrastructure/v1/cluster_service_pb.js";
+import { RolloutKind } from "../gen/axion/infrastructure/v1/plan_pb.js";
+import { RolloutService, RolloutStatus } from "../gen/axion/infrastructure/v1/rollout_service_pb.js";
 import { ServerService, ServerStatus } from "../gen/axion/infrastructure/v1/server_service_pb.js";
 import { type RunningDevServer, startDevServer } from "../temporal/dev-server.js";
 import { testCredentialsKey } from "./support/api.js";
@@ -20,12 +22,17 @@ import { freePort } from "./support/ports.js";
 import { startPostgres, type TestPostgres } from "./support/postgres.js";
 import { type ServiceProcess, startServiceProcess, waitForHealthy, waitForPolling } from "./support/service-process.js";
 import { startTcpBalancer, type TcpBalancer } from "./support/tcp-balancer.js";
+import { startTemporalCluster, type TemporalCluster } from "./support/temporal-cluster.js";
 import { buildImage, downHosts, type Fleet, hostExec, upHosts } from "./support/testhosts.js";
 
 /**
  * Scale-out as operators run it: two API processes and two worker processes (`main.ts api|worker`, each its
  * own OS process group) on one PostgreSQL and one Temporal server, bootstrapping real hosts.
+ * The Temporal server is a real one (go.temporal.io/server on the same PostgreSQL, SQL visibility:
+ * scripts/temporal-cluster/up.sh), as in production; AXION_SCALE_OUT_TEMPORAL=dev runs the same
+ * tests on the Temporal CLI's dev server instead.
  */
+const onRealServer = (process.env.AXION_SCALE_OUT_TEMPORAL ?? "cluster") !== "dev";
 const prefix = "pscale";
 const HOSTS = 3;
 /** Above the agent's 15 s request timeout: an agent whose connection hangs on a stalled API reconnects in time. */
@@ -36,7 +43,10 @@ const processes: ServiceProcess[] = [];
 let logDir: string;
 let devDir: string;
 let pg: TestPostgres;
-let dev: RunningDevServer;
+let dev: RunningDevServer | undefined;
+let cluster: TemporalCluster | undefined;
+let temporalAddress: string;
+let namespace: string;
 let temporal: Client;
 let temporalConnection: Connection;
 let fleet: Fleet;
@@ -62,6 +72,7 @@ function clients(i: number, token = adminToken) {
     clusters: createClient(ClusterService, transport),
     servers: createClient(ServerService, transport),
     agents: createClient(AgentService, transport),
+    rollouts: createClient(RolloutService, transport),
   };
 }
 type Api = ReturnType<typeof clients>;
@@ -69,8 +80,8 @@ type Api = ReturnType<typeof clients>;
 function commonEnv(): Record<string, string> {
   return {
     DATABASE_URL: pg.url,
-    TEMPORAL_ADDRESS: dev.address,
-    TEMPORAL_NAMESPACE: dev.spec.namespace,
+    TEMPORAL_ADDRESS: temporalAddress,
+    TEMPORAL_NAMESPACE: namespace,
     TEMPORAL_TASK_QUEUE: "axion-scale-out-test",
     CREDENTIALS_KEY: testCredentialsKey,
     AXION_ADMIN_TOKEN: adminToken,
@@ -127,9 +138,16 @@ before(async () => {
   logDir = mkdtempSync(join(tmpdir(), "axion-scale-out-logs-"));
   devDir = mkdtempSync(join(tmpdir(), "axion-scale-out-temporal-"));
   pg = await startPostgres();
-  dev = await startDevServer(devDir, { port: await freePort(), uiPort: await freePort(), headless: true });
-  temporalConnection = await Connection.connect({ address: dev.address });
-  temporal = new Client({ connection: temporalConnection, namespace: dev.spec.namespace });
+  if (onRealServer) {
+    cluster = startTemporalCluster(pg.url);
+    console.error(`real Temporal server up in ${cluster.startMs} ms (schema, start, namespace)`);
+    ({ address: temporalAddress, namespace } = cluster);
+  } else {
+    dev = await startDevServer(devDir, { port: await freePort(), uiPort: await freePort(), headless: true });
+    ({ address: temporalAddress, namespace } = { address: dev.address, namespace: dev.spec.namespace });
+  }
+  temporalConnection = await Connection.connect({ address: temporalAddress });
+  temporal = new Client({ connection: temporalConnection, namespace });
   apiPorts.push(await freePort(), await freePort());
   balancer = await startTcpBalancer(apiPorts);
   // Started together: migrations and the admin token are taken by whoever comes first.
@@ -143,6 +161,7 @@ after(async () => {
   await balancer?.close();
   await temporalConnection?.close();
   await dev?.stop();
+  await cluster?.stop();
   await pg?.stop();
   downHosts(prefix);
   if (devDir) rmSync(devDir, { recursive: true, force: true });
@@ -268,4 +287,44 @@ test("agents' heartbeats are taken by both APIs; one API stalled (SIGSTOP) past 
   await waitForHealthy(baseUrl(0), apis[0]!, 30_000);
   await new Promise((r) => setTimeout(r, 10_000));
   for (const s of servers) assert.equal(await statusOf(one, s.id), ServerStatus.ONLINE, `${s.host} is ONLINE after the stall`);
+});
+
+/** Workflows a visibility query finds: the Web UI's and `temporal workflow list --query`'s view. */
+async function visibleWorkflows(query: string, expected: number): Promise<string[]> {
+  // Visibility records are written by the server's own queue after the fact, and only ever added:
+  // once `expected` of them are there, they stay.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const ids: string[] = [];
+    for await (const w of temporal.workflow.list({ query })) ids.push(w.workflowId);
+    if (ids.length >= expected || Date.now() > deadline) return ids.sort();
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+test("a rollout runs through the same Temporal server, and visibility queries on our search attributes find every workflow", async () => {
+  assert.equal(servers.length, HOSTS, "the bootstraps ran");
+  const one = clients(0);
+  const { rollout } = await one.rollouts.startRollout({
+    kind: RolloutKind.TEST_CONNECTION,
+    target: { serverIds: servers.map((s) => s.id) },
+    strategy: { canarySize: 0, batchSize: { value: { case: "percent", value: 100 } } },
+  });
+  let last = rollout;
+  for await (const update of one.rollouts.watchRollout({ id: rollout!.id })) last = update.rollout;
+  assert.equal(last?.status, RolloutStatus.SUCCEEDED, `rollout ${RolloutStatus[last?.status ?? 0]}: ${last?.reason}`);
+  assert.equal(last?.counts?.succeeded, HOSTS);
+
+  const bootstraps = servers.map((s) => s.operationWorkflowId!).sort();
+  assert.deepEqual(await visibleWorkflows(`AxionWorkflowRole = "operation" AND AxionOperation = "bootstrap"`, HOSTS), bootstraps);
+  const first = servers[0]!;
+  assert.deepEqual(await visibleWorkflows(`AxionServerId = "${first.id}" AND AxionOperation = "bootstrap"`, 1), [
+    first.operationWorkflowId,
+  ]);
+  assert.deepEqual(await visibleWorkflows(`AxionWorkflowRole = "rollout" AND AxionRolloutId = "${rollout!.id}"`, 1), [rollout!.workflowId]);
+  const probes = await visibleWorkflows(`AxionWorkflowRole = "operation" AND AxionRolloutId = "${rollout!.id}"`, HOSTS);
+  assert.equal(probes.length, HOSTS, `one connection test per server: ${probes}`);
+  // The Web UI's default list (docs/provisioning.md): everything but the once-a-minute housekeeping.
+  const listed = await visibleWorkflows(`AxionWorkflowRole != "housekeeping"`, 2 * HOSTS + 1);
+  for (const id of [...bootstraps, rollout!.workflowId, ...probes]) assert.ok(listed.includes(id), `${id} in the Web UI's list`);
 });
