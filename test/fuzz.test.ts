@@ -7,6 +7,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { sql } from "drizzle-orm";
 import fc from "fast-check";
 import { issueAgentToken } from "../core/agents/agent-tokens.js";
+import { auditOutcomes } from "../core/kernel/kinds.js";
 import { finishOperation, startOperation } from "../core/operations/operations.js";
 import { AgentService } from "../gen/axion/infrastructure/v1/agent_service_pb.js";
 import { ClusterService } from "../gen/axion/infrastructure/v1/cluster_service_pb.js";
@@ -158,25 +159,8 @@ function bearer(token: string): Interceptor {
   };
 }
 
-const grpcCodes = [
-  "ok",
-  "canceled",
-  "unknown",
-  "invalid_argument",
-  "deadline_exceeded",
-  "not_found",
-  "already_exists",
-  "permission_denied",
-  "resource_exhausted",
-  "failed_precondition",
-  "aborted",
-  "out_of_range",
-  "unimplemented",
-  "internal",
-  "unavailable",
-  "data_loss",
-  "unauthenticated",
-];
+/** Code names by their number on the wire (the audit trail's outcomes list them in that order). */
+const grpcCodes: readonly string[] = auditOutcomes;
 
 const envelope = (payload: Buffer): Buffer => {
   const header = Buffer.alloc(5);
